@@ -1,0 +1,324 @@
+/* engine.c - status and logging, threads, the random generator, the arena and the tape. */
+#include "internal.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* ---- status, errors, logging ------------------------------------------------------------ */
+
+static const char *const status_names[DFS_STATUS_COUNT] = {
+    "ok", "bad argument", "i/o error", "bad file format", "shape mismatch",
+    "out of memory", "not a number", "interrupted",
+};
+
+const char *dfs_status_str(dfs_status s) {
+    return (s >= 0 && s < DFS_STATUS_COUNT) ? status_names[s] : "unknown status";
+}
+
+static _Thread_local char last_error[512];
+
+void dfs_set_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    va_end(ap);
+}
+
+const char *dfs_last_error(void) { return last_error; }
+
+static dfs_log_fn log_fn;
+static void *log_user;
+
+void dfs_set_log(dfs_log_fn fn, void *user) {
+    log_fn = fn;
+    log_user = user;
+}
+
+void dfs_log(dfs_log_level level, const char *fmt, ...) {
+    if (!log_fn) return;
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    log_fn(level, buf, log_user);
+}
+
+void dfs_assert_fail(const char *file, int line, const char *expr) {
+    fprintf(stderr, "diffuse: assertion failed at %s:%d: %s\n", file, line, expr);
+    abort();
+}
+
+/* ---- threads ------------------------------------------------------------------------------ */
+
+static int n_threads = 1;
+
+void dfs_set_threads(int n) {
+    if (n < 1) n = 1;
+    n_threads = n;
+#ifdef _OPENMP
+    omp_set_num_threads(n);
+#endif
+    openblas_set_num_threads(n);
+}
+
+int dfs_get_threads(void) { return n_threads; }
+
+/* ---- random numbers: xoshiro256** (Blackman & Vigna 2018), seeded with splitmix64 -------- */
+
+static uint64_t splitmix64(uint64_t *x) {
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+void dfs_rng_seed(dfs_rng *r, uint64_t seed) {
+    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&seed);
+    r->has_spare = 0;
+    r->spare = 0.0f;
+}
+
+static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+uint64_t dfs_rng_u64(dfs_rng *r) {
+    uint64_t *s = r->s;
+    uint64_t result = rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+float dfs_rng_uniform(dfs_rng *r) { return (float)(dfs_rng_u64(r) >> 40) * (1.0f / 16777216.0f); }
+
+uint32_t dfs_rng_below(dfs_rng *r, uint32_t n) {
+    /* Lemire's multiply-shift with rejection: exactly uniform. */
+    uint64_t m = (uint64_t)(uint32_t)(dfs_rng_u64(r) >> 32) * n;
+    uint32_t lo = (uint32_t)m;
+    if (lo < n) {
+        uint32_t thresh = (uint32_t)(-n) % n;
+        while (lo < thresh) {
+            m = (uint64_t)(uint32_t)(dfs_rng_u64(r) >> 32) * n;
+            lo = (uint32_t)m;
+        }
+    }
+    return (uint32_t)(m >> 32);
+}
+
+float dfs_rng_normal(dfs_rng *r) {
+    if (r->has_spare) {
+        r->has_spare = 0;
+        return r->spare;
+    }
+    /* Box-Muller (1958): two uniforms give two independent standard normals. */
+    double u1 = ((double)(dfs_rng_u64(r) >> 11) + 1.0) * (1.0 / 9007199254740992.0); /* (0,1] */
+    double u2 = (double)(dfs_rng_u64(r) >> 11) * (1.0 / 9007199254740992.0);
+    double rad = sqrt(-2.0 * log(u1));
+    r->spare = (float)(rad * sin(2.0 * M_PI * u2));
+    r->has_spare = 1;
+    return (float)(rad * cos(2.0 * M_PI * u2));
+}
+
+void dfs_rng_fill_normal(dfs_rng *r, float *out, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = dfs_rng_normal(r);
+}
+
+/* ---- the graph: an arena of chunks and a tape of nodes ------------------------------------ */
+
+typedef struct chunk {
+    struct chunk *next;
+    size_t cap, used;
+    unsigned char *mem;
+} chunk;
+
+struct dfs_graph {
+    chunk *head;      /* current chunk (newest first) */
+    size_t used;      /* bytes handed out since reset */
+    size_t reserved;  /* total capacity of all chunks */
+    size_t peak;
+    dfs_node **tape;
+    int ntape, captape;
+    int grad_enabled;
+    int training;
+    dfs_rng *rng;
+};
+
+#define ARENA_ALIGN 64
+#define ARENA_MIN (1u << 20)
+
+static chunk *chunk_new(size_t cap) {
+    chunk *c = malloc(sizeof *c);
+    if (!c) return NULL;
+    c->mem = aligned_alloc(ARENA_ALIGN, (cap + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN);
+    if (!c->mem) {
+        free(c);
+        return NULL;
+    }
+    c->cap = cap;
+    c->used = 0;
+    c->next = NULL;
+    return c;
+}
+
+dfs_graph *dfs_graph_new(void) {
+    dfs_graph *g = calloc(1, sizeof *g);
+    if (!g) return NULL;
+    g->grad_enabled = 1;
+    return g;
+}
+
+static void free_chunks(chunk *c) {
+    while (c) {
+        chunk *n = c->next;
+        free(c->mem);
+        free(c);
+        c = n;
+    }
+}
+
+void dfs_graph_free(dfs_graph *g) {
+    if (!g) return;
+    free_chunks(g->head);
+    free(g->tape);
+    free(g);
+}
+
+void dfs_graph_reset(dfs_graph *g) {
+    /* If the last step needed more than one chunk, replace them all with one chunk big enough
+     * for the whole step, so that later steps never allocate. */
+    if (g->head && g->head->next) {
+        size_t total = g->reserved;
+        free_chunks(g->head);
+        g->head = chunk_new(total);
+        DFS_ASSERT(g->head != NULL);
+        g->reserved = total;
+    }
+    if (g->head) g->head->used = 0;
+    g->used = 0;
+    g->ntape = 0;
+}
+
+void dfs_graph_set_grad(dfs_graph *g, int enabled) { g->grad_enabled = enabled; }
+int dfs_graph_grad_enabled(const dfs_graph *g) { return g->grad_enabled; }
+void dfs_graph_set_training(dfs_graph *g, int training, dfs_rng *rng) {
+    g->training = training;
+    g->rng = rng;
+}
+int dfs_graph_training(const dfs_graph *g) { return g->training; }
+dfs_rng *dfs_graph_rng(dfs_graph *g) { return g->rng; }
+size_t dfs_graph_bytes_used(const dfs_graph *g) { return g->used; }
+size_t dfs_graph_bytes_reserved(const dfs_graph *g) { return g->reserved; }
+
+void *dfs_graph_alloc(dfs_graph *g, size_t bytes) {
+    size_t need = (bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
+    if (need < bytes) dfs_assert_fail(__FILE__, __LINE__, "arena size overflow");
+    if (!g->head || g->head->used + need > g->head->cap) {
+        size_t cap = g->reserved > ARENA_MIN ? g->reserved : ARENA_MIN;
+        if (cap < need) cap = need;
+        chunk *c = chunk_new(cap);
+        if (!c) dfs_assert_fail(__FILE__, __LINE__, "out of memory for activations");
+        c->next = g->head;
+        g->head = c;
+        g->reserved += cap;
+    }
+    void *p = g->head->mem + g->head->used;
+    g->head->used += need;
+    g->used += need;
+    if (g->used > g->peak) g->peak = g->used;
+    return p;
+}
+
+size_t dfs_shape_numel(int ndim, const int *shape) {
+    size_t n = 1;
+    for (int i = 0; i < ndim; i++) {
+        DFS_ASSERT(shape[i] >= 0);
+        n *= (size_t)shape[i];
+    }
+    return n;
+}
+
+static dfs_tensor *tensor_header(dfs_graph *g, int ndim, const int *shape) {
+    DFS_ASSERT(ndim >= 0 && ndim <= DFS_MAXDIM);
+    dfs_tensor *t = dfs_graph_alloc(g, sizeof *t);
+    memset(t, 0, sizeof *t);
+    t->ndim = ndim;
+    for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
+    t->n = dfs_shape_numel(ndim, shape);
+    return t;
+}
+
+dfs_tensor *dfs_tensor_new(dfs_graph *g, int ndim, const int *shape) {
+    dfs_tensor *t = tensor_header(g, ndim, shape);
+    t->data = dfs_graph_alloc(g, t->n * sizeof(float));
+    return t;
+}
+
+dfs_tensor *dfs_tensor_zeros(dfs_graph *g, int ndim, const int *shape) {
+    dfs_tensor *t = dfs_tensor_new(g, ndim, shape);
+    memset(t->data, 0, t->n * sizeof(float));
+    return t;
+}
+
+dfs_tensor *dfs_tensor_wrap(dfs_graph *g, float *data, int ndim, const int *shape) {
+    dfs_tensor *t = tensor_header(g, ndim, shape);
+    t->data = data;
+    return t;
+}
+
+dfs_tensor *dfs_tensor_like(dfs_graph *g, const dfs_tensor *x) {
+    return dfs_tensor_new(g, x->ndim, x->shape);
+}
+
+dfs_node *dfs_record(dfs_graph *g, dfs_backward_fn fn, dfs_tensor *out, int nin,
+                     dfs_tensor *const *in) {
+    if (!g->grad_enabled) return NULL;
+    int any = 0;
+    for (int i = 0; i < nin; i++) any |= in[i] && in[i]->requires_grad;
+    if (!any) return NULL;
+    DFS_ASSERT(nin <= 4);
+    dfs_node *n = dfs_graph_alloc(g, sizeof *n);
+    memset(n, 0, sizeof *n);
+    n->backward = fn;
+    n->out = out;
+    n->nin = nin;
+    for (int i = 0; i < nin; i++) n->in[i] = in[i];
+    out->requires_grad = 1;
+    if (g->ntape == g->captape) {
+        int cap = g->captape ? 2 * g->captape : 256;
+        dfs_node **t = realloc(g->tape, (size_t)cap * sizeof *t);
+        if (!t) dfs_assert_fail(__FILE__, __LINE__, "out of memory for the tape");
+        g->tape = t;
+        g->captape = cap;
+    }
+    g->tape[g->ntape++] = n;
+    return n;
+}
+
+float *dfs_grad(dfs_graph *g, dfs_tensor *t) {
+    if (!t->grad) {
+        t->grad = dfs_graph_alloc(g, t->n * sizeof(float));
+        memset(t->grad, 0, t->n * sizeof(float));
+    }
+    return t->grad;
+}
+
+void dfs_backward(dfs_graph *g, dfs_tensor *loss) {
+    DFS_ASSERT(loss->n == 1);
+    if (!loss->requires_grad) return;
+    dfs_grad(g, loss)[0] += 1.0f;
+    for (int i = g->ntape - 1; i >= 0; i--) {
+        dfs_node *n = g->tape[i];
+        if (n->out->grad) n->backward(g, n);
+    }
+}

@@ -1,0 +1,15 @@
+#!/bin/sh
+# Installs the Debian packages diffuse needs to build and test, if any are missing.
+# Runs apt-get as root, or through sudo.
+PKGS="build-essential pkg-config libopenblas-dev liblapacke-dev zlib1g-dev libpng-dev libcjson-dev dataset-fashion-mnist python3-torch python3-numpy"
+missing=""
+for p in $PKGS; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "setup: installing$missing"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq || { echo "setup: apt-get update failed" >&2; exit 1; }
+$SUDO apt-get install -y -qq $missing >/dev/null || { echo "setup: apt-get install failed for:$missing" >&2; exit 1; }
