@@ -148,6 +148,8 @@ dfs_tensor *dfs_tensor_wrap(dfs_graph *g, float *data, int ndim, const int *shap
 /* Reverse-mode differentiation: loss must be a scalar (n == 1). Walks the tape backwards;
  * gradients are accumulated (+=) into every tensor that requires grad, parameters included. */
 void dfs_backward(dfs_graph *g, dfs_tensor *loss);
+/* The same from any output, seeded with dout (out->n floats): vector-Jacobian products. */
+void dfs_backward_grad(dfs_graph *g, dfs_tensor *out, const float *dout);
 
 /* --- Ops. Each returns a new arena tensor and records a backward on the tape. ------------- */
 /* Size key: N batch, C channels (Ci in, Co out), H W height width, L length, K kernel,

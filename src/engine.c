@@ -315,8 +315,14 @@ float *dfs_grad(dfs_graph *g, dfs_tensor *t) {
 
 void dfs_backward(dfs_graph *g, dfs_tensor *loss) {
     DFS_ASSERT(loss->n == 1);
-    if (!loss->requires_grad) return;
-    dfs_grad(g, loss)[0] += 1.0f;
+    float one = 1.0f;
+    dfs_backward_grad(g, loss, &one);
+}
+
+void dfs_backward_grad(dfs_graph *g, dfs_tensor *out, const float *dout) {
+    if (!out->requires_grad) return;
+    float *d = dfs_grad(g, out);
+    for (size_t i = 0; i < out->n; i++) d[i] += dout[i];
     for (int i = g->ntape - 1; i >= 0; i--) {
         dfs_node *n = g->tape[i];
         if (n->out->grad) n->backward(g, n);
