@@ -14,10 +14,12 @@ CLI_SRC  := $(wildcard cli/*.c)
 CLI_OBJ  := $(CLI_SRC:cli/%.c=$(BUILD)/cli/%.o)
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TOOL_SRC := $(wildcard tools/*.c)
+TOOL_BIN := $(TOOL_SRC:tools/%.c=$(BUILD)/tools/%)
 
 .PHONY: all setup test test-asan demo bench clean format
 
-all: $(BUILD)/libdiffuse.a $(BUILD)/diffuse $(TEST_BIN)
+all: $(BUILD)/libdiffuse.a $(BUILD)/diffuse $(TEST_BIN) $(TOOL_BIN)
 
 setup:
 	@sh tools/setup.sh
@@ -37,6 +39,10 @@ $(BUILD)/diffuse: $(CLI_OBJ) $(BUILD)/libdiffuse.a
 	$(CC) $(CFLAGS) $(OMP) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c tests/check.h $(BUILD)/libdiffuse.a
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) $(OMP) $(CPPFLAGS) -o $@ $< $(BUILD)/libdiffuse.a $(LDLIBS)
+
+$(BUILD)/tools/%: tools/%.c $(BUILD)/libdiffuse.a
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) $(OMP) $(CPPFLAGS) -o $@ $< $(BUILD)/libdiffuse.a $(LDLIBS)
 

@@ -372,10 +372,89 @@ dfs_status dfs_sample(const dfs_schedule *s, const dfs_sampler_config *c, dfs_mo
                       float *x, dfs_sample_cb cb, void *cb_user);
 
 /* ------------------------------------------------------------------------------------------ */
-/* Data sets and files                                                                         */
+/* Models: a U-Net with its diffusion settings                                                 */
 /* ------------------------------------------------------------------------------------------ */
 
 typedef struct {
+    dfs_unet_config unet;
+    dfs_schedule_kind schedule; /* linear */
+    int T;                      /* 1000 */
+    dfs_prediction prediction;  /* eps */
+} dfs_model_config;
+
+typedef struct {
+    dfs_model_config cfg;
+    dfs_unet *net;
+    dfs_schedule sched;
+    dfs_graph *g;      /* for no-grad inference */
+    int max_batch;     /* images per inference pass (64) */
+} dfs_model;
+
+/* Build a model with freshly initialised weights (seeded). NULL on error (dfs_last_error). */
+dfs_model *dfs_model_new(const dfs_model_config *c, uint64_t seed);
+void dfs_model_free(dfs_model *m);
+/* dfs_model_fn for the samplers: user is a dfs_model *. No-grad, eval mode, in chunks of
+ * max_batch images. */
+void dfs_model_predict(void *model, const float *x, const int *t, const int *labels, int n,
+                       float *out);
+/* Swap the live weights with the EMA weights (call again to swap back). */
+void dfs_params_swap_ema(dfs_params *p);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Checkpoints (safetensors; names in docs/CHECKPOINTS.md)                                     */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct {
+    long step;           /* optimiser steps done */
+    long images_seen;
+    uint64_t seed;       /* the run's seed (data order is derived from it) */
+    dfs_rng rng;         /* the training generator, saved for exact resume */
+    double wall_seconds; /* training time so far */
+} dfs_train_state;
+
+typedef enum {
+    DFS_CKPT_FULL,      /* weights, EMA, AdamW moments, state: resumable */
+    DFS_CKPT_SAMPLING,  /* EMA weights only (stored as the weights), float32 */
+    DFS_CKPT_SAMPLING_F16, /* the same in float16 */
+    DFS_CKPT_COUNT
+} dfs_ckpt_kind;
+
+/* Write atomically. train_json (may be NULL) is stored as the "train" metadata. */
+dfs_status dfs_checkpoint_save(const char *path, const dfs_model *m, const dfs_train_state *st,
+                               const char *train_json, dfs_ckpt_kind kind);
+/* Load a checkpoint: builds the model from its metadata and loads weights (and EMA, optimiser
+ * state and *st when present and st != NULL). *has_optim tells whether it is resumable. */
+dfs_status dfs_checkpoint_load(const char *path, dfs_model **m, dfs_train_state *st,
+                               int *has_optim, char **train_json);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Training                                                                                    */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct {
+    int batch;             /* 64 */
+    dfs_adamw_config opt;
+    float cond_drop;       /* probability of replacing a label with "no class" (0.1) */
+} dfs_train_config;
+
+void dfs_train_config_default(dfs_train_config *c);
+
+typedef struct dfs_trainer dfs_trainer;
+struct dfs_dataset;
+/* The trainer keeps a reference to m and data (both must outlive it). Data must match the
+ * model's image size and channels (DFS_ERR_SHAPE otherwise). */
+dfs_status dfs_trainer_new(dfs_trainer **out, dfs_model *m, const dfs_train_config *c,
+                           const struct dfs_dataset *data, dfs_train_state *st);
+void dfs_trainer_free(dfs_trainer *t);
+/* One step: batch, noise, forward, loss, backward, AdamW, EMA. Returns the loss in *loss.
+ * DFS_ERR_NAN (weights untouched) if the loss or gradient is not finite. */
+dfs_status dfs_trainer_step(dfs_trainer *t, float *loss);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Data sets and files                                                                         */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct dfs_dataset {
     int n, c, h, w;
     uint8_t *pixels;  /* n * c * h * w, NCHW, 0..255 */
     int *labels;      /* n labels or NULL */

@@ -1,0 +1,288 @@
+/* cmd_misc.c - diffuse noise, info and bench. */
+#include "common.h"
+
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- noise ----------------------------------------------------------------------------------- */
+
+static const char *noise_help =
+    "usage: diffuse noise (--data SRC --index I | --image PNG) --out FILE.png [options]\n"
+    "\n"
+    "Show the forward process q(x_t | x_0) = N(sqrt(abar_t) x_0, (1 - abar_t) I) on one image:\n"
+    "the original, then x_t at each requested step, side by side.\n"
+    "\n"
+    "  --data SRC          fashion-mnist, fashion-mnist-test, a PNG folder or an IDX file\n"
+    "  --index I           which image of the data (default 0)\n"
+    "  --image PNG         a single PNG instead (kept at its size; gray or RGB)\n"
+    "  --at LIST           comma-separated steps in 0..T-1 (default 0,100,250,500,999)\n"
+    "  --schedule NAME     linear (default) or cosine\n"
+    "  --T N               diffusion steps (default 1000)\n"
+    "  --seed S            noise seed (default 0)\n"
+    "  --out FILE.png      the strip\n";
+
+int cmd_noise(int argc, char **argv) {
+    const char *data = NULL, *image = NULL, *at = "0,100,250,500,999", *out = NULL;
+    long index = 0, T = 1000;
+    int schedule = DFS_SCHEDULE_LINEAR;
+    uint64_t seed = 0;
+    enum { O_DATA = 256, O_INDEX, O_IMAGE, O_AT, O_SCHED, O_T, O_SEED, O_OUT };
+    static const struct option opts[] = {
+        {"data", required_argument, 0, O_DATA}, {"index", required_argument, 0, O_INDEX},
+        {"image", required_argument, 0, O_IMAGE}, {"at", required_argument, 0, O_AT},
+        {"schedule", required_argument, 0, O_SCHED}, {"T", required_argument, 0, O_T},
+        {"seed", required_argument, 0, O_SEED}, {"out", required_argument, 0, O_OUT},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int o;
+    optind = 1;
+    opterr = 0;
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (o) {
+        case 'h': fputs(noise_help, stdout); return 0;
+        case O_DATA: data = optarg; break;
+        case O_IMAGE: image = optarg; break;
+        case O_AT: at = optarg; break;
+        case O_OUT: out = optarg; break;
+        case O_INDEX: if (cli_int("--index", optarg, 0, 1000000000, &index)) return 2; break;
+        case O_T: if (cli_int("--T", optarg, 2, 100000, &T)) return 2; break;
+        case O_SEED: if (cli_u64("--seed", optarg, &seed)) return 2; break;
+        case O_SCHED: if ((schedule = dfs_schedule_from_name(optarg)) < 0) return cli_fail("--schedule must be linear or cosine, not '%s'", optarg); break;
+        default: return cli_fail("noise: unknown or incomplete option '%s' (see diffuse noise --help)", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) return cli_fail("noise: unexpected argument '%s'", argv[optind]);
+    if (!out || !ends_with(out, ".png")) return cli_fail("noise: --out FILE.png is required");
+    if (!!data == !!image) return cli_fail("noise: give exactly one of --data SRC or --image PNG");
+
+    int steps[64], ns = 0;
+    for (const char *p = at; *p;) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 0 || v >= T || (*end && *end != ',') || ns == 64)
+            return cli_fail("--at expects up to 64 comma-separated steps in 0..%ld, got '%s'", T - 1, at);
+        steps[ns++] = (int)v;
+        p = *end ? end + 1 : end;
+    }
+    if (ns == 0) return cli_fail("--at is empty");
+
+    uint8_t *px = NULL;
+    int c, h, w;
+    dfs_status s;
+    if (image) {
+        s = dfs_png_read(image, &px, &c, &h, &w);
+        if (s != DFS_OK) return cli_fail_status(s);
+    } else {
+        dfs_dataset d;
+        memset(&d, 0, sizeof d);
+        s = cli_load_data(&d, data, NULL, 28, 1, 0);
+        if (s != DFS_OK) return cli_fail_status(s);
+        if (index >= d.n) {
+            dfs_dataset_free(&d);
+            return cli_fail("--index %ld is out of range: %s has %d images", index, data, d.n);
+        }
+        c = d.c, h = d.h, w = d.w;
+        px = malloc((size_t)c * h * w);
+        if (px) memcpy(px, d.pixels + (size_t)index * c * h * w, (size_t)c * h * w);
+        dfs_dataset_free(&d);
+        if (!px) return cli_fail("out of memory");
+    }
+    size_t dim = (size_t)c * h * w;
+    dfs_schedule sch;
+    if ((s = dfs_schedule_init(&sch, schedule, (int)T)) != DFS_OK) {
+        free(px);
+        return cli_fail_status(s);
+    }
+    float *frames = malloc((size_t)(ns + 1) * dim * sizeof(float)), *eps = malloc(dim * sizeof(float));
+    int rc = 0;
+    if (!frames || !eps) rc = cli_fail("out of memory");
+    else {
+        for (size_t k = 0; k < dim; k++) frames[k] = px[k] / 127.5f - 1.0f;
+        dfs_rng rng;
+        dfs_rng_seed(&rng, seed);
+        dfs_rng_fill_normal(&rng, eps, dim); /* the same noise at every step, so the strip shows the schedule */
+        for (int i = 0; i < ns; i++) dfs_q_sample(&sch, steps[i], frames, eps, frames + (size_t)(i + 1) * dim, dim);
+        s = dfs_png_write_grid(out, frames, ns + 1, c, h, w, ns + 1);
+        if (s != DFS_OK) rc = cli_fail_status(s);
+        else fprintf(stderr, "wrote %s: original, then t = %s (%s schedule, T = %ld)\n", out, at, dfs_schedule_names[schedule], T);
+    }
+    free(frames);
+    free(eps);
+    free(px);
+    dfs_schedule_free(&sch);
+    return rc;
+}
+
+/* ---- info ------------------------------------------------------------------------------------ */
+
+int cmd_info(int argc, char **argv) {
+    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        fputs("usage: diffuse info CKPT\n\nPrint a checkpoint's model configuration, parameter count and training state.\n", stdout);
+        return 0;
+    }
+    if (argc != 2) return cli_fail("usage: diffuse info CKPT");
+    dfs_model *m;
+    dfs_train_state st;
+    int has_optim;
+    char *tj = NULL;
+    dfs_status s = dfs_checkpoint_load(argv[1], &m, &st, &has_optim, &tj);
+    if (s != DFS_OK) return cli_fail_status(s);
+    const dfs_unet_config *u = &m->cfg.unet;
+    printf("checkpoint:   %s (%s)\n", argv[1], has_optim ? "resumable: weights, EMA, AdamW state" : "sampling weights");
+    printf("model:        U-Net %dx%dx%d, base channels %d, multipliers", u->in_channels, u->image_size, u->image_size, u->base_channels);
+    for (int l = 0; l < u->nlevels; l++) printf("%s%d", l ? "," : " ", u->mult[l]);
+    printf(", attention at");
+    int any = 0;
+    for (int l = 0; l < u->nlevels; l++)
+        if (u->attn[l]) printf("%s%dx%d", any++ ? "," : " ", u->image_size >> l, u->image_size >> l);
+    if (!any) printf(" none");
+    printf(", blocks %d/%d, groups %d, dropout %g\n", u->enc_blocks, u->dec_blocks, u->groups, u->dropout);
+    if (u->num_classes) printf("conditioning: %d classes (+1 null row for guidance)\n", u->num_classes);
+    else printf("conditioning: none (unconditional)\n");
+    printf("parameters:   %zu\n", m->net->params->n);
+    printf("diffusion:    %s schedule, T = %d, predicts %s\n", dfs_schedule_names[m->cfg.schedule], m->cfg.T, dfs_prediction_names[m->cfg.prediction]);
+    printf("flops:        %.3f GFLOP per image forward\n", dfs_unet_flops(u) * 1e-9);
+    if (st.step > 0 || st.images_seen > 0) {
+        printf("step:         %ld\n", st.step);
+        printf("images seen:  %ld\n", st.images_seen);
+        printf("train time:   %.1f s\n", st.wall_seconds);
+    }
+    if (tj) printf("training:     %s\n", tj);
+    free(tj);
+    dfs_model_free(m);
+    return 0;
+}
+
+/* ---- bench ----------------------------------------------------------------------------------- */
+
+static const char *bench_help =
+    "usage: diffuse bench [--preset fmnist] [--batch 64] [--threads 2] [--steps 5] [--json]\n"
+    "\n"
+    "After one warm-up step, time full training steps (forward, backward, AdamW) and no-grad\n"
+    "forward passes on random data, and print images/s for each, the parameter count, the\n"
+    "achieved GFLOP/s and the peak RSS.\n"
+    "\n"
+    "  --preset NAME   model (fmnist, small)\n"
+    "  --batch N       images per step (default 64)\n"
+    "  --threads N     threads (default 2)\n"
+    "  --steps N       timed steps of each kind (default 5)\n"
+    "  --sample        also time DDIM sampling of --batch images in 50 steps\n"
+    "  --json          print one JSON object instead of text\n";
+
+int cmd_bench(int argc, char **argv) {
+    const char *preset = "fmnist";
+    long batch = 64, threads = 2, steps = 5;
+    int json = 0, sample = 0;
+    enum { O_PRESET = 256, O_BATCH, O_THREADS, O_STEPS, O_JSON, O_SAMPLE };
+    static const struct option opts[] = {
+        {"preset", required_argument, 0, O_PRESET}, {"batch", required_argument, 0, O_BATCH},
+        {"threads", required_argument, 0, O_THREADS}, {"steps", required_argument, 0, O_STEPS},
+        {"json", no_argument, 0, O_JSON}, {"sample", no_argument, 0, O_SAMPLE},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int o;
+    optind = 1;
+    opterr = 0;
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (o) {
+        case 'h': fputs(bench_help, stdout); return 0;
+        case O_PRESET: preset = optarg; break;
+        case O_JSON: json = 1; break;
+        case O_SAMPLE: sample = 1; break;
+        case O_BATCH: if (cli_int("--batch", optarg, 1, 4096, &batch)) return 2; break;
+        case O_THREADS: if (cli_int("--threads", optarg, 1, 256, &threads)) return 2; break;
+        case O_STEPS: if (cli_int("--steps", optarg, 1, 100000, &steps)) return 2; break;
+        default: return cli_fail("bench: unknown or incomplete option '%s' (see diffuse bench --help)", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) return cli_fail("bench: unexpected argument '%s'", argv[optind]);
+    dfs_set_threads((int)threads);
+    dfs_model_config mc;
+    dfs_status s = dfs_unet_config_preset(&mc.unet, preset);
+    if (s != DFS_OK) return cli_fail_status(s);
+    mc.schedule = DFS_SCHEDULE_LINEAR;
+    mc.T = 1000;
+    mc.prediction = DFS_PRED_EPS;
+    dfs_model *m = dfs_model_new(&mc, 0);
+    if (!m) return cli_fail_status(DFS_ERR_ARG);
+    const dfs_unet_config *u = &m->cfg.unet;
+    const size_t dim = (size_t)u->in_channels * u->image_size * u->image_size;
+
+    /* random images stand in for data: the cost does not depend on the pixels */
+    dfs_dataset d = {.n = (int)batch, .c = u->in_channels, .h = u->image_size, .w = u->image_size};
+    d.pixels = malloc((size_t)batch * dim);
+    d.labels = malloc((size_t)batch * sizeof(int));
+    d.num_classes = u->num_classes;
+    float *x = malloc((size_t)batch * dim * sizeof(float)), *y = malloc((size_t)batch * dim * sizeof(float));
+    int *t = malloc((size_t)batch * sizeof(int));
+    if (!d.pixels || !d.labels || !x || !y || !t) {
+        dfs_model_free(m);
+        return cli_fail("out of memory");
+    }
+    dfs_rng rng;
+    dfs_rng_seed(&rng, 1);
+    for (size_t i = 0; i < (size_t)batch * dim; i++) d.pixels[i] = (uint8_t)dfs_rng_below(&rng, 256);
+    for (long i = 0; i < batch; i++) {
+        d.labels[i] = u->num_classes ? (int)dfs_rng_below(&rng, (uint32_t)u->num_classes) : 0;
+        t[i] = (int)dfs_rng_below(&rng, 1000);
+    }
+    dfs_rng_fill_normal(&rng, x, (size_t)batch * dim);
+
+    dfs_train_config tc;
+    dfs_train_config_default(&tc);
+    tc.batch = (int)batch;
+    dfs_train_state st = {.seed = 1};
+    dfs_rng_seed(&st.rng, 2);
+    dfs_trainer *tr;
+    if ((s = dfs_trainer_new(&tr, m, &tc, &d, &st)) != DFS_OK) return cli_fail_status(s);
+    float loss;
+    dfs_trainer_step(tr, &loss); /* warm-up: the arena grows to its final size here */
+    double t0 = cli_now();
+    for (long i = 0; i < steps; i++) dfs_trainer_step(tr, &loss);
+    double train_s = (cli_now() - t0) / steps;
+    m->max_batch = (int)batch;
+    dfs_model_predict(m, x, t, u->num_classes ? d.labels : NULL, (int)batch, y);
+    t0 = cli_now();
+    for (long i = 0; i < steps; i++) dfs_model_predict(m, x, t, u->num_classes ? d.labels : NULL, (int)batch, y);
+    double fwd_s = (cli_now() - t0) / steps;
+    double sample_s = -1;
+    if (sample) {
+        dfs_sampler_config sc;
+        dfs_sampler_config_default(&sc);
+        sc.kind = DFS_SAMPLER_DDIM;
+        sc.steps = 50;
+        sc.null_label = u->num_classes;
+        sc.guidance = 1.0f;
+        t0 = cli_now();
+        dfs_sample(&m->sched, &sc, dfs_model_predict, m, u->num_classes ? d.labels : NULL, (int)batch, dim, &rng, y, NULL, NULL);
+        sample_s = cli_now() - t0;
+    }
+    double flops = dfs_unet_flops(u);
+    double train_ips = batch / train_s, fwd_ips = batch / fwd_s;
+    double rss = cli_peak_rss_mb();
+    if (json) {
+        printf("{\"preset\": \"%s\", \"batch\": %ld, \"threads\": %ld, \"params\": %zu, "
+               "\"train_img_per_s\": %.3f, \"forward_img_per_s\": %.3f, "
+               "\"train_gflops\": %.3f, \"forward_gflops\": %.3f, \"gflop_per_image_forward\": %.4f, "
+               "\"peak_rss_mb\": %.1f",
+               preset, batch, threads, m->net->params->n, train_ips, fwd_ips, train_ips * 3 * flops * 1e-9,
+               fwd_ips * flops * 1e-9, flops * 1e-9, rss);
+        if (sample_s >= 0) printf(", \"ddim50_sample_s\": %.3f", sample_s);
+        printf("}\n");
+    } else {
+        printf("preset %s, batch %ld, %ld threads, %zu parameters, %.3f GFLOP per image forward\n", preset, batch,
+               threads, m->net->params->n, flops * 1e-9);
+        printf("train:    %8.2f img/s  (%.1f ms/step, ~%.1f GFLOP/s counting backward as 2x forward)\n", train_ips,
+               train_s * 1e3, train_ips * 3 * flops * 1e-9);
+        printf("forward:  %8.2f img/s  (%.1f ms/batch, %.1f GFLOP/s)\n", fwd_ips, fwd_s * 1e3, fwd_ips * flops * 1e-9);
+        if (sample_s >= 0) printf("sampling: %ld images, DDIM 50 steps: %.2f s\n", batch, sample_s);
+        printf("peak RSS: %.1f MB\n", rss);
+    }
+    dfs_trainer_free(tr);
+    free(d.pixels);
+    free(d.labels);
+    free(x);
+    free(y);
+    free(t);
+    dfs_model_free(m);
+    return 0;
+}

@@ -1,0 +1,240 @@
+/* cmd_sample.c - diffuse sample: DDPM or DDIM sampling with classifier-free guidance, to a PNG
+ * grid or a .npy array, with an optional reverse-diffusion trajectory picture. */
+#include "common.h"
+
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *sample_help =
+    "usage: diffuse sample --model CKPT --out FILE.png|FILE.npy [options]\n"
+    "\n"
+    "Draw images from a trained model, starting from Gaussian noise and running the reverse\n"
+    "process. Uses the checkpoint's EMA weights when it has them.\n"
+    "\n"
+    "  --model CKPT        checkpoint (.safetensors) written by diffuse train\n"
+    "  --out FILE          FILE.png: a grid; FILE.npy: uint8 array N x H x W x C, and for a\n"
+    "                      class model the labels in FILE.labels.npy\n"
+    "  --n N               number of images (default 64)\n"
+    "  --class K|all       class to draw (0..classes-1); 'all' cycles through the classes\n"
+    "                      (default all for a class model)\n"
+    "  --guidance W        classifier-free guidance: eps = eps_u + W (eps_c - eps_u);\n"
+    "                      1 = conditional only (default), 0 = unconditional\n"
+    "  --sampler NAME      ddpm (ancestral, default) or ddim\n"
+    "  --steps N           network evaluations (default: T for ddpm, 50 for ddim); steps are\n"
+    "                      evenly spaced over 0..T-1 (docs/DIFFUSION.md)\n"
+    "  --eta E             DDIM noise (0 = deterministic, default)\n"
+    "  --variance NAME     DDPM variance: beta-tilde (default) or beta\n"
+    "  --seed S            random seed (default 0)\n"
+    "  --threads N         threads (default 2)\n"
+    "  --cols N            grid columns (default: classes for a class model, else 8)\n"
+    "  --trajectory FILE   also write a PNG whose rows are samples and whose columns are\n"
+    "                      x_t at evenly spaced steps from pure noise to the result\n"
+    "  --raw               use the raw weights instead of the EMA weights\n";
+
+#define TRAJ_COLS 10
+#define TRAJ_ROWS 8
+
+typedef struct {
+    float *frames; /* (TRAJ_COLS, rows, dim) */
+    int rows, ncap, steps;
+    size_t dim;
+} traj;
+
+static void traj_cb(void *user, int i, int steps, int t, const float *x, int n) {
+    traj *tr = user;
+    (void)t;
+    (void)n;
+    /* column c (1..TRAJ_COLS-1) shows the step i closest to c/(TRAJ_COLS-1) of the way */
+    for (int c = 1; c < TRAJ_COLS; c++) {
+        int at = (int)((double)c * steps / (TRAJ_COLS - 1) + 0.5) - 1;
+        if (at < 0) at = 0;
+        if (at == i) memcpy(tr->frames + (size_t)c * tr->rows * tr->dim, x, (size_t)tr->rows * tr->dim * sizeof(float));
+    }
+}
+
+int cmd_sample(int argc, char **argv) {
+    const char *model = NULL, *out = NULL, *traj_path = NULL, *cls = "all";
+    long n = 64, steps = -1, threads = 2, cols = 0;
+    double guidance = 1.0, eta = 0.0;
+    uint64_t seed = 0;
+    int sampler = DFS_SAMPLER_DDPM, var_tilde = 1, raw = 0;
+    enum { O_MODEL = 256, O_OUT, O_N, O_CLASS, O_GUID, O_SAMPLER, O_STEPS, O_ETA, O_SEED, O_THREADS,
+           O_TRAJ, O_COLS, O_VAR, O_RAW };
+    static const struct option opts[] = {
+        {"model", required_argument, 0, O_MODEL}, {"out", required_argument, 0, O_OUT},
+        {"n", required_argument, 0, O_N}, {"class", required_argument, 0, O_CLASS},
+        {"guidance", required_argument, 0, O_GUID}, {"sampler", required_argument, 0, O_SAMPLER},
+        {"steps", required_argument, 0, O_STEPS}, {"eta", required_argument, 0, O_ETA},
+        {"seed", required_argument, 0, O_SEED}, {"threads", required_argument, 0, O_THREADS},
+        {"trajectory", required_argument, 0, O_TRAJ}, {"cols", required_argument, 0, O_COLS},
+        {"variance", required_argument, 0, O_VAR}, {"raw", no_argument, 0, O_RAW},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int o;
+    optind = 1;
+    opterr = 0;
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (o) {
+        case 'h': fputs(sample_help, stdout); return 0;
+        case O_MODEL: model = optarg; break;
+        case O_OUT: out = optarg; break;
+        case O_TRAJ: traj_path = optarg; break;
+        case O_CLASS: cls = optarg; break;
+        case O_RAW: raw = 1; break;
+        case O_N: if (cli_int("--n", optarg, 1, 1000000, &n)) return 2; break;
+        case O_STEPS: if (cli_int("--steps", optarg, 1, 100000, &steps)) return 2; break;
+        case O_THREADS: if (cli_int("--threads", optarg, 1, 256, &threads)) return 2; break;
+        case O_COLS: if (cli_int("--cols", optarg, 1, 1000, &cols)) return 2; break;
+        case O_GUID: if (cli_float("--guidance", optarg, -100, 100, &guidance)) return 2; break;
+        case O_ETA: if (cli_float("--eta", optarg, 0, 10, &eta)) return 2; break;
+        case O_SEED: if (cli_u64("--seed", optarg, &seed)) return 2; break;
+        case O_SAMPLER: if ((sampler = dfs_sampler_from_name(optarg)) < 0) return cli_fail("--sampler must be ddpm or ddim, not '%s'", optarg); break;
+        case O_VAR:
+            if (!strcmp(optarg, "beta-tilde")) var_tilde = 1;
+            else if (!strcmp(optarg, "beta")) var_tilde = 0;
+            else return cli_fail("--variance must be beta-tilde or beta, not '%s'", optarg);
+            break;
+        default: return cli_fail("sample: unknown or incomplete option '%s' (see diffuse sample --help)", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) return cli_fail("sample: unexpected argument '%s'", argv[optind]);
+    if (!model) return cli_fail("sample: --model CKPT is required");
+    if (!out) return cli_fail("sample: --out FILE.png or FILE.npy is required");
+    int as_npy = ends_with(out, ".npy");
+    if (!as_npy && !ends_with(out, ".png")) return cli_fail("sample: --out must end in .png or .npy: '%s'", out);
+    if (traj_path && !ends_with(traj_path, ".png")) return cli_fail("sample: --trajectory must end in .png");
+    dfs_set_threads((int)threads);
+
+    dfs_model *m = NULL;
+    dfs_status s = dfs_checkpoint_load(model, &m, NULL, NULL, NULL);
+    if (s != DFS_OK) return cli_fail_status(s);
+    const dfs_unet_config *u = &m->cfg.unet;
+    const int ncls = u->num_classes, C = u->in_channels, S = u->image_size;
+    const size_t dim = (size_t)C * S * S;
+    int rc = 0;
+    int *labels = NULL;
+    float *x = NULL;
+    traj tr = {0};
+    if (ncls == 0 && strcmp(cls, "all") != 0) {
+        rc = cli_fail("sample: %s is unconditional; --class needs a class-conditional model", model);
+        goto done;
+    }
+    if (ncls == 0 && guidance != 1.0) {
+        rc = cli_fail("sample: %s is unconditional; --guidance needs a class-conditional model", model);
+        goto done;
+    }
+    if (steps > m->cfg.T) {
+        rc = cli_fail("sample: --steps %ld is more than the model's T = %d", steps, m->cfg.T);
+        goto done;
+    }
+    labels = malloc((size_t)n * sizeof(int));
+    x = malloc((size_t)n * dim * sizeof(float));
+    if (!labels || !x) {
+        rc = cli_fail("out of memory for %ld images", n);
+        goto done;
+    }
+    if (ncls > 0) {
+        long k = -1;
+        if (strcmp(cls, "all") != 0 && cli_int("--class", cls, 0, ncls - 1, &k)) {
+            rc = 2;
+            goto done;
+        }
+        for (long i = 0; i < n; i++) labels[i] = k >= 0 ? (int)k : (int)(i % ncls);
+    }
+    if (!raw) dfs_params_swap_ema(m->net->params);
+
+    dfs_sampler_config sc;
+    dfs_sampler_config_default(&sc);
+    sc.kind = sampler;
+    sc.steps = steps > 0 ? (int)steps : (sampler == DFS_SAMPLER_DDPM ? m->cfg.T : (m->cfg.T < 50 ? m->cfg.T : 50));
+    sc.eta = (float)eta;
+    sc.var_beta_tilde = var_tilde;
+    sc.guidance = (float)guidance;
+    sc.prediction = m->cfg.prediction;
+    sc.null_label = ncls;
+    if (traj_path) {
+        tr.rows = n < TRAJ_ROWS ? (int)n : TRAJ_ROWS;
+        tr.dim = dim;
+        tr.frames = malloc((size_t)TRAJ_COLS * tr.rows * dim * sizeof(float));
+        if (!tr.frames) {
+            rc = cli_fail("out of memory");
+            goto done;
+        }
+    }
+    dfs_rng rng;
+    dfs_rng_seed(&rng, seed);
+    if (traj_path) {
+        /* column 0 is the starting noise: the sampler draws it first from the same generator */
+        dfs_rng peek = rng;
+        dfs_rng_fill_normal(&peek, tr.frames, (size_t)tr.rows * dim);
+    }
+    fprintf(stderr, "sampling %ld images with %s in %d steps%s\n", n, dfs_sampler_names[sampler], sc.steps,
+            ncls ? "" : " (unconditional)");
+    double t0 = cli_now();
+    s = dfs_sample(&m->sched, &sc, dfs_model_predict, m, ncls > 0 ? labels : NULL, (int)n, dim, &rng, x,
+                   traj_path ? traj_cb : NULL, &tr);
+    if (s != DFS_OK) {
+        rc = cli_fail_status(s);
+        goto done;
+    }
+    fprintf(stderr, "done in %.1f s\n", cli_now() - t0);
+    if (as_npy) {
+        uint8_t *px = malloc((size_t)n * dim);
+        if (!px) {
+            rc = cli_fail("out of memory");
+            goto done;
+        }
+        /* NCHW floats in [-1, 1] -> N x H x W x C bytes */
+        for (long i = 0; i < n; i++)
+            for (int c = 0; c < C; c++)
+                for (int p = 0; p < S * S; p++) {
+                    float v = (x[(size_t)i * dim + (size_t)c * S * S + p] + 1.0f) * 127.5f;
+                    v = v < 0 ? 0 : v > 255 ? 255 : v;
+                    px[(size_t)i * dim + (size_t)p * C + c] = (uint8_t)(v + 0.5f);
+                }
+        size_t shape[4] = {(size_t)n, (size_t)S, (size_t)S, (size_t)C};
+        s = dfs_npy_write_u8(out, px, 4, shape);
+        free(px);
+        if (s == DFS_OK && ncls > 0) {
+            char lp[4096];
+            snprintf(lp, sizeof lp, "%.*s.labels.npy", (int)(strlen(out) - 4), out);
+            int32_t *l32 = malloc((size_t)n * sizeof *l32);
+            if (!l32) {
+                rc = cli_fail("out of memory");
+                goto done;
+            }
+            for (long i = 0; i < n; i++) l32[i] = labels[i];
+            size_t ls[1] = {(size_t)n};
+            s = dfs_npy_write_i32(lp, l32, 1, ls);
+            free(l32);
+        }
+    } else {
+        int gc = cols > 0 ? (int)cols : (ncls > 0 && ncls <= 16 ? ncls : 8);
+        s = dfs_png_write_grid(out, x, (int)n, C, S, S, gc);
+    }
+    if (s != DFS_OK) {
+        rc = cli_fail_status(s);
+        goto done;
+    }
+    if (traj_path) {
+        /* frames (col, row) -> grid order (row, col) */
+        float *grid = malloc((size_t)TRAJ_COLS * tr.rows * dim * sizeof(float));
+        if (!grid) {
+            rc = cli_fail("out of memory");
+            goto done;
+        }
+        for (int r = 0; r < tr.rows; r++)
+            for (int c = 0; c < TRAJ_COLS; c++)
+                memcpy(grid + ((size_t)r * TRAJ_COLS + c) * dim, tr.frames + ((size_t)c * tr.rows + r) * dim, dim * sizeof(float));
+        s = dfs_png_write_grid(traj_path, grid, TRAJ_COLS * tr.rows, C, S, S, TRAJ_COLS);
+        free(grid);
+        if (s != DFS_OK) rc = cli_fail_status(s);
+    }
+    if (rc == 0) fprintf(stderr, "wrote %s%s%s\n", out, traj_path ? " and " : "", traj_path ? traj_path : "");
+done:
+    free(tr.frames);
+    free(labels);
+    free(x);
+    dfs_model_free(m);
+    return rc;
+}

@@ -1,0 +1,364 @@
+/* cmd_train.c - diffuse train: the training loop with progress, metrics, sample grids,
+ * checkpoints, resume and clean stops on Ctrl-C / SIGTERM. */
+#include "common.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *train_help =
+    "usage: diffuse train --data SRC --out RUNDIR [options]\n"
+    "\n"
+    "Train a U-Net noise predictor with the simple loss ||eps - eps_theta(x_t, t)||^2\n"
+    "(Ho et al. 2020) and AdamW. Writes RUNDIR/last.safetensors (resumable), RUNDIR/metrics.csv\n"
+    "and RUNDIR/samples-STEP.png. Ctrl-C or SIGTERM saves a checkpoint and exits with status 0.\n"
+    "\n"
+    "data:\n"
+    "  --data SRC          fashion-mnist (Debian's dataset-fashion-mnist, 60000 images),\n"
+    "                      a folder of PNGs (class sub-folders give labels; images are resized\n"
+    "                      to the model size), or an IDX image file (gzip or raw)\n"
+    "  --labels FILE       IDX label file to go with an IDX image file\n"
+    "  --limit N           use only the first N images\n"
+    "model (ignored with --resume, which reads them from the checkpoint):\n"
+    "  --preset NAME       fmnist (the reference U-Net, default) or small\n"
+    "  --unconditional     no class embedding\n"
+    "  --channels N        image channels for PNG folders (1 or 3; default 1)\n"
+    "  --dropout P         dropout in residual blocks (preset default)\n"
+    "  --schedule NAME     linear (default) or cosine\n"
+    "  --T N               diffusion steps (default 1000)\n"
+    "  --prediction NAME   eps (default), x0 or v\n"
+    "optimisation:\n"
+    "  --steps N           train until step N in total (default 10000)\n"
+    "  --minutes M         stop after M minutes of this run (whichever comes first)\n"
+    "  --batch N           images per step (default 64)\n"
+    "  --lr LR             peak learning rate (default 2e-4)\n"
+    "  --warmup N          linear warm-up steps (default 500)\n"
+    "  --weight-decay W    AdamW decoupled weight decay (default 0)\n"
+    "  --clip C            gradient-norm clip, 0 disables (default 1)\n"
+    "  --ema DECAY         EMA decay of the weights, 0 disables (default 0.9999)\n"
+    "  --cond-drop P       probability of dropping a label for guidance (default 0.1)\n"
+    "run:\n"
+    "  --out RUNDIR        output folder (created if missing)\n"
+    "  --resume CKPT       continue a run from a checkpoint written by diffuse train\n"
+    "  --seed S            random seed (default 0)\n"
+    "  --threads N         threads (default 2)\n"
+    "  --sample-every N    write a sample grid every N steps (default 1000, 0 = never)\n"
+    "  --save-every N      write RUNDIR/last.safetensors every N steps (default 500)\n"
+    "  --log-every N       write a metrics.csv line every N steps (default 10)\n";
+
+typedef struct {
+    const char *data, *labels, *out, *resume, *preset;
+    long limit, steps, batch, warmup, sample_every, save_every, log_every, threads, T, channels;
+    double minutes, lr, wd, clip, ema, cond_drop, dropout;
+    uint64_t seed;
+    int unconditional, schedule, prediction;
+    int set_dropout;
+} train_args;
+
+static char *train_json(const train_args *a, const dfs_train_config *tc) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "data", a->data);
+    if (a->labels) cJSON_AddStringToObject(o, "labels", a->labels);
+    cJSON_AddNumberToObject(o, "limit", (double)a->limit);
+    cJSON_AddNumberToObject(o, "batch", tc->batch);
+    cJSON_AddNumberToObject(o, "lr", tc->opt.lr);
+    cJSON_AddNumberToObject(o, "warmup", tc->opt.warmup);
+    cJSON_AddNumberToObject(o, "weight_decay", tc->opt.weight_decay);
+    cJSON_AddNumberToObject(o, "clip", tc->opt.clip);
+    cJSON_AddNumberToObject(o, "ema", tc->opt.ema_decay);
+    cJSON_AddNumberToObject(o, "cond_drop", tc->cond_drop);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+/* Restore the optimisation settings of a resumed run, so that it continues exactly. */
+static int restore_train(const char *json, train_args *a, dfs_train_config *tc, char **data_owned,
+                         char **labels_owned) {
+    cJSON *o = json ? cJSON_Parse(json) : NULL;
+    if (!o) return cli_fail("the checkpoint has no training settings to resume from");
+    const cJSON *v;
+#define NUM(key, dst)                                                                         \
+    if (cJSON_IsNumber(v = cJSON_GetObjectItemCaseSensitive(o, key))) dst = v->valuedouble
+    NUM("batch", tc->batch);
+    NUM("lr", tc->opt.lr);
+    NUM("warmup", tc->opt.warmup);
+    NUM("weight_decay", tc->opt.weight_decay);
+    NUM("clip", tc->opt.clip);
+    NUM("ema", tc->opt.ema_decay);
+    NUM("cond_drop", tc->cond_drop);
+    NUM("limit", a->limit);
+#undef NUM
+    if (!a->data && cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(o, "data")))
+        a->data = *data_owned = strdup(v->valuestring);
+    if (!a->labels && cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(o, "labels")))
+        a->labels = *labels_owned = strdup(v->valuestring);
+    cJSON_Delete(o);
+    return 0;
+}
+
+static void fmt_time(char *buf, size_t n, double s) {
+    if (s < 0 || s > 1e7) snprintf(buf, n, "--");
+    else if (s >= 3600) snprintf(buf, n, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
+    else snprintf(buf, n, "%dm%02ds", (int)(s / 60), (int)s % 60);
+}
+
+static void progress(long step, long total, float loss, double ips, double eta, int tty) {
+    char e[32];
+    fmt_time(e, sizeof e, eta);
+    int width = 24, fill = total > 0 ? (int)(width * (double)step / total) : 0;
+    if (fill > width) fill = width;
+    char bar[32];
+    for (int i = 0; i < width; i++) bar[i] = i < fill ? '=' : (i == fill ? '>' : ' ');
+    bar[width] = 0;
+    fprintf(stderr, "%sstep %ld/%ld [%s] loss %.4f | %.1f img/s | ETA %s%s", tty ? "\r" : "",
+            step, total, bar, loss, ips, e, tty ? "  " : "\n");
+    fflush(stderr);
+}
+
+/* A grid of EMA samples: for a class model one row per class pair, 2 per class. */
+static int write_samples(dfs_model *m, const char *path, uint64_t seed) {
+    const dfs_unet_config *u = &m->cfg.unet;
+    int ncls = u->num_classes, n = ncls > 0 ? (ncls <= 10 ? 2 * ncls : 20) : 16;
+    int cols = ncls > 0 && ncls <= 10 ? ncls : 8;
+    size_t dim = (size_t)u->in_channels * u->image_size * u->image_size;
+    float *x = malloc((size_t)n * dim * sizeof(float));
+    int *labels = malloc((size_t)n * sizeof(int));
+    if (!x || !labels) {
+        free(x), free(labels);
+        return cli_fail("out of memory for samples");
+    }
+    for (int i = 0; i < n; i++) labels[i] = ncls > 0 ? i % ncls : 0;
+    dfs_sampler_config sc;
+    dfs_sampler_config_default(&sc);
+    sc.kind = DFS_SAMPLER_DDIM;
+    sc.steps = m->cfg.T < 50 ? m->cfg.T : 50;
+    sc.prediction = m->cfg.prediction;
+    sc.null_label = ncls;
+    sc.guidance = 1.0f;
+    dfs_rng rng;
+    dfs_rng_seed(&rng, seed);
+    dfs_params_swap_ema(m->net->params);
+    dfs_status s = dfs_sample(&m->sched, &sc, dfs_model_predict, m, ncls > 0 ? labels : NULL, n,
+                              dim, &rng, x, NULL, NULL);
+    dfs_params_swap_ema(m->net->params);
+    if (s == DFS_OK) s = dfs_png_write_grid(path, x, n, u->in_channels, u->image_size, u->image_size, cols);
+    free(x);
+    free(labels);
+    return s == DFS_OK ? 0 : cli_fail_status(s);
+}
+
+int cmd_train(int argc, char **argv) {
+    train_args a = {.preset = "fmnist", .steps = 10000, .batch = 64, .warmup = 500,
+                    .sample_every = 1000, .save_every = 500, .log_every = 10, .threads = 2,
+                    .T = 1000, .channels = 1, .lr = 2e-4, .clip = 1.0, .ema = 0.9999,
+                    .cond_drop = 0.1, .schedule = DFS_SCHEDULE_LINEAR, .prediction = DFS_PRED_EPS};
+    enum { O_LABELS = 256, O_LIMIT, O_UNCOND, O_CHANNELS, O_DROPOUT, O_SCHEDULE, O_T, O_PRED,
+           O_STEPS, O_MINUTES, O_BATCH, O_LR, O_WARMUP, O_WD, O_CLIP, O_EMA, O_CDROP, O_RESUME,
+           O_SEED, O_THREADS, O_SEVERY, O_SAVE, O_LOG, O_PRESET, O_DATA, O_OUT };
+    static const struct option opts[] = {
+        {"data", required_argument, 0, O_DATA}, {"labels", required_argument, 0, O_LABELS},
+        {"limit", required_argument, 0, O_LIMIT}, {"preset", required_argument, 0, O_PRESET},
+        {"unconditional", no_argument, 0, O_UNCOND}, {"channels", required_argument, 0, O_CHANNELS},
+        {"dropout", required_argument, 0, O_DROPOUT}, {"schedule", required_argument, 0, O_SCHEDULE},
+        {"T", required_argument, 0, O_T}, {"prediction", required_argument, 0, O_PRED},
+        {"steps", required_argument, 0, O_STEPS}, {"minutes", required_argument, 0, O_MINUTES},
+        {"batch", required_argument, 0, O_BATCH}, {"lr", required_argument, 0, O_LR},
+        {"warmup", required_argument, 0, O_WARMUP}, {"weight-decay", required_argument, 0, O_WD},
+        {"clip", required_argument, 0, O_CLIP}, {"ema", required_argument, 0, O_EMA},
+        {"cond-drop", required_argument, 0, O_CDROP}, {"out", required_argument, 0, O_OUT},
+        {"resume", required_argument, 0, O_RESUME}, {"seed", required_argument, 0, O_SEED},
+        {"threads", required_argument, 0, O_THREADS}, {"sample-every", required_argument, 0, O_SEVERY},
+        {"save-every", required_argument, 0, O_SAVE}, {"log-every", required_argument, 0, O_LOG},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int o;
+    int set_batch = 0, set_lr = 0;
+    optind = 1;
+    opterr = 0;
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (o) {
+        case 'h': fputs(train_help, stdout); return 0;
+        case O_DATA: a.data = optarg; break;
+        case O_LABELS: a.labels = optarg; break;
+        case O_OUT: a.out = optarg; break;
+        case O_RESUME: a.resume = optarg; break;
+        case O_PRESET: a.preset = optarg; break;
+        case O_UNCOND: a.unconditional = 1; break;
+        case O_LIMIT: if (cli_int("--limit", optarg, 1, 100000000, &a.limit)) return 2; break;
+        case O_CHANNELS: if (cli_int("--channels", optarg, 1, 3, &a.channels) || a.channels == 2) return a.channels == 2 ? cli_fail("--channels must be 1 or 3") : 2; break;
+        case O_DROPOUT: if (cli_float("--dropout", optarg, 0, 0.99, &a.dropout)) return 2; a.set_dropout = 1; break;
+        case O_SCHEDULE: if ((a.schedule = dfs_schedule_from_name(optarg)) < 0) return cli_fail("--schedule must be linear or cosine, not '%s'", optarg); break;
+        case O_PRED: if ((a.prediction = dfs_prediction_from_name(optarg)) < 0) return cli_fail("--prediction must be eps, x0 or v, not '%s'", optarg); break;
+        case O_T: if (cli_int("--T", optarg, 2, 100000, &a.T)) return 2; break;
+        case O_STEPS: if (cli_int("--steps", optarg, 1, 1000000000, &a.steps)) return 2; break;
+        case O_MINUTES: if (cli_float("--minutes", optarg, 0.001, 1e7, &a.minutes)) return 2; break;
+        case O_BATCH: if (cli_int("--batch", optarg, 1, 4096, &a.batch)) return 2; set_batch = 1; break;
+        case O_LR: if (cli_float("--lr", optarg, 1e-9, 0.99, &a.lr)) return 2; set_lr = 1; break;
+        case O_WARMUP: if (cli_int("--warmup", optarg, 0, 100000000, &a.warmup)) return 2; break;
+        case O_WD: if (cli_float("--weight-decay", optarg, 0, 10, &a.wd)) return 2; break;
+        case O_CLIP: if (cli_float("--clip", optarg, 0, 1e9, &a.clip)) return 2; break;
+        case O_EMA: if (cli_float("--ema", optarg, 0, 0.999999, &a.ema)) return 2; break;
+        case O_CDROP: if (cli_float("--cond-drop", optarg, 0, 1, &a.cond_drop)) return 2; break;
+        case O_SEED: if (cli_u64("--seed", optarg, &a.seed)) return 2; break;
+        case O_THREADS: if (cli_int("--threads", optarg, 1, 256, &a.threads)) return 2; break;
+        case O_SEVERY: if (cli_int("--sample-every", optarg, 0, 1000000000, &a.sample_every)) return 2; break;
+        case O_SAVE: if (cli_int("--save-every", optarg, 1, 1000000000, &a.save_every)) return 2; break;
+        case O_LOG: if (cli_int("--log-every", optarg, 1, 1000000000, &a.log_every)) return 2; break;
+        default:
+            return cli_fail("train: unknown or incomplete option '%s' (see diffuse train --help)", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) return cli_fail("train: unexpected argument '%s'", argv[optind]);
+    if (!a.out) return cli_fail("train: --out RUNDIR is required");
+    if (!a.data && !a.resume) return cli_fail("train: --data is required (fashion-mnist, a PNG folder or an IDX file)");
+    dfs_set_threads((int)a.threads);
+
+    dfs_train_config tc;
+    dfs_train_config_default(&tc);
+    tc.batch = (int)a.batch;
+    tc.opt.lr = (float)a.lr;
+    tc.opt.warmup = (int)a.warmup;
+    tc.opt.weight_decay = (float)a.wd;
+    tc.opt.clip = (float)a.clip;
+    tc.opt.ema_decay = (float)a.ema;
+    tc.cond_drop = (float)a.cond_drop;
+
+    dfs_model *m = NULL;
+    dfs_train_state st;
+    memset(&st, 0, sizeof st);
+    char *data_owned = NULL, *labels_owned = NULL, *tjson = NULL;
+    dfs_status s;
+    if (a.resume) {
+        int has_optim = 0;
+        s = dfs_checkpoint_load(a.resume, &m, &st, &has_optim, &tjson);
+        if (s != DFS_OK) return cli_fail_status(s);
+        if (!has_optim) {
+            dfs_model_free(m);
+            free(tjson);
+            return cli_fail("%s holds sampling weights only; resume needs a checkpoint written by diffuse train", a.resume);
+        }
+        if (restore_train(tjson, &a, &tc, &data_owned, &labels_owned)) {
+            dfs_model_free(m);
+            free(tjson);
+            return 2;
+        }
+        free(tjson);
+        if (set_batch && tc.batch != a.batch) fprintf(stderr, "diffuse: note: --batch ignored; the resumed run uses %d\n", tc.batch);
+        if (set_lr && tc.opt.lr != (float)a.lr) fprintf(stderr, "diffuse: note: --lr ignored; the resumed run uses %g\n", tc.opt.lr);
+        fprintf(stderr, "resuming %s at step %ld (%ld images seen)\n", a.resume, st.step, st.images_seen);
+    } else {
+        dfs_model_config mc;
+        if ((s = dfs_unet_config_preset(&mc.unet, a.preset)) != DFS_OK) return cli_fail_status(s);
+        if (a.unconditional) mc.unet.num_classes = 0;
+        if (a.set_dropout) mc.unet.dropout = (float)a.dropout;
+        mc.schedule = a.schedule;
+        mc.T = (int)a.T;
+        mc.prediction = a.prediction;
+        m = dfs_model_new(&mc, a.seed);
+        if (!m) return cli_fail_status(DFS_ERR_ARG);
+        st.seed = a.seed;
+        dfs_rng_seed(&st.rng, a.seed ^ 0x5eed5eedULL);
+    }
+    const dfs_unet_config *u = &m->cfg.unet;
+
+    dfs_dataset data;
+    memset(&data, 0, sizeof data);
+    int rc = 0;
+    s = cli_load_data(&data, a.data, a.labels, u->image_size, u->in_channels, (int)a.limit);
+    if (s != DFS_OK) {
+        rc = cli_fail_status(s);
+        goto done_model;
+    }
+    dfs_trainer *tr = NULL;
+    s = dfs_trainer_new(&tr, m, &tc, &data, &st);
+    if (s != DFS_OK) {
+        rc = cli_fail_status(s);
+        goto done_data;
+    }
+    if (mkdir(a.out, 0777) != 0 && errno != EEXIST) {
+        rc = cli_fail("cannot create %s: %s", a.out, strerror(errno));
+        goto done_trainer;
+    }
+    char ckpt[4096], csv[4096], tmp[4096];
+    snprintf(ckpt, sizeof ckpt, "%s/last.safetensors", a.out);
+    snprintf(csv, sizeof csv, "%s/metrics.csv", a.out);
+    FILE *mf = fopen(csv, a.resume ? "a" : "w");
+    if (!mf) {
+        rc = cli_fail("cannot write %s: %s", csv, strerror(errno));
+        goto done_trainer;
+    }
+    if (!a.resume || ftell(mf) == 0) fprintf(mf, "step,loss,lr,images_seen,img_per_s,elapsed_s\n");
+    char *tj = train_json(&a, &tc);
+
+    fprintf(stderr, "training %s U-Net (%zu parameters, %s) on %d images of %s, batch %d, %ld threads\n",
+            u->num_classes ? "class-conditional" : "unconditional", m->net->params->n,
+            dfs_schedule_names[m->cfg.schedule], data.n, a.data, tc.batch, a.threads);
+    cli_catch_signals();
+    int tty = isatty(2);
+    double t0 = cli_now(), last_print = 0, wall0 = st.wall_seconds;
+    long step0 = st.step;
+    double loss_avg = 0;
+    int have_avg = 0;
+    float loss = 0;
+    long print_every = a.steps / 100 > 0 ? a.steps / 100 : 1;
+    while (st.step < a.steps) {
+        if (cli_interrupted()) break;
+        if (a.minutes > 0 && cli_now() - t0 > a.minutes * 60) break;
+        s = dfs_trainer_step(tr, &loss);
+        if (s != DFS_OK) {
+            if (tty) fputc('\n', stderr);
+            rc = s == DFS_ERR_NAN ? cli_fail("%s; stopping. The last checkpoint (%s) is kept: resume it with a lower --lr", dfs_last_error(), ckpt) : cli_fail_status(s);
+            break;
+        }
+        loss_avg = have_avg ? 0.98 * loss_avg + 0.02 * loss : loss;
+        have_avg = 1;
+        double el = cli_now() - t0;
+        double ips = (double)(st.step - step0) * tc.batch / (el > 0 ? el : 1e-9);
+        st.wall_seconds = wall0 + el;
+        if (st.step % a.log_every == 0 || st.step == a.steps) {
+            float lr = tc.opt.warmup > 0 && st.step < tc.opt.warmup ? tc.opt.lr * st.step / tc.opt.warmup : tc.opt.lr;
+            fprintf(mf, "%ld,%.9g,%.6g,%ld,%.2f,%.2f\n", st.step, loss, lr, st.images_seen, ips, st.wall_seconds);
+            fflush(mf);
+        }
+        if ((tty && el - last_print > 0.25) || (!tty && st.step % print_every == 0) || st.step == a.steps) {
+            double eta = ips > 0 ? (double)(a.steps - st.step) * tc.batch / ips : -1;
+            if (a.minutes > 0 && a.minutes * 60 - el < eta) eta = a.minutes * 60 - el;
+            progress(st.step, a.steps, (float)loss_avg, ips, eta, tty);
+            last_print = el;
+        }
+        if (st.step % a.save_every == 0) {
+            if ((s = dfs_checkpoint_save(ckpt, m, &st, tj, DFS_CKPT_FULL)) != DFS_OK) {
+                rc = cli_fail_status(s);
+                break;
+            }
+        }
+        if (a.sample_every > 0 && st.step % a.sample_every == 0) {
+            snprintf(tmp, sizeof tmp, "%s/samples-%06ld.png", a.out, st.step);
+            if ((rc = write_samples(m, tmp, a.seed)) != 0) break;
+        }
+    }
+    if (tty) fputc('\n', stderr);
+    fclose(mf);
+    if (rc == 0 || s != DFS_ERR_NAN) {
+        dfs_status s2 = dfs_checkpoint_save(ckpt, m, &st, tj, DFS_CKPT_FULL);
+        if (s2 != DFS_OK && rc == 0) rc = cli_fail_status(s2);
+    }
+    if (rc == 0) {
+        if (cli_interrupted()) fprintf(stderr, "interrupted at step %ld: checkpoint saved to %s (continue with --resume %s)\n", st.step, ckpt, ckpt);
+        else fprintf(stderr, "done: step %ld, %ld images seen, %.1f s; checkpoint %s\n", st.step, st.images_seen, st.wall_seconds, ckpt);
+    }
+    cJSON_free(tj);
+done_trainer:
+    dfs_trainer_free(tr);
+done_data:
+    dfs_dataset_free(&data);
+done_model:
+    dfs_model_free(m);
+    free(data_owned);
+    free(labels_owned);
+    return rc;
+}

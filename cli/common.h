@@ -1,0 +1,36 @@
+/* common.h - helpers shared by the diffuse subcommands: errors, number parsing, data. */
+#ifndef DFS_CLI_COMMON_H
+#define DFS_CLI_COMMON_H
+
+#include "diffuse.h"
+
+/* Print "diffuse: <message>" on stderr and return 2 (the exit status for user errors). */
+int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The same with the library's last error line. */
+int cli_fail_status(dfs_status s);
+/* Strict parsers: the whole string must be a number in [lo, hi]. Return 0 on success. */
+int cli_int(const char *opt, const char *s, long lo, long hi, long *out);
+int cli_float(const char *opt, const char *s, double lo, double hi, double *out);
+int cli_u64(const char *opt, const char *s, uint64_t *out);
+/* Load --data: "fashion-mnist" (train set), "fashion-mnist-test", a folder of PNGs, or an IDX
+ * image file (labels from labels_path when given). size/channels apply to PNG folders. */
+dfs_status cli_load_data(dfs_dataset *d, const char *spec, const char *labels_path, int size,
+                         int channels, int limit);
+/* Install SIGINT/SIGTERM handlers that set a flag; cli_interrupted() reads it. */
+void cli_catch_signals(void);
+int cli_interrupted(void);
+/* Seconds on a monotonic clock. */
+double cli_now(void);
+/* Library log messages to stderr ("diffuse: warning: ..."). */
+void cli_log(dfs_log_level level, const char *msg, void *user);
+int ends_with(const char *s, const char *suffix);
+/* Peak resident set size of this process in MB. */
+double cli_peak_rss_mb(void);
+
+int cmd_train(int argc, char **argv);
+int cmd_sample(int argc, char **argv);
+int cmd_noise(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+#endif

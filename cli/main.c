@@ -1,0 +1,153 @@
+/* main.c - the diffuse command-line program: a thin user of libdiffuse. */
+#include "common.h"
+
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+
+int cli_fail(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("diffuse: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 2;
+}
+
+int cli_fail_status(dfs_status s) {
+    const char *e = dfs_last_error();
+    return cli_fail("%s", e[0] ? e : dfs_status_str(s));
+}
+
+int cli_int(const char *opt, const char *s, long lo, long hi, long *out) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) {
+        cli_fail("%s expects an integer in %ld..%ld, got '%s'", opt, lo, hi, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_float(const char *opt, const char *s, double lo, double hi, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi) {
+        cli_fail("%s expects a number in [%g, %g], got '%s'", opt, lo, hi, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_u64(const char *opt, const char *s, uint64_t *out) {
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || s[0] == '-') {
+        cli_fail("%s expects a non-negative integer, got '%s'", opt, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int ends_with(const char *s, const char *suffix) {
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+dfs_status cli_load_data(dfs_dataset *d, const char *spec, const char *labels_path, int size,
+                         int channels, int limit) {
+    dfs_status s;
+    struct stat sb;
+    if (strcmp(spec, "fashion-mnist") == 0) s = dfs_load_fashion_mnist(d, 1);
+    else if (strcmp(spec, "fashion-mnist-test") == 0) s = dfs_load_fashion_mnist(d, 0);
+    else if (stat(spec, &sb) == 0 && S_ISDIR(sb.st_mode)) s = dfs_load_png_dir(d, spec, size, channels);
+    else if (stat(spec, &sb) == 0) s = dfs_load_idx(d, spec, labels_path);
+    else {
+        dfs_set_error("--data %s: no such file or folder (use fashion-mnist, a PNG folder or an IDX file)", spec);
+        return DFS_ERR_IO;
+    }
+    if (s == DFS_OK && limit > 0 && limit < d->n) d->n = limit;
+    return s;
+}
+
+static volatile sig_atomic_t interrupted;
+static void on_signal(int sig) {
+    (void)sig;
+    interrupted = 1;
+}
+
+void cli_catch_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+int cli_interrupted(void) { return interrupted; }
+
+double cli_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+double cli_peak_rss_mb(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss / 1024.0;
+}
+
+void cli_log(dfs_log_level level, const char *msg, void *user) {
+    (void)user;
+    if (level >= DFS_LOG_WARN) fprintf(stderr, "diffuse: %s%s\n", level == DFS_LOG_WARN ? "warning: " : "", msg);
+}
+
+static const char *usage =
+    "usage: diffuse COMMAND [options]\n"
+    "\n"
+    "Denoising diffusion models (Ho et al. 2020) in C: train a U-Net noise predictor and\n"
+    "sample from it.\n"
+    "\n"
+    "commands:\n"
+    "  train    train a model on Fashion-MNIST, a PNG folder or IDX files\n"
+    "  sample   draw images from a trained model (DDPM or DDIM, classifier-free guidance)\n"
+    "  noise    show the forward noising of one image at chosen steps\n"
+    "  info     print a checkpoint's configuration and training state\n"
+    "  bench    time training steps and forward passes\n"
+    "\n"
+    "Run 'diffuse COMMAND --help' for a command's options.\n";
+
+int main(int argc, char **argv) {
+    dfs_set_log(cli_log, NULL);
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "sample")) return cmd_sample(argc - 1, argv + 1);
+    if (!strcmp(cmd, "noise")) return cmd_noise(argc - 1, argv + 1);
+    if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
+    if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
+    cli_fail("unknown command '%s' (try 'diffuse --help')", cmd);
+    return 2;
+}

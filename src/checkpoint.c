@@ -1,0 +1,314 @@
+/* checkpoint.c - models and training state in safetensors files (layout: docs/CHECKPOINTS.md).
+ *
+ * Tensors: every parameter under its PyTorch name; for resumable checkpoints also "ema.<name>"
+ * and the AdamW moments as two flat tensors "optim.m" and "optim.v" in parameter order.
+ * Metadata (__metadata__, strings): "format", "unet", "diffusion", "train", "state" (JSON). */
+#include "internal.h"
+
+#include <cjson/cJSON.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FORMAT_NAME "diffuse-1"
+
+static char *unet_json(const dfs_unet_config *c) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "image_size", c->image_size);
+    cJSON_AddNumberToObject(o, "in_channels", c->in_channels);
+    cJSON_AddNumberToObject(o, "base_channels", c->base_channels);
+    cJSON_AddItemToObject(o, "mult", cJSON_CreateIntArray(c->mult, c->nlevels));
+    cJSON_AddItemToObject(o, "attn", cJSON_CreateIntArray(c->attn, c->nlevels));
+    cJSON_AddNumberToObject(o, "enc_blocks", c->enc_blocks);
+    cJSON_AddNumberToObject(o, "dec_blocks", c->dec_blocks);
+    cJSON_AddNumberToObject(o, "groups", c->groups);
+    cJSON_AddNumberToObject(o, "dropout", c->dropout);
+    cJSON_AddNumberToObject(o, "num_classes", c->num_classes);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+static int get_int(const cJSON *o, const char *key, int *out) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble) return 0;
+    *out = (int)v->valuedouble;
+    return 1;
+}
+
+static int get_int_array(const cJSON *o, const char *key, int *out, int *n) {
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!cJSON_IsArray(a)) return 0;
+    int k = cJSON_GetArraySize(a);
+    if (k < 1 || k > DFS_MAX_LEVELS || (*n && k != *n)) return 0;
+    for (int i = 0; i < k; i++) {
+        const cJSON *v = cJSON_GetArrayItem(a, i);
+        if (!cJSON_IsNumber(v)) return 0;
+        out[i] = (int)v->valuedouble;
+    }
+    *n = k;
+    return 1;
+}
+
+static dfs_status parse_unet(const char *path, const char *json, dfs_unet_config *c) {
+    memset(c, 0, sizeof *c);
+    cJSON *o = json ? cJSON_Parse(json) : NULL;
+    const cJSON *d = o ? cJSON_GetObjectItemCaseSensitive(o, "dropout") : NULL;
+    int ok = o && get_int(o, "image_size", &c->image_size) &&
+             get_int(o, "in_channels", &c->in_channels) &&
+             get_int(o, "base_channels", &c->base_channels) &&
+             get_int_array(o, "mult", c->mult, &c->nlevels) &&
+             get_int_array(o, "attn", c->attn, &c->nlevels) &&
+             get_int(o, "enc_blocks", &c->enc_blocks) && get_int(o, "dec_blocks", &c->dec_blocks) &&
+             get_int(o, "groups", &c->groups) && get_int(o, "num_classes", &c->num_classes) &&
+             cJSON_IsNumber(d);
+    if (ok) c->dropout = (float)d->valuedouble;
+    cJSON_Delete(o);
+    if (!ok) {
+        dfs_set_error("%s: missing or malformed \"unet\" metadata", path);
+        return DFS_ERR_FORMAT;
+    }
+    if (dfs_unet_config_check(c) != DFS_OK) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", dfs_last_error());
+        dfs_set_error("%s: bad model configuration: %s", path, msg);
+        return DFS_ERR_FORMAT;
+    }
+    return DFS_OK;
+}
+
+static void rng_to_json(cJSON *o, const dfs_rng *r) {
+    char buf[8][24];
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; i < 4; i++) {
+        snprintf(buf[i], sizeof buf[i], "%016" PRIx64, r->s[i]);
+        cJSON_AddItemToArray(a, cJSON_CreateString(buf[i]));
+    }
+    cJSON_AddItemToObject(o, "rng", a);
+    uint32_t bits;
+    memcpy(&bits, &r->spare, 4);
+    snprintf(buf[4], sizeof buf[4], "%d:%08" PRIx32, r->has_spare, bits);
+    cJSON_AddStringToObject(o, "rng_spare", buf[4]);
+}
+
+dfs_status dfs_checkpoint_save(const char *path, const dfs_model *m, const dfs_train_state *st,
+                               const char *train_json, dfs_ckpt_kind kind) {
+    if (kind < 0 || kind >= DFS_CKPT_COUNT) {
+        dfs_set_error("unknown checkpoint kind %d", (int)kind);
+        return DFS_ERR_ARG;
+    }
+    const dfs_params *p = m->net->params;
+    dfs_st_writer *w = dfs_st_writer_new();
+    uint16_t *half = NULL;
+    char *ujson = NULL, *djson = NULL, *sjson = NULL;
+    dfs_status s = DFS_OK;
+    if (!w) {
+        dfs_set_error("out of memory");
+        return DFS_ERR_NOMEM;
+    }
+    /* sampling checkpoints store the EMA weights under the plain names */
+    const float *weights = kind == DFS_CKPT_FULL ? p->data : p->ema;
+    if (kind == DFS_CKPT_SAMPLING_F16) {
+        half = malloc(p->n * sizeof *half);
+        if (!half) {
+            dfs_st_writer_free(w);
+            dfs_set_error("out of memory");
+            return DFS_ERR_NOMEM;
+        }
+        for (size_t i = 0; i < p->n; i++) half[i] = dfs_f32_to_f16(weights[i]);
+    }
+    size_t off = 0;
+    for (int i = 0; i < p->count && s == DFS_OK; i++) {
+        const dfs_tensor *t = p->t[i];
+        int64_t shape[DFS_MAXDIM];
+        for (int k = 0; k < t->ndim; k++) shape[k] = t->shape[k];
+        if (half) s = dfs_st_writer_add(w, t->name, DFS_DT_F16, t->ndim, shape, half + off);
+        else s = dfs_st_writer_add(w, t->name, DFS_DT_F32, t->ndim, shape, weights + off);
+        off += t->n;
+    }
+    if (kind == DFS_CKPT_FULL) {
+        char name[320];
+        off = 0;
+        for (int i = 0; i < p->count && s == DFS_OK; i++) {
+            const dfs_tensor *t = p->t[i];
+            int64_t shape[DFS_MAXDIM];
+            for (int k = 0; k < t->ndim; k++) shape[k] = t->shape[k];
+            snprintf(name, sizeof name, "ema.%s", t->name);
+            s = dfs_st_writer_add(w, name, DFS_DT_F32, t->ndim, shape, p->ema + off);
+            off += t->n;
+        }
+        int64_t flat = (int64_t)p->n;
+        if (s == DFS_OK) s = dfs_st_writer_add(w, "optim.m", DFS_DT_F32, 1, &flat, p->m);
+        if (s == DFS_OK) s = dfs_st_writer_add(w, "optim.v", DFS_DT_F32, 1, &flat, p->v);
+    }
+    ujson = unet_json(&m->cfg.unet);
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "schedule", dfs_schedule_names[m->cfg.schedule]);
+    cJSON_AddNumberToObject(d, "T", m->cfg.T);
+    cJSON_AddStringToObject(d, "prediction", dfs_prediction_names[m->cfg.prediction]);
+    djson = cJSON_PrintUnformatted(d);
+    cJSON_Delete(d);
+    if (st) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "step", (double)st->step);
+        cJSON_AddNumberToObject(o, "images_seen", (double)st->images_seen);
+        char seed[24];
+        snprintf(seed, sizeof seed, "%" PRIu64, st->seed);
+        cJSON_AddStringToObject(o, "seed", seed);
+        cJSON_AddNumberToObject(o, "wall_seconds", st->wall_seconds);
+        rng_to_json(o, &st->rng);
+        sjson = cJSON_PrintUnformatted(o);
+        cJSON_Delete(o);
+    }
+    if (s == DFS_OK) s = dfs_st_writer_meta(w, "format", FORMAT_NAME);
+    if (s == DFS_OK) s = dfs_st_writer_meta(w, "unet", ujson);
+    if (s == DFS_OK) s = dfs_st_writer_meta(w, "diffusion", djson);
+    if (s == DFS_OK && sjson) s = dfs_st_writer_meta(w, "state", sjson);
+    if (s == DFS_OK && train_json) s = dfs_st_writer_meta(w, "train", train_json);
+    if (s == DFS_OK) s = dfs_st_writer_write(w, path);
+    dfs_st_writer_free(w);
+    free(half);
+    cJSON_free(ujson);
+    cJSON_free(djson);
+    cJSON_free(sjson);
+    return s;
+}
+
+/* Copy a stored tensor (F32 or F16) of exactly the expected shape into dst. */
+static dfs_status load_tensor(const char *path, const dfs_st_tensor *st, const dfs_tensor *t,
+                              const char *name, float *dst) {
+    int same = st->ndim == t->ndim;
+    for (int k = 0; same && k < t->ndim; k++) same = st->shape[k] == t->shape[k];
+    if (!same) {
+        char want[64], got[64];
+        int a = 0, b = 0;
+        for (int k = 0; k < t->ndim; k++) a += snprintf(want + a, sizeof want - a, "%s%d", k ? "x" : "", t->shape[k]);
+        for (int k = 0; k < st->ndim; k++) b += snprintf(got + b, sizeof got - b, "%s%" PRId64, k ? "x" : "", st->shape[k]);
+        dfs_set_error("%s: tensor %s has shape %s, the model needs %s", path, name, st->ndim ? got : "()", want);
+        return DFS_ERR_SHAPE;
+    }
+    if (st->dtype == DFS_DT_F32) {
+        memcpy(dst, st->data, t->n * sizeof(float));
+    } else if (st->dtype == DFS_DT_F16) {
+        const unsigned char *src = st->data;
+        for (size_t i = 0; i < t->n; i++) {
+            uint16_t h;
+            memcpy(&h, src + 2 * i, 2);
+            dst[i] = dfs_f16_to_f32(h);
+        }
+    } else {
+        dfs_set_error("%s: tensor %s must be F32 or F16", path, name);
+        return DFS_ERR_FORMAT;
+    }
+    return DFS_OK;
+}
+
+static dfs_status parse_state(const char *path, const char *json, dfs_train_state *st) {
+    cJSON *o = cJSON_Parse(json);
+    const cJSON *step = cJSON_GetObjectItemCaseSensitive(o, "step");
+    const cJSON *seen = cJSON_GetObjectItemCaseSensitive(o, "images_seen");
+    const cJSON *seed = cJSON_GetObjectItemCaseSensitive(o, "seed");
+    const cJSON *wall = cJSON_GetObjectItemCaseSensitive(o, "wall_seconds");
+    const cJSON *rng = cJSON_GetObjectItemCaseSensitive(o, "rng");
+    const cJSON *spare = cJSON_GetObjectItemCaseSensitive(o, "rng_spare");
+    int ok = cJSON_IsNumber(step) && cJSON_IsNumber(seen) && cJSON_IsString(seed) &&
+             cJSON_IsNumber(wall) && cJSON_IsArray(rng) && cJSON_GetArraySize(rng) == 4 &&
+             cJSON_IsString(spare) && step->valuedouble >= 0 && seen->valuedouble >= 0;
+    if (ok) {
+        memset(st, 0, sizeof *st);
+        st->step = (long)step->valuedouble;
+        st->images_seen = (long)seen->valuedouble;
+        st->wall_seconds = wall->valuedouble;
+        ok = sscanf(seed->valuestring, "%" SCNu64, &st->seed) == 1;
+        for (int i = 0; ok && i < 4; i++) {
+            const cJSON *v = cJSON_GetArrayItem(rng, i);
+            ok = cJSON_IsString(v) && sscanf(v->valuestring, "%" SCNx64, &st->rng.s[i]) == 1;
+        }
+        uint32_t bits;
+        if (ok) ok = sscanf(spare->valuestring, "%d:%" SCNx32, &st->rng.has_spare, &bits) == 2;
+        if (ok) memcpy(&st->rng.spare, &bits, 4);
+    }
+    cJSON_Delete(o);
+    if (!ok) {
+        dfs_set_error("%s: malformed \"state\" metadata", path);
+        return DFS_ERR_FORMAT;
+    }
+    return DFS_OK;
+}
+
+dfs_status dfs_checkpoint_load(const char *path, dfs_model **out, dfs_train_state *st,
+                               int *has_optim, char **train_json) {
+    *out = NULL;
+    if (has_optim) *has_optim = 0;
+    if (train_json) *train_json = NULL;
+    dfs_safetensors f;
+    dfs_status s = dfs_st_load(&f, path);
+    if (s != DFS_OK) return s;
+    dfs_model_config mc;
+    memset(&mc, 0, sizeof mc);
+    const char *fmt = dfs_st_meta(&f, "format");
+    if (!fmt || strcmp(fmt, FORMAT_NAME) != 0) {
+        dfs_set_error("%s: not a diffuse checkpoint (metadata \"format\" is %s%s%s)", path,
+                      fmt ? "\"" : "missing", fmt ? fmt : "", fmt ? "\"" : "");
+        dfs_st_free(&f);
+        return DFS_ERR_FORMAT;
+    }
+    s = parse_unet(path, dfs_st_meta(&f, "unet"), &mc.unet);
+    if (s == DFS_OK) {
+        cJSON *d = cJSON_Parse(dfs_st_meta(&f, "diffusion") ? dfs_st_meta(&f, "diffusion") : "");
+        const cJSON *sc = cJSON_GetObjectItemCaseSensitive(d, "schedule");
+        const cJSON *pr = cJSON_GetObjectItemCaseSensitive(d, "prediction");
+        int T = 0;
+        int sk = cJSON_IsString(sc) ? dfs_schedule_from_name(sc->valuestring) : -1;
+        int pk = cJSON_IsString(pr) ? dfs_prediction_from_name(pr->valuestring) : -1;
+        if (!d || sk < 0 || pk < 0 || !get_int(d, "T", &T) || T < 1 || T > 100000) {
+            dfs_set_error("%s: missing or malformed \"diffusion\" metadata", path);
+            s = DFS_ERR_FORMAT;
+        }
+        mc.schedule = sk, mc.prediction = pk, mc.T = T;
+        cJSON_Delete(d);
+    }
+    dfs_model *m = NULL;
+    if (s == DFS_OK && !(m = dfs_model_new(&mc, 0))) s = DFS_ERR_ARG;
+    if (s == DFS_OK) {
+        dfs_params *p = m->net->params;
+        char name[320];
+        int have_ema = 1;
+        for (int i = 0; i < p->count && s == DFS_OK; i++) {
+            dfs_tensor *t = p->t[i];
+            const dfs_st_tensor *w = dfs_st_find(&f, t->name);
+            if (!w) {
+                dfs_set_error("%s: tensor %s is missing", path, t->name);
+                s = DFS_ERR_FORMAT;
+                break;
+            }
+            s = load_tensor(path, w, t, t->name, t->data);
+            snprintf(name, sizeof name, "ema.%s", t->name);
+            const dfs_st_tensor *e = dfs_st_find(&f, name);
+            if (s == DFS_OK && e) s = load_tensor(path, e, t, name, p->ema + (t->data - p->data));
+            if (!e) have_ema = 0;
+        }
+        if (s == DFS_OK && !have_ema) dfs_params_ema_init(p);
+        const dfs_st_tensor *om = dfs_st_find(&f, "optim.m"), *ov = dfs_st_find(&f, "optim.v");
+        if (s == DFS_OK && om && ov) {
+            dfs_tensor flat = {.ndim = 1, .shape = {(int)p->n}, .n = p->n};
+            s = load_tensor(path, om, &flat, "optim.m", p->m);
+            if (s == DFS_OK) s = load_tensor(path, ov, &flat, "optim.v", p->v);
+            if (s == DFS_OK && has_optim) *has_optim = 1;
+        }
+        const char *state = dfs_st_meta(&f, "state");
+        if (s == DFS_OK && st) {
+            memset(st, 0, sizeof *st);
+            if (state) s = parse_state(path, state, st);
+        }
+        const char *tj = dfs_st_meta(&f, "train");
+        if (s == DFS_OK && train_json && tj) *train_json = strdup(tj);
+    }
+    dfs_st_free(&f);
+    if (s != DFS_OK) {
+        dfs_model_free(m);
+        return s;
+    }
+    *out = m;
+    return DFS_OK;
+}

@@ -1,0 +1,165 @@
+/* train.c - one training step of the simple loss (Ho et al. 2020, Algorithm 1):
+ * x0 ~ data, t ~ U{0..T-1}, eps ~ N(0, I), loss = || target - net(sqrt(abar_t) x0 +
+ * sqrt(1 - abar_t) eps, t) ||^2, with labels dropped for classifier-free guidance (Ho &
+ * Salimans 2022) and AdamW + EMA after the backward pass. */
+#include "internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct dfs_trainer {
+    dfs_model *m;
+    dfs_train_config c;
+    const dfs_dataset *d;
+    dfs_train_state *st;
+    dfs_graph *g;
+    size_t dim;
+    int *perm;        /* (n) data order of the current epoch */
+    long perm_epoch;
+    float *x0, *eps, *xt, *target; /* (B, dim) */
+    int *t, *labels;  /* (B) */
+};
+
+void dfs_train_config_default(dfs_train_config *c) {
+    c->batch = 64;
+    dfs_adamw_config_default(&c->opt);
+    c->cond_drop = 0.1f;
+}
+
+void dfs_trainer_free(dfs_trainer *t) {
+    if (!t) return;
+    dfs_graph_free(t->g);
+    free(t->perm);
+    free(t->x0);
+    free(t->eps);
+    free(t->xt);
+    free(t->target);
+    free(t->t);
+    free(t->labels);
+    free(t);
+}
+
+dfs_status dfs_trainer_new(dfs_trainer **out, dfs_model *m, const dfs_train_config *c,
+                           const dfs_dataset *d, dfs_train_state *st) {
+    *out = NULL;
+    const dfs_unet_config *u = &m->cfg.unet;
+    if (c->batch < 1 || c->batch > 4096) {
+        dfs_set_error("batch size must be 1..4096, not %d", c->batch);
+        return DFS_ERR_ARG;
+    }
+    if (!(c->cond_drop >= 0.0f && c->cond_drop <= 1.0f)) {
+        dfs_set_error("label drop probability must be in [0, 1]");
+        return DFS_ERR_ARG;
+    }
+    if (!(c->opt.lr > 0.0f) || !(c->opt.lr < 1.0f)) {
+        dfs_set_error("learning rate must be in (0, 1), not %g", c->opt.lr);
+        return DFS_ERR_ARG;
+    }
+    if (d->n < 1) {
+        dfs_set_error("the data set is empty");
+        return DFS_ERR_ARG;
+    }
+    if (d->c != u->in_channels || d->h != u->image_size || d->w != u->image_size) {
+        dfs_set_error("data are %dx%dx%d images but the model takes %dx%dx%d", d->c, d->h, d->w,
+                      u->in_channels, u->image_size, u->image_size);
+        return DFS_ERR_SHAPE;
+    }
+    if (u->num_classes > 0 && d->labels && d->num_classes > u->num_classes) {
+        dfs_set_error("data have %d classes but the model has %d", d->num_classes, u->num_classes);
+        return DFS_ERR_SHAPE;
+    }
+    dfs_trainer *t = calloc(1, sizeof *t);
+    if (!t) goto nomem;
+    t->m = m;
+    t->c = *c;
+    t->d = d;
+    t->st = st;
+    t->dim = (size_t)u->in_channels * u->image_size * u->image_size;
+    t->perm_epoch = -1;
+    size_t bd = (size_t)c->batch * t->dim;
+    t->g = dfs_graph_new();
+    t->perm = malloc((size_t)d->n * sizeof(int));
+    t->x0 = malloc(bd * sizeof(float));
+    t->eps = malloc(bd * sizeof(float));
+    t->xt = malloc(bd * sizeof(float));
+    t->target = malloc(bd * sizeof(float));
+    t->t = malloc((size_t)c->batch * sizeof(int));
+    t->labels = malloc((size_t)c->batch * sizeof(int));
+    if (!t->g || !t->perm || !t->x0 || !t->eps || !t->xt || !t->target || !t->t || !t->labels)
+        goto nomem;
+    if (u->num_classes > 0 && !d->labels)
+        dfs_log(DFS_LOG_WARN, "the data have no labels: training the class model on 'no class' only");
+    *out = t;
+    return DFS_OK;
+nomem:
+    dfs_trainer_free(t);
+    dfs_set_error("out of memory for the trainer");
+    return DFS_ERR_NOMEM;
+}
+
+/* The data order of an epoch is a Fisher-Yates shuffle seeded by (run seed, epoch), so that the
+ * position in the data is a function of images_seen alone and resuming needs no extra state. */
+static int next_index(dfs_trainer *t, long seen) {
+    long n = t->d->n, epoch = seen / n;
+    if (epoch != t->perm_epoch) {
+        dfs_rng r;
+        dfs_rng_seed(&r, t->st->seed ^ (0x9e3779b97f4a7c15ULL * (uint64_t)(epoch + 1)));
+        for (int i = 0; i < n; i++) t->perm[i] = i;
+        for (int i = (int)n - 1; i > 0; i--) {
+            int j = (int)dfs_rng_below(&r, (uint32_t)i + 1);
+            int tmp = t->perm[i];
+            t->perm[i] = t->perm[j];
+            t->perm[j] = tmp;
+        }
+        t->perm_epoch = epoch;
+    }
+    return t->perm[seen % n];
+}
+
+dfs_status dfs_trainer_step(dfs_trainer *t, float *loss_out) {
+    dfs_model *m = t->m;
+    const dfs_unet_config *u = &m->cfg.unet;
+    const dfs_dataset *d = t->d;
+    dfs_rng *rng = &t->st->rng;
+    const int B = t->c.batch, T = m->cfg.T, null = u->num_classes;
+    const size_t dim = t->dim;
+
+    for (int i = 0; i < B; i++) {
+        int idx = next_index(t, t->st->images_seen + i);
+        const uint8_t *px = d->pixels + (size_t)idx * dim;
+        for (size_t k = 0; k < dim; k++) t->x0[i * dim + k] = px[k] / 127.5f - 1.0f;
+        int lab = (d->labels && null > 0) ? d->labels[idx] : null;
+        if (null > 0 && dfs_rng_uniform(rng) < t->c.cond_drop) lab = null;
+        t->labels[i] = lab;
+        t->t[i] = (int)dfs_rng_below(rng, (uint32_t)T);
+    }
+    dfs_rng_fill_normal(rng, t->eps, (size_t)B * dim);
+    for (int i = 0; i < B; i++) {
+        dfs_q_sample(&m->sched, t->t[i], t->x0 + i * dim, t->eps + i * dim, t->xt + i * dim, dim);
+        dfs_pred_target(&m->sched, m->cfg.prediction, t->t[i], t->x0 + i * dim,
+                        t->eps + i * dim, t->target + i * dim, dim);
+    }
+
+    dfs_graph *g = t->g;
+    dfs_graph_reset(g);
+    dfs_graph_set_grad(g, 1);
+    dfs_graph_set_training(g, 1, rng);
+    const int shape[4] = {B, u->in_channels, u->image_size, u->image_size};
+    dfs_tensor *x = dfs_tensor_wrap(g, t->xt, 4, shape);
+    dfs_tensor *pred = dfs_unet_forward(m->net, g, x, t->t, null > 0 ? t->labels : NULL);
+    dfs_tensor *loss = dfs_mse(g, pred, dfs_tensor_wrap(g, t->target, 4, shape));
+    float L = loss->data[0];
+    if (loss_out) *loss_out = L;
+    if (!isfinite(L)) {
+        dfs_set_error("loss is %g at step %ld", L, t->st->step + 1);
+        return DFS_ERR_NAN;
+    }
+    dfs_params_zero_grad(m->net->params);
+    dfs_backward(g, loss);
+    dfs_status s = dfs_adamw_step(m->net->params, &t->c.opt, t->st->step + 1, NULL);
+    if (s != DFS_OK) return s;
+    t->st->step++;
+    t->st->images_seen += B;
+    return DFS_OK;
+}
