@@ -350,7 +350,7 @@ typedef struct {
     int steps;           /* network evaluations; <= T. DDPM uses all T when steps == T */
     float eta;           /* DDIM eta: 0 deterministic, 1 ~ DDPM variance */
     int var_beta_tilde;  /* DDPM: 1 uses beta-tilde_t, 0 uses beta_t (DDPM sec. 3.2) */
-    float guidance;      /* classifier-free guidance w; 0 = conditional only, no null pass */
+    float guidance;      /* guidance scale w: 1 = conditional only (no null pass), 0 = unconditional */
     int clip_x0;         /* clip predicted x0 to [-1, 1] (default 1) */
     dfs_prediction prediction;
     int null_label;      /* label meaning "no class" (num_classes) */
@@ -365,8 +365,9 @@ void dfs_sampler_timesteps(int T, int steps, int *ts);
 typedef void (*dfs_sample_cb)(void *user, int i, int steps, int t, const float *x, int n);
 
 /* Draw n samples of dim floats each into x (n*dim floats), starting from N(0, I) drawn from
- * rng. labels[n] may be NULL (unconditional). With guidance != 0 the model is evaluated on
- * labels and on null_label, eps = eps_u + w (eps_c - eps_u) (Ho & Salimans 2022 eq. 6). */
+ * rng. labels[n] may be NULL (unconditional). With guidance w != 1 the model is evaluated on
+ * labels and on null_label in one call of 2n items, eps = eps_u + w (eps_c - eps_u) (Ho &
+ * Salimans 2022 eq. 6, whose w is this w - 1). */
 dfs_status dfs_sample(const dfs_schedule *s, const dfs_sampler_config *c, dfs_model_fn model,
                       void *model_user, const int *labels, int n, size_t dim, dfs_rng *rng,
                       float *x, dfs_sample_cb cb, void *cb_user);

@@ -1,0 +1,261 @@
+/* ops_norm.c - GroupNorm and LayerNorm, forward and backward.
+ *
+ * Size key: N batch, C channels, G groups, Cg = C / G channels per group, S spatial size (the
+ * product of the dims after C), R rows, D features (the last dim).
+ *
+ * Both normalise a set of M numbers with their mean and biased variance (1/M, as PyTorch):
+ *   xhat = (x - mu) rstd,  rstd = 1 / sqrt(var + eps),  y = gamma xhat + beta
+ * GroupNorm: Wu & He 2018, "Group Normalization", eq. 1-3 (set = one sample, one group).
+ * LayerNorm: Ba, Kiros & Hinton 2016, "Layer Normalization", eq. 4 (set = one row).
+ * Backward over one set, with g = dy gamma (Ioffe & Szegedy 2015, sec. 3, the same algebra):
+ *   dx = rstd (g - mean(g) - xhat mean(g xhat)),  dgamma += sum dy xhat,  dbeta += sum dy
+ * Means and variances are accumulated in double. mu and rstd are saved per set in the arena. */
+#include "internal.h"
+
+#include <math.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* Below this many elements an OpenMP region costs more than it saves. */
+#define PAR_MIN 32768
+
+/* mu and rstd of x[0..m-1], two passes in double. */
+static void moments(const float *x, size_t m, float eps, float *mu, float *rstd) {
+    double s = 0;
+    for (size_t i = 0; i < m; i++) s += x[i];
+    double mean = s / (double)m;
+    double v = 0;
+    for (size_t i = 0; i < m; i++) {
+        double d = x[i] - mean;
+        v += d * d;
+    }
+    v /= (double)m;
+    *mu = (float)mean;
+    *rstd = (float)(1.0 / sqrt(v + eps));
+}
+
+/* ---- GroupNorm ---------------------------------------------------------------------------- */
+
+/* gamma/beta may be NULL (1 and 0). mu, rstd (N*G) are written. */
+static void group_norm_forward(float *out, float *mu, float *rstd, const float *x,
+                               const float *gamma, const float *beta, int N, int C, size_t S, int G,
+                               float eps) {
+    // out, x (N, C, S) viewed as (N*G, Cg, S); mu, rstd (N*G); gamma, beta (C)
+    int Cg = C / G;
+    size_t M = (size_t)Cg * S;
+    long NG = (long)N * G;
+#pragma omp parallel for if ((size_t)NG * M >= PAR_MIN)
+    for (long ng = 0; ng < NG; ng++) {
+        const float *xg = x + (size_t)ng * M; // (Cg, S)
+        float *yg = out + (size_t)ng * M;     // (Cg, S)
+        moments(xg, M, eps, &mu[ng], &rstd[ng]);
+        int g0 = (int)(ng % G) * Cg;
+        for (int c = 0; c < Cg; c++) {
+            float gm = gamma ? gamma[g0 + c] : 1.0f;
+            float bt = beta ? beta[g0 + c] : 0.0f;
+            float a = rstd[ng] * gm, b = bt - mu[ng] * a; /* y = x a + b */
+            const float *xc = xg + (size_t)c * S;
+            float *yc = yg + (size_t)c * S;
+            for (size_t s = 0; s < S; s++) yc[s] = xc[s] * a + b;
+        }
+    }
+}
+
+/* Accumulates into dx (N,C,S), dgamma (C), dbeta (C); each may be NULL. */
+static void group_norm_backward(float *dx, float *dgamma, float *dbeta, const float *dout,
+                                const float *x, const float *mu, const float *rstd,
+                                const float *gamma, int N, int C, size_t S, int G) {
+    int Cg = C / G;
+    size_t M = (size_t)Cg * S;
+    long NG = (long)N * G;
+    if (dx) {
+#pragma omp parallel for if ((size_t)NG * M >= PAR_MIN)
+        for (long ng = 0; ng < NG; ng++) {
+            const float *xg = x + (size_t)ng * M, *dy = dout + (size_t)ng * M; // (Cg, S)
+            float *dxg = dx + (size_t)ng * M;                                  // (Cg, S)
+            int g0 = (int)(ng % G) * Cg;
+            float m = mu[ng], r = rstd[ng];
+            double sg = 0, sgx = 0; /* sum g, sum g xhat */
+            for (int c = 0; c < Cg; c++) {
+                float gm = gamma ? gamma[g0 + c] : 1.0f;
+                const float *xc = xg + (size_t)c * S, *dyc = dy + (size_t)c * S;
+                double a = 0, b = 0;
+                for (size_t s = 0; s < S; s++) {
+                    float xh = (xc[s] - m) * r;
+                    a += dyc[s];
+                    b += dyc[s] * xh;
+                }
+                sg += gm * a;
+                sgx += gm * b;
+            }
+            float mg = (float)(sg / (double)M), mgx = (float)(sgx / (double)M);
+            for (int c = 0; c < Cg; c++) {
+                float gm = gamma ? gamma[g0 + c] : 1.0f;
+                const float *xc = xg + (size_t)c * S, *dyc = dy + (size_t)c * S;
+                float *dxc = dxg + (size_t)c * S;
+                for (size_t s = 0; s < S; s++) {
+                    float xh = (xc[s] - m) * r;
+                    dxc[s] += r * (dyc[s] * gm - mg - xh * mgx);
+                }
+            }
+        }
+    }
+    if (dgamma || dbeta) {
+        /* one channel per iteration: no two threads write the same dgamma/dbeta element */
+#pragma omp parallel for if ((size_t)N * C * S >= PAR_MIN)
+        for (int c = 0; c < C; c++) {
+            double sg = 0, sb = 0;
+            for (int n = 0; n < N; n++) {
+                size_t ng = (size_t)n * G + c / Cg;
+                const float *xc = x + ((size_t)n * C + c) * S,
+                            *dyc = dout + ((size_t)n * C + c) * S;
+                float m = mu[ng], r = rstd[ng];
+                for (size_t s = 0; s < S; s++) {
+                    sg += dyc[s] * ((xc[s] - m) * r);
+                    sb += dyc[s];
+                }
+            }
+            if (dgamma) dgamma[c] += (float)sg;
+            if (dbeta) dbeta[c] += (float)sb;
+        }
+    }
+}
+
+static void group_norm_bw(dfs_graph *g, dfs_node *nd) {
+    dfs_tensor *x = nd->in[0], *gamma = nd->in[1], *beta = nd->in[2];
+    int N = x->shape[0], C = x->shape[1], G = nd->i[0];
+    size_t S = x->n / ((size_t)N * C);
+    const float *mu = nd->saved, *rstd = mu + (size_t)N * G;
+    group_norm_backward(x->requires_grad ? dfs_grad(g, x) : NULL,
+                        gamma && gamma->requires_grad ? dfs_grad(g, gamma) : NULL,
+                        beta && beta->requires_grad ? dfs_grad(g, beta) : NULL, nd->out->grad,
+                        x->data, mu, rstd, gamma ? gamma->data : NULL, N, C, S, G);
+}
+
+dfs_tensor *dfs_group_norm(dfs_graph *g, dfs_tensor *x, dfs_tensor *gamma, dfs_tensor *beta,
+                           int groups, float eps) {
+    DFS_ASSERT(x && x->ndim >= 2 && x->n > 0);
+    int N = x->shape[0], C = x->shape[1];
+    DFS_ASSERT(groups >= 1 && C % groups == 0);
+    DFS_ASSERT(!gamma || gamma->n == (size_t)C);
+    DFS_ASSERT(!beta || beta->n == (size_t)C);
+    DFS_ASSERT(eps >= 0.0f);
+    size_t S = x->n / ((size_t)N * C);
+    dfs_tensor *out = dfs_tensor_like(g, x);
+    float *stats = dfs_graph_alloc(g, 2 * (size_t)N * groups * sizeof(float)); // mu, rstd (N*G)
+    group_norm_forward(out->data, stats, stats + (size_t)N * groups, x->data,
+                       gamma ? gamma->data : NULL, beta ? beta->data : NULL, N, C, S, groups, eps);
+    dfs_node *nd = dfs_record(g, group_norm_bw, out, 3, (dfs_tensor *[]){x, gamma, beta});
+    if (nd) {
+        nd->i[0] = groups;
+        nd->f[0] = eps;
+        nd->saved = stats;
+    }
+    return out;
+}
+
+/* ---- LayerNorm ---------------------------------------------------------------------------- */
+
+static void layer_norm_forward(float *out, float *mu, float *rstd, const float *x,
+                               const float *gamma, const float *beta, size_t R, int D, float eps) {
+    // out, x (R, D); mu, rstd (R); gamma, beta (D)
+#pragma omp parallel for if (R * (size_t)D >= PAR_MIN)
+    for (long r = 0; r < (long)R; r++) {
+        const float *xr = x + (size_t)r * D;
+        float *yr = out + (size_t)r * D;
+        moments(xr, (size_t)D, eps, &mu[r], &rstd[r]);
+        float m = mu[r], s = rstd[r];
+        for (int d = 0; d < D; d++) {
+            float xh = (xr[d] - m) * s;
+            yr[d] = (gamma ? gamma[d] : 1.0f) * xh + (beta ? beta[d] : 0.0f);
+        }
+    }
+}
+
+/* Accumulates into dx (R,D), dgamma (D), dbeta (D); each may be NULL. part is scratch of
+ * 2 * nthreads * D doubles for per-thread dgamma/dbeta sums. */
+static void layer_norm_backward(float *dx, float *dgamma, float *dbeta, double *part, int nthreads,
+                                const float *dout, const float *x, const float *mu,
+                                const float *rstd, const float *gamma, size_t R, int D) {
+    memset(part, 0, 2 * (size_t)nthreads * D * sizeof(double));
+#pragma omp parallel num_threads(nthreads) if (R * (size_t)D >= PAR_MIN)
+    {
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+        double *pg = part + 2 * (size_t)tid * D, *pb = pg + D; // (D), (D)
+#pragma omp for
+        for (long r = 0; r < (long)R; r++) {
+            const float *xr = x + (size_t)r * D, *dy = dout + (size_t)r * D;
+            float m = mu[r], s = rstd[r];
+            if (dgamma || dbeta) {
+                for (int d = 0; d < D; d++) {
+                    pg[d] += dy[d] * ((xr[d] - m) * s);
+                    pb[d] += dy[d];
+                }
+            }
+            if (dx) {
+                double sg = 0, sgx = 0;
+                for (int d = 0; d < D; d++) {
+                    float gd = dy[d] * (gamma ? gamma[d] : 1.0f);
+                    sg += gd;
+                    sgx += gd * ((xr[d] - m) * s);
+                }
+                float mg = (float)(sg / D), mgx = (float)(sgx / D);
+                float *dxr = dx + (size_t)r * D;
+                for (int d = 0; d < D; d++) {
+                    float gd = dy[d] * (gamma ? gamma[d] : 1.0f);
+                    dxr[d] += s * (gd - mg - (xr[d] - m) * s * mgx);
+                }
+            }
+        }
+    }
+    for (int d = 0; d < D; d++) {
+        double sg = 0, sb = 0;
+        for (int t = 0; t < nthreads; t++) {
+            sg += part[2 * (size_t)t * D + d];
+            sb += part[2 * (size_t)t * D + D + d];
+        }
+        if (dgamma) dgamma[d] += (float)sg;
+        if (dbeta) dbeta[d] += (float)sb;
+    }
+}
+
+static void layer_norm_bw(dfs_graph *g, dfs_node *nd) {
+    dfs_tensor *x = nd->in[0], *gamma = nd->in[1], *beta = nd->in[2];
+    int D = x->shape[x->ndim - 1];
+    size_t R = x->n / (size_t)D;
+    const float *mu = nd->saved, *rstd = mu + R;
+    int nthreads = 1;
+#ifdef _OPENMP
+    nthreads = omp_get_max_threads();
+#endif
+    double *part = dfs_graph_alloc(g, 2 * (size_t)nthreads * D * sizeof(double));
+    layer_norm_backward(x->requires_grad ? dfs_grad(g, x) : NULL,
+                        gamma && gamma->requires_grad ? dfs_grad(g, gamma) : NULL,
+                        beta && beta->requires_grad ? dfs_grad(g, beta) : NULL, part, nthreads,
+                        nd->out->grad, x->data, mu, rstd, gamma ? gamma->data : NULL, R, D);
+}
+
+dfs_tensor *dfs_layer_norm(dfs_graph *g, dfs_tensor *x, dfs_tensor *gamma, dfs_tensor *beta,
+                           float eps) {
+    DFS_ASSERT(x && x->ndim >= 1 && x->n > 0);
+    int D = x->shape[x->ndim - 1];
+    DFS_ASSERT(!gamma || gamma->n == (size_t)D);
+    DFS_ASSERT(!beta || beta->n == (size_t)D);
+    DFS_ASSERT(eps >= 0.0f);
+    size_t R = x->n / (size_t)D;
+    dfs_tensor *out = dfs_tensor_like(g, x);
+    float *stats = dfs_graph_alloc(g, 2 * R * sizeof(float)); // mu, rstd (R)
+    layer_norm_forward(out->data, stats, stats + R, x->data, gamma ? gamma->data : NULL,
+                       beta ? beta->data : NULL, R, D, eps);
+    dfs_node *nd = dfs_record(g, layer_norm_bw, out, 3, (dfs_tensor *[]){x, gamma, beta});
+    if (nd) {
+        nd->f[0] = eps;
+        nd->saved = stats;
+    }
+    return out;
+}

@@ -1,0 +1,238 @@
+/* samplers.c - ancestral DDPM and DDIM sampling, with respacing and classifier-free guidance.
+ *
+ * A sampler only needs three things kept apart (as in stable-diffusion.cpp's denoiser): the
+ * schedule (abar_t), the model's parameterisation (converted to eps and x0 by
+ * dfs_pred_to_eps_x0), and the update rule. Both update rules are written in terms of x0 and
+ * eps at the visited step t and abar at the next visited step, so respacing (steps < T) is the
+ * same code as the full chain.
+ *
+ * References
+ *   DDPM   Ho, Jain, Abbeel 2020, "Denoising Diffusion Probabilistic Models"
+ *   IDDPM  Nichol, Dhariwal 2021, "Improved Denoising Diffusion Probabilistic Models", sec. 4
+ *   DDIM   Song, Meng, Ermon 2021, "Denoising Diffusion Implicit Models"
+ *   CFG    Ho, Salimans 2022, "Classifier-Free Diffusion Guidance"
+ *
+ * Random stream (fixed, so that samples are reproducible from a seed): x_T takes n*dim normals
+ * first; then every step that adds noise takes n*dim normals, in element order. Steps that
+ * add no noise (the last step, DDIM with eta = 0) take none.
+ */
+#include "diffuse.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *const dfs_sampler_names[DFS_SAMPLER_COUNT] = {"ddpm", "ddim"};
+
+int dfs_sampler_from_name(const char *name) {
+    if (!name) return -1;
+    for (int i = 0; i < DFS_SAMPLER_COUNT; i++)
+        if (strcmp(dfs_sampler_names[i], name) == 0) return i;
+    return -1;
+}
+
+void dfs_sampler_config_default(dfs_sampler_config *c) {
+    memset(c, 0, sizeof *c);
+    c->kind = DFS_SAMPLER_DDPM;
+    c->steps = 1000;
+    c->eta = 0.0f;
+    c->var_beta_tilde = 1;
+    c->guidance = 1.0f;
+    c->clip_x0 = 1;
+    c->prediction = DFS_PRED_EPS;
+    c->null_label = 0; /* the caller sets this to num_classes */
+}
+
+/* Timestep spacing: `steps` integers evenly spaced over [0, T-1], both ends included, rounded
+ * to nearest (halves up), descending:
+ *     ts[i] = round((steps-1-i) * (T-1) / (steps-1)),  i = 0..steps-1.
+ * steps == T gives T-1, T-2, ..., 0 (the full chain); steps == 1 gives the single step T-1
+ * (one jump from pure noise to x0). Since (T-1)/(steps-1) >= 1 the values are distinct.
+ * Computed in integers so that it is exact and platform independent. */
+void dfs_sampler_timesteps(int T, int steps, int *ts) {
+    DFS_ASSERT(T >= 1 && steps >= 1 && steps <= T);
+    if (steps == 1) {
+        ts[0] = T - 1;
+        return;
+    }
+    long long den = steps - 1;
+    for (int i = 0; i < steps; i++) {
+        long long num = (long long)(steps - 1 - i) * (T - 1);
+        ts[i] = (int)((2 * num + den) / (2 * den));
+    }
+}
+
+/* Scratch memory of one dfs_sample call, allocated once up front. */
+typedef struct {
+    float *xin;   /* (2n, dim) model input when guided (x twice), else unused */
+    float *out;   /* (nb, dim) model output */
+    float *eps;   /* (n, dim) */
+    float *x0;    /* (n, dim) */
+    float *z;     /* (n, dim) fresh noise */
+    int *tb;      /* (nb) timesteps */
+    int *lb;      /* (nb) labels: n conditional then n null, when guided */
+    int *ts;      /* (steps) visited timesteps */
+} scratch;
+
+static void scratch_free(scratch *w) {
+    free(w->xin);
+    free(w->out);
+    free(w->eps);
+    free(w->x0);
+    free(w->z);
+    free(w->tb);
+    free(w->lb);
+    free(w->ts);
+}
+
+dfs_status dfs_sample(const dfs_schedule *s, const dfs_sampler_config *c, dfs_model_fn model,
+                      void *model_user, const int *labels, int n, size_t dim, dfs_rng *rng,
+                      float *x, dfs_sample_cb cb, void *cb_user) {
+    if (!s || !s->abar || s->T < 1) {
+        dfs_set_error("dfs_sample: schedule is NULL or not initialised");
+        return DFS_ERR_ARG;
+    }
+    if (!c || !model || !rng || !x) {
+        dfs_set_error("dfs_sample: %s is NULL",
+                      !c ? "config" : !model ? "model" : !rng ? "rng" : "output x");
+        return DFS_ERR_ARG;
+    }
+    if ((int)c->kind < 0 || c->kind >= DFS_SAMPLER_COUNT) {
+        dfs_set_error("dfs_sample: unknown sampler kind %d", (int)c->kind);
+        return DFS_ERR_ARG;
+    }
+    if ((int)c->prediction < 0 || c->prediction >= DFS_PRED_COUNT) {
+        dfs_set_error("dfs_sample: unknown prediction kind %d", (int)c->prediction);
+        return DFS_ERR_ARG;
+    }
+    if (c->steps < 1 || c->steps > s->T) {
+        dfs_set_error("dfs_sample: steps = %d out of range 1..%d (T)", c->steps, s->T);
+        return DFS_ERR_ARG;
+    }
+    if (n < 1 || dim < 1) {
+        dfs_set_error("dfs_sample: need n >= 1 and dim >= 1 (got n = %d, dim = %zu)", n, dim);
+        return DFS_ERR_ARG;
+    }
+    if (!isfinite(c->eta) || c->eta < 0.0f) {
+        dfs_set_error("dfs_sample: eta = %g must be finite and >= 0", (double)c->eta);
+        return DFS_ERR_ARG;
+    }
+    if (!isfinite(c->guidance)) {
+        dfs_set_error("dfs_sample: guidance = %g is not finite", (double)c->guidance);
+        return DFS_ERR_ARG;
+    }
+    /* Classifier-free guidance needs labels to have a conditional pass; without labels the
+     * single pass is unconditional and guidance has nothing to act on. */
+    const int guided = c->guidance != 1.0f && labels != NULL;
+    const int nb = guided ? 2 * n : n;
+    if ((guided && n > INT32_MAX / 2) || dim > SIZE_MAX / sizeof(float) / (size_t)nb) {
+        dfs_set_error("dfs_sample: n = %d times dim = %zu overflows", n, dim);
+        return DFS_ERR_NOMEM;
+    }
+    const size_t N = (size_t)n * dim;
+    const int steps = c->steps;
+
+    scratch w = {0};
+    w.out = malloc((size_t)nb * dim * sizeof(float));
+    w.eps = malloc(N * sizeof(float));
+    w.x0 = malloc(N * sizeof(float));
+    w.z = malloc(N * sizeof(float));
+    w.tb = malloc((size_t)nb * sizeof(int));
+    w.ts = malloc((size_t)steps * sizeof(int));
+    if (guided) {
+        w.xin = malloc(2 * N * sizeof(float));
+        w.lb = malloc((size_t)nb * sizeof(int));
+    }
+    if (!w.out || !w.eps || !w.x0 || !w.z || !w.tb || !w.ts || (guided && (!w.xin || !w.lb))) {
+        scratch_free(&w);
+        dfs_set_error("dfs_sample: out of memory for %d x %zu samples", n, dim);
+        return DFS_ERR_NOMEM;
+    }
+    dfs_sampler_timesteps(s->T, steps, w.ts);
+    if (guided) {
+        for (int k = 0; k < n; k++) {
+            w.lb[k] = labels[k];
+            w.lb[n + k] = c->null_label;
+        }
+    }
+
+    dfs_rng_fill_normal(rng, x, N); /* x_T ~ N(0, I) */
+
+    const double gw = c->guidance;
+    for (int i = 0; i < steps; i++) {
+        const int t = w.ts[i];
+        const int last = i == steps - 1;
+        const double abar_t = s->abar[t];
+        const double abar_p = last ? 1.0 : s->abar[w.ts[i + 1]]; /* abar at the next step */
+        const double sa = sqrt(abar_t), sb = sqrt(1.0 - abar_t);
+
+        /* ---- model: eps and x0 at (x_t, t) ---- */
+        for (int k = 0; k < nb; k++) w.tb[k] = t;
+        if (guided) {
+            memcpy(w.xin, x, N * sizeof(float));
+            memcpy(w.xin + N, x, N * sizeof(float));
+            model(model_user, w.xin, w.tb, w.lb, nb, w.out);
+            /* Guidance acts on eps, so convert both halves first (in place). */
+            dfs_pred_to_eps_x0(s, c->prediction, t, x, w.out, w.out, NULL, N);
+            dfs_pred_to_eps_x0(s, c->prediction, t, x, w.out + N, w.out + N, NULL, N);
+            /* CFG (Ho & Salimans 2022 eq. 6 with scale w = 1 + their w):
+             * eps = eps_u + w (eps_c - eps_u); w = 1 is conditional, w = 0 unconditional. */
+            const float *ec = w.out, *eu = w.out + N;
+#pragma omp parallel for schedule(static) if (N >= 65536)
+            for (size_t j = 0; j < N; j++) {
+                double e = eu[j] + gw * ((double)ec[j] - eu[j]);
+                w.eps[j] = (float)e;
+                w.x0[j] = (float)((x[j] - sb * e) / sa); /* DDPM eq. 4 solved for x0 */
+            }
+        } else {
+            model(model_user, x, w.tb, labels, n, w.out);
+            dfs_pred_to_eps_x0(s, c->prediction, t, x, w.out, w.eps, w.x0, N);
+        }
+        if (c->clip_x0) {
+            /* Clip x0 to the data range, then recompute eps from the clipped x0 so that the
+             * DDIM step (which uses both) stays on the line through x_t. */
+#pragma omp parallel for schedule(static) if (N >= 65536)
+            for (size_t j = 0; j < N; j++) {
+                float z0 = w.x0[j] < -1.0f ? -1.0f : w.x0[j] > 1.0f ? 1.0f : w.x0[j];
+                w.x0[j] = z0;
+                w.eps[j] = (float)((x[j] - sa * z0) / sb);
+            }
+        }
+
+        /* ---- update x_t -> x_{t'} (t' the next visited step, abar_{t'} = abar_p) ---- */
+        double c0, ct, ce, sigma;
+        if (c->kind == DFS_SAMPLER_DDPM) {
+            /* Respaced betas (IDDPM sec. 4): b' = 1 - abar_t / abar_t', equal to b_t when
+             * steps == T. Posterior q(x_t' | x_t, x0) from DDPM eq. 7 with b', a' = 1 - b':
+             * mean = sqrt(abar_t') b' / (1 - abar_t) x0
+             *      + sqrt(a') (1 - abar_t') / (1 - abar_t) x_t,
+             * variance beta_tilde' = (1 - abar_t') / (1 - abar_t) b', or b' (DDPM sec. 3.2). */
+            double a1 = abar_t / abar_p, b1 = 1.0 - a1;
+            c0 = sqrt(abar_p) * b1 / (1.0 - abar_t);
+            ct = sqrt(a1) * (1.0 - abar_p) / (1.0 - abar_t);
+            ce = 0.0;
+            double var = c->var_beta_tilde ? (1.0 - abar_p) / (1.0 - abar_t) * b1 : b1;
+            sigma = last ? 0.0 : sqrt(var);
+        } else {
+            /* DDIM eq. 12: x_t' = sqrt(abar_t') x0 + sqrt(1 - abar_t' - sigma^2) eps + sigma z,
+             * eq. 16: sigma = eta sqrt((1 - abar_t') / (1 - abar_t)) sqrt(1 - abar_t / abar_t').
+             * For eta > 1 the direction term is clamped at 0. */
+            double sg = c->eta * sqrt((1.0 - abar_p) / (1.0 - abar_t) * (1.0 - abar_t / abar_p));
+            sigma = last ? 0.0 : sg;
+            double d = 1.0 - abar_p - sigma * sigma;
+            c0 = sqrt(abar_p);
+            ct = 0.0;
+            ce = d > 0.0 ? sqrt(d) : 0.0;
+        }
+        if (sigma > 0.0) dfs_rng_fill_normal(rng, w.z, N);
+        else memset(w.z, 0, N * sizeof(float));
+#pragma omp parallel for schedule(static) if (N >= 65536)
+        for (size_t j = 0; j < N; j++)
+            x[j] = (float)(c0 * w.x0[j] + ct * x[j] + ce * w.eps[j] + sigma * w.z[j]);
+
+        if (cb) cb(cb_user, i, steps, t, x, n);
+    }
+    scratch_free(&w);
+    return DFS_OK;
+}

@@ -1,0 +1,550 @@
+/* test_ops_b.c - normalisation and elementwise ops: backward against central finite
+ * differences (every input, gamma/beta and tables included), forward values against closed
+ * forms, broadcasting against a naive reference, dropout statistics, and the large-tensor
+ * (OpenMP) paths against plain double-precision loops. */
+#include "check.h"
+#include "diffuse.h"
+#include "gradcheck.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define H_FD 1e-3f /* finite-difference step */
+#define TOL 1e-2f  /* gradcheck relative tolerance */
+
+/* ---- op wrappers for gradcheck ------------------------------------------------------------ */
+
+typedef struct {
+    int groups;
+    float eps;
+} norm_args;
+
+static dfs_tensor *f_group_norm(dfs_graph *g, dfs_tensor **in, void *u) {
+    norm_args *a = u;
+    return dfs_group_norm(g, in[0], in[1], in[2], a->groups, a->eps);
+}
+static dfs_tensor *f_group_norm_plain(dfs_graph *g, dfs_tensor **in, void *u) {
+    norm_args *a = u;
+    return dfs_group_norm(g, in[0], NULL, NULL, a->groups, a->eps);
+}
+static dfs_tensor *f_layer_norm(dfs_graph *g, dfs_tensor **in, void *u) {
+    return dfs_layer_norm(g, in[0], in[1], in[2], 1e-5f);
+}
+static dfs_tensor *f_silu(dfs_graph *g, dfs_tensor **in, void *u) { return dfs_silu(g, in[0]); }
+static dfs_tensor *f_gelu(dfs_graph *g, dfs_tensor **in, void *u) { return dfs_gelu(g, in[0]); }
+static dfs_tensor *f_add(dfs_graph *g, dfs_tensor **in, void *u) {
+    return dfs_add(g, in[0], in[1]);
+}
+static dfs_tensor *f_mul(dfs_graph *g, dfs_tensor **in, void *u) {
+    return dfs_mul(g, in[0], in[1]);
+}
+static dfs_tensor *f_add_self(dfs_graph *g, dfs_tensor **in, void *u) {
+    return dfs_add(g, in[0], in[0]);
+}
+/* x * silu(x): x reaches the output along two paths, so grads must accumulate. */
+static dfs_tensor *f_mul_silu(dfs_graph *g, dfs_tensor **in, void *u) {
+    return dfs_mul(g, in[0], dfs_silu(g, in[0]));
+}
+static dfs_tensor *f_scale(dfs_graph *g, dfs_tensor **in, void *u) {
+    return dfs_scale(g, in[0], -1.75f);
+}
+static dfs_tensor *f_softmax(dfs_graph *g, dfs_tensor **in, void *u) {
+    return dfs_softmax(g, in[0]);
+}
+static const int emb_idx[6] = {3, 0, 3, 4, 1, 3};
+static dfs_tensor *f_embedding(dfs_graph *g, dfs_tensor **in, void *u) {
+    return dfs_embedding(g, in[0], emb_idx, 6);
+}
+typedef struct {
+    dfs_rng rng;
+    uint64_t seed;
+    float p;
+} drop_args;
+/* Reseed before each evaluation so that every finite-difference pass sees the same mask. */
+static dfs_tensor *f_dropout(dfs_graph *g, dfs_tensor **in, void *u) {
+    drop_args *a = u;
+    dfs_rng_seed(&a->rng, a->seed);
+    dfs_graph_set_training(g, 1, &a->rng);
+    return dfs_dropout(g, in[0], a->p);
+}
+static dfs_tensor *f_mse(dfs_graph *g, dfs_tensor **in, void *u) {
+    return dfs_mse(g, in[0], in[1]);
+}
+static dfs_tensor *f_mean(dfs_graph *g, dfs_tensor **in, void *u) { return dfs_mean(g, in[0]); }
+
+static dfs_tensor *input(int ndim, const int *shape, dfs_rng *rng, float scale, float offset) {
+    dfs_tensor *t = gc_input(ndim, shape, rng, scale);
+    for (size_t i = 0; i < t->n; i++) t->data[i] += offset;
+    return t;
+}
+
+/* ---- naive broadcasting reference --------------------------------------------------------- */
+
+/* Element of t (padded on the left to nd dims) read at output multi-index ix. */
+static float bread(const dfs_tensor *t, int nd, const int *ix) {
+    size_t off = 0;
+    int pad = nd - t->ndim;
+    for (int k = 0; k < t->ndim; k++) {
+        int i = t->shape[k] == 1 ? 0 : ix[k + pad];
+        off = off * (size_t)t->shape[k] + (size_t)i;
+    }
+    return t->data[off];
+}
+
+/* Checks out = a op b elementwise by unravelling every output index. Returns mismatches. */
+static int check_bcast_forward(const dfs_tensor *out, const dfs_tensor *a, const dfs_tensor *b,
+                               int mul) {
+    int bad = 0;
+    for (size_t i = 0; i < out->n; i++) {
+        int ix[DFS_MAXDIM];
+        size_t r = i;
+        for (int k = out->ndim - 1; k >= 0; k--) {
+            ix[k] = (int)(r % (size_t)out->shape[k]);
+            r /= (size_t)out->shape[k];
+        }
+        float x = bread(a, out->ndim, ix), y = bread(b, out->ndim, ix);
+        float want = mul ? x * y : x + y;
+        if (out->data[i] != want) bad++;
+    }
+    return bad;
+}
+
+static void test_broadcast(dfs_rng *rng) {
+    struct {
+        int na, nb;
+        int sa[4], sb[4];
+        int osh[4], ond;
+    } cases[] = {
+        {4, 4, {2, 3, 4, 5}, {2, 3, 1, 1}, {2, 3, 4, 5}, 4}, /* (N,C,H,W) + (N,C,1,1) */
+        {4, 3, {2, 3, 4, 5}, {3, 1, 1}, {2, 3, 4, 5}, 4},    /* (N,C,H,W) + (C,1,1) */
+        {3, 1, {2, 3, 4}, {4}, {2, 3, 4}, 3},                /* (B,L,D) + (D) */
+        {1, 3, {4}, {2, 3, 4}, {2, 3, 4}, 3},                /* (D) + (B,L,D) */
+        {4, 4, {2, 3, 1, 1}, {2, 3, 4, 5}, {2, 3, 4, 5}, 4}, /* small on the left */
+        {3, 3, {2, 1, 3}, {1, 4, 1}, {2, 4, 3}, 3},          /* both broadcast */
+        {4, 4, {2, 3, 4, 5}, {1, 3, 1, 5}, {2, 3, 4, 5}, 4}, /* not banded */
+        {4, 4, {2, 3, 4, 5}, {2, 3, 4, 5}, {2, 3, 4, 5}, 4}, /* equal shapes */
+        {2, 1, {3, 1}, {1}, {3, 1}, 2},                      /* size-1 dims */
+    };
+    int ncase = (int)(sizeof cases / sizeof cases[0]);
+    dfs_graph *g = dfs_graph_new();
+    for (int c = 0; c < ncase; c++) {
+        dfs_tensor *in[2] = {gc_input(cases[c].na, cases[c].sa, rng, 1.0f),
+                             gc_input(cases[c].nb, cases[c].sb, rng, 1.0f)};
+        for (int mul = 0; mul < 2; mul++) {
+            dfs_graph_reset(g);
+            dfs_tensor *out = mul ? dfs_mul(g, in[0], in[1]) : dfs_add(g, in[0], in[1]);
+            int shape_ok = out->ndim == cases[c].ond;
+            for (int k = 0; shape_ok && k < out->ndim; k++)
+                shape_ok = out->shape[k] == cases[c].osh[k];
+            CHECK(shape_ok, "broadcast case %d: output shape", c);
+            if (!shape_ok) continue;
+            int bad = check_bcast_forward(out, in[0], in[1], mul);
+            CHECK(bad == 0, "broadcast case %d %s: %d forward values differ", c,
+                  mul ? "mul" : "add", bad);
+            char name[64];
+            snprintf(name, sizeof name, "%s broadcast case %d", mul ? "mul" : "add", c);
+            gradcheck(name, mul ? f_mul : f_add, in, 2, NULL, H_FD, TOL);
+        }
+        gc_input_free(in[0]);
+        gc_input_free(in[1]);
+    }
+    dfs_graph_free(g);
+
+    /* the same tensor on both sides, and two paths to one input */
+    dfs_tensor *x = gc_input(2, (int[]){3, 4}, rng, 1.0f);
+    gradcheck("add(x, x)", f_add_self, &x, 1, NULL, H_FD, TOL);
+    gradcheck("x * silu(x)", f_mul_silu, &x, 1, NULL, H_FD, TOL);
+    gc_input_free(x);
+}
+
+/* ---- gradchecks of the other ops ------------------------------------------------------------ */
+
+static void test_norm_grads(dfs_rng *rng) {
+    struct {
+        int nd, shape[4], groups;
+    } cases[] = {
+        {4, {2, 6, 3, 4}, 3}, /* several groups, 2-d spatial */
+        {3, {2, 4, 5, 0}, 2}, /* 1-d spatial */
+        {4, {3, 4, 2, 2}, 1}, /* one group (LayerNorm over C,H,W) */
+        {4, {2, 4, 2, 3}, 4}, /* one channel per group (InstanceNorm) */
+        {2, {3, 6, 0, 0}, 2}, /* no spatial dims */
+    };
+    for (int c = 0; c < (int)(sizeof cases / sizeof cases[0]); c++) {
+        int C = cases[c].shape[1];
+        dfs_tensor *in[3] = {input(cases[c].nd, cases[c].shape, rng, 1.5f, 0.3f),
+                             input(1, (int[]){C}, rng, 0.5f, 1.0f),
+                             input(1, (int[]){C}, rng, 0.5f, 0.0f)};
+        norm_args a = {cases[c].groups, 1e-5f};
+        char name[64];
+        snprintf(name, sizeof name, "group_norm case %d (G=%d)", c, a.groups);
+        gradcheck(name, f_group_norm, in, 3, &a, H_FD, TOL);
+        if (c == 0)
+            gradcheck("group_norm without affine", f_group_norm_plain, in, 1, &a, H_FD, TOL);
+        for (int k = 0; k < 3; k++) gc_input_free(in[k]);
+    }
+    {
+        dfs_tensor *in[3] = {input(3, (int[]){3, 4, 8}, rng, 1.0f, -0.5f),
+                             input(1, (int[]){8}, rng, 0.5f, 1.0f),
+                             input(1, (int[]){8}, rng, 0.5f, 0.0f)};
+        gradcheck("layer_norm (3,4,8)", f_layer_norm, in, 3, NULL, H_FD, TOL);
+        for (int k = 0; k < 3; k++) gc_input_free(in[k]);
+    }
+}
+
+static void test_elem_grads(dfs_rng *rng) {
+    dfs_tensor *x = gc_input(3, (int[]){2, 3, 7}, rng, 2.0f);
+    gradcheck("silu", f_silu, &x, 1, NULL, H_FD, TOL);
+    gradcheck("gelu", f_gelu, &x, 1, NULL, H_FD, TOL);
+    gradcheck("scale", f_scale, &x, 1, NULL, H_FD, TOL);
+    gradcheck("softmax", f_softmax, &x, 1, NULL, H_FD, TOL);
+    gradcheck("mean", f_mean, &x, 1, NULL, H_FD, TOL);
+    gc_input_free(x);
+
+    dfs_tensor *table = gc_input(2, (int[]){5, 4}, rng, 1.0f);
+    gradcheck("embedding (repeated rows)", f_embedding, &table, 1, NULL, H_FD, TOL);
+    /* row 2 is never picked: its gradient stays zero */
+    int zero = 1;
+    for (int k = 0; k < 4; k++) zero &= table->grad[2 * 4 + k] == 0.0f;
+    CHECK(zero, "embedding: unpicked row got a gradient");
+    gc_input_free(table);
+
+    dfs_tensor *xd = gc_input(2, (int[]){4, 50}, rng, 1.0f);
+    drop_args da = {.seed = 77, .p = 0.3f};
+    gradcheck("dropout (fixed mask)", f_dropout, &xd, 1, &da, H_FD, TOL);
+    gc_input_free(xd);
+
+    dfs_tensor *m[2] = {gc_input(2, (int[]){3, 4}, rng, 1.0f),
+                        gc_input(2, (int[]){3, 4}, rng, 1.0f)};
+    m[1]->requires_grad = 0;
+    gradcheck("mse", f_mse, m, 2, NULL, H_FD, TOL);
+    gc_input_free(m[0]);
+    gc_input_free(m[1]);
+}
+
+/* ---- forward values ------------------------------------------------------------------------- */
+
+static dfs_tensor *from(dfs_graph *g, int ndim, const int *shape, const float *v) {
+    dfs_tensor *t = dfs_tensor_new(g, ndim, shape);
+    memcpy(t->data, v, t->n * sizeof(float));
+    return t;
+}
+
+static void test_activations(void) {
+    dfs_graph *g = dfs_graph_new();
+    float xv[5] = {0.0f, 1.0f, -1.0f, 2.0f, -3.0f};
+    dfs_tensor *x = from(g, 1, (int[]){5}, xv);
+    dfs_tensor *s = dfs_silu(g, x), *ge = dfs_gelu(g, x);
+    CHECK_CLOSE(s->data[0], 0.0, 1e-7, 0, "silu(0)");
+    CHECK_CLOSE(s->data[1], 0.7310586, 1e-6, 0, "silu(1)");
+    CHECK_CLOSE(s->data[2], -0.2689414, 1e-6, 0, "silu(-1)");
+    /* 0.5 x (1 + tanh(sqrt(2/pi)(x + 0.044715 x^3))) evaluated in double */
+    CHECK_CLOSE(ge->data[0], 0.0, 1e-7, 0, "gelu(0)");
+    CHECK_CLOSE(ge->data[1], 0.841191990608, 1e-6, 0, "gelu(1)");
+    CHECK_CLOSE(ge->data[2], -0.158808009392, 1e-6, 0, "gelu(-1)");
+    CHECK_CLOSE(ge->data[3], 1.954597694088, 1e-6, 0, "gelu(2)");
+    CHECK_CLOSE(ge->data[4], -0.003637392082, 1e-6, 0, "gelu(-3)");
+    dfs_tensor *sc = dfs_scale(g, x, 2.5f);
+    CHECK_CLOSE(sc->data[4], -7.5, 0, 0, "scale");
+
+    /* softmax: rows sum to 1, ratios are exp differences, and huge inputs stay finite */
+    float sv[2 * 4] = {0.1f, -2.0f, 3.0f, 0.5f, 1000.0f, 1001.0f, 1002.0f, 1000.0f};
+    dfs_tensor *sm = dfs_softmax(g, from(g, 2, (int[]){2, 4}, sv));
+    for (int r = 0; r < 2; r++) {
+        double sum = 0;
+        for (int d = 0; d < 4; d++) sum += sm->data[r * 4 + d];
+        CHECK_CLOSE(sum, 1.0, 1e-6, 0, "softmax row sum");
+        for (int d = 1; d < 4; d++)
+            CHECK_CLOSE(sm->data[r * 4 + d] / sm->data[r * 4], exp(sv[r * 4 + d] - sv[r * 4]), 0,
+                        1e-5, "softmax ratio");
+    }
+    /* closed form for the second row: exp(k) / (2 + e + e^2) for k = 0, 1, 2, 0 */
+    double den = 2.0 + exp(1.0) + exp(2.0);
+    CHECK_CLOSE(sm->data[6], exp(2.0) / den, 1e-6, 0, "softmax large inputs");
+
+    /* mean and mse of known numbers; mse gradient 2 (a - b) / n into a only */
+    float av[4] = {1, 2, 3, 4}, bv[4] = {0, 2, 5, 1};
+    dfs_tensor *a = from(g, 1, (int[]){4}, av), *b = from(g, 1, (int[]){4}, bv);
+    a->requires_grad = b->requires_grad = 1;
+    dfs_tensor *mean = dfs_mean(g, a);
+    CHECK_CLOSE(mean->data[0], 2.5, 0, 0, "mean");
+    dfs_graph_reset(g);
+    a = from(g, 1, (int[]){4}, av);
+    b = from(g, 1, (int[]){4}, bv);
+    a->requires_grad = b->requires_grad = 1;
+    dfs_tensor *mse = dfs_mse(g, a, b);
+    CHECK(mse->n == 1, "mse is a scalar");
+    CHECK_CLOSE(mse->data[0], 3.5, 0, 0, "mse of (1,0,-2,3)");
+    dfs_backward(g, mse);
+    float want[4] = {0.5f, 0.0f, -1.0f, 1.5f};
+    for (int i = 0; i < 4; i++) CHECK_CLOSE(a->grad[i], want[i], 1e-7, 0, "mse grad");
+    CHECK(b->grad == NULL || (b->grad[0] == 0 && b->grad[2] == 0 && b->grad[3] == 0),
+          "mse: gradient flowed into the target");
+
+    /* embedding picks rows */
+    dfs_graph_reset(g);
+    float tv[3 * 2] = {1, 2, 3, 4, 5, 6};
+    dfs_tensor *e = dfs_embedding(g, from(g, 2, (int[]){3, 2}, tv), (int[]){2, 0, 2}, 3);
+    CHECK(e->ndim == 2 && e->shape[0] == 3 && e->shape[1] == 2, "embedding shape");
+    CHECK(e->data[0] == 5 && e->data[1] == 6 && e->data[2] == 1 && e->data[5] == 6,
+          "embedding rows");
+
+    /* no-grad mode records nothing */
+    dfs_graph_reset(g);
+    dfs_tensor *p = from(g, 1, (int[]){5}, xv);
+    p->requires_grad = 1;
+    dfs_graph_set_grad(g, 0);
+    CHECK(!dfs_silu(g, p)->requires_grad, "no-grad mode: silu output requires grad");
+    CHECK(!dfs_add(g, p, p)->requires_grad, "no-grad mode: add output requires grad");
+    dfs_graph_set_grad(g, 1);
+    CHECK(dfs_silu(g, p)->requires_grad, "grad mode: silu output does not require grad");
+    dfs_graph_free(g);
+}
+
+static void test_norm_values(dfs_rng *rng) {
+    dfs_graph *g = dfs_graph_new();
+    int N = 2, C = 6, H = 5, W = 3, G = 3, Cg = C / G, S = H * W;
+    dfs_tensor *x = dfs_tensor_new(g, 4, (int[]){N, C, H, W});
+    for (size_t i = 0; i < x->n; i++) x->data[i] = 3.0f + 2.0f * dfs_rng_normal(rng);
+    dfs_tensor *one = dfs_tensor_new(g, 1, (int[]){C}), *zero = dfs_tensor_zeros(g, 1, (int[]){C});
+    for (int c = 0; c < C; c++) one->data[c] = 1.0f;
+    dfs_tensor *y = dfs_group_norm(g, x, one, zero, G, 1e-5f);
+    for (int n = 0; n < N; n++)
+        for (int gg = 0; gg < G; gg++) {
+            const float *v = y->data + ((size_t)n * C + gg * Cg) * S;
+            double s = 0, s2 = 0;
+            for (int i = 0; i < Cg * S; i++) s += v[i];
+            s /= Cg * S;
+            for (int i = 0; i < Cg * S; i++) s2 += (v[i] - s) * (v[i] - s);
+            s2 /= Cg * S; /* biased */
+            CHECK_CLOSE(s, 0.0, 1e-5, 0, "group_norm group mean");
+            CHECK_CLOSE(s2, 1.0, 1e-4, 0, "group_norm group variance");
+        }
+    /* affine: channel c gets gamma_c y + beta_c */
+    dfs_tensor *gm = dfs_tensor_new(g, 1, (int[]){C}), *bt = dfs_tensor_new(g, 1, (int[]){C});
+    for (int c = 0; c < C; c++) {
+        gm->data[c] = 0.5f + c;
+        bt->data[c] = -1.0f + 0.25f * c;
+    }
+    dfs_tensor *ya = dfs_group_norm(g, x, gm, bt, G, 1e-5f);
+    int bad = 0;
+    for (size_t i = 0; i < x->n; i++) {
+        int c = (int)(i / S % C);
+        if (fabsf(ya->data[i] - (gm->data[c] * y->data[i] + bt->data[c])) > 1e-5f * (1 + c)) bad++;
+    }
+    CHECK(bad == 0, "group_norm affine: %d values off", bad);
+    /* a tiny hand-computed case: one group of [1, 3] -> [-1, 1] (mean 2, variance 1) */
+    dfs_tensor *t = from(g, 3, (int[]){1, 2, 1}, (float[]){1.0f, 3.0f});
+    dfs_tensor *tn = dfs_group_norm(g, t, NULL, NULL, 1, 0.0f);
+    CHECK_CLOSE(tn->data[0], -1.0, 1e-6, 0, "group_norm [1,3]");
+    CHECK_CLOSE(tn->data[1], 1.0, 1e-6, 0, "group_norm [1,3]");
+
+    /* layer norm: each row has mean 0 and variance 1; [1,2,3,4] by hand */
+    dfs_tensor *l = from(g, 2, (int[]){1, 4}, (float[]){1, 2, 3, 4});
+    dfs_tensor *ln = dfs_layer_norm(g, l, NULL, NULL, 0.0f);
+    /* mean 2.5, biased variance 1.25 */
+    CHECK_CLOSE(ln->data[0], -1.5 / sqrt(1.25), 1e-6, 0, "layer_norm [1,2,3,4]");
+    CHECK_CLOSE(ln->data[3], 1.5 / sqrt(1.25), 1e-6, 0, "layer_norm [1,2,3,4]");
+    dfs_graph_free(g);
+}
+
+static void test_timestep(void) {
+    dfs_graph *g = dfs_graph_new();
+    dfs_tensor *e = dfs_timestep_embedding(g, (int[]){0, 5}, 2, 8);
+    CHECK(e->ndim == 2 && e->shape[0] == 2 && e->shape[1] == 8, "timestep shape");
+    CHECK(!e->requires_grad, "timestep embedding requires grad");
+    for (int i = 0; i < 4; i++) {
+        CHECK_CLOSE(e->data[i], 0.0, 0, 0, "t=0 sine");
+        CHECK_CLOSE(e->data[4 + i], 1.0, 0, 0, "t=0 cosine");
+    }
+    /* dim 8: f_i = 10^-i, so at t = 5 the arguments are 5, 0.5, 0.05, 0.005 */
+    const double s5[4] = {-0.958924274663, 0.479425538604, 0.049979169271, 0.004999979167};
+    const double c5[4] = {0.283662185463, 0.877582561890, 0.998750260395, 0.999987500026};
+    for (int i = 0; i < 4; i++) {
+        CHECK_CLOSE(e->data[8 + i], s5[i], 1e-6, 0, "t=5 sine");
+        CHECK_CLOSE(e->data[12 + i], c5[i], 1e-6, 0, "t=5 cosine");
+    }
+    dfs_graph_free(g);
+}
+
+static void test_dropout(dfs_rng *rng) {
+    dfs_graph *g = dfs_graph_new();
+    int n = 200000;
+    float p = 0.3f;
+    dfs_tensor *x = dfs_tensor_new(g, 1, (int[]){n});
+    for (int i = 0; i < n; i++) x->data[i] = 1.0f + dfs_rng_uniform(rng); /* never 0 */
+
+    /* evaluation mode (the default) and p == 0 are the identity */
+    CHECK(dfs_dropout(g, x, p) == x, "dropout in eval mode is not the identity");
+    dfs_rng r;
+    dfs_rng_seed(&r, 5);
+    dfs_graph_set_training(g, 1, &r);
+    CHECK(dfs_dropout(g, x, 0.0f) == x, "dropout with p = 0 is not the identity");
+
+    dfs_tensor *y = dfs_dropout(g, x, p);
+    int zeros = 0, badscale = 0;
+    for (int i = 0; i < n; i++) {
+        if (y->data[i] == 0.0f)
+            zeros++;
+        else if (fabsf(y->data[i] - x->data[i] / (1.0f - p)) > 1e-6f * y->data[i])
+            badscale++;
+    }
+    /* binomial: std of the fraction is sqrt(p (1-p) / n) ~ 0.001 */
+    CHECK_CLOSE((double)zeros / n, p, 0.006, 0, "dropout fraction zeroed");
+    CHECK(badscale == 0, "dropout: %d kept values not scaled by 1/(1-p)", badscale);
+
+    /* same seed, same mask; another seed, another mask */
+    dfs_rng_seed(&r, 5);
+    dfs_tensor *y2 = dfs_dropout(g, x, p);
+    CHECK(memcmp(y->data, y2->data, (size_t)n * sizeof(float)) == 0, "same seed, different mask");
+    dfs_rng_seed(&r, 6);
+    dfs_tensor *y3 = dfs_dropout(g, x, p);
+    CHECK(memcmp(y->data, y3->data, (size_t)n * sizeof(float)) != 0, "different seed, same mask");
+
+    /* backward passes the gradient through kept elements only, scaled */
+    x->requires_grad = 1;
+    dfs_rng_seed(&r, 5);
+    dfs_tensor *y4 = dfs_dropout(g, x, p);
+    float *dout = malloc((size_t)n * sizeof(float));
+    for (int i = 0; i < n; i++) dout[i] = 1.0f;
+    dfs_backward_grad(g, y4, dout);
+    int badgrad = 0;
+    for (int i = 0; i < n; i++) {
+        float want = y->data[i] == 0.0f ? 0.0f : 1.0f / (1.0f - p);
+        if (fabsf(x->grad[i] - want) > 1e-6f) badgrad++;
+    }
+    CHECK(badgrad == 0, "dropout backward: %d elements off", badgrad);
+    free(dout);
+    dfs_graph_free(g);
+}
+
+/* ---- large tensors (OpenMP paths) against plain double loops -------------------------------- */
+
+static double max_abs_diff(const float *a, const double *b, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs(a[i] - b[i]);
+        if (!(d <= m)) m = d; /* NaN propagates */
+    }
+    return m;
+}
+
+static void test_large(dfs_rng *rng) {
+    dfs_graph *g = dfs_graph_new();
+    int N = 4, C = 32, H = 16, W = 16, G = 8, Cg = C / G, S = H * W;
+    size_t n = (size_t)N * C * S, M = (size_t)Cg * S;
+    dfs_tensor *x = dfs_tensor_new(g, 4, (int[]){N, C, H, W});
+    dfs_tensor *gm = dfs_tensor_new(g, 1, (int[]){C}), *bt = dfs_tensor_new(g, 1, (int[]){C});
+    dfs_rng_fill_normal(rng, x->data, n);
+    for (int c = 0; c < C; c++) {
+        gm->data[c] = 1.0f + 0.3f * dfs_rng_normal(rng);
+        bt->data[c] = 0.3f * dfs_rng_normal(rng);
+    }
+    x->requires_grad = gm->requires_grad = bt->requires_grad = 1;
+    dfs_tensor *y = dfs_group_norm(g, x, gm, bt, G, 1e-5f);
+    float *dout = malloc(n * sizeof(float));
+    dfs_rng_fill_normal(rng, dout, n);
+    dfs_backward_grad(g, y, dout);
+
+    double *ry = calloc(n, sizeof(double)), *rdx = calloc(n, sizeof(double));
+    double *rdg = calloc(C, sizeof(double)), *rdb = calloc(C, sizeof(double));
+    for (int nn = 0; nn < N; nn++)
+        for (int gg = 0; gg < G; gg++) {
+            size_t o = ((size_t)nn * C + gg * Cg) * S;
+            double mu = 0, var = 0;
+            for (size_t i = 0; i < M; i++) mu += x->data[o + i];
+            mu /= M;
+            for (size_t i = 0; i < M; i++) var += (x->data[o + i] - mu) * (x->data[o + i] - mu);
+            var /= M;
+            double rs = 1.0 / sqrt(var + 1e-5), sg = 0, sgx = 0;
+            for (size_t i = 0; i < M; i++) {
+                int c = gg * Cg + (int)(i / S);
+                double xh = (x->data[o + i] - mu) * rs;
+                ry[o + i] = gm->data[c] * xh + bt->data[c];
+                rdg[c] += dout[o + i] * xh;
+                rdb[c] += dout[o + i];
+                sg += dout[o + i] * gm->data[c];
+                sgx += dout[o + i] * gm->data[c] * xh;
+            }
+            for (size_t i = 0; i < M; i++) {
+                int c = gg * Cg + (int)(i / S);
+                double xh = (x->data[o + i] - mu) * rs;
+                rdx[o + i] = rs * (dout[o + i] * gm->data[c] - sg / M - xh * sgx / M);
+            }
+        }
+    CHECK(max_abs_diff(y->data, ry, n) < 1e-4, "large group_norm forward");
+    CHECK(max_abs_diff(x->grad, rdx, n) < 1e-4, "large group_norm dx");
+    CHECK(max_abs_diff(gm->grad, rdg, C) < 1e-2, "large group_norm dgamma");
+    CHECK(max_abs_diff(bt->grad, rdb, C) < 1e-2, "large group_norm dbeta");
+
+    /* broadcast add/mul of (N,C,1,1) and (C) rows, forward and backward */
+    for (int mul = 0; mul < 2; mul++) {
+        dfs_graph_reset(g);
+        dfs_tensor *a = dfs_tensor_new(g, 4, (int[]){N, C, H, W});
+        dfs_tensor *b = dfs_tensor_new(g, 4, (int[]){N, C, 1, 1});
+        dfs_rng_fill_normal(rng, a->data, n);
+        dfs_rng_fill_normal(rng, b->data, b->n);
+        a->requires_grad = b->requires_grad = 1;
+        dfs_tensor *z = mul ? dfs_mul(g, a, b) : dfs_add(g, a, b);
+        dfs_backward_grad(g, z, dout);
+        double *rz = calloc(n, sizeof(double)), *rda = calloc(n, sizeof(double));
+        double *rdbb = calloc(b->n, sizeof(double));
+        for (size_t i = 0; i < n; i++) {
+            size_t j = i / S;
+            rz[i] = mul ? (double)a->data[i] * b->data[j] : (double)a->data[i] + b->data[j];
+            rda[i] = mul ? (double)dout[i] * b->data[j] : dout[i];
+            rdbb[j] += mul ? (double)dout[i] * a->data[i] : dout[i];
+        }
+        CHECK(max_abs_diff(z->data, rz, n) < 1e-5, "large broadcast %s forward",
+              mul ? "mul" : "add");
+        CHECK(max_abs_diff(a->grad, rda, n) < 1e-5, "large broadcast %s da", mul ? "mul" : "add");
+        CHECK(max_abs_diff(b->grad, rdbb, b->n) < 1e-3, "large broadcast %s db",
+              mul ? "mul" : "add");
+        free(rz);
+        free(rda);
+        free(rdbb);
+    }
+
+    /* layer norm on (R, D) rows, forward stats and dgamma against plain loops */
+    dfs_graph_reset(g);
+    int R = 512, D = 64; /* R * D == n, the length of dout */
+    dfs_tensor *lx = dfs_tensor_new(g, 2, (int[]){R, D});
+    dfs_tensor *lg = dfs_tensor_new(g, 1, (int[]){D}), *lb = dfs_tensor_zeros(g, 1, (int[]){D});
+    dfs_rng_fill_normal(rng, lx->data, lx->n);
+    for (int d = 0; d < D; d++) lg->data[d] = 1.0f;
+    lg->requires_grad = lb->requires_grad = 1;
+    dfs_tensor *ly = dfs_layer_norm(g, lx, lg, lb, 1e-5f);
+    dfs_backward_grad(g, ly, dout);
+    double *rg = calloc(D, sizeof(double)), *rb = calloc(D, sizeof(double));
+    for (int r = 0; r < R; r++)
+        for (int d = 0; d < D; d++) {
+            rg[d] += (double)dout[r * D + d] * ly->data[r * D + d]; /* gamma = 1, beta = 0 */
+            rb[d] += dout[r * D + d];
+        }
+    CHECK(max_abs_diff(lg->grad, rg, D) < 1e-2, "large layer_norm dgamma");
+    CHECK(max_abs_diff(lb->grad, rb, D) < 1e-2, "large layer_norm dbeta");
+    free(rg);
+    free(rb);
+
+    free(dout);
+    free(ry);
+    free(rdx);
+    free(rdg);
+    free(rdb);
+    dfs_graph_free(g);
+}
+
+int main(void) {
+    dfs_set_threads(2);
+    dfs_rng rng;
+    dfs_rng_seed(&rng, 42);
+    test_activations();
+    test_norm_values(&rng);
+    test_timestep();
+    test_dropout(&rng);
+    test_broadcast(&rng);
+    test_norm_grads(&rng);
+    test_elem_grads(&rng);
+    test_large(&rng);
+    return check_summary("test_ops_b");
+}
