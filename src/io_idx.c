@@ -1,0 +1,250 @@
+/* io_idx.c - IDX files (the MNIST format), gzip-compressed or raw, and Fashion-MNIST.
+ *
+ * IDX (LeCun et al., http://yann.lecun.com/exdb/mnist/): a big-endian header
+ *   magic = 0x0000 | type | ndim   (type 0x08 = unsigned byte)
+ *   ndim big-endian uint32 sizes
+ * followed by the data in C order. Images: magic 0x00000803, sizes n, rows, cols.
+ * Labels: magic 0x00000801, size n. zlib's gzread reads gzip files and passes raw files
+ * through unchanged, so both work. */
+#include "diffuse.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#define IDX_MAGIC_U8_1D 0x00000801u
+#define IDX_MAGIC_U8_3D 0x00000803u
+#define IDX_MAX_SIDE 65536            // rows, cols
+#define IDX_MAX_BYTES ((size_t)1 << 34) // 16 GiB of pixels is surely a corrupt header
+
+void dfs_dataset_free(dfs_dataset *d) {
+    if (!d) return;
+    free(d->pixels);
+    free(d->labels);
+    if (d->class_names) {
+        for (int i = 0; i < d->num_classes; i++) free(d->class_names[i]);
+        free(d->class_names);
+    }
+    memset(d, 0, sizeof *d);
+}
+
+/* Read up to len bytes; returns the count read, or -1 on a zlib error (message set). */
+static long long gz_read_all(gzFile f, const char *path, void *buf, size_t len) {
+    size_t got = 0;
+    while (got < len) {
+        size_t chunk = len - got;
+        if (chunk > (1u << 30)) chunk = 1u << 30;
+        int r = gzread(f, (char *)buf + got, (unsigned)chunk);
+        if (r < 0) {
+            int zerr;
+            const char *msg = gzerror(f, &zerr);
+            dfs_set_error("%s: corrupt gzip data: %s", path,
+                          zerr == Z_ERRNO ? strerror(errno) : msg);
+            return -1;
+        }
+        if (r == 0) break;
+        got += (size_t)r;
+    }
+    return (long long)got;
+}
+
+static dfs_status gz_open(gzFile *f, const char *path) {
+    *f = gzopen(path, "rb");
+    if (!*f) {
+        dfs_set_error("%s: cannot open: %s", path, errno ? strerror(errno) : "out of memory");
+        return DFS_ERR_IO;
+    }
+    gzbuffer(*f, 1 << 18);
+    return DFS_OK;
+}
+
+static uint32_t be32(const uint8_t *p) {
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+/* Read a header of 4 + 4 * ndim bytes; check the magic. */
+static dfs_status read_header(gzFile f, const char *path, uint32_t magic, int ndim,
+                              uint32_t *dims) {
+    uint8_t hdr[16];
+    size_t len = 4 + 4 * (size_t)ndim;
+    long long got = gz_read_all(f, path, hdr, len);
+    if (got < 0) return DFS_ERR_FORMAT;
+    if ((size_t)got < len) {
+        dfs_set_error("%s: truncated: expected a %zu-byte IDX header, got %lld bytes", path,
+                      len, got);
+        return DFS_ERR_FORMAT;
+    }
+    uint32_t m = be32(hdr);
+    if (m != magic) {
+        dfs_set_error("%s: bad IDX magic 0x%08x, expected 0x%08x", path, m, magic);
+        return DFS_ERR_FORMAT;
+    }
+    for (int i = 0; i < ndim; i++) dims[i] = be32(hdr + 4 + 4 * i);
+    return DFS_OK;
+}
+
+/* Read exactly `len` bytes of data and make sure nothing follows them. */
+static dfs_status read_body(gzFile f, const char *path, const char *what, void *buf,
+                            size_t len) {
+    long long got = gz_read_all(f, path, buf, len);
+    if (got < 0) return DFS_ERR_FORMAT;
+    if ((size_t)got != len) {
+        dfs_set_error("%s: truncated: expected %zu bytes of %s, got %lld", path, len, what, got);
+        return DFS_ERR_FORMAT;
+    }
+    uint8_t extra[64];
+    got = gz_read_all(f, path, extra, sizeof extra);
+    if (got < 0) return DFS_ERR_FORMAT;
+    if (got > 0) {
+        dfs_set_error("%s: unexpected data after %zu bytes of %s", path, len, what);
+        return DFS_ERR_FORMAT;
+    }
+    // gzread treats a stream cut short as non-fatal (Z_BUF_ERROR), e.g. a missing trailer
+    int zerr;
+    const char *msg = gzerror(f, &zerr);
+    if (zerr != Z_OK) {
+        dfs_set_error("%s: corrupt or truncated gzip data: %s", path, msg);
+        return DFS_ERR_FORMAT;
+    }
+    return DFS_OK;
+}
+
+static dfs_status load_images(dfs_dataset *d, const char *path) {
+    gzFile f;
+    dfs_status st = gz_open(&f, path);
+    if (st) return st;
+    uint32_t dims[3];
+    st = read_header(f, path, IDX_MAGIC_U8_3D, 3, dims);
+    if (st) goto done;
+    if (dims[0] == 0 || dims[1] == 0 || dims[2] == 0 || dims[0] > INT_MAX ||
+        dims[1] > IDX_MAX_SIDE || dims[2] > IDX_MAX_SIDE) {
+        dfs_set_error("%s: bad IDX image dimensions %u x %u x %u", path, dims[0], dims[1],
+                      dims[2]);
+        st = DFS_ERR_FORMAT;
+        goto done;
+    }
+    size_t plane = (size_t)dims[1] * dims[2]; // <= 2^32, no overflow in size_t (64-bit)
+    if (plane > IDX_MAX_BYTES / dims[0]) {
+        dfs_set_error("%s: IDX image dimensions %u x %u x %u are absurdly large", path,
+                      dims[0], dims[1], dims[2]);
+        st = DFS_ERR_FORMAT;
+        goto done;
+    }
+    size_t bytes = plane * dims[0];
+    d->pixels = malloc(bytes);
+    if (!d->pixels) {
+        dfs_set_error("%s: out of memory for %zu bytes of pixels", path, bytes);
+        st = DFS_ERR_NOMEM;
+        goto done;
+    }
+    d->n = (int)dims[0];
+    d->c = 1;
+    d->h = (int)dims[1];
+    d->w = (int)dims[2];
+    st = read_body(f, path, "pixels", d->pixels, bytes);
+done:
+    gzclose(f);
+    return st;
+}
+
+static dfs_status load_labels(dfs_dataset *d, const char *path) {
+    gzFile f;
+    dfs_status st = gz_open(&f, path);
+    if (st) return st;
+    uint32_t n;
+    uint8_t *raw = NULL;
+    st = read_header(f, path, IDX_MAGIC_U8_1D, 1, &n);
+    if (st) goto done;
+    if (n != (uint32_t)d->n) {
+        dfs_set_error("%s: %u labels for %d images", path, n, d->n);
+        st = DFS_ERR_FORMAT;
+        goto done;
+    }
+    raw = malloc(n);
+    d->labels = malloc(n * sizeof(int));
+    if (!raw || !d->labels) {
+        dfs_set_error("%s: out of memory for %u labels", path, n);
+        st = DFS_ERR_NOMEM;
+        goto done;
+    }
+    st = read_body(f, path, "labels", raw, n);
+    if (st) goto done;
+    int maxl = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        d->labels[i] = raw[i];
+        if (raw[i] > maxl) maxl = raw[i];
+    }
+    d->num_classes = maxl + 1;
+done:
+    free(raw);
+    gzclose(f);
+    return st;
+}
+
+dfs_status dfs_load_idx(dfs_dataset *d, const char *images_path, const char *labels_path) {
+    if (!d || !images_path) {
+        dfs_set_error("load_idx: NULL dataset or image path");
+        return DFS_ERR_ARG;
+    }
+    memset(d, 0, sizeof *d);
+    dfs_status st = load_images(d, images_path);
+    if (!st && labels_path) st = load_labels(d, labels_path);
+    if (st) dfs_dataset_free(d);
+    return st;
+}
+
+static const char *const fashion_names[10] = {
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot",
+};
+
+/* Debian's dataset-fashion-mnist installs the four gzipped IDX files (Xiao et al. 2017) in
+ * /usr/share/datasets/fashion-mnist; DFS_FASHION_MNIST_DIR overrides the folder. */
+dfs_status dfs_load_fashion_mnist(dfs_dataset *d, int train) {
+    if (!d) {
+        dfs_set_error("load_fashion_mnist: NULL dataset");
+        return DFS_ERR_ARG;
+    }
+    const char *dir = getenv("DFS_FASHION_MNIST_DIR");
+    if (!dir || !*dir) dir = "/usr/share/datasets/fashion-mnist";
+    const char *split = train ? "train" : "t10k";
+    size_t len = strlen(dir) + 64;
+    char *img = malloc(len), *lab = malloc(len);
+    if (!img || !lab) {
+        free(img);
+        free(lab);
+        memset(d, 0, sizeof *d);
+        dfs_set_error("load_fashion_mnist: out of memory");
+        return DFS_ERR_NOMEM;
+    }
+    snprintf(img, len, "%s/%s-images-idx3-ubyte.gz", dir, split);
+    snprintf(lab, len, "%s/%s-labels-idx1-ubyte.gz", dir, split);
+    dfs_status st = dfs_load_idx(d, img, lab);
+    if (!st && d->num_classes > 10) {
+        dfs_set_error("%s: label %d out of range for Fashion-MNIST's 10 classes", lab,
+                      d->num_classes - 1);
+        dfs_dataset_free(d);
+        st = DFS_ERR_FORMAT;
+    }
+    if (!st) {
+        d->num_classes = 10;
+        d->class_names = calloc(10, sizeof(char *));
+        for (int i = 0; d->class_names && i < 10; i++) {
+            d->class_names[i] = strdup(fashion_names[i]);
+            if (!d->class_names[i]) {
+                dfs_dataset_free(d); // frees the names made so far (calloc'ed array)
+                break;
+            }
+        }
+        if (!d->class_names) {
+            dfs_dataset_free(d);
+            dfs_set_error("load_fashion_mnist: out of memory");
+            st = DFS_ERR_NOMEM;
+        }
+    }
+    free(img);
+    free(lab);
+    return st;
+}
