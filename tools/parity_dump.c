@@ -1,0 +1,167 @@
+/* parity_dump.c - run the reference U-Net once and K AdamW steps on a fixed batch and write
+ * everything PyTorch needs to repeat it (tools/torch_parity.py, tests/parity.sh).
+ *
+ *   parity_dump OUT.safetensors
+ *
+ * OUT holds: every initial parameter under its state_dict name, the batch ("input.x",
+ * "input.t", "input.labels" as I64, "input.target"), the forward "output", the MSE "loss",
+ * "grad.<name>" for every parameter, the K training losses "train.losses" and the weights
+ * after training "final.<name>"; metadata "unet" is the config as JSON.
+ *
+ * Size key: N batch, C channels, H W image size, K training steps. */
+#include "diffuse.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define N 4
+#define K 5
+
+static int fail(const char *what) {
+    fprintf(stderr, "parity_dump: %s: %s\n", what, dfs_last_error());
+    return 1;
+}
+
+/* The config as JSON, with the dfs_unet_config field names (docs/CHECKPOINTS.md). */
+static void config_json(const dfs_unet_config *c, char *buf, size_t size) {
+    char mult[128] = "", attn[128] = "";
+    size_t a = 0, b = 0;
+    for (int l = 0; l < c->nlevels; l++) {
+        a += (size_t)snprintf(mult + a, sizeof mult - a, "%s%d", l ? "," : "", c->mult[l]);
+        b += (size_t)snprintf(attn + b, sizeof attn - b, "%s%d", l ? "," : "", c->attn[l]);
+    }
+    snprintf(buf, size,
+             "{\"image_size\":%d,\"in_channels\":%d,\"base_channels\":%d,"
+             "\"mult\":[%s],\"attn\":[%s],\"enc_blocks\":%d,\"dec_blocks\":%d,\"groups\":%d,"
+             "\"dropout\":%.9g,\"num_classes\":%d}",
+             c->image_size, c->in_channels, c->base_channels, mult, attn,
+             c->enc_blocks, c->dec_blocks, c->groups, (double)c->dropout, c->num_classes);
+}
+
+/* One forward + backward on the batch; gradients land in net->params->grad (zeroed first).
+ * Returns the loss and, if out != NULL, copies the output (N*C*H*W floats). */
+static float step_loss(dfs_unet *net, dfs_graph *g, float *x, const int *t, const int *labels,
+                       float *target, float *out) {
+    const dfs_unet_config *c = &net->cfg;
+    int shape[4] = {N, c->in_channels, c->image_size, c->image_size};
+    dfs_params_zero_grad(net->params);
+    dfs_tensor *xt = dfs_tensor_wrap(g, x, 4, shape);
+    dfs_tensor *tt = dfs_tensor_wrap(g, target, 4, shape);
+    dfs_tensor *eps = dfs_unet_forward(net, g, xt, t, labels);
+    dfs_tensor *loss = dfs_mse(g, eps, tt);
+    dfs_backward(g, loss);
+    if (out) memcpy(out, eps->data, eps->n * sizeof(float));
+    float l = loss->data[0];
+    dfs_graph_reset(g);
+    return l;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) {
+        fprintf(stderr, "usage: parity_dump OUT.safetensors\n");
+        return 2;
+    }
+    dfs_set_threads(2);
+
+    dfs_unet_config cfg;
+    if (dfs_unet_config_preset(&cfg, "fmnist") != DFS_OK) return fail("preset");
+    cfg.dropout = 0.0f; /* deterministic: PyTorch cannot replay our dropout masks */
+    dfs_rng rng;
+    dfs_rng_seed(&rng, 1);
+    dfs_unet *net = dfs_unet_new(&cfg, &rng);
+    if (!net) return fail("dfs_unet_new");
+    dfs_params *p = net->params;
+
+    /* The batch: x, target ~ N(0, 1); steps from both ends of T = 1000; labels with a null. */
+    const int D = cfg.in_channels * cfg.image_size * cfg.image_size;
+    const int t[N] = {0, 17, 500, 999};
+    const int labels[N] = {0, 3, 9, cfg.num_classes};
+    int64_t t64[N], lab64[N];
+    for (int i = 0; i < N; i++) t64[i] = t[i], lab64[i] = labels[i];
+    float *x = malloc((size_t)N * D * sizeof(float));      // (N, C, H, W)
+    float *target = malloc((size_t)N * D * sizeof(float)); // (N, C, H, W)
+    float *out = malloc((size_t)N * D * sizeof(float));    // (N, C, H, W)
+    float *w0 = malloc(p->n * sizeof(float));              // initial weights
+    float *g0 = malloc(p->n * sizeof(float));              // their gradients
+    char **names = calloc(2 * (size_t)p->count, sizeof(char *));
+    dfs_graph *g = dfs_graph_new();
+    if (!x || !target || !out || !w0 || !g0 || !names || !g) {
+        fprintf(stderr, "parity_dump: out of memory\n");
+        return 1;
+    }
+    dfs_rng drng;
+    dfs_rng_seed(&drng, 1234);
+    dfs_rng_fill_normal(&drng, x, (size_t)N * D);
+    dfs_rng_fill_normal(&drng, target, (size_t)N * D);
+
+    memcpy(w0, p->data, p->n * sizeof(float));
+    float loss = step_loss(net, g, x, t, labels, target, out);
+    memcpy(g0, p->grad, p->n * sizeof(float));
+
+    /* K AdamW steps on the same batch (losses before each update). */
+    dfs_adamw_config oc;
+    dfs_adamw_config_default(&oc);
+    oc.lr = 1e-3f;
+    oc.warmup = 0;
+    oc.clip = 1.0f;
+    oc.weight_decay = 0.01f;
+    oc.ema_decay = 0.0f;
+    float losses[K];
+    for (int k = 0; k < K; k++) {
+        losses[k] = step_loss(net, g, x, t, labels, target, NULL);
+        float gn;
+        if (dfs_adamw_step(p, &oc, k + 1, &gn) != DFS_OK) return fail("dfs_adamw_step");
+        printf("parity_dump: step %d loss %.6f grad norm %.4f\n", k + 1, losses[k], gn);
+    }
+
+    dfs_st_writer *w = dfs_st_writer_new();
+    if (!w) return fail("dfs_st_writer_new");
+    int64_t shp[4];
+    dfs_status st = DFS_OK;
+    for (int i = 0; i < p->count && st == DFS_OK; i++) {
+        const dfs_tensor *pt = p->t[i];
+        size_t off = (size_t)(pt->data - p->data);
+        for (int d = 0; d < pt->ndim; d++) shp[d] = pt->shape[d];
+        size_t len = strlen(pt->name) + 8;
+        names[2 * i] = malloc(len);
+        names[2 * i + 1] = malloc(len);
+        if (!names[2 * i] || !names[2 * i + 1]) {
+            fprintf(stderr, "parity_dump: out of memory\n");
+            return 1;
+        }
+        snprintf(names[2 * i], len, "grad.%s", pt->name);
+        snprintf(names[2 * i + 1], len, "final.%s", pt->name);
+        const char *nm[3] = {pt->name, names[2 * i], names[2 * i + 1]};
+        const float *src[3] = {w0 + off, g0 + off, pt->data}; /* initial, gradient, trained */
+        for (int j = 0; j < 3 && st == DFS_OK; j++)
+            st = dfs_st_writer_add(w, nm[j], DFS_DT_F32, pt->ndim, shp, src[j]);
+    }
+    const int64_t xs[4] = {N, cfg.in_channels, cfg.image_size, cfg.image_size};
+    const int64_t ns[1] = {N}, one[1] = {1}, ks[1] = {K};
+    if (st == DFS_OK) st = dfs_st_writer_add(w, "input.x", DFS_DT_F32, 4, xs, x);
+    if (st == DFS_OK) st = dfs_st_writer_add(w, "input.t", DFS_DT_I64, 1, ns, t64);
+    if (st == DFS_OK) st = dfs_st_writer_add(w, "input.labels", DFS_DT_I64, 1, ns, lab64);
+    if (st == DFS_OK) st = dfs_st_writer_add(w, "input.target", DFS_DT_F32, 4, xs, target);
+    if (st == DFS_OK) st = dfs_st_writer_add(w, "output", DFS_DT_F32, 4, xs, out);
+    if (st == DFS_OK) st = dfs_st_writer_add(w, "loss", DFS_DT_F32, 1, one, &loss);
+    if (st == DFS_OK) st = dfs_st_writer_add(w, "train.losses", DFS_DT_F32, 1, ks, losses);
+    char json[1024];
+    config_json(&cfg, json, sizeof json);
+    if (st == DFS_OK) st = dfs_st_writer_meta(w, "unet", json);
+    if (st == DFS_OK) st = dfs_st_writer_meta(w, "train", "{\"lr\":1e-3,\"betas\":[0.9,0.999],"
+                                                          "\"eps\":1e-8,\"weight_decay\":0.01,"
+                                                          "\"warmup\":0,\"clip\":1.0}");
+    if (st == DFS_OK) st = dfs_st_writer_write(w, argv[1]);
+    if (st != DFS_OK) return fail(argv[1]);
+    printf("parity_dump: %d parameter tensors, %zu floats, loss %.6f -> %s\n", p->count, p->n,
+           loss, argv[1]);
+
+    dfs_st_writer_free(w);
+    for (int i = 0; i < 2 * p->count; i++) free(names[i]);
+    free(names);
+    dfs_graph_free(g);
+    dfs_unet_free(net);
+    free(x), free(target), free(out), free(w0), free(g0);
+    return 0;
+}
