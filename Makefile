@@ -4,8 +4,13 @@ BUILD   ?= build
 OPT     ?= -O2 -march=native
 CFLAGS  ?= $(OPT) -g
 WARN    := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter
-CPPFLAGS := -Iinclude -Isrc
-LDLIBS  := -lopenblas -lpng -lz -lcjson -lm
+# OpenBLAS built for OpenMP (Debian's libopenblas-openmp-dev) shares libgomp's thread pool with
+# our own parallel loops; the default pthread build spins its own threads against OpenMP's.
+MULTIARCH := $(shell $(CC) -print-multiarch)
+BLAS    ?= openblas-openmp
+BLASDIR := /usr/lib/$(MULTIARCH)/$(BLAS)
+CPPFLAGS := -Iinclude -Isrc -I/usr/include/$(MULTIARCH)/$(BLAS)
+LDLIBS  := -L$(BLASDIR) -Wl,-rpath,$(BLASDIR) -lopenblas -lpng -lz -lcjson -lm
 OMP     := -fopenmp
 
 LIB_SRC  := $(wildcard src/*.c)

@@ -146,7 +146,9 @@ struct dfs_graph {
     chunk *head;      /* current chunk (newest first) */
     size_t used;      /* bytes handed out since reset */
     size_t reserved;  /* total capacity of all chunks */
-    size_t peak;
+    size_t peak;      /* most bytes handed out in one step */
+    void *scratch[DFS_SCRATCH_SLOTS];
+    size_t scratch_cap[DFS_SCRATCH_SLOTS];
     dfs_node **tape;
     int ntape, captape;
     int grad_enabled;
@@ -190,15 +192,28 @@ static void free_chunks(chunk *c) {
 void dfs_graph_free(dfs_graph *g) {
     if (!g) return;
     free_chunks(g->head);
+    for (int i = 0; i < DFS_SCRATCH_SLOTS; i++) free(g->scratch[i]);
     free(g->tape);
     free(g);
 }
 
+void *dfs_graph_scratch(dfs_graph *g, int slot, size_t bytes) {
+    DFS_ASSERT(slot >= 0 && slot < DFS_SCRATCH_SLOTS);
+    if (bytes > g->scratch_cap[slot]) {
+        free(g->scratch[slot]);
+        size_t cap = (bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
+        g->scratch[slot] = aligned_alloc(ARENA_ALIGN, cap);
+        if (!g->scratch[slot]) dfs_assert_fail(__FILE__, __LINE__, "out of memory for scratch");
+        g->scratch_cap[slot] = cap;
+    }
+    return g->scratch[slot];
+}
+
 void dfs_graph_reset(dfs_graph *g) {
-    /* If the last step needed more than one chunk, replace them all with one chunk big enough
-     * for the whole step, so that later steps never allocate. */
+    /* If the last step needed more than one chunk, replace them all with one chunk as big as
+     * the largest step so far, so that later steps of the same shape never allocate. */
     if (g->head && g->head->next) {
-        size_t total = g->reserved;
+        size_t total = g->peak;
         free_chunks(g->head);
         g->head = chunk_new(total);
         DFS_ASSERT(g->head != NULL);
@@ -224,7 +239,7 @@ void *dfs_graph_alloc(dfs_graph *g, size_t bytes) {
     size_t need = (bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
     if (need < bytes) dfs_assert_fail(__FILE__, __LINE__, "arena size overflow");
     if (!g->head || g->head->used + need > g->head->cap) {
-        size_t cap = g->reserved > ARENA_MIN ? g->reserved : ARENA_MIN;
+        size_t cap = g->reserved / 2 > ARENA_MIN ? g->reserved / 2 : ARENA_MIN;
         if (cap < need) cap = need;
         chunk *c = chunk_new(cap);
         if (!c) dfs_assert_fail(__FILE__, __LINE__, "out of memory for activations");

@@ -24,6 +24,11 @@ dfs_node *dfs_record(dfs_graph *g, dfs_backward_fn fn, dfs_tensor *out, int nin,
                      dfs_tensor *const *in);
 /* The gradient buffer of t, allocated from the arena and zeroed on first use. */
 float *dfs_grad(dfs_graph *g, dfs_tensor *t);
+/* Reusable scratch memory outside the arena: slot i is one buffer that grows to the largest
+ * size asked for and is reused by every later call (valid until the next call for that slot).
+ * For temporaries that die within one op, such as im2col columns. */
+#define DFS_SCRATCH_SLOTS 4
+void *dfs_graph_scratch(dfs_graph *g, int slot, size_t bytes);
 /* Training flag and dropout generator of the graph. */
 int dfs_graph_training(const dfs_graph *g);
 dfs_rng *dfs_graph_rng(dfs_graph *g);

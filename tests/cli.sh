@@ -1,0 +1,116 @@
+#!/bin/sh
+# cli.sh BUILD - the diffuse program end to end: help, errors (one line, exit 2, no partial
+# output), training with metrics, checkpoints and Ctrl-C, resume, sampling to PNG and .npy,
+# noise strips and info.
+BUILD=${1:-build}
+D=$BUILD/diffuse
+T=$(mktemp -d /tmp/dfs_cli_XXXXXX)
+trap 'rm -rf "$T"' EXIT
+pass=0; fail=0
+ok()  { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+check() { desc=$1; shift; if "$@"; then ok; else bad "$desc"; fi; }
+
+# expect_error DESC PATTERN CMD...: exit status 2, exactly one line on stderr matching PATTERN
+expect_error() {
+    desc=$1; pat=$2; shift 2
+    "$@" >"$T/out" 2>"$T/err"; rc=$?
+    lines=$(wc -l <"$T/err")
+    if [ $rc -eq 2 ] && [ "$lines" -eq 1 ] && grep -q "$pat" "$T/err"; then ok
+    else bad "$desc: rc=$rc, stderr: $(cat "$T/err")"; fi
+}
+
+# help
+for c in train sample noise info bench; do
+    "$D" $c --help >"$T/h" 2>&1; check "$c --help exits 0" [ $? -eq 0 ]
+    check "$c --help prints usage" grep -q "usage: diffuse $c" "$T/h"
+done
+"$D" --help >"$T/h"; check "top-level help lists commands" grep -q "sample" "$T/h"
+
+# argument errors
+expect_error "unknown command" "unknown command" "$D" frobnicate
+expect_error "unknown option" "unknown or incomplete option" "$D" train --bogus
+expect_error "bad number" "--batch expects an integer" "$D" train --data fashion-mnist --out "$T/r" --batch 0
+expect_error "bad schedule" "--schedule must be" "$D" train --data fashion-mnist --out "$T/r" --schedule cubic
+expect_error "missing --out" "--out RUNDIR is required" "$D" train --data fashion-mnist
+expect_error "missing data" "no such file" "$D" train --data /nonexistent --out "$T/r"
+expect_error "missing model" "$T/none.safetensors" "$D" sample --model "$T/none.safetensors" --out "$T/x.png"
+printf 'garbage that is not a checkpoint' >"$T/corrupt.safetensors"
+expect_error "corrupt model" "corrupt.safetensors" "$D" sample --model "$T/corrupt.safetensors" --out "$T/x.png"
+check "no partial output after a failed sample" [ ! -e "$T/x.png" ]
+expect_error "bad out extension" "must end in .png or .npy" "$D" sample --model "$T/corrupt.safetensors" --out "$T/x.jpg"
+expect_error "info of corrupt" "corrupt.safetensors" "$D" info "$T/corrupt.safetensors"
+expect_error "noise index range" "out of range" "$D" noise --data fashion-mnist-test --index 10000 --out "$T/n.png"
+check "no partial noise strip" [ ! -e "$T/n.png" ]
+# an IDX file with the wrong image size for the model
+printf '\000\000\010\003\000\000\000\002\000\000\000\005\000\000\000\005' >"$T/small.idx"
+head -c 50 /dev/zero >>"$T/small.idx"
+expect_error "wrong image size" "model takes" "$D" train --data "$T/small.idx" --preset small --out "$T/r" --steps 1
+head -c 30 "$T/small.idx" >"$T/trunc.idx"
+expect_error "truncated idx" "truncated" "$D" train --data "$T/trunc.idx" --preset small --out "$T/r" --steps 1
+
+# training: a small model on 64 images, with metrics, samples and a checkpoint
+"$D" train --data fashion-mnist --limit 64 --preset small --steps 12 --batch 8 --log-every 1 \
+    --sample-every 12 --save-every 6 --seed 5 --threads 2 --out "$T/run" 2>"$T/train.err"
+check "train exits 0" [ $? -eq 0 ]
+check "train progress shows img/s" grep -q "img/s" "$T/train.err"
+check "metrics.csv has 12 steps" [ "$(tail -n +2 "$T/run/metrics.csv" | wc -l)" -eq 12 ]
+check "sample grid written" [ -s "$T/run/samples-000012.png" ]
+check "checkpoint written" [ -s "$T/run/last.safetensors" ]
+"$D" info "$T/run/last.safetensors" >"$T/info"
+check "info shows the step" grep -q "step: *12" "$T/info"
+check "info shows the parameter count" grep -q "parameters:" "$T/info"
+
+# resume: 6 steps, then resume to 12 -> same losses as the straight run
+"$D" train --data fashion-mnist --limit 64 --preset small --steps 6 --batch 8 --log-every 1 \
+    --sample-every 0 --seed 5 --threads 2 --out "$T/run2" 2>/dev/null
+"$D" train --resume "$T/run2/last.safetensors" --steps 12 --log-every 1 --sample-every 0 \
+    --threads 2 --out "$T/run2" 2>/dev/null
+check "resume exits 0" [ $? -eq 0 ]
+cut -d, -f1,2 "$T/run/metrics.csv" >"$T/a.csv"
+cut -d, -f1,2 "$T/run2/metrics.csv" >"$T/b.csv"
+check "resumed losses are bit-identical to the straight run" cmp -s "$T/a.csv" "$T/b.csv"
+
+# SIGTERM during training saves a checkpoint and exits 0
+"$D" train --data fashion-mnist --limit 64 --preset small --steps 100000 --batch 8 \
+    --sample-every 0 --save-every 100000 --threads 2 --out "$T/run3" 2>"$T/sig.err" &
+pid=$!
+i=0; while [ $i -lt 100 ] && ! grep -q "step" "$T/sig.err" 2>/dev/null; do sleep 0.2; i=$((i + 1)); done
+sleep 1
+kill -TERM $pid; wait $pid; rc=$?
+check "SIGTERM exits 0" [ $rc -eq 0 ]
+check "SIGTERM message" grep -q "interrupted at step" "$T/sig.err"
+check "SIGTERM checkpoint loads" "$D" info "$T/run3/last.safetensors" >/dev/null
+check "no temp files left" [ -z "$(ls "$T/run3" | grep -v -e last.safetensors -e metrics.csv)" ]
+
+# sampling
+"$D" sample --model "$T/run/last.safetensors" --n 20 --sampler ddim --steps 5 --out "$T/s.png" \
+    --trajectory "$T/traj.png" 2>/dev/null
+check "sample png" [ -s "$T/s.png" ]
+check "trajectory png" [ -s "$T/traj.png" ]
+"$D" sample --model "$T/run/last.safetensors" --n 6 --class 3 --guidance 2 --sampler ddim --steps 4 --out "$T/s.npy" 2>/dev/null
+check "sample npy" [ -s "$T/s.npy" ]
+check "npy header shape" grep -q "'shape': (6, 28, 28, 1)" "$T/s.npy"
+check "labels npy" grep -q "'shape': (6,)" "$T/s.labels.npy"
+"$D" sample --model "$T/run/last.safetensors" --n 2 --sampler ddim --steps 3 --seed 4 --out "$T/d1.npy" 2>/dev/null
+"$D" sample --model "$T/run/last.safetensors" --n 2 --sampler ddim --steps 3 --seed 4 --out "$T/d2.npy" 2>/dev/null
+check "same seed, same samples" cmp -s "$T/d1.npy" "$T/d2.npy"
+"$D" sample --model "$T/run/last.safetensors" --n 2 --sampler ddpm --steps 10 --out "$T/p.png" 2>/dev/null
+check "ddpm respaced sample" [ -s "$T/p.png" ]
+expect_error "class out of range" "--class expects" "$D" sample --model "$T/run/last.safetensors" --class 10 --out "$T/c.png"
+expect_error "steps above T" "more than the model" "$D" sample --model "$T/run/last.safetensors" --steps 5000 --out "$T/c.png"
+
+# noise strip
+"$D" noise --data fashion-mnist --index 0 --at 0,100,500,999 --out "$T/noise.png" 2>/dev/null
+check "noise strip" [ -s "$T/noise.png" ]
+"$D" noise --image "$T/run/samples-000012.png" --schedule cosine --out "$T/noise2.png" 2>/dev/null
+check "noise from a PNG" [ -s "$T/noise2.png" ]
+
+# bench JSON
+"$D" bench --preset small --batch 4 --steps 1 --json >"$T/bench.json"
+for k in train_img_per_s forward_img_per_s params peak_rss_mb; do
+    check "bench json has $k" grep -q "\"$k\"" "$T/bench.json"
+done
+
+echo "cli.sh: $pass passed, $fail failed"
+[ $fail -eq 0 ]

@@ -1,0 +1,235 @@
+/* test_train.c - the U-Net's size, checkpoints round-tripped and rejected when corrupt,
+ * bit-exact resume, and learning: the loss falls on 512 images and one image is reproduced. */
+#include "check.h"
+#include "diffuse.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char tmpdir[] = "/tmp/dfs_train_XXXXXX";
+
+static dfs_model *small_model(uint64_t seed, float dropout) {
+    dfs_model_config mc;
+    dfs_unet_config_preset(&mc.unet, "small");
+    mc.unet.dropout = dropout;
+    mc.schedule = DFS_SCHEDULE_LINEAR;
+    mc.T = 1000;
+    mc.prediction = DFS_PRED_EPS;
+    return dfs_model_new(&mc, seed);
+}
+
+static void test_sizes(void) {
+    dfs_unet_config c;
+    CHECK(dfs_unet_config_preset(&c, "fmnist") == DFS_OK, "preset fmnist");
+    dfs_rng r;
+    dfs_rng_seed(&r, 0);
+    dfs_unet *u = dfs_unet_new(&c, &r);
+    CHECK(u && u->params->n == 1624577, "fmnist has %zu parameters, want 1624577", u ? u->params->n : 0);
+    double gf = dfs_unet_flops(&c) * 1e-9;
+    CHECK(gf > 0.5 && gf < 0.6, "fmnist forward is %.3f GFLOP, REFERENCE_UNET.md says about 0.55", gf);
+    dfs_unet_free(u);
+    c.num_classes = 0;
+    u = dfs_unet_new(&c, &r);
+    CHECK(u && u->params->n == 1623169, "unconditional fmnist has %zu parameters, want 1623169", u ? u->params->n : 0);
+    CHECK(u && dfs_params_find(u->params, "class_emb.weight") == NULL, "no class table without classes");
+    dfs_unet_free(u);
+    c.image_size = 30; /* not divisible by 4 */
+    CHECK(dfs_unet_new(&c, &r) == NULL && strstr(dfs_last_error(), "divisible"), "bad size rejected: %s", dfs_last_error());
+    CHECK(dfs_unet_config_preset(&c, "nope") == DFS_ERR_ARG, "unknown preset rejected");
+}
+
+static dfs_dataset fmnist_subset(int n) {
+    dfs_dataset d;
+    memset(&d, 0, sizeof d);
+    dfs_status s = dfs_load_fashion_mnist(&d, 1);
+    CHECK(s == DFS_OK, "load fashion-mnist: %s", dfs_last_error());
+    if (s == DFS_OK && n < d.n) d.n = n;
+    return d;
+}
+
+static void train_losses(dfs_model *m, dfs_dataset *d, dfs_train_state *st, int batch, int steps, float lr, float *losses) {
+    dfs_train_config tc;
+    dfs_train_config_default(&tc);
+    tc.batch = batch;
+    tc.opt.lr = lr;
+    tc.opt.warmup = 10;
+    tc.opt.ema_decay = 0.999f;
+    dfs_trainer *tr;
+    dfs_status s = dfs_trainer_new(&tr, m, &tc, d, st);
+    CHECK(s == DFS_OK, "trainer: %s", dfs_last_error());
+    if (s != DFS_OK) return;
+    for (int i = 0; i < steps; i++) {
+        s = dfs_trainer_step(tr, &losses[i]);
+        CHECK(s == DFS_OK, "step %d: %s", i, dfs_last_error());
+        if (s != DFS_OK) break;
+    }
+    dfs_trainer_free(tr);
+}
+
+static int same_bits(const float *a, const float *b, size_t n) { return memcmp(a, b, n * sizeof(float)) == 0; }
+
+static void test_checkpoint_and_resume(void) {
+    dfs_dataset d = fmnist_subset(64);
+    if (!d.pixels) return;
+    char path[256];
+    snprintf(path, sizeof path, "%s/a.safetensors", tmpdir);
+
+    /* straight run of 6 steps */
+    dfs_model *a = small_model(7, 0.1f);
+    dfs_train_state sa = {.seed = 3};
+    dfs_rng_seed(&sa.rng, 3);
+    float la[6], lb[6];
+    train_losses(a, &d, &sa, 8, 6, 1e-3f, la);
+
+    /* 3 steps, checkpoint, load into a fresh model, 3 more */
+    dfs_model *b = small_model(7, 0.1f);
+    dfs_train_state sb = {.seed = 3};
+    dfs_rng_seed(&sb.rng, 3);
+    train_losses(b, &d, &sb, 8, 3, 1e-3f, lb);
+    CHECK(dfs_checkpoint_save(path, b, &sb, "{\"x\":1}", DFS_CKPT_FULL) == DFS_OK, "save: %s", dfs_last_error());
+    dfs_model *c = NULL;
+    dfs_train_state sc;
+    int has_optim = 0;
+    char *tj = NULL;
+    dfs_status s = dfs_checkpoint_load(path, &c, &sc, &has_optim, &tj);
+    CHECK(s == DFS_OK, "load: %s", dfs_last_error());
+    if (s != DFS_OK) goto out;
+    const dfs_params *pb = b->net->params, *pc = c->net->params;
+    CHECK(pc->n == pb->n && same_bits(pb->data, pc->data, pb->n), "weights round-trip bit-exactly");
+    CHECK(same_bits(pb->ema, pc->ema, pb->n), "EMA round-trips");
+    CHECK(same_bits(pb->m, pc->m, pb->n) && same_bits(pb->v, pc->v, pb->n), "AdamW moments round-trip");
+    CHECK(has_optim == 1 && sc.step == 3 && sc.images_seen == 24 && sc.seed == 3, "state: step %ld seen %ld", sc.step, sc.images_seen);
+    CHECK(memcmp(sc.rng.s, sb.rng.s, sizeof sb.rng.s) == 0 && sc.rng.has_spare == sb.rng.has_spare &&
+          sc.rng.spare == sb.rng.spare, "rng state round-trips");
+    CHECK(tj && strcmp(tj, "{\"x\":1}") == 0, "train metadata round-trips");
+    CHECK(memcmp(&c->cfg.unet, &b->cfg.unet, sizeof c->cfg.unet) == 0, "configuration round-trips");
+    free(tj);
+    train_losses(c, &d, &sc, 8, 3, 1e-3f, lb + 3);
+    int exact = 1;
+    for (int i = 0; i < 6; i++) exact &= memcmp(&la[i], &lb[i], sizeof(float)) == 0;
+    CHECK(exact, "resumed losses equal the uninterrupted run bit for bit: %.9g %.9g %.9g vs %.9g %.9g %.9g",
+          la[3], la[4], la[5], lb[3], lb[4], lb[5]);
+    CHECK(same_bits(a->net->params->data, c->net->params->data, pb->n), "weights after resume equal the straight run's");
+
+    /* sampling checkpoints: EMA weights under the plain names, float16 close to float32 */
+    snprintf(path, sizeof path, "%s/s16.safetensors", tmpdir);
+    CHECK(dfs_checkpoint_save(path, c, NULL, NULL, DFS_CKPT_SAMPLING_F16) == DFS_OK, "save f16: %s", dfs_last_error());
+    dfs_model *h = NULL;
+    s = dfs_checkpoint_load(path, &h, NULL, &has_optim, NULL);
+    CHECK(s == DFS_OK && has_optim == 0, "load f16: %s", dfs_last_error());
+    if (s == DFS_OK) {
+        double worst = 0;
+        for (size_t i = 0; i < pc->n; i++) {
+            double e = fabs(h->net->params->data[i] - pc->ema[i]) / (fabs(pc->ema[i]) + 1e-4);
+            if (e > worst) worst = e;
+        }
+        CHECK(worst < 1e-3, "float16 weights within 1e-3 relative of the EMA weights (worst %.3g)", worst);
+    }
+    dfs_model_free(h);
+
+    /* corrupt checkpoints are rejected with an error, never a crash */
+    snprintf(path, sizeof path, "%s/a.safetensors", tmpdir);
+    FILE *f = fopen(path, "rb");
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *buf = malloc((size_t)size);
+    CHECK(fread(buf, 1, (size_t)size, f) == (size_t)size, "read back");
+    fclose(f);
+    char bad[256];
+    snprintf(bad, sizeof bad, "%s/bad.safetensors", tmpdir);
+    long cuts[] = {0, 4, 8, 100, size / 2, size - 1};
+    for (int i = 0; i < 6; i++) {
+        dfs_write_atomic(bad, buf, (size_t)cuts[i]);
+        dfs_model *x = NULL;
+        s = dfs_checkpoint_load(bad, &x, NULL, NULL, NULL);
+        CHECK(s == DFS_ERR_FORMAT && x == NULL, "truncated to %ld bytes: status %d (%s)", cuts[i], s, dfs_last_error());
+    }
+    free(buf);
+    /* a checkpoint of another architecture cannot be loaded into this one's tensors: a weight
+     * of the wrong shape under the expected name */
+    dfs_st_writer *w = dfs_st_writer_new();
+    float z[4] = {0};
+    int64_t shp[1] = {4};
+    dfs_st_writer_add(w, "time_mlp.0.weight", DFS_DT_F32, 1, shp, z);
+    dfs_st_writer_meta(w, "format", "diffuse-1");
+    dfs_st_writer_meta(w, "unet", "{\"image_size\":28,\"in_channels\":1,\"base_channels\":16,\"mult\":[1,2],\"attn\":[0,1],\"enc_blocks\":1,\"dec_blocks\":2,\"groups\":4,\"dropout\":0,\"num_classes\":10}");
+    dfs_st_writer_meta(w, "diffusion", "{\"schedule\":\"linear\",\"T\":1000,\"prediction\":\"eps\"}");
+    CHECK(dfs_st_writer_write(w, bad) == DFS_OK, "write shape-mismatch file");
+    dfs_st_writer_free(w);
+    dfs_model *x = NULL;
+    s = dfs_checkpoint_load(bad, &x, NULL, NULL, NULL);
+    CHECK(s == DFS_ERR_SHAPE && strstr(dfs_last_error(), "time_mlp.0.weight"), "wrong shape named: %s", dfs_last_error());
+out:
+    dfs_model_free(a);
+    dfs_model_free(b);
+    dfs_model_free(c);
+    dfs_dataset_free(&d);
+}
+
+static void test_learning(void) {
+    if (getenv("DFS_SANITIZE")) {
+        printf("test_learning: skipped under sanitizers (too slow)\n");
+        return;
+    }
+    dfs_dataset d = fmnist_subset(512);
+    if (!d.pixels) return;
+    enum { STEPS = 300 };
+    float loss[STEPS];
+    dfs_model *m = small_model(1, 0.0f);
+    dfs_train_state st = {.seed = 1};
+    dfs_rng_seed(&st.rng, 1);
+    train_losses(m, &d, &st, 32, STEPS, 2e-3f, loss);
+    double first = 0, last = 0;
+    for (int i = 0; i < 10; i++) first += loss[i] / 10;
+    for (int i = STEPS - 50; i < STEPS; i++) last += loss[i] / 50;
+    printf("learning: mean loss of steps 1-10 %.4f, of steps %d-%d %.4f\n", first, STEPS - 49, STEPS, last);
+    CHECK(last < 0.35 * first, "loss fell from %.4f to %.4f (want below 35%%)", first, last);
+    dfs_model_free(m);
+
+    /* one image: a model trained on it alone reproduces it from noise */
+    d.n = 1;
+    m = small_model(2, 0.0f);
+    dfs_train_state s1 = {.seed = 2};
+    dfs_rng_seed(&s1.rng, 2);
+    float l1[400];
+    train_losses(m, &d, &s1, 16, 400, 2e-3f, l1);
+    dfs_params_swap_ema(m->net->params);
+    dfs_sampler_config sc;
+    dfs_sampler_config_default(&sc);
+    sc.kind = DFS_SAMPLER_DDIM;
+    sc.steps = 50;
+    sc.null_label = 10;
+    sc.guidance = 1.0f;
+    int labels[4];
+    for (int i = 0; i < 4; i++) labels[i] = d.labels[0];
+    float x[4 * 784];
+    dfs_rng rng;
+    dfs_rng_seed(&rng, 9);
+    dfs_status s = dfs_sample(&m->sched, &sc, dfs_model_predict, m, labels, 4, 784, &rng, x, NULL, NULL);
+    CHECK(s == DFS_OK, "sample: %s", dfs_last_error());
+    double mse = 0, base = 0;
+    for (int i = 0; i < 4; i++)
+        for (int k = 0; k < 784; k++) {
+            double ref = d.pixels[k] / 127.5 - 1.0;
+            mse += (x[i * 784 + k] - ref) * (x[i * 784 + k] - ref) / (4 * 784);
+            base += ref * ref / (4 * 784);
+        }
+    printf("one image: sample MSE %.4f against the image (its mean square is %.4f)\n", mse, base);
+    CHECK(mse < 0.02, "samples of a one-image model reproduce it: MSE %.4f", mse);
+    dfs_model_free(m);
+    dfs_dataset_free(&d);
+}
+
+int main(void) {
+    dfs_set_threads(2);
+    if (!mkdtemp(tmpdir)) return 1;
+    test_sizes();
+    test_checkpoint_and_resume();
+    test_learning();
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
+    return check_summary("test_train");
+}
