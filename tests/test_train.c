@@ -9,14 +9,18 @@
 
 static char tmpdir[] = "/tmp/dfs_train_XXXXXX";
 
-static dfs_model *small_model(uint64_t seed, float dropout) {
+static dfs_model *small_model_pred(uint64_t seed, float dropout, dfs_prediction pred) {
     dfs_model_config mc;
     dfs_unet_config_preset(&mc.unet, "small");
     mc.unet.dropout = dropout;
     mc.schedule = DFS_SCHEDULE_LINEAR;
     mc.T = 1000;
-    mc.prediction = DFS_PRED_EPS;
+    mc.prediction = pred;
     return dfs_model_new(&mc, seed);
+}
+
+static dfs_model *small_model(uint64_t seed, float dropout) {
+    return small_model_pred(seed, dropout, DFS_PRED_EPS);
 }
 
 static void test_sizes(void) {
@@ -175,12 +179,12 @@ static void test_learning(void) {
     }
     dfs_dataset d = fmnist_subset(512);
     if (!d.pixels) return;
-    enum { STEPS = 300 };
+    enum { STEPS = 200 };
     float loss[STEPS];
     dfs_model *m = small_model(1, 0.0f);
     dfs_train_state st = {.seed = 1};
     dfs_rng_seed(&st.rng, 1);
-    train_losses(m, &d, &st, 32, STEPS, 2e-3f, loss);
+    train_losses(m, &d, &st, 16, STEPS, 2e-3f, loss);
     double first = 0, last = 0;
     for (int i = 0; i < 10; i++) first += loss[i] / 10;
     for (int i = STEPS - 50; i < STEPS; i++) last += loss[i] / 50;
@@ -188,18 +192,21 @@ static void test_learning(void) {
     CHECK(last < 0.35 * first, "loss fell from %.4f to %.4f (want below 35%%)", first, last);
     dfs_model_free(m);
 
-    /* one image: a model trained on it alone reproduces it from noise */
+    /* one image: a model trained on it alone reproduces it from noise. It predicts x0, which
+     * for one image is a constant the network learns in a few hundred steps (an eps model needs
+     * far longer to be exact at large t, where x0 = (x_t - sqrt(1-abar) eps) / sqrt(abar)
+     * magnifies its error). The raw weights are used: 300 steps are too few for the EMA. */
     d.n = 1;
-    m = small_model(2, 0.0f);
+    m = small_model_pred(2, 0.0f, DFS_PRED_X0);
     dfs_train_state s1 = {.seed = 2};
     dfs_rng_seed(&s1.rng, 2);
-    float l1[400];
-    train_losses(m, &d, &s1, 16, 400, 2e-3f, l1);
-    dfs_params_swap_ema(m->net->params);
+    float l1[300];
+    train_losses(m, &d, &s1, 8, 300, 2e-3f, l1);
     dfs_sampler_config sc;
     dfs_sampler_config_default(&sc);
     sc.kind = DFS_SAMPLER_DDIM;
     sc.steps = 50;
+    sc.prediction = DFS_PRED_X0;
     sc.null_label = 10;
     sc.guidance = 1.0f;
     int labels[4];
