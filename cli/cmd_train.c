@@ -26,8 +26,17 @@ static const char *train_help =
     "model (ignored with --resume, which reads them from the checkpoint):\n"
     "  --preset NAME       fmnist (the reference U-Net, default) or small\n"
     "  --unconditional     no class embedding\n"
-    "  --channels N        image channels for PNG folders (1 or 3; default 1)\n"
-    "  --dropout P         dropout in residual blocks (preset default)\n"
+    "  --channels N        image channels, 1 or 3 (default: the preset's, 1); PNG folders\n"
+    "                      are converted to it\n"
+    "  --image-size N      image height = width (default: the preset's, 28); PNG folders are\n"
+    "                      resized to it\n"
+    "  --base-channels N   channels of the first level (fmnist: 32)\n"
+    "  --mult LIST         channel multipliers per level, e.g. 1,2,2 (fmnist)\n"
+    "  --blocks N          residual blocks per encoder level; the decoder has N+1 (fmnist: 2)\n"
+    "  --attn LIST         resolutions with self-attention, e.g. 7 or 14,7; 'none' for none\n"
+    "  --groups N          GroupNorm groups (fmnist: 8)\n"
+    "  --classes N         number of classes (fmnist: 10; 0 = unconditional)\n"
+    "  --dropout P         dropout in residual blocks (fmnist: 0.1)\n"
     "  --schedule NAME     linear (default) or cosine\n"
     "  --T N               diffusion steps (default 1000)\n"
     "  --prediction NAME   eps (default), x0 or v\n"
@@ -57,7 +66,55 @@ typedef struct {
     uint64_t seed;
     int unconditional, schedule, prediction;
     int set_dropout;
+    long image_size, base_channels, blocks, groups, classes;
+    const char *mult, *attn;
+    int set_channels;
 } train_args;
+
+/* Parse "a,b,c" into up to DFS_MAX_LEVELS positive integers. Returns the count, or -1. */
+static int parse_list(const char *s, int *out) {
+    int n = 0;
+    for (const char *p = s; *p;) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 1 || v > 4096 || (*end && *end != ',') || n == DFS_MAX_LEVELS) return -1;
+        out[n++] = (int)v;
+        p = *end ? end + 1 : end;
+    }
+    return n;
+}
+
+/* Apply the architecture options to the preset's configuration. */
+static int apply_arch(const train_args *a, dfs_unet_config *c) {
+    if (a->image_size) c->image_size = (int)a->image_size;
+    if (a->set_channels) c->in_channels = (int)a->channels;
+    if (a->base_channels) c->base_channels = (int)a->base_channels;
+    if (a->groups) c->groups = (int)a->groups;
+    if (a->blocks) c->enc_blocks = (int)a->blocks, c->dec_blocks = (int)a->blocks + 1;
+    if (a->classes >= 0) c->num_classes = (int)a->classes;
+    if (a->unconditional) c->num_classes = 0;
+    if (a->set_dropout) c->dropout = (float)a->dropout;
+    if (a->mult) {
+        int m[DFS_MAX_LEVELS], n = parse_list(a->mult, m);
+        if (n < 1) return cli_fail("--mult expects 1 to %d comma-separated multipliers, got '%s'", DFS_MAX_LEVELS, a->mult);
+        int keep[DFS_MAX_LEVELS] = {0};
+        for (int l = 0; l < n; l++) keep[l] = l < c->nlevels ? c->attn[l] : 0;
+        c->nlevels = n;
+        for (int l = 0; l < DFS_MAX_LEVELS; l++) c->mult[l] = l < n ? m[l] : 0, c->attn[l] = keep[l];
+    }
+    if (a->attn) {
+        int r[DFS_MAX_LEVELS], n = strcmp(a->attn, "none") == 0 ? 0 : parse_list(a->attn, r);
+        if (n < 0) return cli_fail("--attn expects comma-separated resolutions or 'none', got '%s'", a->attn);
+        for (int l = 0; l < DFS_MAX_LEVELS; l++) c->attn[l] = 0;
+        for (int i = 0; i < n; i++) {
+            int found = 0;
+            for (int l = 0; l < c->nlevels; l++)
+                if ((c->image_size >> l) == r[i]) c->attn[l] = 1, found = 1;
+            if (!found) return cli_fail("--attn: no level has resolution %d (image size %d, %d levels)", r[i], c->image_size, c->nlevels);
+        }
+    }
+    return 0;
+}
 
 static char *train_json(const train_args *a, const dfs_train_config *tc) {
     cJSON *o = cJSON_CreateObject();
@@ -157,6 +214,7 @@ int cmd_train(int argc, char **argv) {
                     .sample_every = 1000, .save_every = 500, .log_every = 10, .threads = 2,
                     .T = 1000, .channels = 1, .lr = 2e-4, .clip = 1.0, .ema = 0.9999,
                     .cond_drop = 0.1, .schedule = DFS_SCHEDULE_LINEAR, .prediction = DFS_PRED_EPS};
+    enum { O_IMG = 300, O_BASE, O_MULT, O_BLOCKS, O_ATTN, O_GROUPS, O_CLASSES };
     enum { O_LABELS = 256, O_LIMIT, O_UNCOND, O_CHANNELS, O_DROPOUT, O_SCHEDULE, O_T, O_PRED,
            O_STEPS, O_MINUTES, O_BATCH, O_LR, O_WARMUP, O_WD, O_CLIP, O_EMA, O_CDROP, O_RESUME,
            O_SEED, O_THREADS, O_SEVERY, O_SAVE, O_LOG, O_PRESET, O_DATA, O_OUT };
@@ -174,9 +232,14 @@ int cmd_train(int argc, char **argv) {
         {"resume", required_argument, 0, O_RESUME}, {"seed", required_argument, 0, O_SEED},
         {"threads", required_argument, 0, O_THREADS}, {"sample-every", required_argument, 0, O_SEVERY},
         {"save-every", required_argument, 0, O_SAVE}, {"log-every", required_argument, 0, O_LOG},
+        {"image-size", required_argument, 0, O_IMG}, {"base-channels", required_argument, 0, O_BASE},
+        {"mult", required_argument, 0, O_MULT}, {"blocks", required_argument, 0, O_BLOCKS},
+        {"attn", required_argument, 0, O_ATTN}, {"groups", required_argument, 0, O_GROUPS},
+        {"classes", required_argument, 0, O_CLASSES},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int o;
     int set_batch = 0, set_lr = 0;
+    a.classes = -1;
     optind = 1;
     opterr = 0;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -189,7 +252,14 @@ int cmd_train(int argc, char **argv) {
         case O_PRESET: a.preset = optarg; break;
         case O_UNCOND: a.unconditional = 1; break;
         case O_LIMIT: if (cli_int("--limit", optarg, 1, 100000000, &a.limit)) return 2; break;
-        case O_CHANNELS: if (cli_int("--channels", optarg, 1, 3, &a.channels) || a.channels == 2) return a.channels == 2 ? cli_fail("--channels must be 1 or 3") : 2; break;
+        case O_CHANNELS: if (cli_int("--channels", optarg, 1, 3, &a.channels) || a.channels == 2) return a.channels == 2 ? cli_fail("--channels must be 1 or 3") : 2; a.set_channels = 1; break;
+        case O_IMG: if (cli_int("--image-size", optarg, 4, 1024, &a.image_size)) return 2; break;
+        case O_BASE: if (cli_int("--base-channels", optarg, 2, 4096, &a.base_channels)) return 2; break;
+        case O_BLOCKS: if (cli_int("--blocks", optarg, 1, 7, &a.blocks)) return 2; break;
+        case O_GROUPS: if (cli_int("--groups", optarg, 1, 4096, &a.groups)) return 2; break;
+        case O_CLASSES: if (cli_int("--classes", optarg, 0, 100000, &a.classes)) return 2; break;
+        case O_MULT: a.mult = optarg; break;
+        case O_ATTN: a.attn = optarg; break;
         case O_DROPOUT: if (cli_float("--dropout", optarg, 0, 0.99, &a.dropout)) return 2; a.set_dropout = 1; break;
         case O_SCHEDULE: if ((a.schedule = dfs_schedule_from_name(optarg)) < 0) return cli_fail("--schedule must be linear or cosine, not '%s'", optarg); break;
         case O_PRED: if ((a.prediction = dfs_prediction_from_name(optarg)) < 0) return cli_fail("--prediction must be eps, x0 or v, not '%s'", optarg); break;
@@ -253,8 +323,8 @@ int cmd_train(int argc, char **argv) {
     } else {
         dfs_model_config mc;
         if ((s = dfs_unet_config_preset(&mc.unet, a.preset)) != DFS_OK) return cli_fail_status(s);
-        if (a.unconditional) mc.unet.num_classes = 0;
-        if (a.set_dropout) mc.unet.dropout = (float)a.dropout;
+        if (apply_arch(&a, &mc.unet)) return 2;
+        if (dfs_unet_config_check(&mc.unet) != DFS_OK) return cli_fail_status(DFS_ERR_ARG);
         mc.schedule = a.schedule;
         mc.T = (int)a.T;
         mc.prediction = a.prediction;

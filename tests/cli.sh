@@ -16,7 +16,7 @@ expect_error() {
     desc=$1; pat=$2; shift 2
     "$@" >"$T/out" 2>"$T/err"; rc=$?
     lines=$(wc -l <"$T/err")
-    if [ $rc -eq 2 ] && [ "$lines" -eq 1 ] && grep -q "$pat" "$T/err"; then ok
+    if [ $rc -eq 2 ] && [ "$lines" -eq 1 ] && grep -q -e "$pat" "$T/err"; then ok
     else bad "$desc: rc=$rc, stderr: $(cat "$T/err")"; fi
 }
 
@@ -82,6 +82,22 @@ check "SIGTERM exits 0" [ $rc -eq 0 ]
 check "SIGTERM message" grep -q "interrupted at step" "$T/sig.err"
 check "SIGTERM checkpoint loads" "$D" info "$T/run3/last.safetensors" >/dev/null
 check "no temp files left" [ -z "$(ls "$T/run3" | grep -v -e last.safetensors -e metrics.csv)" ]
+
+# a PNG folder with class sub-folders, and a custom architecture (3 channels, 16x16)
+mkdir -p "$T/pngs/cats" "$T/pngs/dogs"
+for i in 1 2 3; do
+    "$D" noise --data fashion-mnist --index $i --at $((i * 100)) --out "$T/pngs/cats/$i.png" 2>/dev/null
+    "$D" noise --data fashion-mnist --index $((i + 10)) --at 5 --out "$T/pngs/dogs/$i.png" 2>/dev/null
+done
+"$D" train --data "$T/pngs" --preset small --channels 3 --image-size 16 --base-channels 8 \
+    --mult 1,2 --blocks 1 --attn 8 --groups 4 --steps 2 --batch 2 --sample-every 2 \
+    --out "$T/run4" 2>"$T/png.err"
+check "train on a PNG folder with a custom U-Net" [ $? -eq 0 ]
+check "the PNG folder's six images are found" grep -q "on 6 images" "$T/png.err"
+"$D" info "$T/run4/last.safetensors" >"$T/info4"
+check "custom architecture is kept" grep -q "U-Net 3x16x16, base channels 8, multipliers 1,2, attention at 8x8" "$T/info4"
+expect_error "attention at a missing resolution" "no level has resolution" "$D" train --data "$T/pngs" \
+    --preset small --attn 5 --out "$T/run5"
 
 # sampling
 "$D" sample --model "$T/run/last.safetensors" --n 20 --sampler ddim --steps 5 --out "$T/s.png" \
