@@ -1,0 +1,151 @@
+#!/bin/sh
+# bench/run.sh BUILD - diffuse against PyTorch on the reference U-Net (fmnist preset), and
+# against the machine's SGEMM peak. See bench/README.md for what each figure means.
+#
+#   sh bench/run.sh build            (or: make bench)
+#
+# Environment: BENCH_ROUNDS (default 3), BENCH_BATCH (64), BENCH_THREADS (2), BENCH_STEPS (5).
+# Raw JSON lines and the table are also written to BUILD/bench/. Exits non-zero if any
+# command fails or prints something that is not the expected JSON.
+set -eu
+
+BUILD=${1:-build}
+ROUNDS=${BENCH_ROUNDS:-3}
+BATCH=${BENCH_BATCH:-64}
+THREADS=${BENCH_THREADS:-2}
+STEPS=${BENCH_STEPS:-5}
+PY=/usr/bin/python3 # Debian's python3 with python3-torch, not whatever python3 is on PATH
+HERE=$(dirname "$0")
+
+for v in "$ROUNDS" "$BATCH" "$THREADS" "$STEPS"; do
+    case $v in '' | *[!0-9]* | 0) echo "bench/run.sh: BENCH_* settings must be positive integers, got '$v'" >&2; exit 2 ;; esac
+done
+[ -x "$BUILD/diffuse" ] || { echo "bench/run.sh: $BUILD/diffuse not found; run make first" >&2; exit 1; }
+[ -x "$PY" ] || { echo "bench/run.sh: $PY not found (apt-get install python3-torch)" >&2; exit 1; }
+
+# The SGEMM yardstick, built with the Makefile's BLAS flags.
+MULTIARCH=$(gcc -print-multiarch)
+BLASDIR=/usr/lib/$MULTIARCH/openblas-openmp
+SGEMM=$BUILD/sgemm_peak
+if [ ! -x "$SGEMM" ] || [ "$HERE/sgemm_peak.c" -nt "$SGEMM" ]; then
+    gcc -O2 -march=native -fopenmp -I/usr/include/$MULTIARCH/openblas-openmp "$HERE/sgemm_peak.c" \
+        -L"$BLASDIR" -Wl,-rpath,"$BLASDIR" -lopenblas -o "$SGEMM"
+fi
+
+OUT=$BUILD/bench
+mkdir -p "$OUT"
+LOAD0=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo '?')
+RAW=$OUT/raw.jsonl
+: >"$RAW"
+
+# run TAG COMMAND... : run one benchmark, append {"tag": TAG, ...its JSON...} to $RAW
+run() {
+    tag=$1
+    shift
+    echo "bench: $tag: $*" >&2
+    "$@" >"$OUT/last.json"
+    "$PY" -c 'import json, sys
+d = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
+d["tag"] = sys.argv[2]
+print(json.dumps(d))' "$OUT/last.json" "$tag" >>"$RAW"
+}
+
+diffuse_bench() { # threads [--sample]
+    run "diffuse_t$1" "$BUILD/diffuse" bench --preset fmnist --batch "$BATCH" --threads "$1" --steps "$STEPS" --json ${2:-}
+}
+torch_bench() { # threads
+    run "torch_t$1" "$PY" "$HERE/torch_bench.py" --batch "$BATCH" --threads "$1" --steps "$STEPS" --mode both
+}
+
+# Rounds of pairs; the order flips each round so that drift in machine load hits both alike.
+r=1
+while [ "$r" -le "$ROUNDS" ]; do
+    if [ $((r % 2)) -eq 1 ]; then
+        diffuse_bench "$THREADS" --sample
+        torch_bench "$THREADS"
+    else
+        torch_bench "$THREADS"
+        diffuse_bench "$THREADS" --sample
+    fi
+    r=$((r + 1))
+done
+run "sgemm_t$THREADS" "$SGEMM" "$THREADS"
+# One round at one thread, for the scaling figure (no sampling: it is not needed there).
+if [ "$THREADS" -ne 1 ]; then
+    run sgemm_t1 "$SGEMM" 1
+    diffuse_bench 1
+    torch_bench 1
+fi
+rm -f "$OUT/last.json"
+
+"$PY" - "$RAW" "$THREADS" "$BATCH" "$STEPS" "$LOAD0" >"$OUT/summary.txt" <<'EOF'
+import json
+import os
+import statistics
+import sys
+
+raw, threads, batch, steps, load0 = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+rows = [json.loads(line) for line in open(raw)]
+by = {}
+for r in rows:
+    by.setdefault(r["tag"], []).append(r)
+
+def med(tag, key):
+    return statistics.median(r[key] for r in by[tag])
+
+D, P = f"diffuse_t{threads}", f"torch_t{threads}"
+nt = f"{threads} thread{'s' if threads != 1 else ''}"
+print(f"\nReference U-Net (fmnist preset), batch {batch}, {nt}, {steps} timed steps "
+      f"after 2 warm-ups, float32")
+print(f"params: diffuse {by[D][0]['params']}, PyTorch {by[P][0]['params']}\n")
+hdr = f"{'round':>6} | {'diffuse train':>13} {'forward':>9} {'DDIM-50 s':>9} {'RSS MB':>7} | " \
+      f"{'torch train':>11} {'forward':>9} {'RSS MB':>7}"
+print(hdr)
+print("-" * len(hdr))
+for i, (d, p) in enumerate(zip(by[D], by[P])):
+    print(f"{i + 1:>6} | {d['train_img_per_s']:>13.2f} {d['forward_img_per_s']:>9.2f} "
+          f"{d['ddim50_sample_s']:>9.2f} {d['peak_rss_mb']:>7.1f} | {p['train_img_per_s']:>11.2f} "
+          f"{p['forward_img_per_s']:>9.2f} {p['peak_rss_mb']:>7.1f}")
+print(f"{'median':>6} | {med(D, 'train_img_per_s'):>13.2f} {med(D, 'forward_img_per_s'):>9.2f} "
+      f"{med(D, 'ddim50_sample_s'):>9.2f} {med(D, 'peak_rss_mb'):>7.1f} | "
+      f"{med(P, 'train_img_per_s'):>11.2f} {med(P, 'forward_img_per_s'):>9.2f} "
+      f"{med(P, 'peak_rss_mb'):>7.1f}")
+print("(img/s; RSS is each process's peak over its whole run: diffuse = train + forward + "
+      "sampling, PyTorch = train + forward)\n")
+
+peak = by[f"sgemm_t{threads}"][0]["sgemm_gflops"]
+peak1 = by["sgemm_t1"][0]["sgemm_gflops"]
+tr, fw = med(D, "train_gflops"), med(D, "forward_gflops")
+
+def line(label, text):
+    print(f"{label + ':':<36}{text}")
+
+line("diffuse / PyTorch, train img/s",
+     f"{med(D, 'train_img_per_s') / med(P, 'train_img_per_s'):.2f}x")
+line("diffuse / PyTorch, forward img/s",
+     f"{med(D, 'forward_img_per_s') / med(P, 'forward_img_per_s'):.2f}x")
+line("SGEMM peak (OpenBLAS)", f"{peak:.1f} GFLOP/s at {nt}, {peak1:.1f} at 1 thread")
+line("diffuse train GFLOP/s", f"{tr:.1f} = {100 * tr / peak:.0f}% of the SGEMM peak "
+     f"({by[D][0]['gflop_per_image_forward']:.4f} GFLOP/image forward, x3 per training step)")
+line("diffuse forward GFLOP/s", f"{fw:.1f} = {100 * fw / peak:.0f}% of the SGEMM peak")
+if threads != 1:
+    d1, p1 = by["diffuse_t1"][0], by["torch_t1"][0]
+    line("diffuse train GFLOP/s at 1 thread", f"{d1['train_gflops']:.1f} = "
+         f"{100 * d1['train_gflops'] / peak1:.0f}% of the 1-thread SGEMM peak")
+    line(f"{threads}-thread / 1-thread scaling",
+         f"diffuse train {med(D, 'train_img_per_s') / d1['train_img_per_s']:.2f}x, forward "
+         f"{med(D, 'forward_img_per_s') / d1['forward_img_per_s']:.2f}x; PyTorch train "
+         f"{med(P, 'train_img_per_s') / p1['train_img_per_s']:.2f}x, forward "
+         f"{med(P, 'forward_img_per_s') / p1['forward_img_per_s']:.2f}x")
+    if min(med(D, "train_img_per_s") / d1["train_img_per_s"], med(P, "train_img_per_s") / p1["train_img_per_s"],
+           med(D, "forward_img_per_s") / d1["forward_img_per_s"],
+           med(P, "forward_img_per_s") / p1["forward_img_per_s"]) < 1:
+        print("warning: more threads ran slower: other processes were competing for the cores, "
+              "so these figures are disturbed")
+line("peak RSS (median)", f"diffuse {med(D, 'peak_rss_mb'):.1f} MB, PyTorch {med(P, 'peak_rss_mb'):.1f} MB")
+line(f"DDIM-50 sampling, {batch} images", f"{med(D, 'ddim50_sample_s'):.2f} s (diffuse, median)")
+line("1-minute load average at the start", f"{load0} (on {os.cpu_count()} cores; other work "
+     "running then disturbs the figures)")
+EOF
+cat "$OUT/summary.txt"
+echo "bench: raw results in $RAW, table in $OUT/summary.txt" >&2
