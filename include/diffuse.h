@@ -119,6 +119,7 @@ typedef struct dfs_tensor {
     size_t n;          /* number of elements */
     int requires_grad; /* gradient flows into this tensor (params, or results of ops on them) */
     const char *name;  /* parameter name, NULL for activations */
+    size_t grad_cap;   /* engine use: capacity of a graph-owned grad buffer (0 = not owned) */
 } dfs_tensor;
 
 typedef struct dfs_graph dfs_graph;
@@ -167,6 +168,10 @@ dfs_tensor *dfs_linear(dfs_graph *g, dfs_tensor *x, dfs_tensor *w, dfs_tensor *b
 /* GroupNorm over (C/G, spatial) per sample and group; x (N,C,...), gamma/beta (C). */
 dfs_tensor *dfs_group_norm(dfs_graph *g, dfs_tensor *x, dfs_tensor *gamma, dfs_tensor *beta,
                            int groups, float eps);
+/* silu(group_norm(x)) in one op, without keeping the normalised tensor (fused: one pass,
+ * one activation less). */
+dfs_tensor *dfs_group_norm_silu(dfs_graph *g, dfs_tensor *x, dfs_tensor *gamma,
+                                dfs_tensor *beta, int groups, float eps);
 /* LayerNorm over the last dimension; gamma/beta (D). */
 dfs_tensor *dfs_layer_norm(dfs_graph *g, dfs_tensor *x, dfs_tensor *gamma, dfs_tensor *beta,
                            float eps);

