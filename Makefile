@@ -29,7 +29,7 @@ all: $(BUILD)/libdiffuse.a $(BUILD)/diffuse $(TEST_BIN) $(TOOL_BIN)
 setup:
 	@sh tools/setup.sh
 
-$(BUILD)/obj/%.o: src/%.c include/diffuse.h src/internal.h
+$(BUILD)/obj/%.o: src/%.c include/diffuse.h $(wildcard src/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) $(OMP) $(CPPFLAGS) -c $< -o $@
 

@@ -4,18 +4,20 @@
  * Ho Wo output height width, P = Ho*Wo output pixels per image, K = Ci*KH*KW.
  *
  * Fast path: im2col + GEMM (Chellapilla, Puri & Simard 2006, "High performance convolutional
- * neural networks for document processing"). A chunk of nb images is unrolled at once into
- * cols (K, nb*P), so that one GEMM   Y (Co, nb*P) = W (Co, K) cols (K, nb*P)   covers the
- * chunk; nb is bounded so that the scratch stays a few MB. Backward recomputes cols (they are
- * not kept between forward and backward):
- *   dW (Co, K)      += dY (Co, nb*P) cols^T
+ * neural networks for document processing"). The images are split into chunks of nb, and the
+ * threads take whole chunks: each unrolls its chunk into its own cols (K, nb*P) and runs one
+ * single-threaded GEMM   Y (Co, nb*P) = W (Co, K) cols (K, nb*P).   nb is 1 for large images
+ * (Y is then the output image itself) and grows for small ones so that a GEMM has a few hundred
+ * columns. Backward recomputes cols (they are not kept between forward and backward):
+ *   dW (Co, K)      += dY (Co, nb*P) cols^T     (per-thread partial sums, added at the end)
  *   dcols (K, nb*P)  = W^T dY, then col2im adds dcols into dx
  *   db (Co)         += sum of dY over images and pixels.
  * A 1x1, stride-1, pad-0 conv is a plain GEMM per image (cols == x) and skips im2col.
  *
- * Threads: only inside OpenBLAS. im2col/col2im are memory-bound and cheap next to the GEMMs;
- * giving them OpenMP regions between GEMM calls made whole convs 3-8x slower on 2 cores
- * (the OpenMP pool and OpenBLAS's pthread pool spin-wait against each other).
+ * Threads: one OpenMP region per op, over chunks of images. OpenBLAS (the OpenMP build) runs
+ * serially inside it. Threading each GEMM inside OpenBLAS instead left im2col, col2im and the
+ * layout copies serial between many small parallel GEMMs, and with 2 threads that was slower
+ * than 1 thread (profile in bench/profile.md).
  *
  * dfs_conv2d_reference (naive loops, declared in ops_ref.h) is the readable definition the
  * fast path is tested against. */
@@ -24,6 +26,9 @@
 
 #include <cblas.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 /* ---- reference: naive loops ---------------------------------------------------------------- */
 
@@ -70,7 +75,7 @@ void dfs_conv2d_reference_backward(float *dx, float *dw, float *db, const float 
                 }
 }
 
-/* ---- fast path: im2col + sgemm ------------------------------------------------------------- */
+/* ---- fast path: im2col + sgemm, images spread over threads ------------------------------ */
 
 static size_t chunk_floats = (size_t)1 << 19;
 
@@ -78,6 +83,30 @@ size_t dfs_conv_set_chunk_floats(size_t n) {
     size_t old = chunk_floats;
     chunk_floats = n ? n : 1;
     return old;
+}
+
+/* Below this many GEMM columns per call (nb*P), several images share one GEMM. */
+#define CONV_MIN_COLS 256
+
+float *dfs_grad_for_write(dfs_graph *g, dfs_tensor *t, int *fresh) {
+    *fresh = t->grad == NULL;
+    return dfs_grad(g, t);
+}
+
+int dfs_op_threads(void) {
+#ifdef _OPENMP
+    return omp_in_parallel() ? 1 : omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+static int conv_thread_id(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
 }
 
 /* Separate strides and pads for H and W, so that conv1d is conv2d with H = KH = 1. */
@@ -91,14 +120,19 @@ static int conv_is_1x1(const conv_geom *c) {
     return c->KH == 1 && c->KW == 1 && c->sh == 1 && c->sw == 1 && c->ph == 0 && c->pw == 0;
 }
 
-/* Images per GEMM: the im2col buffer (K, nb*P) and the output buffer (Co, nb*P) each stay
- * under chunk_floats, but at least one image. */
-static int conv_chunk(const conv_geom *c) {
+/* Images per GEMM (per thread): enough for CONV_MIN_COLS columns, but the im2col buffer
+ * (K, nb*P) and the output buffer (Co, nb*P) each stay under chunk_floats, every thread gets
+ * a chunk, and at least one image. A 1x1 conv reads x in place: one image per GEMM. */
+static int conv_chunk(const conv_geom *c, int nthreads) {
+    if (conv_is_1x1(c)) return 1;
     size_t K = (size_t)c->Ci * c->KH * c->KW, P = (size_t)c->Ho * c->Wo;
     size_t rows = K > (size_t)c->Co ? K : (size_t)c->Co;
-    size_t nb = chunk_floats / (rows * P);
+    size_t nb = (CONV_MIN_COLS + P - 1) / P;
+    size_t cap = chunk_floats / (rows * P);
+    if (nb > cap) nb = cap;
+    size_t per_thread = ((size_t)c->N + nthreads - 1) / nthreads;
+    if (nb > per_thread) nb = per_thread;
     if (nb < 1) nb = 1;
-    if (nb > (size_t)c->N) nb = (size_t)c->N;
     return (int)nb;
 }
 
@@ -173,40 +207,45 @@ static void col2im_add(float *dx, const float *dcols, const conv_geom *c, int n0
         }
 }
 
-/* out (N,Co,P) = conv(x, w) + b. */
+/* out (N,Co,P) = conv(x, w) + b. Each thread takes whole chunks of nb images: im2col into its
+ * own scratch, then one single-threaded GEMM (OpenBLAS runs serially inside an OpenMP region)
+ *   Y (Co, nb*P) = W (Co, K) cols (K, nb*P)
+ * written straight into out when nb == 1, else through a (Co, nb, P) -> (nb, Co, P) copy. */
 static void conv_forward(dfs_graph *g, const conv_geom *c, float *out, const float *x,
                          const float *w, const float *b) {
     const int Co = c->Co, K = c->Ci * c->KH * c->KW, P = c->Ho * c->Wo;
-    if (conv_is_1x1(c)) {
-        /* cols of image n is x_n (Ci, H*W) itself: out_n (Co, P) = w (Co, Ci) x_n */
-        for (int n = 0; n < c->N; n++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Co, P, K, 1.0f, w, K,
-                        x + (size_t)n * K * P, P, 0.0f, out + (size_t)n * Co * P, P);
-    } else {
-        const int nb = conv_chunk(c);
-        float *cols = dfs_graph_scratch(g, 0, (size_t)K * nb * P * sizeof(float)); // (K, nb*P)
-        float *y = nb > 1 ? dfs_graph_scratch(g, 1, (size_t)Co * nb * P * sizeof(float)) : NULL;
-        for (int n0 = 0; n0 < c->N; n0 += nb) {
-            const int m = c->N - n0 < nb ? c->N - n0 : nb;
-            const int ld = m * P;
-            im2col(cols, x, c, n0, m);
-            float *dst = m == 1 ? out + (size_t)n0 * Co * P : y; // (Co, m*P)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Co, ld, K, 1.0f, w, K, cols, ld,
-                        0.0f, dst, ld);
-            if (m == 1) continue;
-            /* (Co, m, P) -> (m, Co, P) */
-            for (int j = 0; j < m; j++)
-                for (int co = 0; co < Co; co++)
-                    memcpy(out + ((size_t)(n0 + j) * Co + co) * P,
-                           y + (size_t)co * ld + (size_t)j * P, (size_t)P * sizeof(float));
-        }
-    }
-    if (b) {
-        for (int n = 0; n < c->N; n++)
-            for (int co = 0; co < Co; co++) {
-                float *o = out + ((size_t)n * Co + co) * P;
-                for (int p = 0; p < P; p++) o[p] += b[co];
+    const int T = dfs_op_threads(), one = conv_is_1x1(c), nb = conv_chunk(c, T);
+    const int nchunks = (c->N + nb - 1) / nb;
+    const size_t cs = one ? 0 : (size_t)K * nb * P, ys = nb > 1 ? (size_t)Co * nb * P : 0;
+    float *cols = cs ? dfs_graph_scratch(g, 0, (size_t)T * cs * sizeof(float)) : NULL; // T x (K, nb*P)
+    float *ybuf = ys ? dfs_graph_scratch(g, 1, (size_t)T * ys * sizeof(float)) : NULL; // T x (Co, nb*P)
+#pragma omp parallel num_threads(T) if (T > 1 && nchunks > 1)
+    {
+        const int tid = conv_thread_id();
+        float *ct = cols ? cols + (size_t)tid * cs : NULL, *yt = ybuf ? ybuf + (size_t)tid * ys : NULL;
+#pragma omp for schedule(static)
+        for (int ch = 0; ch < nchunks; ch++) {
+            const int n0 = ch * nb, m = c->N - n0 < nb ? c->N - n0 : nb, ld = m * P;
+            const float *src = x + (size_t)n0 * K * P; // 1x1: cols of image n0 is x_n0 (Ci, P)
+            if (!one) {
+                im2col(ct, x, c, n0, m);
+                src = ct;
             }
+            float *dst = m == 1 ? out + (size_t)n0 * Co * P : yt; // (Co, m*P)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Co, ld, K, 1.0f, w, K, src, ld,
+                        0.0f, dst, ld);
+            if (m > 1) /* (Co, m, P) -> (m, Co, P) */
+                for (int j = 0; j < m; j++)
+                    for (int co = 0; co < Co; co++)
+                        memcpy(out + ((size_t)(n0 + j) * Co + co) * P,
+                               yt + (size_t)co * ld + (size_t)j * P, (size_t)P * sizeof(float));
+            if (b)
+                for (int j = 0; j < m; j++)
+                    for (int co = 0; co < Co; co++) {
+                        float *o = out + ((size_t)(n0 + j) * Co + co) * P, bc = b[co];
+                        for (int p = 0; p < P; p++) o[p] += bc;
+                    }
+        }
     }
 }
 
@@ -240,67 +279,99 @@ static double sum_floats(const float *d, int n) {
     return s;
 }
 
+/* Backward, threads over chunks of images as in forward. For each chunk (dY (Co, m*P)):
+ *   dW_t (Co, K) += dY cols^T        per-thread partial sums, added into dw at the end
+ *   db_t (Co)    += sum of dY        likewise
+ *   dcols (K, m*P) = W^T dY, then col2im adds dcols into the chunk's own images of dx. */
 static void conv_backward(dfs_graph *g, dfs_node *node) {
     dfs_tensor *x = node->in[0], *w = node->in[1], *b = node->in[2];
     const conv_geom cg = conv_geom_of(x, w, node->i[0], node->i[1]);
     const conv_geom *c = &cg;
     const int Co = c->Co, K = c->Ci * c->KH * c->KW, P = c->Ho * c->Wo;
+    const size_t HW = (size_t)c->H * c->W, CiHW = (size_t)c->Ci * HW;
     const float *dout = node->out->grad;                       // (N, Co, P)
-    float *dx = x->requires_grad ? dfs_grad(g, x) : NULL;      // (N, Ci, H, W)
+    int dx_fresh = 0;
+    float *dx = x->requires_grad ? dfs_grad_for_write(g, x, &dx_fresh) : NULL; // (N, Ci, H, W)
     float *dw = w->requires_grad ? dfs_grad(g, w) : NULL;      // (Co, K)
     float *db = b && b->requires_grad ? dfs_grad(g, b) : NULL; // (Co)
+    if (!dx && !dw && !db) return;
 
-    if (db) {
+    const int T = dfs_op_threads(), one = conv_is_1x1(c), nb = conv_chunk(c, T);
+    const int nchunks = (c->N + nb - 1) / nb;
+    const int need_cols = !one && (dx || dw);
+    const size_t cs = need_cols ? (size_t)K * nb * P : 0, ys = nb > 1 ? (size_t)Co * nb * P : 0;
+    const size_t ws = dw ? (size_t)Co * K : 0, bs = db ? (size_t)Co : 0;
+    float *cols = cs ? dfs_graph_scratch(g, 0, (size_t)T * cs * sizeof(float)) : NULL; // T x (K, nb*P)
+    float *dyb = ys ? dfs_graph_scratch(g, 1, (size_t)T * ys * sizeof(float)) : NULL;  // T x (Co, nb*P)
+    float *wpart = ws ? dfs_graph_scratch(g, 2, (size_t)T * ws * sizeof(float)) : NULL; // T x (Co, K)
+    double *bpart = bs ? dfs_graph_scratch(g, 3, (size_t)T * bs * sizeof(double)) : NULL; // T x (Co)
+    int nt = 1;
+#pragma omp parallel num_threads(T) if (T > 1 && nchunks > 1)
+    {
+        const int tid = conv_thread_id();
+#ifdef _OPENMP
+#pragma omp single
+        nt = omp_get_num_threads();
+#endif
+        float *ct = cols ? cols + (size_t)tid * cs : NULL, *yt = dyb ? dyb + (size_t)tid * ys : NULL;
+        float *wt = wpart ? wpart + (size_t)tid * ws : NULL;
+        double *bt = bpart ? bpart + (size_t)tid * bs : NULL;
+        if (wt) memset(wt, 0, ws * sizeof(float));
+        if (bt) memset(bt, 0, bs * sizeof(double));
+#pragma omp for schedule(static)
+        for (int ch = 0; ch < nchunks; ch++) {
+            const int n0 = ch * nb, m = c->N - n0 < nb ? c->N - n0 : nb, ld = m * P;
+            if (bt)
+                for (int j = 0; j < m; j++)
+                    for (int co = 0; co < Co; co++)
+                        bt[co] += sum_floats(dout + ((size_t)(n0 + j) * Co + co) * P, P);
+            const float *dy = dout + (size_t)n0 * Co * P; // (Co, m*P)
+            if (m > 1 && (dx || dw)) {
+                /* (m, Co, P) -> (Co, m, P) */
+                for (int j = 0; j < m; j++)
+                    for (int co = 0; co < Co; co++)
+                        memcpy(yt + (size_t)co * ld + (size_t)j * P,
+                               dout + ((size_t)(n0 + j) * Co + co) * P, (size_t)P * sizeof(float));
+                dy = yt;
+            }
+            if (one) {
+                const float *xn = x->data + (size_t)n0 * CiHW; // (Ci, P)
+                if (wt)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Co, K, P, 1.0f, dy, P, xn,
+                                P, 1.0f, wt, K);
+                if (dx)
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, Co, 1.0f, w->data, K,
+                                dy, P, dx_fresh ? 0.0f : 1.0f, dx + (size_t)n0 * CiHW, P);
+                continue;
+            }
+            if (wt) {
+                im2col(ct, x->data, c, n0, m);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Co, K, ld, 1.0f, dy, ld, ct, ld,
+                            1.0f, wt, K);
+            }
+            if (dx) {
+                /* ct now holds dcols (K, m*P) = W^T dY */
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, ld, Co, 1.0f, w->data, K, dy,
+                            ld, 0.0f, ct, ld);
+                col2im_add(dx, ct, c, n0, m); /* a fresh dx is cleared too (dfs_grad_for_write) */
+            }
+        }
+        /* the implicit barrier of the loop above: every partial is complete */
+        if (dw) {
+#pragma omp for schedule(static)
+            for (long i = 0; i < (long)ws; i++) {
+                float s = 0.0f;
+                for (int t = 0; t < nt; t++) s += wpart[(size_t)t * ws + i];
+                dw[i] += s;
+            }
+        }
+    }
+    if (db)
         for (int co = 0; co < Co; co++) {
             double s = 0;
-            for (int n = 0; n < c->N; n++) s += sum_floats(dout + ((size_t)n * Co + co) * P, P);
+            for (int t = 0; t < nt; t++) s += bpart[(size_t)t * bs + co];
             db[co] += (float)s;
         }
-    }
-    if (!dx && !dw) return;
-
-    if (conv_is_1x1(c)) {
-        for (int n = 0; n < c->N; n++) {
-            const float *dy = dout + (size_t)n * Co * P; // (Co, P)
-            if (dw)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Co, K, P, 1.0f, dy, P,
-                            x->data + (size_t)n * K * P, P, 1.0f, dw, K);
-            if (dx)
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, Co, 1.0f, w->data, K, dy,
-                            P, 1.0f, dx + (size_t)n * K * P, P);
-        }
-        return;
-    }
-
-    const int nb = conv_chunk(c);
-    float *cols = dfs_graph_scratch(g, 0, (size_t)K * nb * P * sizeof(float)); // (K, nb*P)
-    float *dyb = nb > 1 ? dfs_graph_scratch(g, 1, (size_t)Co * nb * P * sizeof(float)) : NULL;
-    for (int n0 = 0; n0 < c->N; n0 += nb) {
-        const int m = c->N - n0 < nb ? c->N - n0 : nb;
-        const int ld = m * P;
-        const float *dy; // (Co, m*P)
-        if (m == 1) {
-            dy = dout + (size_t)n0 * Co * P;
-        } else {
-            /* (m, Co, P) -> (Co, m, P) */
-            for (int j = 0; j < m; j++)
-                for (int co = 0; co < Co; co++)
-                    memcpy(dyb + (size_t)co * ld + (size_t)j * P,
-                           dout + ((size_t)(n0 + j) * Co + co) * P, (size_t)P * sizeof(float));
-            dy = dyb;
-        }
-        if (dw) {
-            im2col(cols, x->data, c, n0, m);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Co, K, ld, 1.0f, dy, ld, cols, ld,
-                        1.0f, dw, K);
-        }
-        if (dx) {
-            /* cols now holds dcols (K, m*P) = W^T dY */
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, ld, Co, 1.0f, w->data, K, dy,
-                        ld, 0.0f, cols, ld);
-            col2im_add(dx, cols, c, n0, m);
-        }
-    }
 }
 
 static dfs_tensor *conv_op(dfs_graph *g, dfs_tensor *x, dfs_tensor *w, dfs_tensor *b, int stride,

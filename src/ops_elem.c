@@ -2,8 +2,11 @@
  * the sinusoidal timestep embedding, each with its backward.
  *
  * Size key: N batch, C channels, H W height width, R rows, D features (last dim), V vocabulary.
- * Backward functions accumulate (+=) into the grads of inputs that require grad. */
+ * Backward functions accumulate (+=) into the grads of inputs that require grad; an input with
+ * no gradient buffer yet gets one that is written (=) directly (dfs_grad_for_write), which
+ * saves clearing it first. */
 #include "internal.h"
+#include "ops_ref.h"
 
 #include <math.h>
 #include <string.h>
@@ -19,14 +22,16 @@ static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 static void silu_bw(dfs_graph *g, dfs_node *nd) {
     dfs_tensor *x = nd->in[0];
-    float *dx = dfs_grad(g, x);
+    int fresh;
+    float *dx = dfs_grad_for_write(g, x, &fresh);
     const float *dy = nd->out->grad, *xd = x->data;
     long n = (long)x->n;
 #pragma omp parallel for if (n >= PAR_MIN)
     for (long i = 0; i < n; i++) {
         /* d/dx x s(x) = s(x) (1 + x (1 - s(x))) */
         float s = sigmoidf(xd[i]);
-        dx[i] += dy[i] * s * (1.0f + xd[i] * (1.0f - s));
+        float d = dy[i] * s * (1.0f + xd[i] * (1.0f - s));
+        dx[i] = fresh ? d : dx[i] + d;
     }
 }
 
@@ -243,7 +248,9 @@ static void bcast_backward_general(float *dx, const size_t *sx, const float *dy,
 static void binary_grad(dfs_graph *g, int op, const bcast *p, dfs_tensor *out, dfs_tensor *x,
                         const size_t *sx, dfs_tensor *y, const size_t *sy) {
     if (!x->requires_grad) return;
-    float *dx = dfs_grad(g, x);
+    int fresh = 0;
+    /* only the two paths below that write every element of dx may skip clearing it */
+    float *dx = x->n == out->n ? dfs_grad_for_write(g, x, &fresh) : dfs_grad(g, x);
     const float *dy = out->grad;
     const float *w = op == OP_MUL ? y->data : NULL; /* d(x y)/dx = y */
     int xs[4], ys[4];
@@ -252,15 +259,25 @@ static void binary_grad(dfs_graph *g, int op, const bcast *p, dfs_tensor *out, d
     size_t outer, mid, inner;
     if (x->n == out->n && (!w || y->n == out->n)) {
         long n = (long)out->n;
+        if (fresh && !w) {
 #pragma omp parallel for if (n >= PAR_MIN)
-        for (long i = 0; i < n; i++) dx[i] += w ? dy[i] * w[i] : dy[i];
+            for (long i = 0; i < n; i++) dx[i] = dy[i];
+        } else if (fresh) {
+#pragma omp parallel for if (n >= PAR_MIN)
+            for (long i = 0; i < n; i++) dx[i] = dy[i] * w[i];
+        } else {
+#pragma omp parallel for if (n >= PAR_MIN)
+            for (long i = 0; i < n; i++) dx[i] += w ? dy[i] * w[i] : dy[i];
+        }
     } else if (x->n == out->n && banded(ys, p->shape, &outer, &mid, &inner)) {
-        /* dx (full) += dy * y (banded) */
-        band_apply(OP_MUL, 1, dx, dy, w, outer, mid, inner);
-    } else if ((!w || y->n == out->n) && banded(xs, p->shape, &outer, &mid, &inner)) {
-        band_reduce(dx, dy, w, outer, mid, inner);
+        /* dx (full) (+)= dy * y (banded) */
+        band_apply(OP_MUL, !fresh, dx, dy, w, outer, mid, inner);
     } else {
-        bcast_backward_general(dx, sx, dy, w, sy, p->shape);
+        if (fresh) memset(dx, 0, x->n * sizeof(float)); /* a broadcast x with n == out->n */
+        if ((!w || y->n == out->n) && banded(xs, p->shape, &outer, &mid, &inner))
+            band_reduce(dx, dy, w, outer, mid, inner);
+        else
+            bcast_backward_general(dx, sx, dy, w, sy, p->shape);
     }
 }
 
@@ -312,11 +329,12 @@ dfs_tensor *dfs_mul(dfs_graph *g, dfs_tensor *a, dfs_tensor *b) { return binary(
 
 static void scale_bw(dfs_graph *g, dfs_node *nd) {
     dfs_tensor *x = nd->in[0];
-    float *dx = dfs_grad(g, x), s = nd->f[0];
+    int fresh;
+    float *dx = dfs_grad_for_write(g, x, &fresh), s = nd->f[0];
     const float *dy = nd->out->grad;
     long n = (long)x->n;
 #pragma omp parallel for if (n >= PAR_MIN)
-    for (long i = 0; i < n; i++) dx[i] += s * dy[i];
+    for (long i = 0; i < n; i++) dx[i] = fresh ? s * dy[i] : dx[i] + s * dy[i];
 }
 
 dfs_tensor *dfs_scale(dfs_graph *g, dfs_tensor *x, float s) {
@@ -339,7 +357,8 @@ static void softmax_bw(dfs_graph *g, dfs_node *nd) {
     dfs_tensor *x = nd->in[0];
     int D = x->shape[x->ndim - 1];
     long R = (long)(x->n / (size_t)D);
-    float *dx = dfs_grad(g, x);
+    int fresh;
+    float *dx = dfs_grad_for_write(g, x, &fresh);
     const float *dy = nd->out->grad, *y = nd->out->data; // (R, D)
 #pragma omp parallel for if (x->n >= PAR_MIN)
     for (long r = 0; r < R; r++) {
@@ -348,7 +367,10 @@ static void softmax_bw(dfs_graph *g, dfs_node *nd) {
         double s = 0;
         for (int d = 0; d < D; d++) s += dr[d] * yr[d];
         float sf = (float)s;
-        for (int d = 0; d < D; d++) dxr[d] += yr[d] * (dr[d] - sf);
+        if (fresh)
+            for (int d = 0; d < D; d++) dxr[d] = yr[d] * (dr[d] - sf);
+        else
+            for (int d = 0; d < D; d++) dxr[d] += yr[d] * (dr[d] - sf);
     }
 }
 
@@ -417,13 +439,16 @@ dfs_tensor *dfs_embedding(dfs_graph *g, dfs_tensor *table, const int *idx, int n
 
 static void dropout_bw(dfs_graph *g, dfs_node *nd) {
     dfs_tensor *x = nd->in[0];
-    float *dx = dfs_grad(g, x), scale = nd->f[0];
+    int fresh;
+    float *dx = dfs_grad_for_write(g, x, &fresh), scale = nd->f[0];
     const float *dy = nd->out->grad;
     const uint8_t *mask = nd->saved; // (n + 7) / 8 bytes
     long n = (long)x->n;
 #pragma omp parallel for if (n >= PAR_MIN)
-    for (long i = 0; i < n; i++)
-        if (mask[i >> 3] >> (i & 7) & 1) dx[i] += scale * dy[i];
+    for (long i = 0; i < n; i++) {
+        float d = (mask[i >> 3] >> (i & 7) & 1) ? scale * dy[i] : 0.0f;
+        dx[i] = fresh ? d : dx[i] + d;
+    }
 }
 
 dfs_tensor *dfs_dropout(dfs_graph *g, dfs_tensor *x, float p) {
@@ -459,12 +484,13 @@ dfs_tensor *dfs_dropout(dfs_graph *g, dfs_tensor *x, float p) {
 /* mse = mean (a - b)^2; d/da = 2 (a - b) / n. b is a target: no gradient. */
 static void mse_bw(dfs_graph *g, dfs_node *nd) {
     dfs_tensor *a = nd->in[0], *b = nd->in[1];
-    float *da = dfs_grad(g, a);
+    int fresh;
+    float *da = dfs_grad_for_write(g, a, &fresh);
     float c = 2.0f * nd->out->grad[0] / (float)a->n;
     const float *x = a->data, *y = b->data;
     long n = (long)a->n;
 #pragma omp parallel for if (n >= PAR_MIN)
-    for (long i = 0; i < n; i++) da[i] += c * (x[i] - y[i]);
+    for (long i = 0; i < n; i++) da[i] = fresh ? c * (x[i] - y[i]) : da[i] + c * (x[i] - y[i]);
 }
 
 dfs_tensor *dfs_mse(dfs_graph *g, dfs_tensor *a, dfs_tensor *b) {

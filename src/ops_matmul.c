@@ -5,8 +5,14 @@
  * B batch of matrices, M K N matrix sizes. All products go through cblas_sgemm (row-major).
  *
  * For C = A B the vector-Jacobian products are dA = dC B^T and dB = A^T dC (e.g. Goodfellow,
- * Bengio & Courville 2016, "Deep Learning", sec. 6.5.6); they are accumulated (beta = 1). */
+ * Bengio & Courville 2016, "Deep Learning", sec. 6.5.6); they are accumulated (beta = 1), or
+ * stored (beta = 0) when the input has no gradient buffer yet.
+ *
+ * Threads: linear is one GEMM, threaded inside OpenBLAS. bmm runs its B products in one OpenMP
+ * loop, one single-threaded GEMM per item (OpenBLAS runs serially inside an OpenMP region):
+ * the products are small (49x49 in the U-Net) and B is the batch. */
 #include "internal.h"
+#include "ops_ref.h"
 
 #include <cblas.h>
 
@@ -79,30 +85,34 @@ static void bmm_backward(dfs_graph *g, dfs_node *node) {
     const int lda = s.ta ? M : K, ldb = s.tb ? K : N;
     const size_t sa = (size_t)M * K, sb = (size_t)K * N, sc = (size_t)M * N;
     const float *dc = node->out->grad; // (B, M, N)
-    float *da = a->requires_grad ? dfs_grad(g, a) : NULL;
-    float *db = b->requires_grad ? dfs_grad(g, b) : NULL;
+    int fa = 0, fb = 0;
+    float *da = a->requires_grad ? dfs_grad_for_write(g, a, &fa) : NULL;
+    float *db = b->requires_grad ? dfs_grad_for_write(g, b, &fb) : NULL; // after da: a == b works
+    const float ba = fa ? 0.0f : 1.0f, bb = fb ? 0.0f : 1.0f;
     /* With A' = op(A) (M,K), B' = op(B) (K,N): dA' = dC B'^T, dB' = A'^T dC. A transposed
      * operand receives the transpose: dA = dA'^T = B' dC^T, dB = dB'^T = dC^T A'. */
     const CBLAS_TRANSPOSE TA = s.ta ? CblasTrans : CblasNoTrans;
     const CBLAS_TRANSPOSE TB = s.tb ? CblasTrans : CblasNoTrans;
     const CBLAS_TRANSPOSE NTA = s.ta ? CblasNoTrans : CblasTrans;
     const CBLAS_TRANSPOSE NTB = s.tb ? CblasNoTrans : CblasTrans;
+    const int T = dfs_op_threads();
+#pragma omp parallel for schedule(static) num_threads(T) if (T > 1 && s.B > 1)
     for (int i = 0; i < s.B; i++) {
         const float *A = a->data + i * sa, *Bm = b->data + i * sb, *dC = dc + i * sc;
         if (da) {
             if (!s.ta) /* dA (M,K) += dC (M,N) B'^T (N,K) */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, NTB, M, K, N, 1.0f, dC, N, Bm, ldb, 1.0f,
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, NTB, M, K, N, 1.0f, dC, N, Bm, ldb, ba,
                             da + i * sa, lda);
             else /* dA (K,M) += B' (K,N) dC^T (N,M) */
-                cblas_sgemm(CblasRowMajor, TB, CblasTrans, K, M, N, 1.0f, Bm, ldb, dC, N, 1.0f,
+                cblas_sgemm(CblasRowMajor, TB, CblasTrans, K, M, N, 1.0f, Bm, ldb, dC, N, ba,
                             da + i * sa, lda);
         }
         if (db) {
             if (!s.tb) /* dB (K,N) += A'^T (K,M) dC (M,N) */
-                cblas_sgemm(CblasRowMajor, NTA, CblasNoTrans, K, N, M, 1.0f, A, lda, dC, N, 1.0f,
+                cblas_sgemm(CblasRowMajor, NTA, CblasNoTrans, K, N, M, 1.0f, A, lda, dC, N, bb,
                             db + i * sb, ldb);
             else /* dB (N,K) += dC^T (N,M) A' (M,K) */
-                cblas_sgemm(CblasRowMajor, CblasTrans, TA, N, K, M, 1.0f, dC, N, A, lda, 1.0f,
+                cblas_sgemm(CblasRowMajor, CblasTrans, TA, N, K, M, 1.0f, dC, N, A, lda, bb,
                             db + i * sb, ldb);
         }
     }
@@ -115,8 +125,8 @@ dfs_tensor *dfs_bmm(dfs_graph *g, dfs_tensor *a, dfs_tensor *b, int ta, int tb) 
     const int lda = ta ? s.M : s.K, ldb = tb ? s.K : s.N;
     const size_t sa = (size_t)s.M * s.K, sb = (size_t)s.K * s.N, sc = (size_t)s.M * s.N;
     dfs_tensor *out = dfs_tensor_new(g, 3, (int[]){s.B, s.M, s.N}); // (B, M, N)
-    /* One GEMM per batch item; OpenBLAS threads each product (its pthread build must not be
-     * called from inside an OpenMP region). */
+    const int T = dfs_op_threads();
+#pragma omp parallel for schedule(static) num_threads(T) if (T > 1 && s.B > 1)
     for (int i = 0; i < s.B; i++)
         cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                     s.M, s.N, s.K, 1.0f, a->data + i * sa, lda, b->data + i * sb, ldb, 0.0f,

@@ -11,6 +11,7 @@
  *   dx = rstd (g - mean(g) - xhat mean(g xhat)),  dgamma += sum dy xhat,  dbeta += sum dy
  * Means and variances are accumulated in double. mu and rstd are saved per set in the arena. */
 #include "internal.h"
+#include "ops_ref.h"
 
 #include <math.h>
 #include <string.h>
@@ -36,12 +37,19 @@ static void moments(const float *x, size_t m, float eps, float *mu, float *rstd)
     *rstd = (float)(1.0 / sqrt(v + eps));
 }
 
-/* ---- GroupNorm ---------------------------------------------------------------------------- */
+/* ---- GroupNorm, optionally followed by SiLU --------------------------------------------------
+ * With silu set the op is y = silu(z), z = GroupNorm(x) (the norm-then-activation pair of every
+ * U-Net ResBlock), in one pass and without keeping z: backward recomputes z from x and the saved
+ * mu, rstd (z = x a + b exactly as forward computes it) and uses
+ *   dz = dy s(z) (1 + z (1 - s(z))),  s = sigmoid  (Elfwing et al. 2018, eq. 3)
+ * in place of dy in the GroupNorm backward above. */
+
+static inline float sigmoidf(float v) { return 1.0f / (1.0f + expf(-v)); }
 
 /* gamma/beta may be NULL (1 and 0). mu, rstd (N*G) are written. */
 static void group_norm_forward(float *out, float *mu, float *rstd, const float *x,
                                const float *gamma, const float *beta, int N, int C, size_t S, int G,
-                               float eps) {
+                               float eps, int silu) {
     // out, x (N, C, S) viewed as (N*G, Cg, S); mu, rstd (N*G); gamma, beta (C)
     int Cg = C / G;
     size_t M = (size_t)Cg * S;
@@ -58,84 +66,120 @@ static void group_norm_forward(float *out, float *mu, float *rstd, const float *
             float a = rstd[ng] * gm, b = bt - mu[ng] * a; /* y = x a + b */
             const float *xc = xg + (size_t)c * S;
             float *yc = yg + (size_t)c * S;
-            for (size_t s = 0; s < S; s++) yc[s] = xc[s] * a + b;
+            if (silu)
+                for (size_t s = 0; s < S; s++) {
+                    float z = xc[s] * a + b;
+                    yc[s] = z * sigmoidf(z);
+                }
+            else
+                for (size_t s = 0; s < S; s++) yc[s] = xc[s] * a + b;
         }
     }
 }
 
-/* Accumulates into dx (N,C,S), dgamma (C), dbeta (C); each may be NULL. */
-static void group_norm_backward(float *dx, float *dgamma, float *dbeta, const float *dout,
-                                const float *x, const float *mu, const float *rstd,
-                                const float *gamma, int N, int C, size_t S, int G) {
+/* dx (N,C,S) gets (dx_fresh: =, else +=) the input gradient; dgamma (C), dbeta (C) accumulate;
+ * each may be NULL. One parallel pass per (sample, group) computes, per channel, A = sum dz and
+ * B = sum dz xhat (dz = dy, or the SiLU-corrected dy, kept in gz, M floats per thread), from
+ * which both dx and (summed over samples in ab, (N, C, 2) doubles) dgamma = sum B,
+ * dbeta = sum A follow. */
+static void group_norm_backward(float *dx, int dx_fresh, float *dgamma, float *dbeta,
+                                const float *dout, const float *x, const float *mu,
+                                const float *rstd, const float *gamma, const float *beta, int N,
+                                int C, size_t S, int G, int silu, float *gz, double *ab) {
     int Cg = C / G;
     size_t M = (size_t)Cg * S;
     long NG = (long)N * G;
-    if (dx) {
 #pragma omp parallel for if ((size_t)NG * M >= PAR_MIN)
-        for (long ng = 0; ng < NG; ng++) {
-            const float *xg = x + (size_t)ng * M, *dy = dout + (size_t)ng * M; // (Cg, S)
-            float *dxg = dx + (size_t)ng * M;                                  // (Cg, S)
-            int g0 = (int)(ng % G) * Cg;
-            float m = mu[ng], r = rstd[ng];
-            double sg = 0, sgx = 0; /* sum g, sum g xhat */
-            for (int c = 0; c < Cg; c++) {
-                float gm = gamma ? gamma[g0 + c] : 1.0f;
-                const float *xc = xg + (size_t)c * S, *dyc = dy + (size_t)c * S;
-                double a = 0, b = 0;
+    for (long ng = 0; ng < NG; ng++) {
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+        const float *xg = x + (size_t)ng * M, *dyg = dout + (size_t)ng * M; // (Cg, S)
+        float *gzt = silu ? gz + (size_t)tid * M : NULL;                    // (Cg, S)
+        const int g0 = (int)(ng % G) * Cg;
+        const float m = mu[ng], r = rstd[ng];
+        double *abg = ab + 2 * ((size_t)ng * Cg); // (Cg, 2); ng * Cg = n * C + g0
+        double sg = 0, sgx = 0;                   /* sum gamma dz, sum gamma dz xhat */
+        for (int c = 0; c < Cg; c++) {
+            float gm = gamma ? gamma[g0 + c] : 1.0f;
+            const float *xc = xg + (size_t)c * S, *dyc = dyg + (size_t)c * S;
+            double A = 0, B = 0;
+            if (silu) {
+                float bt = beta ? beta[g0 + c] : 0.0f;
+                float a = r * gm, b = bt - m * a; /* z = x a + b, as in forward */
+                float *gc = gzt + (size_t)c * S;
+                for (size_t s = 0; s < S; s++) {
+                    float z = xc[s] * a + b, sz = sigmoidf(z);
+                    float d = dyc[s] * sz * (1.0f + z * (1.0f - sz));
+                    gc[s] = d;
+                    A += d;
+                    B += d * ((xc[s] - m) * r);
+                }
+            } else {
+                for (size_t s = 0; s < S; s++) {
+                    A += dyc[s];
+                    B += dyc[s] * ((xc[s] - m) * r);
+                }
+            }
+            abg[2 * c] = A;
+            abg[2 * c + 1] = B;
+            sg += gm * A;
+            sgx += gm * B;
+        }
+        if (!dx) continue;
+        float *dxg = dx + (size_t)ng * M; // (Cg, S)
+        float mg = (float)(sg / (double)M), mgx = (float)(sgx / (double)M);
+        for (int c = 0; c < Cg; c++) {
+            float gm = gamma ? gamma[g0 + c] : 1.0f;
+            const float *xc = xg + (size_t)c * S;
+            const float *dz = silu ? gzt + (size_t)c * S : dyg + (size_t)c * S;
+            float *dxc = dxg + (size_t)c * S;
+            if (dx_fresh)
                 for (size_t s = 0; s < S; s++) {
                     float xh = (xc[s] - m) * r;
-                    a += dyc[s];
-                    b += dyc[s] * xh;
+                    dxc[s] = r * (dz[s] * gm - mg - xh * mgx);
                 }
-                sg += gm * a;
-                sgx += gm * b;
-            }
-            float mg = (float)(sg / (double)M), mgx = (float)(sgx / (double)M);
-            for (int c = 0; c < Cg; c++) {
-                float gm = gamma ? gamma[g0 + c] : 1.0f;
-                const float *xc = xg + (size_t)c * S, *dyc = dy + (size_t)c * S;
-                float *dxc = dxg + (size_t)c * S;
+            else
                 for (size_t s = 0; s < S; s++) {
                     float xh = (xc[s] - m) * r;
-                    dxc[s] += r * (dyc[s] * gm - mg - xh * mgx);
+                    dxc[s] += r * (dz[s] * gm - mg - xh * mgx);
                 }
-            }
         }
     }
-    if (dgamma || dbeta) {
-        /* one channel per iteration: no two threads write the same dgamma/dbeta element */
-#pragma omp parallel for if ((size_t)N * C * S >= PAR_MIN)
+    if (dgamma || dbeta)
         for (int c = 0; c < C; c++) {
-            double sg = 0, sb = 0;
+            double sa = 0, sb = 0;
             for (int n = 0; n < N; n++) {
-                size_t ng = (size_t)n * G + c / Cg;
-                const float *xc = x + ((size_t)n * C + c) * S,
-                            *dyc = dout + ((size_t)n * C + c) * S;
-                float m = mu[ng], r = rstd[ng];
-                for (size_t s = 0; s < S; s++) {
-                    sg += dyc[s] * ((xc[s] - m) * r);
-                    sb += dyc[s];
-                }
+                sa += ab[2 * ((size_t)n * C + c)];
+                sb += ab[2 * ((size_t)n * C + c) + 1];
             }
-            if (dgamma) dgamma[c] += (float)sg;
-            if (dbeta) dbeta[c] += (float)sb;
+            if (dgamma) dgamma[c] += (float)sb;
+            if (dbeta) dbeta[c] += (float)sa;
         }
-    }
 }
 
 static void group_norm_bw(dfs_graph *g, dfs_node *nd) {
     dfs_tensor *x = nd->in[0], *gamma = nd->in[1], *beta = nd->in[2];
-    int N = x->shape[0], C = x->shape[1], G = nd->i[0];
-    size_t S = x->n / ((size_t)N * C);
+    int N = x->shape[0], C = x->shape[1], G = nd->i[0], silu = nd->i[1];
+    size_t S = x->n / ((size_t)N * C), M = (size_t)(C / G) * S;
     const float *mu = nd->saved, *rstd = mu + (size_t)N * G;
-    group_norm_backward(x->requires_grad ? dfs_grad(g, x) : NULL,
-                        gamma && gamma->requires_grad ? dfs_grad(g, gamma) : NULL,
+    int nthreads = 1;
+#ifdef _OPENMP
+    nthreads = omp_in_parallel() ? 1 : omp_get_max_threads();
+#endif
+    float *gz = silu ? dfs_graph_scratch(g, 0, (size_t)nthreads * M * sizeof(float)) : NULL;
+    double *ab = dfs_graph_scratch(g, 1, 2 * (size_t)N * C * sizeof(double)); // (N, C, 2)
+    int fresh = 0;
+    float *dx = x->requires_grad ? dfs_grad_for_write(g, x, &fresh) : NULL;
+    group_norm_backward(dx, fresh, gamma && gamma->requires_grad ? dfs_grad(g, gamma) : NULL,
                         beta && beta->requires_grad ? dfs_grad(g, beta) : NULL, nd->out->grad,
-                        x->data, mu, rstd, gamma ? gamma->data : NULL, N, C, S, G);
+                        x->data, mu, rstd, gamma ? gamma->data : NULL, beta ? beta->data : NULL, N,
+                        C, S, G, silu, gz, ab);
 }
 
-dfs_tensor *dfs_group_norm(dfs_graph *g, dfs_tensor *x, dfs_tensor *gamma, dfs_tensor *beta,
-                           int groups, float eps) {
+static dfs_tensor *group_norm_op(dfs_graph *g, dfs_tensor *x, dfs_tensor *gamma, dfs_tensor *beta,
+                                 int groups, float eps, int silu) {
     DFS_ASSERT(x && x->ndim >= 2 && x->n > 0);
     int N = x->shape[0], C = x->shape[1];
     DFS_ASSERT(groups >= 1 && C % groups == 0);
@@ -146,14 +190,26 @@ dfs_tensor *dfs_group_norm(dfs_graph *g, dfs_tensor *x, dfs_tensor *gamma, dfs_t
     dfs_tensor *out = dfs_tensor_like(g, x);
     float *stats = dfs_graph_alloc(g, 2 * (size_t)N * groups * sizeof(float)); // mu, rstd (N*G)
     group_norm_forward(out->data, stats, stats + (size_t)N * groups, x->data,
-                       gamma ? gamma->data : NULL, beta ? beta->data : NULL, N, C, S, groups, eps);
+                       gamma ? gamma->data : NULL, beta ? beta->data : NULL, N, C, S, groups, eps,
+                       silu);
     dfs_node *nd = dfs_record(g, group_norm_bw, out, 3, (dfs_tensor *[]){x, gamma, beta});
     if (nd) {
         nd->i[0] = groups;
+        nd->i[1] = silu;
         nd->f[0] = eps;
         nd->saved = stats;
     }
     return out;
+}
+
+dfs_tensor *dfs_group_norm(dfs_graph *g, dfs_tensor *x, dfs_tensor *gamma, dfs_tensor *beta,
+                           int groups, float eps) {
+    return group_norm_op(g, x, gamma, beta, groups, eps, 0);
+}
+
+dfs_tensor *dfs_group_norm_silu(dfs_graph *g, dfs_tensor *x, dfs_tensor *gamma, dfs_tensor *beta,
+                                int groups, float eps) {
+    return group_norm_op(g, x, gamma, beta, groups, eps, 1);
 }
 
 /* ---- LayerNorm ---------------------------------------------------------------------------- */

@@ -2,8 +2,15 @@
  * upsampling. Each backward routes the output gradient back to where the element came from.
  *
  * Size key: N batch, C channels, H W height width, F upsampling factor. A tensor seen around
- * one dim d is (outer, len_d, inner) with outer = prod shape[:d], inner = prod shape[d+1:]. */
+ * one dim d is (outer, len_d, inner) with outer = prod shape[:d], inner = prod shape[d+1:].
+ * Copies of more than PAR_MIN floats are split over threads; a backward that writes the whole
+ * gradient of an input with no gradient buffer yet stores into it instead of clearing it
+ * and adding (dfs_grad_for_write). */
+
+/* Below this many elements an OpenMP region costs more than it saves. */
+#define PAR_MIN 32768
 #include "internal.h"
+#include "ops_ref.h"
 
 #include <string.h>
 
@@ -18,9 +25,12 @@ static void split_dim(const dfs_tensor *t, int dim, size_t *outer, size_t *inner
 
 static void reshape_backward(dfs_graph *g, dfs_node *node) {
     dfs_tensor *x = node->in[0];
-    const float *dy = node->out->grad; // (n)
-    float *dx = dfs_grad(g, x);        // (n)
-    for (size_t i = 0; i < x->n; i++) dx[i] += dy[i];
+    int fresh;
+    const float *dy = node->out->grad;              // (n)
+    float *dx = dfs_grad_for_write(g, x, &fresh);   // (n)
+    long n = (long)x->n;
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
+    for (long i = 0; i < n; i++) dx[i] = fresh ? dy[i] : dx[i] + dy[i];
 }
 
 dfs_tensor *dfs_reshape(dfs_graph *g, dfs_tensor *x, int ndim, const int *shape) {
@@ -42,13 +52,19 @@ static void concat_backward(dfs_graph *g, dfs_node *node) {
     split_dim(a, dim, &outer, &inner);
     const size_t ra = (size_t)a->shape[dim] * inner, rb = (size_t)b->shape[dim] * inner;
     const float *dy = node->out->grad; // (outer, ra + rb)
-    float *da = a->requires_grad ? dfs_grad(g, a) : NULL;
-    float *db = b->requires_grad ? dfs_grad(g, b) : NULL;
-    for (size_t o = 0; o < outer; o++) {
+    int fa = 0, fb = 0;
+    float *da = a->requires_grad ? dfs_grad_for_write(g, a, &fa) : NULL;
+    float *db = b->requires_grad ? dfs_grad_for_write(g, b, &fb) : NULL; // a == b: fb = 0
+#pragma omp parallel for schedule(static) if (outer * (ra + rb) >= PAR_MIN)
+    for (long o = 0; o < (long)outer; o++) {
         const float *src = dy + o * (ra + rb);
-        if (da)
+        if (da && fa)
+            memcpy(da + o * ra, src, ra * sizeof(float));
+        else if (da)
             for (size_t i = 0; i < ra; i++) da[o * ra + i] += src[i];
-        if (db)
+        if (db && fb)
+            memcpy(db + o * rb, src + ra, rb * sizeof(float));
+        else if (db)
             for (size_t i = 0; i < rb; i++) db[o * rb + i] += src[ra + i];
     }
 }
@@ -65,7 +81,8 @@ dfs_tensor *dfs_concat(dfs_graph *g, dfs_tensor *a, dfs_tensor *b, int dim) {
     size_t outer, inner;
     split_dim(a, dim, &outer, &inner);
     const size_t ra = (size_t)a->shape[dim] * inner, rb = (size_t)b->shape[dim] * inner;
-    for (size_t o = 0; o < outer; o++) {
+#pragma omp parallel for schedule(static) if (outer * (ra + rb) >= PAR_MIN)
+    for (long o = 0; o < (long)outer; o++) {
         float *dst = out->data + o * (ra + rb); // (ra + rb)
         memcpy(dst, a->data + o * ra, ra * sizeof(float));
         memcpy(dst + ra, b->data + o * rb, rb * sizeof(float));
@@ -85,7 +102,8 @@ static void slice_backward(dfs_graph *g, dfs_node *node) {
     const size_t rx = (size_t)x->shape[dim] * inner, ry = (size_t)len * inner;
     const float *dy = node->out->grad; // (outer, ry)
     float *dx = dfs_grad(g, x);        // (outer, rx)
-    for (size_t o = 0; o < outer; o++) {
+#pragma omp parallel for schedule(static) if (outer * ry >= PAR_MIN)
+    for (long o = 0; o < (long)outer; o++) {
         float *d = dx + o * rx + (size_t)start * inner;
         const float *s = dy + o * ry;
         for (size_t i = 0; i < ry; i++) d[i] += s[i];
@@ -103,7 +121,8 @@ dfs_tensor *dfs_slice(dfs_graph *g, dfs_tensor *x, int dim, int start, int len) 
     size_t outer, inner;
     split_dim(x, dim, &outer, &inner);
     const size_t rx = (size_t)x->shape[dim] * inner, ry = (size_t)len * inner;
-    for (size_t o = 0; o < outer; o++)
+#pragma omp parallel for schedule(static) if (outer * ry >= PAR_MIN)
+    for (long o = 0; o < (long)outer; o++)
         memcpy(out->data + o * ry, x->data + o * rx + (size_t)start * inner, ry * sizeof(float));
     dfs_node *n = dfs_record(g, slice_backward, out, 1, (dfs_tensor *[]){x});
     if (n) {
@@ -120,14 +139,21 @@ static void upsample_backward(dfs_graph *g, dfs_node *node) {
     dfs_tensor *x = node->in[0];
     const int F = node->i[0], H = x->shape[2], W = x->shape[3], Wo = W * F;
     const size_t planes = (size_t)x->shape[0] * x->shape[1];
-    const float *dy = node->out->grad; // (N*C, H*F, W*F)
-    float *dx = dfs_grad(g, x);        // (N*C, H, W)
-#pragma omp parallel for schedule(static) if (x->n > 32768)
-    for (size_t p = 0; p < planes; p++) {
-        const float *d = dy + p * (size_t)H * F * Wo;
-        float *s = dx + p * (size_t)H * W;
-        for (int oh = 0; oh < H * F; oh++)
-            for (int ow = 0; ow < Wo; ow++) s[(oh / F) * W + ow / F] += d[(size_t)oh * Wo + ow];
+    const float *dy = node->out->grad;            // (N*C, H*F, W*F)
+    int fresh;
+    float *dx = dfs_grad_for_write(g, x, &fresh); // (N*C, H, W)
+    /* dx[h, w] (+)= the sum of the F x F block of dy that it was copied to */
+#pragma omp parallel for schedule(static) if (x->n * F * F >= PAR_MIN)
+    for (long p = 0; p < (long)planes; p++) {
+        const float *d = dy + (size_t)p * H * F * Wo;
+        float *s = dx + (size_t)p * H * W;
+        for (int h = 0; h < H; h++)
+            for (int w = 0; w < W; w++) {
+                float acc = 0.0f;
+                for (int a = 0; a < F; a++)
+                    for (int b = 0; b < F; b++) acc += d[(size_t)(h * F + a) * Wo + w * F + b];
+                s[h * W + w] = fresh ? acc : s[h * W + w] + acc;
+            }
     }
 }
 
@@ -136,8 +162,8 @@ dfs_tensor *dfs_upsample_nearest(dfs_graph *g, dfs_tensor *x, int factor) {
     const int F = factor, H = x->shape[2], W = x->shape[3], Wo = W * F;
     dfs_tensor *out = dfs_tensor_new(g, 4, (int[]){x->shape[0], x->shape[1], H * F, Wo});
     const size_t planes = (size_t)x->shape[0] * x->shape[1];
-#pragma omp parallel for schedule(static) if (out->n > 32768)
-    for (size_t p = 0; p < planes; p++) {
+#pragma omp parallel for schedule(static) if (out->n >= PAR_MIN)
+    for (long p = 0; p < (long)planes; p++) {
         const float *s = x->data + p * (size_t)H * W;  // (H, W)
         float *d = out->data + p * (size_t)H * F * Wo; // (H*F, W*F)
         for (int oh = 0; oh < H * F; oh++)

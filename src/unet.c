@@ -278,7 +278,7 @@ typedef struct {
 } fwd;
 
 static dfs_tensor *norm_silu(fwd *f, dfs_tensor *x, affine n) {
-    return dfs_silu(f->g, dfs_group_norm(f->g, x, n.w, n.b, f->c->groups, 1e-5f));
+    return dfs_group_norm_silu(f->g, x, n.w, n.b, f->c->groups, 1e-5f);
 }
 
 /* ResBlock (REFERENCE_UNET.md): h = Conv3(SiLU(GN(x))) + Linear(SiLU(temb));

@@ -430,6 +430,11 @@ static void test_conv_vs_reference(void) {
     conv_vs_ref(4, 16, 16, 16, 32, 3, 3, 1, 1, 16 * 9 * 256 * 2);
     conv_vs_ref(4, 32, 16, 16, 16, 3, 3, 2, 1, (size_t)1 << 20);
     conv_vs_ref(4, 32, 8, 8, 16, 1, 1, 1, 0, (size_t)1 << 20);
+    /* small images: several images per GEMM and per thread (7x7: 6 images give 294 columns),
+     * with a remainder chunk, and per-thread dW partial sums */
+    conv_vs_ref(11, 8, 7, 7, 16, 3, 3, 1, 1, (size_t)1 << 20);
+    conv_vs_ref(11, 8, 7, 7, 16, 1, 1, 1, 0, (size_t)1 << 20);
+    conv_vs_ref(9, 8, 14, 14, 8, 3, 3, 2, 1, (size_t)1 << 20);
 }
 
 /* conv1d against a naive loop */

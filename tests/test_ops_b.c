@@ -1,7 +1,9 @@
 /* test_ops_b.c - normalisation and elementwise ops: backward against central finite
  * differences (every input, gamma/beta and tables included), forward values against closed
  * forms, broadcasting against a naive reference, dropout statistics, and the large-tensor
- * (OpenMP) paths against plain double-precision loops. */
+ * (OpenMP) paths against plain double-precision loops. The fused GroupNorm+SiLU against the two
+ * ops composed. Every op again with its inputs passed through dfs_scale(x, 1): their gradient
+ * buffers are then new, which takes the backward paths that store instead of accumulate. */
 #include "check.h"
 #include "diffuse.h"
 #include "gradcheck.h"
@@ -27,6 +29,18 @@ static dfs_tensor *f_group_norm(dfs_graph *g, dfs_tensor **in, void *u) {
 static dfs_tensor *f_group_norm_plain(dfs_graph *g, dfs_tensor **in, void *u) {
     norm_args *a = u;
     return dfs_group_norm(g, in[0], NULL, NULL, a->groups, a->eps);
+}
+static dfs_tensor *f_group_norm_silu(dfs_graph *g, dfs_tensor **in, void *u) {
+    norm_args *a = u;
+    return dfs_group_norm_silu(g, in[0], in[1], in[2], a->groups, a->eps);
+}
+static dfs_tensor *f_group_norm_silu_plain(dfs_graph *g, dfs_tensor **in, void *u) {
+    norm_args *a = u;
+    return dfs_group_norm_silu(g, in[0], NULL, NULL, a->groups, a->eps);
+}
+static dfs_tensor *f_group_norm_then_silu(dfs_graph *g, dfs_tensor **in, void *u) {
+    norm_args *a = u;
+    return dfs_silu(g, dfs_group_norm(g, in[0], in[1], in[2], a->groups, a->eps));
 }
 static dfs_tensor *f_layer_norm(dfs_graph *g, dfs_tensor **in, void *u) {
     return dfs_layer_norm(g, in[0], in[1], in[2], 1e-5f);
@@ -179,8 +193,13 @@ static void test_norm_grads(dfs_rng *rng) {
         char name[64];
         snprintf(name, sizeof name, "group_norm case %d (G=%d)", c, a.groups);
         gradcheck(name, f_group_norm, in, 3, &a, H_FD, TOL);
-        if (c == 0)
+        snprintf(name, sizeof name, "group_norm_silu case %d (G=%d)", c, a.groups);
+        gradcheck(name, f_group_norm_silu, in, 3, &a, H_FD, TOL);
+        if (c == 0) {
             gradcheck("group_norm without affine", f_group_norm_plain, in, 1, &a, H_FD, TOL);
+            gradcheck("group_norm_silu without affine", f_group_norm_silu_plain, in, 1, &a, H_FD,
+                      TOL);
+        }
         for (int k = 0; k < 3; k++) gc_input_free(in[k]);
     }
     {
@@ -534,6 +553,155 @@ static void test_large(dfs_rng *rng) {
     dfs_graph_free(g);
 }
 
+/* ---- fresh gradient buffers ------------------------------------------------------------------ */
+
+typedef struct {
+    gc_fn f;
+    void *user;
+    int nin;
+} fresh_args;
+
+/* The wrapped op applied to dfs_scale(x, 1) of each input that requires grad: values are the
+ * same, but the op's backward finds its inputs without gradient buffers. */
+static dfs_tensor *f_fresh(dfs_graph *g, dfs_tensor **in, void *u) {
+    fresh_args *a = u;
+    dfs_tensor *s[4] = {0};
+    for (int k = 0; k < a->nin; k++) s[k] = in[k]->requires_grad ? dfs_scale(g, in[k], 1.0f) : in[k];
+    return a->f(g, s, a->user);
+}
+
+static dfs_tensor *f_concat(dfs_graph *g, dfs_tensor **in, void *u) {
+    return dfs_concat(g, in[0], in[1], 1);
+}
+static dfs_tensor *f_upsample(dfs_graph *g, dfs_tensor **in, void *u) {
+    return dfs_upsample_nearest(g, in[0], 2);
+}
+static dfs_tensor *f_reshape(dfs_graph *g, dfs_tensor **in, void *u) {
+    return dfs_reshape(g, in[0], 2, (int[]){in[0]->shape[0], (int)(in[0]->n / in[0]->shape[0])});
+}
+static dfs_tensor *f_conv3(dfs_graph *g, dfs_tensor **in, void *u) {
+    return dfs_conv2d(g, in[0], in[1], in[2], 1, 1);
+}
+static dfs_tensor *f_conv1(dfs_graph *g, dfs_tensor **in, void *u) {
+    return dfs_conv2d(g, in[0], in[1], in[2], 1, 0);
+}
+static dfs_tensor *f_bmm_tn(dfs_graph *g, dfs_tensor **in, void *u) {
+    return dfs_bmm(g, in[0], in[1], 1, 0);
+}
+
+static void fresh_check(const char *name, gc_fn f, dfs_tensor **in, int nin, void *user) {
+    fresh_args a = {f, user, nin};
+    dfs_tensor *pad[4] = {0};
+    for (int k = 0; k < nin; k++) pad[k] = in[k];
+    char buf[96];
+    snprintf(buf, sizeof buf, "%s (fresh grad)", name);
+    gradcheck(buf, f_fresh, pad, nin, &a, H_FD, TOL);
+}
+
+/* Large tensors (parallel paths): the gradient through the fresh path equals the accumulating
+ * one, and the fused GroupNorm+SiLU equals silu(group_norm) in values and gradients. */
+static double max_rel(const float *a, const float *b, size_t n) {
+    double m = 0, s = 1e-30;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (!(d <= m)) m = d;
+        if (fabs(b[i]) > s) s = fabs(b[i]);
+    }
+    return m / s;
+}
+
+static void grads_of(gc_fn f, dfs_tensor **in, int nin, void *user, const float *dout, float **g_out,
+                     float **y_out) {
+    dfs_graph *g = dfs_graph_new();
+    for (int k = 0; k < nin; k++) memset(in[k]->grad, 0, in[k]->n * sizeof(float));
+    dfs_tensor *y = f(g, in, user);
+    dfs_backward_grad(g, y, dout);
+    for (int k = 0; k < nin; k++) {
+        g_out[k] = malloc(in[k]->n * sizeof(float));
+        memcpy(g_out[k], in[k]->grad, in[k]->n * sizeof(float));
+    }
+    *y_out = malloc(y->n * sizeof(float));
+    memcpy(*y_out, y->data, y->n * sizeof(float));
+    dfs_graph_free(g);
+}
+
+static void compare_large(const char *name, gc_fn f1, gc_fn f2, dfs_tensor **in, int nin, void *u1,
+                          void *u2, size_t nout, dfs_rng *rng, double tol) {
+    float *dout = malloc(nout * sizeof(float));
+    dfs_rng_fill_normal(rng, dout, nout);
+    float *g1[4], *g2[4], *y1, *y2;
+    grads_of(f1, in, nin, u1, dout, g1, &y1);
+    grads_of(f2, in, nin, u2, dout, g2, &y2);
+    double e = max_rel(y1, y2, nout);
+    CHECK(e <= tol, "%s: output rel err %.3g", name, e);
+    for (int k = 0; k < nin; k++) {
+        e = max_rel(g1[k], g2[k], in[k]->n);
+        CHECK(e <= tol, "%s: grad of input %d rel err %.3g", name, k, e);
+        free(g1[k]);
+        free(g2[k]);
+    }
+    free(y1);
+    free(y2);
+    free(dout);
+}
+
+static void test_fresh_grads(dfs_rng *rng) {
+    norm_args na = {3, 1e-5f};
+    dfs_tensor *x = input(4, (int[]){2, 6, 3, 4}, rng, 1.5f, 0.3f);
+    dfs_tensor *gm = input(1, (int[]){6}, rng, 0.5f, 1.0f), *bt = input(1, (int[]){6}, rng, 0.5f, 0.0f);
+    dfs_tensor *y = input(4, (int[]){2, 6, 3, 4}, rng, 1.0f, 0.0f);
+    dfs_tensor *row = input(4, (int[]){1, 6, 1, 1}, rng, 1.0f, 0.0f);
+    dfs_tensor *z = input(4, (int[]){2, 2, 3, 4}, rng, 1.0f, 0.0f);
+    fresh_check("group_norm", f_group_norm, (dfs_tensor *[]){x, gm, bt}, 3, &na);
+    fresh_check("group_norm_silu", f_group_norm_silu, (dfs_tensor *[]){x, gm, bt}, 3, &na);
+    fresh_check("silu", f_silu, &x, 1, NULL);
+    fresh_check("scale", f_scale, &x, 1, NULL);
+    fresh_check("softmax", f_softmax, &x, 1, NULL);
+    fresh_check("add", f_add, (dfs_tensor *[]){x, y}, 2, NULL);
+    fresh_check("mul", f_mul, (dfs_tensor *[]){x, y}, 2, NULL);
+    fresh_check("add broadcast", f_add, (dfs_tensor *[]){x, row}, 2, NULL);
+    fresh_check("mul broadcast", f_mul, (dfs_tensor *[]){row, x}, 2, NULL);
+    fresh_check("add self", f_add_self, &x, 1, NULL);
+    fresh_check("concat", f_concat, (dfs_tensor *[]){x, z}, 2, NULL);
+    fresh_check("upsample", f_upsample, &x, 1, NULL);
+    fresh_check("reshape", f_reshape, &x, 1, NULL);
+    y->requires_grad = 0; /* the mse target */
+    fresh_check("mse", f_mse, (dfs_tensor *[]){x, y}, 2, NULL);
+    y->requires_grad = 1;
+    drop_args da = {.seed = 78, .p = 0.3f};
+    fresh_check("dropout", f_dropout, &x, 1, &da);
+    dfs_tensor *w3 = input(4, (int[]){4, 6, 3, 3}, rng, 0.3f, 0.0f), *w1 = input(4, (int[]){4, 6, 1, 1}, rng, 0.3f, 0.0f);
+    dfs_tensor *cb = input(1, (int[]){4}, rng, 0.3f, 0.0f);
+    fresh_check("conv 3x3", f_conv3, (dfs_tensor *[]){x, w3, cb}, 3, NULL);
+    fresh_check("conv 1x1", f_conv1, (dfs_tensor *[]){x, w1, cb}, 3, NULL);
+    dfs_tensor *ba = input(3, (int[]){3, 4, 5}, rng, 1.0f, 0.0f), *bb = input(3, (int[]){3, 4, 2}, rng, 1.0f, 0.0f);
+    fresh_check("bmm", f_bmm_tn, (dfs_tensor *[]){ba, bb}, 2, NULL);
+    dfs_tensor *all[] = {x, gm, bt, y, row, z, w3, w1, cb, ba, bb};
+    for (size_t k = 0; k < sizeof all / sizeof all[0]; k++) gc_input_free(all[k]);
+
+    /* large: OpenMP paths */
+    norm_args nl = {8, 1e-5f};
+    dfs_tensor *lx = input(4, (int[]){4, 32, 16, 16}, rng, 1.5f, 0.3f);
+    dfs_tensor *lg = input(1, (int[]){32}, rng, 0.5f, 1.0f), *lb = input(1, (int[]){32}, rng, 0.5f, 0.0f);
+    dfs_tensor *ly = input(4, (int[]){4, 32, 16, 16}, rng, 1.0f, 0.0f);
+    dfs_tensor *in3[3] = {lx, lg, lb}, *in2[2] = {lx, ly};
+    fresh_args fa;
+    compare_large("group_norm_silu vs silu(group_norm)", f_group_norm_silu, f_group_norm_then_silu,
+                  in3, 3, &nl, &nl, lx->n, rng, 1e-5);
+    fa = (fresh_args){f_group_norm_silu, &nl, 3};
+    compare_large("group_norm_silu fresh", f_fresh, f_group_norm_silu, in3, 3, &fa, &nl, lx->n, rng, 1e-6);
+    fa = (fresh_args){f_silu, NULL, 1};
+    compare_large("silu fresh", f_fresh, f_silu, &lx, 1, &fa, NULL, lx->n, rng, 1e-6);
+    fa = (fresh_args){f_mul, NULL, 2};
+    compare_large("mul fresh", f_fresh, f_mul, in2, 2, &fa, NULL, lx->n, rng, 1e-6);
+    fa = (fresh_args){f_concat, NULL, 2};
+    compare_large("concat fresh", f_fresh, f_concat, in2, 2, &fa, NULL, 2 * lx->n, rng, 1e-6);
+    fa = (fresh_args){f_upsample, NULL, 1};
+    compare_large("upsample fresh", f_fresh, f_upsample, &lx, 1, &fa, NULL, 4 * lx->n, rng, 1e-6);
+    dfs_tensor *large[] = {lx, lg, lb, ly};
+    for (size_t k = 0; k < sizeof large / sizeof large[0]; k++) gc_input_free(large[k]);
+}
+
 int main(void) {
     dfs_set_threads(2);
     dfs_rng rng;
@@ -546,5 +714,6 @@ int main(void) {
     test_norm_grads(&rng);
     test_elem_grads(&rng);
     test_large(&rng);
+    test_fresh_grads(&rng);
     return check_summary("test_ops_b");
 }
