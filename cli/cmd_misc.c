@@ -20,19 +20,21 @@ static const char *noise_help =
     "  --schedule NAME     linear (default) or cosine\n"
     "  --T N               diffusion steps (default 1000)\n"
     "  --seed S            noise seed (default 0)\n"
+    "  --scale N           enlarge each image N times (nearest; default 1)\n"
     "  --out FILE.png      the strip\n";
 
 int cmd_noise(int argc, char **argv) {
     const char *data = NULL, *image = NULL, *at = "0,100,250,500,999", *out = NULL;
-    long index = 0, T = 1000;
+    long index = 0, T = 1000, scale = 1;
     int schedule = DFS_SCHEDULE_LINEAR;
     uint64_t seed = 0;
-    enum { O_DATA = 256, O_INDEX, O_IMAGE, O_AT, O_SCHED, O_T, O_SEED, O_OUT };
+    enum { O_DATA = 256, O_INDEX, O_IMAGE, O_AT, O_SCHED, O_T, O_SEED, O_OUT, O_SCALE };
     static const struct option opts[] = {
         {"data", required_argument, 0, O_DATA}, {"index", required_argument, 0, O_INDEX},
         {"image", required_argument, 0, O_IMAGE}, {"at", required_argument, 0, O_AT},
         {"schedule", required_argument, 0, O_SCHED}, {"T", required_argument, 0, O_T},
         {"seed", required_argument, 0, O_SEED}, {"out", required_argument, 0, O_OUT},
+        {"scale", required_argument, 0, O_SCALE},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int o;
     optind = 1;
@@ -40,6 +42,7 @@ int cmd_noise(int argc, char **argv) {
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
         case 'h': fputs(noise_help, stdout); return 0;
+        case O_SCALE: if (cli_int("--scale", optarg, 1, 16, &scale)) return 2; break;
         case O_DATA: data = optarg; break;
         case O_IMAGE: image = optarg; break;
         case O_AT: at = optarg; break;
@@ -102,7 +105,7 @@ int cmd_noise(int argc, char **argv) {
         dfs_rng_seed(&rng, seed);
         dfs_rng_fill_normal(&rng, eps, dim); /* the same noise at every step, so the strip shows the schedule */
         for (int i = 0; i < ns; i++) dfs_q_sample(&sch, steps[i], frames, eps, frames + (size_t)(i + 1) * dim, dim);
-        s = dfs_png_write_grid(out, frames, ns + 1, c, h, w, ns + 1);
+        s = cli_write_grid(out, frames, ns + 1, c, h, w, ns + 1, (int)scale);
         if (s != DFS_OK) rc = cli_fail_status(s);
         else fprintf(stderr, "wrote %s: original, then t = %s (%s schedule, T = %ld)\n", out, at, dfs_schedule_names[schedule], T);
     }

@@ -30,7 +30,8 @@ static const char *sample_help =
     "  --cols N            grid columns (default: classes for a class model, else 8)\n"
     "  --trajectory FILE   also write a PNG whose rows are samples and whose columns are\n"
     "                      x_t at evenly spaced steps from pure noise to the result\n"
-    "  --raw               use the raw weights instead of the EMA weights\n";
+    "  --raw               use the raw weights instead of the EMA weights\n"
+    "  --scale N           enlarge each image N times in the PNGs (nearest; default 1)\n";
 
 #define TRAJ_COLS 10
 #define TRAJ_ROWS 8
@@ -55,12 +56,12 @@ static void traj_cb(void *user, int i, int steps, int t, const float *x, int n) 
 
 int cmd_sample(int argc, char **argv) {
     const char *model = NULL, *out = NULL, *traj_path = NULL, *cls = "all";
-    long n = 64, steps = -1, threads = 2, cols = 0;
+    long n = 64, steps = -1, threads = 2, cols = 0, scale = 1;
     double guidance = 1.0, eta = 0.0;
     uint64_t seed = 0;
     int sampler = DFS_SAMPLER_DDPM, var_tilde = 1, raw = 0;
     enum { O_MODEL = 256, O_OUT, O_N, O_CLASS, O_GUID, O_SAMPLER, O_STEPS, O_ETA, O_SEED, O_THREADS,
-           O_TRAJ, O_COLS, O_VAR, O_RAW };
+           O_TRAJ, O_COLS, O_VAR, O_RAW, O_SCALE };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL}, {"out", required_argument, 0, O_OUT},
         {"n", required_argument, 0, O_N}, {"class", required_argument, 0, O_CLASS},
@@ -69,6 +70,7 @@ int cmd_sample(int argc, char **argv) {
         {"seed", required_argument, 0, O_SEED}, {"threads", required_argument, 0, O_THREADS},
         {"trajectory", required_argument, 0, O_TRAJ}, {"cols", required_argument, 0, O_COLS},
         {"variance", required_argument, 0, O_VAR}, {"raw", no_argument, 0, O_RAW},
+        {"scale", required_argument, 0, O_SCALE},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int o;
     optind = 1;
@@ -85,6 +87,7 @@ int cmd_sample(int argc, char **argv) {
         case O_STEPS: if (cli_int("--steps", optarg, 1, 100000, &steps)) return 2; break;
         case O_THREADS: if (cli_int("--threads", optarg, 1, 256, &threads)) return 2; break;
         case O_COLS: if (cli_int("--cols", optarg, 1, 1000, &cols)) return 2; break;
+        case O_SCALE: if (cli_int("--scale", optarg, 1, 16, &scale)) return 2; break;
         case O_GUID: if (cli_float("--guidance", optarg, -100, 100, &guidance)) return 2; break;
         case O_ETA: if (cli_float("--eta", optarg, 0, 10, &eta)) return 2; break;
         case O_SEED: if (cli_u64("--seed", optarg, &seed)) return 2; break;
@@ -210,7 +213,7 @@ int cmd_sample(int argc, char **argv) {
         }
     } else {
         int gc = cols > 0 ? (int)cols : (ncls > 0 && ncls <= 16 ? ncls : 8);
-        s = dfs_png_write_grid(out, x, (int)n, C, S, S, gc);
+        s = cli_write_grid(out, x, (int)n, C, S, S, gc, (int)scale);
     }
     if (s != DFS_OK) {
         rc = cli_fail_status(s);
@@ -226,7 +229,7 @@ int cmd_sample(int argc, char **argv) {
         for (int r = 0; r < tr.rows; r++)
             for (int c = 0; c < TRAJ_COLS; c++)
                 memcpy(grid + ((size_t)r * TRAJ_COLS + c) * dim, tr.frames + ((size_t)c * tr.rows + r) * dim, dim * sizeof(float));
-        s = dfs_png_write_grid(traj_path, grid, TRAJ_COLS * tr.rows, C, S, S, TRAJ_COLS);
+        s = cli_write_grid(traj_path, grid, TRAJ_COLS * tr.rows, C, S, S, TRAJ_COLS, (int)scale);
         free(grid);
         if (s != DFS_OK) rc = cli_fail_status(s);
     }

@@ -27,6 +27,10 @@ int ends_with(const char *s, const char *suffix);
 /* Peak resident set size of this process in MB. */
 double cli_peak_rss_mb(void);
 
+/* Write a grid PNG of n images (NCHW floats in [-1, 1]), each enlarged s times (nearest). */
+dfs_status cli_write_grid(const char *path, const float *x, int n, int c, int h, int w, int cols,
+                          int s);
+
 int cmd_train(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_noise(int argc, char **argv);

@@ -83,6 +83,24 @@ dfs_status cli_load_data(dfs_dataset *d, const char *spec, const char *labels_pa
     return s;
 }
 
+dfs_status cli_write_grid(const char *path, const float *x, int n, int c, int h, int w, int cols,
+                          int s) {
+    if (s <= 1) return dfs_png_write_grid(path, x, n, c, h, w, cols);
+    size_t big = (size_t)n * c * h * s * w * s;
+    float *y = malloc(big * sizeof(float));
+    if (!y) {
+        dfs_set_error("out of memory for a %dx enlarged grid", s);
+        return DFS_ERR_NOMEM;
+    }
+    for (size_t k = 0; k < (size_t)n * c; k++)
+        for (int i = 0; i < h * s; i++)
+            for (int j = 0; j < w * s; j++)
+                y[(k * h * s + i) * w * s + j] = x[(k * h + i / s) * w + j / s];
+    dfs_status st = dfs_png_write_grid(path, y, n, c, h * s, w * s, cols);
+    free(y);
+    return st;
+}
+
 static volatile sig_atomic_t interrupted;
 static void on_signal(int sig) {
     (void)sig;
