@@ -19,6 +19,7 @@ static const char *train_help =
     "\n"
     "data:\n"
     "  --data SRC          fashion-mnist (Debian's dataset-fashion-mnist, 60000 images),\n"
+    "                      fashion-mnist-test (its 10000 test images),\n"
     "                      a folder of PNGs (class sub-folders give labels; images are resized\n"
     "                      to the model size), or an IDX image file (gzip or raw)\n"
     "  --labels FILE       IDX label file to go with an IDX image file\n"
