@@ -244,6 +244,10 @@ int cmd_bench(int argc, char **argv) {
     double t0 = cli_now();
     for (long i = 0; i < steps; i++) dfs_trainer_step(tr, &loss);
     double train_s = (cli_now() - t0) / steps;
+    /* the training graph is no longer needed: free it so that the forward passes do not add
+     * their memory on top of it (peak RSS is then the larger of the two, not their sum) */
+    dfs_trainer_free(tr);
+    tr = NULL;
     m->max_batch = (int)batch;
     for (int i = 0; i < 2; i++) dfs_model_predict(m, x, t, u->num_classes ? d.labels : NULL, (int)batch, y);
     t0 = cli_now();
