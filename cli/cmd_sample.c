@@ -20,9 +20,10 @@ static const char *sample_help =
     "                      (default all for a class model)\n"
     "  --guidance W        classifier-free guidance: eps = eps_u + W (eps_c - eps_u);\n"
     "                      1 = conditional only (default), 0 = unconditional\n"
-    "  --sampler NAME      ddpm (ancestral, default) or ddim\n"
-    "  --steps N           network evaluations (default: T for ddpm, 50 for ddim); steps are\n"
-    "                      evenly spaced over 0..T-1 (docs/DIFFUSION.md)\n"
+    "  --sampler NAME      ddpm (ancestral, default), ddim, dpm++2m or heun\n"
+    "  --steps N           timesteps visited (default: T for ddpm, else 50), evenly spaced\n"
+    "                      over 0..T-1 (docs/DIFFUSION.md); one network evaluation each\n"
+    "                      (heun: 2 steps - 1)\n"
     "  --eta E             DDIM noise (0 = deterministic, default)\n"
     "  --variance NAME     DDPM variance: beta-tilde (default) or beta\n"
     "  --seed S            random seed (default 0)\n"
@@ -91,7 +92,7 @@ int cmd_sample(int argc, char **argv) {
         case O_GUID: if (cli_float("--guidance", optarg, -100, 100, &guidance)) return 2; break;
         case O_ETA: if (cli_float("--eta", optarg, 0, 10, &eta)) return 2; break;
         case O_SEED: if (cli_u64("--seed", optarg, &seed)) return 2; break;
-        case O_SAMPLER: if ((sampler = dfs_sampler_from_name(optarg)) < 0) return cli_fail("--sampler must be ddpm or ddim, not '%s'", optarg); break;
+        case O_SAMPLER: if ((sampler = dfs_sampler_from_name(optarg)) < 0) return cli_fail("--sampler must be ddpm, ddim, dpm++2m or heun, not '%s'", optarg); break;
         case O_VAR:
             if (!strcmp(optarg, "beta-tilde")) var_tilde = 1;
             else if (!strcmp(optarg, "beta")) var_tilde = 0;

@@ -147,6 +147,7 @@ static const char *usage =
     "  noise    show the forward noising of one image at chosen steps\n"
     "  info     print a checkpoint's configuration and training state\n"
     "  bench    time training steps and forward passes\n"
+    "  eval     the likelihood bound of a trained model in bits/dim (--nll)\n"
     "\n"
     "Run 'diffuse COMMAND --help' for a command's options.\n";
 
@@ -166,6 +167,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "noise")) return cmd_noise(argc - 1, argv + 1);
     if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
+    if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
     cli_fail("unknown command '%s' (try 'diffuse --help')", cmd);
     return 2;
 }

@@ -341,8 +341,20 @@ void dfs_pred_target(const dfs_schedule *s, dfs_prediction kind, int t, const fl
 /* Samplers                                                                                    */
 /* ------------------------------------------------------------------------------------------ */
 
-typedef enum { DFS_SAMPLER_DDPM, DFS_SAMPLER_DDIM, DFS_SAMPLER_COUNT } dfs_sampler_kind;
-extern const char *const dfs_sampler_names[DFS_SAMPLER_COUNT]; /* "ddpm", "ddim" */
+/* ddpm     ancestral (DDPM), `steps` network evaluations
+ * ddim     DDIM (eta), `steps` network evaluations
+ * dpm++2m  DPM-Solver++(2M), deterministic multistep; `steps` network evaluations
+ * heun     Heun 2nd order on the probability-flow ODE (Karras et al. 2022, Alg. 1), deterministic;
+ *          `steps` timesteps visited, 2 steps - 1 network evaluations (see docs/DIFFUSION.md) */
+typedef enum {
+    DFS_SAMPLER_DDPM,
+    DFS_SAMPLER_DDIM,
+    DFS_SAMPLER_DPMPP_2M,
+    DFS_SAMPLER_HEUN,
+    DFS_SAMPLER_COUNT
+} dfs_sampler_kind;
+/* "ddpm", "ddim", "dpm++2m", "heun" */
+extern const char *const dfs_sampler_names[DFS_SAMPLER_COUNT];
 int dfs_sampler_from_name(const char *name);
 
 /* The network as the samplers see it: write the model output (in its parameterisation) for
@@ -352,7 +364,7 @@ typedef void (*dfs_model_fn)(void *user, const float *x, const int *t, const int
 
 typedef struct {
     dfs_sampler_kind kind;
-    int steps;           /* network evaluations; <= T. DDPM uses all T when steps == T */
+    int steps;           /* timesteps visited (<= T): network evaluations, 2 steps - 1 for heun */
     float eta;           /* DDIM eta: 0 deterministic, 1 ~ DDPM variance */
     int var_beta_tilde;  /* DDPM: 1 uses beta-tilde_t, 0 uses beta_t (DDPM sec. 3.2) */
     float guidance;      /* guidance scale w: 1 = conditional only (no null pass), 0 = unconditional */
@@ -537,6 +549,32 @@ dfs_status dfs_st_writer_write(dfs_st_writer *w, const char *path);
 /* float16 conversions (round to nearest even). */
 uint16_t dfs_f32_to_f16(float f);
 float dfs_f16_to_f32(uint16_t h);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Evaluation: the variational bound on the negative log-likelihood, in bits per dimension      */
+/* ------------------------------------------------------------------------------------------ */
+
+/* KL(N(mean1, exp(logvar1)) || N(mean2, exp(logvar2))) in nats, one dimension. */
+double dfs_normal_kl(double mean1, double logvar1, double mean2, double logvar2);
+/* log of the mass that N(mean, exp(2 log_scale)) puts on the 8-bit bin of x in [-1, 1]: bins of
+ * width 2/255 centred on the data values, the end bins reaching to -inf and +inf (DDPM eq. 13).
+ * Exact normal CDF; the mass is floored at 1e-300 (improved-diffusion uses 1e-12). */
+double dfs_discretized_gaussian_loglik(double x, double mean, double log_scale);
+/* Upper bound on -log p(x0) (DDPM eq. 5) for n images x0 (n, dim) in [-1, 1] (8-bit data as
+ * p/127.5 - 1), evaluated at all T steps (exact sum, no subsampling): prior KL at T-1, the KL of
+ * the posterior q(x_{t-1}|x_t,x_0) to the model's reverse step for t >= 1 with x_t drawn from
+ * q(x_t|x_0) (rng), and the discretized Gaussian decoder at t = 0. The reverse steps use the
+ * fixed variance beta_tilde_t (beta_tilde_1 at t = 0). bpd[n] gets bits per dimension per
+ * image. labels[n] may be NULL. docs/EVAL.md has the formulas. */
+dfs_status dfs_nll_bpd(const dfs_schedule *s, dfs_prediction pred, dfs_model_fn model, void *user,
+                       const int *labels, const float *x0, int n, size_t dim, dfs_rng *rng,
+                       double *bpd);
+/* The same, also writing each term's mean over the n images (bits/dim) to terms[T + 1]:
+ * terms[0] the decoder, terms[t] (1 <= t < T) the KL at step t, terms[T] the prior. terms may
+ * be NULL. */
+dfs_status dfs_nll_bpd_terms(const dfs_schedule *s, dfs_prediction pred, dfs_model_fn model,
+                             void *user, const int *labels, const float *x0, int n, size_t dim,
+                             dfs_rng *rng, double *bpd, double *terms);
 
 #ifdef __cplusplus
 }

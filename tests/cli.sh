@@ -113,6 +113,18 @@ check "labels npy" grep -q "'shape': (6,)" "$T/s.labels.npy"
 check "same seed, same samples" cmp -s "$T/d1.npy" "$T/d2.npy"
 "$D" sample --model "$T/run/last.safetensors" --n 2 --sampler ddpm --steps 10 --out "$T/p.png" 2>/dev/null
 check "ddpm respaced sample" [ -s "$T/p.png" ]
+for smp in dpm++2m heun; do
+    "$D" sample --model "$T/run/last.safetensors" --n 2 --sampler $smp --steps 4 --out "$T/$smp.png" 2>/dev/null
+    check "$smp sample" [ -s "$T/$smp.png" ]
+done
+expect_error "unknown sampler" "must be ddpm, ddim, dpm++2m or heun" "$D" sample --model "$T/run/last.safetensors" --sampler euler --out "$T/c.png"
+
+# the variational bound in bits/dim on one test image
+"$D" eval --nll --model "$T/run/last.safetensors" --n 1 >"$T/nll.txt" 2>/dev/null
+check "eval --nll exits 0" [ $? -eq 0 ]
+check "eval --nll prints bits/dim" grep -q "bits/dim" "$T/nll.txt"
+expect_error "eval without --nll" "nll" "$D" eval --model "$T/run/last.safetensors"
+
 expect_error "class out of range" "--class expects" "$D" sample --model "$T/run/last.safetensors" --class 10 --out "$T/c.png"
 expect_error "steps above T" "more than the model" "$D" sample --model "$T/run/last.safetensors" --steps 5000 --out "$T/c.png"
 
