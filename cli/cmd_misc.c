@@ -156,6 +156,45 @@ int cmd_info(int argc, char **argv) {
     return 0;
 }
 
+/* ---- export ---------------------------------------------------------------------------------- */
+
+int cmd_export(int argc, char **argv) {
+    const char *model = NULL, *out = NULL;
+    int kind = DFS_CKPT_SAMPLING_F16;
+    enum { O_MODEL = 256, O_OUT, O_F16, O_F32 };
+    static const struct option opts[] = {
+        {"model", required_argument, 0, O_MODEL}, {"out", required_argument, 0, O_OUT},
+        {"f16", no_argument, 0, O_F16}, {"f32", no_argument, 0, O_F32},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int o;
+    optind = 1;
+    opterr = 0;
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (o) {
+        case 'h':
+            fputs("usage: diffuse export --model CKPT --out FILE.safetensors [--f16 | --f32]\n\n"
+                  "Write the EMA weights of a training checkpoint as a sampling-only model (no\n"
+                  "optimiser state), in float16 (default, half the size) or float32.\n", stdout);
+            return 0;
+        case O_MODEL: model = optarg; break;
+        case O_OUT: out = optarg; break;
+        case O_F16: kind = DFS_CKPT_SAMPLING_F16; break;
+        case O_F32: kind = DFS_CKPT_SAMPLING; break;
+        default: return cli_fail("export: unknown or incomplete option '%s' (see diffuse export --help)", argv[optind - 1]);
+        }
+    }
+    if (optind < argc) return cli_fail("export: unexpected argument '%s'", argv[optind]);
+    if (!model || !out) return cli_fail("export: --model CKPT and --out FILE are required");
+    dfs_model *m;
+    dfs_status s = dfs_checkpoint_load(model, &m, NULL, NULL, NULL);
+    if (s != DFS_OK) return cli_fail_status(s);
+    s = dfs_checkpoint_save(out, m, NULL, NULL, (dfs_ckpt_kind)kind);
+    dfs_model_free(m);
+    if (s != DFS_OK) return cli_fail_status(s);
+    fprintf(stderr, "wrote %s (EMA weights, %s)\n", out, kind == DFS_CKPT_SAMPLING_F16 ? "float16" : "float32");
+    return 0;
+}
+
 /* ---- bench ----------------------------------------------------------------------------------- */
 
 static const char *bench_help =

@@ -36,6 +36,7 @@ int cmd_sample(int argc, char **argv);
 int cmd_noise(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 
 #endif

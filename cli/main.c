@@ -146,6 +146,7 @@ static const char *usage =
     "  sample   draw images from a trained model (DDPM or DDIM, classifier-free guidance)\n"
     "  noise    show the forward noising of one image at chosen steps\n"
     "  info     print a checkpoint's configuration and training state\n"
+    "  export   write a checkpoint's EMA weights as a sampling-only model (float16)\n"
     "  bench    time training steps and forward passes\n"
     "  eval     the likelihood bound of a trained model in bits/dim (--nll)\n"
     "\n"
@@ -167,6 +168,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "noise")) return cmd_noise(argc - 1, argv + 1);
     if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
+    if (!strcmp(cmd, "export")) return cmd_export(argc - 1, argv + 1);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
     cli_fail("unknown command '%s' (try 'diffuse --help')", cmd);
     return 2;

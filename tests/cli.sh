@@ -21,7 +21,7 @@ expect_error() {
 }
 
 # help
-for c in train sample noise info bench; do
+for c in train sample noise info bench export eval; do
     "$D" $c --help >"$T/h" 2>&1; check "$c --help exits 0" [ $? -eq 0 ]
     check "$c --help prints usage" grep -q "usage: diffuse $c" "$T/h"
 done
@@ -118,6 +118,16 @@ for smp in dpm++2m heun; do
     check "$smp sample" [ -s "$T/$smp.png" ]
 done
 expect_error "unknown sampler" "must be ddpm, ddim, dpm++2m or heun" "$D" sample --model "$T/run/last.safetensors" --sampler euler --out "$T/c.png"
+
+# export: EMA weights only, float16, smaller, and samplable
+"$D" export --model "$T/run/last.safetensors" --out "$T/ship.safetensors" 2>/dev/null
+check "export exits 0" [ $? -eq 0 ]
+check "exported model is smaller" [ "$(wc -c <"$T/ship.safetensors")" -lt "$(wc -c <"$T/run/last.safetensors")" ]
+"$D" info "$T/ship.safetensors" >"$T/info5"
+check "exported model holds sampling weights" grep -q "sampling weights" "$T/info5"
+"$D" sample --model "$T/ship.safetensors" --n 2 --sampler ddim --steps 3 --out "$T/ship.png" 2>/dev/null
+check "sample from the exported model" [ -s "$T/ship.png" ]
+expect_error "resume from a sampling model" "sampling weights only" "$D" train --resume "$T/ship.safetensors" --out "$T/r6"
 
 # the variational bound in bits/dim on one test image
 "$D" eval --nll --model "$T/run/last.safetensors" --n 1 >"$T/nll.txt" 2>/dev/null
