@@ -9,8 +9,8 @@ WARN    := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter
 MULTIARCH := $(shell $(CC) -print-multiarch)
 BLAS    ?= openblas-openmp
 BLASDIR := /usr/lib/$(MULTIARCH)/$(BLAS)
-CPPFLAGS := -Iinclude -Isrc -I/usr/include/$(MULTIARCH)/$(BLAS)
-LDLIBS  := -L$(BLASDIR) -Wl,-rpath,$(BLASDIR) -lopenblas -lpng -lz -lcjson -lm
+CPPFLAGS := -Iinclude -Isrc -I/usr/include/$(MULTIARCH)/$(BLAS) $(shell pkg-config --cflags freetype2 harfbuzz 2>/dev/null)
+LDLIBS  := -L$(BLASDIR) -Wl,-rpath,$(BLASDIR) -lopenblas -llapacke -lharfbuzz -lfreetype -lpng -lz -lcjson -lm
 OMP     := -fopenmp
 
 LIB_SRC  := $(wildcard src/*.c)
