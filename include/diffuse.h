@@ -576,6 +576,27 @@ dfs_status dfs_nll_bpd_terms(const dfs_schedule *s, dfs_prediction pred, dfs_mod
                              void *user, const int *labels, const float *x0, int n, size_t dim,
                              dfs_rng *rng, double *bpd, double *terms);
 
+/* ------------------------------------------------------------------------------------------ */
+/* Sample quality: Gaussian statistics of features and the Frechet distance (src/metrics.c)    */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Mean and unbiased covariance (divisor n - 1) of n feature vectors, in double. */
+typedef struct {
+    int dim;
+    long n;       /* vectors they were computed from */
+    double *mean; /* (dim) */
+    double *cov;  /* (dim, dim), symmetric */
+} dfs_gauss_stats;
+
+/* feat (n, dim). Fills *st (free with dfs_gauss_stats_free). DFS_ERR_ARG for n < 2,
+ * DFS_ERR_NAN for a non-finite feature. */
+dfs_status dfs_gauss_stats_compute(const float *feat, long n, int dim, dfs_gauss_stats *st);
+void dfs_gauss_stats_free(dfs_gauss_stats *st);
+/* Squared Frechet distance between N(a) and N(b) (Heusel et al. 2017 eq. 6):
+ * |m1 - m2|^2 + tr(C1 + C2 - 2 (C1^1/2 C2 C1^1/2)^1/2), the square roots through LAPACK's
+ * symmetric eigendecomposition (dsyevd). DFS_ERR_SHAPE if the dimensions differ. */
+dfs_status dfs_frechet_distance(const dfs_gauss_stats *a, const dfs_gauss_stats *b, double *fd);
+
 #ifdef __cplusplus
 }
 #endif
