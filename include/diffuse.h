@@ -502,6 +502,8 @@ dfs_status dfs_npy_write_i32(const char *path, const int32_t *data, int ndim,
                              const size_t *shape);
 /* Read a uint8 .npy array (any shape, C order); *data malloc'ed. */
 dfs_status dfs_npy_read_u8(const char *path, uint8_t **data, int *ndim, size_t *shape);
+/* Read a little-endian int32 ('<i4') .npy array, e.g. the labels diffuse sample writes. */
+dfs_status dfs_npy_read_i32(const char *path, int32_t **data, int *ndim, size_t *shape);
 
 /* Write `size` bytes to path atomically: path.tmp, fsync, rename, fsync the directory. */
 dfs_status dfs_write_atomic(const char *path, const void *data, size_t size);

@@ -127,7 +127,7 @@ static int parse_size(cursor *c, size_t *v) {
 }
 
 /* Parse the header dict; shape gets up to DFS_MAXDIM entries. Returns NULL or a reason. */
-static const char *parse_header(cursor *c, int *ndim, size_t *shape) {
+static const char *parse_header(cursor *c, int is_i32, int *ndim, size_t *shape) {
     int have_descr = 0, have_order = 0, have_shape = 0;
     if (!eat(c, '{')) return "header is not a dict";
     for (;;) {
@@ -139,9 +139,13 @@ static const char *parse_header(cursor *c, int *ndim, size_t *shape) {
             char descr[32];
             if (have_descr++) return "duplicate 'descr'";
             if (!parse_str(c, descr, sizeof descr)) return "bad 'descr' value";
-            if (strcmp(descr, "|u1") && strcmp(descr, "<u1") && strcmp(descr, ">u1") &&
-                strcmp(descr, "u1"))
+            if (is_i32) {
+                if (strcmp(descr, "<i4") && strcmp(descr, "|i4") && strcmp(descr, "i4"))
+                    return "dtype is not little-endian int32 ('<i4')";
+            } else if (strcmp(descr, "|u1") && strcmp(descr, "<u1") && strcmp(descr, ">u1") &&
+                       strcmp(descr, "u1")) {
                 return "dtype is not uint8 ('|u1')";
+            }
         } else if (!strcmp(key, "fortran_order")) {
             if (have_order++) return "duplicate 'fortran_order'";
             skip_ws(c);
@@ -180,9 +184,9 @@ static const char *parse_header(cursor *c, int *ndim, size_t *shape) {
     return NULL;
 }
 
-/* Read a uint8 .npy file (versions 1.0 and 2.0). *data is malloc'ed (the caller frees it);
- * shape must have room for DFS_MAXDIM entries. */
-dfs_status dfs_npy_read_u8(const char *path, uint8_t **data, int *ndim, size_t *shape) {
+/* Read a uint8 (elsize 1) or little-endian int32 (elsize 4) .npy file (versions 1.0 and 2.0).
+ * *data is malloc'ed (the caller frees it); shape must have room for DFS_MAXDIM entries. */
+static dfs_status npy_read(const char *path, size_t elsize, void **data, int *ndim, size_t *shape) {
     if (!path || !data || !ndim || !shape) {
         dfs_set_error("npy_read: NULL argument");
         return DFS_ERR_ARG;
@@ -234,7 +238,7 @@ dfs_status dfs_npy_read_u8(const char *path, uint8_t **data, int *ndim, size_t *
     cursor c = {hdr, hdr + hlen};
     size_t shp[DFS_MAXDIM];
     int nd = 0;
-    const char *why = parse_header(&c, &nd, shp);
+    const char *why = parse_header(&c, elsize == 4, &nd, shp);
     if (why) {
         dfs_set_error("%s: bad .npy header: %s", path, why);
         goto done;
@@ -247,6 +251,11 @@ dfs_status dfs_npy_read_u8(const char *path, uint8_t **data, int *ndim, size_t *
         }
         numel *= shp[i];
     }
+    if (numel > SIZE_MAX / elsize) {
+        dfs_set_error("%s: .npy shape overflows", path);
+        goto done;
+    }
+    numel *= elsize; /* bytes from here on */
     // Check the file size before allocating, so a lying header cannot make us malloc 1 EB.
     long pos = ftell(f);
     if (pos < 0 || fseek(f, 0, SEEK_END) != 0) {
@@ -278,6 +287,7 @@ dfs_status dfs_npy_read_u8(const char *path, uint8_t **data, int *ndim, size_t *
         st = DFS_ERR_IO;
         goto done;
     }
+    // '<i4' data is used as is: the host is little-endian (x86/arm64), as in npy_write
     *data = buf;
     buf = NULL;
     *ndim = nd;
@@ -287,5 +297,19 @@ done:
     free(buf);
     free(hdr);
     fclose(f);
+    return st;
+}
+
+dfs_status dfs_npy_read_u8(const char *path, uint8_t **data, int *ndim, size_t *shape) {
+    void *p = NULL;
+    dfs_status st = npy_read(path, 1, &p, ndim, shape);
+    *data = p;
+    return st;
+}
+
+dfs_status dfs_npy_read_i32(const char *path, int32_t **data, int *ndim, size_t *shape) {
+    void *p = NULL;
+    dfs_status st = npy_read(path, 4, &p, ndim, shape);
+    *data = p;
     return st;
 }

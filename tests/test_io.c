@@ -634,6 +634,20 @@ static void test_npy(void) {
     free(f);
     CHECK(dfs_npy_read_u8(P("i.npy"), &back, &nd, shp) == DFS_ERR_FORMAT && err_has("uint8"),
           "i4 rejected by the u8 reader: %s", dfs_last_error());
+    int32_t *iback = NULL;
+    CHECK(dfs_npy_read_i32(P("i.npy"), &iback, &nd, shp) == DFS_OK && nd == 1 && shp[0] == 3 && iback &&
+              iback[0] == 1 && iback[1] == -2 && iback[2] == 0x01020304,
+          "i32 round trip");
+    free(iback);
+    iback = NULL;
+    CHECK(dfs_npy_read_i32(P("a.npy"), &iback, &nd, shp) == DFS_ERR_FORMAT && err_has("int32") && !iback,
+          "u1 rejected by the i32 reader: %s", dfs_last_error());
+    f = read_bytes(P("i.npy"), &n);
+    CHECK(f != NULL, "i32 npy read back");
+    if (f) write_bytes(P("it.npy"), f, n - 2);
+    free(f);
+    CHECK(dfs_npy_read_i32(P("it.npy"), &iback, &nd, shp) == DFS_ERR_FORMAT && err_has("truncated"),
+          "truncated i32 npy rejected: %s", dfs_last_error());
 
     static const struct {
         const char *dict;
