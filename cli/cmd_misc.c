@@ -186,9 +186,11 @@ int cmd_export(int argc, char **argv) {
     if (optind < argc) return cli_fail("export: unexpected argument '%s'", argv[optind]);
     if (!model || !out) return cli_fail("export: --model CKPT and --out FILE are required");
     dfs_model *m;
-    dfs_status s = dfs_checkpoint_load(model, &m, NULL, NULL, NULL);
+    char *tjson = NULL; /* the training record (data, class names, ...) travels with the weights */
+    dfs_status s = dfs_checkpoint_load(model, &m, NULL, NULL, &tjson);
     if (s != DFS_OK) return cli_fail_status(s);
-    s = dfs_checkpoint_save(out, m, NULL, NULL, (dfs_ckpt_kind)kind);
+    s = dfs_checkpoint_save(out, m, NULL, tjson, (dfs_ckpt_kind)kind);
+    free(tjson);
     dfs_model_free(m);
     if (s != DFS_OK) return cli_fail_status(s);
     fprintf(stderr, "wrote %s (EMA weights, %s)\n", out, kind == DFS_CKPT_SAMPLING_F16 ? "float16" : "float32");

@@ -2,6 +2,7 @@
  * grid or a .npy array, with an optional reverse-diffusion trajectory picture. */
 #include "common.h"
 
+#include <cjson/cJSON.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +33,43 @@ static const char *sample_help =
     "  --trajectory FILE   also write a PNG whose rows are samples and whose columns are\n"
     "                      x_t at evenly spaced steps from pure noise to the result\n"
     "  --raw               use the raw weights instead of the EMA weights\n"
-    "  --scale N           enlarge each image N times in the PNGs (nearest; default 1)\n";
+    "  --scale N           enlarge each image N times in the PNGs (nearest; default 1)\n"
+    "  --class-names LIST  comma-separated names written over the columns of a grid with one\n"
+    "                      column per class (default: the names the model was trained with)\n"
+    "  --no-labels         no class names over the grid\n";
+
+/* Class names from the checkpoint's training record ("class_names"), or from a comma-separated
+ * list; NULL unless there are exactly ncls of them. The array and strings are malloc'ed. */
+static char **class_names(const char *tjson, const char *list, int ncls) {
+    char **names = calloc((size_t)ncls + 1, sizeof(char *));
+    int k = 0;
+    if (!names) return NULL;
+    if (list) {
+        const char *p = list;
+        while (k <= ncls) {
+            const char *e = strchr(p, ',');
+            size_t len = e ? (size_t)(e - p) : strlen(p);
+            names[k++] = strndup(p, len);
+            if (!e) break;
+            p = e + 1;
+        }
+    } else if (tjson) {
+        cJSON *o = cJSON_Parse(tjson);
+        cJSON *a = o ? cJSON_GetObjectItemCaseSensitive(o, "class_names") : NULL;
+        cJSON *it;
+        cJSON_ArrayForEach(it, a) {
+            if (k > ncls) break;
+            names[k++] = strdup(cJSON_IsString(it) ? it->valuestring : "");
+        }
+        cJSON_Delete(o);
+    }
+    if (k != ncls) {
+        for (int i = 0; i < k; i++) free(names[i]);
+        free(names);
+        return NULL;
+    }
+    return names;
+}
 
 #define TRAJ_COLS 10
 #define TRAJ_ROWS 8
@@ -56,13 +93,15 @@ static void traj_cb(void *user, int i, int steps, int t, const float *x, int n) 
 }
 
 int cmd_sample(int argc, char **argv) {
-    const char *model = NULL, *out = NULL, *traj_path = NULL, *cls = "all";
+    const char *model = NULL, *out = NULL, *traj_path = NULL, *cls = "all", *names_list = NULL;
+    int no_labels = 0;
+    char *tjson = NULL, **names = NULL;
     long n = 64, steps = -1, threads = 2, cols = 0, scale = 1;
     double guidance = 1.0, eta = 0.0;
     uint64_t seed = 0;
     int sampler = DFS_SAMPLER_DDPM, var_tilde = 1, raw = 0;
     enum { O_MODEL = 256, O_OUT, O_N, O_CLASS, O_GUID, O_SAMPLER, O_STEPS, O_ETA, O_SEED, O_THREADS,
-           O_TRAJ, O_COLS, O_VAR, O_RAW, O_SCALE };
+           O_TRAJ, O_COLS, O_VAR, O_RAW, O_SCALE, O_NAMES, O_NOLABELS };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL}, {"out", required_argument, 0, O_OUT},
         {"n", required_argument, 0, O_N}, {"class", required_argument, 0, O_CLASS},
@@ -71,7 +110,8 @@ int cmd_sample(int argc, char **argv) {
         {"seed", required_argument, 0, O_SEED}, {"threads", required_argument, 0, O_THREADS},
         {"trajectory", required_argument, 0, O_TRAJ}, {"cols", required_argument, 0, O_COLS},
         {"variance", required_argument, 0, O_VAR}, {"raw", no_argument, 0, O_RAW},
-        {"scale", required_argument, 0, O_SCALE},
+        {"scale", required_argument, 0, O_SCALE}, {"class-names", required_argument, 0, O_NAMES},
+        {"no-labels", no_argument, 0, O_NOLABELS},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int o;
     optind = 1;
@@ -84,6 +124,8 @@ int cmd_sample(int argc, char **argv) {
         case O_TRAJ: traj_path = optarg; break;
         case O_CLASS: cls = optarg; break;
         case O_RAW: raw = 1; break;
+        case O_NAMES: names_list = optarg; break;
+        case O_NOLABELS: no_labels = 1; break;
         case O_N: if (cli_int("--n", optarg, 1, 1000000, &n)) return 2; break;
         case O_STEPS: if (cli_int("--steps", optarg, 1, 100000, &steps)) return 2; break;
         case O_THREADS: if (cli_int("--threads", optarg, 1, 256, &threads)) return 2; break;
@@ -110,7 +152,7 @@ int cmd_sample(int argc, char **argv) {
     dfs_set_threads((int)threads);
 
     dfs_model *m = NULL;
-    dfs_status s = dfs_checkpoint_load(model, &m, NULL, NULL, NULL);
+    dfs_status s = dfs_checkpoint_load(model, &m, NULL, NULL, &tjson);
     if (s != DFS_OK) return cli_fail_status(s);
     const dfs_unet_config *u = &m->cfg.unet;
     const int ncls = u->num_classes, C = u->in_channels, S = u->image_size;
@@ -119,6 +161,11 @@ int cmd_sample(int argc, char **argv) {
     int *labels = NULL;
     float *x = NULL;
     traj tr = {0};
+    if (ncls > 0 && !no_labels) names = class_names(tjson, names_list, ncls);
+    if (names_list && !names && !no_labels) {
+        rc = cli_fail("sample: --class-names needs %d comma-separated names for the model's classes", ncls);
+        goto done;
+    }
     if (ncls == 0 && strcmp(cls, "all") != 0) {
         rc = cli_fail("sample: %s is unconditional; --class needs a class-conditional model", model);
         goto done;
@@ -214,7 +261,10 @@ int cmd_sample(int argc, char **argv) {
         }
     } else {
         int gc = cols > 0 ? (int)cols : (ncls > 0 && ncls <= 16 ? ncls : 8);
-        s = cli_write_grid(out, x, (int)n, C, S, S, gc, (int)scale);
+        /* class names over the columns when each column is one class */
+        int labelled = names && !strcmp(cls, "all") && gc == ncls;
+        s = cli_write_grid_labeled(out, x, (int)n, C, S, S, gc, (int)scale,
+                                   labelled ? (const char *const *)names : NULL);
     }
     if (s != DFS_OK) {
         rc = cli_fail_status(s);
@@ -236,6 +286,9 @@ int cmd_sample(int argc, char **argv) {
     }
     if (rc == 0) fprintf(stderr, "wrote %s%s%s\n", out, traj_path ? " and " : "", traj_path ? traj_path : "");
 done:
+    for (int k = 0; names && k < ncls; k++) free(names[k]);
+    free(names);
+    free(tjson);
     free(tr.frames);
     free(labels);
     free(x);

@@ -117,9 +117,14 @@ static int apply_arch(const train_args *a, dfs_unet_config *c) {
     return 0;
 }
 
-static char *train_json(const train_args *a, const dfs_train_config *tc) {
+static char *train_json(const train_args *a, const dfs_train_config *tc, const dfs_dataset *d) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "data", a->data);
+    if (d->class_names && d->num_classes > 0) { /* for labelled sample grids */
+        cJSON *names = cJSON_AddArrayToObject(o, "class_names");
+        for (int k = 0; names && k < d->num_classes; k++)
+            cJSON_AddItemToArray(names, cJSON_CreateString(d->class_names[k] ? d->class_names[k] : ""));
+    }
     if (a->labels) cJSON_AddStringToObject(o, "labels", a->labels);
     cJSON_AddNumberToObject(o, "limit", (double)a->limit);
     cJSON_AddNumberToObject(o, "batch", tc->batch);
@@ -363,7 +368,7 @@ int cmd_train(int argc, char **argv) {
         goto done_trainer;
     }
     if (!a.resume || ftell(mf) == 0) fprintf(mf, "step,loss,lr,images_seen,img_per_s,elapsed_s\n");
-    char *tj = train_json(&a, &tc);
+    char *tj = train_json(&a, &tc, &data);
 
     fprintf(stderr, "training %s U-Net (%zu parameters, %s) on %d images of %s, batch %d, %ld threads\n",
             u->num_classes ? "class-conditional" : "unconditional", m->net->params->n,

@@ -31,6 +31,11 @@ double cli_peak_rss_mb(void);
 dfs_status cli_write_grid(const char *path, const float *x, int n, int c, int h, int w, int cols,
                           int s);
 
+/* The same with labels[cols] over the columns (DejaVu Sans from fonts-dejavu-core); labels NULL
+ * gives the plain grid, and so does a missing font, with a warning. */
+dfs_status cli_write_grid_labeled(const char *path, const float *x, int n, int c, int h, int w, int cols, int s,
+                                  const char *const *labels);
+
 int cmd_train(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_noise(int argc, char **argv);

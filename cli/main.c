@@ -101,6 +101,30 @@ dfs_status cli_write_grid(const char *path, const float *x, int n, int c, int h,
     return st;
 }
 
+dfs_status cli_write_grid_labeled(const char *path, const float *x, int n, int c, int h, int w, int cols, int s,
+                                  const char *const *labels) {
+    if (!labels) return cli_write_grid(path, x, n, c, h, w, cols, s);
+    if (s < 1) s = 1;
+    size_t big = (size_t)n * c * h * s * w * s;
+    float *y = malloc(big * sizeof(float));
+    if (!y) {
+        dfs_set_error("out of memory for a %dx enlarged grid", s);
+        return DFS_ERR_NOMEM;
+    }
+    for (size_t k = 0; k < (size_t)n * c; k++)
+        for (int i = 0; i < h * s; i++)
+            for (int j = 0; j < w * s; j++) y[(k * h * s + i) * w * s + j] = x[(k * h + i / s) * w + j / s];
+    int px = w * s / 7;
+    px = px < 8 ? 8 : px > 16 ? 16 : px;
+    dfs_status st = dfs_png_write_grid_labeled(path, y, n, c, h * s, w * s, cols, labels, DFS_DEFAULT_FONT, px);
+    free(y);
+    if (st == DFS_ERR_IO || st == DFS_ERR_FORMAT) { /* no usable font: say so, keep the picture */
+        fprintf(stderr, "diffuse: warning: %s; writing the grid without class names\n", dfs_last_error());
+        st = cli_write_grid(path, x, n, c, h, w, cols, s);
+    }
+    return st;
+}
+
 static volatile sig_atomic_t interrupted;
 static void on_signal(int sig) {
     (void)sig;
@@ -149,8 +173,11 @@ static const char *usage =
     "  export   write a checkpoint's EMA weights as a sampling-only model (float16)\n"
     "  bench    time training steps and forward passes\n"
     "  eval     the likelihood bound of a trained model in bits/dim (--nll)\n"
+    "  data     build and show captioned image folders (fashion-captions, emoji)\n"
     "\n"
     "Run 'diffuse COMMAND --help' for a command's options.\n";
+
+int cmd_data(int argc, char **argv); /* cli/cmd_data.c */
 
 int main(int argc, char **argv) {
     dfs_set_log(cli_log, NULL);
@@ -170,6 +197,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "export")) return cmd_export(argc - 1, argv + 1);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
+    if (!strcmp(cmd, "data")) return cmd_data(argc - 1, argv + 1);
     cli_fail("unknown command '%s' (try 'diffuse --help')", cmd);
     return 2;
 }

@@ -496,6 +496,17 @@ dfs_status dfs_png_write(const char *path, const uint8_t *pixels, int c, int h, 
  * border, then write it as PNG. */
 dfs_status dfs_png_write_grid(const char *path, const float *images, int n, int c, int h,
                               int w, int cols);
+/* Render one line of UTF-8 text with a TrueType font (FreeType) at px pixels: *out (h, w)
+ * malloc'ed 8-bit coverage (0 = paper, 255 = ink). DFS_ERR_IO if the font file is missing. */
+dfs_status dfs_text_render(const char *font_path, const char *text, int px, uint8_t **out,
+                           int *w, int *h);
+/* dfs_png_write_grid with a white band on top holding labels[j] centred over column j (black,
+ * clipped to the column; NULL or "" leaves it blank), in font_path at px pixels. */
+dfs_status dfs_png_write_grid_labeled(const char *path, const float *images, int n, int c,
+                                      int h, int w, int cols, const char *const *labels,
+                                      const char *font_path, int px);
+/* The DejaVu Sans file of Debian's fonts-dejavu-core, used for labels. */
+#define DFS_DEFAULT_FONT "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 /* Write a uint8 .npy array atomically. */
 dfs_status dfs_npy_write_u8(const char *path, const uint8_t *data, int ndim, const size_t *shape);
 dfs_status dfs_npy_write_i32(const char *path, const int32_t *data, int ndim,
@@ -507,6 +518,190 @@ dfs_status dfs_npy_read_i32(const char *path, int32_t **data, int *ndim, size_t 
 
 /* Write `size` bytes to path atomically: path.tmp, fsync, rename, fsync the directory. */
 dfs_status dfs_write_atomic(const char *path, const void *data, size_t size);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Captioned images and words: the data of text-to-image models (docs/TEXT_TO_IMAGE.md)       */
+/* src/captions.c (folders, loading by name), src/fashion_text.c, src/emoji.c, src/tokenizer.c */
+/* ------------------------------------------------------------------------------------------ */
+
+/* n images, each with one caption. images holds the pixels like every other data set (NCHW,
+ * 0..255; training maps them to [-1, 1] by p / 127.5 - 1, see dfs_dataset_images_f32);
+ * images.labels is the class for fashion-captions, a folder's integer "label" column when
+ * every line has one, else NULL. */
+typedef struct {
+    dfs_dataset images;
+    char **captions;  /* n UTF-8 captions (owned) */
+    char **names;     /* n names: file names relative to a folder, or the emoji's code points
+                         ("1F34E") / "fashion-mnist:INDEX" for builders (owned) */
+    int skipped;      /* emoji: skin-tone variants left out (see skin_tones) */
+    int failed;       /* emoji: emoji left out because they did not render as one glyph */
+} dfs_caption_set;
+
+/* Progress of a long load or write: done of total items. */
+typedef void (*dfs_progress_fn)(void *user, long done, long total);
+
+typedef struct {
+    int size;           /* output height = width; 0: natural (fashion 28, emoji 32, folders:
+                           the first image's, which must then be square) */
+    int channels;       /* 1 or 3; 0: natural (fashion 1, emoji 3, folders: the first image's) */
+    int test_split;     /* fashion-captions: 0 the 60000 training images, 1 the 10000 test ones */
+    int limit;          /* keep the first `limit` items (0 = all); builders make only those */
+    uint64_t seed;      /* fashion-captions: picks each image's synonym (with its index) */
+    int skin_tones;     /* emoji: 1 keeps the skin-tone variants (default 0 leaves them out) */
+    const char *emoji_font; /* NULL: /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf */
+    const char *emoji_test; /* NULL: /usr/share/unicode/emoji/emoji-test.txt */
+    dfs_progress_fn progress; /* may be NULL */
+    void *progress_user;
+} dfs_caption_options;
+
+void dfs_caption_options_default(dfs_caption_options *o);
+/* 1 if name is a built-in caption builder: "fashion-captions", "fashion-captions-test" (the
+ * test split), "emoji". */
+int dfs_captions_is_builder(const char *name);
+/* Load a builder by name (built in memory, nothing written) or a captioned folder. o may be
+ * NULL (defaults). On error *cs is zeroed and the message names the file, line or emoji. */
+dfs_status dfs_captions_load(dfs_caption_set *cs, const char *spec, const dfs_caption_options *o);
+/* A folder of PNGs with captions: DIR/metadata.jsonl, one JSON object per line with string
+ * "file_name" (a PNG path relative to DIR) and string "text" (Hugging Face imagefolder), in
+ * line order; or, without metadata.jsonl, every DIR/NAME.png (sorted) with DIR/NAME.txt
+ * beside it. Images are converted to size/channels as dfs_load_png_dir does. Errors: empty
+ * folder, bad JSON line N, missing file, image without caption, non-PNG image. */
+dfs_status dfs_captions_load_dir(dfs_caption_set *cs, const char *dir,
+                                 const dfs_caption_options *o);
+/* Fashion-MNIST with captions (dfs_fashion_caption) and labels. */
+dfs_status dfs_captions_fashion(dfs_caption_set *cs, const dfs_caption_options *o);
+/* Noto Color Emoji rendered at size x size RGB with names from emoji-test.txt; emoji that do
+ * not render are left out and counted in cs->failed (one DFS_LOG_WARN names the first few). */
+dfs_status dfs_captions_emoji(dfs_caption_set *cs, const dfs_caption_options *o);
+/* Write cs as a folder readable by dfs_captions_load_dir: DIR/NNNNNN.png (6 digits, index
+ * order) and DIR/metadata.jsonl ({"file_name", "text", then "label" when labelled, "name"}),
+ * each file atomically, metadata last. DIR is created if missing. */
+dfs_status dfs_captions_write_dir(const dfs_caption_set *cs, const char *dir,
+                                  dfs_progress_fn progress, void *user);
+void dfs_caption_set_free(dfs_caption_set *cs);
+/* Images first..first+count-1 of d as floats p / 127.5 - 1 (the training range) into out
+ * (count, c, h, w). DFS_ERR_ARG if the range is outside d. */
+dfs_status dfs_dataset_images_f32(const dfs_dataset *d, int first, int count, float *out);
+/* Resize one image (sc, sh, sw) 8-bit to (oc, size, size) exactly as dfs_load_png_dir does:
+ * area averaging when shrinking, half-pixel bilinear when growing, gray -> RGB by copying,
+ * RGB -> gray by BT.601 luma. sc, oc in {1, 3}; size <= 4096. */
+dfs_status dfs_image_resize_u8(const uint8_t *src, int sc, int sh, int sw, uint8_t *dst, int oc,
+                               int size);
+
+/* ---- fashion-captions: Fashion-MNIST classes, synonyms and measured attributes ----------- */
+
+/* Brightness and size, each split at per-class terciles of the training images (tables in
+ * src/fashion_text.c and docs/TEXT_TO_IMAGE.md). The middle third gets no word. */
+typedef enum { DFS_TONE_DARK, DFS_TONE_MID, DFS_TONE_LIGHT, DFS_TONE_COUNT } dfs_fashion_tone;
+typedef enum { DFS_SIZE_SMALL, DFS_SIZE_MID, DFS_SIZE_LARGE, DFS_SIZE_COUNT } dfs_fashion_size;
+extern const char *const dfs_fashion_tone_words[DFS_TONE_COUNT]; /* "dark", "", "light" */
+extern const char *const dfs_fashion_size_words[DFS_SIZE_COUNT]; /* "small", "", "large" */
+/* A pixel belongs to the garment when its value is > this (of 255). */
+#define DFS_FASHION_FG 32
+
+typedef struct {
+    float brightness;      /* mean value (0..255) of the garment pixels; 0 if none */
+    float coverage;        /* garment pixels / all pixels */
+    dfs_fashion_tone tone; /* brightness against the class's terciles */
+    dfs_fashion_size size; /* coverage against the class's terciles */
+} dfs_fashion_attr;
+
+/* Measure a gray image (h, w) of 8-bit pixels for class cls (0..9; -1 uses the terciles of all
+ * classes pooled). */
+void dfs_fashion_measure(const uint8_t *gray, int h, int w, int cls, dfs_fashion_attr *a);
+/* The same for a float image in [-1, 1] (a model's output), quantised as a PNG would be:
+ * round((clamp(x, -1, 1) + 1) * 127.5). */
+void dfs_fashion_measure_f32(const float *gray, int h, int w, int cls, dfs_fashion_attr *a);
+/* The synonyms of class cls (0..9), e.g. {"t-shirt", "tee", "top"}: count, and the k-th. */
+int dfs_fashion_synonym_count(int cls);
+const char *dfs_fashion_synonym(int cls, int k);
+/* Caption "a|an [small|large] [dark|light] SYNONYM" (plural synonyms take no article) with the
+ * synonym picked from (seed, index), into buf (cap >= 64 is always enough). */
+void dfs_fashion_caption(char *buf, size_t cap, int cls, const dfs_fashion_attr *a,
+                         uint64_t seed, long index);
+/* Read a caption or prompt back: *cls the class named first (longest phrase wins: "ankle boot"
+ * before "boot", "t-shirt" before "shirt"; simple plurals accepted) or -1; *tone and *size the
+ * attribute named (DFS_TONE_DARK/LIGHT, DFS_SIZE_SMALL/LARGE) or -1. Returns *cls. */
+int dfs_fashion_parse(const char *text, int *cls, int *tone, int *size);
+
+/* ---- emoji: Noto Color Emoji through HarfBuzz and FreeType --------------------------------- */
+
+typedef struct {
+    char *utf8;       /* the sequence as UTF-8 */
+    char *codepoints; /* "1F3F3 FE0F 200D 1F308" as in emoji-test.txt */
+    char *name;       /* "rainbow flag" */
+    char *group;      /* "Flags" */
+    char *subgroup;   /* "flag" */
+    int skin_tone;    /* 1 if it has a skin-tone modifier (U+1F3FB..U+1F3FF) */
+} dfs_emoji_entry;
+
+/* The fully-qualified lines of emoji-test.txt in file order (skin-tone variants, those with
+ * U+1F3FB..U+1F3FF, only with skin_tones). *list malloc'ed; free with dfs_emoji_list_free. */
+dfs_status dfs_emoji_list(const char *emoji_test, int skin_tones, dfs_emoji_entry **list, int *n);
+void dfs_emoji_list_free(dfs_emoji_entry *list, int n);
+/* Caption: "NAME, GROUP WORDS, SUBGROUP WORDS", lowercased, Latin letters folded to ASCII
+ * ("curaçao" -> "curacao", "o’clock" -> "o'clock"), "&" and quotes dropped, keycap symbols
+ * spelled ("keycap: number sign"), subgroup hyphens as spaces: "red apple, food drink, food
+ * fruit". Into buf; returns the length (truncated at cap - 1). */
+size_t dfs_emoji_caption(const dfs_emoji_entry *e, char *buf, size_t cap);
+
+typedef struct dfs_emoji_font dfs_emoji_font;
+/* Open a colour bitmap (CBDT) font at its first fixed size. NULL path: Noto's. */
+dfs_status dfs_emoji_font_open(dfs_emoji_font **f, const char *path);
+void dfs_emoji_font_close(dfs_emoji_font *f);
+/* Shape utf8 with HarfBuzz; it must become exactly one glyph (not .notdef), which is loaded
+ * in colour (FT_LOAD_COLOR, premultiplied BGRA), composited on white (c + 255 - a), centred
+ * in a square and area-averaged to out (3, size, size). DFS_ERR_FORMAT if it does not. */
+dfs_status dfs_emoji_render(dfs_emoji_font *f, const char *utf8, int size, uint8_t *out);
+
+/* ---- words: a word tokenizer for captions (src/tokenizer.c) --------------------------------- */
+
+/* Split text into lowercase words (rules in src/tokenizer.c and docs/TEXT_TO_IMAGE.md) into
+ * buf (cap bytes; strlen(text) + 1 is always enough), pointing words[0..max_words-1] at them.
+ * Returns the number of words (which may exceed max_words), or -1 if buf is too small. */
+int dfs_text_words(const char *text, char *buf, size_t cap, const char **words, int max_words);
+
+enum { DFS_TOK_PAD = 0, DFS_TOK_UNK = 1, DFS_TOK_BOS = 2, DFS_TOK_EOS = 3, DFS_TOK_SPECIALS = 4 };
+
+typedef struct {
+    int max_vocab; /* largest vocabulary, the 4 special tokens included (0 = no limit) */
+    int min_count; /* words seen fewer times are left out (1) */
+    int max_len;   /* encoded length incl. <bos> and <eos> (0 = longest training caption + 2) */
+} dfs_tokenizer_config;
+
+typedef struct dfs_tokenizer dfs_tokenizer;
+typedef struct {
+    int length;    /* ids before padding, <bos> and <eos> included */
+    int words;     /* words in the text */
+    int unknown;   /* of the encoded words, those mapped to <unk> */
+    int truncated; /* words that did not fit in max_len and were dropped */
+} dfs_encode_info;
+/* Called with each encoded word that is not in the vocabulary (it becomes <unk>). */
+typedef void (*dfs_unknown_fn)(void *user, const char *word);
+
+void dfs_tokenizer_config_default(dfs_tokenizer_config *c);
+/* Vocabulary from n training captions: <pad> <unk> <bos> <eos>, then words by count
+ * (descending), ties bytewise. *out owned by the caller (dfs_tokenizer_free). */
+dfs_status dfs_tokenizer_build(dfs_tokenizer **out, const char *const *texts, int n,
+                               const dfs_tokenizer_config *c);
+void dfs_tokenizer_free(dfs_tokenizer *t);
+int dfs_tokenizer_vocab_size(const dfs_tokenizer *t);
+int dfs_tokenizer_max_len(const dfs_tokenizer *t);
+/* The word of an id (NULL out of range), the id of a word (DFS_TOK_UNK if absent). */
+const char *dfs_tokenizer_word(const dfs_tokenizer *t, int id);
+int dfs_tokenizer_id(const dfs_tokenizer *t, const char *word);
+/* ids[max_len] = <bos> w1 .. wk <eos> <pad>...; words past max_len - 2 are dropped. mask
+ * (may be NULL) gets 1 for the `length` real ids, 0 for padding; info may be NULL. */
+dfs_status dfs_tokenizer_encode(const dfs_tokenizer *t, const char *text, int max_len, int *ids,
+                                float *mask, dfs_encode_info *info, dfs_unknown_fn on_unknown,
+                                void *user);
+/* Words of ids joined by spaces, skipping <pad> <bos> <eos>; <unk> (and ids out of range) as
+ * "<unk>". malloc'ed (NULL when out of memory). */
+char *dfs_tokenizer_decode(const dfs_tokenizer *t, const int *ids, int n);
+/* {"format":"diffuse-words-1","max_len":L,"vocab":[...]}; malloc'ed. Parsing checks the
+ * format, the special tokens, that every word is one lowercase word, and no duplicates. */
+char *dfs_tokenizer_to_json(const dfs_tokenizer *t);
+dfs_status dfs_tokenizer_from_json(dfs_tokenizer **out, const char *json);
 
 /* ------------------------------------------------------------------------------------------ */
 /* safetensors                                                                                 */
@@ -598,6 +793,109 @@ void dfs_gauss_stats_free(dfs_gauss_stats *st);
  * |m1 - m2|^2 + tr(C1 + C2 - 2 (C1^1/2 C2 C1^1/2)^1/2), the square roots through LAPACK's
  * symmetric eigendecomposition (dsyevd). DFS_ERR_SHAPE if the dimensions differ. */
 dfs_status dfs_frechet_distance(const dfs_gauss_stats *a, const dfs_gauss_stats *b, double *fd);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Image classifier: a small CNN for sample quality (FD in its feature space, class accuracy)  */
+/* (src/classifier.c, src/ops_loss.c, src/ops_pool.c; docs/CLASSIFIER.md)                      */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Softmax cross-entropy, mean over the batch: logits (N, K), labels[N] in [0, K) (copied).
+ * L = 1/N sum_i logsumexp(z_i) - z_i[y_i], computed with the max shift. Scalar output. */
+dfs_tensor *dfs_cross_entropy(dfs_graph *g, dfs_tensor *logits, const int *labels);
+/* Global average pooling: x (N, C, H, W) -> (N, C), the mean over H and W. */
+dfs_tensor *dfs_global_avg_pool(dfs_graph *g, dfs_tensor *x);
+
+/* The network (K = num_classes, F = feature_dim, c0 c1 c2 = channels[]):
+ *   x (N, in_channels, S, S), pixels scaled as the diffusion data: p / 127.5 - 1 in [-1, 1]
+ *   conv3x3 c0          -> GroupNorm + SiLU      (S x S)
+ *   conv3x3 c1 stride 2 -> GroupNorm + SiLU      (S/2)
+ *   conv3x3 c1          -> GroupNorm + SiLU
+ *   conv3x3 c2 stride 2 -> GroupNorm + SiLU      (S/4)
+ *   conv3x3 c2          -> GroupNorm + SiLU
+ *   global average pool (N, c2) -> linear F -> SiLU  = the FEATURES (N, F), used for FD
+ *   linear K                                          = the logits (N, K)
+ * GroupNorm normalises each image on its own, so an image's features do not depend on the
+ * other images of its batch. */
+typedef struct {
+    int image_size;  /* S (28); divisible by 4 */
+    int in_channels; /* 1 or 3 */
+    int num_classes; /* K (10) */
+    int channels[3]; /* c0 c1 c2 (32, 64, 128) */
+    int feature_dim; /* F (128) */
+    int groups;      /* GroupNorm groups (8); divides every channels[] */
+} dfs_classifier_config;
+
+void dfs_classifier_config_default(dfs_classifier_config *c);
+/* DFS_OK if c can be built, else DFS_ERR_ARG with a message. */
+dfs_status dfs_classifier_config_check(const dfs_classifier_config *c);
+
+typedef struct {
+    dfs_classifier_config cfg;
+    dfs_params *params;   /* all weights; grad/m/v used by training */
+    dfs_graph *g;         /* graph for no-grad inference */
+    int max_batch;        /* images per inference pass (256) */
+    double test_accuracy; /* as measured and stored in the file; < 0 if unknown */
+    void *impl;           /* layer pointers into params */
+} dfs_classifier;
+
+/* Build a classifier with PyTorch-default initial weights drawn from seed. *out is owned by the
+ * caller (dfs_classifier_free). DFS_ERR_ARG for a bad config, DFS_ERR_NOMEM. */
+dfs_status dfs_classifier_new(dfs_classifier **out, const dfs_classifier_config *c, uint64_t seed);
+void dfs_classifier_free(dfs_classifier *c);
+
+/* Record the network on g (for training, or composing): x (N, C, S, S) -> logits (N, K); the
+ * features (N, F) are returned in *features when features != NULL. */
+dfs_tensor *dfs_classifier_graph(dfs_classifier *c, dfs_graph *g, dfs_tensor *x,
+                                 dfs_tensor **features);
+/* No-grad inference on n images x (n, C, S, S) in [-1, 1], in passes of max_batch images
+ * (threads: dfs_set_threads). Writes logits (n, K) and/or features (n, F); either may be NULL.
+ * DFS_ERR_ARG if n < 0 or both outputs are NULL. */
+dfs_status dfs_classifier_forward(dfs_classifier *c, const float *x, int n, float *logits,
+                                  float *features);
+/* The same for n images of 8-bit pixels (n, C, S, S), scaled as p / 127.5 - 1. */
+dfs_status dfs_classifier_forward_u8(dfs_classifier *c, const uint8_t *pixels, int n,
+                                     float *logits, float *features);
+/* Accuracy of the classifier on a labelled data set: *accuracy (may be NULL) and, when
+ * confusion != NULL, confusion[true * K + predicted] counts (K * K ints, overwritten).
+ * DFS_ERR_SHAPE if the images do not fit the model, DFS_ERR_ARG without labels or with a label
+ * outside [0, K). */
+dfs_status dfs_classifier_evaluate(dfs_classifier *c, const dfs_dataset *d, double *accuracy,
+                                   int *confusion);
+
+/* Write the weights (float32) atomically, with metadata: "format" = "diffuse-classifier-1",
+ * "classifier" (the config as JSON), "test_accuracy" (when >= 0), "feature_layer" (a one-line
+ * description) and "train" (train_json, may be NULL). */
+dfs_status dfs_classifier_save(const char *path, const dfs_classifier *c, const char *train_json);
+/* Load a file written by dfs_classifier_save. Every tensor must be present with its exact shape
+ * and finite values (DFS_ERR_FORMAT / DFS_ERR_SHAPE otherwise). *train_json (may be NULL) gets
+ * a malloc'ed copy of the "train" metadata or NULL. */
+dfs_status dfs_classifier_load(const char *path, dfs_classifier **out, char **train_json);
+
+/* Training: cross-entropy, AdamW (src/params.c) with linear warm-up and cosine decay of the
+ * learning rate to 0 over all steps (Loshchilov & Hutter 2017, eq. 5). Epoch e visits the data
+ * in a Fisher-Yates order drawn from (seed, e); weights start from dfs_classifier_new's. */
+typedef struct {
+    int epochs;         /* 4 */
+    int batch;          /* 128; the last batch of an epoch may be smaller */
+    float lr;           /* peak learning rate (2e-3) */
+    float weight_decay; /* AdamW decoupled weight decay (5e-4) */
+    int warmup;         /* linear warm-up steps (100) */
+    float clip;         /* gradient-norm clip, <= 0 disables (5) */
+    uint64_t seed;      /* data order (0); the initial weights come from dfs_classifier_new */
+} dfs_classifier_train_config;
+
+void dfs_classifier_train_config_default(dfs_classifier_train_config *c);
+/* Called after every step with the 0-based epoch, the step within it (1..steps_per_epoch) and
+ * the batch loss. Return non-zero to stop training (dfs_classifier_train then returns
+ * DFS_ERR_INTERRUPTED; the weights are those after the last step). */
+typedef int (*dfs_classifier_step_fn)(void *user, int epoch, long step, long steps_per_epoch,
+                                      float loss);
+/* Train c on the labelled data set d. DFS_ERR_ARG for a bad config or missing/out-of-range
+ * labels, DFS_ERR_SHAPE if the images do not fit, DFS_ERR_NAN if the loss or gradient stops
+ * being finite (weights of the last good step are kept). */
+dfs_status dfs_classifier_train(dfs_classifier *c, const dfs_dataset *d,
+                                const dfs_classifier_train_config *tc, dfs_classifier_step_fn cb,
+                                void *user);
 
 #ifdef __cplusplus
 }

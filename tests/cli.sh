@@ -104,6 +104,14 @@ expect_error "attention at a missing resolution" "no level has resolution" "$D" 
     --trajectory "$T/traj.png" 2>/dev/null
 check "sample png" [ -s "$T/s.png" ]
 check "trajectory png" [ -s "$T/traj.png" ]
+# class names: a model trained on fashion-mnist carries them; the grid gets a caption band
+pngh() { od -An -tu1 -j20 -N4 "$1" | awk '{ print $1 * 16777216 + $2 * 65536 + $3 * 256 + $4 }'; }
+"$D" sample --model "$T/run/last.safetensors" --n 10 --sampler ddim --steps 2 --out "$T/nl.png" --no-labels 2>/dev/null
+check "grid with class names is taller than without ($(pngh "$T/s.png") vs $(pngh "$T/nl.png"))" \
+    [ "$(pngh "$T/s.png")" -gt "$(( $(pngh "$T/nl.png") * 2 ))" ]
+check "plain grid of 10 is one row of 28 + borders" [ "$(pngh "$T/nl.png")" -eq 32 ]
+expect_error "wrong number of class names" "needs 10 comma-separated names" "$D" sample --model "$T/run/last.safetensors" \
+    --class-names a,b --out "$T/c.png"
 "$D" sample --model "$T/run/last.safetensors" --n 6 --class 3 --guidance 2 --sampler ddim --steps 4 --out "$T/s.npy" 2>/dev/null
 check "sample npy" [ -s "$T/s.npy" ]
 check "npy header shape" grep -q "'shape': (6, 28, 28, 1)" "$T/s.npy"
@@ -134,6 +142,43 @@ expect_error "resume from a sampling model" "sampling weights only" "$D" train -
 check "eval --nll exits 0" [ $? -eq 0 ]
 check "eval --nll prints bits/dim" grep -q "bits/dim" "$T/nll.txt"
 expect_error "eval without --nll" "nll" "$D" eval --model "$T/run/last.safetensors"
+
+# FD and class accuracy with the shipped classifier: drawn from a model, then the same samples
+# read back from .npy must give the same figures; real test images must score like real data
+CLF=models/classifier.safetensors
+"$D" eval --fd --acc --model "$T/run/last.safetensors" --n 20 --steps 2 --json "$T/q.json" \
+    --save-samples "$T/q.npy" --classifier "$CLF" >"$T/q.txt" 2>"$T/q.err"
+check "eval --fd --acc from a model exits 0: $(tail -n 1 "$T/q.err")" [ $? -eq 0 ]
+check "eval prints fd and its floor" grep -q "^fd: .* | floor " "$T/q.txt"
+check "eval prints class accuracy" grep -q "^class accuracy: " "$T/q.txt"
+check "eval writes JSON results" grep -q '"fd_floor"' "$T/q.json"
+check "eval saves the samples and labels" [ -s "$T/q.npy" -a -s "$T/q.labels.npy" ]
+"$D" eval --fd --acc --samples "$T/q.npy" --classifier "$CLF" >"$T/q2.txt" 2>/dev/null
+check "eval of the saved .npy gives the same figures" \
+    [ "$(cut -d'|' -f1-2 "$T/q.txt" | head -n 2)" = "$(cut -d'|' -f1-2 "$T/q2.txt" | head -n 2)" ]
+/usr/bin/python3 - "$T" <<'EOF'
+import gzip, sys, numpy as np
+d = "/usr/share/fashion-mnist/"
+with gzip.open(d + "t10k-images-idx3-ubyte.gz") as f: x = np.frombuffer(f.read(), np.uint8, offset=16)
+with gzip.open(d + "t10k-labels-idx1-ubyte.gz") as f: y = np.frombuffer(f.read(), np.uint8, offset=8)
+np.save(sys.argv[1] + "/real.npy", x.reshape(-1, 28, 28, 1)[:1000])
+np.save(sys.argv[1] + "/real.labels.npy", y[:1000].astype("<i4"))
+np.save(sys.argv[1] + "/flat.npy", x[:784 * 4])
+np.save(sys.argv[1] + "/real8.npy", x.reshape(-1, 28, 28, 1)[:8])
+np.save(sys.argv[1] + "/real8.labels.npy", y[:7].astype("<i4"))
+EOF
+"$D" eval --fd --acc --samples "$T/real.npy" --classifier "$CLF" --json "$T/real.json" >"$T/real.txt" 2>/dev/null
+check "eval of 1000 real test images exits 0" [ $? -eq 0 ]
+acc=$(sed -n 's/^class accuracy: \([0-9.]*\)%.*/\1/p' "$T/real.txt")
+check "real test images: class accuracy $acc% >= 85%" awk -v a="$acc" 'BEGIN { exit !(a >= 85) }'
+ratio=$(sed -n 's/^fd: .* | ratio \([0-9.]*\)x.*/\1/p' "$T/real.txt")
+check "real test images: FD within 1.5x of the floor (ratio $ratio)" awk -v r="$ratio" 'BEGIN { exit !(r > 0 && r < 1.5) }'
+expect_error "eval of a 1-D array" "N x H x W x C" "$D" eval --fd --samples "$T/flat.npy" --classifier "$CLF"
+expect_error "labels of the wrong length" "7 labels for 8 samples" "$D" eval --acc --samples "$T/real8.npy" --classifier "$CLF"
+expect_error "acc without labels" "labels" "$D" eval --acc --samples "$T/flat.npy.none.npy" --classifier "$CLF"
+head -c 300 "$CLF" >"$T/clf-trunc.safetensors"
+expect_error "truncated classifier" "truncated\|corrupt" "$D" eval --fd --samples "$T/real8.npy" --classifier "$T/clf-trunc.safetensors"
+expect_error "fd needs samples" "need --samples" "$D" eval --fd
 
 expect_error "class out of range" "--class expects" "$D" sample --model "$T/run/last.safetensors" --class 10 --out "$T/c.png"
 expect_error "steps above T" "more than the model" "$D" sample --model "$T/run/last.safetensors" --steps 5000 --out "$T/c.png"

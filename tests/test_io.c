@@ -902,6 +902,53 @@ static void test_safetensors(void) {
     CHECK(count_tmp_files(tmpdir) == 0, "no temp files left");
 }
 
+/* Text through FreeType and the labelled grid. */
+static void test_font(void) {
+    uint8_t *a = NULL, *b = NULL;
+    int wa = 0, ha = 0, wb = 0, hb = 0;
+    CHECK(dfs_text_render(DFS_DEFAULT_FONT, "Bag", 12, &a, &wa, &ha) == DFS_OK && a, "render 'Bag': %s",
+          dfs_last_error());
+    CHECK(dfs_text_render(DFS_DEFAULT_FONT, "Ankle boot", 12, &b, &wb, &hb) == DFS_OK && b, "render 'Ankle boot'");
+    CHECK(wa > 10 && wb > 2 * wa && ha == hb && ha >= 12 && ha <= 20, "text sizes: Bag %dx%d, Ankle boot %dx%d", wa,
+          ha, wb, hb);
+    long ink = 0;
+    for (int i = 0; a && i < wa * ha; i++) ink += a[i] > 128;
+    CHECK(ink > 15 && ink < wa * ha / 2, "'Bag' has some ink and mostly paper (%ld of %d pixels)", ink, wa * ha);
+    free(a);
+    free(b);
+    CHECK(dfs_text_render(P("no-such-font.ttf"), "x", 12, &a, &wa, &ha) == DFS_ERR_IO && !a && err_has("font"),
+          "missing font: %s", dfs_last_error());
+    write_bytes(P("bad.ttf"), "not a font at all", 17);
+    CHECK(dfs_text_render(P("bad.ttf"), "x", 12, &a, &wa, &ha) == DFS_ERR_FORMAT, "corrupt font: %s",
+          dfs_last_error());
+
+    /* 2 x 3 grid of 8x8 images: caption band on top, the grid below as in the plain writer */
+    float img[6 * 64];
+    for (int i = 0; i < 6 * 64; i++) img[i] = -1.0f; /* black images */
+    const char *labels[3] = {"A", NULL, "Coat"};
+    CHECK(dfs_png_write_grid_labeled(P("lab.png"), img, 6, 1, 8, 8, 3, labels, DFS_DEFAULT_FONT, 10) == DFS_OK,
+          "labelled grid written: %s", dfs_last_error());
+    uint8_t *px = NULL;
+    int c = 0, h = 0, w = 0;
+    CHECK(dfs_png_read(P("lab.png"), &px, &c, &h, &w) == DFS_OK && c == 1, "labelled grid read back");
+    CHECK(w == 3 * 10 + 2 && h > 2 * 10 + 2 + 10, "labelled grid %dx%d: plain grid 32x22 plus a band", w, h);
+    if (px && w == 32) {
+        int band = h - 22, ink0 = 0, ink1 = 0;
+        for (int y = 0; y < band; y++) {
+            for (int x = 2; x < 10; x++) ink0 += px[y * w + x] < 128;
+            for (int x = 12; x < 20; x++) ink1 += px[y * w + x] < 128;
+        }
+        CHECK(ink0 > 0 && ink1 == 0, "caption over column 0 (%d dark pixels), none over the blank column (%d)", ink0,
+              ink1);
+        CHECK(px[(band + 3) * w + 3] == 0 && px[(band + 1) * w + 1] == 128 && px[0] == 255,
+              "black image, grey border and white band in their places");
+    }
+    free(px);
+    CHECK(dfs_png_write_grid_labeled(P("lab2.png"), img, 6, 1, 8, 8, 3, labels, P("no-such-font.ttf"), 10) ==
+                  DFS_ERR_IO,
+          "labelled grid without a font fails cleanly");
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/dfs_test_io_XXXXXX");
     if (!mkdtemp(tmpdir)) {
@@ -916,6 +963,7 @@ int main(void) {
     test_png_dir();
     test_npy();
     test_safetensors();
+    test_font();
     nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     return check_summary("test_io");
 }
