@@ -193,6 +193,15 @@ dfs_tensor *dfs_upsample_nearest(dfs_graph *g, dfs_tensor *x, int factor);
 dfs_tensor *dfs_softmax(dfs_graph *g, dfs_tensor *x);
 /* Batched matmul: a (B,M,K) (or (B,K,M) if ta), b (B,K,N) (or (B,N,K) if tb) -> (B,M,N). */
 dfs_tensor *dfs_bmm(dfs_graph *g, dfs_tensor *a, dfs_tensor *b, int ta, int tb);
+/* Swap the last two dimensions: (..., A, B) -> (..., B, A). */
+dfs_tensor *dfs_transpose(dfs_graph *g, dfs_tensor *x);
+/* Multi-head scaled dot-product attention (Vaswani et al. 2017 eq. 1): q (N, Lq, D),
+ * k (N, Lk, D), v (N, Lk, Dv) -> (N, Lq, Dv); head i uses columns [i D/h, (i+1) D/h) of q and k
+ * and [i Dv/h, (i+1) Dv/h) of v and the output. key_mask (N, Lk) or NULL: 0 hides a key (a
+ * padding token) from every query; a query with every key hidden gets zeros. The mask is read
+ * during the call only. src/ops_attn.c. */
+dfs_tensor *dfs_attention(dfs_graph *g, dfs_tensor *q, dfs_tensor *k, dfs_tensor *v, int heads,
+                          const uint8_t *key_mask);
 /* Rows of table (V,D) picked by idx[0..n-1] -> (n, D). idx is copied. */
 dfs_tensor *dfs_embedding(dfs_graph *g, dfs_tensor *table, const int *idx, int n);
 /* Inverted dropout with probability p in training mode; identity otherwise. */
