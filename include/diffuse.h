@@ -783,6 +783,36 @@ dfs_status dfs_nll_bpd_terms(const dfs_schedule *s, dfs_prediction pred, dfs_mod
                              dfs_rng *rng, double *bpd, double *terms);
 
 /* ------------------------------------------------------------------------------------------ */
+/* Text encoder: a small pre-LayerNorm transformer (src/text.c)                                */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct {
+    int vocab;   /* token table rows (the tokenizer's vocabulary size) */
+    int max_len; /* L: tokens per caption, padded */
+    int dim;     /* d: width */
+    int layers;  /* transformer layers */
+    int heads;   /* attention heads; divides dim */
+} dfs_text_config;
+
+typedef struct dfs_text_encoder dfs_text_encoder;
+/* DFS_OK or DFS_ERR_ARG with a message. */
+dfs_status dfs_text_config_check(const dfs_text_config *c);
+/* Declare the encoder's parameters in p, named prefix + "tok_emb.weight", "pos_emb.weight",
+ * "layers.I.{ln1,qkv,out,ln2,fc1,fc2}.{weight,bias}", "ln_final.{weight,bias}". Call before
+ * dfs_params_finalize; NULL for a bad config. Free with dfs_text_encoder_free (the parameters
+ * belong to p). */
+dfs_text_encoder *dfs_text_encoder_declare(dfs_params *p, const char *prefix, const dfs_text_config *c);
+void dfs_text_encoder_free(dfs_text_encoder *te);
+const dfs_text_config *dfs_text_encoder_config(const dfs_text_encoder *te);
+/* After finalize: PyTorch-default linear weights, LayerNorm 1/0, embeddings N(0, 0.02^2). */
+void dfs_text_encoder_init(dfs_text_encoder *te, dfs_rng *rng);
+/* tokens (N, L) in [0, vocab), mask (N, L) 1 for real tokens (NULL: all) -> per-token
+ * features (N, L, d) after the final LayerNorm; *pooled (may be NULL) gets their mean over the
+ * real tokens (N, d). */
+dfs_tensor *dfs_text_encoder_forward(dfs_text_encoder *te, dfs_graph *g, const int *tokens,
+                                     const uint8_t *mask, int N, dfs_tensor **pooled);
+
+/* ------------------------------------------------------------------------------------------ */
 /* Sample quality: Gaussian statistics of features and the Frechet distance (src/metrics.c)    */
 /* ------------------------------------------------------------------------------------------ */
 
