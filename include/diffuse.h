@@ -583,8 +583,10 @@ dfs_status dfs_captions_fashion(dfs_caption_set *cs, const dfs_caption_options *
  * not render are left out and counted in cs->failed (one DFS_LOG_WARN names the first few). */
 dfs_status dfs_captions_emoji(dfs_caption_set *cs, const dfs_caption_options *o);
 /* Write cs as a folder readable by dfs_captions_load_dir: DIR/NNNNNN.png (6 digits, index
- * order) and DIR/metadata.jsonl ({"file_name", "text", then "label" when labelled, "name"}),
- * each file atomically, metadata last. DIR is created if missing. */
+ * order) and DIR/metadata.jsonl ({"file_name", "text", then "label" when labelled, "name"}).
+ * Each image is written to a temporary name and renamed into place, the file system is synced
+ * once, and metadata.jsonl comes last (dfs_write_atomic): a folder with metadata.jsonl is
+ * complete. DIR is created if missing; existing files of the same names are replaced. */
 dfs_status dfs_captions_write_dir(const dfs_caption_set *cs, const char *dir,
                                   dfs_progress_fn progress, void *user);
 void dfs_caption_set_free(dfs_caption_set *cs);
@@ -702,7 +704,7 @@ int dfs_tokenizer_id(const dfs_tokenizer *t, const char *word);
 /* ids[max_len] = <bos> w1 .. wk <eos> <pad>...; words past max_len - 2 are dropped. mask
  * (may be NULL) gets 1 for the `length` real ids, 0 for padding; info may be NULL. */
 dfs_status dfs_tokenizer_encode(const dfs_tokenizer *t, const char *text, int max_len, int *ids,
-                                float *mask, dfs_encode_info *info, dfs_unknown_fn on_unknown,
+                                uint8_t *mask, dfs_encode_info *info, dfs_unknown_fn on_unknown,
                                 void *user);
 /* Words of ids joined by spaces, skipping <pad> <bos> <eos>; <unk> (and ids out of range) as
  * "<unk>". malloc'ed (NULL when out of memory). */
