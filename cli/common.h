@@ -43,5 +43,6 @@ int cmd_info(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_classifier(int argc, char **argv); /* cli/cmd_classifier.c */
 
 #endif

@@ -173,6 +173,7 @@ static const char *usage =
     "  export   write a checkpoint's EMA weights as a sampling-only model (float16)\n"
     "  bench    time training steps and forward passes\n"
     "  eval     the likelihood bound of a trained model in bits/dim (--nll)\n"
+    "  classifier  train or evaluate the image classifier that eval's --fd and --acc use\n"
     "  data     build and show captioned image folders (fashion-captions, emoji)\n"
     "\n"
     "Run 'diffuse COMMAND --help' for a command's options.\n";
@@ -197,6 +198,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "export")) return cmd_export(argc - 1, argv + 1);
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
+    if (!strcmp(cmd, "classifier")) return cmd_classifier(argc - 1, argv + 1);
     if (!strcmp(cmd, "data")) return cmd_data(argc - 1, argv + 1);
     cli_fail("unknown command '%s' (try 'diffuse --help')", cmd);
     return 2;

@@ -836,32 +836,31 @@ void dfs_gauss_stats_free(dfs_gauss_stats *st);
 dfs_status dfs_frechet_distance(const dfs_gauss_stats *a, const dfs_gauss_stats *b, double *fd);
 
 /* ------------------------------------------------------------------------------------------ */
-/* Image classifier: a small CNN for sample quality (FD in its feature space, class accuracy)  */
-/* (src/classifier.c, src/ops_loss.c, src/ops_pool.c; docs/CLASSIFIER.md)                      */
+/* Image classifier: a small CNN whose features give FD and whose predictions class accuracy  */
+/* (src/classifier.c, src/ops_loss.c, docs/CLASSIFIER.md)                                     */
 /* ------------------------------------------------------------------------------------------ */
 
 /* Softmax cross-entropy, mean over the batch: logits (N, K), labels[N] in [0, K) (copied).
  * L = 1/N sum_i logsumexp(z_i) - z_i[y_i], computed with the max shift. Scalar output. */
 dfs_tensor *dfs_cross_entropy(dfs_graph *g, dfs_tensor *logits, const int *labels);
-/* Global average pooling: x (N, C, H, W) -> (N, C), the mean over H and W. */
-dfs_tensor *dfs_global_avg_pool(dfs_graph *g, dfs_tensor *x);
 
-/* The network (K = num_classes, F = feature_dim, c0 c1 c2 = channels[]):
+/* The network (K = num_classes, F = feature_dim, c0 c1 c2 = channels[]; every conv 3x3 with
+ * padding 1, so a stride-2 conv maps a side s to ceil(s / 2)):
  *   x (N, in_channels, S, S), pixels scaled as the diffusion data: p / 127.5 - 1 in [-1, 1]
- *   conv3x3 c0          -> GroupNorm + SiLU      (S x S)
- *   conv3x3 c1 stride 2 -> GroupNorm + SiLU      (S/2)
- *   conv3x3 c1          -> GroupNorm + SiLU
- *   conv3x3 c2 stride 2 -> GroupNorm + SiLU      (S/4)
- *   conv3x3 c2          -> GroupNorm + SiLU
- *   global average pool (N, c2) -> linear F -> SiLU  = the FEATURES (N, F), used for FD
- *   linear K                                          = the logits (N, K)
+ *   conv c0           -> GroupNorm + SiLU     S          28
+ *   conv c1, stride 2 -> GroupNorm + SiLU     S1         14
+ *   conv c1           -> GroupNorm + SiLU     S1         14
+ *   conv c2, stride 2 -> GroupNorm + SiLU     S2          7
+ *   conv c2, stride 2 -> GroupNorm + SiLU     S3          4
+ *   flatten (N, c2 S3 S3) -> linear F -> SiLU = the FEATURES (N, F), the space of FD
+ *   linear K                                  = the logits (N, K)
  * GroupNorm normalises each image on its own, so an image's features do not depend on the
  * other images of its batch. */
 typedef struct {
-    int image_size;  /* S (28); divisible by 4 */
+    int image_size;  /* S (28), 8..1024 */
     int in_channels; /* 1 or 3 */
     int num_classes; /* K (10) */
-    int channels[3]; /* c0 c1 c2 (32, 64, 128) */
+    int channels[3]; /* c0 c1 c2 (16, 32, 64) */
     int feature_dim; /* F (128) */
     int groups;      /* GroupNorm groups (8); divides every channels[] */
 } dfs_classifier_config;
@@ -874,7 +873,7 @@ typedef struct {
     dfs_classifier_config cfg;
     dfs_params *params;   /* all weights; grad/m/v used by training */
     dfs_graph *g;         /* graph for no-grad inference */
-    int max_batch;        /* images per inference pass (256) */
+    int max_batch;        /* images per inference pass (64) */
     double test_accuracy; /* as measured and stored in the file; < 0 if unknown */
     void *impl;           /* layer pointers into params */
 } dfs_classifier;
@@ -916,9 +915,9 @@ dfs_status dfs_classifier_load(const char *path, dfs_classifier **out, char **tr
  * learning rate to 0 over all steps (Loshchilov & Hutter 2017, eq. 5). Epoch e visits the data
  * in a Fisher-Yates order drawn from (seed, e); weights start from dfs_classifier_new's. */
 typedef struct {
-    int epochs;         /* 4 */
+    int epochs;         /* 3 */
     int batch;          /* 128; the last batch of an epoch may be smaller */
-    float lr;           /* peak learning rate (2e-3) */
+    float lr;           /* peak learning rate (3e-3) */
     float weight_decay; /* AdamW decoupled weight decay (5e-4) */
     int warmup;         /* linear warm-up steps (100) */
     float clip;         /* gradient-norm clip, <= 0 disables (5) */

@@ -158,7 +158,7 @@ check "eval of the saved .npy gives the same figures" \
     [ "$(cut -d'|' -f1-2 "$T/q.txt" | head -n 2)" = "$(cut -d'|' -f1-2 "$T/q2.txt" | head -n 2)" ]
 /usr/bin/python3 - "$T" <<'EOF'
 import gzip, sys, numpy as np
-d = "/usr/share/fashion-mnist/"
+d = "/usr/share/datasets/fashion-mnist/"
 with gzip.open(d + "t10k-images-idx3-ubyte.gz") as f: x = np.frombuffer(f.read(), np.uint8, offset=16)
 with gzip.open(d + "t10k-labels-idx1-ubyte.gz") as f: y = np.frombuffer(f.read(), np.uint8, offset=8)
 np.save(sys.argv[1] + "/real.npy", x.reshape(-1, 28, 28, 1)[:1000])
