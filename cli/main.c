@@ -172,7 +172,7 @@ static const char *usage =
     "  info     print a checkpoint's configuration and training state\n"
     "  export   write a checkpoint's EMA weights as a sampling-only model (float16)\n"
     "  bench    time training steps and forward passes\n"
-    "  eval     the likelihood bound of a trained model in bits/dim (--nll)\n"
+    "  eval     FD and class accuracy of samples (--fd --acc), likelihood bound (--nll)\n"
     "  classifier  train or evaluate the image classifier that eval's --fd and --acc use\n"
     "  data     build and show captioned image folders (fashion-captions, emoji)\n"
     "\n"
