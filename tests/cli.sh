@@ -175,9 +175,10 @@ ratio=$(sed -n 's/^fd: .* | ratio \([0-9.]*\)x.*/\1/p' "$T/real.txt")
 check "real test images: FD within 1.5x of the floor (ratio $ratio)" awk -v r="$ratio" 'BEGIN { exit !(r > 0 && r < 1.5) }'
 expect_error "eval of a 1-D array" "N x H x W x C" "$D" eval --fd --samples "$T/flat.npy" --classifier "$CLF"
 expect_error "labels of the wrong length" "7 labels for 8 samples" "$D" eval --acc --samples "$T/real8.npy" --classifier "$CLF"
-expect_error "acc without labels" "labels" "$D" eval --acc --samples "$T/flat.npy.none.npy" --classifier "$CLF"
+cp "$T/real8.npy" "$T/nolabels.npy"
+expect_error "acc without a labels file" "needs the sample labels" "$D" eval --acc --samples "$T/nolabels.npy" --classifier "$CLF"
 head -c 300 "$CLF" >"$T/clf-trunc.safetensors"
-expect_error "truncated classifier" "truncated\|corrupt" "$D" eval --fd --samples "$T/real8.npy" --classifier "$T/clf-trunc.safetensors"
+expect_error "truncated classifier" "past the end" "$D" eval --fd --samples "$T/real8.npy" --classifier "$T/clf-trunc.safetensors"
 expect_error "fd needs samples" "need --samples" "$D" eval --fd
 
 expect_error "class out of range" "--class expects" "$D" sample --model "$T/run/last.safetensors" --class 10 --out "$T/c.png"
