@@ -4,7 +4,10 @@
 #
 #   sh bench/run.sh build            (or: make bench)
 #
-# Environment: BENCH_ROUNDS (default 3), BENCH_BATCH (64), BENCH_THREADS (2), BENCH_STEPS (5).
+# Environment: BENCH_ROUNDS (default 3), BENCH_BATCH (64), BENCH_THREADS (2), BENCH_STEPS (5),
+# BENCH_BASELINE (path of another diffuse binary, e.g. an older build, timed in every round as a
+# third column; unset: none), BENCH_WRAP (a command every benchmark runs under, e.g. one that
+# pauses other work on the machine while it runs; unset: none).
 # Raw JSON lines and the table are also written to BUILD/bench/. Exits non-zero if any
 # command fails or prints something that is not the expected JSON.
 set -eu
@@ -17,6 +20,9 @@ STEPS=${BENCH_STEPS:-5}
 PY=/usr/bin/python3 # Debian's python3 with python3-torch, not whatever python3 is on PATH
 HERE=$(dirname "$0")
 
+BASE=${BENCH_BASELINE:-}
+WRAP=${BENCH_WRAP:-}
+[ -z "$BASE" ] || [ -x "$BASE" ] || { echo "bench/run.sh: BENCH_BASELINE '$BASE' is not an executable" >&2; exit 2; }
 for v in "$ROUNDS" "$BATCH" "$THREADS" "$STEPS"; do
     case $v in '' | *[!0-9]* | 0) echo "bench/run.sh: BENCH_* settings must be positive integers, got '$v'" >&2; exit 2 ;; esac
 done
@@ -43,7 +49,7 @@ run() {
     tag=$1
     shift
     echo "bench: $tag: $*" >&2
-    "$@" >"$OUT/last.json"
+    $WRAP "$@" >"$OUT/last.json"
     "$PY" -c 'import json, sys
 d = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
 d["tag"] = sys.argv[2]
@@ -52,6 +58,9 @@ print(json.dumps(d))' "$OUT/last.json" "$tag" >>"$RAW"
 
 diffuse_bench() { # threads [--sample]
     run "diffuse_t$1" "$BUILD/diffuse" bench --preset fmnist --batch "$BATCH" --threads "$1" --steps "$STEPS" --json ${2:-}
+}
+base_bench() { # threads
+    run "base_t$1" "$BASE" bench --preset fmnist --batch "$BATCH" --threads "$1" --steps "$STEPS" --json --sample
 }
 torch_bench() { # threads
     run "torch_t$1" "$PY" "$HERE/torch_bench.py" --batch "$BATCH" --threads "$1" --steps "$STEPS" --mode both
@@ -63,13 +72,23 @@ while [ "$r" -le "$ROUNDS" ]; do
     if [ $((r % 2)) -eq 1 ]; then
         diffuse_bench "$THREADS" --sample
         torch_bench "$THREADS"
+        [ -z "$BASE" ] || base_bench "$THREADS"
     else
+        [ -z "$BASE" ] || base_bench "$THREADS"
         torch_bench "$THREADS"
         diffuse_bench "$THREADS" --sample
     fi
     r=$((r + 1))
 done
 run "sgemm_t$THREADS" "$SGEMM" "$THREADS"
+# OpenBLAS 0.3.21 does not know every AVX-512 CPU (AMD Zen 4/5 get its AVX2 "Haswell" kernel);
+# its AVX-512 kernel, forced, gives the machine's real float32 peak.
+AVX512=0
+grep -qw avx512f /proc/cpuinfo 2>/dev/null && AVX512=1
+if [ "$AVX512" -eq 1 ]; then
+    OPENBLAS_CORETYPE=SkylakeX run "sgemm512_t$THREADS" "$SGEMM" "$THREADS"
+    [ "$THREADS" -eq 1 ] || OPENBLAS_CORETYPE=SkylakeX run sgemm512_t1 "$SGEMM" 1
+fi
 # One round at one thread, for the scaling figure (no sampling: it is not needed there).
 if [ "$THREADS" -ne 1 ]; then
     run sgemm_t1 "$SGEMM" 1
@@ -78,13 +97,13 @@ if [ "$THREADS" -ne 1 ]; then
 fi
 rm -f "$OUT/last.json"
 
-"$PY" - "$RAW" "$THREADS" "$BATCH" "$STEPS" "$LOAD0" >"$OUT/summary.txt" <<'EOF'
+"$PY" - "$RAW" "$THREADS" "$BATCH" "$STEPS" "$LOAD0" "$BASE" >"$OUT/summary.txt" <<'EOF'
 import json
 import os
 import statistics
 import sys
 
-raw, threads, batch, steps, load0 = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+raw, threads, batch, steps, load0, base = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6]
 rows = [json.loads(line) for line in open(raw)]
 by = {}
 for r in rows:
@@ -112,9 +131,26 @@ print(f"{'median':>6} | {med(D, 'train_img_per_s'):>13.2f} {med(D, 'forward_img_
       f"{med(P, 'peak_rss_mb'):>7.1f}")
 print("(img/s; RSS is each process's peak over its whole run: diffuse = train + forward + "
       "sampling, PyTorch = train + forward)\n")
+B = f"base_t{threads}"
+if base and B in by:
+    print(f"baseline {base} in the same rounds:")
+    for i, b in enumerate(by[B]):
+        print(f"{i + 1:>6} | {b['train_img_per_s']:>13.2f} {b['forward_img_per_s']:>9.2f} "
+              f"{b['ddim50_sample_s']:>9.2f} {b['peak_rss_mb']:>7.1f}")
+    print(f"{'median':>6} | {med(B, 'train_img_per_s'):>13.2f} {med(B, 'forward_img_per_s'):>9.2f} "
+          f"{med(B, 'ddim50_sample_s'):>9.2f} {med(B, 'peak_rss_mb'):>7.1f}")
+    print(f"diffuse / baseline: train {med(D, 'train_img_per_s') / med(B, 'train_img_per_s'):.2f}x, "
+          f"forward {med(D, 'forward_img_per_s') / med(B, 'forward_img_per_s'):.2f}x, DDIM-50 "
+          f"{med(B, 'ddim50_sample_s') / med(D, 'ddim50_sample_s'):.2f}x faster\n")
 
 peak = by[f"sgemm_t{threads}"][0]["sgemm_gflops"]
 peak1 = by["sgemm_t1"][0]["sgemm_gflops"]
+# the machine's peak: OpenBLAS's AVX-512 kernel where the CPU has AVX-512 and it is faster
+k512 = f"sgemm512_t{threads}"
+default_peak = peak
+if k512 in by and by[k512][0]["sgemm_gflops"] > peak:
+    peak = by[k512][0]["sgemm_gflops"]
+    peak1 = max(peak1, by["sgemm512_t1"][0]["sgemm_gflops"] if "sgemm512_t1" in by else peak1)
 tr, fw = med(D, "train_gflops"), med(D, "forward_gflops")
 
 def line(label, text):
@@ -124,10 +160,18 @@ line("diffuse / PyTorch, train img/s",
      f"{med(D, 'train_img_per_s') / med(P, 'train_img_per_s'):.2f}x")
 line("diffuse / PyTorch, forward img/s",
      f"{med(D, 'forward_img_per_s') / med(P, 'forward_img_per_s'):.2f}x")
-line("SGEMM peak (OpenBLAS)", f"{peak:.1f} GFLOP/s at {nt}, {peak1:.1f} at 1 thread")
+if peak != default_peak:
+    line("SGEMM peak (OpenBLAS AVX-512 kernel)", f"{peak:.1f} GFLOP/s at {nt}, {peak1:.1f} at 1 thread "
+         f"(OPENBLAS_CORETYPE=SkylakeX; the kernel OpenBLAS picks here reaches {default_peak:.1f})")
+else:
+    line("SGEMM peak (OpenBLAS)", f"{peak:.1f} GFLOP/s at {nt}, {peak1:.1f} at 1 thread")
 line("diffuse train GFLOP/s", f"{tr:.1f} = {100 * tr / peak:.0f}% of the SGEMM peak "
      f"({by[D][0]['gflop_per_image_forward']:.4f} GFLOP/image forward, x3 per training step)")
 line("diffuse forward GFLOP/s", f"{fw:.1f} = {100 * fw / peak:.0f}% of the SGEMM peak")
+gpi = by[D][0]["gflop_per_image_forward"]
+ptr, pfw = med(P, "train_img_per_s") * 3 * gpi, med(P, "forward_img_per_s") * gpi
+line("PyTorch train / forward GFLOP/s", f"{ptr:.1f} / {pfw:.1f} = {100 * ptr / peak:.0f}% / "
+     f"{100 * pfw / peak:.0f}% of the SGEMM peak (same FLOP count)")
 if threads != 1:
     d1, p1 = by["diffuse_t1"][0], by["torch_t1"][0]
     line("diffuse train GFLOP/s at 1 thread", f"{d1['train_gflops']:.1f} = "

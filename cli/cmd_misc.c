@@ -200,7 +200,8 @@ int cmd_export(int argc, char **argv) {
 /* ---- bench ----------------------------------------------------------------------------------- */
 
 static const char *bench_help =
-    "usage: diffuse bench [--preset fmnist] [--batch 64] [--threads 2] [--steps 5] [--json]\n"
+    "usage: diffuse bench [--preset fmnist] [--batch 64] [--threads 2] [--steps 5] [--kernels fast]\n"
+    "                     [--sample] [--json]\n"
     "\n"
     "After two warm-up steps, time full training steps (forward, backward, AdamW) and no-grad\n"
     "forward passes on random data, and print images/s for each, the parameter count, the\n"
@@ -210,6 +211,8 @@ static const char *bench_help =
     "  --batch N       images per step (default 64)\n"
     "  --threads N     threads (default 2)\n"
     "  --steps N       timed steps of each kind (default 5)\n"
+    "  --kernels NAME  fast (default: fused AVX-512 convolutions) or blas (im2col + OpenBLAS,\n"
+    "                  one op per step: the earlier path, for comparison)\n"
     "  --sample        also time DDIM sampling of --batch images in 50 steps\n"
     "  --json          print one JSON object instead of text\n";
 
@@ -217,11 +220,13 @@ int cmd_bench(int argc, char **argv) {
     const char *preset = "fmnist";
     long batch = 64, threads = 2, steps = 5;
     int json = 0, sample = 0;
-    enum { O_PRESET = 256, O_BATCH, O_THREADS, O_STEPS, O_JSON, O_SAMPLE };
+    dfs_kernels kernels = dfs_get_kernels();
+    enum { O_PRESET = 256, O_BATCH, O_THREADS, O_STEPS, O_JSON, O_SAMPLE, O_KERNELS };
     static const struct option opts[] = {
         {"preset", required_argument, 0, O_PRESET}, {"batch", required_argument, 0, O_BATCH},
         {"threads", required_argument, 0, O_THREADS}, {"steps", required_argument, 0, O_STEPS},
         {"json", no_argument, 0, O_JSON}, {"sample", no_argument, 0, O_SAMPLE},
+        {"kernels", required_argument, 0, O_KERNELS},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int o;
     optind = 1;
@@ -232,6 +237,11 @@ int cmd_bench(int argc, char **argv) {
         case O_PRESET: preset = optarg; break;
         case O_JSON: json = 1; break;
         case O_SAMPLE: sample = 1; break;
+        case O_KERNELS:
+            if (!strcmp(optarg, "fast")) kernels = DFS_KERNELS_FAST;
+            else if (!strcmp(optarg, "blas")) kernels = DFS_KERNELS_BLAS;
+            else return cli_fail("--kernels must be fast or blas, not '%s'", optarg);
+            break;
         case O_BATCH: if (cli_int("--batch", optarg, 1, 4096, &batch)) return 2; break;
         case O_THREADS: if (cli_int("--threads", optarg, 1, 256, &threads)) return 2; break;
         case O_STEPS: if (cli_int("--steps", optarg, 1, 100000, &steps)) return 2; break;
@@ -240,7 +250,9 @@ int cmd_bench(int argc, char **argv) {
     }
     if (optind < argc) return cli_fail("bench: unexpected argument '%s'", argv[optind]);
     dfs_set_threads((int)threads);
+    dfs_set_kernels(kernels);
     dfs_model_config mc;
+    memset(&mc, 0, sizeof mc);
     dfs_status s = dfs_unet_config_preset(&mc.unet, preset);
     if (s != DFS_OK) return cli_fail_status(s);
     mc.schedule = DFS_SCHEDULE_LINEAR;
@@ -310,17 +322,17 @@ int cmd_bench(int argc, char **argv) {
     double train_ips = batch / train_s, fwd_ips = batch / fwd_s;
     double rss = cli_peak_rss_mb();
     if (json) {
-        printf("{\"preset\": \"%s\", \"batch\": %ld, \"threads\": %ld, \"params\": %zu, "
+        printf("{\"preset\": \"%s\", \"kernels\": \"%s\", \"batch\": %ld, \"threads\": %ld, \"params\": %zu, "
                "\"train_img_per_s\": %.3f, \"forward_img_per_s\": %.3f, "
                "\"train_gflops\": %.3f, \"forward_gflops\": %.3f, \"gflop_per_image_forward\": %.4f, "
                "\"peak_rss_mb\": %.1f",
-               preset, batch, threads, m->net->params->n, train_ips, fwd_ips, train_ips * 3 * flops * 1e-9,
+               preset, dfs_kernels_names[kernels], batch, threads, m->net->params->n, train_ips, fwd_ips, train_ips * 3 * flops * 1e-9,
                fwd_ips * flops * 1e-9, flops * 1e-9, rss);
         if (sample_s >= 0) printf(", \"ddim50_sample_s\": %.3f", sample_s);
         printf("}\n");
     } else {
-        printf("preset %s, batch %ld, %ld threads, %zu parameters, %.3f GFLOP per image forward\n", preset, batch,
-               threads, m->net->params->n, flops * 1e-9);
+        printf("preset %s, %s kernels, batch %ld, %ld threads, %zu parameters, %.3f GFLOP per image forward\n",
+               preset, dfs_kernels_names[kernels], batch, threads, m->net->params->n, flops * 1e-9);
         printf("train:    %8.2f img/s  (%.1f ms/step, ~%.1f GFLOP/s counting backward as 2x forward)\n", train_ips,
                train_s * 1e3, train_ips * 3 * flops * 1e-9);
         printf("forward:  %8.2f img/s  (%.1f ms/batch, %.1f GFLOP/s)\n", fwd_ips, fwd_s * 1e3, fwd_ips * flops * 1e-9);

@@ -1,26 +1,45 @@
 /* cmd_sample.c - diffuse sample: DDPM or DDIM sampling with classifier-free guidance, to a PNG
- * grid or a .npy array, with an optional reverse-diffusion trajectory picture. */
+ * grid or a .npy array, with an optional reverse-diffusion trajectory picture; for text models
+ * from written prompts, with a negative prompt and Imagen's dynamic thresholding. */
 #include "common.h"
+#include "t2i.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
 static const char *sample_help =
     "usage: diffuse sample --model CKPT --out FILE.png|FILE.npy [options]\n"
+    "       diffuse sample --model CKPT --prompt TEXT [--negative-prompt TEXT] --guidance W\n"
+    "                      --out FILE.png|FILE.npy [options]\n"
     "\n"
     "Draw images from a trained model, starting from Gaussian noise and running the reverse\n"
     "process. Uses the checkpoint's EMA weights when it has them.\n"
     "\n"
-    "  --model CKPT        checkpoint (.safetensors) written by diffuse train\n"
+    "  --model CKPT        checkpoint (.safetensors) written by diffuse train or export\n"
     "  --out FILE          FILE.png: a grid; FILE.npy: uint8 array N x H x W x C, and for a\n"
-    "                      class model the labels in FILE.labels.npy\n"
-    "  --n N               number of images (default 64)\n"
+    "                      class model the labels in FILE.labels.npy (for prompts: the\n"
+    "                      prompt's index, 0-based, in the order given)\n"
+    "  --n N               number of images (default 64); with --prompts, per prompt (default 8)\n"
+    "text models (trained with diffuse train --text):\n"
+    "  --prompt TEXT       what to draw, e.g. \"a dark ankle boot\"; words the model's tokenizer\n"
+    "                      does not know become <unk> and are named in one warning. Without a\n"
+    "                      prompt a text model draws unconditional samples (the empty caption)\n"
+    "  --prompts FILE      one prompt per line (blank lines skipped): N samples of each; in the\n"
+    "                      PNG one row per prompt, the prompt written on its left\n"
+    "  --negative-prompt TEXT  guide away from TEXT: it replaces the empty caption as the\n"
+    "                      unconditional half of guidance (needs --guidance other than 1)\n"
+    "  --dynamic-threshold P   Imagen's dynamic thresholding (Saharia et al. 2022, sec. 2.3):\n"
+    "                      at every step s = the P-th percentile of |x0| of each sample,\n"
+    "                      s = max(s, 1), x0 = clip(x0, -s, s) / s, instead of clipping x0 to\n"
+    "                      [-1, 1]; P in (0, 100], e.g. 99.5. Any model, any sampler\n"
     "  --class K|all       class to draw (0..classes-1); 'all' cycles through the classes\n"
     "                      (default all for a class model)\n"
     "  --guidance W        classifier-free guidance: eps = eps_u + W (eps_c - eps_u);\n"
-    "                      1 = conditional only (default), 0 = unconditional\n"
+    "                      1 = conditional only (default), 0 = unconditional; eps_u is the\n"
+    "                      empty caption's (or the negative prompt's) for a text model\n"
     "  --sampler NAME      ddpm (ancestral, default), ddim, dpm++2m or heun\n"
     "  --steps N           timesteps visited (default: T for ddpm, else 50), evenly spaced\n"
     "                      over 0..T-1 (docs/DIFFUSION.md); one network evaluation each\n"
@@ -29,7 +48,8 @@ static const char *sample_help =
     "  --variance NAME     DDPM variance: beta-tilde (default) or beta\n"
     "  --seed S            random seed (default 0)\n"
     "  --threads N         threads (default 2)\n"
-    "  --cols N            grid columns (default: classes for a class model, else 8)\n"
+    "  --cols N            grid columns (default: classes for a class model, else 8; with\n"
+    "                      --prompts the rows are the prompts and --cols is not used)\n"
     "  --trajectory FILE   also write a PNG whose rows are samples and whose columns are\n"
     "                      x_t at evenly spaced steps from pure noise to the result\n"
     "  --raw               use the raw weights instead of the EMA weights\n"
@@ -71,6 +91,122 @@ static char **class_names(const char *tjson, const char *list, int ncls) {
     return names;
 }
 
+/* The non-blank lines of a prompt file (trailing white space and \r removed), malloc'ed; *n of
+ * them. 0 with a one-line message on errors (unreadable, no prompts). */
+static int read_prompts(const char *path, char ***out, int *n) {
+    *out = NULL;
+    *n = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return cli_fail("sample: cannot read --prompts %s: %s", path, strerror(errno));
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int cnt = 0, room = 0, ok = 1;
+    char **list = NULL;
+    while ((len = getline(&line, &cap, f)) >= 0) {
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r' || line[len - 1] == ' ' || line[len - 1] == '\t'))
+            line[--len] = 0;
+        const char *p = line;
+        while (*p == ' ' || *p == '\t') p++;
+        if (!*p) continue;
+        if (cnt == room) {
+            room = room ? 2 * room : 16;
+            char **l2 = realloc(list, (size_t)room * sizeof *l2);
+            if (!l2) {
+                ok = 0;
+                break;
+            }
+            list = l2;
+        }
+        if (!(list[cnt] = strdup(p))) {
+            ok = 0;
+            break;
+        }
+        cnt++;
+    }
+    int err = ferror(f);
+    free(line);
+    fclose(f);
+    if (!ok || err || cnt == 0) {
+        for (int i = 0; i < cnt; i++) free(list[i]);
+        free(list);
+        if (!ok) return cli_fail("sample: out of memory reading %s", path);
+        if (err) return cli_fail("sample: cannot read --prompts %s", path);
+        return cli_fail("sample: %s has no prompts (every line is blank)", path);
+    }
+    *out = list;
+    *n = cnt;
+    return 0;
+}
+
+/* A grid with one row per prompt: the prompt written on the left (DejaVu Sans, black on white),
+ * then its `per` samples, each enlarged `scale` times, 2-pixel grey borders as in
+ * dfs_png_write_grid. Without the font, the grid alone (and a warning). */
+static dfs_status write_prompt_grid(const char *path, const float *x, int P, int per, int C, int S, int scale,
+                                    char *const *prompts) {
+    const int B = 2, h = S * scale, w = S * scale;
+    int px = h / 2 < 9 ? 9 : h / 2 > 16 ? 16 : h / 2;
+    uint8_t **cov = calloc((size_t)P, sizeof *cov);
+    int *cw = calloc((size_t)P, sizeof(int)), *ch = calloc((size_t)P, sizeof(int));
+    if (!cov || !cw || !ch) {
+        free(cov), free(cw), free(ch);
+        dfs_set_error("out of memory for the prompt grid");
+        return DFS_ERR_NOMEM;
+    }
+    int LW = 0, fonts = 1;
+    for (int p = 0; p < P && fonts; p++) {
+        if (dfs_text_render(DFS_DEFAULT_FONT, prompts[p], px, &cov[p], &cw[p], &ch[p]) != DFS_OK) {
+            fprintf(stderr, "diffuse: warning: no prompts on the grid: %s\n", dfs_last_error());
+            fonts = 0;
+        } else if (cw[p] + 8 > LW) {
+            LW = cw[p] + 8;
+        }
+    }
+    if (!fonts) LW = 0;
+    if (LW > 480) LW = 480; /* longer prompts are cut at the right */
+    const long long gw = LW + (long long)per * (w + B) + B, gh = (long long)P * (h + B) + B;
+    dfs_status st = DFS_OK;
+    uint8_t *g = NULL;
+    if (gw > 65535 || gh > 65535) {
+        dfs_set_error("%s: a grid of %lld x %lld pixels is too large (fewer samples or a smaller --scale)", path, gw, gh);
+        st = DFS_ERR_ARG;
+    } else if (!(g = malloc((size_t)gw * (size_t)gh * (size_t)C))) {
+        dfs_set_error("out of memory for the prompt grid");
+        st = DFS_ERR_NOMEM;
+    }
+    if (st == DFS_OK) {
+        memset(g, 128, (size_t)gw * (size_t)gh * (size_t)C);
+        for (long long y = 0; y < gh; y++) memset(g + (size_t)y * gw * C, 255, (size_t)LW * C); /* paper */
+        const size_t plane = (size_t)S * S;
+        for (int p = 0; p < P; p++) {
+            const long long y0 = (long long)p * (h + B) + B;
+            if (fonts && cov[p]) { /* ink = coverage, clipped to the row and the margin */
+                const int top = ch[p] < h ? (h - ch[p]) / 2 : 0;
+                for (int yy = 0; yy < ch[p] && yy < h; yy++)
+                    for (int xx = 0; xx < cw[p] && 4 + xx < LW; xx++)
+                        for (int k = 0; k < C; k++)
+                            g[((size_t)(y0 + top + yy) * gw + 4 + xx) * C + k] = (uint8_t)(255 - cov[p][(size_t)yy * cw[p] + xx]);
+            }
+            for (int j = 0; j < per; j++) {
+                const float *img = x + (size_t)(p * per + j) * C * plane; /* (C, S, S) */
+                const long long x0 = LW + (long long)j * (w + B) + B;
+                for (int yy = 0; yy < h; yy++)
+                    for (int xx = 0; xx < w; xx++)
+                        for (int k = 0; k < C; k++) {
+                            float v = img[(size_t)k * plane + (size_t)(yy / scale) * S + xx / scale];
+                            v = v != v ? 0.0f : v < -1.0f ? -1.0f : v > 1.0f ? 1.0f : v;
+                            g[((size_t)(y0 + yy) * gw + (size_t)(x0 + xx)) * C + k] = (uint8_t)((v + 1.0f) * 127.5f + 0.5f);
+                        }
+            }
+        }
+        st = dfs_png_write(path, g, C, (int)gh, (int)gw);
+    }
+    free(g);
+    for (int p = 0; p < P; p++) free(cov[p]);
+    free(cov), free(cw), free(ch);
+    return st;
+}
+
 #define TRAJ_COLS 10
 #define TRAJ_ROWS 8
 
@@ -101,7 +237,11 @@ int cmd_sample(int argc, char **argv) {
     uint64_t seed = 0;
     int sampler = DFS_SAMPLER_DDPM, var_tilde = 1, raw = 0;
     enum { O_MODEL = 256, O_OUT, O_N, O_CLASS, O_GUID, O_SAMPLER, O_STEPS, O_ETA, O_SEED, O_THREADS,
-           O_TRAJ, O_COLS, O_VAR, O_RAW, O_SCALE, O_NAMES, O_NOLABELS };
+           O_TRAJ, O_COLS, O_VAR, O_RAW, O_SCALE, O_NAMES, O_NOLABELS, O_PROMPT, O_PROMPTS, O_NEG, O_DTHR };
+    const char *prompt = NULL, *prompts_file = NULL, *negative = NULL;
+    double dthr = 0;
+    int set_n = 0, P = 0; /* P: prompts */
+    char **plist = NULL;
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL}, {"out", required_argument, 0, O_OUT},
         {"n", required_argument, 0, O_N}, {"class", required_argument, 0, O_CLASS},
@@ -112,6 +252,8 @@ int cmd_sample(int argc, char **argv) {
         {"variance", required_argument, 0, O_VAR}, {"raw", no_argument, 0, O_RAW},
         {"scale", required_argument, 0, O_SCALE}, {"class-names", required_argument, 0, O_NAMES},
         {"no-labels", no_argument, 0, O_NOLABELS},
+        {"prompt", required_argument, 0, O_PROMPT}, {"prompts", required_argument, 0, O_PROMPTS},
+        {"negative-prompt", required_argument, 0, O_NEG}, {"dynamic-threshold", required_argument, 0, O_DTHR},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int o;
     optind = 1;
@@ -126,7 +268,14 @@ int cmd_sample(int argc, char **argv) {
         case O_RAW: raw = 1; break;
         case O_NAMES: names_list = optarg; break;
         case O_NOLABELS: no_labels = 1; break;
-        case O_N: if (cli_int("--n", optarg, 1, 1000000, &n)) return 2; break;
+        case O_N: if (cli_int("--n", optarg, 1, 1000000, &n)) return 2; set_n = 1; break;
+        case O_PROMPT: prompt = optarg; break;
+        case O_PROMPTS: prompts_file = optarg; break;
+        case O_NEG: negative = optarg; break;
+        case O_DTHR:
+            if (cli_float("--dynamic-threshold", optarg, 0, 100, &dthr)) return 2;
+            if (dthr <= 0) return cli_fail("--dynamic-threshold expects a percentile in (0, 100], got '%s'", optarg);
+            break;
         case O_STEPS: if (cli_int("--steps", optarg, 1, 100000, &steps)) return 2; break;
         case O_THREADS: if (cli_int("--threads", optarg, 1, 256, &threads)) return 2; break;
         case O_COLS: if (cli_int("--cols", optarg, 1, 1000, &cols)) return 2; break;
@@ -149,13 +298,19 @@ int cmd_sample(int argc, char **argv) {
     int as_npy = ends_with(out, ".npy");
     if (!as_npy && !ends_with(out, ".png")) return cli_fail("sample: --out must end in .png or .npy: '%s'", out);
     if (traj_path && !ends_with(traj_path, ".png")) return cli_fail("sample: --trajectory must end in .png");
+    if (prompt && prompts_file) return cli_fail("sample: give --prompt or --prompts, not both");
+    if (prompt && !prompt[strspn(prompt, " \t")])
+        return cli_fail("sample: --prompt is empty (leave it out for unconditional samples)");
+    if (negative && !prompt && !prompts_file) return cli_fail("sample: --negative-prompt needs --prompt or --prompts");
+    if (negative && guidance == 1.0)
+        return cli_fail("sample: --negative-prompt acts through guidance; give --guidance W other than 1 (e.g. 3)");
     dfs_set_threads((int)threads);
 
     dfs_model *m = NULL;
     dfs_status s = dfs_checkpoint_load(model, &m, NULL, NULL, &tjson);
     if (s != DFS_OK) return cli_fail_status(s);
     const dfs_unet_config *u = &m->cfg.unet;
-    const int ncls = u->num_classes, C = u->in_channels, S = u->image_size;
+    const int ncls = u->num_classes, C = u->in_channels, S = u->image_size, text = u->text.dim > 0;
     const size_t dim = (size_t)C * S * S;
     int rc = 0;
     int *labels = NULL;
@@ -166,17 +321,78 @@ int cmd_sample(int argc, char **argv) {
         rc = cli_fail("sample: --class-names needs %d comma-separated names for the model's classes", ncls);
         goto done;
     }
-    if (ncls == 0 && strcmp(cls, "all") != 0) {
+    if (!text && (prompt || prompts_file || negative)) {
+        rc = cli_fail("sample: %s has no text encoder; --%s needs a model trained with diffuse train --text", model,
+                      prompt ? "prompt" : prompts_file ? "prompts" : "negative-prompt");
+        goto done;
+    }
+    if (text && strcmp(cls, "all") != 0) {
+        rc = cli_fail("sample: %s is a text model; ask with --prompt instead of --class", model);
+        goto done;
+    }
+    if (text && guidance != 1.0 && !prompt && !prompts_file) {
+        rc = cli_fail("sample: --guidance needs --prompt or --prompts for a text model");
+        goto done;
+    }
+    if (text && (prompt || prompts_file) && !m->tokenizer) {
+        rc = cli_fail("sample: %s has no tokenizer to read prompts with", model);
+        goto done;
+    }
+    if (ncls == 0 && !text && strcmp(cls, "all") != 0) {
         rc = cli_fail("sample: %s is unconditional; --class needs a class-conditional model", model);
         goto done;
     }
-    if (ncls == 0 && guidance != 1.0) {
+    if (ncls == 0 && !text && guidance != 1.0) {
         rc = cli_fail("sample: %s is unconditional; --guidance needs a class-conditional model", model);
         goto done;
     }
     if (steps > m->cfg.T) {
         rc = cli_fail("sample: --steps %ld is more than the model's T = %d", steps, m->cfg.T);
         goto done;
+    }
+    if (prompts_file && read_prompts(prompts_file, &plist, &P)) {
+        rc = 2;
+        goto done;
+    }
+    if (prompt) {
+        plist = malloc(sizeof *plist);
+        if (!plist || !(plist[0] = strdup(prompt))) {
+            rc = cli_fail("out of memory");
+            goto done;
+        }
+        P = 1;
+    }
+    long per = n; /* samples per prompt */
+    if (P > 0) {
+        if (prompts_file && !set_n) per = 8;
+        if (per * P > 1000000) {
+            rc = cli_fail("sample: %d prompts x %ld samples is more than 1000000 images", P, per);
+            goto done;
+        }
+        n = per * P;
+        /* the table: the prompts, then the negative prompt; label P is the negative prompt or,
+         * without one, the empty caption: guidance's unconditional half either way */
+        const char **texts = malloc((size_t)(P + 1) * sizeof *texts);
+        if (!texts) {
+            rc = cli_fail("out of memory");
+            goto done;
+        }
+        for (int k = 0; k < P; k++) texts[k] = plist[k];
+        if (negative) texts[P] = negative;
+        cli_words uw = {0};
+        int truncated = 0;
+        s = dfs_model_set_prompts(m, texts, P + (negative != NULL), cli_words_add, &uw, &truncated);
+        free(texts);
+        if (s != DFS_OK) {
+            cli_words_free(&uw);
+            rc = cli_fail_status(s);
+            goto done;
+        }
+        cli_words_warn(&uw);
+        cli_words_free(&uw);
+        if (truncated > 0)
+            fprintf(stderr, "diffuse: warning: %d words past the model's %d tokens were dropped from the prompts\n",
+                    truncated, u->text.max_len);
     }
     labels = malloc((size_t)n * sizeof(int));
     x = malloc((size_t)n * dim * sizeof(float));
@@ -192,6 +408,7 @@ int cmd_sample(int argc, char **argv) {
         }
         for (long i = 0; i < n; i++) labels[i] = k >= 0 ? (int)k : (int)(i % ncls);
     }
+    for (long i = 0; P > 0 && i < n; i++) labels[i] = (int)(i / per); /* rows of the prompt table */
     if (!raw) dfs_params_swap_ema(m->net->params);
 
     dfs_sampler_config sc;
@@ -202,7 +419,8 @@ int cmd_sample(int argc, char **argv) {
     sc.var_beta_tilde = var_tilde;
     sc.guidance = (float)guidance;
     sc.prediction = m->cfg.prediction;
-    sc.null_label = ncls;
+    sc.null_label = P > 0 ? P : ncls; /* text: the negative prompt's row, or the empty caption */
+    sc.dynamic_threshold = (float)dthr;
     if (traj_path) {
         tr.rows = n < TRAJ_ROWS ? (int)n : TRAJ_ROWS;
         tr.dim = dim;
@@ -219,10 +437,16 @@ int cmd_sample(int argc, char **argv) {
         dfs_rng peek = rng;
         dfs_rng_fill_normal(&peek, tr.frames, (size_t)tr.rows * dim);
     }
-    fprintf(stderr, "sampling %ld images with %s in %d steps%s\n", n, dfs_sampler_names[sampler], sc.steps,
-            ncls ? "" : " (unconditional)");
+    const int conditional = ncls > 0 || P > 0;
+    if (P > 0)
+        fprintf(stderr, "sampling %ld images (%ld for each of %d prompt%s) with %s in %d steps, guidance %g%s\n", n, per,
+                P, P > 1 ? "s" : "", dfs_sampler_names[sampler], sc.steps, guidance,
+                negative ? " away from the negative prompt" : "");
+    else
+        fprintf(stderr, "sampling %ld images with %s in %d steps%s\n", n, dfs_sampler_names[sampler], sc.steps,
+                ncls ? "" : " (unconditional)");
     double t0 = cli_now();
-    s = dfs_sample(&m->sched, &sc, dfs_model_predict, m, ncls > 0 ? labels : NULL, (int)n, dim, &rng, x,
+    s = dfs_sample(&m->sched, &sc, dfs_model_predict, m, conditional ? labels : NULL, (int)n, dim, &rng, x,
                    traj_path ? traj_cb : NULL, &tr);
     if (s != DFS_OK) {
         rc = cli_fail_status(s);
@@ -246,7 +470,7 @@ int cmd_sample(int argc, char **argv) {
         size_t shape[4] = {(size_t)n, (size_t)S, (size_t)S, (size_t)C};
         s = dfs_npy_write_u8(out, px, 4, shape);
         free(px);
-        if (s == DFS_OK && ncls > 0) {
+        if (s == DFS_OK && conditional) {
             char lp[4096];
             snprintf(lp, sizeof lp, "%.*s.labels.npy", (int)(strlen(out) - 4), out);
             int32_t *l32 = malloc((size_t)n * sizeof *l32);
@@ -259,6 +483,8 @@ int cmd_sample(int argc, char **argv) {
             s = dfs_npy_write_i32(lp, l32, 1, ls);
             free(l32);
         }
+    } else if (prompts_file) {
+        s = write_prompt_grid(out, x, P, (int)per, C, S, (int)scale, plist);
     } else {
         int gc = cols > 0 ? (int)cols : (ncls > 0 && ncls <= 16 ? ncls : 8);
         /* class names over the columns when each column is one class */
@@ -289,6 +515,8 @@ done:
     for (int k = 0; names && k < ncls; k++) free(names[k]);
     free(names);
     free(tjson);
+    for (int k = 0; k < P; k++) free(plist[k]);
+    free(plist);
     free(tr.frames);
     free(labels);
     free(x);

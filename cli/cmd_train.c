@@ -1,6 +1,7 @@
 /* cmd_train.c - diffuse train: the training loop with progress, metrics, sample grids,
  * checkpoints, resume and clean stops on Ctrl-C / SIGTERM. */
 #include "common.h"
+#include "t2i.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -24,6 +25,21 @@ static const char *train_help =
     "                      to the model size), or an IDX image file (gzip or raw)\n"
     "  --labels FILE       IDX label file to go with an IDX image file\n"
     "  --limit N           use only the first N images\n"
+    "text-to-image (docs/TEXT_TO_IMAGE.md):\n"
+    "  --text              condition on captions: --data is then fashion-captions (Fashion-MNIST\n"
+    "                      with captions made from class and measured brightness and size),\n"
+    "                      fashion-captions-test, emoji (Noto Color Emoji, 32x32 RGB) or a\n"
+    "                      folder of PNGs with metadata.jsonl or NAME.txt captions. Images keep\n"
+    "                      their size and channels unless --image-size / --channels say\n"
+    "                      otherwise. The tokenizer is built from the training captions and\n"
+    "                      saved in the checkpoint; every caption is dropped for the empty one\n"
+    "                      with probability --cond-drop (classifier-free guidance). No classes.\n"
+    "  --text-dim N        width of the text encoder (default 64)\n"
+    "  --text-layers N     transformer layers (default 2)\n"
+    "  --text-heads N      attention heads, dividing --text-dim (default 4)\n"
+    "  --text-len N        tokens per caption with <bos> and <eos>; longer captions are cut\n"
+    "                      (default 16)\n"
+    "  --min-count N       words seen fewer times in the captions become <unk> (default 1)\n"
     "model (ignored with --resume, which reads them from the checkpoint):\n"
     "  --preset NAME       fmnist (the reference U-Net, default) or small\n"
     "  --unconditional     no class embedding\n"
@@ -50,13 +66,15 @@ static const char *train_help =
     "  --weight-decay W    AdamW decoupled weight decay (default 0)\n"
     "  --clip C            gradient-norm clip, 0 disables (default 1)\n"
     "  --ema DECAY         EMA decay of the weights, 0 disables (default 0.9999)\n"
-    "  --cond-drop P       probability of dropping a label for guidance (default 0.1)\n"
+    "  --cond-drop P       probability of dropping a label (or caption) for guidance (default 0.1)\n"
     "run:\n"
     "  --out RUNDIR        output folder (created if missing)\n"
     "  --resume CKPT       continue a run from a checkpoint written by diffuse train\n"
     "  --seed S            random seed (default 0)\n"
     "  --threads N         threads (default 2)\n"
-    "  --sample-every N    write a sample grid every N steps (default 1000, 0 = never)\n"
+    "  --sample-every N    write a sample grid every N steps (default 1000, 0 = never); for a\n"
+    "                      text model its columns are captions of the data (listed in\n"
+    "                      RUNDIR/samples-captions.txt), drawn with guidance 3\n"
     "  --save-every N      write RUNDIR/last.safetensors every N steps (default 500)\n"
     "  --log-every N       write a metrics.csv line every N steps (default 10)\n";
 
@@ -70,6 +88,8 @@ typedef struct {
     long image_size, base_channels, blocks, groups, classes;
     const char *mult, *attn;
     int set_channels;
+    int text;
+    long text_dim, text_layers, text_heads, text_len, min_count;
 } train_args;
 
 /* Parse "a,b,c" into up to DFS_MAX_LEVELS positive integers. Returns the count, or -1. */
@@ -134,6 +154,10 @@ static char *train_json(const train_args *a, const dfs_train_config *tc, const d
     cJSON_AddNumberToObject(o, "clip", tc->opt.clip);
     cJSON_AddNumberToObject(o, "ema", tc->opt.ema_decay);
     cJSON_AddNumberToObject(o, "cond_drop", tc->cond_drop);
+    if (a->text) {
+        cJSON_AddTrueToObject(o, "text");
+        cJSON_AddNumberToObject(o, "min_count", (double)a->min_count);
+    }
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
@@ -183,10 +207,11 @@ static void progress(long step, long total, float loss, double ips, double eta, 
     fflush(stderr);
 }
 
-/* A grid of EMA samples: for a class model one row per class pair, 2 per class. */
-static int write_samples(dfs_model *m, const char *path, uint64_t seed) {
+/* A grid of EMA samples: for a class model one row per class pair, 2 per class; for a text
+ * model (ncap > 0) one column per caption row caps[], 2 per caption, with guidance 3. */
+static int write_samples(dfs_model *m, const char *path, uint64_t seed, const int *caps, int ncap) {
     const dfs_unet_config *u = &m->cfg.unet;
-    int ncls = u->num_classes, n = ncls > 0 ? (ncls <= 10 ? 2 * ncls : 20) : 16;
+    int ncls = ncap > 0 ? ncap : u->num_classes, n = ncls > 0 ? (ncls <= 10 ? 2 * ncls : 20) : 16;
     int cols = ncls > 0 && ncls <= 10 ? ncls : 8;
     size_t dim = (size_t)u->in_channels * u->image_size * u->image_size;
     float *x = malloc((size_t)n * dim * sizeof(float));
@@ -195,14 +220,14 @@ static int write_samples(dfs_model *m, const char *path, uint64_t seed) {
         free(x), free(labels);
         return cli_fail("out of memory for samples");
     }
-    for (int i = 0; i < n; i++) labels[i] = ncls > 0 ? i % ncls : 0;
+    for (int i = 0; i < n; i++) labels[i] = ncls > 0 ? (ncap > 0 ? caps[i % ncap] : i % ncls) : 0;
     dfs_sampler_config sc;
     dfs_sampler_config_default(&sc);
     sc.kind = DFS_SAMPLER_DDIM;
     sc.steps = m->cfg.T < 50 ? m->cfg.T : 50;
     sc.prediction = m->cfg.prediction;
-    sc.null_label = ncls;
-    sc.guidance = 1.0f;
+    sc.null_label = ncap > 0 ? dfs_unet_context_rows(m->net) : ncls; /* text: the empty caption */
+    sc.guidance = ncap > 0 ? 3.0f : 1.0f;
     dfs_rng rng;
     dfs_rng_seed(&rng, seed);
     dfs_params_swap_ema(m->net->params);
@@ -221,6 +246,7 @@ int cmd_train(int argc, char **argv) {
                     .T = 1000, .channels = 1, .lr = 2e-4, .clip = 1.0, .ema = 0.9999,
                     .cond_drop = 0.1, .schedule = DFS_SCHEDULE_LINEAR, .prediction = DFS_PRED_EPS};
     enum { O_IMG = 300, O_BASE, O_MULT, O_BLOCKS, O_ATTN, O_GROUPS, O_CLASSES };
+    enum { O_TEXT = 400, O_TDIM, O_TLAYERS, O_THEADS, O_TLEN, O_MINCOUNT };
     enum { O_LABELS = 256, O_LIMIT, O_UNCOND, O_CHANNELS, O_DROPOUT, O_SCHEDULE, O_T, O_PRED,
            O_STEPS, O_MINUTES, O_BATCH, O_LR, O_WARMUP, O_WD, O_CLIP, O_EMA, O_CDROP, O_RESUME,
            O_SEED, O_THREADS, O_SEVERY, O_SAVE, O_LOG, O_PRESET, O_DATA, O_OUT };
@@ -242,10 +268,14 @@ int cmd_train(int argc, char **argv) {
         {"mult", required_argument, 0, O_MULT}, {"blocks", required_argument, 0, O_BLOCKS},
         {"attn", required_argument, 0, O_ATTN}, {"groups", required_argument, 0, O_GROUPS},
         {"classes", required_argument, 0, O_CLASSES},
+        {"text", no_argument, 0, O_TEXT}, {"text-dim", required_argument, 0, O_TDIM},
+        {"text-layers", required_argument, 0, O_TLAYERS}, {"text-heads", required_argument, 0, O_THEADS},
+        {"text-len", required_argument, 0, O_TLEN}, {"min-count", required_argument, 0, O_MINCOUNT},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int o;
     int set_batch = 0, set_lr = 0;
     a.classes = -1;
+    a.text_dim = 64, a.text_layers = 2, a.text_heads = 4, a.text_len = 16, a.min_count = 1;
     optind = 1;
     opterr = 0;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -264,6 +294,12 @@ int cmd_train(int argc, char **argv) {
         case O_BLOCKS: if (cli_int("--blocks", optarg, 1, 7, &a.blocks)) return 2; break;
         case O_GROUPS: if (cli_int("--groups", optarg, 1, 4096, &a.groups)) return 2; break;
         case O_CLASSES: if (cli_int("--classes", optarg, 0, 100000, &a.classes)) return 2; break;
+        case O_TEXT: a.text = 1; break;
+        case O_TDIM: if (cli_int("--text-dim", optarg, 1, 8192, &a.text_dim)) return 2; break;
+        case O_TLAYERS: if (cli_int("--text-layers", optarg, 0, 64, &a.text_layers)) return 2; break;
+        case O_THEADS: if (cli_int("--text-heads", optarg, 1, 8192, &a.text_heads)) return 2; break;
+        case O_TLEN: if (cli_int("--text-len", optarg, 3, 4096, &a.text_len)) return 2; break;
+        case O_MINCOUNT: if (cli_int("--min-count", optarg, 1, 1000000000, &a.min_count)) return 2; break;
         case O_MULT: a.mult = optarg; break;
         case O_ATTN: a.attn = optarg; break;
         case O_DROPOUT: if (cli_float("--dropout", optarg, 0, 0.99, &a.dropout)) return 2; a.set_dropout = 1; break;
@@ -291,6 +327,12 @@ int cmd_train(int argc, char **argv) {
     if (optind < argc) return cli_fail("train: unexpected argument '%s'", argv[optind]);
     if (!a.out) return cli_fail("train: --out RUNDIR is required");
     if (!a.data && !a.resume) return cli_fail("train: --data is required (fashion-mnist, a PNG folder or an IDX file)");
+    if (a.text && (a.classes > 0 || a.labels))
+        return cli_fail("train: --text models are conditioned on captions, not classes (drop --%s)", a.labels ? "labels" : "classes");
+    if (a.text && a.text_dim % a.text_heads)
+        return cli_fail("train: --text-heads %ld must divide --text-dim %ld", a.text_heads, a.text_dim);
+    if (!a.text && a.data && dfs_captions_is_builder(a.data))
+        return cli_fail("train: %s is captioned data; add --text to train a text-to-image model", a.data);
     dfs_set_threads((int)a.threads);
 
     dfs_train_config tc;
@@ -308,6 +350,9 @@ int cmd_train(int argc, char **argv) {
     memset(&st, 0, sizeof st);
     char *data_owned = NULL, *labels_owned = NULL, *tjson = NULL;
     dfs_status s;
+    dfs_caption_set cs; /* text runs: the images and their captions */
+    memset(&cs, 0, sizeof cs);
+    int text = a.text, rc = 0;
     if (a.resume) {
         int has_optim = 0;
         s = dfs_checkpoint_load(a.resume, &m, &st, &has_optim, &tjson);
@@ -323,19 +368,74 @@ int cmd_train(int argc, char **argv) {
             return 2;
         }
         free(tjson);
+        text = m->cfg.unet.text.dim > 0;
+        if (a.text && !text) {
+            rc = cli_fail("train: --text: %s is not a text model", a.resume);
+            goto done_model;
+        }
+        if (text && !m->tokenizer) {
+            rc = cli_fail("train: %s is a text model without a tokenizer; it cannot be resumed", a.resume);
+            goto done_model;
+        }
         if (set_batch && tc.batch != a.batch) fprintf(stderr, "diffuse: note: --batch ignored; the resumed run uses %d\n", tc.batch);
         if (set_lr && tc.opt.lr != (float)a.lr) fprintf(stderr, "diffuse: note: --lr ignored; the resumed run uses %g\n", tc.opt.lr);
         fprintf(stderr, "resuming %s at step %ld (%ld images seen)\n", a.resume, st.step, st.images_seen);
-    } else {
+    }
+    if (text) { /* captions first: a new model takes their size, channels and vocabulary */
+        dfs_caption_options co;
+        dfs_caption_options_default(&co);
+        co.size = m ? m->cfg.unet.image_size : (int)a.image_size;
+        co.channels = m ? m->cfg.unet.in_channels : (a.set_channels ? (int)a.channels : 0);
+        co.limit = (int)a.limit;
+        if ((s = dfs_captions_load(&cs, a.data, &co)) != DFS_OK) {
+            rc = cli_fail_status(s);
+            goto done_model;
+        }
+    }
+    if (!a.resume) {
         dfs_model_config mc;
-        if ((s = dfs_unet_config_preset(&mc.unet, a.preset)) != DFS_OK) return cli_fail_status(s);
-        if (apply_arch(&a, &mc.unet)) return 2;
-        if (dfs_unet_config_check(&mc.unet) != DFS_OK) return cli_fail_status(DFS_ERR_ARG);
+        memset(&mc, 0, sizeof mc);
+        if ((s = dfs_unet_config_preset(&mc.unet, a.preset)) != DFS_OK) {
+            rc = cli_fail_status(s);
+            goto done_model;
+        }
+        dfs_tokenizer *tok = NULL;
+        if (text) {
+            mc.unet.image_size = cs.images.h;
+            mc.unet.in_channels = cs.images.c;
+            mc.unet.num_classes = 0;
+            dfs_tokenizer_config tkc;
+            dfs_tokenizer_config_default(&tkc);
+            tkc.min_count = (int)a.min_count;
+            tkc.max_len = (int)a.text_len;
+            if ((s = dfs_tokenizer_build(&tok, (const char *const *)cs.captions, cs.images.n, &tkc)) != DFS_OK) {
+                rc = cli_fail_status(s);
+                goto done_model;
+            }
+            mc.unet.text = (dfs_text_config){.vocab = dfs_tokenizer_vocab_size(tok), .max_len = (int)a.text_len,
+                                             .dim = (int)a.text_dim, .layers = (int)a.text_layers,
+                                             .heads = (int)a.text_heads};
+        }
+        if (apply_arch(&a, &mc.unet)) {
+            dfs_tokenizer_free(tok);
+            rc = 2;
+            goto done_model;
+        }
+        if (dfs_unet_config_check(&mc.unet) != DFS_OK) {
+            dfs_tokenizer_free(tok);
+            rc = cli_fail_status(DFS_ERR_ARG);
+            goto done_model;
+        }
         mc.schedule = a.schedule;
         mc.T = (int)a.T;
         mc.prediction = a.prediction;
         m = dfs_model_new(&mc, a.seed);
-        if (!m) return cli_fail_status(DFS_ERR_ARG);
+        if (!m) {
+            dfs_tokenizer_free(tok);
+            rc = cli_fail_status(DFS_ERR_ARG);
+            goto done_model;
+        }
+        m->tokenizer = tok; /* owned by the model from here, saved in its checkpoints */
         st.seed = a.seed;
         dfs_rng_seed(&st.rng, a.seed ^ 0x5eed5eedULL);
     }
@@ -343,17 +443,50 @@ int cmd_train(int argc, char **argv) {
 
     dfs_dataset data;
     memset(&data, 0, sizeof data);
-    int rc = 0;
-    s = cli_load_data(&data, a.data, a.labels, u->image_size, u->in_channels, (int)a.limit);
-    if (s != DFS_OK) {
-        rc = cli_fail_status(s);
-        goto done_model;
+    const dfs_dataset *dp = text ? &cs.images : &data;
+    if (text) { /* every caption tokenized once: row i of the table is image i's caption */
+        cli_words uw = {0};
+        int truncated = 0;
+        s = dfs_model_set_prompts(m, (const char *const *)cs.captions, cs.images.n, cli_words_add, &uw, &truncated);
+        if (s != DFS_OK) {
+            cli_words_free(&uw);
+            rc = cli_fail_status(s);
+            goto done_data;
+        }
+        if (a.resume) cli_words_warn(&uw);
+        else if (uw.count > 0)
+            fprintf(stderr, "diffuse: note: %ld caption words (%d distinct) are rarer than --min-count %ld and encode as <unk>\n",
+                    uw.count, uw.n, a.min_count);
+        if (truncated > 0)
+            fprintf(stderr, "diffuse: note: %d caption words past the model's %d tokens were dropped\n", truncated,
+                    u->text.max_len);
+        cli_words_free(&uw);
+    } else {
+        s = cli_load_data(&data, a.data, a.labels, u->image_size, u->in_channels, (int)a.limit);
+        if (s != DFS_OK) {
+            rc = cli_fail_status(s);
+            goto done_model;
+        }
     }
     dfs_trainer *tr = NULL;
-    s = dfs_trainer_new(&tr, m, &tc, &data, &st);
+    s = dfs_trainer_new(&tr, m, &tc, dp, &st);
     if (s != DFS_OK) {
         rc = cli_fail_status(s);
         goto done_data;
+    }
+    /* the captions of a text model's sample grids: the first image of each class when the data
+     * are labelled with up to 10 classes, else 8 evenly spaced images */
+    int caps[10], ncap = 0;
+    if (text && cs.images.labels && cs.images.num_classes > 0 && cs.images.num_classes <= 10) {
+        for (int k = 0; k < cs.images.num_classes; k++)
+            for (int i = 0; i < cs.images.n; i++)
+                if (cs.images.labels[i] == k) {
+                    caps[ncap++] = i;
+                    break;
+                }
+    } else if (text) {
+        int want = cs.images.n < 8 ? cs.images.n : 8;
+        for (int i = 0; i < want; i++) caps[ncap++] = (int)((long)i * cs.images.n / want);
     }
     if (mkdir(a.out, 0777) != 0 && errno != EEXIST) {
         rc = cli_fail("cannot create %s: %s", a.out, strerror(errno));
@@ -368,11 +501,24 @@ int cmd_train(int argc, char **argv) {
         goto done_trainer;
     }
     if (!a.resume || ftell(mf) == 0) fprintf(mf, "step,loss,lr,images_seen,img_per_s,elapsed_s\n");
-    char *tj = train_json(&a, &tc, &data);
+    a.text = text; /* recorded in the training settings */
+    char *tj = train_json(&a, &tc, dp);
+    if (text) { /* what the columns of the sample grids show */
+        snprintf(tmp, sizeof tmp, "%s/samples-captions.txt", a.out);
+        FILE *cf = fopen(tmp, "w");
+        for (int k = 0; cf && k < ncap; k++) fprintf(cf, "column %d: %s\n", k + 1, cs.captions[caps[k]]);
+        if (cf) fclose(cf);
+    }
 
-    fprintf(stderr, "training %s U-Net (%zu parameters, %s) on %d images of %s, batch %d, %ld threads\n",
-            u->num_classes ? "class-conditional" : "unconditional", m->net->params->n,
-            dfs_schedule_names[m->cfg.schedule], data.n, a.data, tc.batch, a.threads);
+    if (text)
+        fprintf(stderr, "training text-to-image U-Net (%zu parameters, %s; text encoder %d wide, %d layers, %d words, "
+                "%d tokens) on %d captioned %dx%dx%d images of %s, batch %d, %ld threads\n",
+                m->net->params->n, dfs_schedule_names[m->cfg.schedule], u->text.dim, u->text.layers, u->text.vocab,
+                u->text.max_len, dp->n, dp->c, dp->h, dp->w, a.data, tc.batch, a.threads);
+    else
+        fprintf(stderr, "training %s U-Net (%zu parameters, %s) on %d images of %s, batch %d, %ld threads\n",
+                u->num_classes ? "class-conditional" : "unconditional", m->net->params->n,
+                dfs_schedule_names[m->cfg.schedule], data.n, a.data, tc.batch, a.threads);
     cli_catch_signals();
     int tty = isatty(2);
     double t0 = cli_now(), last_print = 0, wall0 = st.wall_seconds;
@@ -414,7 +560,7 @@ int cmd_train(int argc, char **argv) {
         }
         if (a.sample_every > 0 && st.step % a.sample_every == 0) {
             snprintf(tmp, sizeof tmp, "%s/samples-%06ld.png", a.out, st.step);
-            if ((rc = write_samples(m, tmp, a.seed)) != 0) break;
+            if ((rc = write_samples(m, tmp, a.seed, caps, ncap)) != 0) break;
         }
     }
     if (tty) fputc('\n', stderr);
@@ -433,6 +579,7 @@ done_trainer:
 done_data:
     dfs_dataset_free(&data);
 done_model:
+    dfs_caption_set_free(&cs);
     dfs_model_free(m);
     free(data_owned);
     free(labels_owned);

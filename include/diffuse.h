@@ -88,6 +88,17 @@ void dfs_assert_fail(const char *file, int line, const char *expr) __attribute__
 void dfs_set_threads(int n);
 int dfs_get_threads(void);
 
+/* --- Kernel choice (issue 3, speed) -------------------------------------------------------- */
+/* FAST: stride-1 convolutions run on the library's own AVX-512 implicit-GEMM kernels, fused
+ * with the GroupNorm/SiLU/dropout before them and the bias/time-embedding/residual adds after
+ * them (portable loops where the CPU lacks AVX-512). BLAS: the earlier path, im2col + OpenBLAS
+ * sgemm and one op per step; kept as a reference and for comparison. The default is FAST, or
+ * what the environment variable DFS_KERNELS (fast, blas) names. */
+typedef enum { DFS_KERNELS_FAST, DFS_KERNELS_BLAS, DFS_KERNELS_COUNT } dfs_kernels;
+extern const char *const dfs_kernels_names[DFS_KERNELS_COUNT];
+void dfs_set_kernels(dfs_kernels k);
+dfs_kernels dfs_get_kernels(void);
+
 /* ------------------------------------------------------------------------------------------ */
 /* Random numbers: xoshiro256** with Box-Muller normals. Same seed, same stream.               */
 /* ------------------------------------------------------------------------------------------ */
@@ -120,6 +131,7 @@ typedef struct dfs_tensor {
     int requires_grad; /* gradient flows into this tensor (params, or results of ops on them) */
     const char *name;  /* parameter name, NULL for activations */
     size_t grad_cap;   /* engine use: capacity of a graph-owned grad buffer (0 = not owned) */
+    size_t data_cap;   /* engine use: capacity of graph-owned data (0 = not owned) */
 } dfs_tensor;
 
 typedef struct dfs_graph dfs_graph;
@@ -145,6 +157,11 @@ dfs_tensor *dfs_tensor_new(dfs_graph *g, int ndim, const int *shape);
 dfs_tensor *dfs_tensor_zeros(dfs_graph *g, int ndim, const int *shape);
 /* Tensor header in the arena over caller-owned data (no copy, no grad). */
 dfs_tensor *dfs_tensor_wrap(dfs_graph *g, float *data, int ndim, const int *shape);
+/* In a graph that does not record (dfs_graph_set_grad(g, 0)), hand t's data back so that
+ * later tensors of this graph reuse it (inference then needs memory for the live tensors only,
+ * not for all of them); t must not be read afterwards. A no-op while recording, and for
+ * tensors that do not own their data (dfs_tensor_wrap, dfs_reshape views). */
+void dfs_tensor_release(dfs_graph *g, dfs_tensor *t);
 
 /* Reverse-mode differentiation: loss must be a scalar (n == 1). Walks the tape backwards;
  * gradients are accumulated (+=) into every tensor that requires grad, parameters included. */
@@ -262,6 +279,16 @@ void dfs_params_ema_init(dfs_params *p);
 
 #define DFS_MAX_LEVELS 6
 
+/* The text encoder's configuration (src/text.c, section "Text encoder" below); a text-to-image
+ * U-Net embeds one (dfs_unet_config.text). */
+typedef struct {
+    int vocab;   /* token table rows (the tokenizer's vocabulary size) */
+    int max_len; /* L: tokens per caption, padded */
+    int dim;     /* d: width */
+    int layers;  /* transformer layers */
+    int heads;   /* attention heads; divides dim */
+} dfs_text_config;
+
 typedef struct {
     int image_size;      /* H = W */
     int in_channels;     /* 1 or 3; output has the same */
@@ -274,6 +301,8 @@ typedef struct {
     int groups;          /* GroupNorm groups (8) */
     float dropout;       /* 0.1 */
     int num_classes;     /* 0 = unconditional; else a table of num_classes + 1 rows */
+    dfs_text_config text; /* text.dim == 0: no text; else captions condition the net (section
+                             "Text-to-image" below; num_classes must then be 0) */
 } dfs_unet_config;
 
 /* Fill c from a preset name ("fmnist", "tiny"). DFS_ERR_ARG for unknown names. */
@@ -286,6 +315,7 @@ struct dfs_unet {
     dfs_unet_config cfg;
     dfs_params *params;
     void *impl; /* layer pointers into params */
+    void *text; /* text conditioning: encoder and caption table (src/unet_text.c), or NULL */
 };
 
 /* Declare and initialise (PyTorch default init, from rng) a U-Net. NULL on bad config
@@ -293,7 +323,9 @@ struct dfs_unet {
 dfs_unet *dfs_unet_new(const dfs_unet_config *c, dfs_rng *rng);
 void dfs_unet_free(dfs_unet *u);
 /* Predict (N,C,H,W) from x_t (N,C,H,W), integer steps t[N] and labels[N] (label ==
- * num_classes means "no class"; labels may be NULL for unconditional or all-null). */
+ * num_classes means "no class"; labels may be NULL for unconditional or all-null). For a text
+ * model labels[i] is a row of the caption table (dfs_unet_set_context), and the number of rows
+ * means the empty caption. */
 dfs_tensor *dfs_unet_forward(dfs_unet *u, dfs_graph *g, dfs_tensor *x, const int *t,
                              const int *labels);
 /* Multiply-add FLOPs (x2) of one forward pass for one image. */
@@ -380,6 +412,9 @@ typedef struct {
     int clip_x0;         /* clip predicted x0 to [-1, 1] (default 1) */
     dfs_prediction prediction;
     int null_label;      /* label meaning "no class" (num_classes) */
+    float dynamic_threshold; /* Imagen's dynamic thresholding (Saharia et al. 2022 sec. 2.3):
+                                percentile P in (0, 100] of |x0| per sample; 0 = off (default),
+                                then clip_x0 applies */
 } dfs_sampler_config;
 
 void dfs_sampler_config_default(dfs_sampler_config *c);
@@ -414,14 +449,21 @@ typedef struct {
     dfs_unet *net;
     dfs_schedule sched;
     dfs_graph *g;      /* for no-grad inference */
-    int max_batch;     /* images per inference pass (64) */
+    int max_batch;     /* images per inference pass (64), over all threads together */
+    dfs_graph **gthread; /* engine use: one graph per thread of dfs_model_predict (lazily) */
+    int ngthread;
+    struct dfs_tokenizer *tokenizer; /* text models: the captions' tokenizer (owned, freed by
+                                        dfs_model_free; saved in checkpoints), else NULL */
 } dfs_model;
 
 /* Build a model with freshly initialised weights (seeded). NULL on error (dfs_last_error). */
 dfs_model *dfs_model_new(const dfs_model_config *c, uint64_t seed);
 void dfs_model_free(dfs_model *m);
 /* dfs_model_fn for the samplers: user is a dfs_model *. No-grad, eval mode, in chunks of
- * max_batch images. */
+ * max_batch images. With several threads it is data-parallel: each thread runs the whole
+ * network on its own share of the images. Results depend on how the images are split into
+ * passes only at float rounding level (OpenBLAS's time-embedding GEMMs and the strided convs
+ * see the pass's size). */
 void dfs_model_predict(void *model, const float *x, const int *t, const int *labels, int n,
                        float *out);
 /* Swap the live weights with the EMA weights (call again to swap back). */
@@ -788,13 +830,7 @@ dfs_status dfs_nll_bpd_terms(const dfs_schedule *s, dfs_prediction pred, dfs_mod
 /* Text encoder: a small pre-LayerNorm transformer (src/text.c)                                */
 /* ------------------------------------------------------------------------------------------ */
 
-typedef struct {
-    int vocab;   /* token table rows (the tokenizer's vocabulary size) */
-    int max_len; /* L: tokens per caption, padded */
-    int dim;     /* d: width */
-    int layers;  /* transformer layers */
-    int heads;   /* attention heads; divides dim */
-} dfs_text_config;
+/* dfs_text_config is defined before dfs_unet_config (the U-Net embeds one). */
 
 typedef struct dfs_text_encoder dfs_text_encoder;
 /* DFS_OK or DFS_ERR_ARG with a message. */
@@ -813,6 +849,42 @@ void dfs_text_encoder_init(dfs_text_encoder *te, dfs_rng *rng);
  * real tokens (N, d). */
 dfs_tensor *dfs_text_encoder_forward(dfs_text_encoder *te, dfs_graph *g, const int *tokens,
                                      const uint8_t *mask, int N, dfs_tensor **pooled);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Text-to-image: a U-Net conditioned on captions (src/unet_text.c, docs/TEXT_TO_IMAGE.md)     */
+/* ------------------------------------------------------------------------------------------ */
+
+/* With dfs_unet_config.text.dim = d > 0 the U-Net also holds (E = 4 * base channels):
+ *   text.*          a dfs_text_encoder of config .text (tokens (N, L) -> (N, L, d), pooled (N, d))
+ *   text_proj       Linear(d, E): text_proj(pooled) is added to the time embedding
+ *   <attn>.ctx      in every attention block, Linear(d, 2c): keys and values of the words,
+ *                   concatenated to the image's (GLIDE, Nichol et al. 2022 sec. 4.1):
+ *                   each position attends to [all H*W positions, the caption's real tokens];
+ *                   padding tokens are hidden (score -1e30 before the softmax).
+ * The conditioning is a table of tokenized captions attached to the U-Net: labels[i] of
+ * dfs_unet_forward picks row labels[i], and labels[i] == rows picks the EMPTY caption (every
+ * token hidden, pooled vector 0): the null condition of classifier-free guidance. So the
+ * samplers and dfs_model_predict are unchanged: guidance uses null_label = rows, and a negative
+ * prompt is one more row used as null_label. */
+
+/* Copy a table of rows tokenized captions: tokens (rows, L) with ids in [0, text.vocab), mask
+ * (rows, L) of 0/1 (NULL: every token real), L = text.max_len; it replaces the previous table.
+ * rows may be 0 (only the empty caption). DFS_ERR_ARG for a model without text or bad ids,
+ * DFS_ERR_NOMEM. */
+dfs_status dfs_unet_set_context(dfs_unet *u, const int *tokens, const uint8_t *mask, int rows);
+/* Rows of the attached table (the label of the empty caption), or -1 for a model without text. */
+int dfs_unet_context_rows(const dfs_unet *u);
+/* Tokenize n texts with m->tokenizer (dfs_tokenizer_encode, at text.max_len; on_unknown is
+ * called with every word outside the vocabulary, may be NULL) and attach them as the table.
+ * *truncated (may be NULL) gets the number of words dropped for length. DFS_ERR_ARG for a model
+ * without text or tokenizer. */
+dfs_status dfs_model_set_prompts(dfs_model *m, const char *const *texts, int n,
+                                 dfs_unknown_fn on_unknown, void *user, int *truncated);
+/* Imagen's dynamic thresholding of one predicted x0 (dim floats) in place (Saharia et al. 2022
+ * sec. 2.3): s = the p-th percentile of |x0| (linear interpolation between order statistics,
+ * as numpy.percentile), s = max(s, 1), x0 = clip(x0, -s, s) / s. scratch: dim floats. Returns
+ * s. */
+float dfs_dynamic_threshold(float *x0, size_t dim, float p, float *scratch);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Sample quality: Gaussian statistics of features and the Frechet distance (src/metrics.c)    */

@@ -2,7 +2,9 @@
  *
  * Tensors: every parameter under its PyTorch name; for resumable checkpoints also "ema.<name>"
  * and the AdamW moments as two flat tensors "optim.m" and "optim.v" in parameter order.
- * Metadata (__metadata__, strings): "format", "unet", "diffusion", "train", "state" (JSON). */
+ * Metadata (__metadata__, strings): "format", "unet", "diffusion", "train", "state" (JSON), and
+ * for text models "tokenizer" (dfs_tokenizer_to_json). The "unet" object of a text model has a
+ * "text" object (vocab, max_len, dim, layers, heads); without it the model has no text. */
 #include "internal.h"
 
 #include <cjson/cJSON.h>
@@ -24,6 +26,14 @@ static char *unet_json(const dfs_unet_config *c) {
     cJSON_AddNumberToObject(o, "groups", c->groups);
     cJSON_AddNumberToObject(o, "dropout", c->dropout);
     cJSON_AddNumberToObject(o, "num_classes", c->num_classes);
+    if (c->text.dim > 0) {
+        cJSON *t = cJSON_AddObjectToObject(o, "text");
+        cJSON_AddNumberToObject(t, "vocab", c->text.vocab);
+        cJSON_AddNumberToObject(t, "max_len", c->text.max_len);
+        cJSON_AddNumberToObject(t, "dim", c->text.dim);
+        cJSON_AddNumberToObject(t, "layers", c->text.layers);
+        cJSON_AddNumberToObject(t, "heads", c->text.heads);
+    }
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
@@ -63,6 +73,11 @@ static dfs_status parse_unet(const char *path, const char *json, dfs_unet_config
              get_int(o, "groups", &c->groups) && get_int(o, "num_classes", &c->num_classes) &&
              cJSON_IsNumber(d);
     if (ok) c->dropout = (float)d->valuedouble;
+    const cJSON *t = o ? cJSON_GetObjectItemCaseSensitive(o, "text") : NULL;
+    if (ok && t) /* absent: no text */
+        ok = cJSON_IsObject(t) && get_int(t, "vocab", &c->text.vocab) && get_int(t, "max_len", &c->text.max_len) &&
+             get_int(t, "dim", &c->text.dim) && get_int(t, "layers", &c->text.layers) &&
+             get_int(t, "heads", &c->text.heads) && c->text.dim > 0;
     cJSON_Delete(o);
     if (!ok) {
         dfs_set_error("%s: missing or malformed \"unet\" metadata", path);
@@ -100,7 +115,7 @@ dfs_status dfs_checkpoint_save(const char *path, const dfs_model *m, const dfs_t
     const dfs_params *p = m->net->params;
     dfs_st_writer *w = dfs_st_writer_new();
     uint16_t *half = NULL;
-    char *ujson = NULL, *djson = NULL, *sjson = NULL;
+    char *ujson = NULL, *djson = NULL, *sjson = NULL, *tokjson = NULL;
     dfs_status s = DFS_OK;
     if (!w) {
         dfs_set_error("out of memory");
@@ -165,13 +180,48 @@ dfs_status dfs_checkpoint_save(const char *path, const dfs_model *m, const dfs_t
     if (s == DFS_OK) s = dfs_st_writer_meta(w, "diffusion", djson);
     if (s == DFS_OK && sjson) s = dfs_st_writer_meta(w, "state", sjson);
     if (s == DFS_OK && train_json) s = dfs_st_writer_meta(w, "train", train_json);
+    if (s == DFS_OK && m->tokenizer) {
+        if (!(tokjson = dfs_tokenizer_to_json(m->tokenizer))) {
+            dfs_set_error("out of memory for the tokenizer's JSON");
+            s = DFS_ERR_NOMEM;
+        }
+        if (s == DFS_OK) s = dfs_st_writer_meta(w, "tokenizer", tokjson);
+    }
     if (s == DFS_OK) s = dfs_st_writer_write(w, path);
     dfs_st_writer_free(w);
     free(half);
     cJSON_free(ujson);
     cJSON_free(djson);
     cJSON_free(sjson);
+    free(tokjson);
     return s;
+}
+
+/* The "tokenizer" metadata of a text model: parsed, and its vocabulary and length checked
+ * against the encoder's. A tokenizer without a text model is a corrupt file. */
+static dfs_status load_tokenizer(const char *path, const dfs_safetensors *f, dfs_model *m) {
+    const char *json = dfs_st_meta(f, "tokenizer");
+    const dfs_text_config *tc = &m->cfg.unet.text;
+    if (!json) return DFS_OK;
+    if (tc->dim == 0) {
+        dfs_set_error("%s: \"tokenizer\" metadata but no text encoder in \"unet\"", path);
+        return DFS_ERR_FORMAT;
+    }
+    dfs_tokenizer *tok;
+    if (dfs_tokenizer_from_json(&tok, json) != DFS_OK) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", dfs_last_error());
+        dfs_set_error("%s: %s", path, msg);
+        return DFS_ERR_FORMAT;
+    }
+    if (dfs_tokenizer_vocab_size(tok) != tc->vocab || dfs_tokenizer_max_len(tok) != tc->max_len) {
+        dfs_set_error("%s: the tokenizer has %d words and length %d, the text encoder %d and %d", path,
+                      dfs_tokenizer_vocab_size(tok), dfs_tokenizer_max_len(tok), tc->vocab, tc->max_len);
+        dfs_tokenizer_free(tok);
+        return DFS_ERR_FORMAT;
+    }
+    m->tokenizer = tok;
+    return DFS_OK;
 }
 
 /* Copy a stored tensor (F32 or F16) of exactly the expected shape into dst. */
@@ -301,6 +351,7 @@ dfs_status dfs_checkpoint_load(const char *path, dfs_model **out, dfs_train_stat
             memset(st, 0, sizeof *st);
             if (state) s = parse_state(path, state, st);
         }
+        if (s == DFS_OK) s = load_tokenizer(path, &f, m);
         const char *tj = dfs_st_meta(&f, "train");
         if (s == DFS_OK && train_json && tj) *train_json = strdup(tj);
     }

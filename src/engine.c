@@ -4,6 +4,7 @@
 #include <cblas.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
@@ -69,6 +70,24 @@ void dfs_set_threads(int n) {
 }
 
 int dfs_get_threads(void) { return n_threads; }
+
+/* ---- kernel choice ------------------------------------------------------------------------ */
+
+const char *const dfs_kernels_names[DFS_KERNELS_COUNT] = {"fast", "blas"};
+static int kernels = -1; /* -1: not chosen yet, read DFS_KERNELS */
+
+void dfs_set_kernels(dfs_kernels k) {
+    DFS_ASSERT(k >= 0 && k < DFS_KERNELS_COUNT);
+    kernels = (int)k;
+}
+
+dfs_kernels dfs_get_kernels(void) {
+    if (kernels < 0) {
+        const char *e = getenv("DFS_KERNELS");
+        kernels = e && strcmp(e, "blas") == 0 ? DFS_KERNELS_BLAS : DFS_KERNELS_FAST;
+    }
+    return (dfs_kernels)kernels;
+}
 
 /* ---- random numbers: xoshiro256** (Blackman & Vigna 2018), seeded with splitmix64 -------- */
 
@@ -154,6 +173,10 @@ struct dfs_graph {
     dfs_node **tape;
     int ntape, captape;
     int grad_enabled;
+    int recycle;      /* backward hands dead activations to the pool (dfs_graph_set_recycle) */
+    const float *rbase; /* parameter gradients in [rbase, rbase + rn) go to rblock instead */
+    size_t rn;
+    float *rblock;
     int training;
     dfs_rng *rng;
 };
@@ -277,10 +300,63 @@ static dfs_tensor *tensor_header(dfs_graph *g, int ndim, const int *shape) {
     return t;
 }
 
+/* Index of the smallest pooled block that holds n floats, or -1. */
+static int pool_best(const dfs_graph *g, size_t n) {
+    int best = -1;
+    for (int i = 0; i < g->npool; i++)
+        if (g->pool[i].cap >= n && (best < 0 || g->pool[i].cap < g->pool[best].cap)) best = i;
+    return best;
+}
+
+static void pool_put(dfs_graph *g, float *p, size_t cap) {
+    if (g->npool == g->cappool) {
+        int c = g->cappool ? 2 * g->cappool : 64;
+        struct grad_block *np = realloc(g->pool, (size_t)c * sizeof *np);
+        if (!np) return; /* keep the buffer unrecycled: correct, only larger */
+        g->pool = np;
+        g->cappool = c;
+    }
+    g->pool[g->npool].p = p;
+    g->pool[g->npool].cap = cap;
+    g->npool++;
+}
+
 dfs_tensor *dfs_tensor_new(dfs_graph *g, int ndim, const int *shape) {
     dfs_tensor *t = tensor_header(g, ndim, shape);
-    t->data = dfs_graph_alloc(g, t->n * sizeof(float));
+    /* The pool holds dead memory only: released tensors' data and gradient buffers whose
+     * backward has run. */
+    int best = pool_best(g, t->n);
+    if (best >= 0) {
+        t->data = g->pool[best].p;
+        t->data_cap = g->pool[best].cap;
+        g->pool[best] = g->pool[--g->npool];
+    } else {
+        t->data = dfs_graph_alloc(g, t->n * sizeof(float));
+        t->data_cap = t->n;
+    }
     return t;
+}
+
+static void release_data(dfs_graph *g, dfs_tensor *t) {
+    pool_put(g, t->data, t->data_cap);
+    t->data = NULL;
+    t->data_cap = 0;
+}
+
+void dfs_tensor_release(dfs_graph *g, dfs_tensor *t) {
+    if (t && !g->grad_enabled && t->data_cap) release_data(g, t);
+}
+
+void dfs_tensor_release_dead(dfs_graph *g, dfs_tensor *t) {
+    if (t && t->data_cap) release_data(g, t);
+}
+
+void dfs_graph_set_recycle(dfs_graph *g, int on) { g->recycle = on; }
+
+void dfs_graph_redirect_grads(dfs_graph *g, const float *base, size_t n, float *block) {
+    g->rbase = base;
+    g->rn = n;
+    g->rblock = block;
 }
 
 dfs_tensor *dfs_tensor_zeros(dfs_graph *g, int ndim, const int *shape) {
@@ -305,7 +381,7 @@ dfs_node *dfs_record(dfs_graph *g, dfs_backward_fn fn, dfs_tensor *out, int nin,
     int any = 0;
     for (int i = 0; i < nin; i++) any |= in[i] && in[i]->requires_grad;
     if (!any) return NULL;
-    DFS_ASSERT(nin <= 4);
+    DFS_ASSERT(nin <= 8);
     dfs_node *n = dfs_graph_alloc(g, sizeof *n);
     memset(n, 0, sizeof *n);
     n->backward = fn;
@@ -328,11 +404,13 @@ dfs_node *dfs_record(dfs_graph *g, dfs_backward_fn fn, dfs_tensor *out, int nin,
  * tensor has run its backward, nothing reads that tensor's gradient again, so its buffer goes
  * to a pool that later dfs_grad calls take from (best fit). The pool lives in the arena, so
  * the steady state still never calls malloc; it roughly halves the memory of a training step. */
-float *dfs_grad(dfs_graph *g, dfs_tensor *t) {
+static float *grad_buffer(dfs_graph *g, dfs_tensor *t, int clear) {
+    if (t->grad && g->rblock) { /* a data-parallel worker's own parameter gradients */
+        const uintptr_t p = (uintptr_t)t->grad, b = (uintptr_t)g->rbase;
+        if (p >= b && p < b + g->rn * sizeof(float)) return g->rblock + (t->grad - g->rbase);
+    }
     if (!t->grad) {
-        int best = -1;
-        for (int i = 0; i < g->npool; i++)
-            if (g->pool[i].cap >= t->n && (best < 0 || g->pool[i].cap < g->pool[best].cap)) best = i;
+        int best = pool_best(g, t->n);
         if (best >= 0) {
             t->grad = g->pool[best].p;
             t->grad_cap = g->pool[best].cap;
@@ -341,23 +419,17 @@ float *dfs_grad(dfs_graph *g, dfs_tensor *t) {
             t->grad = dfs_graph_alloc(g, t->n * sizeof(float));
             t->grad_cap = t->n;
         }
-        memset(t->grad, 0, t->n * sizeof(float));
+        if (clear) memset(t->grad, 0, t->n * sizeof(float));
     }
     return t->grad;
 }
 
+float *dfs_grad(dfs_graph *g, dfs_tensor *t) { return grad_buffer(g, t, 1); }
+float *dfs_grad_uncleared(dfs_graph *g, dfs_tensor *t) { return grad_buffer(g, t, 0); }
+
 static void release_grad(dfs_graph *g, dfs_tensor *t) {
     if (!t->grad_cap) return; /* not a graph-owned buffer (parameters, caller's tensors) */
-    if (g->npool == g->cappool) {
-        int cap = g->cappool ? 2 * g->cappool : 64;
-        struct grad_block *p = realloc(g->pool, (size_t)cap * sizeof *p);
-        if (!p) return; /* keep the buffer unrecycled: correct, only larger */
-        g->pool = p;
-        g->cappool = cap;
-    }
-    g->pool[g->npool].p = t->grad;
-    g->pool[g->npool].cap = t->grad_cap;
-    g->npool++;
+    pool_put(g, t->grad, t->grad_cap);
     t->grad = NULL;
     t->grad_cap = 0;
 }
@@ -376,6 +448,11 @@ void dfs_backward_grad(dfs_graph *g, dfs_tensor *out, const float *dout) {
         dfs_node *n = g->tape[i];
         if (!n->out->grad) continue;
         n->backward(g, n);
-        if (n->out != out) release_grad(g, n->out);
+        if (n->out != out) {
+            release_grad(g, n->out);
+            /* Its consumers ran their backward before it and its producer just did: nothing
+             * reads this tensor's values any more. Views (reshape) own no data and keep it. */
+            if (g->recycle && n->out->data_cap) release_data(g, n->out);
+        }
     }
 }

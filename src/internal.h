@@ -11,7 +11,7 @@ typedef void (*dfs_backward_fn)(dfs_graph *g, dfs_node *n);
 struct dfs_node {
     dfs_backward_fn backward;
     dfs_tensor *out;
-    dfs_tensor *in[4];
+    dfs_tensor *in[8]; /* inputs (NULL allowed); only 0..3 for ops before the fused conv */
     int nin;
     int i[8];     /* op integer arguments (stride, pad, dim, ...) */
     float f[4];   /* op float arguments (eps, p, scale, ...) */
@@ -24,16 +24,54 @@ dfs_node *dfs_record(dfs_graph *g, dfs_backward_fn fn, dfs_tensor *out, int nin,
                      dfs_tensor *const *in);
 /* The gradient buffer of t, allocated from the arena and zeroed on first use. */
 float *dfs_grad(dfs_graph *g, dfs_tensor *t);
+/* The same, except that a buffer handed out on first use is not cleared: for a caller that
+ * then writes every element (dfs_grad_for_write in ops_ref.h). */
+float *dfs_grad_uncleared(dfs_graph *g, dfs_tensor *t);
 /* Reusable scratch memory outside the arena: slot i is one buffer that grows to the largest
  * size asked for and is reused by every later call (valid until the next call for that slot).
  * For temporaries that die within one op, such as im2col columns. */
 #define DFS_SCRATCH_SLOTS 4
 void *dfs_graph_scratch(dfs_graph *g, int slot, size_t bytes);
+/* Release t's data even while recording (dfs_tensor_release does not): for a tensor whose
+ * values no recorded backward reads, e.g. one that only feeds an addition or a slice. */
+void dfs_tensor_release_dead(dfs_graph *g, dfs_tensor *t);
+/* With on set, backward hands each activation's data to the pool as soon as the backward of
+ * the op that made it has run, where later gradient buffers reuse it: the peak memory of a
+ * training step is then about that of its forward pass. The values of the graph's tensors
+ * (except the one backward starts from) are then invalid after backward. Off by default. */
+void dfs_graph_set_recycle(dfs_graph *g, int on);
+/* Gradients of tensors whose grad lies in [base, base + n) (the parameters: one block, see
+ * dfs_params) go to the same offsets of block instead, for this graph only: the private
+ * gradients of one data-parallel worker (train.c). block NULL turns it off. */
+void dfs_graph_redirect_grads(dfs_graph *g, const float *base, size_t n, float *block);
 /* Training flag and dropout generator of the graph. */
 int dfs_graph_training(const dfs_graph *g);
 dfs_rng *dfs_graph_rng(dfs_graph *g);
 /* Tensor with the same shape as x. */
 dfs_tensor *dfs_tensor_like(dfs_graph *g, const dfs_tensor *x);
 size_t dfs_shape_numel(int ndim, const int *shape);
+
+/* Fused stride-1 "same" convolution (odd KH x KW kernel, pad KH/2 and KW/2, so the output has
+ * the input's size) with the ops that surround it in the U-Net, as one op on the tape:
+ *   out = conv(pre(x), w) + b + tadd[n, co] + res
+ * x is x (N, C1, H, W), or the channel concatenation [x, x2] when x2 is set (never formed);
+ * pre is, in this order: GroupNorm (norm 1; norm 2 adds SiLU), dropout (p > 0 in training
+ * mode) and nearest upsampling by up (1 or 2; only without norm and dropout). tadd (N, Co) and
+ * res (N, Co, H up, W up) may be NULL. The result equals the composition of dfs_concat,
+ * dfs_group_norm(_silu), dfs_dropout, dfs_upsample_nearest, dfs_conv2d and dfs_add (the same
+ * dropout mask too), which is what it runs when the fast kernels are off (dfs_set_kernels).
+ * Forward keeps no pre(x): backward recomputes it. */
+typedef struct {
+    dfs_tensor *x2;
+    int norm; /* 0 none, 1 GroupNorm, 2 GroupNorm then SiLU */
+    dfs_tensor *gamma, *beta; /* (C1 + C2) or NULL (1 and 0) */
+    int groups;
+    float eps;
+    float dropout;
+    int up;
+    dfs_tensor *tadd, *res;
+} dfs_conv_fused;
+dfs_tensor *dfs_conv2d_fused(dfs_graph *g, dfs_tensor *x, dfs_tensor *w, dfs_tensor *b,
+                             const dfs_conv_fused *f);
 
 #endif

@@ -3,6 +3,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 dfs_model *dfs_model_new(const dfs_model_config *c, uint64_t seed) {
     if (c->T < 1 || c->T > 100000) {
@@ -34,27 +37,70 @@ dfs_model *dfs_model_new(const dfs_model_config *c, uint64_t seed) {
 void dfs_model_free(dfs_model *m) {
     if (!m) return;
     dfs_unet_free(m->net);
+    dfs_tokenizer_free(m->tokenizer);
     dfs_schedule_free(&m->sched);
     dfs_graph_free(m->g);
+    for (int i = 0; i < m->ngthread; i++) dfs_graph_free(m->gthread[i]);
+    free(m->gthread);
     free(m);
 }
 
+/* Images [lo, hi) in passes of at most `pass` images through graph g. */
+static void predict_range(dfs_model *m, dfs_graph *g, const float *x, const int *t,
+                          const int *labels, int lo, int hi, int pass, float *out) {
+    const dfs_unet_config *c = &m->cfg.unet;
+    const size_t dim = (size_t)c->in_channels * c->image_size * c->image_size;
+    dfs_graph_set_grad(g, 0);
+    dfs_graph_set_training(g, 0, NULL);
+    for (int i = lo; i < hi; i += pass) {
+        int nb = hi - i < pass ? hi - i : pass;
+        dfs_graph_reset(g);
+        dfs_tensor *xt = dfs_tensor_wrap(g, (float *)x + (size_t)i * dim, 4,
+                                         (int[]){nb, c->in_channels, c->image_size, c->image_size});
+        dfs_tensor *y = dfs_unet_forward(m->net, g, xt, t + i, labels ? labels + i : NULL);
+        memcpy(out + (size_t)i * dim, y->data, (size_t)nb * dim * sizeof(float));
+    }
+    dfs_graph_reset(g);
+}
+
+/* Inference is data-parallel: each thread runs the whole network, every op serial, on its own
+ * contiguous share of the images, in a graph of its own. The threads meet once per call
+ * instead of at every op (hundreds of barriers per pass), which also keeps the speed when
+ * another process takes a core. An image's result depends on the split only at float
+ * rounding level (the time-embedding GEMMs and strided convs see the pass's size). */
 void dfs_model_predict(void *model, const float *x, const int *t, const int *labels, int n,
                        float *out) {
     dfs_model *m = model;
-    const dfs_unet_config *c = &m->cfg.unet;
-    const size_t dim = (size_t)c->in_channels * c->image_size * c->image_size;
-    dfs_graph_set_grad(m->g, 0);
-    dfs_graph_set_training(m->g, 0, NULL);
-    for (int i = 0; i < n; i += m->max_batch) {
-        int nb = n - i < m->max_batch ? n - i : m->max_batch;
-        dfs_graph_reset(m->g);
-        dfs_tensor *xt = dfs_tensor_wrap(m->g, (float *)x + (size_t)i * dim, 4,
-                                         (int[]){nb, c->in_channels, c->image_size, c->image_size});
-        dfs_tensor *y = dfs_unet_forward(m->net, m->g, xt, t + i, labels ? labels + i : NULL);
-        memcpy(out + (size_t)i * dim, y->data, (size_t)nb * dim * sizeof(float));
+    const int maxb = m->max_batch > 0 ? m->max_batch : 1;
+    int T = 1;
+#ifdef _OPENMP
+    T = omp_in_parallel() ? 1 : omp_get_max_threads();
+#endif
+    if (T > n) T = n;
+    if (T > 1 && m->ngthread < T) { /* the per-thread graphs, once */
+        dfs_graph **gt = realloc(m->gthread, (size_t)T * sizeof *gt);
+        if (gt) {
+            m->gthread = gt;
+            while (m->ngthread < T && (gt[m->ngthread] = dfs_graph_new())) m->ngthread++;
+        }
+        if (m->ngthread < T) T = 1; /* out of memory: one thread, as before */
     }
-    dfs_graph_reset(m->g);
+    if (T <= 1) {
+        predict_range(m, m->g, x, t, labels, 0, n, maxb, out);
+        return;
+    }
+    (void)dfs_get_kernels(); /* read DFS_KERNELS before the threads do */
+#pragma omp parallel num_threads(T)
+    {
+#ifdef _OPENMP
+        const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
+#else
+        const int tid = 0, nt = 1;
+#endif
+        const int per = (n + nt - 1) / nt, lo = tid * per, hi = lo + per < n ? lo + per : n;
+        const int pass = maxb / nt > 0 ? maxb / nt : 1;
+        if (lo < hi) predict_range(m, m->gthread[tid], x, t, labels, lo, hi, pass, out);
+    }
 }
 
 void dfs_params_swap_ema(dfs_params *p) {

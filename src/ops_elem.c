@@ -18,7 +18,7 @@ static dfs_tensor *scalar_new(dfs_graph *g) { return dfs_tensor_new(g, 1, (int[]
 
 /* ---- SiLU: x sigmoid(x) (Elfwing et al. 2018, eq. 3; Hendrycks & Gimpel 2016) -------------- */
 
-static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+/* dfs_sigmoidf (ops_ref.h): the vectorisable exp, so that these loops run in SIMD lanes */
 
 static void silu_bw(dfs_graph *g, dfs_node *nd) {
     dfs_tensor *x = nd->in[0];
@@ -26,10 +26,10 @@ static void silu_bw(dfs_graph *g, dfs_node *nd) {
     float *dx = dfs_grad_for_write(g, x, &fresh);
     const float *dy = nd->out->grad, *xd = x->data;
     long n = (long)x->n;
-#pragma omp parallel for if (n >= PAR_MIN)
+#pragma omp parallel for simd if (n >= PAR_MIN)
     for (long i = 0; i < n; i++) {
         /* d/dx x s(x) = s(x) (1 + x (1 - s(x))) */
-        float s = sigmoidf(xd[i]);
+        float s = dfs_sigmoidf(xd[i]);
         float d = dy[i] * s * (1.0f + xd[i] * (1.0f - s));
         dx[i] = fresh ? d : dx[i] + d;
     }
@@ -41,8 +41,8 @@ dfs_tensor *dfs_silu(dfs_graph *g, dfs_tensor *x) {
     const float *xd = x->data;
     float *y = out->data;
     long n = (long)x->n;
-#pragma omp parallel for if (n >= PAR_MIN)
-    for (long i = 0; i < n; i++) y[i] = xd[i] * sigmoidf(xd[i]);
+#pragma omp parallel for simd if (n >= PAR_MIN)
+    for (long i = 0; i < n; i++) y[i] = xd[i] * dfs_sigmoidf(xd[i]);
     dfs_record(g, silu_bw, out, 1, &x);
     return out;
 }
@@ -388,11 +388,13 @@ dfs_tensor *dfs_softmax(dfs_graph *g, dfs_tensor *x) {
         float mx = xr[0];
         for (int d = 1; d < D; d++) mx = xr[d] > mx ? xr[d] : mx;
         double s = 0;
+#pragma omp simd reduction(+ : s)
         for (int d = 0; d < D; d++) {
-            yr[d] = expf(xr[d] - mx);
+            yr[d] = dfs_expf(xr[d] - mx);
             s += yr[d];
         }
         float inv = (float)(1.0 / s);
+#pragma omp simd
         for (int d = 0; d < D; d++) yr[d] *= inv;
     }
     dfs_record(g, softmax_bw, out, 1, &x);
@@ -437,6 +439,30 @@ dfs_tensor *dfs_embedding(dfs_graph *g, dfs_tensor *table, const int *idx, int n
 /* ---- dropout (Srivastava et al. 2014), inverted: kept elements are scaled by 1/(1-p) at
  * training time so that evaluation is the identity. The mask is saved as bits. -------------- */
 
+void dfs_dropout_mask(uint8_t *mask, size_t n, size_t nslice, dfs_rng *rng, float p) {
+    DFS_ASSERT(nslice >= 1 && n % nslice == 0);
+    const size_t len = n / nslice;
+    const uint64_t seed = dfs_rng_u64(rng);
+    /* keep iff a 16-bit uniform >= p 2^16 rounded: each 64-bit draw serves four elements
+     * (p is then a multiple of 2^-16, e.g. 0.1 becomes 0.100006) */
+    const uint32_t thr = (uint32_t)lround((double)p * 65536.0);
+    memset(mask, 0, (n + 7) / 8);
+    /* slices own whole bytes when len % 8 == 0: then they can be drawn in parallel */
+#pragma omp parallel for schedule(static) if (len % 8 == 0 && n >= PAR_MIN)
+    for (long s = 0; s < (long)nslice; s++) {
+        dfs_rng r;
+        dfs_rng_seed(&r, seed + 0x9e3779b97f4a7c15ULL * (uint64_t)s);
+        const size_t b0 = (size_t)s * len;
+        for (size_t i = 0; i < len; i += 4) {
+            uint64_t u = dfs_rng_u64(&r);
+            for (size_t k = 0; k < 4 && i + k < len; k++) {
+                size_t bi = b0 + i + k;
+                if ((uint32_t)(u >> (16 * k) & 0xffff) >= thr) mask[bi >> 3] |= (uint8_t)(1u << (bi & 7));
+            }
+        }
+    }
+}
+
 static void dropout_bw(dfs_graph *g, dfs_node *nd) {
     dfs_tensor *x = nd->in[0];
     int fresh;
@@ -459,20 +485,18 @@ dfs_tensor *dfs_dropout(dfs_graph *g, dfs_tensor *x, float p) {
     DFS_ASSERT(rng != NULL); /* training mode needs a generator: dfs_graph_set_training */
     dfs_tensor *out = dfs_tensor_like(g, x);
     dfs_node *nd = dfs_record(g, dropout_bw, out, 1, &x);
-    uint8_t *mask = NULL;
+    uint8_t *mask = dfs_graph_alloc(g, (x->n + 7) / 8);
+    /* one slice per index of the first dim (per image), as the fused convolution draws it */
+    const size_t nslice = x->ndim >= 1 && x->shape[0] > 0 && x->n ? (size_t)x->shape[0] : 1;
+    if (x->n) dfs_dropout_mask(mask, x->n, nslice, rng, p);
+    const float scale = 1.0f / (1.0f - p);
+    const long n = (long)x->n;
+    const float *xd = x->data;
+    float *y = out->data;
+#pragma omp parallel for if (n >= PAR_MIN)
+    for (long i = 0; i < n; i++) y[i] = (mask[i >> 3] >> (i & 7) & 1) ? xd[i] * scale : 0.0f;
     if (nd) {
-        mask = dfs_graph_alloc(g, (x->n + 7) / 8);
-        memset(mask, 0, (x->n + 7) / 8);
         nd->saved = mask;
-    }
-    float scale = 1.0f / (1.0f - p);
-    /* serial: the mask must not depend on the thread count */
-    for (size_t i = 0; i < x->n; i++) {
-        int keep = dfs_rng_uniform(rng) >= p;
-        out->data[i] = keep ? x->data[i] * scale : 0.0f;
-        if (mask && keep) mask[i >> 3] |= (uint8_t)(1u << (i & 7));
-    }
-    if (nd) {
         nd->f[0] = scale;
         nd->f[1] = p;
     }

@@ -46,156 +46,171 @@ static void moments(const float *x, size_t m, float eps, float *mu, float *rstd)
  * U-Net ResBlock), in one pass and without keeping z: backward recomputes z from x and the saved
  * mu, rstd (z = x a + b exactly as forward computes it) and uses
  *   dz = dy s(z) (1 + z (1 - s(z))),  s = sigmoid  (Elfwing et al. 2018, eq. 3)
- * in place of dy in the GroupNorm backward above. */
+ * in place of dy in the GroupNorm backward above. The per-group helpers below work on channel
+ * planes that may come from two tensors, so that the fused convolution (ops_conv.c) normalises
+ * a channel concatenation without forming it. */
 
-static inline float sigmoidf(float v) { return 1.0f / (1.0f + expf(-v)); }
+void dfs_gn_stats(const dfs_planes *x, int C, int G, int g, float eps, float *mu, float *rstd) {
+    /* One pass over the group: sums of d = x - x0 and d^2 in double, with x0 the group's first
+     * value (the shift keeps E[d^2] - E[d]^2 free of cancellation unless the mean were ~1e8
+     * standard deviations from x0; Chan, Golub & LeVeque 1983, "Algorithms for computing the
+     * sample variance", sec. 3). */
+    const int Cg = C / G;
+    const size_t S = x->s;
+    const double M = (double)Cg * (double)S;
+    const double x0 = dfs_plane(x, g * Cg)[0];
+    double s = 0, q = 0;
+    for (int c = g * Cg; c < (g + 1) * Cg; c++) {
+        const float *xc = dfs_plane(x, c); // (S)
+#pragma omp simd reduction(+ : s, q)
+        for (size_t i = 0; i < S; i++) {
+            double d = xc[i] - x0;
+            s += d;
+            q += d * d;
+        }
+    }
+    const double md = s / M, v = q / M - md * md;
+    *mu = (float)(x0 + md);
+    *rstd = (float)(1.0 / sqrt((v > 0.0 ? v : 0.0) + eps));
+}
 
-/* gamma/beta may be NULL (1 and 0). mu, rstd (N*G) are written. */
-static void group_norm_forward(float *out, float *mu, float *rstd, const float *x,
-                               const float *gamma, const float *beta, int N, int C, size_t S, int G,
-                               float eps, int silu) {
-    // out, x (N, C, S) viewed as (N*G, Cg, S); mu, rstd (N*G); gamma, beta (C)
-    int Cg = C / G;
-    size_t M = (size_t)Cg * S;
-    long NG = (long)N * G;
-#pragma omp parallel for if ((size_t)NG * M >= PAR_MIN)
-    for (long ng = 0; ng < NG; ng++) {
-        const float *xg = x + (size_t)ng * M; // (Cg, S)
-        float *yg = out + (size_t)ng * M;     // (Cg, S)
-        moments(xg, M, eps, &mu[ng], &rstd[ng]);
-        int g0 = (int)(ng % G) * Cg;
-        for (int c = 0; c < Cg; c++) {
-            float gm = gamma ? gamma[g0 + c] : 1.0f;
-            float bt = beta ? beta[g0 + c] : 0.0f;
-            float a = rstd[ng] * gm, b = bt - mu[ng] * a; /* y = x a + b */
-            const float *xc = xg + (size_t)c * S;
-            float *yc = yg + (size_t)c * S;
-            if (silu)
-                for (size_t s = 0; s < S; s++) {
-                    float z = xc[s] * a + b;
-                    yc[s] = z * sigmoidf(z);
-                }
-            else
-                for (size_t s = 0; s < S; s++) yc[s] = xc[s] * a + b;
+void dfs_affine_act(float *y, const float *x, size_t n, float a, float b, int silu) {
+    if (silu) {
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) {
+            float z = x[i] * a + b;
+            y[i] = z * dfs_sigmoidf(z);
+        }
+    } else {
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) y[i] = x[i] * a + b;
+    }
+}
+
+void dfs_gn_backward_group(const dfs_planes_grad *dx, float *gz, const float *dy,
+                           const dfs_planes *x, int C, int G, int g, float mu, float rstd,
+                           const float *gamma, const float *beta, int silu, double *ab) {
+    const int Cg = C / G, g0 = g * Cg;
+    const size_t S = x->s;
+    const float m = mu, r = rstd;
+    double sg = 0, sgx = 0; /* sum gamma dz, sum gamma dz xhat */
+    for (int c = g0; c < g0 + Cg; c++) {
+        const float gm = gamma ? gamma[c] : 1.0f;
+        const float *xc = dfs_plane(x, c), *dyc = dy + (size_t)c * S; // (S)
+        double A = 0, B = 0;
+        if (silu) {
+            const float bt = beta ? beta[c] : 0.0f;
+            const float a = r * gm, b = bt - m * a; /* z = x a + b, as in forward */
+            float *gc = gz + (size_t)c * S;
+#pragma omp simd reduction(+ : A, B)
+            for (size_t s = 0; s < S; s++) {
+                float z = xc[s] * a + b, sz = dfs_sigmoidf(z);
+                float d = dyc[s] * sz * (1.0f + z * (1.0f - sz));
+                gc[s] = d;
+                A += d;
+                B += d * ((xc[s] - m) * r);
+            }
+        } else {
+#pragma omp simd reduction(+ : A, B)
+            for (size_t s = 0; s < S; s++) {
+                A += dyc[s];
+                B += dyc[s] * ((xc[s] - m) * r);
+            }
+        }
+        ab[2 * c] = A;
+        ab[2 * c + 1] = B;
+        sg += gm * A;
+        sgx += gm * B;
+    }
+    if (!dx) return;
+    const double M = (double)Cg * (double)S;
+    const float mg = (float)(sg / M), mgx = (float)(sgx / M);
+    for (int c = g0; c < g0 + Cg; c++) {
+        const float gm = gamma ? gamma[c] : 1.0f;
+        const float *xc = dfs_plane(x, c);
+        const float *dz = (silu ? gz : dy) + (size_t)c * S;
+        const int in_a = c < dx->ca;
+        float *dxc = in_a ? dx->a + (size_t)c * dx->s : dx->b + (size_t)(c - dx->ca) * dx->s;
+        if (in_a ? dx->fresh_a : dx->fresh_b) {
+#pragma omp simd
+            for (size_t s = 0; s < S; s++) dxc[s] = r * (dz[s] * gm - mg - (xc[s] - m) * r * mgx);
+        } else {
+#pragma omp simd
+            for (size_t s = 0; s < S; s++) dxc[s] += r * (dz[s] * gm - mg - (xc[s] - m) * r * mgx);
         }
     }
 }
 
-/* dx (N,C,S) gets (dx_fresh: =, else +=) the input gradient; dgamma (C), dbeta (C) accumulate;
- * each may be NULL. One parallel pass per (sample, group) computes, per channel, A = sum dz and
- * B = sum dz xhat (dz = dy, or the SiLU-corrected dy, kept in gz, M floats per thread), from
- * which both dx and (summed over samples in ab, (N, C, 2) doubles) dgamma = sum B,
- * dbeta = sum A follow. */
-static void group_norm_backward(float *dx, int dx_fresh, float *dgamma, float *dbeta,
-                                const float *dout, const float *x, const float *mu,
-                                const float *rstd, const float *gamma, const float *beta, int N,
-                                int C, size_t S, int G, int silu, float *gz, double *ab) {
-    int Cg = C / G;
-    size_t M = (size_t)Cg * S;
-    long NG = (long)N * G;
-#pragma omp parallel for if ((size_t)NG * M >= PAR_MIN)
-    for (long ng = 0; ng < NG; ng++) {
-        int tid = 0;
-#ifdef _OPENMP
-        tid = omp_get_thread_num();
-#endif
-        const float *xg = x + (size_t)ng * M, *dyg = dout + (size_t)ng * M; // (Cg, S)
-        float *gzt = silu ? gz + (size_t)tid * M : NULL;                    // (Cg, S)
-        const int g0 = (int)(ng % G) * Cg;
-        const float m = mu[ng], r = rstd[ng];
-        double *abg = ab + 2 * ((size_t)ng * Cg); // (Cg, 2); ng * Cg = n * C + g0
-        double sg = 0, sgx = 0;                   /* sum gamma dz, sum gamma dz xhat */
-        for (int c = 0; c < Cg; c++) {
-            float gm = gamma ? gamma[g0 + c] : 1.0f;
-            const float *xc = xg + (size_t)c * S, *dyc = dyg + (size_t)c * S;
-            double A = 0, B = 0;
-            if (silu) {
-                float bt = beta ? beta[g0 + c] : 0.0f;
-                float a = r * gm, b = bt - m * a; /* z = x a + b, as in forward */
-                float *gc = gzt + (size_t)c * S;
-                for (size_t s = 0; s < S; s++) {
-                    float z = xc[s] * a + b, sz = sigmoidf(z);
-                    float d = dyc[s] * sz * (1.0f + z * (1.0f - sz));
-                    gc[s] = d;
-                    A += d;
-                    B += d * ((xc[s] - m) * r);
-                }
-            } else {
-                for (size_t s = 0; s < S; s++) {
-                    A += dyc[s];
-                    B += dyc[s] * ((xc[s] - m) * r);
-                }
-            }
-            abg[2 * c] = A;
-            abg[2 * c + 1] = B;
-            sg += gm * A;
-            sgx += gm * B;
+void dfs_gn_param_grads(float *dgamma, float *dbeta, const double *ab, int N, int C) {
+    if (!dgamma && !dbeta) return;
+    for (int c = 0; c < C; c++) {
+        double sa = 0, sb = 0;
+        for (int n = 0; n < N; n++) {
+            sa += ab[2 * ((size_t)n * C + c)];
+            sb += ab[2 * ((size_t)n * C + c) + 1];
         }
-        if (!dx) continue;
-        float *dxg = dx + (size_t)ng * M; // (Cg, S)
-        float mg = (float)(sg / (double)M), mgx = (float)(sgx / (double)M);
-        for (int c = 0; c < Cg; c++) {
-            float gm = gamma ? gamma[g0 + c] : 1.0f;
-            const float *xc = xg + (size_t)c * S;
-            const float *dz = silu ? gzt + (size_t)c * S : dyg + (size_t)c * S;
-            float *dxc = dxg + (size_t)c * S;
-            if (dx_fresh)
-                for (size_t s = 0; s < S; s++) {
-                    float xh = (xc[s] - m) * r;
-                    dxc[s] = r * (dz[s] * gm - mg - xh * mgx);
-                }
-            else
-                for (size_t s = 0; s < S; s++) {
-                    float xh = (xc[s] - m) * r;
-                    dxc[s] += r * (dz[s] * gm - mg - xh * mgx);
-                }
-        }
+        if (dgamma) dgamma[c] += (float)sb;
+        if (dbeta) dbeta[c] += (float)sa;
     }
-    if (dgamma || dbeta)
-        for (int c = 0; c < C; c++) {
-            double sa = 0, sb = 0;
-            for (int n = 0; n < N; n++) {
-                sa += ab[2 * ((size_t)n * C + c)];
-                sb += ab[2 * ((size_t)n * C + c) + 1];
-            }
-            if (dgamma) dgamma[c] += (float)sb;
-            if (dbeta) dbeta[c] += (float)sa;
-        }
 }
 
 static void group_norm_bw(dfs_graph *g, dfs_node *nd) {
     dfs_tensor *x = nd->in[0], *gamma = nd->in[1], *beta = nd->in[2];
-    int N = x->shape[0], C = x->shape[1], G = nd->i[0], silu = nd->i[1];
-    size_t S = x->n / ((size_t)N * C), M = (size_t)(C / G) * S;
+    const int N = x->shape[0], C = x->shape[1], G = nd->i[0], silu = nd->i[1];
+    const size_t S = x->n / ((size_t)N * C), CS = (size_t)C * S;
     const float *mu = nd->saved, *rstd = mu + (size_t)N * G;
-    int nthreads = 1;
-#ifdef _OPENMP
-    nthreads = omp_in_parallel() ? 1 : omp_get_max_threads();
-#endif
-    float *gz = silu ? dfs_graph_scratch(g, 0, (size_t)nthreads * M * sizeof(float)) : NULL;
+    const int T = dfs_op_threads();
+    /* SiLU: dz of one image per thread (each (sample, group) writes only its own channels) */
+    float *gz = silu ? dfs_graph_scratch(g, 0, (size_t)T * CS * sizeof(float)) : NULL;
     double *ab = dfs_graph_scratch(g, 1, 2 * (size_t)N * C * sizeof(double)); // (N, C, 2)
     int fresh = 0;
     float *dx = x->requires_grad ? dfs_grad_for_write(g, x, &fresh) : NULL;
-    group_norm_backward(dx, fresh, gamma && gamma->requires_grad ? dfs_grad(g, gamma) : NULL,
-                        beta && beta->requires_grad ? dfs_grad(g, beta) : NULL, nd->out->grad,
-                        x->data, mu, rstd, gamma ? gamma->data : NULL, beta ? beta->data : NULL, N,
-                        C, S, G, silu, gz, ab);
+    const float *dy = nd->out->grad, *gm = gamma ? gamma->data : NULL, *bt = beta ? beta->data : NULL;
+    const long NG = (long)N * G;
+#pragma omp parallel for num_threads(T) if (T > 1 && (size_t)N * CS >= PAR_MIN)
+    for (long ng = 0; ng < NG; ng++) {
+        const int n = (int)(ng / G), gi = (int)(ng % G);
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+        const dfs_planes xp = {x->data + (size_t)n * CS, NULL, C, S};
+        const dfs_planes_grad dxp = {dx ? dx + (size_t)n * CS : NULL, NULL, C, S, fresh, fresh};
+        dfs_gn_backward_group(dx ? &dxp : NULL, gz ? gz + (size_t)tid * CS : NULL,
+                              dy + (size_t)n * CS, &xp, C, G, gi, mu[ng], rstd[ng], gm, bt, silu,
+                              ab + 2 * (size_t)n * C);
+    }
+    dfs_gn_param_grads(gamma && gamma->requires_grad ? dfs_grad(g, gamma) : NULL,
+                   beta && beta->requires_grad ? dfs_grad(g, beta) : NULL, ab, N, C);
 }
 
 static dfs_tensor *group_norm_op(dfs_graph *g, dfs_tensor *x, dfs_tensor *gamma, dfs_tensor *beta,
                                  int groups, float eps, int silu) {
     DFS_ASSERT(x && x->ndim >= 2 && x->n > 0);
-    int N = x->shape[0], C = x->shape[1];
+    const int N = x->shape[0], C = x->shape[1], G = groups;
     DFS_ASSERT(groups >= 1 && C % groups == 0);
     DFS_ASSERT(!gamma || gamma->n == (size_t)C);
     DFS_ASSERT(!beta || beta->n == (size_t)C);
     DFS_ASSERT(eps >= 0.0f);
-    size_t S = x->n / ((size_t)N * C);
+    const size_t S = x->n / ((size_t)N * C), CS = (size_t)C * S;
     dfs_tensor *out = dfs_tensor_like(g, x);
-    float *stats = dfs_graph_alloc(g, 2 * (size_t)N * groups * sizeof(float)); // mu, rstd (N*G)
-    group_norm_forward(out->data, stats, stats + (size_t)N * groups, x->data,
-                       gamma ? gamma->data : NULL, beta ? beta->data : NULL, N, C, S, groups, eps,
-                       silu);
+    float *stats = dfs_graph_alloc(g, 2 * (size_t)N * G * sizeof(float)); // mu, rstd (N*G)
+    float *mu = stats, *rstd = stats + (size_t)N * G;
+    const float *gm = gamma ? gamma->data : NULL, *bt = beta ? beta->data : NULL;
+    const long NG = (long)N * G;
+    const int Cg = C / G;
+#pragma omp parallel for if ((size_t)N * CS >= PAR_MIN)
+    for (long ng = 0; ng < NG; ng++) {
+        const int n = (int)(ng / G), gi = (int)(ng % G);
+        const dfs_planes xp = {x->data + (size_t)n * CS, NULL, C, S};
+        dfs_gn_stats(&xp, C, G, gi, eps, &mu[ng], &rstd[ng]);
+        for (int c = gi * Cg; c < (gi + 1) * Cg; c++) {
+            const float a = rstd[ng] * (gm ? gm[c] : 1.0f);
+            const float b = (bt ? bt[c] : 0.0f) - mu[ng] * a; /* y = x a + b */
+            const size_t off = (size_t)n * CS + (size_t)c * S;
+            dfs_affine_act(out->data + off, x->data + off, S, a, b, silu);
+        }
+    }
     dfs_node *nd = dfs_record(g, group_norm_bw, out, 3, (dfs_tensor *[]){x, gamma, beta});
     if (nd) {
         nd->i[0] = groups;

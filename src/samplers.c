@@ -15,6 +15,8 @@
  *          Diffusion Probabilistic Models", Algorithm 2 (multistep 2M, data prediction)
  *   EDM    Karras, Aittala, Aila, Laine 2022, "Elucidating the Design Space of Diffusion-Based
  *          Generative Models", Algorithm 1 (Heun, deterministic)
+ *   Imagen Saharia et al. 2022, "Photorealistic Text-to-Image Diffusion Models with Deep
+ *          Language Understanding", sec. 2.3 (dynamic thresholding)
  *
  * Random stream (fixed, so that samples are reproducible from a seed): x_T takes n*dim normals
  * first; then every step that adds noise takes n*dim normals, in element order. Steps that
@@ -82,6 +84,7 @@ typedef struct {
     float *prev;  /* (n, dim) dpm++2m: x0 of the previous step; heun: eps at the step start */
     float *xe;    /* (n, dim) heun: the Euler predictor x_{t'} */
     int *ts;      /* (steps) visited timesteps */
+    float *thr;   /* (dim) dynamic thresholding: |x0| of one sample, reordered */
 } scratch;
 
 static void scratch_free(scratch *w) {
@@ -95,6 +98,59 @@ static void scratch_free(scratch *w) {
     free(w->prev);
     free(w->xe);
     free(w->ts);
+    free(w->thr);
+}
+
+/* The k-th smallest of a[0..n-1] (0-based), by quickselect (Hoare 1961, "FIND") with a
+ * median-of-three pivot; a is reordered so that a[k] holds it, a[0..k-1] <= a[k] <= a[k+1..]. */
+static float select_kth(float *a, size_t n, size_t k) {
+    size_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        const size_t mid = lo + (hi - lo) / 2;
+        float x = a[lo], y = a[mid], z = a[hi];
+        const float pivot = x < y ? (y < z ? y : (x < z ? z : x)) : (x < z ? x : (y < z ? z : y));
+        size_t i = lo, j = hi;
+        while (i <= j) { /* Hoare partition: [lo, j] <= pivot <= [i, hi] */
+            while (a[i] < pivot) i++;
+            while (a[j] > pivot) j--;
+            if (i <= j) {
+                float t = a[i];
+                a[i] = a[j];
+                a[j] = t;
+                i++;
+                if (j == 0) break;
+                j--;
+            }
+        }
+        if (k <= j) hi = j;
+        else if (k >= i) lo = i;
+        else return a[k]; /* between the two parts: equal to the pivot */
+    }
+    return a[k];
+}
+
+float dfs_dynamic_threshold(float *x0, size_t dim, float p, float *scratch) {
+    DFS_ASSERT(dim >= 1 && p > 0.0f && p <= 100.0f);
+    for (size_t j = 0; j < dim; j++) scratch[j] = fabsf(x0[j]);
+    /* numpy.percentile's default ("linear"): rank r = p/100 (dim - 1), v = a_(floor r) +
+     * (r - floor r) (a_(floor r + 1) - a_(floor r)) over the sorted values a_(i). */
+    const double r = (double)p / 100.0 * (double)(dim - 1);
+    size_t k = (size_t)r;
+    if (k > dim - 1) k = dim - 1;
+    const double frac = r - (double)k;
+    double s = select_kth(scratch, dim, k);
+    if (frac > 0.0 && k + 1 < dim) {
+        float next = scratch[k + 1]; /* the smallest of the values above a_(k) */
+        for (size_t j = k + 2; j < dim; j++) next = scratch[j] < next ? scratch[j] : next;
+        s += frac * ((double)next - s);
+    }
+    /* Imagen sec. 2.3: s = max(s, 1); x0 = clip(x0, -s, s) / s */
+    const float sf = s > 1.0 ? (float)s : 1.0f;
+    for (size_t j = 0; j < dim; j++) {
+        const float v = x0[j] < -sf ? -sf : x0[j] > sf ? sf : x0[j];
+        x0[j] = v / sf;
+    }
+    return sf;
 }
 
 /* The model as the update rules see it: eps and x0 (n, dim) at (x, t), with classifier-free
@@ -126,7 +182,14 @@ static void eval_model(const dfs_schedule *s, const dfs_sampler_config *c, dfs_m
         model(model_user, x, w->tb, labels, n, w->out);
         dfs_pred_to_eps_x0(s, c->prediction, t, x, w->out, eps, x0, N);
     }
-    if (c->clip_x0) {
+    if (c->dynamic_threshold > 0.0f) {
+        /* Imagen's dynamic thresholding of the (guided) x0 prediction, each sample on its own,
+         * instead of the static clip; eps recomputed from it as below. */
+        const size_t dim = N / (size_t)n;
+        for (int i = 0; i < n; i++) dfs_dynamic_threshold(x0 + (size_t)i * dim, dim, c->dynamic_threshold, w->thr);
+#pragma omp parallel for schedule(static) if (N >= 65536)
+        for (size_t j = 0; j < N; j++) eps[j] = (float)((x[j] - sa * x0[j]) / sb);
+    } else if (c->clip_x0) {
         /* Clip x0 to the data range, then recompute eps from the clipped x0 so that the
          * update (which uses both) stays on the line through x_t. */
 #pragma omp parallel for schedule(static) if (N >= 65536)
@@ -174,6 +237,11 @@ dfs_status dfs_sample(const dfs_schedule *s, const dfs_sampler_config *c, dfs_mo
         dfs_set_error("dfs_sample: eta = %g must be finite and >= 0", (double)c->eta);
         return DFS_ERR_ARG;
     }
+    if (!(c->dynamic_threshold >= 0.0f && c->dynamic_threshold <= 100.0f)) {
+        dfs_set_error("dfs_sample: dynamic threshold percentile %g must be in (0, 100], or 0 for off",
+                      (double)c->dynamic_threshold);
+        return DFS_ERR_ARG;
+    }
     if (!isfinite(c->guidance)) {
         dfs_set_error("dfs_sample: guidance = %g is not finite", (double)c->guidance);
         return DFS_ERR_ARG;
@@ -203,8 +271,10 @@ dfs_status dfs_sample(const dfs_schedule *s, const dfs_sampler_config *c, dfs_mo
     const int multi = c->kind == DFS_SAMPLER_DPMPP_2M || c->kind == DFS_SAMPLER_HEUN;
     if (multi) w.prev = calloc(N, sizeof(float)); /* zeroed: read (times 0) on step 0 */
     if (c->kind == DFS_SAMPLER_HEUN) w.xe = malloc(N * sizeof(float));
+    if (c->dynamic_threshold > 0.0f) w.thr = malloc(dim * sizeof(float));
     if (!w.out || !w.eps || !w.x0 || !w.z || !w.tb || !w.ts || (guided && (!w.xin || !w.lb)) ||
-        (multi && !w.prev) || (c->kind == DFS_SAMPLER_HEUN && !w.xe)) {
+        (multi && !w.prev) || (c->kind == DFS_SAMPLER_HEUN && !w.xe) ||
+        (c->dynamic_threshold > 0.0f && !w.thr)) {
         scratch_free(&w);
         dfs_set_error("dfs_sample: out of memory for %d x %zu samples", n, dim);
         return DFS_ERR_NOMEM;

@@ -7,6 +7,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 struct dfs_trainer {
     dfs_model *m;
@@ -19,6 +22,13 @@ struct dfs_trainer {
     long perm_epoch;
     float *x0, *eps, *xt, *target; /* (B, dim) */
     int *t, *labels;  /* (B) */
+    struct worker {   /* data-parallel steps: one per thread */
+        dfs_graph *g;
+        float *grad;  /* (params n) its own parameter gradients */
+        dfs_rng rng;  /* its dropout generator, seeded from the run's each step */
+        float loss;   /* its share of the batch loss */
+    } *w;
+    int nw;
 };
 
 void dfs_train_config_default(dfs_train_config *c) {
@@ -29,6 +39,11 @@ void dfs_train_config_default(dfs_train_config *c) {
 
 void dfs_trainer_free(dfs_trainer *t) {
     if (!t) return;
+    for (int i = 0; i < t->nw; i++) {
+        dfs_graph_free(t->w[i].g);
+        free(t->w[i].grad);
+    }
+    free(t->w);
     dfs_graph_free(t->g);
     free(t->perm);
     free(t->x0);
@@ -69,6 +84,12 @@ dfs_status dfs_trainer_new(dfs_trainer **out, dfs_model *m, const dfs_train_conf
         dfs_set_error("data have %d classes but the model has %d", d->num_classes, u->num_classes);
         return DFS_ERR_SHAPE;
     }
+    if (u->text.dim > 0 && dfs_unet_context_rows(m->net) != d->n) {
+        dfs_set_error("the text model's caption table has %d rows but the data have %d images (one caption "
+                      "per image, dfs_unet_set_context)",
+                      dfs_unet_context_rows(m->net), d->n);
+        return DFS_ERR_SHAPE;
+    }
     dfs_trainer *t = calloc(1, sizeof *t);
     if (!t) goto nomem;
     t->m = m;
@@ -79,6 +100,7 @@ dfs_status dfs_trainer_new(dfs_trainer **out, dfs_model *m, const dfs_train_conf
     t->perm_epoch = -1;
     size_t bd = (size_t)c->batch * t->dim;
     t->g = dfs_graph_new();
+    if (t->g) dfs_graph_set_recycle(t->g, 1); /* nothing reads activations after backward */
     t->perm = malloc((size_t)d->n * sizeof(int));
     t->x0 = malloc(bd * sizeof(float));
     t->eps = malloc(bd * sizeof(float));
@@ -117,20 +139,129 @@ static int next_index(dfs_trainer *t, long seen) {
     return t->perm[seen % n];
 }
 
+/* Forward, loss and (if the loss is finite) backward of the whole batch in one graph; the
+ * ops spread their work over the threads themselves. Returns the loss. */
+static float serial_step(dfs_trainer *t) {
+    dfs_model *m = t->m;
+    const dfs_unet_config *u = &m->cfg.unet;
+    const int B = t->c.batch, cond = u->text.dim > 0 || u->num_classes > 0;
+    dfs_graph *g = t->g;
+    dfs_graph_reset(g);
+    dfs_graph_set_grad(g, 1);
+    dfs_graph_set_training(g, 1, &t->st->rng);
+    const int shape[4] = {B, u->in_channels, u->image_size, u->image_size};
+    dfs_tensor *x = dfs_tensor_wrap(g, t->xt, 4, shape);
+    dfs_tensor *pred = dfs_unet_forward(m->net, g, x, t->t, cond ? t->labels : NULL);
+    dfs_tensor *loss = dfs_mse(g, pred, dfs_tensor_wrap(g, t->target, 4, shape));
+    float L = loss->data[0];
+    if (!isfinite(L)) return L;
+    dfs_params_zero_grad(m->net->params);
+    dfs_backward(g, loss);
+    return L;
+}
+
+static dfs_status ensure_workers(dfs_trainer *t, int n) {
+    if (t->nw >= n) return DFS_OK;
+    struct worker *w = realloc(t->w, (size_t)n * sizeof *w);
+    if (!w) return DFS_ERR_NOMEM;
+    t->w = w;
+    const size_t np = t->m->net->params->n;
+    while (t->nw < n) {
+        struct worker *k = &t->w[t->nw];
+        memset(k, 0, sizeof *k);
+        k->g = dfs_graph_new();
+        k->grad = malloc(np * sizeof(float));
+        if (!k->g || !k->grad) {
+            dfs_graph_free(k->g);
+            free(k->grad);
+            return DFS_ERR_NOMEM;
+        }
+        dfs_graph_set_recycle(k->g, 1);
+        t->nw++;
+    }
+    return DFS_OK;
+}
+
+/* Data-parallel step: thread k runs forward and backward of images [kB/n, (k+1)B/n) in a graph
+ * of its own, every op serial inside it, with its own dropout generator and its own parameter
+ * gradients (dfs_graph_redirect_grads); the n gradients are then added. The threads meet
+ * twice per step instead of at every op (hundreds of barriers), which also keeps the speed
+ * when another process takes a core. Each worker's loss is its mean scaled by its share of the
+ * batch, so the sum is the batch mean and the summed gradient is the batch gradient. The
+ * dropout masks (and so the result, at float rounding) depend on the thread count; a run is
+ * reproducible for a given count. Returns the loss. */
+static float parallel_step(dfs_trainer *t, int n) {
+    dfs_model *m = t->m;
+    const dfs_unet_config *u = &m->cfg.unet;
+    dfs_params *p = m->net->params;
+    const int B = t->c.batch, cond = u->text.dim > 0 || u->num_classes > 0;
+    const size_t dim = t->dim;
+    for (int k = 0; k < n; k++) dfs_rng_seed(&t->w[k].rng, dfs_rng_u64(&t->st->rng));
+    (void)dfs_get_kernels(); /* read DFS_KERNELS before the threads do */
+    float L = 0.0f;
+    int team = 1;
+#pragma omp parallel num_threads(n)
+    {
+        int k = 0;
+#ifdef _OPENMP
+        k = omp_get_thread_num();
+#pragma omp single
+        team = omp_get_num_threads();
+#endif
+        struct worker *wk = &t->w[k];
+        const int lo = (int)((long)k * B / team), hi = (int)((long)(k + 1) * B / team), nb = hi - lo;
+        dfs_graph *g = wk->g;
+        dfs_graph_reset(g);
+        dfs_graph_set_grad(g, 1);
+        dfs_graph_set_training(g, 1, &wk->rng);
+        dfs_graph_redirect_grads(g, p->grad, p->n, wk->grad);
+        memset(wk->grad, 0, p->n * sizeof(float));
+        dfs_tensor *loss = NULL;
+        wk->loss = 0.0f;
+        if (nb > 0) {
+            const int shape[4] = {nb, u->in_channels, u->image_size, u->image_size};
+            dfs_tensor *x = dfs_tensor_wrap(g, t->xt + (size_t)lo * dim, 4, shape);
+            dfs_tensor *pred = dfs_unet_forward(m->net, g, x, t->t + lo, cond ? t->labels + lo : NULL);
+            loss = dfs_mse(g, pred, dfs_tensor_wrap(g, t->target + (size_t)lo * dim, 4, shape));
+            wk->loss = loss->data[0] * (float)nb / (float)B;
+        }
+#pragma omp barrier
+#pragma omp single
+        for (int j = 0; j < team; j++) L += t->w[j].loss;
+        /* the implicit barrier of single: L is complete */
+        if (loss && isfinite(L)) {
+            const float share = (float)nb / (float)B;
+            dfs_backward_grad(g, loss, &share);
+        }
+    }
+    if (!isfinite(L)) return L;
+#pragma omp parallel for schedule(static)
+    for (long i = 0; i < (long)p->n; i++) {
+        float s = 0.0f;
+        for (int j = 0; j < team; j++) s += t->w[j].grad[i];
+        p->grad[i] = s;
+    }
+    return L;
+}
+
 dfs_status dfs_trainer_step(dfs_trainer *t, float *loss_out) {
     dfs_model *m = t->m;
     const dfs_unet_config *u = &m->cfg.unet;
     const dfs_dataset *d = t->d;
     dfs_rng *rng = &t->st->rng;
-    const int B = t->c.batch, T = m->cfg.T, null = u->num_classes;
+    /* A text model's label is the image's row of the caption table; row `rows` is the empty
+     * caption, which caption dropout puts in its place (issue 5). */
+    const int text = u->text.dim > 0;
+    const int B = t->c.batch, T = m->cfg.T, null = text ? dfs_unet_context_rows(m->net) : u->num_classes;
+    const int cond = text || null > 0;
     const size_t dim = t->dim;
 
     for (int i = 0; i < B; i++) {
         int idx = next_index(t, t->st->images_seen + i);
         const uint8_t *px = d->pixels + (size_t)idx * dim;
         for (size_t k = 0; k < dim; k++) t->x0[i * dim + k] = px[k] / 127.5f - 1.0f;
-        int lab = (d->labels && null > 0) ? d->labels[idx] : null;
-        if (null > 0 && dfs_rng_uniform(rng) < t->c.cond_drop) lab = null;
+        int lab = text ? idx : (d->labels && null > 0) ? d->labels[idx] : null;
+        if (cond && dfs_rng_uniform(rng) < t->c.cond_drop) lab = null;
         t->labels[i] = lab;
         t->t[i] = (int)dfs_rng_below(rng, (uint32_t)T);
     }
@@ -141,22 +272,18 @@ dfs_status dfs_trainer_step(dfs_trainer *t, float *loss_out) {
                         t->eps + i * dim, t->target + i * dim, dim);
     }
 
-    dfs_graph *g = t->g;
-    dfs_graph_reset(g);
-    dfs_graph_set_grad(g, 1);
-    dfs_graph_set_training(g, 1, rng);
-    const int shape[4] = {B, u->in_channels, u->image_size, u->image_size};
-    dfs_tensor *x = dfs_tensor_wrap(g, t->xt, 4, shape);
-    dfs_tensor *pred = dfs_unet_forward(m->net, g, x, t->t, null > 0 ? t->labels : NULL);
-    dfs_tensor *loss = dfs_mse(g, pred, dfs_tensor_wrap(g, t->target, 4, shape));
-    float L = loss->data[0];
+    int nt = 1;
+#ifdef _OPENMP
+    nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+#endif
+    if (nt > B) nt = B;
+    if (nt > 1 && ensure_workers(t, nt) != DFS_OK) nt = 1;
+    float L = nt > 1 ? parallel_step(t, nt) : serial_step(t);
     if (loss_out) *loss_out = L;
     if (!isfinite(L)) {
         dfs_set_error("loss is %g at step %ld", L, t->st->step + 1);
         return DFS_ERR_NAN;
     }
-    dfs_params_zero_grad(m->net->params);
-    dfs_backward(g, loss);
     dfs_status s = dfs_adamw_step(m->net->params, &t->c.opt, t->st->step + 1, NULL);
     if (s != DFS_OK) return s;
     t->st->step++;

@@ -6,6 +6,7 @@
  *
  * Size key: N batch, C channels, H W spatial, E = 4 * base channels (time embedding width). */
 #include "internal.h"
+#include "unet_text.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@ typedef struct {
 typedef struct {
     int c;
     affine norm, qkv, proj;
+    affine ctx; /* text models: Linear(d, 2c), the words' keys and values (src/unet_text.c) */
 } attnblock;
 
 typedef struct {
@@ -101,6 +103,7 @@ dfs_status dfs_unet_config_check(const dfs_unet_config *c) {
         BAD("decoder blocks (%d) must be encoder blocks + 1 (%d): one per skip", c->dec_blocks, c->enc_blocks + 1);
     if (!(c->dropout >= 0.0f && c->dropout < 1.0f)) BAD("dropout must be in [0, 1)");
     if (c->num_classes < 0 || c->num_classes > 100000) BAD("number of classes must be 0..100000");
+    if (unet_text_config_check(c) != DFS_OK) return DFS_ERR_ARG;
     return DFS_OK;
 #undef BAD
 }
@@ -110,6 +113,7 @@ dfs_status dfs_unet_config_check(const dfs_unet_config *c) {
 typedef struct {
     dfs_params *p;
     char prefix[128];
+    int text_dim; /* d of a text model, else 0 */
 } decl;
 
 static dfs_tensor *add(decl *d, const char *suffix, int ndim, const int *shape) {
@@ -151,13 +155,14 @@ static attnblock declare_attn(decl *d, int c) {
     a.norm = declare(d, "norm", 'n', 0, c, 0);
     a.qkv = declare(d, "qkv", 'c', c, 3 * c, 1);
     a.proj = declare(d, "proj", 'c', c, c, 1);
+    a.ctx = d->text_dim ? declare(d, "ctx", 'l', d->text_dim, 2 * c, 0) : (affine){NULL, NULL};
     return a;
 }
 
 #define PREFIX(d, ...) snprintf((d)->prefix, sizeof (d)->prefix, __VA_ARGS__)
 
 static void declare_all(unet_layers *L, const dfs_unet_config *c, dfs_params *p) {
-    decl d = {.p = p};
+    decl d = {.p = p, .text_dim = c->text.dim};
     const int C = c->base_channels, E = 4 * C;
     d.prefix[0] = 0;
     L->time0 = declare(&d, "time_mlp.0", 'l', C, E, 0);
@@ -253,17 +258,23 @@ dfs_unet *dfs_unet_new(const dfs_unet_config *c, dfs_rng *rng) {
     u->impl = L;
     u->params = p;
     declare_all(L, c, p);
+    if (c->text.dim > 0 && !(u->text = unet_text_declare(p, c))) { /* "text.*", "text_proj" last */
+        dfs_unet_free(u);
+        return NULL;
+    }
     if (dfs_params_finalize(p) != DFS_OK) {
         dfs_unet_free(u);
         return NULL;
     }
     init_params(p, rng);
+    if (u->text) unet_text_init(u->text, rng);
     dfs_params_ema_init(p);
     return u;
 }
 
 void dfs_unet_free(dfs_unet *u) {
     if (!u) return;
+    unet_text_free(u->text);
     dfs_params_free(u->params);
     free(u->impl);
     free(u);
@@ -275,41 +286,71 @@ typedef struct {
     dfs_graph *g;
     const dfs_unet_config *c;
     dfs_tensor *temb_act; /* SiLU(temb) (N, E), shared by every ResBlock's projection */
+    unet_text_fwd *text;  /* text models: the batch's encoded captions, else NULL */
 } fwd;
 
-static dfs_tensor *norm_silu(fwd *f, dfs_tensor *x, affine n) {
-    return dfs_group_norm_silu(f->g, x, n.w, n.b, f->c->groups, 1e-5f);
-}
-
 /* ResBlock (REFERENCE_UNET.md): h = Conv3(SiLU(GN(x))) + Linear(SiLU(temb));
- * h = Conv3(Dropout(SiLU(GN(h)))); out = h + skip(x). */
-static dfs_tensor *res_forward(fwd *f, const resblock *r, dfs_tensor *x) {
+ * h = Conv3(Dropout(SiLU(GN(h)))); out = h + skip(x). In the decoder x is the concatenation
+ * [x, x2] of the previous output and the encoder's skip tensor. Each line is one fused op
+ * (dfs_conv2d_fused: the norm, activation, dropout and adds run inside the convolution). */
+static dfs_tensor *res_forward(fwd *f, const resblock *r, dfs_tensor *x, dfs_tensor *x2) {
     dfs_graph *g = f->g;
-    const int N = x->shape[0];
-    dfs_tensor *h = dfs_conv2d(g, norm_silu(f, x, r->norm1), r->conv1.w, r->conv1.b, 1, 1);
+    const int G = f->c->groups;
     dfs_tensor *tp = dfs_linear(g, f->temb_act, r->temb.w, r->temb.b); /* (N, cout) */
-    h = dfs_add(g, h, dfs_reshape(g, tp, 4, (int[]){N, r->cout, 1, 1}));
-    dfs_tensor *a = dfs_dropout(g, norm_silu(f, h, r->norm2), f->c->dropout);
-    h = dfs_conv2d(g, a, r->conv2.w, r->conv2.b, 1, 1);
-    dfs_tensor *s = r->skip.w ? dfs_conv2d(g, x, r->skip.w, r->skip.b, 1, 0) : x;
-    return dfs_add(g, h, s);
+    const dfs_conv_fused c1 = {.x2 = x2, .norm = 2, .gamma = r->norm1.w, .beta = r->norm1.b,
+                               .groups = G, .eps = 1e-5f, .up = 1, .tadd = tp};
+    dfs_tensor *h = dfs_conv2d_fused(g, x, r->conv1.w, r->conv1.b, &c1);
+    dfs_tensor_release_dead(g, tp); /* its backward reads no values: only dtadd is written */
+    dfs_tensor *s = x;
+    if (r->skip.w) {
+        const dfs_conv_fused cs = {.x2 = x2, .up = 1};
+        s = dfs_conv2d_fused(g, x, r->skip.w, r->skip.b, &cs);
+    }
+    DFS_ASSERT(s != x || !x2);
+    const dfs_conv_fused c2 = {.norm = 2, .gamma = r->norm2.w, .beta = r->norm2.b, .groups = G,
+                               .eps = 1e-5f, .dropout = f->c->dropout, .up = 1, .res = s};
+    dfs_tensor *out = dfs_conv2d_fused(g, h, r->conv2.w, r->conv2.b, &c2);
+    dfs_tensor_release(g, h);
+    if (s != x) dfs_tensor_release_dead(g, s); /* only added: no backward reads it */
+    return out;
 }
 
 /* Single-head self-attention over the H*W positions (Vaswani et al. 2017, eq. 1). */
 static dfs_tensor *attn_forward(fwd *f, const attnblock *a, dfs_tensor *x) {
     dfs_graph *g = f->g;
     const int N = x->shape[0], c = a->c, H = x->shape[2], W = x->shape[3], P = H * W;
-    dfs_tensor *hn = dfs_group_norm(g, x, a->norm.w, a->norm.b, f->c->groups, 1e-5f);
-    dfs_tensor *qkv = dfs_conv2d(g, hn, a->qkv.w, a->qkv.b, 1, 0);          /* (N, 3c, H, W) */
-    qkv = dfs_reshape(g, qkv, 3, (int[]){N, 3 * c, P});
+    const dfs_conv_fused cq = {.norm = 1, .gamma = a->norm.w, .beta = a->norm.b,
+                               .groups = f->c->groups, .eps = 1e-5f, .up = 1};
+    dfs_tensor *qkv4 = dfs_conv2d_fused(g, x, a->qkv.w, a->qkv.b, &cq);      /* (N, 3c, H, W) */
+    dfs_tensor *qkv = dfs_reshape(g, qkv4, 3, (int[]){N, 3 * c, P});
     dfs_tensor *q = dfs_slice(g, qkv, 1, 0, c);                              /* (N, c, P) */
     dfs_tensor *k = dfs_slice(g, qkv, 1, c, c);
     dfs_tensor *v = dfs_slice(g, qkv, 1, 2 * c, c);
-    dfs_tensor *s = dfs_scale(g, dfs_bmm(g, q, k, 1, 0), 1.0f / sqrtf((float)c)); /* (N, P, P) */
+    dfs_tensor_release_dead(g, qkv4); /* only sliced */
+    if (f->text) unet_text_kv(f->text, g, a->ctx.w, a->ctx.b, &k, &v); /* GLIDE: + words */
+    dfs_tensor *qk = dfs_bmm(g, q, k, 1, 0);                                 /* (N, P, P) */
+    dfs_tensor_release(g, q);
+    dfs_tensor_release(g, k);
+    dfs_tensor *s = dfs_scale(g, qk, 1.0f / sqrtf((float)c));
+    dfs_tensor_release_dead(g, qk); /* scale's backward reads no values */
+    if (f->text) s = unet_text_mask(f->text, g, s); /* padding words: -1e30 */
     dfs_tensor *att = dfs_softmax(g, s);                                      /* over keys j */
-    dfs_tensor *o = dfs_bmm(g, v, att, 0, 1);                                 /* (N, c, P) */
-    o = dfs_reshape(g, o, 4, (int[]){N, c, H, W});
-    return dfs_add(g, x, dfs_conv2d(g, o, a->proj.w, a->proj.b, 1, 0));
+    dfs_tensor_release_dead(g, s);  /* softmax's backward reads its output, not its input */
+    dfs_tensor *o3 = dfs_bmm(g, v, att, 0, 1);                                /* (N, c, P) */
+    dfs_tensor_release(g, v);
+    dfs_tensor_release(g, att);
+    dfs_tensor *o = dfs_reshape(g, o3, 4, (int[]){N, c, H, W});
+    const dfs_conv_fused cp = {.up = 1, .res = x};                            /* x + proj(o) */
+    dfs_tensor *out = dfs_conv2d_fused(g, o, a->proj.w, a->proj.b, &cp);
+    dfs_tensor_release(g, o3);
+    return out;
+}
+
+/* The output of one block once the next has consumed it: released without recording (the
+ * arena reuses its memory), kept while recording (backward needs it). */
+static dfs_tensor *then_release(dfs_graph *g, dfs_tensor *out, dfs_tensor *consumed) {
+    dfs_tensor_release(g, consumed);
+    return out;
 }
 
 dfs_tensor *dfs_unet_forward(dfs_unet *u, dfs_graph *g, dfs_tensor *x, const int *t,
@@ -333,16 +374,19 @@ dfs_tensor *dfs_unet_forward(dfs_unet *u, dfs_graph *g, dfs_tensor *x, const int
         }
         temb = dfs_add(g, temb, dfs_embedding(g, L->class_emb, lab, N));
     }
+    if (u->text) temb = unet_text_begin(u->text, g, labels, N, temb, &f.text); /* + text_proj */
     f.temb_act = dfs_silu(g, temb);
 
     dfs_tensor *stack[DFS_MAX_LEVELS * (MAX_BLOCKS + 1) + 1];
     int ns = 0;
     dfs_tensor *h = dfs_conv2d(g, x, L->stem.w, L->stem.b, 1, 1);
     stack[ns++] = h;
+    /* Inference releases every tensor once nothing reads it any more: the encoder's outputs
+     * (the skip stack) when the decoder has used them, everything else at once. */
     for (int l = 0; l < c->nlevels; l++) {
         for (int b = 0; b < c->enc_blocks; b++) {
-            h = res_forward(&f, &L->down_res[l][b], h);
-            if (c->attn[l]) h = attn_forward(&f, &L->down_attn[l][b], h);
+            h = res_forward(&f, &L->down_res[l][b], h, NULL);
+            if (c->attn[l]) h = then_release(g, attn_forward(&f, &L->down_attn[l][b], h), h);
             stack[ns++] = h;
         }
         if (l < c->nlevels - 1) {
@@ -350,23 +394,25 @@ dfs_tensor *dfs_unet_forward(dfs_unet *u, dfs_graph *g, dfs_tensor *x, const int
             stack[ns++] = h;
         }
     }
-    h = res_forward(&f, &L->mid1, h);
-    h = attn_forward(&f, &L->mid_attn, h);
-    h = res_forward(&f, &L->mid2, h);
+    h = res_forward(&f, &L->mid1, h, NULL); /* its input stays on the stack */
+    h = then_release(g, attn_forward(&f, &L->mid_attn, h), h);
+    h = then_release(g, res_forward(&f, &L->mid2, h, NULL), h);
     for (int l = c->nlevels - 1; l >= 0; l--) {
         for (int b = 0; b < c->dec_blocks; b++) {
-            h = dfs_concat(g, h, stack[--ns], 1);
-            h = res_forward(&f, &L->up_res[l][b], h);
-            if (c->attn[l]) h = attn_forward(&f, &L->up_attn[l][b], h);
+            dfs_tensor *skip = stack[--ns];
+            h = then_release(g, res_forward(&f, &L->up_res[l][b], h, skip), h); /* on [h, skip] */
+            dfs_tensor_release(g, skip);
+            if (c->attn[l]) h = then_release(g, attn_forward(&f, &L->up_attn[l][b], h), h);
         }
         if (l > 0) {
-            h = dfs_upsample_nearest(g, h, 2);
-            h = dfs_conv2d(g, h, L->upsample[l].w, L->upsample[l].b, 1, 1);
+            const dfs_conv_fused cu = {.up = 2}; /* nearest 2x, then Conv3 */
+            h = then_release(g, dfs_conv2d_fused(g, h, L->upsample[l].w, L->upsample[l].b, &cu), h);
         }
     }
     DFS_ASSERT(ns == 0);
-    h = norm_silu(&f, h, L->out_norm);
-    return dfs_conv2d(g, h, L->out_conv.w, L->out_conv.b, 1, 1);
+    const dfs_conv_fused co = {.norm = 2, .gamma = L->out_norm.w, .beta = L->out_norm.b,
+                               .groups = c->groups, .eps = 1e-5f, .up = 1};
+    return then_release(g, dfs_conv2d_fused(g, h, L->out_conv.w, L->out_conv.b, &co), h);
 }
 
 /* ---- cost ---------------------------------------------------------------------------------- */

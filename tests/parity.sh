@@ -1,8 +1,9 @@
 #!/bin/sh
 # parity.sh BUILD - the C U-Net against PyTorch: BUILD/tools/parity_dump runs the fmnist U-Net
 # forward, backward and 5 AdamW steps on a fixed batch; tools/torch_parity.py repeats it in
-# PyTorch and compares output, every gradient and the losses. Prints the summary line of
-# torch_parity.py ("torch_parity: N passed, N failed"); exits non-zero on any failure.
+# PyTorch and compares output, every gradient and the losses; once with the fast kernels and
+# once with the BLAS path (DFS_KERNELS). Prints "parity: N passed, N failed" over both runs;
+# exits non-zero on any failure.
 BUILD=${1:-build}
 PY=/usr/bin/python3
 
@@ -27,16 +28,30 @@ fi
 
 dir=$(mktemp -d) || exit 1
 trap 'rm -rf "$dir"' EXIT INT TERM
-out="$dir/parity.safetensors"
 
-if ! "$BUILD/tools/parity_dump" "$out"; then
-    echo "parity.sh: parity_dump failed"
-    echo "parity.sh: 0 passed, 1 failed"
-    exit 1
-fi
-
-"$PY" tools/torch_parity.py "$out"
-rc=$?
-# torch_parity.py prints its own summary line; make sure one exists if Python itself died.
-[ $rc -le 1 ] || echo "torch_parity: 0 passed, 1 failed"
-exit $rc
+# Both kernel paths (include/diffuse.h, dfs_kernels): the fused AVX-512 kernels (the default)
+# and the unfused im2col + BLAS path they replaced. One summary line adds both up.
+pass=0
+fail=0
+for k in fast blas; do
+    out="$dir/parity-$k.safetensors"
+    echo "parity.sh: kernels $k"
+    if ! DFS_KERNELS=$k "$BUILD/tools/parity_dump" "$out"; then
+        echo "parity.sh: parity_dump failed (kernels $k)"
+        fail=$((fail + 1))
+        continue
+    fi
+    "$PY" tools/torch_parity.py "$out" >"$dir/log" 2>&1
+    rc=$?
+    cat "$dir/log"
+    line=$(grep -E '^torch_parity: [0-9]+ passed, [0-9]+ failed' "$dir/log" | tail -n 1)
+    p=$(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/')
+    f=$(echo "$line" | sed -E 's/.*passed, ([0-9]+) failed.*/\1/')
+    # torch_parity.py prints its own summary line; count a failure if Python itself died.
+    [ -n "$p" ] || { p=0; f=1; }
+    [ $rc -eq 0 ] || [ "$f" -gt 0 ] || f=1
+    pass=$((pass + p))
+    fail=$((fail + f))
+done
+echo "parity: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]

@@ -405,7 +405,7 @@ static void conv_vs_ref(int N, int Ci, int H, int W, int Co, int KH, int KW, int
     gc_input_free(b);
 }
 
-static void test_conv_vs_reference(void) {
+static void conv_vs_reference_all(void) {
     static const int kernels[][2] = {{1, 1}, {3, 3}, {5, 5}, {1, 3}, {3, 5}, {5, 2}};
     /* chunk budgets: one image per GEMM, two (N = 3 leaves a remainder of one), all */
     const int N = 3, Ci = 3, H = 7, W = 9, Co = 4;
@@ -437,8 +437,22 @@ static void test_conv_vs_reference(void) {
     conv_vs_ref(9, 8, 14, 14, 8, 3, 3, 2, 1, (size_t)1 << 20);
 }
 
+/* Every path: the AVX-512 implicit-GEMM kernels (stride-1 "same" convolutions), their
+ * portable loops, and im2col + BLAS (everything else, and all of it with DFS_KERNELS_BLAS). */
+static void test_conv_vs_reference(void) {
+    conv_vs_reference_all();
+    if (dfs_igemm_avx512()) {
+        dfs_igemm_force_portable(1);
+        conv_vs_reference_all();
+        dfs_igemm_force_portable(0);
+    }
+    dfs_set_kernels(DFS_KERNELS_BLAS);
+    conv_vs_reference_all();
+    dfs_set_kernels(DFS_KERNELS_FAST);
+}
+
 /* conv1d against a naive loop */
-static void test_conv1d_vs_naive(void) {
+static void conv1d_vs_naive(void) {
     const int N = 2, Ci = 3, L = 11, Co = 4, K = 3;
     for (int stride = 1; stride <= 2; stride++)
         for (int pad = 0; pad <= 2; pad++) {
@@ -470,6 +484,306 @@ static void test_conv1d_vs_naive(void) {
                   stride, pad, y->shape[2], Lo, worst);
             dfs_graph_free(g);
         }
+}
+
+static void test_conv1d_vs_naive(void) {
+    conv1d_vs_naive();
+    dfs_set_kernels(DFS_KERNELS_BLAS);
+    conv1d_vs_naive();
+    dfs_set_kernels(DFS_KERNELS_FAST);
+}
+
+/* ---- 3b. the implicit-GEMM kernels and the fused convolution ----------------------------------
+ * The AVX-512 kernels against their portable loops (the definition of their interface) and a
+ * double-precision sum, on sizes with every kind of tail: rows not a multiple of 8 (forward
+ * tile) or 4 (dW tile), K not a multiple of 6, positions not a multiple of 16, lanes that are
+ * not outputs. Then dfs_conv2d_fused against the composition of single ops it replaces
+ * (dfs_set_kernels(DFS_KERNELS_BLAS)): outputs and the gradients of all eight inputs, with
+ * and without existing gradients, in training mode with dropout (the same mask must come
+ * out), and through the portable kernels; and against finite differences. Tolerance 1e-4 of
+ * the largest value: both sides are float sums of up to a few hundred products in different
+ * orders (observed ~1e-6). */
+
+static void test_igemm_kernels(void) {
+    static const int cases[][5] = {/* rows, K, H, W, pw */
+                                   {5, 7, 3, 5, 1},  {8, 12, 4, 13, 1}, {13, 9, 6, 6, 1},
+                                   {16, 30, 7, 7, 1}, {3, 1, 1, 37, 0}, {1, 6, 2, 16, 0},
+                                   {9, 25, 5, 9, 2}};
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        const int R = cases[ci][0], K = cases[ci][1], H = cases[ci][2], W = cases[ci][3];
+        const int pw = cases[ci][4], Wp = W + 2 * pw, nq = (H - 1) * Wp + W, nvec = (nq + 15) / 16;
+        const int span = nq + 3 * Wp; /* each B row reads nq floats from its own offset */
+        float *A = malloc((size_t)R * K * sizeof(float)), *B = malloc((size_t)K * span * sizeof(float));
+        float *ap = malloc(dfs_igemm_pack_floats(R, K) * sizeof(float));
+        float *bias = malloc((size_t)R * sizeof(float)), *res = malloc((size_t)R * H * W * sizeof(float));
+        float *y[2], *dw[2], *dy = malloc((size_t)R * nq * sizeof(float));
+        uint16_t *vm = malloc((size_t)nvec * sizeof(uint16_t));
+        int *vd = malloc((size_t)nvec * sizeof(int));
+        fill(A, (size_t)R * K);
+        fill(B, (size_t)K * span);
+        fill(bias, (size_t)R);
+        fill(res, (size_t)R * H * W);
+        fill(dy, (size_t)R * nq);
+        dfs_igemm_pack(ap, A, R, K);
+        dfs_igemm_vecmap(vm, vd, nq, Wp, W);
+        const float **src = malloc((size_t)K * sizeof(float *));
+        const float **dyr = malloc((size_t)R * sizeof(float *));
+        float **dst = malloc((size_t)R * sizeof(float *));
+        const float **rs = malloc((size_t)R * sizeof(float *));
+        for (int k = 0; k < K; k++) src[k] = B + (size_t)k * span + (k * 7) % (3 * Wp);
+        for (int r = 0; r < R; r++) dyr[r] = dy + (size_t)r * nq;
+        double err[2][3] = {{0}};
+        for (int portable = 0; portable < 2; portable++) {
+            int old = dfs_igemm_force_portable(portable);
+            y[portable] = malloc((size_t)R * H * W * sizeof(float));
+            dw[portable] = calloc((size_t)R * K, sizeof(float));
+            for (size_t i = 0; i < (size_t)R * H * W; i++) y[portable][i] = 0.5f;
+            for (int r = 0; r < R; r++) {
+                dst[r] = y[portable] + (size_t)r * H * W;
+                rs[r] = res + (size_t)r * H * W;
+            }
+            /* y = 0.5 + A B + bias + res at the output positions only */
+            dfs_igemm_fwd p = {.rows = R, .K = K, .nq = nq, .apack = ap, .src = src, .vmask = vm,
+                               .vdst = vd, .dst = dst, .bias = bias, .res = rs, .accumulate = 1};
+            dfs_igemm_fwd_run(&p);
+            dfs_igemm_dw d = {.rows = R, .K = K, .nq = nq, .dy = dyr, .src = src, .dw = dw[portable]};
+            dfs_igemm_dw_run(&d);
+            dfs_igemm_force_portable(old);
+            double m = 0, mw = 0, sc = 1e-30, scw = 1e-30;
+            for (int r = 0; r < R; r++)
+                for (int oh = 0; oh < H; oh++)
+                    for (int ow = 0; ow < W; ow++) {
+                        double want = 0.5 + bias[r] + res[((size_t)r * H + oh) * W + ow];
+                        for (int k = 0; k < K; k++)
+                            want += (double)A[(size_t)r * K + k] * src[k][oh * Wp + ow];
+                        double got = y[portable][((size_t)r * H + oh) * W + ow];
+                        if (fabs(got - want) > m) m = fabs(got - want);
+                        if (fabs(want) > sc) sc = fabs(want);
+                    }
+            for (int r = 0; r < R; r++)
+                for (int k = 0; k < K; k++) {
+                    double want = 0;
+                    for (int q = 0; q < nq; q++) want += (double)dyr[r][q] * src[k][q];
+                    double got = dw[portable][(size_t)r * K + k];
+                    if (fabs(got - want) > mw) mw = fabs(got - want);
+                    if (fabs(want) > scw) scw = fabs(want);
+                }
+            err[portable][0] = m / sc;
+            err[portable][1] = mw / scw;
+        }
+        CHECK(err[0][0] <= 1e-5 && err[1][0] <= 1e-5 && err[0][1] <= 1e-5 && err[1][1] <= 1e-5,
+              "igemm R%d K%d %dx%d pw%d: fwd err %.3g / %.3g (avx512 / portable), dW %.3g / %.3g",
+              R, K, H, W, pw, err[0][0], err[1][0], err[0][1], err[1][1]);
+        double dmax = rel_err(y[0], y[1], (size_t)R * H * W), dwmax = rel_err(dw[0], dw[1], (size_t)R * K);
+        CHECK(dmax <= 1e-5 && dwmax <= 1e-5, "igemm R%d K%d: avx512 vs portable %.3g, dW %.3g", R,
+              K, dmax, dwmax);
+        for (int i = 0; i < 2; i++) free(y[i]), free(dw[i]);
+        free(A), free(B), free(ap), free(bias), free(res), free(dy), free(vm), free(vd);
+        free(src), free(dyr), free(dst), free(rs);
+    }
+}
+
+/* The dW kernel over several segments (one per image of a backward chunk): the gaps between
+ * segments hold huge values that must not be read. */
+static void test_igemm_dw_segments(void) {
+    const int R = 6, K = 13, nq = 37, nseg = 3, stride = 50, len = nseg * stride + 8;
+    float *dy = malloc((size_t)R * len * sizeof(float)), *B = malloc((size_t)K * len * sizeof(float));
+    fill(dy, (size_t)R * len);
+    fill(B, (size_t)K * len);
+    for (int sg = 0; sg < nseg; sg++)
+        for (int q = nq; q < stride; q++) {
+            for (int r = 0; r < R; r++) dy[(size_t)r * len + sg * stride + q] = 1e30f;
+            for (int k = 0; k < K; k++) B[(size_t)k * len + sg * stride + q] = 1e30f;
+        }
+    const float *dyr[6], *src[13];
+    for (int r = 0; r < R; r++) dyr[r] = dy + (size_t)r * len;
+    for (int k = 0; k < K; k++) src[k] = B + (size_t)k * len;
+    for (int portable = 0; portable < 2; portable++) {
+        int old = dfs_igemm_force_portable(portable);
+        float dw[6 * 13] = {0};
+        dfs_igemm_dw d = {.rows = R, .K = K, .nq = nq, .dy = dyr, .src = src, .dw = dw,
+                          .nseg = nseg, .seg_stride = stride};
+        dfs_igemm_dw_run(&d);
+        dfs_igemm_force_portable(old);
+        double m = 0;
+        for (int r = 0; r < R; r++)
+            for (int k = 0; k < K; k++) {
+                double want = 0;
+                for (int sg = 0; sg < nseg; sg++)
+                    for (int q = 0; q < nq; q++)
+                        want += (double)dyr[r][sg * stride + q] * src[k][sg * stride + q];
+                double e = fabs(dw[r * K + k] - want) / (fabs(want) > 1 ? fabs(want) : 1);
+                if (!(e <= m)) m = e;
+            }
+        CHECK(m <= 1e-5, "igemm dW over %d segments (portable %d): error %.3g", nseg, portable, m);
+    }
+    free(dy);
+    free(B);
+}
+
+typedef struct {
+    int N, C1, C2, H, W, Co, k, norm, groups, up, tadd, res;
+    float dropout;
+} fused_case;
+
+/* Inputs of a fused case: x, x2, w, b, gamma, beta, tadd, res (NULL where unused). */
+static void fused_inputs(const fused_case *c, dfs_tensor **in) {
+    const int C = c->C1 + c->C2, Hc = c->H * c->up, Wc = c->W * c->up;
+    in[0] = gc_input(4, (int[]){c->N, c->C1, c->H, c->W}, &rng, 1.0f);
+    in[1] = c->C2 ? gc_input(4, (int[]){c->N, c->C2, c->H, c->W}, &rng, 1.0f) : NULL;
+    in[2] = gc_input(4, (int[]){c->Co, C, c->k, c->k}, &rng, 0.4f);
+    in[3] = gc_input(1, (int[]){c->Co}, &rng, 0.5f);
+    in[4] = c->norm ? gc_input(1, (int[]){C}, &rng, 0.5f) : NULL;
+    in[5] = c->norm ? gc_input(1, (int[]){C}, &rng, 0.5f) : NULL;
+    in[6] = c->tadd ? gc_input(2, (int[]){c->N, c->Co}, &rng, 1.0f) : NULL;
+    in[7] = c->res ? gc_input(4, (int[]){c->N, c->Co, Hc, Wc}, &rng, 1.0f) : NULL;
+    if (in[4])
+        for (int i = 0; i < C; i++) in[4]->data[i] += 1.0f; /* gamma near 1 */
+}
+
+static dfs_tensor *fused_apply(dfs_graph *g, dfs_tensor **in, void *user) {
+    const fused_case *c = user;
+    const dfs_conv_fused f = {.x2 = in[1], .norm = c->norm, .gamma = in[4], .beta = in[5],
+                              .groups = c->groups, .eps = 1e-5f, .dropout = c->dropout,
+                              .up = c->up, .tadd = in[6], .res = in[7]};
+    return dfs_conv2d_fused(g, in[0], in[2], in[3], &f);
+}
+
+/* Forward and backward of one case with the current kernels; out (n) and grads (8 arrays)
+ * are malloc'ed copies. pre: existing gradients the backward adds to (or zeros). */
+static float *fused_run(const fused_case *c, dfs_tensor **in, const float *dout, size_t *n,
+                        float **grads, int pre) {
+    dfs_graph *g = dfs_graph_new();
+    dfs_rng r;
+    dfs_rng_seed(&r, 77);
+    dfs_graph_set_training(g, c->dropout > 0.0f, &r);
+    for (int i = 0; i < 8; i++)
+        if (in[i])
+            for (size_t e = 0; e < in[i]->n; e++) in[i]->grad[e] = pre ? 0.25f : 0.0f;
+    dfs_tensor *y = fused_apply(g, in, (void *)c);
+    dfs_backward_grad(g, y, dout);
+    *n = y->n;
+    float *out = malloc(y->n * sizeof(float));
+    memcpy(out, y->data, y->n * sizeof(float));
+    for (int i = 0; i < 8; i++) {
+        grads[i] = NULL;
+        if (!in[i]) continue;
+        grads[i] = malloc(in[i]->n * sizeof(float));
+        memcpy(grads[i], in[i]->grad, in[i]->n * sizeof(float));
+    }
+    dfs_graph_free(g);
+    return out;
+}
+
+static void fused_vs_composed(const fused_case *c) {
+    static const char *names[8] = {"x", "x2", "w", "b", "gamma", "beta", "tadd", "res"};
+    dfs_tensor *in[8];
+    fused_inputs(c, in);
+    const size_t no = (size_t)c->N * c->Co * c->H * c->up * c->W * c->up;
+    float *dout = malloc(no * sizeof(float));
+    fill(dout, no);
+    for (int pre = 0; pre < 2; pre++) {
+        size_t nr, nf, np;
+        float *gr[8], *gf[8], *gp[8];
+        dfs_set_kernels(DFS_KERNELS_BLAS);
+        float *ref = fused_run(c, in, dout, &nr, gr, pre);
+        dfs_set_kernels(DFS_KERNELS_FAST);
+        float *fast = fused_run(c, in, dout, &nf, gf, pre);
+        int old = dfs_igemm_force_portable(1);
+        float *port = fused_run(c, in, dout, &np, gp, pre);
+        dfs_igemm_force_portable(old);
+        char what[160];
+        snprintf(what, sizeof what,
+                 "fused N%d C%d+%d %dx%d Co%d k%d norm%d G%d up%d tadd%d res%d p%.1f grads%d", c->N,
+                 c->C1, c->C2, c->H, c->W, c->Co, c->k, c->norm, c->groups, c->up, c->tadd, c->res,
+                 (double)c->dropout, pre);
+        double e = nr == no && nf == no && np == no ? rel_err(fast, ref, no) : 1e30;
+        double ep = nr == no && np == no ? rel_err(port, ref, no) : 1e30;
+        CHECK(e <= 1e-4 && ep <= 1e-4, "%s: out rel err %.3g (portable %.3g)", what, e, ep);
+        for (int i = 0; i < 8; i++) {
+            if (!in[i]) continue;
+            e = rel_err(gf[i], gr[i], in[i]->n);
+            ep = rel_err(gp[i], gr[i], in[i]->n);
+            CHECK(e <= 1e-4 && ep <= 1e-4, "%s: d%s rel err %.3g (portable %.3g)", what, names[i],
+                  e, ep);
+            free(gr[i]), free(gf[i]), free(gp[i]);
+        }
+        free(ref), free(fast), free(port);
+    }
+    free(dout);
+    for (int i = 0; i < 8; i++) gc_input_free(in[i]);
+}
+
+/* The no-grad forward of the fused op: the same values, bit for bit, and nothing recorded. */
+static void fused_no_grad(const fused_case *c) {
+    dfs_tensor *in[8];
+    fused_inputs(c, in);
+    dfs_graph *g1 = dfs_graph_new(), *g0 = dfs_graph_new();
+    dfs_graph_set_grad(g0, 0);
+    dfs_tensor *y1 = fused_apply(g1, in, (void *)c), *y0 = fused_apply(g0, in, (void *)c);
+    CHECK(y1->requires_grad && !y0->requires_grad && y0->n == y1->n &&
+              !memcmp(y0->data, y1->data, y0->n * sizeof(float)),
+          "fused no-grad k%d norm%d: values or recording differ", c->k, c->norm);
+    dfs_graph_free(g0);
+    dfs_graph_free(g1);
+    for (int i = 0; i < 8; i++) gc_input_free(in[i]);
+}
+
+/* gradcheck takes only the inputs that exist: map them back to their eight slots */
+typedef struct {
+    const fused_case *c;
+    int slot[8], n;
+} fused_gc;
+
+static dfs_tensor *fused_apply_gc(dfs_graph *g, dfs_tensor **packed, void *user) {
+    const fused_gc *u = user;
+    dfs_tensor *in[8] = {0};
+    for (int i = 0; i < u->n; i++) in[u->slot[i]] = packed[i];
+    return fused_apply(g, in, (void *)u->c);
+}
+
+static void fused_gradcheck(const char *name, const fused_case *c) {
+    dfs_tensor *in[8], *packed[8];
+    fused_inputs(c, in);
+    fused_gc u = {.c = c};
+    for (int i = 0; i < 8; i++)
+        if (in[i]) {
+            u.slot[u.n] = i;
+            packed[u.n++] = in[i];
+        }
+    gradcheck(name, fused_apply_gc, packed, u.n, &u, GC_H, GC_TOL);
+    for (int i = 0; i < 8; i++) gc_input_free(in[i]);
+}
+
+static void test_conv_fused(void) {
+    static const fused_case cases[] = {
+        /* the ResBlock's first conv: [x, skip] -> GN + SiLU -> 3x3 + bias + time embedding */
+        {.N = 3, .C1 = 6, .C2 = 4, .H = 5, .W = 7, .Co = 5, .k = 3, .norm = 2, .groups = 5, .up = 1, .tadd = 1},
+        /* the second: GN + SiLU + dropout -> 3x3 + bias + residual */
+        {.N = 3, .C1 = 8, .H = 6, .W = 5, .Co = 9, .k = 3, .norm = 2, .groups = 2, .up = 1, .res = 1, .dropout = 0.3f},
+        /* attention: GN -> 1x1 (qkv); 1x1 + residual (proj); the decoder's 1x1 skip on [x, skip] */
+        {.N = 2, .C1 = 8, .H = 4, .W = 4, .Co = 24, .k = 1, .norm = 1, .groups = 4, .up = 1},
+        {.N = 2, .C1 = 8, .H = 4, .W = 4, .Co = 8, .k = 1, .up = 1, .res = 1},
+        {.N = 3, .C1 = 5, .C2 = 3, .H = 7, .W = 7, .Co = 4, .k = 1, .up = 1},
+        /* nearest 2x upsampling, then 3x3; a 5x5 conv; dropout without a norm */
+        {.N = 2, .C1 = 3, .C2 = 2, .H = 3, .W = 4, .Co = 4, .k = 3, .up = 2, .res = 1},
+        {.N = 2, .C1 = 3, .H = 6, .W = 6, .Co = 3, .k = 5, .up = 1, .tadd = 1},
+        {.N = 2, .C1 = 4, .H = 5, .W = 5, .Co = 3, .k = 3, .up = 1, .dropout = 0.5f},
+        /* 7x7 planes, many images: several images per backward chunk, and a remainder */
+        {.N = 21, .C1 = 16, .C2 = 8, .H = 7, .W = 7, .Co = 16, .k = 3, .norm = 2, .groups = 8, .up = 1, .tadd = 1, .res = 1},
+        /* one image, one channel */
+        {.N = 1, .C1 = 1, .H = 2, .W = 3, .Co = 1, .k = 3, .norm = 2, .groups = 1, .up = 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fused_vs_composed(&cases[i]);
+        fused_no_grad(&cases[i]);
+    }
+    /* finite differences on the whole fused op (no dropout: the mask would be redrawn) */
+    fused_gradcheck("fused conv (concat, GN+SiLU, 3x3, tadd, res)",
+                    &(fused_case){.N = 2, .C1 = 2, .C2 = 2, .H = 3, .W = 4, .Co = 3, .k = 3,
+                                  .norm = 2, .groups = 2, .up = 1, .tadd = 1, .res = 1});
+    fused_gradcheck("fused conv (upsample 2x, 3x3)",
+                    &(fused_case){.N = 2, .C1 = 2, .H = 2, .W = 3, .Co = 2, .k = 3, .up = 2});
 }
 
 /* ---- 4. no-grad path
@@ -536,6 +850,9 @@ int main(void) {
     test_gradients();
     test_conv_vs_reference();
     test_conv1d_vs_naive();
+    test_igemm_kernels();
+    test_igemm_dw_segments();
+    test_conv_fused();
     test_no_grad();
     return check_summary("test_ops_a");
 }

@@ -3,10 +3,14 @@
  * forms, broadcasting against a naive reference, dropout statistics, and the large-tensor
  * (OpenMP) paths against plain double-precision loops. The fused GroupNorm+SiLU against the two
  * ops composed. Every op again with its inputs passed through dfs_scale(x, 1): their gradient
- * buffers are then new, which takes the backward paths that store instead of accumulate. */
+ * buffers are then new, which takes the backward paths that store instead of accumulate.
+ * The vectorised exp and SiLU against libm, the dropout mask's independence of the thread
+ * count, and the arena's reuse of released tensors (dfs_tensor_release, dfs_graph_set_recycle). */
 #include "check.h"
 #include "diffuse.h"
 #include "gradcheck.h"
+#include "internal.h"
+#include "ops_ref.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -702,6 +706,149 @@ static void test_fresh_grads(dfs_rng *rng) {
     for (size_t k = 0; k < sizeof large / sizeof large[0]; k++) gc_input_free(large[k]);
 }
 
+/* ---- fast exp and SiLU, dropout masks, memory reuse ------------------------------------------ */
+
+static void test_fast_exp(void) {
+    /* dfs_expf against double exp at 2M points of [-87, 88]: relative error below 3e-7 */
+    double worst = 0, wx = 0;
+    for (int i = 0; i <= 2000000; i++) {
+        float x = -87.0f + 175.0f * (float)i / 2000000.0f;
+        double want = exp((double)x), err = fabs(dfs_expf(x) - want) / want;
+        if (err > worst) worst = err, wx = x;
+    }
+    CHECK(worst <= 3e-7, "dfs_expf: relative error %.3g at x = %g", worst, wx);
+    CHECK(dfs_expf(-1000.0f) > 0.0f && dfs_expf(-1000.0f) < 1e-37f && isfinite(dfs_expf(1000.0f)),
+          "dfs_expf clamps: exp(-1000) = %g, exp(1000) = %g", (double)dfs_expf(-1000.0f),
+          (double)dfs_expf(1000.0f));
+    /* SiLU rows (AVX-512 with masked tails, and the portable loop) against double, at lengths
+     * with every tail size */
+    float x[100], y[2][100];
+    for (int n = 1; n <= 100; n += 3) {
+        for (int i = 0; i < n; i++) x[i] = -12.0f + 24.0f * (float)((i * 37) % 101) / 100.0f;
+        for (int silu = 0; silu <= 1; silu++) {
+            dfs_act_row(y[0], x, (size_t)n, 1.3f, -0.2f, silu);
+            dfs_affine_act(y[1], x, (size_t)n, 1.3f, -0.2f, silu);
+            double e = 0;
+            for (int k = 0; k < 2; k++)
+                for (int i = 0; i < n; i++) {
+                    double z = 1.3 * x[i] - 0.2, want = silu ? z / (1.0 + exp(-z)) : z;
+                    double d = fabs(y[k][i] - want) / (fabs(want) > 1 ? fabs(want) : 1);
+                    if (d > e) e = d;
+                }
+            CHECK(e <= 1e-6, "act row n%d silu%d: error %.3g", n, silu, e);
+        }
+    }
+    /* padded rows: zeros, the row, zeros */
+    float src[3 * 19], dst[3 * 23];
+    for (int i = 0; i < 3 * 19; i++) src[i] = (float)(i + 1);
+    dfs_pad_rows(dst, src, 3, 19, 2);
+    int bad = 0;
+    for (int h = 0; h < 3; h++)
+        for (int i = 0; i < 23; i++) {
+            float want = i < 2 || i >= 21 ? 0.0f : src[h * 19 + i - 2];
+            bad += dst[h * 23 + i] != want;
+        }
+    CHECK(bad == 0, "dfs_pad_rows: %d wrong elements", bad);
+    /* and with SiLU(a x + b) on the way, against the unpadded row function */
+    for (int silu = 0; silu <= 1; silu++) {
+        float rowy[19];
+        dfs_act_pad_rows(dst, src, 3, 19, 2, 0.01f, -0.3f, silu);
+        bad = 0;
+        for (int h = 0; h < 3; h++) {
+            dfs_affine_act(rowy, src + h * 19, 19, 0.01f, -0.3f, silu);
+            for (int i = 0; i < 23; i++) {
+                float want = i < 2 || i >= 21 ? 0.0f : rowy[i - 2];
+                bad += fabsf(dst[h * 23 + i] - want) > 1e-6f * (1.0f + fabsf(want));
+            }
+        }
+        CHECK(bad == 0, "dfs_act_pad_rows silu%d: %d wrong elements", silu, bad);
+    }
+}
+
+static void test_dropout_mask(void) {
+    /* the same mask with 1 and 2 threads (slices drawn in parallel), from the generator's
+     * state alone; p of it dropped; a slice size that is not a multiple of 8 (serial path) */
+    const size_t n = 64 * 1000;
+    uint8_t *m1 = malloc(n / 8 + 1), *m2 = malloc(n / 8 + 1);
+    dfs_rng r;
+    dfs_set_threads(1);
+    dfs_rng_seed(&r, 9);
+    dfs_dropout_mask(m1, n, 64, &r, 0.1f);
+    dfs_set_threads(2);
+    dfs_rng_seed(&r, 9);
+    dfs_dropout_mask(m2, n, 64, &r, 0.1f);
+    CHECK(memcmp(m1, m2, n / 8) == 0, "dropout mask depends on the thread count");
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) kept += m1[i >> 3] >> (i & 7) & 1;
+    CHECK_CLOSE((double)kept / n, 0.9, 0.005, 0, "dropout mask: fraction kept");
+    dfs_rng_seed(&r, 9);
+    dfs_dropout_mask(m2, 63 * 7, 7, &r, 0.5f);
+    kept = 0;
+    for (size_t i = 0; i < 63 * 7; i++) kept += m2[i >> 3] >> (i & 7) & 1;
+    CHECK(kept > 150 && kept < 290, "dropout mask, odd slices: %zu of 441 kept", kept);
+    free(m1);
+    free(m2);
+}
+
+static void test_release(void) {
+    dfs_graph *g = dfs_graph_new();
+    /* recording: release is a no-op (backward may need the values) */
+    dfs_tensor *a = dfs_tensor_new(g, 1, (int[]){1000});
+    dfs_tensor_release(g, a);
+    CHECK(a->data != NULL, "release while recording freed the data");
+    /* without recording, a released block is reused by the next tensor that fits */
+    dfs_graph_set_grad(g, 0);
+    dfs_tensor *b = dfs_tensor_new(g, 1, (int[]){1000});
+    float *bd = b->data;
+    size_t used = dfs_graph_bytes_used(g);
+    dfs_tensor_release(g, b);
+    CHECK(b->data == NULL, "release did not clear the tensor's data pointer");
+    dfs_tensor *c = dfs_tensor_new(g, 1, (int[]){800});
+    CHECK(c->data == bd && dfs_graph_bytes_used(g) < used + 800 * sizeof(float),
+          "released block not reused (arena grew by %zu bytes)", dfs_graph_bytes_used(g) - used);
+    dfs_tensor *d = dfs_tensor_new(g, 1, (int[]){2000}); /* too big for any free block */
+    CHECK(d->data != bd, "a too small block was handed out");
+    /* views own no data: releasing one frees nothing */
+    dfs_tensor *v = dfs_reshape(g, d, 2, (int[]){2, 1000});
+    dfs_tensor_release(g, v);
+    CHECK(d->data != NULL && v->data == d->data, "releasing a view freed its base");
+    /* dead release works while recording */
+    dfs_graph_set_grad(g, 1);
+    dfs_tensor *e = dfs_tensor_new(g, 1, (int[]){500});
+    float *ed = e->data;
+    dfs_tensor_release_dead(g, e);
+    dfs_tensor *f = dfs_tensor_new(g, 1, (int[]){500});
+    CHECK(f->data == ed, "dead release while recording: block not reused");
+    dfs_graph_free(g);
+
+    /* recycling during backward: the same gradients, no more memory (the U-Net, where it
+     * saves much, is in test_train.c) */
+    dfs_rng r;
+    dfs_rng_seed(&r, 3);
+    dfs_tensor *x = gc_input(4, (int[]){8, 16, 24, 24}, &r, 1.0f); /* 295 KB per activation */
+    dfs_tensor *w = gc_input(4, (int[]){16, 16, 3, 3}, &r, 0.2f);
+    float *gw[2];
+    size_t peak[2];
+    for (int rec = 0; rec < 2; rec++) {
+        dfs_graph *h = dfs_graph_new();
+        dfs_graph_set_recycle(h, rec);
+        memset(w->grad, 0, w->n * sizeof(float));
+        dfs_tensor *y = x;
+        for (int l = 0; l < 6; l++) y = dfs_silu(h, dfs_conv2d(h, y, w, NULL, 1, 1));
+        dfs_backward(h, dfs_mean(h, y));
+        gw[rec] = malloc(w->n * sizeof(float));
+        memcpy(gw[rec], w->grad, w->n * sizeof(float));
+        peak[rec] = dfs_graph_bytes_used(h);
+        dfs_graph_free(h);
+    }
+    CHECK(memcmp(gw[0], gw[1], w->n * sizeof(float)) == 0, "recycling changed the gradients");
+    CHECK(peak[1] <= peak[0], "recycling raised the arena: %zu vs %zu bytes", peak[1], peak[0]);
+    free(gw[0]);
+    free(gw[1]);
+    gc_input_free(x);
+    gc_input_free(w);
+}
+
 int main(void) {
     dfs_set_threads(2);
     dfs_rng rng;
@@ -715,5 +862,8 @@ int main(void) {
     test_elem_grads(&rng);
     test_large(&rng);
     test_fresh_grads(&rng);
+    test_fast_exp();
+    test_dropout_mask();
+    test_release();
     return check_summary("test_ops_b");
 }

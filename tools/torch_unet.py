@@ -9,6 +9,10 @@ docs/CHECKPOINTS.md and /work/shared/REFERENCE_UNET.md). It is the DDPM U-Net of
     ema, _ = load_unet("runs/fmnist/ckpt.safetensors", prefix="ema.")  # EMA weights
     eps = model(x, t, labels)   # x (N, C, H, W) float32, t (N,) int64, labels (N,) int64 or None
 
+A text model (the checkpoint's "unet" has a "text" object, src/unet_text.c) takes a caption table
+first, and labels are its rows (rows = the empty caption):
+    model.set_context(tokens, mask)   # (rows, L) int64 each, mask 1 for real tokens
+
 Run with Debian's /usr/bin/python3 (python3-torch); the `safetensors` package is not needed.
 """
 import json
@@ -116,18 +120,34 @@ class ResBlock(nn.Module):
 
 class Attention(nn.Module):
     """One-head self-attention over the H*W positions (DDPM app. B; Vaswani et al. 2017 eq. 1):
-    q, k, v = split(Conv1(GN(x))); out = x + Conv1(softmax_j(q_i . k_j / sqrt(c)) v_j)."""
+    q, k, v = split(Conv1(GN(x))); out = x + Conv1(softmax_j(q_i . k_j / sqrt(c)) v_j).
+    With text_dim > 0 (a text model) also a Linear "ctx" (text_dim -> 2c) whose output on the
+    caption's tokens gives keys and values appended to the image's (GLIDE, Nichol et al. 2022
+    sec. 4.1); padding tokens are hidden."""
 
-    def __init__(self, c, groups):
+    def __init__(self, c, groups, text_dim=0):
         super().__init__()
         self.norm = nn.GroupNorm(groups, c, eps=GN_EPS)
         self.qkv = nn.Conv2d(c, 3 * c, 1)
         self.proj = nn.Conv2d(c, c, 1)
+        if text_dim:
+            self.ctx = nn.Linear(text_dim, 2 * c)
 
-    def forward(self, x):
+    def forward(self, x, text=None):
+        """text: None, or (tokens (N, Lt, d), mask (N, Lt)) of a text model."""
         n, c, h, w = x.shape
         qkv = self.qkv(self.norm(x)).reshape(n, 3 * c, h * w)
         q, k, v = qkv[:, :c], qkv[:, c:2 * c], qkv[:, 2 * c:]          # (N, c, L) each
+        if text is not None:
+            tok, mask = text
+            kv = self.ctx(tok).transpose(1, 2)                          # (N, 2c, Lt)
+            k = torch.cat([k, kv[:, :c]], dim=2)                        # (N, c, L + Lt)
+            v = torch.cat([v, kv[:, c:]], dim=2)
+            s = torch.bmm(q.transpose(1, 2), k) / math.sqrt(c)          # (N, L, L + Lt)
+            keep = torch.cat([torch.ones(n, h * w, dtype=torch.bool), mask > 0], dim=1)
+            a = torch.softmax(s.masked_fill(~keep[:, None, :], float("-inf")), dim=-1)
+            o = torch.bmm(v, a.transpose(1, 2)).reshape(n, c, h, w)
+            return x + self.proj(o)
         a = torch.softmax(torch.bmm(q.transpose(1, 2), k) / math.sqrt(c), dim=-1)  # (N, L, L)
         o = torch.bmm(v, a.transpose(1, 2)).reshape(n, c, h, w)       # o_i = sum_j a_ij v_j
         return x + self.proj(o)
@@ -146,17 +166,17 @@ class Level(nn.Module):
 
 
 class Mid(nn.Module):
-    def __init__(self, c, temb_dim, groups, dropout):
+    def __init__(self, c, temb_dim, groups, dropout, text_dim=0):
         super().__init__()
         self.res1 = ResBlock(c, c, temb_dim, groups, dropout)
-        self.attn = Attention(c, groups)
+        self.attn = Attention(c, groups, text_dim)
         self.res2 = ResBlock(c, c, temb_dim, groups, dropout)
 
 
 class UNet(nn.Module):
     def __init__(self, image_size=28, in_channels=1, base_channels=32, mult=(1, 2, 2),
                  attn=(0, 0, 1), enc_blocks=2, dec_blocks=3, groups=8, dropout=0.1,
-                 num_classes=10):
+                 num_classes=10, text=None):
         super().__init__()
         C, E = base_channels, 4 * base_channels
         L = len(mult)
@@ -169,6 +189,15 @@ class UNet(nn.Module):
                         num_classes=num_classes)
         self.num_classes = num_classes
         self.C = C
+        td = 0
+        if text:  # a text model (src/unet_text.c): encoder "text.*", "text_proj", "<attn>.ctx"
+            from torch_text import TextEncoder  # noqa: E402 (torch_text imports this module)
+            text = {k: int(text[k]) for k in ("vocab", "max_len", "dim", "layers", "heads")}
+            self.cfg["text"] = text
+            td = text["dim"]
+            self.ctx_tokens = torch.zeros(0, text["max_len"], dtype=torch.long)
+            self.ctx_mask = torch.zeros(0, text["max_len"], dtype=torch.long)
+        self.text_dim = td
 
         self.time_mlp = nn.Sequential(nn.Linear(C, E), nn.SiLU(), nn.Linear(E, E))
         if num_classes > 0:
@@ -185,7 +214,7 @@ class UNet(nn.Module):
                 res.append(ResBlock(ch, cout, E, groups, dropout))
                 ch = cout
                 if attn[l]:
-                    att.append(Attention(ch, groups))
+                    att.append(Attention(ch, groups, td))
                 skips.append(ch)
             ds = None
             if l < L - 1:
@@ -194,7 +223,7 @@ class UNet(nn.Module):
             down.append(Level(res, att, "downsample", ds))
         self.down = nn.ModuleList(down)
 
-        self.mid = Mid(ch, E, groups, dropout)
+        self.mid = Mid(ch, E, groups, dropout, td)
 
         # ModuleDict keeps insertion order, so up.{L-1} ... up.0 appear in forward order.
         up = {}
@@ -205,7 +234,7 @@ class UNet(nn.Module):
                 res.append(ResBlock(ch + skips.pop(), cout, E, groups, dropout))
                 ch = cout
                 if attn[l]:
-                    att.append(Attention(ch, groups))
+                    att.append(Attention(ch, groups, td))
             us = nn.Conv2d(ch, ch, 3, padding=1) if l > 0 else None
             up[str(l)] = Level(res, att, "upsample", us)
         assert not skips
@@ -213,6 +242,9 @@ class UNet(nn.Module):
 
         self.out_norm = nn.GroupNorm(groups, ch, eps=GN_EPS)
         self.out_conv = nn.Conv2d(ch, in_channels, 3, padding=1)
+        if td:
+            self.text = TextEncoder(**text)
+            self.text_proj = nn.Linear(td, E)
 
         if self.cfg_is_fmnist():
             want = FMNIST_PARAMS if num_classes > 0 else FMNIST_PARAMS_UNCOND
@@ -224,14 +256,49 @@ class UNet(nn.Module):
         b = {k: v for k, v in FMNIST.items() if k not in ("dropout", "num_classes")}
         return a == b and self.cfg["num_classes"] in (0, 10)
 
+    def set_context(self, tokens, mask):
+        """The caption table of a text model: tokens, mask (rows, L); labels are its rows."""
+        self.ctx_tokens = tokens.long()
+        self.ctx_mask = mask.long()
+
+    def encode_text(self, tokens, mask):
+        """src/text.c on (N, L) tokens: per-token features (N, L, d) and the masked mean (N, d),
+        0 for a caption with no real token (the empty caption). There C's attention gives each
+        query zeros; here such a row attends to all its keys instead (a masked softmax over
+        nothing is undefined in PyTorch) - its tokens are hidden from the U-Net and its pooled
+        vector is 0, so nothing downstream sees the difference."""
+        te = self.text
+        L = tokens.shape[1]
+        x = te.tok_emb(tokens) + te.pos_emb(torch.arange(L))[None]
+        some = mask.sum(1, keepdim=True) > 0
+        amask = torch.where(some, mask, torch.ones_like(mask)).to(x.dtype)
+        for layer in te.layers:
+            x = layer(x, amask)
+        x = te.ln_final(x)
+        m = mask.to(x.dtype)
+        pooled = (x * m[:, :, None]).sum(1) / m.sum(1, keepdim=True).clamp(min=1)
+        return x, pooled
+
     def forward(self, x, t, labels=None):
         """x (N, in, H, W), t (N,) integer steps, labels (N,) in 0..num_classes (num_classes =
-        no class) or None (all no-class) -> predicted noise (N, in, H, W)."""
+        no class) or None (all no-class) -> predicted noise (N, in, H, W). A text model's
+        labels are rows of the caption table (set_context), rows = the empty caption."""
         temb = self.time_mlp(timestep_embedding(t, self.C))             # (N, E)
         if self.num_classes > 0:
             if labels is None:
                 labels = torch.full((x.shape[0],), self.num_classes, dtype=torch.long)
             temb = temb + self.class_emb(labels.long())
+        text = None
+        if self.text_dim:
+            rows, L = self.ctx_tokens.shape
+            if labels is None:
+                labels = torch.full((x.shape[0],), rows, dtype=torch.long)
+            pad = torch.zeros(1, L, dtype=torch.long)
+            tokens = torch.cat([self.ctx_tokens, pad])[labels.long()]    # (N, L)
+            mask = torch.cat([self.ctx_mask, pad])[labels.long()]
+            tok, pooled = self.encode_text(tokens, mask)
+            temb = temb + self.text_proj(pooled)
+            text = (tok, mask)
 
         h = self.stem(x)
         stack = [h]
@@ -239,21 +306,21 @@ class UNet(nn.Module):
             for b, res in enumerate(lvl.res):
                 h = res(h, temb)
                 if hasattr(lvl, "attn"):
-                    h = lvl.attn[b](h)
+                    h = lvl.attn[b](h, text)
                 stack.append(h)
             if hasattr(lvl, "downsample"):
                 h = lvl.downsample(h)
                 stack.append(h)
 
         h = self.mid.res1(h, temb)
-        h = self.mid.attn(h)
+        h = self.mid.attn(h, text)
         h = self.mid.res2(h, temb)
 
         for lvl in self.up.values():
             for b, res in enumerate(lvl.res):
                 h = res(torch.cat([h, stack.pop()], dim=1), temb)
                 if hasattr(lvl, "attn"):
-                    h = lvl.attn[b](h)
+                    h = lvl.attn[b](h, text)
             if hasattr(lvl, "upsample"):
                 h = lvl.upsample(F.interpolate(h, scale_factor=2, mode="nearest"))
         return self.out_conv(F.silu(self.out_norm(h)))
@@ -276,8 +343,10 @@ def param_names(cfg):
         if cin != cout:
             lin(p + ".skip")
 
+    text = cfg.get("text")
+
     def att(p):
-        for s in ("norm", "qkv", "proj"):
+        for s in ("norm", "qkv", "proj") + (("ctx",) if text else ()):
             lin(f"{p}.{s}")
 
     lin("time_mlp.0")
@@ -311,13 +380,20 @@ def param_names(cfg):
             lin(f"up.{l}.upsample")
     lin("out_norm")
     lin("out_conv")
+    if text:  # src/unet_text.c declares the encoder (src/text.c's order), then text_proj
+        names.extend(["text.tok_emb.weight", "text.pos_emb.weight"])
+        for i in range(int(text["layers"])):
+            for s in ("ln1", "qkv", "out", "ln2", "fc1", "fc2"):
+                lin(f"text.layers.{i}.{s}")
+        lin("text.ln_final")
+        lin("text_proj")
     return names
 
 
 def build_unet(cfg):
     keys = ("image_size", "in_channels", "base_channels", "mult", "attn", "enc_blocks",
             "dec_blocks", "groups", "dropout", "num_classes")
-    return UNet(**{k: cfg[k] for k in keys})
+    return UNet(**{k: cfg[k] for k in keys}, text=cfg.get("text"))
 
 
 def load_state(model, tensors, prefix=""):

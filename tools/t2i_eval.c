@@ -1,0 +1,145 @@
+/* t2i_eval.c - how well a fashion-captions text-to-image model answers prompts (issue 5's
+ * measure): for each of the 10 classes and each brightness word, the prompt "a dark NOUN" /
+ * "a light NOUN" (NOUN one of the class's synonyms, article as the captions have it), N samples;
+ * the project's classifier (models/classifier.safetensors) judges the class, and the caption
+ * rule (dfs_fashion_measure_f32, the class's brightness terciles) judges the brightness.
+ *
+ *   t2i_eval MODEL [--n N] [--guidance W] [--steps S] [--sampler NAME] [--seed S]
+ *            [--dynamic-threshold P] [--classifier FILE] [--threads T] [--raw]
+ *
+ * Prints the prompts, per-class agreement, and the totals: class agreement (chance 10%) and
+ * brightness agreement (chance about 33%: a third of each class is dark, a third light), over
+ * all samples and over the samples of the right class. */
+#include "diffuse.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NCLS 10
+#define NPROMPT (2 * NCLS)
+
+static int usage(void) {
+    fprintf(stderr, "usage: t2i_eval MODEL [--n N] [--guidance W] [--steps S] [--sampler NAME] [--seed S]\n"
+                    "                [--dynamic-threshold P] [--classifier FILE] [--threads T] [--raw]\n");
+    return 2;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || argv[1][0] == '-') return usage();
+    const char *model = argv[1], *clf_path = "models/classifier.safetensors";
+    int n = 5, steps = 50, threads = 1, raw = 0, sampler = DFS_SAMPLER_DDIM;
+    float guidance = 3.0f, dthr = 0.0f;
+    unsigned long long seed = 0;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--raw")) raw = 1;
+        else if (!v) return usage();
+        else if (!strcmp(a, "--n")) n = atoi(v), i++;
+        else if (!strcmp(a, "--guidance")) guidance = (float)atof(v), i++;
+        else if (!strcmp(a, "--steps")) steps = atoi(v), i++;
+        else if (!strcmp(a, "--seed")) seed = strtoull(v, NULL, 10), i++;
+        else if (!strcmp(a, "--dynamic-threshold")) dthr = (float)atof(v), i++;
+        else if (!strcmp(a, "--classifier")) clf_path = v, i++;
+        else if (!strcmp(a, "--threads")) threads = atoi(v), i++;
+        else if (!strcmp(a, "--sampler")) sampler = dfs_sampler_from_name(v), i++;
+        else return usage();
+    }
+    if (n < 1 || steps < 1 || threads < 1 || sampler < 0) return usage();
+    dfs_set_threads(threads);
+
+    dfs_model *m = NULL;
+    dfs_classifier *clf = NULL;
+    if (dfs_checkpoint_load(model, &m, NULL, NULL, NULL) != DFS_OK ||
+        dfs_classifier_load(clf_path, &clf, NULL) != DFS_OK) {
+        fprintf(stderr, "t2i_eval: %s\n", dfs_last_error());
+        return 1;
+    }
+    const dfs_unet_config *u = &m->cfg.unet;
+    if (u->text.dim == 0 || !m->tokenizer || u->in_channels != 1 || u->image_size != clf->cfg.image_size) {
+        fprintf(stderr, "t2i_eval: %s is not a fashion-captions text model (1 x %d x %d)\n", model,
+                clf->cfg.image_size, clf->cfg.image_size);
+        return 1;
+    }
+    if (steps > m->cfg.T) steps = m->cfg.T;
+    const int S = u->image_size, D = S * S, N = NPROMPT * n;
+
+    /* the prompts: class c, tone t (0 dark, 1 light), a synonym picked by the index */
+    char text[NPROMPT][64];
+    const char *prompts[NPROMPT];
+    int want_cls[NPROMPT], want_tone[NPROMPT];
+    for (int c = 0; c < NCLS; c++)
+        for (int t = 0; t < 2; t++) {
+            const int p = 2 * c + t;
+            dfs_fashion_attr a = {.tone = t ? DFS_TONE_LIGHT : DFS_TONE_DARK, .size = DFS_SIZE_MID};
+            dfs_fashion_caption(text[p], sizeof text[p], c, &a, 7, p);
+            prompts[p] = text[p];
+            want_cls[p] = c;
+            want_tone[p] = a.tone;
+        }
+    if (dfs_model_set_prompts(m, prompts, NPROMPT, NULL, NULL, NULL) != DFS_OK) {
+        fprintf(stderr, "t2i_eval: %s\n", dfs_last_error());
+        return 1;
+    }
+    int *labels = malloc((size_t)N * sizeof(int));
+    float *x = malloc((size_t)N * D * sizeof(float)), *logits = malloc((size_t)N * NCLS * sizeof(float));
+    if (!labels || !x || !logits) {
+        fprintf(stderr, "t2i_eval: out of memory\n");
+        return 1;
+    }
+    for (int i = 0; i < N; i++) labels[i] = i / n;
+    if (!raw) dfs_params_swap_ema(m->net->params);
+    dfs_sampler_config sc;
+    dfs_sampler_config_default(&sc);
+    sc.kind = sampler;
+    sc.steps = steps;
+    sc.guidance = guidance;
+    sc.null_label = NPROMPT; /* the empty caption */
+    sc.prediction = m->cfg.prediction;
+    sc.dynamic_threshold = dthr;
+    dfs_rng rng;
+    dfs_rng_seed(&rng, seed);
+    if (dfs_sample(&m->sched, &sc, dfs_model_predict, m, labels, N, (size_t)D, &rng, x, NULL, NULL) != DFS_OK ||
+        dfs_classifier_forward(clf, x, N, logits, NULL) != DFS_OK) {
+        fprintf(stderr, "t2i_eval: %s\n", dfs_last_error());
+        return 1;
+    }
+    int cls_ok = 0, tone_ok = 0, both_cls = 0, tone_ok_right_cls = 0, per_cls[NCLS] = {0};
+    int confusion[NCLS][NCLS] = {{0}}; /* [prompted][classified] */
+    printf("prompt                        class agreement  brightness agreement\n");
+    for (int p = 0; p < NPROMPT; p++) {
+        int pc = 0, pt = 0;
+        for (int j = 0; j < n; j++) {
+            const int i = p * n + j;
+            int best = 0;
+            for (int k = 1; k < NCLS; k++)
+                if (logits[(size_t)i * NCLS + k] > logits[(size_t)i * NCLS + best]) best = k;
+            dfs_fashion_attr a;
+            dfs_fashion_measure_f32(x + (size_t)i * D, S, S, want_cls[p], &a);
+            const int c_ok = best == want_cls[p], t_ok = (int)a.tone == want_tone[p];
+            confusion[want_cls[p]][best]++;
+            pc += c_ok, pt += t_ok;
+            both_cls += c_ok;
+            tone_ok_right_cls += c_ok && t_ok;
+        }
+        cls_ok += pc, tone_ok += pt, per_cls[want_cls[p]] += pc;
+        printf("%-30s %3d/%-3d          %3d/%-3d\n", prompts[p], pc, n, pt, n);
+    }
+    printf("\nper class:");
+    for (int c = 0; c < NCLS; c++) printf(" %d:%d/%d", c, per_cls[c], 2 * n);
+    printf("\nconfusion (row: prompted class, column: the classifier's class):\n");
+    for (int c = 0; c < NCLS; c++) {
+        printf("  %d:", c);
+        for (int k = 0; k < NCLS; k++) printf(" %3d", confusion[c][k]);
+        printf("\n");
+    }
+    printf("\n%d samples (%d prompts x %d), %s %d steps, guidance %g%s, %s weights\n", N, NPROMPT, n,
+           dfs_sampler_names[sampler], steps, guidance, dthr > 0 ? ", dynamic thresholding" : "", raw ? "raw" : "EMA");
+    printf("class agreement:      %.1f%% (%d/%d; chance 10%%)\n", 100.0 * cls_ok / N, cls_ok, N);
+    printf("brightness agreement: %.1f%% (%d/%d; chance ~33%%), %.1f%% among the %d of the right class\n",
+           100.0 * tone_ok / N, tone_ok, N, both_cls ? 100.0 * tone_ok_right_cls / both_cls : 0.0, both_cls);
+    free(labels), free(x), free(logits);
+    dfs_classifier_free(clf);
+    dfs_model_free(m);
+    return 0;
+}

@@ -1,0 +1,181 @@
+/* text_unet_dump.c - run a small text-conditioned U-Net (src/unet_text.c) once and K AdamW steps
+ * on a fixed batch, and write everything PyTorch needs to repeat it (tools/torch_text_unet.py,
+ * tests/parity_text_unet.sh), in the layout of tools/parity_dump.c plus the caption table.
+ *
+ *   text_unet_dump OUT.safetensors
+ *
+ * OUT holds: every initial parameter under its name, the caption table "input.tokens" (rows, L)
+ * and "input.mask" (rows, L) as I64, the batch ("input.x", "input.t", "input.labels" as I64 -
+ * rows of the table, one of them the empty caption = rows -, "input.target"), the forward
+ * "output", the MSE "loss", "grad.<name>" for every parameter, the K training losses
+ * "train.losses" and the weights after training "final.<name>"; metadata "unet" is the config as
+ * JSON with its "text" object (as checkpoints store it).
+ *
+ * The U-Net: 16x16, 2 channels, base 16, levels (1, 2), attention at both levels (7 attention
+ * blocks with ctx layers); text encoder width 16, 2 layers, 4 heads, vocabulary 13, 6 tokens.
+ *
+ * Size key: N batch, C channels, H W image size, K training steps, R table rows, L tokens. */
+#include "diffuse.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define N 4
+#define K 5
+#define R 3
+#define L 6
+
+static int fail(const char *what) {
+    fprintf(stderr, "text_unet_dump: %s: %s\n", what, dfs_last_error());
+    return 1;
+}
+
+static float step_loss(dfs_unet *net, dfs_graph *g, float *x, const int *t, const int *labels,
+                       float *target, float *out) {
+    const dfs_unet_config *c = &net->cfg;
+    int shape[4] = {N, c->in_channels, c->image_size, c->image_size};
+    dfs_params_zero_grad(net->params);
+    dfs_tensor *xt = dfs_tensor_wrap(g, x, 4, shape);
+    dfs_tensor *tt = dfs_tensor_wrap(g, target, 4, shape);
+    dfs_tensor *eps = dfs_unet_forward(net, g, xt, t, labels);
+    dfs_tensor *loss = dfs_mse(g, eps, tt);
+    dfs_backward(g, loss);
+    if (out) memcpy(out, eps->data, eps->n * sizeof(float));
+    float l = loss->data[0];
+    dfs_graph_reset(g);
+    return l;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) {
+        fprintf(stderr, "usage: text_unet_dump OUT.safetensors\n");
+        return 2;
+    }
+    dfs_set_threads(1);
+
+    dfs_unet_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.image_size = 16;
+    cfg.in_channels = 2;
+    cfg.base_channels = 16;
+    cfg.nlevels = 2;
+    cfg.mult[0] = 1, cfg.mult[1] = 2;
+    cfg.attn[0] = 1, cfg.attn[1] = 1;
+    cfg.enc_blocks = 1;
+    cfg.dec_blocks = 2;
+    cfg.groups = 4;
+    cfg.dropout = 0.0f; /* deterministic: PyTorch cannot replay our dropout masks */
+    cfg.text = (dfs_text_config){.vocab = 13, .max_len = L, .dim = 16, .layers = 2, .heads = 4};
+    dfs_rng rng;
+    dfs_rng_seed(&rng, 1);
+    dfs_unet *net = dfs_unet_new(&cfg, &rng);
+    if (!net) return fail("dfs_unet_new");
+    dfs_params *p = net->params;
+    /* The embeddings' N(0, 0.02^2) init makes the words a small signal; x20 so that the
+     * comparison sees their path with O(1) weight. */
+    for (int i = 0; i < p->count; i++)
+        if (!strcmp(p->t[i]->name, "text.tok_emb.weight") || !strcmp(p->t[i]->name, "text.pos_emb.weight"))
+            for (size_t k = 0; k < p->t[i]->n; k++) p->t[i]->data[k] *= 20.0f;
+    dfs_params_ema_init(p);
+
+    /* The table: a padded caption, one with junk ids under its mask, one with no padding. */
+    const int tokens[R * L] = {2, 5, 6, 3, 0, 0, 2, 7, 3, 11, 12, 4, 2, 8, 9, 10, 12, 3};
+    const uint8_t mask[R * L] = {1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1, 1, 1};
+    if (dfs_unet_set_context(net, tokens, mask, R) != DFS_OK) return fail("dfs_unet_set_context");
+    int64_t tok64[R * L], mask64[R * L];
+    for (int i = 0; i < R * L; i++) tok64[i] = tokens[i], mask64[i] = mask[i];
+
+    const int D = cfg.in_channels * cfg.image_size * cfg.image_size;
+    const int t[N] = {0, 17, 500, 999};
+    const int labels[N] = {0, 1, 2, R}; /* R: the empty caption */
+    int64_t t64[N], lab64[N];
+    for (int i = 0; i < N; i++) t64[i] = t[i], lab64[i] = labels[i];
+    float *x = malloc((size_t)N * D * sizeof(float));      // (N, C, H, W)
+    float *target = malloc((size_t)N * D * sizeof(float)); // (N, C, H, W)
+    float *out = malloc((size_t)N * D * sizeof(float));    // (N, C, H, W)
+    float *w0 = malloc(p->n * sizeof(float));              // initial weights
+    float *g0 = malloc(p->n * sizeof(float));              // their gradients
+    char **names = calloc(2 * (size_t)p->count, sizeof(char *));
+    dfs_graph *g = dfs_graph_new();
+    if (!x || !target || !out || !w0 || !g0 || !names || !g) {
+        fprintf(stderr, "text_unet_dump: out of memory\n");
+        return 1;
+    }
+    dfs_rng drng;
+    dfs_rng_seed(&drng, 1234);
+    dfs_rng_fill_normal(&drng, x, (size_t)N * D);
+    dfs_rng_fill_normal(&drng, target, (size_t)N * D);
+
+    memcpy(w0, p->data, p->n * sizeof(float));
+    float loss = step_loss(net, g, x, t, labels, target, out);
+    memcpy(g0, p->grad, p->n * sizeof(float));
+
+    dfs_adamw_config oc;
+    dfs_adamw_config_default(&oc);
+    oc.lr = 1e-3f;
+    oc.warmup = 0;
+    oc.clip = 1.0f;
+    oc.weight_decay = 0.01f;
+    oc.ema_decay = 0.0f;
+    float losses[K];
+    for (int k = 0; k < K; k++) {
+        losses[k] = step_loss(net, g, x, t, labels, target, NULL);
+        float gn;
+        if (dfs_adamw_step(p, &oc, k + 1, &gn) != DFS_OK) return fail("dfs_adamw_step");
+        printf("text_unet_dump: step %d loss %.6f grad norm %.4f\n", k + 1, losses[k], gn);
+    }
+
+    dfs_st_writer *w = dfs_st_writer_new();
+    if (!w) return fail("dfs_st_writer_new");
+    int64_t shp[4];
+    dfs_status st = DFS_OK;
+    for (int i = 0; i < p->count && st == DFS_OK; i++) {
+        const dfs_tensor *pt = p->t[i];
+        size_t off = (size_t)(pt->data - p->data);
+        for (int d = 0; d < pt->ndim; d++) shp[d] = pt->shape[d];
+        size_t len = strlen(pt->name) + 8;
+        names[2 * i] = malloc(len);
+        names[2 * i + 1] = malloc(len);
+        if (!names[2 * i] || !names[2 * i + 1]) {
+            fprintf(stderr, "text_unet_dump: out of memory\n");
+            return 1;
+        }
+        snprintf(names[2 * i], len, "grad.%s", pt->name);
+        snprintf(names[2 * i + 1], len, "final.%s", pt->name);
+        const char *nm[3] = {pt->name, names[2 * i], names[2 * i + 1]};
+        const float *src[3] = {w0 + off, g0 + off, pt->data};
+        for (int j = 0; j < 3 && st == DFS_OK; j++)
+            st = dfs_st_writer_add(w, nm[j], DFS_DT_F32, pt->ndim, shp, src[j]);
+    }
+    const int64_t xs[4] = {N, cfg.in_channels, cfg.image_size, cfg.image_size};
+    const int64_t ns[1] = {N}, one[1] = {1}, ks[1] = {K}, ts2[2] = {R, L};
+    if (st == DFS_OK) st = dfs_st_writer_add(w, "input.x", DFS_DT_F32, 4, xs, x);
+    if (st == DFS_OK) st = dfs_st_writer_add(w, "input.t", DFS_DT_I64, 1, ns, t64);
+    if (st == DFS_OK) st = dfs_st_writer_add(w, "input.labels", DFS_DT_I64, 1, ns, lab64);
+    if (st == DFS_OK) st = dfs_st_writer_add(w, "input.tokens", DFS_DT_I64, 2, ts2, tok64);
+    if (st == DFS_OK) st = dfs_st_writer_add(w, "input.mask", DFS_DT_I64, 2, ts2, mask64);
+    if (st == DFS_OK) st = dfs_st_writer_add(w, "input.target", DFS_DT_F32, 4, xs, target);
+    if (st == DFS_OK) st = dfs_st_writer_add(w, "output", DFS_DT_F32, 4, xs, out);
+    if (st == DFS_OK) st = dfs_st_writer_add(w, "loss", DFS_DT_F32, 1, one, &loss);
+    if (st == DFS_OK) st = dfs_st_writer_add(w, "train.losses", DFS_DT_F32, 1, ks, losses);
+    char json[1024];
+    snprintf(json, sizeof json,
+             "{\"image_size\":%d,\"in_channels\":%d,\"base_channels\":%d,\"mult\":[1,2],\"attn\":[1,1],"
+             "\"enc_blocks\":1,\"dec_blocks\":2,\"groups\":%d,\"dropout\":0,\"num_classes\":0,"
+             "\"text\":{\"vocab\":%d,\"max_len\":%d,\"dim\":%d,\"layers\":%d,\"heads\":%d}}",
+             cfg.image_size, cfg.in_channels, cfg.base_channels, cfg.groups, cfg.text.vocab, cfg.text.max_len,
+             cfg.text.dim, cfg.text.layers, cfg.text.heads);
+    if (st == DFS_OK) st = dfs_st_writer_meta(w, "unet", json);
+    if (st == DFS_OK) st = dfs_st_writer_write(w, argv[1]);
+    if (st != DFS_OK) return fail(argv[1]);
+    printf("text_unet_dump: %d parameter tensors, %zu floats, loss %.6f -> %s\n", p->count, p->n, loss, argv[1]);
+
+    dfs_st_writer_free(w);
+    for (int i = 0; i < 2 * p->count; i++) free(names[i]);
+    free(names);
+    dfs_graph_free(g);
+    dfs_unet_free(net);
+    free(x), free(target), free(out), free(w0), free(g0);
+    return 0;
+}
