@@ -92,8 +92,9 @@ int dfs_get_threads(void);
 /* FAST: stride-1 convolutions run on the library's own AVX-512 implicit-GEMM kernels, fused
  * with the GroupNorm/SiLU/dropout before them and the bias/time-embedding/residual adds after
  * them (portable loops where the CPU lacks AVX-512). BLAS: the earlier path, im2col + OpenBLAS
- * sgemm and one op per step; kept as a reference and for comparison. The default is FAST, or
- * what the environment variable DFS_KERNELS (fast, blas) names. */
+ * sgemm and one op per step; kept as a reference and for comparison. The default is FAST on
+ * CPUs with AVX-512 and BLAS elsewhere, or what the environment variable DFS_KERNELS (fast,
+ * blas) names. */
 typedef enum { DFS_KERNELS_FAST, DFS_KERNELS_BLAS, DFS_KERNELS_COUNT } dfs_kernels;
 extern const char *const dfs_kernels_names[DFS_KERNELS_COUNT];
 void dfs_set_kernels(dfs_kernels k);

@@ -1,5 +1,6 @@
 /* engine.c - status and logging, threads, the random generator, the arena and the tape. */
 #include "internal.h"
+#include "ops_ref.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -83,8 +84,11 @@ void dfs_set_kernels(dfs_kernels k) {
 
 dfs_kernels dfs_get_kernels(void) {
     if (kernels < 0) {
+        /* without AVX-512 the fast path would run its portable loops: slower than BLAS */
         const char *e = getenv("DFS_KERNELS");
-        kernels = e && strcmp(e, "blas") == 0 ? DFS_KERNELS_BLAS : DFS_KERNELS_FAST;
+        if (e && strcmp(e, "blas") == 0) kernels = DFS_KERNELS_BLAS;
+        else if (e && strcmp(e, "fast") == 0) kernels = DFS_KERNELS_FAST;
+        else kernels = dfs_igemm_avx512() ? DFS_KERNELS_FAST : DFS_KERNELS_BLAS;
     }
     return (dfs_kernels)kernels;
 }
