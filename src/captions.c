@@ -115,74 +115,7 @@ dfs_status dfs_dataset_images_f32(const dfs_dataset *d, int first, int count, fl
     return DFS_OK;
 }
 
-/* ---- resizing (the same arithmetic as io_png.c's convert_image) ---------------------------- */
-
-/* One line of n_in values (stride si) to n_out values (stride so): area averaging when
- * shrinking (output i averages [i s, (i+1) s), s = n_in / n_out, partial pixels weighted by
- * overlap); half-pixel bilinear with clamped edges when growing; a copy when equal. */
-static void resample_line(const float *in, int n_in, size_t si, float *out, int n_out, size_t so) {
-    double s = (double)n_in / n_out;
-    if (n_out < n_in) {
-        for (int i = 0; i < n_out; i++) {
-            double a = i * s, b = (i + 1) * s, acc = 0.0;
-            for (int j = (int)a; j < n_in && j < b; j++) {
-                double lo = j > a ? j : a, hi = j + 1 < b ? j + 1 : b;
-                acc += (hi - lo) * in[(size_t)j * si];
-            }
-            out[(size_t)i * so] = (float)(acc / s);
-        }
-    } else {
-        for (int i = 0; i < n_out; i++) {
-            double x = (i + 0.5) * s - 0.5;
-            if (x < 0) x = 0;
-            int j0 = (int)x;
-            if (j0 > n_in - 1) j0 = n_in - 1;
-            int j1 = j0 + 1 < n_in ? j0 + 1 : n_in - 1;
-            double f = x - j0;
-            out[(size_t)i * so] = (float)((1 - f) * in[(size_t)j0 * si] + f * in[(size_t)j1 * si]);
-        }
-    }
-}
-
-dfs_status dfs_image_resize_u8(const uint8_t *src, int sc, int sh, int sw, uint8_t *dst, int oc,
-                               int size) {
-    if (!src || !dst || (sc != 1 && sc != 3) || (oc != 1 && oc != 3) || sh <= 0 || sw <= 0 ||
-        size <= 0 || size > RESIZE_MAX || sh > 65536 || sw > 65536) {
-        dfs_set_error("image_resize: bad arguments (%d x %d x %d to %d x %d x %d)", sc, sh, sw, oc,
-                      size, size);
-        return DFS_ERR_ARG;
-    }
-    size_t splane = (size_t)sh * (size_t)sw;
-    float *chan = malloc((splane + (size_t)sh * size + (size_t)size) * sizeof(float));
-    if (!chan) {
-        dfs_set_error("image_resize: out of memory for a %d x %d image", sh, sw);
-        return DFS_ERR_NOMEM;
-    }
-    float *half = chan + splane;           // (sh, size) after the horizontal pass
-    float *col = half + (size_t)sh * size; // (size)
-    for (int k = 0; k < oc; k++) {
-        for (size_t i = 0; i < splane; i++) {
-            if (sc == oc)
-                chan[i] = src[(size_t)k * splane + i];
-            else if (sc == 1)
-                chan[i] = src[i];
-            else // ITU-R BT.601 luma
-                chan[i] = 0.299f * src[i] + 0.587f * src[splane + i] + 0.114f * src[2 * splane + i];
-        }
-        for (int y = 0; y < sh; y++)
-            resample_line(chan + (size_t)y * sw, sw, 1, half + (size_t)y * size, size, 1);
-        uint8_t *d = dst + (size_t)k * size * size;
-        for (int x = 0; x < size; x++) {
-            resample_line(half + x, sh, (size_t)size, col, size, 1);
-            for (int y = 0; y < size; y++) {
-                float v = col[y] < 0 ? 0 : col[y] > 255 ? 255 : col[y];
-                d[(size_t)y * size + x] = (uint8_t)lrintf(v);
-            }
-        }
-    }
-    free(chan);
-    return DFS_OK;
-}
+/* Resizing is dfs_image_resize_u8 (io_png.c), the arithmetic of PNG folders. */
 
 /* ---- reading a folder -------------------------------------------------------------------- */
 

@@ -405,6 +405,24 @@ static void convert_image(const uint8_t *src, int sc, int sh, int sw, uint8_t *d
     }
 }
 
+dfs_status dfs_image_resize_u8(const uint8_t *src, int sc, int sh, int sw, uint8_t *dst, int oc,
+                               int size) {
+    if (!src || !dst || (sc != 1 && sc != 3) || (oc != 1 && oc != 3) || sh <= 0 || sw <= 0 ||
+        size <= 0 || size > PNG_DIR_MAX_SIZE || sh > 65536 || sw > 65536) {
+        dfs_set_error("image_resize: bad arguments (%d x %d x %d to %d x %d x %d)", sc, sh, sw, oc,
+                      size, size);
+        return DFS_ERR_ARG;
+    }
+    float *tmp = malloc(((size_t)sh * sw + (size_t)sh * size) * sizeof(float));
+    if (!tmp) {
+        dfs_set_error("image_resize: out of memory for a %d x %d image", sh, sw);
+        return DFS_ERR_NOMEM;
+    }
+    convert_image(src, sc, sh, sw, dst, oc, size, tmp);
+    free(tmp);
+    return DFS_OK;
+}
+
 /* Load a folder of PNGs (see diffuse.h). With sub-folders, each is a class, in sorted order,
  * and loose PNGs beside them are ignored; without, the PNGs are unlabelled. */
 dfs_status dfs_load_png_dir(dfs_dataset *d, const char *dir, int size, int channels) {
