@@ -175,10 +175,12 @@ static const char *usage =
     "  eval     FD and class accuracy of samples (--fd --acc), likelihood bound (--nll)\n"
     "  classifier  train or evaluate the image classifier that eval's --fd and --acc use\n"
     "  data     build and show captioned image folders (fashion-captions, emoji)\n"
+    "  plot     draw a loss curve (a column of metrics.csv) as a PNG chart\n"
     "\n"
     "Run 'diffuse COMMAND --help' for a command's options.\n";
 
 int cmd_data(int argc, char **argv); /* cli/cmd_data.c */
+int cmd_plot(int argc, char **argv); /* cli/cmd_plot.c */
 
 int main(int argc, char **argv) {
     dfs_set_log(cli_log, NULL);
@@ -200,6 +202,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "classifier")) return cmd_classifier(argc - 1, argv + 1);
     if (!strcmp(cmd, "data")) return cmd_data(argc - 1, argv + 1);
+    if (!strcmp(cmd, "plot")) return cmd_plot(argc - 1, argv + 1);
     cli_fail("unknown command '%s' (try 'diffuse --help')", cmd);
     return 2;
 }

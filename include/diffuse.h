@@ -559,6 +559,25 @@ dfs_status dfs_png_write_grid_labeled(const char *path, const float *images, int
                                       const char *font_path, int px);
 /* The DejaVu Sans file of Debian's fonts-dejavu-core, used for labels. */
 #define DFS_DEFAULT_FONT "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+/* Line charts (src/plot.c): loss curves and other series against steps, as an RGB PNG. */
+typedef struct {
+    const double *x, *y; /* n points; a non-finite point (or y <= 0 on a log axis) breaks the line */
+    int n;
+    uint8_t rgb[3];      /* line colour */
+    float width;         /* line width in pixels; 0 = 1.5 */
+    float alpha;         /* opacity in (0, 1]; 0 = 1 */
+    const char *label;   /* legend entry; NULL or "" for none */
+} dfs_plot_series;
+typedef struct {
+    int width, height;   /* pixels; 0 = 800 x 450 */
+    const char *title, *xlabel, *ylabel; /* NULL for none */
+    int log_y;           /* logarithmic y axis */
+    const char *font;    /* NULL = DFS_DEFAULT_FONT */
+} dfs_plot_config;
+/* Draw ns series on shared axes (ticks at 1, 2, 5 x 10^k; decades on a log axis) and write
+ * the PNG atomically. cfg NULL gives the defaults. DFS_ERR_ARG if nothing finite is left. */
+dfs_status dfs_plot_png(const char *path, const dfs_plot_series *series, int ns,
+                        const dfs_plot_config *cfg);
 /* Write a uint8 .npy array atomically. */
 dfs_status dfs_npy_write_u8(const char *path, const uint8_t *data, int ndim, const size_t *shape);
 dfs_status dfs_npy_write_i32(const char *path, const int32_t *data, int ndim,

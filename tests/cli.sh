@@ -2,23 +2,7 @@
 # cli.sh BUILD - the diffuse program end to end: help, errors (one line, exit 2, no partial
 # output), training with metrics, checkpoints and Ctrl-C, resume, sampling to PNG and .npy,
 # noise strips and info.
-BUILD=${1:-build}
-D=$BUILD/diffuse
-T=$(mktemp -d /tmp/dfs_cli_XXXXXX)
-trap 'rm -rf "$T"' EXIT
-pass=0; fail=0
-ok()  { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-check() { desc=$1; shift; if "$@"; then ok; else bad "$desc"; fi; }
-
-# expect_error DESC PATTERN CMD...: exit status 2, exactly one line on stderr matching PATTERN
-expect_error() {
-    desc=$1; pat=$2; shift 2
-    "$@" >"$T/out" 2>"$T/err"; rc=$?
-    lines=$(wc -l <"$T/err")
-    if [ $rc -eq 2 ] && [ "$lines" -eq 1 ] && grep -q -e "$pat" "$T/err"; then ok
-    else bad "$desc: rc=$rc, stderr: $(cat "$T/err")"; fi
-}
+NAME=cli.sh; BUILD=${1:-build}; . "$(dirname "$0")/lib.sh"
 
 # help
 for c in train sample noise info bench export eval; do
@@ -196,5 +180,4 @@ for k in train_img_per_s forward_img_per_s params peak_rss_mb; do
     check "bench json has $k" grep -q "\"$k\"" "$T/bench.json"
 done
 
-echo "cli.sh: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+summary

@@ -3,24 +3,8 @@
 # line on stderr, exit 2, no output file), a short training run with its metadata, a stop by
 # SIGTERM that still saves, and the shipped models/classifier.safetensors evaluated on the
 # Fashion-MNIST test set (>= 0.90; the first 2000 images under the sanitizer run).
-BUILD=${1:-build}
-D=$BUILD/diffuse
+NAME=cli_classifier; BUILD=${1:-build}; . "$(dirname "$0")/lib.sh"
 M=models/classifier.safetensors
-T=$(mktemp -d /tmp/dfs_cli_cls_XXXXXX)
-trap 'rm -rf "$T"' EXIT
-pass=0; fail=0
-ok()  { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-check() { desc=$1; shift; if "$@"; then ok; else bad "$desc"; fi; }
-
-# expect_error DESC PATTERN CMD...: exit status 2, exactly one line on stderr matching PATTERN
-expect_error() {
-    desc=$1; pat=$2; shift 2
-    "$@" >"$T/out" 2>"$T/err"; rc=$?
-    lines=$(wc -l <"$T/err")
-    if [ $rc -eq 2 ] && [ "$lines" -eq 1 ] && grep -q -e "$pat" "$T/err"; then ok
-    else bad "$desc: rc=$rc, stderr: $(cat "$T/err")"; fi
-}
 
 # help
 "$D" classifier --help >"$T/h" 2>&1; check "classifier --help exits 0" [ $? -eq 0 ]
@@ -102,5 +86,4 @@ acc=$(sed -n 's/^accuracy \([0-9.]*\) .*/\1/p' "$T/ship.out")
 check "shipped classifier accuracy ${acc:-?} >= 0.90" awk -v a="${acc:-0}" 'BEGIN { exit !(a >= 0.90) }'
 check "per-class line names all ten classes" grep -q "^per class: 0 T-shirt/top .* 9 Ankle boot [0-9.]*$" "$T/ship.out"
 
-echo "cli_classifier: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+summary

@@ -2,23 +2,7 @@
 # cli_data.sh BUILD - diffuse data: help, one-line errors with exit 2, build --limit 20 of both
 # builders (PNGs + metadata.jsonl readable back), show of folders and builders, .txt folders,
 # unknown-word warnings and the grid.
-BUILD=${1:-build}
-D=$BUILD/diffuse
-T=$(mktemp -d /tmp/dfs_cli_data_XXXXXX)
-trap 'rm -rf "$T"' EXIT
-pass=0; fail=0
-ok()  { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-check() { desc=$1; shift; if "$@"; then ok; else bad "$desc"; fi; }
-
-# expect_error DESC PATTERN CMD...: exit status 2, exactly one line on stderr matching PATTERN
-expect_error() {
-    desc=$1; pat=$2; shift 2
-    "$@" >"$T/out" 2>"$T/err"; rc=$?
-    lines=$(wc -l <"$T/err")
-    if [ $rc -eq 2 ] && [ "$lines" -eq 1 ] && grep -q -e "$pat" "$T/err"; then ok
-    else bad "$desc: rc=$rc, stderr: $(cat "$T/err")"; fi
-}
+NAME=cli_data.sh; BUILD=${1:-build}; . "$(dirname "$0")/lib.sh"
 
 # help
 "$D" data --help >"$T/h" 2>&1; check "data --help exits 0" [ $? -eq 0 ]
@@ -90,5 +74,4 @@ expect_error "image without caption" "lonely.png: image without caption" "$D" da
 printf '{"file_name": "smile.png", "text": "ok"}\n{"file_name": "grin.png", "text": \n' >"$T/txt/metadata.jsonl"
 expect_error "bad JSON line" "metadata.jsonl: line 2" "$D" data show "$T/txt"
 
-echo "cli_data.sh: $pass passed, $fail failed"
-[ $fail -eq 0 ]
+summary

@@ -4,23 +4,7 @@
 # checkpoint and through export, diffuse sample --prompt / --prompts / --negative-prompt /
 # --dynamic-threshold to PNG and .npy, the unknown-words warning, and every error as one line
 # with exit status 2. Tiny models and a few steps: it checks the plumbing, not image quality.
-BUILD=${1:-build}
-D=$BUILD/diffuse
-T=$(mktemp -d /tmp/dfs_cli_text_XXXXXX)
-trap 'rm -rf "$T"' EXIT
-pass=0; fail=0
-ok()  { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
-check() { desc=$1; shift; if "$@"; then ok; else bad "$desc"; fi; }
-
-# expect_error DESC PATTERN CMD...: exit status 2, exactly one line on stderr matching PATTERN
-expect_error() {
-    desc=$1; pat=$2; shift 2
-    "$@" >"$T/out" 2>"$T/err"; rc=$?
-    lines=$(wc -l <"$T/err")
-    if [ $rc -eq 2 ] && [ "$lines" -eq 1 ] && grep -q -e "$pat" "$T/err"; then ok
-    else bad "$desc: rc=$rc, stderr: $(cat "$T/err")"; fi
-}
+NAME=cli_text; BUILD=${1:-build}; . "$(dirname "$0")/lib.sh"
 
 # a tiny text model: small U-Net, a 1-layer encoder 16 wide; one thread (tiny tensors)
 TINY="--preset small --batch 8 --threads 1 --text-dim 16 --text-layers 1 --text-heads 2 --log-every 1"
@@ -129,5 +113,4 @@ check "emoji samples are 32x32 RGB" grep -a -q "(2, 32, 32, 3)" "$T/e.npy"
 check "train --text on a caption folder exits 0" [ $? -eq 0 ]
 check "the folder's 16 images are read" grep -q "on 16 captioned 1x28x28 images" "$T/f.err"
 
-echo "cli_text: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary

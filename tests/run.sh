@@ -24,7 +24,7 @@ for t in "$BUILD"/tests/test_*; do
     run "$(basename "$t")" "$t"
 done
 for s in tests/*.sh; do
-    [ "$s" = tests/run.sh ] && continue
+    case $s in tests/run.sh|tests/lib.sh) continue ;; esac
     [ -f "$s" ] || continue
     run "$(basename "$s")" sh "$s" "$BUILD"
 done
