@@ -70,6 +70,9 @@ static const char *train_help =
     "run:\n"
     "  --out RUNDIR        output folder (created if missing)\n"
     "  --resume CKPT       continue a run from a checkpoint written by diffuse train\n"
+    "  --init CKPT         start a new run from the (EMA) weights of CKPT wherever a tensor has\n"
+    "                      the same name and shape; the rest starts fresh (fine-tuning, or a\n"
+    "                      --text model from a class-conditional one of the same preset)\n"
     "  --seed S            random seed (default 0)\n"
     "  --threads N         threads (default 2)\n"
     "  --sample-every N    write a sample grid every N steps (default 1000, 0 = never); for a\n"
@@ -79,7 +82,7 @@ static const char *train_help =
     "  --log-every N       write a metrics.csv line every N steps (default 10)\n";
 
 typedef struct {
-    const char *data, *labels, *out, *resume, *preset;
+    const char *data, *labels, *out, *resume, *preset, *init;
     long limit, steps, batch, warmup, sample_every, save_every, log_every, threads, T, channels;
     double minutes, lr, wd, clip, ema, cond_drop, dropout;
     uint64_t seed;
@@ -248,7 +251,7 @@ int cmd_train(int argc, char **argv) {
     enum { O_IMG = 300, O_BASE, O_MULT, O_BLOCKS, O_ATTN, O_GROUPS, O_CLASSES };
     enum { O_TEXT = 400, O_TDIM, O_TLAYERS, O_THEADS, O_TLEN, O_MINCOUNT };
     enum { O_LABELS = 256, O_LIMIT, O_UNCOND, O_CHANNELS, O_DROPOUT, O_SCHEDULE, O_T, O_PRED,
-           O_STEPS, O_MINUTES, O_BATCH, O_LR, O_WARMUP, O_WD, O_CLIP, O_EMA, O_CDROP, O_RESUME,
+           O_STEPS, O_MINUTES, O_BATCH, O_LR, O_WARMUP, O_WD, O_CLIP, O_EMA, O_CDROP, O_RESUME, O_INIT,
            O_SEED, O_THREADS, O_SEVERY, O_SAVE, O_LOG, O_PRESET, O_DATA, O_OUT };
     static const struct option opts[] = {
         {"data", required_argument, 0, O_DATA}, {"labels", required_argument, 0, O_LABELS},
@@ -261,7 +264,7 @@ int cmd_train(int argc, char **argv) {
         {"warmup", required_argument, 0, O_WARMUP}, {"weight-decay", required_argument, 0, O_WD},
         {"clip", required_argument, 0, O_CLIP}, {"ema", required_argument, 0, O_EMA},
         {"cond-drop", required_argument, 0, O_CDROP}, {"out", required_argument, 0, O_OUT},
-        {"resume", required_argument, 0, O_RESUME}, {"seed", required_argument, 0, O_SEED},
+        {"resume", required_argument, 0, O_RESUME}, {"init", required_argument, 0, O_INIT}, {"seed", required_argument, 0, O_SEED},
         {"threads", required_argument, 0, O_THREADS}, {"sample-every", required_argument, 0, O_SEVERY},
         {"save-every", required_argument, 0, O_SAVE}, {"log-every", required_argument, 0, O_LOG},
         {"image-size", required_argument, 0, O_IMG}, {"base-channels", required_argument, 0, O_BASE},
@@ -285,6 +288,7 @@ int cmd_train(int argc, char **argv) {
         case O_LABELS: a.labels = optarg; break;
         case O_OUT: a.out = optarg; break;
         case O_RESUME: a.resume = optarg; break;
+        case O_INIT: a.init = optarg; break;
         case O_PRESET: a.preset = optarg; break;
         case O_UNCOND: a.unconditional = 1; break;
         case O_LIMIT: if (cli_int("--limit", optarg, 1, 100000000, &a.limit)) return 2; break;
@@ -326,6 +330,7 @@ int cmd_train(int argc, char **argv) {
     }
     if (optind < argc) return cli_fail("train: unexpected argument '%s'", argv[optind]);
     if (!a.out) return cli_fail("train: --out RUNDIR is required");
+    if (a.init && a.resume) return cli_fail("train: --init starts a new run and --resume continues one; give one of them");
     if (!a.data && !a.resume) return cli_fail("train: --data is required (fashion-mnist, a PNG folder or an IDX file)");
     if (a.text && (a.classes > 0 || a.labels))
         return cli_fail("train: --text models are conditioned on captions, not classes (drop --%s)", a.labels ? "labels" : "classes");
@@ -436,6 +441,17 @@ int cmd_train(int argc, char **argv) {
             goto done_model;
         }
         m->tokenizer = tok; /* owned by the model from here, saved in its checkpoints */
+        if (a.init) {
+            int loaded, total;
+            char *fresh = NULL;
+            if ((s = dfs_checkpoint_init_from(m, a.init, &loaded, &total, &fresh)) != DFS_OK) {
+                rc = cli_fail_status(s);
+                goto done_model;
+            }
+            fprintf(stderr, "initialised %d of %d tensors from %s%s%.300s%s\n", loaded, total, a.init,
+                    *fresh ? "; fresh: " : "", fresh, strlen(fresh) > 300 ? "..." : "");
+            free(fresh);
+        }
         st.seed = a.seed;
         dfs_rng_seed(&st.rng, a.seed ^ 0x5eed5eedULL);
     }

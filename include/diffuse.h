@@ -496,6 +496,14 @@ dfs_status dfs_checkpoint_save(const char *path, const dfs_model *m, const dfs_t
  * state and *st when present and st != NULL). *has_optim tells whether it is resumable. */
 dfs_status dfs_checkpoint_load(const char *path, dfs_model **m, dfs_train_state *st,
                                int *has_optim, char **train_json);
+/* Start m from the weights of another checkpoint (fine-tuning, or a text model from a class
+ * model): every parameter of m whose name is stored in path with the same shape takes the
+ * stored EMA weights ("ema.NAME", else "NAME"); the rest keep their values. The EMA is reset
+ * to the weights. *loaded / *total count tensors (NULL to skip); fresh, when not NULL, gets a
+ * malloc'ed comma-separated list of the tensors left as they were (empty string if none).
+ * DFS_ERR_SHAPE if no tensor matches: the checkpoint is for another network. */
+dfs_status dfs_checkpoint_init_from(dfs_model *m, const char *path, int *loaded, int *total,
+                                    char **fresh);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Training                                                                                    */

@@ -363,3 +363,66 @@ dfs_status dfs_checkpoint_load(const char *path, dfs_model **out, dfs_train_stat
     *out = m;
     return DFS_OK;
 }
+
+dfs_status dfs_checkpoint_init_from(dfs_model *m, const char *path, int *loaded, int *total, char **fresh) {
+    if (loaded) *loaded = 0;
+    if (total) *total = 0;
+    if (fresh) *fresh = NULL;
+    if (!m || !path) {
+        dfs_set_error("checkpoint_init_from: bad arguments");
+        return DFS_ERR_ARG;
+    }
+    dfs_safetensors f;
+    dfs_status s = dfs_st_load(&f, path);
+    if (s != DFS_OK) return s;
+    const char *fmt = dfs_st_meta(&f, "format");
+    if (!fmt || strcmp(fmt, FORMAT_NAME) != 0) {
+        dfs_set_error("%s: not a diffuse checkpoint", path);
+        dfs_st_free(&f);
+        return DFS_ERR_FORMAT;
+    }
+    dfs_params *p = m->net->params;
+    char name[320];
+    size_t cap = 1, len = 0;
+    char *list = calloc(1, cap);
+    int n = 0;
+    for (int i = 0; i < p->count && s == DFS_OK && list; i++) {
+        dfs_tensor *t = p->t[i];
+        snprintf(name, sizeof name, "ema.%s", t->name);
+        const dfs_st_tensor *w = dfs_st_find(&f, name);
+        if (!w) w = dfs_st_find(&f, t->name);
+        int same = w && w->ndim == t->ndim;
+        for (int k = 0; same && k < t->ndim; k++) same = w->shape[k] == t->shape[k];
+        if (same && (w->dtype == DFS_DT_F32 || w->dtype == DFS_DT_F16)) {
+            s = load_tensor(path, w, t, t->name, t->data);
+            n++;
+            continue;
+        }
+        size_t need = len + strlen(t->name) + 2;
+        if (need > cap) {
+            char *nl = realloc(list, cap = need * 2);
+            if (!nl) {
+                free(list);
+                list = NULL;
+                break;
+            }
+            list = nl;
+        }
+        len += (size_t)sprintf(list + len, "%s%s", len ? "," : "", t->name);
+    }
+    dfs_st_free(&f);
+    if (!list) {
+        dfs_set_error("checkpoint_init_from: out of memory");
+        return DFS_ERR_NOMEM;
+    }
+    if (s == DFS_OK && n == 0) {
+        dfs_set_error("%s: none of its tensors has the name and shape of one of this model's", path);
+        s = DFS_ERR_SHAPE;
+    }
+    if (s == DFS_OK) dfs_params_ema_init(p);
+    if (loaded) *loaded = n;
+    if (total) *total = p->count;
+    if (fresh && s == DFS_OK) *fresh = list;
+    else free(list);
+    return s;
+}

@@ -26,6 +26,21 @@ expect_error "heads must divide the width" "must divide" "$D" train --data fashi
 expect_error "missing caption folder" "no such folder" "$D" train --data "$T/none" --text --out "$T/r"
 expect_error "bad --text-len" "--text-len expects" "$D" train --data fashion-captions --text --text-len 2 --out "$T/r"
 
+# --init: a text model starts from a class-conditional model of the same preset
+"$D" train --data fashion-mnist --limit 16 --preset small --batch 8 --threads 1 --steps 1 --sample-every 0 \
+    --out "$T/cls" 2>/dev/null
+"$D" train --data fashion-captions --limit 16 --text $TINY --steps 1 --sample-every 0 \
+    --init "$T/cls/last.safetensors" --out "$T/init" 2>"$T/init.err"
+check "train --text --init exits 0" [ $? -eq 0 ]
+check "--init says what it took and what starts fresh" \
+    grep -q "^initialised [0-9]* of [0-9]* tensors from .*; fresh: .*text\.tok_emb\.weight" "$T/init.err"
+expect_error "--init with --resume" "give one of them" "$D" train --data fashion-captions --text \
+    --init "$T/cls/last.safetensors" --resume "$T/cls/last.safetensors" --out "$T/r"
+printf 'garbage' >"$T/garbage.safetensors"
+expect_error "--init of a corrupt file" "garbage.safetensors" "$D" train --data fashion-captions --limit 16 \
+    --text $TINY --init "$T/garbage.safetensors" --out "$T/r"
+check "no run folder after a failed --init" [ ! -e "$T/r/last.safetensors" ]
+
 # fashion-captions: a straight run of 4 steps with sample grids, and 2 + resume to 4
 "$D" train --data fashion-captions --limit 64 --text $TINY --steps 4 --seed 3 --sample-every 4 \
     --out "$T/run" 2>"$T/train.err"

@@ -377,6 +377,73 @@ static void test_parallel_step(void) {
     free(d.labels);
 }
 
+
+/* --init: a model takes the EMA weights of every stored tensor of its name and shape; an
+ * unconditional model from a class model leaves nothing fresh (it has no class embedding), a
+ * wider model takes only the few tensors of equal shape, a checkpoint of other tensors matches
+ * nothing, and a file that is not a checkpoint is refused. */
+static void test_init_from(void) {
+    char path[300];
+    snprintf(path, sizeof path, "%s/init.safetensors", tmpdir);
+    dfs_model *a = small_model(11, 0.0f);
+    dfs_params *pa = a->net->params;
+    for (size_t i = 0; i < pa->n; i++) pa->ema[i] = pa->data[i] * 0.5f + 0.25f; /* EMA != weights */
+    CHECK(dfs_checkpoint_save(path, a, NULL, NULL, DFS_CKPT_FULL) == DFS_OK, "save: %s", dfs_last_error());
+
+    dfs_model_config mc;
+    dfs_unet_config_preset(&mc.unet, "small");
+    mc.unet.num_classes = 0;
+    mc.schedule = DFS_SCHEDULE_LINEAR, mc.T = 1000, mc.prediction = DFS_PRED_EPS;
+    dfs_model *b = dfs_model_new(&mc, 12);
+    int loaded = -1, total = -1;
+    char *fresh = NULL;
+    dfs_status s = dfs_checkpoint_init_from(b, path, &loaded, &total, &fresh);
+    CHECK(s == DFS_OK, "init_from: %s", dfs_last_error());
+    const dfs_params *pb = b->net->params;
+    CHECK(loaded == pb->count && total == pb->count && fresh && !*fresh, "loaded %d of %d, fresh '%s'", loaded, total,
+          fresh ? fresh : "(null)");
+    free(fresh);
+    int same = 1, matched = 0;
+    for (int i = 0; i < pb->count; i++)
+        for (int j = 0; j < pa->count; j++)
+            if (!strcmp(pb->t[i]->name, pa->t[j]->name)) {
+                matched++;
+                same &= memcmp(pb->t[i]->data, pa->ema + (pa->t[j]->data - pa->data), pb->t[i]->n * sizeof(float)) == 0;
+            }
+    CHECK(matched == pb->count && same, "every tensor holds the stored EMA weights (%d matched)", matched);
+    CHECK(same_bits(pb->data, pb->ema, pb->n), "the EMA restarts from the loaded weights");
+    CHECK(pb->count < pa->count, "the class embedding is the only difference (%d vs %d tensors)", pb->count, pa->count);
+
+    dfs_unet_config_preset(&mc.unet, "small");
+    mc.unet.base_channels *= 2;
+    dfs_model *c = dfs_model_new(&mc, 13);
+    char *cfresh = NULL;
+    s = dfs_checkpoint_init_from(c, path, &loaded, &total, &cfresh);
+    CHECK(s == DFS_OK && loaded > 0 && loaded < total && cfresh && strstr(cfresh, "time_mlp.0.weight"),
+          "a wider model takes only the tensors of equal shape: %d of %d, fresh %.80s", loaded, total,
+          cfresh ? cfresh : dfs_last_error());
+    free(cfresh);
+
+    /* a diffuse checkpoint whose one tensor no model has */
+    snprintf(path, sizeof path, "%s/other.safetensors", tmpdir);
+    dfs_st_writer *w = dfs_st_writer_new();
+    const int64_t shape[1] = {3};
+    const float vals[3] = {1, 2, 3};
+    CHECK(w && dfs_st_writer_meta(w, "format", "diffuse-1") == DFS_OK &&
+              dfs_st_writer_add(w, "something.else", DFS_DT_F32, 1, shape, vals) == DFS_OK &&
+              dfs_st_writer_write(w, path) == DFS_OK, "write other: %s", dfs_last_error());
+    dfs_st_writer_free(w);
+    float before = c->net->params->data[0];
+    CHECK(dfs_checkpoint_init_from(c, path, &loaded, NULL, NULL) == DFS_ERR_SHAPE && loaded == 0,
+          "a checkpoint of other tensors matches nothing: %s", dfs_last_error());
+    CHECK(c->net->params->data[0] == before, "and the model keeps its weights");
+    snprintf(path, sizeof path, "%s/garbage.safetensors", tmpdir);
+    FILE *f = fopen(path, "wb");
+    if (f) fputs("not a checkpoint at all", f), fclose(f);
+    CHECK(dfs_checkpoint_init_from(c, path, NULL, NULL, NULL) != DFS_OK, "garbage refused");
+    dfs_model_free(a), dfs_model_free(b), dfs_model_free(c);
+}
+
 int main(void) {
     dfs_set_threads(2);
     if (!mkdtemp(tmpdir)) return 1;
@@ -384,6 +451,7 @@ int main(void) {
     test_fast_paths();
     test_parallel_step();
     test_checkpoint_and_resume();
+    test_init_from();
     test_learning();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
