@@ -934,6 +934,12 @@ void dfs_gauss_stats_free(dfs_gauss_stats *st);
  * |m1 - m2|^2 + tr(C1 + C2 - 2 (C1^1/2 C2 C1^1/2)^1/2), the square roots through LAPACK's
  * symmetric eigendecomposition (dsyevd). DFS_ERR_SHAPE if the dimensions differ. */
 dfs_status dfs_frechet_distance(const dfs_gauss_stats *a, const dfs_gauss_stats *b, double *fd);
+/* Nearest neighbours: for each of nq query rows (dim floats each), the indices of its k nearest
+ * of nr reference rows by Euclidean distance, nearest first, ties to the lower index, in
+ * idx[nq][k] (and the squared distances in dist[nq][k] when dist != NULL). One SGEMM gives the
+ * cross terms: |q - r|^2 = |q|^2 - 2 q.r + |r|^2. */
+dfs_status dfs_nearest(const float *q, int nq, const float *r, int nr, int dim, int k, int *idx,
+                       float *dist);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Image classifier: a small CNN whose features give FD and whose predictions class accuracy  */

@@ -140,3 +140,54 @@ done:
     free(w);
     return s;
 }
+
+dfs_status dfs_nearest(const float *q, int nq, const float *r, int nr, int dim, int k, int *idx,
+                       float *dist) {
+    if (!q || !r || !idx || nq < 0 || nr < 1 || dim < 1 || k < 1 || k > nr) {
+        dfs_set_error("nearest: bad arguments (%d queries, %d references, dim %d, k %d)", nq, nr, dim, k);
+        return DFS_ERR_ARG;
+    }
+    const int B = 256; /* queries per block: a block's distances are B x nr floats */
+    float *rn = malloc((size_t)nr * sizeof(float)), *d = malloc((size_t)B * nr * sizeof(float));
+    if (!rn || !d) {
+        free(rn), free(d);
+        dfs_set_error("nearest: out of memory (%d references)", nr);
+        return DFS_ERR_NOMEM;
+    }
+    for (int j = 0; j < nr; j++) {
+        double s = 0;
+        for (int c = 0; c < dim; c++) s += (double)r[(size_t)j * dim + c] * r[(size_t)j * dim + c];
+        rn[j] = (float)s;
+    }
+    for (int i0 = 0; i0 < nq; i0 += B) {
+        const int nb = nq - i0 < B ? nq - i0 : B;
+        /* d = -2 Q R^T, then + |q|^2 + |r|^2 */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nb, nr, dim, -2.0f, q + (size_t)i0 * dim, dim, r, dim,
+                    0.0f, d, nr);
+#pragma omp parallel for schedule(static)
+        for (int i = 0; i < nb; i++) {
+            const float *qi = q + (size_t)(i0 + i) * dim;
+            double s = 0;
+            for (int c = 0; c < dim; c++) s += (double)qi[c] * qi[c];
+            float *di = d + (size_t)i * nr;
+            for (int j = 0; j < nr; j++) di[j] += (float)s + rn[j];
+            /* the k smallest by insertion into a sorted list of k (k is small) */
+            int *out = idx + (size_t)(i0 + i) * k;
+            int have = 0;
+            for (int j = 0; j < nr; j++) {
+                const float v = di[j];
+                if (have == k && !(v < di[out[k - 1]])) continue;
+                int pos = have < k ? have++ : k - 1;
+                while (pos > 0 && v < di[out[pos - 1]]) {
+                    out[pos] = out[pos - 1];
+                    pos--;
+                }
+                out[pos] = j;
+            }
+            if (dist)
+                for (int m = 0; m < k; m++) dist[(size_t)(i0 + i) * k + m] = di[out[m]] > 0 ? di[out[m]] : 0.0f;
+        }
+    }
+    free(rn), free(d);
+    return DFS_OK;
+}

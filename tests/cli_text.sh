@@ -122,6 +122,19 @@ check "emoji images are 3x32x32" grep -q "captioned 3x32x32 images" "$T/e.err"
 "$D" sample --model "$T/emoji/last.safetensors" --prompt "red apple" --n 2 $S --out "$T/e.npy" 2>/dev/null
 check "emoji samples are 32x32 RGB" grep -a -q "(2, 32, 32, 3)" "$T/e.npy"
 
+# the emoji measure (tools/nn_eval): its ceiling (the data's own images) finds nearly every
+# caption first, its floor (another caption's image) almost none; a model runs through it
+NN=$BUILD/tools/nn_eval
+"$NN" --real --n 200 >"$T/nn.out" 2>&1
+check "nn_eval --real: top-1 at least 95%" grep -q -E "^top-1: (9[5-9]|100)\." "$T/nn.out"
+"$NN" --real --shuffle --n 200 >"$T/nn.out" 2>&1
+check "nn_eval --real --shuffle: top-5 under 2%" grep -q -E "^top-5: [01]\.[0-9]%" "$T/nn.out"
+"$NN" "$T/emoji/last.safetensors" --n 3 --steps 2 --threads 1 --show "$T/nn.png" >"$T/nn.out" 2>&1
+check "nn_eval of a model prints its top-5" grep -q -E "^top-5: [0-9.]+% \([0-9]+/3; chance 0\.27%\)" "$T/nn.out"
+check "nn_eval --show writes the sample-and-neighbours grid" [ -s "$T/nn.png" ]
+"$NN" "$T/run/last.safetensors" --n 3 >"$T/nn.out" 2>&1
+check "nn_eval refuses a model of other images" grep -q "is not a text model of emoji" "$T/nn.out"
+
 # a caption folder written by diffuse data build
 "$D" data build fashion-captions --limit 16 --out "$T/folder" >/dev/null 2>&1
 "$D" train --data "$T/folder" --text $TINY --steps 1 --sample-every 0 --out "$T/frun" 2>"$T/f.err"

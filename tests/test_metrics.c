@@ -176,10 +176,59 @@ static void test_sampled_gaussians(void) {
     CHECK(err_big < err_small, "error shrinks with the sample count (%g at 200, %g at 40000)", err_small, err_big);
 }
 
+/* dfs_nearest against brute force in double: a reference is its own nearest, the k nearest come
+ * in order, duplicates tie to the lower index, and bad arguments are refused. */
+static void test_nearest(void) {
+    enum { NR = 300, NQ = 70, DIM = 24, K = 5 };
+    dfs_rng rng;
+    dfs_rng_seed(&rng, 9);
+    float *r = malloc(sizeof(float) * NR * DIM), *q = malloc(sizeof(float) * NQ * DIM), dist[NQ * K];
+    int idx[NQ * K];
+    for (int i = 0; i < NR * DIM; i++) r[i] = (float)dfs_rng_normal(&rng);
+    memcpy(r + 7 * DIM, r + 3 * DIM, sizeof(float) * DIM); /* row 7 duplicates row 3 */
+    for (int i = 0; i < NQ; i++)
+        for (int c = 0; c < DIM; c++) /* queries near references 0..NQ-1, some exactly on them */
+            q[i * DIM + c] = r[(i * 4 % NR) * DIM + c] + (i % 3 ? 0.3f * (float)dfs_rng_normal(&rng) : 0.0f);
+    CHECK(dfs_nearest(q, NQ, r, NR, DIM, K, idx, dist) == DFS_OK, "nearest: %s", dfs_last_error());
+    int same = 1, self = 1, sorted = 1;
+    double worst = 0;
+    for (int i = 0; i < NQ; i++) {
+        double d[NR];
+        for (int j = 0; j < NR; j++) {
+            double s = 0;
+            for (int c = 0; c < DIM; c++) s += ((double)q[i * DIM + c] - r[j * DIM + c]) * ((double)q[i * DIM + c] - r[j * DIM + c]);
+            d[j] = s;
+        }
+        for (int m = 0; m < K; m++) { /* brute force: the m-th smallest, lower index first */
+            int best = -1;
+            for (int j = 0; j < NR; j++) {
+                int used = 0;
+                for (int p = 0; p < m; p++) used |= idx[i * K + p] == j;
+                if (!used && (best < 0 || d[j] < d[best] - 1e-4)) best = j;
+            }
+            same &= best == idx[i * K + m] || fabs(d[best] - d[idx[i * K + m]]) < 1e-4;
+            worst = fmax(worst, fabs(dist[i * K + m] - d[idx[i * K + m]]));
+            if (m) sorted &= dist[i * K + m] >= dist[i * K + m - 1];
+        }
+        if (i % 3 == 0) self &= idx[i * K] == i * 4 % NR && dist[i * K] < 1e-3f;
+    }
+    CHECK(same, "the k nearest agree with brute force");
+    CHECK(sorted, "nearest first");
+    CHECK(self, "a query on a reference finds it first");
+    CHECK(worst < 1e-3, "squared distances within %.2g of double", worst);
+    /* row 3 and its duplicate, row 7: the lower index first */
+    CHECK(dfs_nearest(r + 7 * DIM, 1, r, NR, DIM, 2, idx, NULL) == DFS_OK && idx[0] == 3 && idx[1] == 7,
+          "a tie goes to the lower index: %d, %d", idx[0], idx[1]);
+    CHECK(dfs_nearest(q, NQ, r, NR, DIM, NR + 1, idx, NULL) == DFS_ERR_ARG, "k > references refused");
+    CHECK(dfs_nearest(q, NQ, r, 0, DIM, 1, idx, NULL) == DFS_ERR_ARG, "no references refused");
+    free(r), free(q);
+}
+
 int main(void) {
     test_stats();
     test_identical();
     test_closed_forms();
     test_sampled_gaussians();
+    test_nearest();
     return check_summary("test_metrics");
 }
