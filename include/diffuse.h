@@ -329,7 +329,8 @@ void dfs_unet_free(dfs_unet *u);
  * means the empty caption. */
 dfs_tensor *dfs_unet_forward(dfs_unet *u, dfs_graph *g, dfs_tensor *x, const int *t,
                              const int *labels);
-/* Multiply-add FLOPs (x2) of one forward pass for one image. */
+/* Multiply-add FLOPs (x2) of one forward pass for one image, the text encoder and the words'
+ * keys and values included for a text model (counted at text.max_len tokens). */
 double dfs_unet_flops(const dfs_unet_config *c);
 
 /* ------------------------------------------------------------------------------------------ */

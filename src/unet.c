@@ -425,13 +425,25 @@ static double res_flops(int ci, int co, int hw, int E) {
     return f;
 }
 
-static double attn_flops(int c, int hw) {
-    return conv_flops(c, 3 * c, 1, hw) + conv_flops(c, c, 1, hw) + 2.0 * 2.0 * c * hw * hw;
+/* self-attention over hw positions; with a text model (L tokens of width d) also the words'
+ * keys and values, Linear(d, 2c) on each token, and L more keys for every query */
+static double attn_flops(int c, int hw, int L, int d) {
+    return conv_flops(c, 3 * c, 1, hw) + conv_flops(c, c, 1, hw) + 2.0 * 2.0 * c * hw * (hw + L) +
+           2.0 * L * d * 2 * c;
+}
+
+/* the text encoder (src/text.c) on L tokens: per layer Q, K, V and output projections, the
+ * attention scores and sums, and the 4x MLP; then text_proj (d -> E) of the pooled vector */
+static double text_flops(const dfs_text_config *t, int E) {
+    const double L = t->max_len, d = t->dim;
+    return t->layers * (2.0 * L * d * 4 * d + 2.0 * 2.0 * L * L * d + 2.0 * L * d * 8 * d) + 2.0 * d * E;
 }
 
 double dfs_unet_flops(const dfs_unet_config *c) {
     const int C = c->base_channels, E = 4 * C;
     double f = 2.0 * C * E + 2.0 * E * E;
+    const int L = c->text.dim ? c->text.max_len : 0, d = c->text.dim;
+    if (d) f += text_flops(&c->text, E);
     int s = c->image_size, ch = C;
     f += conv_flops(c->in_channels, C, 3, s * s);
     int skips[DFS_MAX_LEVELS * (MAX_BLOCKS + 1) + 1], ns = 0;
@@ -441,7 +453,7 @@ double dfs_unet_flops(const dfs_unet_config *c) {
         for (int b = 0; b < c->enc_blocks; b++) {
             f += res_flops(ch, co, s * s, E);
             ch = co;
-            if (c->attn[l]) f += attn_flops(ch, s * s);
+            if (c->attn[l]) f += attn_flops(ch, s * s, L, d);
             skips[ns++] = ch;
         }
         if (l < c->nlevels - 1) {
@@ -450,13 +462,13 @@ double dfs_unet_flops(const dfs_unet_config *c) {
             skips[ns++] = ch;
         }
     }
-    f += 2 * res_flops(ch, ch, s * s, E) + attn_flops(ch, s * s);
+    f += 2 * res_flops(ch, ch, s * s, E) + attn_flops(ch, s * s, L, d);
     for (int l = c->nlevels - 1; l >= 0; l--) {
         int co = C * c->mult[l];
         for (int b = 0; b < c->dec_blocks; b++) {
             f += res_flops(ch + skips[--ns], co, s * s, E);
             ch = co;
-            if (c->attn[l]) f += attn_flops(ch, s * s);
+            if (c->attn[l]) f += attn_flops(ch, s * s, L, d);
         }
         if (l > 0) {
             s *= 2;

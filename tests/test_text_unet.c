@@ -629,6 +629,32 @@ static double now(void) {
         printf("  %s: %.2f s\n", #f, now() - t0_);                                            \
     } while (0)
 
+/* dfs_unet_flops of a text model: the plain net's count plus 2 L n for every weight matrix
+ * the L tokens go through (encoder projections and MLPs, each block's ctx), 2 n for text_proj
+ * (one pooled vector), and the attention scores and sums: 4 L^2 d per encoder layer and
+ * 4 c hw L for the words' keys in each attention block (3 at 8x8 with 8 channels, 4 at 4x4
+ * with 16: the tiny net's encoder, middle and decoder). */
+static void test_flops(void) {
+    dfs_unet_config c = tiny_config(), plain = c;
+    memset(&plain.text, 0, sizeof plain.text);
+    dfs_rng rng;
+    dfs_rng_seed(&rng, 1);
+    dfs_unet *u = dfs_unet_new(&c, &rng);
+    const double L = c.text.max_len, d = c.text.dim;
+    double want = c.text.layers * 4 * L * L * d + 3 * 4.0 * 8 * 64 * L + 4 * 4.0 * 16 * 16 * L;
+    int mats = 0;
+    for (int i = 0; u && i < u->params->count; i++) {
+        const dfs_tensor *t = u->params->t[i];
+        const char *n = t->name;
+        if (strstr(n, "ctx.weight") || (!strncmp(n, "text.layers.", 12) && t->ndim == 2)) want += 2 * L * t->n, mats++;
+        if (!strcmp(n, "text_proj.weight")) want += 2.0 * t->n, mats++;
+    }
+    const double got = dfs_unet_flops(&c) - dfs_unet_flops(&plain);
+    CHECK(mats == 7 + 4 * c.text.layers + 1, "%d weight matrices of the text path", mats);
+    CHECK_CLOSE(got, want, 0.5, 0, "text FLOPs over the plain net");
+    dfs_unet_free(u);
+}
+
 int main(void) {
     if (!mkdtemp(tmpdir)) {
         perror("mkdtemp");
@@ -636,6 +662,7 @@ int main(void) {
     }
     dfs_set_threads(1); /* tiny tensors: a second thread costs more than it gives */
     TIMED(test_config_and_errors);
+    TIMED(test_flops);
     TIMED(test_empty_and_padding);
     TIMED(test_gradients);
     TIMED(test_checkpoint);
