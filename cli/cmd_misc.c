@@ -174,7 +174,8 @@ int cmd_export(int argc, char **argv) {
         case 'h':
             fputs("usage: diffuse export --model CKPT --out FILE.safetensors [--f16 | --f32]\n\n"
                   "Write the EMA weights of a training checkpoint as a sampling-only model (no\n"
-                  "optimiser state), in float16 (default, half the size) or float32.\n", stdout);
+                  "optimiser state), in float16 (default, half the size) or float32. The training\n"
+                  "record, step, images seen and training time go with it (diffuse info shows them).\n", stdout);
             return 0;
         case O_MODEL: model = optarg; break;
         case O_OUT: out = optarg; break;
@@ -186,10 +187,11 @@ int cmd_export(int argc, char **argv) {
     if (optind < argc) return cli_fail("export: unexpected argument '%s'", argv[optind]);
     if (!model || !out) return cli_fail("export: --model CKPT and --out FILE are required");
     dfs_model *m;
-    char *tjson = NULL; /* the training record (data, class names, ...) travels with the weights */
-    dfs_status s = dfs_checkpoint_load(model, &m, NULL, NULL, &tjson);
+    char *tjson = NULL; /* the training record (data, class names, ...) travels with the weights, */
+    dfs_train_state st; /* and so do the step, images seen and training time */
+    dfs_status s = dfs_checkpoint_load(model, &m, &st, NULL, &tjson);
     if (s != DFS_OK) return cli_fail_status(s);
-    s = dfs_checkpoint_save(out, m, NULL, tjson, (dfs_ckpt_kind)kind);
+    s = dfs_checkpoint_save(out, m, st.step > 0 ? &st : NULL, tjson, (dfs_ckpt_kind)kind);
     free(tjson);
     dfs_model_free(m);
     if (s != DFS_OK) return cli_fail_status(s);

@@ -113,7 +113,7 @@ static void tick_label(char *buf, size_t n, double v, double step) {
 #define MAX_TICKS 64
 
 /* positions of the ticks of [lo, hi]; on a log axis lo and hi are log10 values and the ticks
- * are decades, with 2 and 5 between them when the axis spans under two decades */
+ * are decades, with 2 and 5 between them when the axis spans under three decades */
 static int make_ticks(double lo, double hi, int log_axis, double *t, double *step) {
     int n = 0;
     if (!log_axis) {
@@ -122,7 +122,7 @@ static int make_ticks(double lo, double hi, int log_axis, double *t, double *ste
         *step = s;
         return n;
     }
-    const int few = hi - lo < 2.0;
+    const int few = hi - lo < 3.0;
     for (int d = (int)floor(lo); d <= (int)ceil(hi) && n < MAX_TICKS - 3; d++) {
         const double mult[3] = {1, 2, 5};
         for (int k = 0; k < (few ? 3 : 1); k++) {

@@ -117,6 +117,7 @@ check "export exits 0" [ $? -eq 0 ]
 check "exported model is smaller" [ "$(wc -c <"$T/ship.safetensors")" -lt "$(wc -c <"$T/run/last.safetensors")" ]
 "$D" info "$T/ship.safetensors" >"$T/info5"
 check "exported model holds sampling weights" grep -q "sampling weights" "$T/info5"
+check "exported model keeps the step and images seen" grep -q "^images seen:  96$" "$T/info5"
 "$D" sample --model "$T/ship.safetensors" --n 2 --sampler ddim --steps 3 --out "$T/ship.png" 2>/dev/null
 check "sample from the exported model" [ -s "$T/ship.png" ]
 expect_error "resume from a sampling model" "sampling weights only" "$D" train --resume "$T/ship.safetensors" --out "$T/r6"

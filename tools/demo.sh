@@ -16,10 +16,10 @@ if [ ! -f "$MODEL" ] || [ -n "${DEMO_TRAIN:-}" ]; then
         --batch 32 --lr 1e-3 --warmup 100 --sample-every 0 --save-every 200 --out demo/run
     MODEL=demo/run/last.safetensors
 fi
-echo "== sampling 40 images, 4 of each class, with DPM-Solver++(2M) in 20 steps, guidance 2,"
+echo "== sampling 40 images, 4 of each class, with DPM-Solver++(2M) in 20 steps, guidance 1.2,"
 echo "   from $MODEL (demo/samples.png, demo/trajectory.png)"
 start=$(date +%s)
-$D sample --model "$MODEL" --n 40 --sampler dpm++2m --steps 20 --guidance 2 --seed 3 \
+$D sample --model "$MODEL" --n 40 --sampler dpm++2m --steps 20 --guidance 1.2 --seed 3 \
     --scale 3 --out demo/samples.png --trajectory demo/trajectory.png
 echo "demo: sampling took $(( $(date +%s) - start )) s"
 echo "demo: wrote demo/noising.png, demo/samples.png (one column per class, named on top)"
