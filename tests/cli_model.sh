@@ -1,0 +1,26 @@
+#!/bin/sh
+# cli_model.sh BUILD - the shipped model models/fmnist.safetensors: it loads as a float16
+# sampling model of the reference U-Net with its training record, and 200 samples (DPM-Solver++
+# 2M, 20 steps, guidance 1.2, as docs/MODEL_CARD.md) keep its quality: class accuracy of at least
+# 80% (89.0% at 2,000 samples) and FD within 1.5x of the 200-image floor (1.10x when measured).
+# Under the sanitizer only the loading is checked.
+NAME=cli_model; BUILD=${1:-build}; . "$(dirname "$0")/lib.sh"
+M=models/fmnist.safetensors
+
+check "the shipped model is there" [ -s "$M" ]
+"$D" info "$M" >"$T/info" 2>&1
+check "info reads it" [ $? -eq 0 ]
+check "sampling weights" grep -q "(sampling weights)" "$T/info"
+check "the reference U-Net" grep -q "^parameters:   1624577$" "$T/info"
+check "ten classes with their names" grep -q '"class_names":\["T-shirt/top",.*"Ankle boot"\]' "$T/info"
+check "its step and images seen" grep -q "^images seen:  448000$" "$T/info"
+if [ -z "$DFS_SANITIZE" ]; then
+    "$D" eval --fd --acc --model "$M" --sampler dpm++2m --steps 20 --guidance 1.2 --n 200 \
+        --json "$T/q.json" >"$T/q.out" 2>&1
+    check "eval exits 0" [ $? -eq 0 ]
+    acc=$(tr -d ' \t\n' <"$T/q.json" | grep -o '"class_accuracy":[0-9.e-]*' | cut -d: -f2)
+    ratio=$(tr -d ' \t\n' <"$T/q.json" | grep -o '"fd_ratio":[0-9.e-]*' | cut -d: -f2)
+    check "class accuracy of 200 samples at least 0.80 (got $acc)" awk "BEGIN { exit !(${acc:-0} >= 0.80) }"
+    check "FD within 1.5x of the 200-image floor (got $ratio)" awk "BEGIN { exit !(${ratio:-99} <= 1.5) }"
+fi
+summary
