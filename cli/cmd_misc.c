@@ -140,7 +140,10 @@ int cmd_info(int argc, char **argv) {
         if (u->attn[l]) printf("%s%dx%d", any++ ? "," : " ", u->image_size >> l, u->image_size >> l);
     if (!any) printf(" none");
     printf(", blocks %d/%d, groups %d, dropout %g\n", u->enc_blocks, u->dec_blocks, u->groups, u->dropout);
-    if (u->num_classes) printf("conditioning: %d classes (+1 null row for guidance)\n", u->num_classes);
+    if (u->text.dim)
+        printf("conditioning: text (encoder %d wide, %d layers, %d heads, %d words, %d tokens; the empty caption "
+               "for guidance)\n", u->text.dim, u->text.layers, u->text.heads, u->text.vocab, u->text.max_len);
+    else if (u->num_classes) printf("conditioning: %d classes (+1 null row for guidance)\n", u->num_classes);
     else printf("conditioning: none (unconditional)\n");
     printf("parameters:   %zu\n", m->net->params->n);
     printf("diffusion:    %s schedule, T = %d, predicts %s\n", dfs_schedule_names[m->cfg.schedule], m->cfg.T, dfs_prediction_names[m->cfg.prediction]);

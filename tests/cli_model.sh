@@ -3,7 +3,10 @@
 # sampling model of the reference U-Net with its training record, and 200 samples (DPM-Solver++
 # 2M, 20 steps, guidance 1.2, as docs/MODEL_CARD.md) keep its quality: class accuracy of at least
 # 80% (89.0% at 2,000 samples) and FD within 1.5x of the 200-image floor (1.10x when measured).
-# Under the sanitizer only the loading is checked.
+# models/fashion-text.safetensors: a text model with its tokenizer, and 40 samples of its 20
+# class-and-brightness prompts (tools/t2i_eval, DPM-Solver++ 2M, 20 steps, guidance 3) keep
+# class agreement of at least 80% and brightness agreement of at least 75% (98.2% and 100% at
+# 400 samples, docs/TEXT_TO_IMAGE.md). Under the sanitizer only the loading is checked.
 NAME=cli_model; BUILD=${1:-build}; . "$(dirname "$0")/lib.sh"
 M=models/fmnist.safetensors
 
@@ -22,5 +25,18 @@ if [ -z "$DFS_SANITIZE" ]; then
     ratio=$(tr -d ' \t\n' <"$T/q.json" | grep -o '"fd_ratio":[0-9.e-]*' | cut -d: -f2)
     check "class accuracy of 200 samples at least 0.80 (got $acc)" awk "BEGIN { exit !(${acc:-0} >= 0.80) }"
     check "FD within 1.5x of the 200-image floor (got $ratio)" awk "BEGIN { exit !(${ratio:-99} <= 1.5) }"
+fi
+
+F=models/fashion-text.safetensors
+"$D" info "$F" >"$T/finfo" 2>&1
+check "info reads the text model" [ $? -eq 0 ]
+check "text conditioning with its tokenizer's 30 words" grep -q "^conditioning: text (encoder 64 wide, 2 layers, 4 heads, 30 words" "$T/finfo"
+if [ -z "$DFS_SANITIZE" ]; then
+    "$BUILD/tools/t2i_eval" "$F" --n 2 --guidance 3 --steps 20 --sampler dpm++2m --threads 2 >"$T/t2i.out" 2>&1
+    check "t2i_eval exits 0" [ $? -eq 0 ]
+    cls=$(sed -n 's/^class agreement: *\([0-9.]*\)%.*/\1/p' "$T/t2i.out")
+    tone=$(sed -n 's/^brightness agreement: *\([0-9.]*\)%.*/\1/p' "$T/t2i.out")
+    check "class agreement of 40 samples at least 80% (got $cls)" awk "BEGIN { exit !(${cls:-0} >= 80) }"
+    check "brightness agreement at least 75% (got $tone)" awk "BEGIN { exit !(${tone:-0} >= 75) }"
 fi
 summary
