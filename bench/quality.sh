@@ -15,7 +15,8 @@ ROWS=${4:-"ddpm:1000:1 ddim:10:1 ddim:20:1 ddim:50:1 ddim:100:1 dpm++2m:10:1 dpm
 ddpm:1000:$W ddim:10:$W ddim:20:$W ddim:50:$W ddim:100:$W dpm++2m:10:$W dpm++2m:20:$W heun:10:$W heun:20:$W"}
 mkdir -p "$OUT" || exit 1
 
-num() { sed -n "s/^ *\"$1\": *\\([-0-9.e+]*\\).*/\\1/p" "$2" | head -n 1; }
+# a number from the JSON diffuse eval writes (cJSON: a tab before the key and after the colon)
+num() { sed -n "s/^[[:space:]]*\"$1\":[[:space:]]*\\([-0-9.e+]*\\).*/\\1/p" "$2" | head -n 1; }
 
 for row in $ROWS; do
     s=${row%%:*}; rest=${row#*:}; k=${rest%%:*}; g=${rest#*:}
