@@ -5,12 +5,17 @@
 # runs/quality) and a Markdown table with the command of every row is printed at the end.
 # ROWS is a space-separated list of sampler:steps:guidance (default: the full table below).
 # Rows already in OUTDIR are reused, so an interrupted run resumes where it stopped.
+# Environment: DIFFUSE (the binary), GUIDANCE (w of the guided rows, default 2), THREADS (2),
+# CHUNK (draw each row with diffuse sample in files of CHUNK samples under OUTDIR/chunks, kept
+# across interruptions, then pool them in one diffuse eval; default 0: one eval per row).
 set -u
 MODEL=${1:?usage: bench/quality.sh MODEL [N] [OUTDIR] [ROWS]}
 N=${2:-2000}
 OUT=${3:-runs/quality}
 D=${DIFFUSE:-build/diffuse}
 W=${GUIDANCE:-2}
+T=${THREADS:-2}
+CHUNK=${CHUNK:-0}
 ROWS=${4:-"ddpm:1000:1 ddim:10:1 ddim:20:1 ddim:50:1 ddim:100:1 dpm++2m:10:1 dpm++2m:20:1 heun:10:1 heun:20:1
 ddpm:1000:$W ddim:10:$W ddim:20:$W ddim:50:$W ddim:100:$W dpm++2m:10:$W dpm++2m:20:$W heun:10:$W heun:20:$W"}
 mkdir -p "$OUT" || exit 1
@@ -23,8 +28,33 @@ for row in $ROWS; do
     j="$OUT/$s-$k-w$g-n$N.json"
     [ -s "$j" ] && continue
     echo "== $s, $k steps, guidance $g, $N samples" >&2
-    "$D" eval --fd --acc --model "$MODEL" --sampler "$s" --steps "$k" --guidance "$g" --n "$N" \
-        --seed 1 --json "$j" || exit 1
+    if [ "$CHUNK" -gt 0 ]; then
+        # drawn in chunks of CHUNK samples (seeds 101, 102, ...) that survive an interruption,
+        # then pooled by one eval; the floor keeps seed 1 like the other rows
+        c=0; files=""
+        while [ $((c * CHUNK)) -lt "$N" ]; do
+            f="$OUT/chunks/$s-$k-w$g-n$N-by$CHUNK-$c.npy"
+            n=$((N - c * CHUNK)); [ "$n" -gt "$CHUNK" ] && n=$CHUNK
+            if [ ! -s "$f" ] || [ ! -s "${f%.npy}.seconds" ]; then
+                mkdir -p "$OUT/chunks" || exit 1
+                echo "   chunk $((c + 1)) of $(((N + CHUNK - 1) / CHUNK)): $n samples, seed $((101 + c))" >&2
+                t0=$(date +%s.%N)
+                "$D" sample --model "$MODEL" --sampler "$s" --steps "$k" --guidance "$g" --n "$n" \
+                    --seed $((101 + c)) --threads "$T" --out "$f" || exit 1
+                awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f\n", b - a }' > "${f%.npy}.seconds"
+            fi
+            files="$files --samples $f"; c=$((c + 1))
+        done
+        "$D" eval --fd --acc $files --seed 1 --threads "$T" --json "${j%.json}.part.json" || exit 1
+        secs=$(cat "$OUT/chunks/$s-$k-w$g-n$N-by$CHUNK-"*.seconds | awk '{ t += $1 } END { printf "%.1f", t }')
+        # the sampler's settings and the summed sampling time, as a row drawn in one go has them
+        awk -v ins="\t\"sampler\":\t\"$s\",\n\t\"steps\":\t$k,\n\t\"guidance\":\t$g,\n\t\"chunk\":\t$CHUNK,\n\t\"sample_seconds\":\t$secs," \
+            'NR == 1 { print; print ins; next } { print }' "${j%.json}.part.json" > "$j" &&
+            rm -f "${j%.json}.part.json" || exit 1
+    else
+        "$D" eval --fd --acc --model "$MODEL" --sampler "$s" --steps "$k" --guidance "$g" --n "$N" \
+            --seed 1 --threads "$T" --json "$j" || exit 1
+    fi
 done
 
 echo "| sampler | steps | guidance | network evals / image | FD | floor | FD / floor | class acc | sampling s |"
@@ -42,3 +72,6 @@ for row in $ROWS; do
 done
 echo
 echo "Each row: \`$D eval --fd --acc --model $MODEL --sampler S --steps K --guidance W --n $N --seed 1\`"
+echo "Rows whose JSON has a \"chunk\" field (CHUNK=C) were drawn in files of C samples,"
+echo "\`$D sample --model $MODEL --sampler S --steps K --guidance W --n C --seed 101+i --out chunk-i.npy\`"
+echo "for i = 0, 1, ..., and pooled by \`$D eval --fd --acc --samples chunk-0.npy --samples chunk-1.npy ... --seed 1\`."

@@ -31,7 +31,8 @@ static const char *eval_help =
     "                      was drawn for (class-conditional models), overall and per class\n"
     "samples (for --fd and --acc):\n"
     "  --samples FILE.npy  uint8 N x H x W x C array as diffuse sample writes it; labels for --acc\n"
-    "                      from FILE.labels.npy beside it\n"
+    "                      from FILE.labels.npy beside it. Given several times, the files are\n"
+    "                      pooled in order (a long sampler run drawn in chunks; bench/quality.sh)\n"
     "  --model CKPT        or draw N samples from this checkpoint (also the model for --nll);\n"
     "                      the classes cycle 0, 1, ..., classes-1\n"
     "  --sampler NAME      ddpm, ddim (default), dpm++2m or heun\n"
@@ -54,8 +55,11 @@ static const char *eval_help =
     "  --json FILE         also write the results as one JSON object to FILE\n";
 
 #define EVAL_MAX_CLASSES 256
+#define EVAL_MAX_FILES 256
 
 typedef struct {
+    const char *files[EVAL_MAX_FILES]; /* --samples, in order; samples = files[0] */
+    int nfiles;
     const char *model, *samples, *save, *clf_path, *ref, *floor_data, *data, *labels_path, *json;
     long n, batch, threads, steps;
     double guidance, eta;
@@ -80,7 +84,11 @@ typedef struct {
 static int write_json(const char *path, const eval_opts *o, const eval_results *r) {
     cJSON *j = cJSON_CreateObject();
     if (!j) return cli_fail("out of memory");
-    if (o->samples) cJSON_AddStringToObject(j, "samples", o->samples);
+    if (o->nfiles == 1) cJSON_AddStringToObject(j, "samples", o->samples);
+    if (o->nfiles > 1) {
+        cJSON *a = cJSON_AddArrayToObject(j, "samples");
+        for (int i = 0; a && i < o->nfiles; i++) cJSON_AddItemToArray(a, cJSON_CreateString(o->files[i]));
+    }
     if (o->model) cJSON_AddStringToObject(j, "model", o->model);
     if (o->model && !o->samples && (o->fd || o->acc)) {
         cJSON_AddStringToObject(j, "sampler", dfs_sampler_names[o->sampler]);
@@ -219,7 +227,7 @@ static void sample_set_free(sample_set *ss) {
 }
 
 /* uint8 (n, h, w, c) from diffuse sample, and FILE.labels.npy when it exists */
-static int load_samples(const char *path, int want_labels, sample_set *ss) {
+static int load_one(const char *path, int want_labels, sample_set *ss) {
     uint8_t *px = NULL;
     int nd = 0;
     size_t shp[DFS_MAXDIM];
@@ -265,6 +273,36 @@ static int load_samples(const char *path, int want_labels, sample_set *ss) {
     for (long i = 0; i < ss->n; i++) ss->labels[i] = l[i];
     free(l);
     return 0;
+}
+
+/* the files of --samples one after another; all must hold images of one shape, and labels for --acc */
+static int load_samples(const eval_opts *o, sample_set *ss) {
+    int rc = load_one(o->files[0], o->acc, ss);
+    for (int f = 1; !rc && f < o->nfiles; f++) {
+        sample_set b;
+        memset(&b, 0, sizeof b);
+        if ((rc = load_one(o->files[f], o->acc, &b))) break;
+        if (b.c != ss->c || b.h != ss->h || b.w != ss->w) {
+            rc = cli_fail("eval: %s holds %dx%dx%d images but %s holds %dx%dx%d", o->files[f], b.c, b.h, b.w, o->files[0],
+                     ss->c, ss->h, ss->w);
+            sample_set_free(&b);
+            break;
+        }
+        const size_t dim = (size_t)ss->c * ss->h * ss->w;
+        float *x = realloc(ss->x, (size_t)(ss->n + b.n) * dim * sizeof(float));
+        if (x) ss->x = x;
+        int *l = b.labels ? realloc(ss->labels, (size_t)(ss->n + b.n) * sizeof(int)) : ss->labels;
+        if (l) ss->labels = l;
+        if (!x || (b.labels && !l)) {
+            sample_set_free(&b);
+            return cli_fail("out of memory for %ld samples", ss->n + b.n);
+        }
+        memcpy(ss->x + (size_t)ss->n * dim, b.x, (size_t)b.n * dim * sizeof(float));
+        if (b.labels) memcpy(ss->labels + ss->n, b.labels, (size_t)b.n * sizeof(int));
+        ss->n += b.n;
+        sample_set_free(&b);
+    }
+    return rc;
 }
 
 typedef struct {
@@ -418,7 +456,7 @@ static int eval_quality(const eval_opts *o, dfs_model *m, eval_results *r) {
         goto done;
     }
     if (o->samples) {
-        if ((rc = load_samples(o->samples, o->acc, &ss))) goto done;
+        if ((rc = load_samples(o, &ss))) goto done;
         if (o->n > 0 && o->n < ss.n) ss.n = o->n; /* the first N */
     } else if ((rc = draw_samples(o, m, &ss, &r->sample_seconds))) {
         goto done;
@@ -497,7 +535,9 @@ static int eval_quality(const eval_opts *o, dfs_model *m, eval_results *r) {
         r->fd_n = ss.n;
         r->ref_n = nr;
     }
-    const char *what = o->samples ? o->samples : "samples";
+    char what[4200];
+    if (o->nfiles > 1) snprintf(what, sizeof what, "samples of %s and %d more files", o->files[0], o->nfiles - 1);
+    else snprintf(what, sizeof what, "%s", o->samples ? o->samples : "samples");
     if (r->have_fd)
         printf("fd: %.4f | floor %.4f (%ld real images of %s) | ratio %.2fx | %ld %s vs %ld images of %s\n", r->fd,
                r->floor, ss.n, o->floor_data, r->floor > 0 ? r->fd / r->floor : 0.0, ss.n, what, r->ref_n, o->ref);
@@ -553,7 +593,12 @@ int cmd_eval(int argc, char **argv) {
         case O_ACC: o.acc = 1; break;
         case O_RAW: o.raw = 1; break;
         case O_MODEL: o.model = optarg; break;
-        case O_SAMPLES: o.samples = optarg; break;
+        case O_SAMPLES:
+            if (o.nfiles == EVAL_MAX_FILES) return cli_fail("eval: at most %d --samples files", EVAL_MAX_FILES);
+            if (!ends_with(optarg, ".npy")) return cli_fail("eval: --samples must be a .npy file, not '%s'", optarg);
+            o.files[o.nfiles++] = optarg;
+            o.samples = o.files[0];
+            break;
         case O_SAVE: o.save = optarg; break;
         case O_CLF: o.clf_path = optarg; break;
         case O_REF: o.ref = optarg; break;
@@ -580,7 +625,6 @@ int cmd_eval(int argc, char **argv) {
     if (o.nll && !o.model) return cli_fail("eval: --nll needs --model CKPT");
     if ((o.fd || o.acc) && !o.model && !o.samples)
         return cli_fail("eval: --fd and --acc need --samples FILE.npy or --model CKPT to sample from");
-    if (o.samples && !ends_with(o.samples, ".npy")) return cli_fail("eval: --samples must be a .npy file");
     if (o.save && !ends_with(o.save, ".npy")) return cli_fail("eval: --save-samples must end in .npy");
     if (o.save && o.samples) return cli_fail("eval: --save-samples only applies when sampling from --model");
     if (o.json && !ends_with(o.json, ".json")) return cli_fail("eval: --json must end in .json");

@@ -151,6 +151,11 @@ np.save(sys.argv[1] + "/real.labels.npy", y[:1000].astype("<i4"))
 np.save(sys.argv[1] + "/flat.npy", x[:784 * 4])
 np.save(sys.argv[1] + "/real8.npy", x.reshape(-1, 28, 28, 1)[:8])
 np.save(sys.argv[1] + "/real8.labels.npy", y[:7].astype("<i4"))
+for name, a, b in (("realA", 0, 600), ("realB", 600, 1000)):
+    np.save(sys.argv[1] + "/" + name + ".npy", x.reshape(-1, 28, 28, 1)[a:b])
+    np.save(sys.argv[1] + "/" + name + ".labels.npy", y[a:b].astype("<i4"))
+np.save(sys.argv[1] + "/rgb.npy", np.zeros((2, 28, 28, 3), np.uint8))
+np.save(sys.argv[1] + "/rgb.labels.npy", np.zeros(2, "<i4"))
 EOF
 "$D" eval --fd --acc --samples "$T/real.npy" --classifier "$CLF" --json "$T/real.json" >"$T/real.txt" 2>/dev/null
 check "eval of 1000 real test images exits 0" [ $? -eq 0 ]
@@ -158,6 +163,14 @@ acc=$(sed -n 's/^class accuracy: \([0-9.]*\)%.*/\1/p' "$T/real.txt")
 check "real test images: class accuracy $acc% >= 85%" awk -v a="$acc" 'BEGIN { exit !(a >= 85) }'
 ratio=$(sed -n 's/^fd: .* | ratio \([0-9.]*\)x.*/\1/p' "$T/real.txt")
 check "real test images: FD within 1.5x of the floor (ratio $ratio)" awk -v r="$ratio" 'BEGIN { exit !(r > 0 && r < 1.5) }'
+# a sample set drawn in chunks: --samples given twice pools the files in order
+"$D" eval --fd --acc --samples "$T/realA.npy" --samples "$T/realB.npy" --classifier "$CLF" --json "$T/ab.json" \
+    >"$T/ab.txt" 2>/dev/null
+check "eval pools two --samples files into the figures of one" \
+    [ "$(cut -d'|' -f1-3 "$T/real.txt" | head -n 2)" = "$(cut -d'|' -f1-3 "$T/ab.txt" | head -n 2)" ]
+check "the JSON of pooled files lists both" grep -q 'realB.npy"\]' "$T/ab.json"
+expect_error "pooled files of two shapes" "holds 3x28x28 images" "$D" eval --fd --samples "$T/realA.npy" --samples "$T/rgb.npy" --classifier "$CLF"
+expect_error "a second --samples that is not .npy" "must be a .npy file, not 'x.png'" "$D" eval --fd --samples "$T/realA.npy" --samples x.png
 expect_error "eval of a 1-D array" "N x H x W x C" "$D" eval --fd --samples "$T/flat.npy" --classifier "$CLF"
 expect_error "labels of the wrong length" "7 labels for 8 samples" "$D" eval --acc --samples "$T/real8.npy" --classifier "$CLF"
 cp "$T/real8.npy" "$T/nolabels.npy"
