@@ -93,6 +93,7 @@ typedef struct {
     int set_channels;
     int text;
     long text_dim, text_layers, text_heads, text_len, min_count;
+    char init_note[512]; /* "CKPT (L of N tensors)": the warm start, kept in the record across resumes */
 } train_args;
 
 /* Parse "a,b,c" into up to DFS_MAX_LEVELS positive integers. Returns the count, or -1. */
@@ -157,6 +158,7 @@ static char *train_json(const train_args *a, const dfs_train_config *tc, const d
     cJSON_AddNumberToObject(o, "clip", tc->opt.clip);
     cJSON_AddNumberToObject(o, "ema", tc->opt.ema_decay);
     cJSON_AddNumberToObject(o, "cond_drop", tc->cond_drop);
+    if (a->init_note[0]) cJSON_AddStringToObject(o, "init", a->init_note);
     if (a->text) {
         cJSON_AddTrueToObject(o, "text");
         cJSON_AddNumberToObject(o, "min_count", (double)a->min_count);
@@ -187,6 +189,8 @@ static int restore_train(const char *json, train_args *a, dfs_train_config *tc, 
         a->data = *data_owned = strdup(v->valuestring);
     if (!a->labels && cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(o, "labels")))
         a->labels = *labels_owned = strdup(v->valuestring);
+    if (cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(o, "init")))
+        snprintf(a->init_note, sizeof a->init_note, "%s", v->valuestring);
     cJSON_Delete(o);
     return 0;
 }
@@ -451,6 +455,7 @@ int cmd_train(int argc, char **argv) {
             fprintf(stderr, "initialised %d of %d tensors from %s%s%.300s%s\n", loaded, total, a.init,
                     *fresh ? "; fresh: " : "", fresh, strlen(fresh) > 300 ? "..." : "");
             free(fresh);
+            snprintf(a.init_note, sizeof a.init_note, "%.400s (%d of %d tensors)", a.init, loaded, total);
         }
         st.seed = a.seed;
         dfs_rng_seed(&st.rng, a.seed ^ 0x5eed5eedULL);

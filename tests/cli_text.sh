@@ -34,6 +34,11 @@ expect_error "bad --text-len" "--text-len expects" "$D" train --data fashion-cap
 check "train --text --init exits 0" [ $? -eq 0 ]
 check "--init says what it took and what starts fresh" \
     grep -q "^initialised [0-9]* of [0-9]* tensors from .*; fresh: .*text\.tok_emb\.weight" "$T/init.err"
+"$D" train --resume "$T/init/last.safetensors" --steps 2 --sample-every 0 --out "$T/init" 2>/dev/null
+"$D" info "$T/init/last.safetensors" >"$T/init.info" 2>&1
+check "the training record keeps the warm start across a resume" \
+    grep -q '"init":"[^"]*cls/last.safetensors ([0-9]* of [0-9]* tensors)"' "$T/init.info"
+check "the resumed run reached step 2" grep -q "^step: *2$" "$T/init.info"
 expect_error "--init with --resume" "give one of them" "$D" train --data fashion-captions --text \
     --init "$T/cls/last.safetensors" --resume "$T/cls/last.safetensors" --out "$T/r"
 printf 'garbage' >"$T/garbage.safetensors"
