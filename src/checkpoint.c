@@ -14,8 +14,9 @@
 
 #define FORMAT_NAME "diffuse-1"
 
-static char *unet_json(const dfs_unet_config *c) {
+char *dfs_unet_config_json(const dfs_unet_config *c) {
     cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
     cJSON_AddNumberToObject(o, "image_size", c->image_size);
     cJSON_AddNumberToObject(o, "in_channels", c->in_channels);
     cJSON_AddNumberToObject(o, "base_channels", c->base_channels);
@@ -156,7 +157,7 @@ dfs_status dfs_checkpoint_save(const char *path, const dfs_model *m, const dfs_t
         if (s == DFS_OK) s = dfs_st_writer_add(w, "optim.m", DFS_DT_F32, 1, &flat, p->m);
         if (s == DFS_OK) s = dfs_st_writer_add(w, "optim.v", DFS_DT_F32, 1, &flat, p->v);
     }
-    ujson = unet_json(&m->cfg.unet);
+    ujson = dfs_unet_config_json(&m->cfg.unet);
     cJSON *d = cJSON_CreateObject();
     cJSON_AddStringToObject(d, "schedule", dfs_schedule_names[m->cfg.schedule]);
     cJSON_AddNumberToObject(d, "T", m->cfg.T);

@@ -1,14 +1,21 @@
-/* parity_dump.c - run the reference U-Net once and K AdamW steps on a fixed batch and write
- * everything PyTorch needs to repeat it (tools/torch_parity.py, tests/parity.sh).
+/* parity_dump.c - run a U-Net once and K AdamW steps on a fixed batch and write everything
+ * PyTorch needs to repeat it (tools/torch_parity.py; tests/parity.sh, tests/parity_text_unet.sh).
  *
- *   parity_dump OUT.safetensors
+ *   parity_dump [--text] OUT.safetensors
+ *
+ * Without --text: the reference U-Net (preset fmnist, 10 classes), 2 threads.
+ * With --text: a small text-conditioned U-Net (src/unet_text.c): 16x16, 2 channels, base 16,
+ * levels (1, 2), attention at both levels (7 attention blocks with ctx layers); text encoder
+ * width 16, 2 layers, 4 heads, vocabulary 13, 6 tokens; 1 thread.
  *
  * OUT holds: every initial parameter under its state_dict name, the batch ("input.x",
  * "input.t", "input.labels" as I64, "input.target"), the forward "output", the MSE "loss",
  * "grad.<name>" for every parameter, the K training losses "train.losses" and the weights
- * after training "final.<name>"; metadata "unet" is the config as JSON.
+ * after training "final.<name>"; metadata "unet" is the config as checkpoints store it. With
+ * --text also the caption table "input.tokens" (R, L) and "input.mask" (R, L) as I64; the labels
+ * are then rows of the table, one of them R, the empty caption.
  *
- * Size key: N batch, C channels, H W image size, K training steps. */
+ * Size key: N batch, C channels, H W image size, K training steps, R table rows, L tokens. */
 #include "diffuse.h"
 
 #include <stdio.h>
@@ -17,26 +24,12 @@
 
 #define N 4
 #define K 5
+#define R 3
+#define L 6
 
 static int fail(const char *what) {
     fprintf(stderr, "parity_dump: %s: %s\n", what, dfs_last_error());
     return 1;
-}
-
-/* The config as JSON, with the dfs_unet_config field names (docs/CHECKPOINTS.md). */
-static void config_json(const dfs_unet_config *c, char *buf, size_t size) {
-    char mult[128] = "", attn[128] = "";
-    size_t a = 0, b = 0;
-    for (int l = 0; l < c->nlevels; l++) {
-        a += (size_t)snprintf(mult + a, sizeof mult - a, "%s%d", l ? "," : "", c->mult[l]);
-        b += (size_t)snprintf(attn + b, sizeof attn - b, "%s%d", l ? "," : "", c->attn[l]);
-    }
-    snprintf(buf, size,
-             "{\"image_size\":%d,\"in_channels\":%d,\"base_channels\":%d,"
-             "\"mult\":[%s],\"attn\":[%s],\"enc_blocks\":%d,\"dec_blocks\":%d,\"groups\":%d,"
-             "\"dropout\":%.9g,\"num_classes\":%d}",
-             c->image_size, c->in_channels, c->base_channels, mult, attn,
-             c->enc_blocks, c->dec_blocks, c->groups, (double)c->dropout, c->num_classes);
 }
 
 /* One forward + backward on the batch; gradients land in net->params->grad (zeroed first).
@@ -57,26 +50,62 @@ static float step_loss(dfs_unet *net, dfs_graph *g, float *x, const int *t, cons
     return l;
 }
 
+/* The small text U-Net of the header comment. */
+static void text_config(dfs_unet_config *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    cfg->image_size = 16;
+    cfg->in_channels = 2;
+    cfg->base_channels = 16;
+    cfg->nlevels = 2;
+    cfg->mult[0] = 1, cfg->mult[1] = 2;
+    cfg->attn[0] = 1, cfg->attn[1] = 1;
+    cfg->enc_blocks = 1;
+    cfg->dec_blocks = 2;
+    cfg->groups = 4;
+    cfg->text = (dfs_text_config){.vocab = 13, .max_len = L, .dim = 16, .layers = 2, .heads = 4};
+}
+
+/* The caption table of the --text run: a padded caption, one with junk ids under its mask, one
+ * with no padding. */
+static const int tokens[R * L] = {2, 5, 6, 3, 0, 0, 2, 7, 3, 11, 12, 4, 2, 8, 9, 10, 12, 3};
+static const uint8_t mask[R * L] = {1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1, 1, 1};
+
 int main(int argc, char **argv) {
-    if (argc != 2) {
-        fprintf(stderr, "usage: parity_dump OUT.safetensors\n");
+    const int text = argc == 3 && !strcmp(argv[1], "--text");
+    if (argc != 2 + text || argv[argc - 1][0] == '-') {
+        fprintf(stderr, "usage: parity_dump [--text] OUT.safetensors\n");
         return 2;
     }
-    dfs_set_threads(2);
+    const char *path = argv[argc - 1];
+    dfs_set_threads(text ? 1 : 2);
 
     dfs_unet_config cfg;
-    if (dfs_unet_config_preset(&cfg, "fmnist") != DFS_OK) return fail("preset");
+    if (text) text_config(&cfg);
+    else if (dfs_unet_config_preset(&cfg, "fmnist") != DFS_OK) return fail("preset");
     cfg.dropout = 0.0f; /* deterministic: PyTorch cannot replay our dropout masks */
     dfs_rng rng;
     dfs_rng_seed(&rng, 1);
     dfs_unet *net = dfs_unet_new(&cfg, &rng);
     if (!net) return fail("dfs_unet_new");
     dfs_params *p = net->params;
+    int64_t tok64[R * L], mask64[R * L];
+    if (text) {
+        /* The embeddings' N(0, 0.02^2) init makes the words a small signal; x20 so that the
+         * comparison sees their path with O(1) weight. */
+        for (int i = 0; i < p->count; i++)
+            if (!strcmp(p->t[i]->name, "text.tok_emb.weight") || !strcmp(p->t[i]->name, "text.pos_emb.weight"))
+                for (size_t k = 0; k < p->t[i]->n; k++) p->t[i]->data[k] *= 20.0f;
+        dfs_params_ema_init(p);
+        if (dfs_unet_set_context(net, tokens, mask, R) != DFS_OK) return fail("dfs_unet_set_context");
+        for (int i = 0; i < R * L; i++) tok64[i] = tokens[i], mask64[i] = mask[i];
+    }
 
-    /* The batch: x, target ~ N(0, 1); steps from both ends of T = 1000; labels with a null. */
+    /* The batch: x, target ~ N(0, 1); steps from both ends of T = 1000; labels with the null
+     * class (or the empty caption). */
     const int D = cfg.in_channels * cfg.image_size * cfg.image_size;
     const int t[N] = {0, 17, 500, 999};
-    const int labels[N] = {0, 3, 9, cfg.num_classes};
+    int labels[N] = {0, 3, 9, cfg.num_classes};
+    if (text) labels[1] = 1, labels[2] = 2, labels[3] = R;
     int64_t t64[N], lab64[N];
     for (int i = 0; i < N; i++) t64[i] = t[i], lab64[i] = labels[i];
     float *x = malloc((size_t)N * D * sizeof(float));      // (N, C, H, W)
@@ -86,7 +115,8 @@ int main(int argc, char **argv) {
     float *g0 = malloc(p->n * sizeof(float));              // their gradients
     char **names = calloc(2 * (size_t)p->count, sizeof(char *));
     dfs_graph *g = dfs_graph_new();
-    if (!x || !target || !out || !w0 || !g0 || !names || !g) {
+    char *json = dfs_unet_config_json(&cfg);
+    if (!x || !target || !out || !w0 || !g0 || !names || !g || !json) {
         fprintf(stderr, "parity_dump: out of memory\n");
         return 1;
     }
@@ -138,28 +168,28 @@ int main(int argc, char **argv) {
             st = dfs_st_writer_add(w, nm[j], DFS_DT_F32, pt->ndim, shp, src[j]);
     }
     const int64_t xs[4] = {N, cfg.in_channels, cfg.image_size, cfg.image_size};
-    const int64_t ns[1] = {N}, one[1] = {1}, ks[1] = {K};
+    const int64_t ns[1] = {N}, one[1] = {1}, ks[1] = {K}, ts2[2] = {R, L};
     if (st == DFS_OK) st = dfs_st_writer_add(w, "input.x", DFS_DT_F32, 4, xs, x);
     if (st == DFS_OK) st = dfs_st_writer_add(w, "input.t", DFS_DT_I64, 1, ns, t64);
     if (st == DFS_OK) st = dfs_st_writer_add(w, "input.labels", DFS_DT_I64, 1, ns, lab64);
+    if (st == DFS_OK && text) st = dfs_st_writer_add(w, "input.tokens", DFS_DT_I64, 2, ts2, tok64);
+    if (st == DFS_OK && text) st = dfs_st_writer_add(w, "input.mask", DFS_DT_I64, 2, ts2, mask64);
     if (st == DFS_OK) st = dfs_st_writer_add(w, "input.target", DFS_DT_F32, 4, xs, target);
     if (st == DFS_OK) st = dfs_st_writer_add(w, "output", DFS_DT_F32, 4, xs, out);
     if (st == DFS_OK) st = dfs_st_writer_add(w, "loss", DFS_DT_F32, 1, one, &loss);
     if (st == DFS_OK) st = dfs_st_writer_add(w, "train.losses", DFS_DT_F32, 1, ks, losses);
-    char json[1024];
-    config_json(&cfg, json, sizeof json);
     if (st == DFS_OK) st = dfs_st_writer_meta(w, "unet", json);
     if (st == DFS_OK) st = dfs_st_writer_meta(w, "train", "{\"lr\":1e-3,\"betas\":[0.9,0.999],"
                                                           "\"eps\":1e-8,\"weight_decay\":0.01,"
                                                           "\"warmup\":0,\"clip\":1.0}");
-    if (st == DFS_OK) st = dfs_st_writer_write(w, argv[1]);
-    if (st != DFS_OK) return fail(argv[1]);
-    printf("parity_dump: %d parameter tensors, %zu floats, loss %.6f -> %s\n", p->count, p->n,
-           loss, argv[1]);
+    if (st == DFS_OK) st = dfs_st_writer_write(w, path);
+    if (st != DFS_OK) return fail(path);
+    printf("parity_dump: %d parameter tensors, %zu floats, loss %.6f -> %s\n", p->count, p->n, loss, path);
 
     dfs_st_writer_free(w);
     for (int i = 0; i < 2 * p->count; i++) free(names[i]);
     free(names);
+    free(json);
     dfs_graph_free(g);
     dfs_unet_free(net);
     free(x), free(target), free(out), free(w0), free(g0);

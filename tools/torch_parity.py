@@ -1,7 +1,9 @@
 """torch_parity.py OUT.safetensors - compare the C U-Net with PyTorch on the batch that
 tools/parity_dump.c wrote: parameter count and names, forward output, every parameter's
-gradient, and the losses of K AdamW steps. Prints each comparison and ends with
-"torch_parity: N passed, N failed"; exits 1 if anything failed.
+gradient, and the losses and weight updates of K AdamW steps. For a text-conditioned U-Net
+(parity_dump --text) also the caption table, a ctx layer in every attention block and the
+gradients of the text encoder, text_proj and ctx layers as groups. Prints each comparison and
+ends with "torch_parity: N passed, N failed"; exits 1 if anything failed.
 
 Run with /usr/bin/python3 (Debian's python3-torch)."""
 import os
@@ -44,6 +46,7 @@ def main(path):
     cfg = config_from_meta(meta)
     print(f"torch_parity: {path}: config {meta['unet']}")
 
+    text = "text" in cfg
     model = build_unet(cfg)  # asserts 1,624,577 parameters for the fmnist preset
     names = param_names(cfg)
     n = sum(p.numel() for p in model.parameters())
@@ -52,8 +55,13 @@ def main(path):
     check(n == want, f"parameter count {n} (want {want})")
     in_file = sorted(k for k in ts if "." in k and k.split(".")[0] not in
                      ("input", "grad", "final", "train"))
-    check(in_file == sorted(names), f"{len(in_file)} parameter tensors in the file, "
-          f"{len(names)} in the model, same names: {in_file == sorted(names)}")
+    check(in_file == sorted(names) and len(names) == len(model.state_dict()),
+          f"{len(in_file)} parameter tensors in the file, {len(names)} in the model, same names: "
+          f"{in_file == sorted(names)}")
+    if text:
+        ctx = [k for k in names if ".ctx." in k]
+        qkv = sum(1 for k in names if k.endswith(".qkv.weight") and not k.startswith("text."))
+        check(len(ctx) > 0 and len(ctx) == 2 * qkv, f"a ctx layer in each of the {len(ctx) // 2} attention blocks")
     nc = sum(ts[k].numel() for k in names if k in ts)
     check(nc == n, f"C parameter count {nc} (torch {n})")
     load_state(model, ts)
@@ -61,6 +69,10 @@ def main(path):
 
     x, t = ts["input.x"].float(), ts["input.t"].long()
     labels, target = ts["input.labels"].long(), ts["input.target"].float()
+    if text:
+        model.set_context(ts["input.tokens"], ts["input.mask"])
+        rows = ts["input.tokens"].shape[0]
+        check(int(labels.max()) == rows, f"the batch includes the empty caption (label {rows})")
 
     # Forward and loss.
     out = model(x, t, labels)
@@ -81,6 +93,11 @@ def main(path):
     bad = [(e, k) for e, k in errs if not e <= TOL_GRAD]
     for e, k in errs[:5]:
         print(f"     grad {k}: rel error {e:.3e} (|grad| {params[k].grad.norm().item():.3e})")
+    groups = (("text.*", lambda k: k.startswith("text.")), ("text_proj", lambda k: k.startswith("text_proj")),
+              ("ctx", lambda k: ".ctx." in k))
+    for group, pick in groups if text else ():
+        ge = [e for e, k in errs if pick(k)]
+        check(len(ge) > 0 and max(ge) <= TOL_GRAD, f"{len(ge)} {group} gradients, worst rel error {max(ge):.3e}")
     check(not bad, f"{len(errs)} gradients, worst rel error {errs[0][0]:.3e} "
           f"({errs[0][1]}), {len(bad)} over {TOL_GRAD:g}")
     for e, k in bad[:20]:
@@ -102,6 +119,7 @@ def main(path):
               f"rel {err:.3e}")
 
     # The weights after training: compare the updates w_K - w_0 (all tensors together).
+    check(all(("final." + k) in ts for k in names), "the file has the weights after training")
     if all(("final." + k) in ts for k in names):
         dc = torch.cat([(ts["final." + k] - w0[k]).flatten() for k in names])
         dt = torch.cat([(params[k].detach() - w0[k]).flatten() for k in names])
