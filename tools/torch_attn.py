@@ -8,18 +8,10 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_check import Checks, run  # noqa: E402
 from torch_unet import read_safetensors  # noqa: E402
 
-passed = failed = 0
-
-
-def check(ok, msg):
-    global passed, failed
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", msg)
+check = Checks("torch_attn", quiet=True)
 
 
 def attention(q, k, v, heads, mask):
@@ -51,9 +43,7 @@ def main(path):
             check(err <= 2e-5 * scale, f"case {c} ({heads} heads) {name}: max error {err:.3g}")
         c += 1
     check(c == 3, f"expected 3 cases in the dump, found {c}")
-    print(f"torch_attn: {passed} passed, {failed} failed")
-    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(run(check, main, "usage: torch_attn.py DUMP.safetensors"))

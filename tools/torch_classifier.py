@@ -10,6 +10,7 @@ PyTorch on the cases that `test_classifier --dump-parity FILE` wrote:
 Prints each comparison and ends with "torch_classifier: N passed, N failed"; exits 1 if
 anything failed. Run with /usr/bin/python3 (Debian's python3-torch)."""
 import json
+import os
 import struct
 import sys
 
@@ -18,21 +19,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_check import Checks, run  # noqa: E402
+
 # float32 on both sides; errors are rounding only (~1e-7 relative per op)
 TOL_CE = 1e-6     # |loss_c - loss_t| / |loss_t| and max |grad_c - grad_t| (grads are <= 1/N)
 TOL_NET = 1e-4    # ||c - torch|| / ||torch|| per tensor (logits, features, every gradient)
 
 DTYPES = {"F32": np.float32, "I64": np.int64}
-passed = failed = 0
-
-
-def check(ok, msg):
-    global passed, failed
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-    print(("ok   " if ok else "FAIL ") + msg)
+check = Checks("torch_classifier")
 
 
 def read_safetensors(path):
@@ -127,12 +122,7 @@ def main(path):
     e = rel(ts["net.grad.x"], x.grad)
     check(e <= TOL_NET, f"gradient of the input: relative error {e:.3g}")
     print(f"torch_classifier: worst parameter gradient {worst_name} ({worst:.3g})")
-    print(f"torch_classifier: {passed} passed, {failed} failed")
-    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        print(__doc__)
-        sys.exit(2)
-    sys.exit(main(sys.argv[1]))
+    sys.exit(run(check, main, "usage: torch_classifier.py DUMP.safetensors"))

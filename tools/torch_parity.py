@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_check import Checks, run  # noqa: E402
 from torch_unet import (FMNIST_PARAMS, FMNIST_PARAMS_UNCOND, build_unet,  # noqa: E402
                         config_from_meta, load_state, param_names, read_safetensors)
 
@@ -21,16 +22,7 @@ TOL_GRAD = 1e-3   # ||c - torch|| / ||torch|| per gradient tensor
 TOL_LOSS = 1e-3   # |c - torch| / |torch| per training loss
 TOL_STEP = 2e-4   # ||dw_c - dw_torch|| / ||dw_torch|| of all K updates (no weight decay: 1e-3)
 
-passed = failed = 0
-
-
-def check(ok, msg):
-    global passed, failed
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-    print(("ok   " if ok else "FAIL ") + msg)
+check = Checks("torch_parity")
 
 
 def rel_norm(a, b):
@@ -127,19 +119,6 @@ def main(path):
         check(err <= TOL_STEP, f"weight update after {len(c_losses)} steps: rel error "
               f"{err:.3e} (<= {TOL_STEP:g}, |dw| {dt.norm().item():.3e})")
 
-    print(f"torch_parity: {passed} passed, {failed} failed")
-    return 1 if failed else 0
-
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        print("usage: torch_parity.py OUT.safetensors", file=sys.stderr)
-        sys.exit(2)
-    try:
-        sys.exit(main(sys.argv[1]))
-    except Exception as e:  # a broken file or model counts as a failure, with a summary line
-        import traceback
-        traceback.print_exc()
-        print(f"torch_parity: error: {e}")
-        print(f"torch_parity: {passed} passed, {failed + 1} failed")
-        sys.exit(1)
+    sys.exit(run(check, main, "usage: torch_parity.py DUMP.safetensors"))

@@ -11,19 +11,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_check import Checks, run  # noqa: E402
 from torch_attn import attention  # noqa: E402
 from torch_unet import read_safetensors  # noqa: E402
 
-passed = failed = 0
-
-
-def check(ok, msg):
-    global passed, failed
-    if ok:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", msg)
+check = Checks("torch_text", quiet=True)
 
 
 class Layer(nn.Module):
@@ -79,9 +71,7 @@ def main(path):
         n += 1
     check(n == 2 + 12 * cfg["layers"] + 2, f"{n} parameter tensors compared")
     print(f"text encoder: {n} parameter gradients, worst relative error {worst:.2g}")
-    print(f"torch_text: {passed} passed, {failed} failed")
-    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(run(check, main, "usage: torch_text.py DUMP.safetensors"))
