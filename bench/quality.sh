@@ -16,6 +16,10 @@ D=${DIFFUSE:-build/diffuse}
 W=${GUIDANCE:-2}
 T=${THREADS:-2}
 CHUNK=${CHUNK:-0}
+case $CHUNK in *[!0-9]* | '') echo "quality.sh: CHUNK must be a whole number, not '$CHUNK'" >&2; exit 2 ;; esac
+if [ "$CHUNK" -gt 0 ] && [ $(((N + CHUNK - 1) / CHUNK)) -gt 256 ]; then
+    echo "quality.sh: CHUNK=$CHUNK makes more than the 256 files diffuse eval pools" >&2; exit 2
+fi
 ROWS=${4:-"ddpm:1000:1 ddim:10:1 ddim:20:1 ddim:50:1 ddim:100:1 dpm++2m:10:1 dpm++2m:20:1 heun:10:1 heun:20:1
 ddpm:1000:$W ddim:10:$W ddim:20:$W ddim:50:$W ddim:100:$W dpm++2m:10:$W dpm++2m:20:$W heun:10:$W heun:20:$W"}
 mkdir -p "$OUT" || exit 1
@@ -31,9 +35,11 @@ for row in $ROWS; do
     if [ "$CHUNK" -gt 0 ]; then
         # drawn in chunks of CHUNK samples (seeds 101, 102, ...) that survive an interruption,
         # then pooled by one eval; the floor keeps seed 1 like the other rows
-        c=0; files=""
+        MT=$(basename "$MODEL" .safetensors) # chunks of one model are not taken for another's
+        set --                 # the --samples arguments, quoted file by file
+        c=0
         while [ $((c * CHUNK)) -lt "$N" ]; do
-            f="$OUT/chunks/$s-$k-w$g-n$N-by$CHUNK-$c.npy"
+            f="$OUT/chunks/$MT-$s-$k-w$g-n$N-by$CHUNK-$c.npy"
             n=$((N - c * CHUNK)); [ "$n" -gt "$CHUNK" ] && n=$CHUNK
             if [ ! -s "$f" ] || [ ! -s "${f%.npy}.seconds" ]; then
                 mkdir -p "$OUT/chunks" || exit 1
@@ -43,13 +49,18 @@ for row in $ROWS; do
                     --seed $((101 + c)) --threads "$T" --out "$f" || exit 1
                 awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f\n", b - a }' > "${f%.npy}.seconds"
             fi
-            files="$files --samples $f"; c=$((c + 1))
+            set -- "$@" --samples "$f"; c=$((c + 1))
         done
-        "$D" eval --fd --acc $files --seed 1 --threads "$T" --json "${j%.json}.part.json" || exit 1
-        secs=$(cat "$OUT/chunks/$s-$k-w$g-n$N-by$CHUNK-"*.seconds | awk '{ t += $1 } END { printf "%.1f", t }')
-        # the sampler's settings and the summed sampling time, as a row drawn in one go has them
-        awk -v ins="\t\"sampler\":\t\"$s\",\n\t\"steps\":\t$k,\n\t\"guidance\":\t$g,\n\t\"chunk\":\t$CHUNK,\n\t\"sample_seconds\":\t$secs," \
-            'NR == 1 { print; print ins; next } { print }' "${j%.json}.part.json" > "$j" &&
+        "$D" eval --fd --acc "$@" --seed 1 --threads "$T" --json "${j%.json}.part.json" || exit 1
+        secs=$(cat "$OUT/chunks/$MT-$s-$k-w$g-n$N-by$CHUNK-"*.seconds | awk '{ t += $1 } END { printf "%.1f", t }')
+        # the model, the sampler's settings and the summed sampling time, as a row drawn in one
+        # go has them (numbers rewritten by awk, so that ".5" becomes the JSON number 0.5)
+        awk -v m="$MODEL" -v s="$s" -v k="$k" -v g="$g" -v c="$CHUNK" -v t="$secs" '
+            function q(x) { gsub(/\\/, "\\\\", x); gsub(/"/, "\\\"", x); return "\"" x "\"" }
+            NR == 1 { print; printf "\t\"model\":\t%s,\n\t\"sampler\":\t%s,\n\t\"steps\":\t%d,\n", q(m), q(s), k
+                      printf "\t\"guidance\":\t%.10g,\n\t\"seed\":\t1,\n\t\"chunk\":\t%d,\n\t\"sample_seconds\":\t%.1f,\n", g, c, t
+                      next }
+            { print }' "${j%.json}.part.json" > "$j.tmp" && mv "$j.tmp" "$j" &&
             rm -f "${j%.json}.part.json" || exit 1
     else
         "$D" eval --fd --acc --model "$MODEL" --sampler "$s" --steps "$k" --guidance "$g" --n "$N" \

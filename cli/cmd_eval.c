@@ -281,7 +281,10 @@ static int load_samples(const eval_opts *o, sample_set *ss) {
     for (int f = 1; !rc && f < o->nfiles; f++) {
         sample_set b;
         memset(&b, 0, sizeof b);
-        if ((rc = load_one(o->files[f], o->acc, &b))) break;
+        if ((rc = load_one(o->files[f], o->acc, &b))) {
+            sample_set_free(&b); /* the pixels of a file whose labels failed */
+            break;
+        }
         if (b.c != ss->c || b.h != ss->h || b.w != ss->w) {
             rc = cli_fail("eval: %s holds %dx%dx%d images but %s holds %dx%dx%d", o->files[f], b.c, b.h, b.w, o->files[0],
                      ss->c, ss->h, ss->w);

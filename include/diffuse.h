@@ -310,8 +310,9 @@ typedef struct {
 dfs_status dfs_unet_config_preset(dfs_unet_config *c, const char *name);
 /* DFS_OK if the configuration can be built, else DFS_ERR_ARG with a message. */
 dfs_status dfs_unet_config_check(const dfs_unet_config *c);
-/* The configuration as the JSON that checkpoints store under "unet" (docs/CHECKPOINTS.md);
- * the caller frees it with free(). NULL when out of memory. */
+/* The configuration as the JSON that checkpoints store under "unet" (docs/CHECKPOINTS.md),
+ * printed by cJSON; the caller frees it with cJSON_free() (free() unless the program installed
+ * cJSON hooks). NULL when out of memory. */
 char *dfs_unet_config_json(const dfs_unet_config *c);
 
 typedef struct dfs_unet dfs_unet;

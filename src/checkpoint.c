@@ -17,25 +17,26 @@
 char *dfs_unet_config_json(const dfs_unet_config *c) {
     cJSON *o = cJSON_CreateObject();
     if (!o) return NULL;
-    cJSON_AddNumberToObject(o, "image_size", c->image_size);
-    cJSON_AddNumberToObject(o, "in_channels", c->in_channels);
-    cJSON_AddNumberToObject(o, "base_channels", c->base_channels);
-    cJSON_AddItemToObject(o, "mult", cJSON_CreateIntArray(c->mult, c->nlevels));
-    cJSON_AddItemToObject(o, "attn", cJSON_CreateIntArray(c->attn, c->nlevels));
-    cJSON_AddNumberToObject(o, "enc_blocks", c->enc_blocks);
-    cJSON_AddNumberToObject(o, "dec_blocks", c->dec_blocks);
-    cJSON_AddNumberToObject(o, "groups", c->groups);
-    cJSON_AddNumberToObject(o, "dropout", c->dropout);
-    cJSON_AddNumberToObject(o, "num_classes", c->num_classes);
-    if (c->text.dim > 0) {
+    /* every Add returns NULL when its allocation fails: then no JSON rather than a partial one */
+    int ok = cJSON_AddNumberToObject(o, "image_size", c->image_size) &&
+             cJSON_AddNumberToObject(o, "in_channels", c->in_channels) &&
+             cJSON_AddNumberToObject(o, "base_channels", c->base_channels) &&
+             cJSON_AddItemToObject(o, "mult", cJSON_CreateIntArray(c->mult, c->nlevels)) &&
+             cJSON_AddItemToObject(o, "attn", cJSON_CreateIntArray(c->attn, c->nlevels)) &&
+             cJSON_AddNumberToObject(o, "enc_blocks", c->enc_blocks) &&
+             cJSON_AddNumberToObject(o, "dec_blocks", c->dec_blocks) &&
+             cJSON_AddNumberToObject(o, "groups", c->groups) &&
+             cJSON_AddNumberToObject(o, "dropout", c->dropout) &&
+             cJSON_AddNumberToObject(o, "num_classes", c->num_classes);
+    if (ok && c->text.dim > 0) {
         cJSON *t = cJSON_AddObjectToObject(o, "text");
-        cJSON_AddNumberToObject(t, "vocab", c->text.vocab);
-        cJSON_AddNumberToObject(t, "max_len", c->text.max_len);
-        cJSON_AddNumberToObject(t, "dim", c->text.dim);
-        cJSON_AddNumberToObject(t, "layers", c->text.layers);
-        cJSON_AddNumberToObject(t, "heads", c->text.heads);
+        ok = t && cJSON_AddNumberToObject(t, "vocab", c->text.vocab) &&
+             cJSON_AddNumberToObject(t, "max_len", c->text.max_len) &&
+             cJSON_AddNumberToObject(t, "dim", c->text.dim) &&
+             cJSON_AddNumberToObject(t, "layers", c->text.layers) &&
+             cJSON_AddNumberToObject(t, "heads", c->text.heads);
     }
-    char *s = cJSON_PrintUnformatted(o);
+    char *s = ok ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
     return s;
 }

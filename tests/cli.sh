@@ -168,7 +168,13 @@ check "real test images: FD within 1.5x of the floor (ratio $ratio)" awk -v r="$
     >"$T/ab.txt" 2>/dev/null
 check "eval pools two --samples files into the figures of one" \
     [ "$(cut -d'|' -f1-3 "$T/real.txt" | head -n 2)" = "$(cut -d'|' -f1-3 "$T/ab.txt" | head -n 2)" ]
-check "the JSON of pooled files lists both" grep -q 'realB.npy"\]' "$T/ab.json"
+check "the JSON of pooled files lists both, in order" grep -q 'realA.npy",[[:space:]]*"[^"]*realB.npy"\]' "$T/ab.json"
+"$D" eval --fd --acc --samples "$T/realB.npy" --samples "$T/realA.npy" --n 400 --classifier "$CLF" >"$T/ba.txt" 2>/dev/null
+"$D" eval --fd --acc --samples "$T/realB.npy" --classifier "$CLF" >"$T/b.txt" 2>/dev/null
+check "pooled files keep their order (--n 400 takes the first file's 400)" \
+    [ "$(cut -d'|' -f1-3 "$T/ba.txt" | head -n 2)" = "$(cut -d'|' -f1-3 "$T/b.txt" | head -n 2)" ]
+cp "$T/realA.npy" "$T/nolabelsA.npy"
+expect_error "a pooled file without labels under --acc" "nolabelsA.labels.npy" "$D" eval --acc --samples "$T/realB.npy" --samples "$T/nolabelsA.npy" --classifier "$CLF"
 expect_error "pooled files of two shapes" "holds 3x28x28 images" "$D" eval --fd --samples "$T/realA.npy" --samples "$T/rgb.npy" --classifier "$CLF"
 expect_error "a second --samples that is not .npy" "must be a .npy file, not 'x.png'" "$D" eval --fd --samples "$T/realA.npy" --samples x.png
 expect_error "eval of a 1-D array" "N x H x W x C" "$D" eval --fd --samples "$T/flat.npy" --classifier "$CLF"

@@ -189,7 +189,7 @@ int main(int argc, char **argv) {
     dfs_st_writer_free(w);
     for (int i = 0; i < 2 * p->count; i++) free(names[i]);
     free(names);
-    free(json);
+    free(json); /* no cJSON hooks here: cJSON_free is free */
     dfs_graph_free(g);
     dfs_unet_free(net);
     free(x), free(target), free(out), free(w0), free(g0);

@@ -39,6 +39,7 @@ def main(path):
     print(f"torch_parity: {path}: config {meta['unet']}")
 
     text = "text" in cfg
+    check(text == ("input.tokens" in ts), f"the caption table is there exactly when the config has text ({text})")
     model = build_unet(cfg)  # asserts 1,624,577 parameters for the fmnist preset
     names = param_names(cfg)
     n = sum(p.numel() for p in model.parameters())
