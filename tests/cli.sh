@@ -185,6 +185,24 @@ head -c 300 "$CLF" >"$T/clf-trunc.safetensors"
 expect_error "truncated classifier" "past the end" "$D" eval --fd --samples "$T/real8.npy" --classifier "$T/clf-trunc.safetensors"
 expect_error "fd needs samples" "need --samples" "$D" eval --fd
 
+# bench/quality.sh with CHUNK: a row drawn in files of 4 samples, pooled by one eval; the files
+# survive, and a second run with the row's JSON gone draws nothing new
+Q="$T/quality dir"
+CHUNK=4 DIFFUSE="$D" THREADS=1 sh bench/quality.sh "$T/run/last.safetensors" 10 "$Q" "ddim:2:1" \
+    >"$T/qt.txt" 2>"$T/qt.err"
+check "quality.sh CHUNK=4 exits 0: $(tail -n 1 "$T/qt.err")" [ $? -eq 0 ]
+check "quality.sh drew 3 chunk files (4 + 4 + 2 samples)" [ "$(ls "$Q/chunks/"*.npy | grep -vc labels)" -eq 3 ]
+check "the row's JSON records the chunk size" grep -q '"chunk":[[:space:]]*4,' "$Q/ddim-2-w1-n10.json"
+check "the row's JSON pools 10 samples" grep -q '"fd_n":[[:space:]]*10,' "$Q/ddim-2-w1-n10.json"
+/usr/bin/python3 -c "import json, sys; json.load(open(sys.argv[1]))" "$Q/ddim-2-w1-n10.json" 2>/dev/null
+check "the row's JSON parses" [ $? -eq 0 ]
+check "quality.sh prints the row" grep -q "^| ddim | 2 | 1 | 2 | " "$T/qt.txt"
+rm "$Q/ddim-2-w1-n10.json"
+CHUNK=4 DIFFUSE="$D" THREADS=1 sh bench/quality.sh "$T/run/last.safetensors" 10 "$Q" "ddim:2:1" \
+    >/dev/null 2>"$T/qt2.err"
+check "a rerun writes the row again" [ $? -eq 0 -a -s "$Q/ddim-2-w1-n10.json" ]
+check "a rerun reuses the chunk files (draws none)" sh -c "! grep -q 'chunk [0-9]* of' \"\$1\"" sh "$T/qt2.err"
+
 expect_error "class out of range" "--class expects" "$D" sample --model "$T/run/last.safetensors" --class 10 --out "$T/c.png"
 expect_error "steps above T" "more than the model" "$D" sample --model "$T/run/last.safetensors" --steps 5000 --out "$T/c.png"
 
