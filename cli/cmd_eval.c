@@ -58,9 +58,9 @@ static const char *eval_help =
 #define EVAL_MAX_FILES 256
 
 typedef struct {
-    const char *files[EVAL_MAX_FILES]; /* --samples, in order; samples = files[0] */
+    const char *files[EVAL_MAX_FILES]; /* --samples, in order (nfiles of them; 0: sample --model) */
     int nfiles;
-    const char *model, *samples, *save, *clf_path, *ref, *floor_data, *data, *labels_path, *json;
+    const char *model, *save, *clf_path, *ref, *floor_data, *data, *labels_path, *json;
     long n, batch, threads, steps;
     double guidance, eta;
     uint64_t seed;
@@ -84,13 +84,13 @@ typedef struct {
 static int write_json(const char *path, const eval_opts *o, const eval_results *r) {
     cJSON *j = cJSON_CreateObject();
     if (!j) return cli_fail("out of memory");
-    if (o->nfiles == 1) cJSON_AddStringToObject(j, "samples", o->samples);
+    if (o->nfiles == 1) cJSON_AddStringToObject(j, "samples", o->files[0]);
     if (o->nfiles > 1) {
         cJSON *a = cJSON_AddArrayToObject(j, "samples");
         for (int i = 0; a && i < o->nfiles; i++) cJSON_AddItemToArray(a, cJSON_CreateString(o->files[i]));
     }
     if (o->model) cJSON_AddStringToObject(j, "model", o->model);
-    if (o->model && !o->samples && (o->fd || o->acc)) {
+    if (o->model && !o->nfiles && (o->fd || o->acc)) {
         cJSON_AddStringToObject(j, "sampler", dfs_sampler_names[o->sampler]);
         cJSON_AddNumberToObject(j, "steps", (double)o->steps);
         cJSON_AddNumberToObject(j, "guidance", o->guidance);
@@ -458,7 +458,7 @@ static int eval_quality(const eval_opts *o, dfs_model *m, eval_results *r) {
         rc = cli_fail_status(s);
         goto done;
     }
-    if (o->samples) {
+    if (o->nfiles) {
         if ((rc = load_samples(o, &ss))) goto done;
         if (o->n > 0 && o->n < ss.n) ss.n = o->n; /* the first N */
     } else if ((rc = draw_samples(o, m, &ss, &r->sample_seconds))) {
@@ -540,7 +540,7 @@ static int eval_quality(const eval_opts *o, dfs_model *m, eval_results *r) {
     }
     char what[4200];
     if (o->nfiles > 1) snprintf(what, sizeof what, "samples of %s and %d more files", o->files[0], o->nfiles - 1);
-    else snprintf(what, sizeof what, "%s", o->samples ? o->samples : "samples");
+    else snprintf(what, sizeof what, "%s", o->nfiles ? o->files[0] : "samples");
     if (r->have_fd)
         printf("fd: %.4f | floor %.4f (%ld real images of %s) | ratio %.2fx | %ld %s vs %ld images of %s\n", r->fd,
                r->floor, ss.n, o->floor_data, r->floor > 0 ? r->fd / r->floor : 0.0, ss.n, what, r->ref_n, o->ref);
@@ -600,7 +600,6 @@ int cmd_eval(int argc, char **argv) {
             if (o.nfiles == EVAL_MAX_FILES) return cli_fail("eval: at most %d --samples files", EVAL_MAX_FILES);
             if (!ends_with(optarg, ".npy")) return cli_fail("eval: --samples must be a .npy file, not '%s'", optarg);
             o.files[o.nfiles++] = optarg;
-            o.samples = o.files[0];
             break;
         case O_SAVE: o.save = optarg; break;
         case O_CLF: o.clf_path = optarg; break;
@@ -626,10 +625,10 @@ int cmd_eval(int argc, char **argv) {
     if (optind < argc) return cli_fail("eval: unexpected argument '%s'", argv[optind]);
     if (!o.nll && !o.fd && !o.acc) return cli_fail("eval: say what to measure: --nll, --fd and/or --acc");
     if (o.nll && !o.model) return cli_fail("eval: --nll needs --model CKPT");
-    if ((o.fd || o.acc) && !o.model && !o.samples)
+    if ((o.fd || o.acc) && !o.model && !o.nfiles)
         return cli_fail("eval: --fd and --acc need --samples FILE.npy or --model CKPT to sample from");
     if (o.save && !ends_with(o.save, ".npy")) return cli_fail("eval: --save-samples must end in .npy");
-    if (o.save && o.samples) return cli_fail("eval: --save-samples only applies when sampling from --model");
+    if (o.save && o.nfiles) return cli_fail("eval: --save-samples only applies when sampling from --model");
     if (o.json && !ends_with(o.json, ".json")) return cli_fail("eval: --json must end in .json");
     dfs_set_threads((int)o.threads);
 
@@ -654,7 +653,7 @@ int cmd_eval(int argc, char **argv) {
     if (!rc && (o.fd || o.acc)) {
         eval_opts q = o;
         if (o.nll) q.n = 0; /* --n was for the bound; the sample count defaults */
-        rc = eval_quality(&q, o.samples ? NULL : m, &r);
+        rc = eval_quality(&q, o.nfiles ? NULL : m, &r);
     }
     if (!rc && o.json) rc = write_json(o.json, &o, &r);
     dfs_model_free(m);
