@@ -73,5 +73,6 @@ bench: setup
 format:
 	clang-format -i include/*.h src/*.c src/*.h cli/*.c tests/*.c tests/*.h
 
+# every build folder: build/, build-asan/ and the build-*/ that BUILD=... made (all gitignored)
 clean:
-	rm -rf build build-asan
+	rm -rf build build-*/

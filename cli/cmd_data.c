@@ -248,6 +248,8 @@ int cmd_data(int argc, char **argv) {
     if (set_seed && !is_fashion) return cli_fail("--seed applies to fashion-captions only");
     if (skin && !is_emoji) return cli_fail("--skin-tones applies to emoji only");
     if (grid && !ends_with(grid, ".png")) return cli_fail("--grid must name a .png file, not '%s'", grid);
+    if (grid && nshow == 0) return cli_fail("data show: --grid draws the first --n images; --n 0 draws none");
+    if (build && !*out) return cli_fail("data build: --out is empty");
     if (build && !dir_is_new_or_empty(out))
         return cli_fail("data build: %s exists and is not empty (choose a new folder)", out);
 

@@ -57,8 +57,8 @@ static int parse_num(const char *s, double *v) {
 /* read columns xname and yname of path */
 static int read_csv(const char *path, const char *xname, const char *yname, xy *out) {
     memset(out, 0, sizeof *out);
-    FILE *fp = fopen(path, "r");
-    if (!fp) return cli_fail("%s: cannot open: %s", path, strerror(errno));
+    FILE *fp;
+    if (dfs_open_read(path, &fp)) return cli_fail("%s", dfs_last_error());
     char line[4096], *f[64];
     int rc = 0, xi = -1, yi = -1, nf, cap = 0;
     long lineno = 1;

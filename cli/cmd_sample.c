@@ -96,14 +96,21 @@ static char **class_names(const char *tjson, const char *list, int ncls) {
 static int read_prompts(const char *path, char ***out, int *n) {
     *out = NULL;
     *n = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return cli_fail("sample: cannot read --prompts %s: %s", path, strerror(errno));
+    FILE *f;
+    if (dfs_open_read(path, &f)) return cli_fail("sample: cannot read --prompts: %s", dfs_last_error());
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
     int cnt = 0, room = 0, ok = 1;
+    long bad = 0; /* the first line with a NUL byte or that is not UTF-8 */
     char **list = NULL;
+    long lineno = 0;
     while ((len = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        if ((size_t)len != strlen(line) || dfs_utf8_invalid(line) >= 0) {
+            bad = lineno;
+            break;
+        }
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r' || line[len - 1] == ' ' || line[len - 1] == '\t'))
             line[--len] = 0;
         const char *p = line;
@@ -127,10 +134,11 @@ static int read_prompts(const char *path, char ***out, int *n) {
     int err = ferror(f);
     free(line);
     fclose(f);
-    if (!ok || err || cnt == 0) {
+    if (!ok || err || cnt == 0 || bad) {
         for (int i = 0; i < cnt; i++) free(list[i]);
         free(list);
         if (!ok) return cli_fail("sample: out of memory reading %s", path);
+        if (bad) return cli_fail("sample: %s: line %ld is not UTF-8 text (or has a NUL byte)", path, bad);
         if (err) return cli_fail("sample: cannot read --prompts %s", path);
         return cli_fail("sample: %s has no prompts (every line is blank)", path);
     }
@@ -304,6 +312,8 @@ int cmd_sample(int argc, char **argv) {
     if (negative && !prompt && !prompts_file) return cli_fail("sample: --negative-prompt needs --prompt or --prompts");
     if (negative && guidance == 1.0)
         return cli_fail("sample: --negative-prompt acts through guidance; give --guidance W other than 1 (e.g. 3)");
+    if (prompt && dfs_utf8_invalid(prompt) >= 0) return cli_fail("sample: --prompt is not UTF-8 text");
+    if (negative && dfs_utf8_invalid(negative) >= 0) return cli_fail("sample: --negative-prompt is not UTF-8 text");
     dfs_set_threads((int)threads);
 
     dfs_model *m = NULL;
@@ -393,6 +403,25 @@ int cmd_sample(int argc, char **argv) {
         if (truncated > 0)
             fprintf(stderr, "diffuse: warning: %d words past the model's %d tokens were dropped from the prompts\n",
                     truncated, u->text.max_len);
+    }
+    if (!as_npy) { /* the picture's size is known now: refuse it before sampling, not after */
+        const long long cell = (long long)S * scale + 2; /* an image and its border */
+        long long gw, gh;
+        if (prompts_file) { /* the prompts' column is at most 480 pixels wide */
+            gw = 480 + per * cell + 2;
+            gh = P * cell + 2;
+        } else { /* the class names take at most 32 pixels above */
+            long long gc = cols > 0 ? cols : (ncls > 0 && ncls <= 16 ? ncls : 8);
+            if (gc > n) gc = n;
+            gw = gc * cell + 2;
+            gh = (n + gc - 1) / gc * cell + 2 + 32;
+        }
+        if (gw > 65535 || gh > 65535) {
+            rc = cli_fail("sample: a grid of up to %lld x %lld pixels is too large for a PNG (at most 65535 a side); "
+                          "ask for fewer samples or a smaller --scale, or write FILE.npy",
+                          gw, gh);
+            goto done;
+        }
     }
     labels = malloc((size_t)n * sizeof(int));
     x = malloc((size_t)n * dim * sizeof(float));

@@ -602,6 +602,12 @@ dfs_status dfs_npy_read_i32(const char *path, int32_t **data, int *ndim, size_t 
 
 /* Write `size` bytes to path atomically: path.tmp, fsync, rename, fsync the directory. */
 dfs_status dfs_write_atomic(const char *path, const void *data, size_t size);
+/* Open an existing regular file for reading ("rb") into *f. A FIFO, device or folder is refused
+ * with "PATH: not a regular file" instead of being opened (opening a FIFO would wait for a
+ * writer forever). DFS_ERR_IO with the error set on failure. */
+dfs_status dfs_open_read(const char *path, FILE **f);
+/* The same as a file descriptor (for gzdopen and the like): >= 0, or -1 with the error set. */
+int dfs_open_read_fd(const char *path);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Captioned images and words: the data of text-to-image models (docs/TEXT_TO_IMAGE.md)       */
@@ -741,6 +747,12 @@ void dfs_emoji_font_close(dfs_emoji_font *f);
 dfs_status dfs_emoji_render(dfs_emoji_font *f, const char *utf8, int size, uint8_t *out);
 
 /* ---- words: a word tokenizer for captions (src/tokenizer.c) --------------------------------- */
+
+/* Where text stops being UTF-8: the byte offset of its first ill-formed sequence (an overlong
+ * form, a surrogate, a code point past U+10FFFF, a stray or missing continuation byte), or -1
+ * when all of it is well formed. Captions and prompts must be UTF-8: a checkpoint stores its
+ * vocabulary in the safetensors header, which is UTF-8 JSON. */
+long dfs_utf8_invalid(const char *text);
 
 /* Split text into lowercase words (rules in src/tokenizer.c and docs/TEXT_TO_IMAGE.md) into
  * buf (cap bytes; strlen(text) + 1 is always enough), pointing words[0..max_words-1] at them.

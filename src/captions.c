@@ -121,11 +121,8 @@ dfs_status dfs_dataset_images_f32(const dfs_dataset *d, int first, int count, fl
 
 /* The whole of a small text file, NUL-terminated; *len its length. NULL with the error set. */
 static char *read_text(const char *path, size_t max, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        dfs_set_error("%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
+    FILE *f;
+    if (dfs_open_read(path, &f)) return NULL;
     char *buf = malloc(max + 1);
     if (!buf) {
         fclose(f);
@@ -148,8 +145,26 @@ static char *read_text(const char *path, size_t max, size_t *len) {
     return buf;
 }
 
-/* A caption from a .txt file: UTF-8 BOM dropped, surrounding whitespace trimmed, line breaks
- * inside turned into spaces. */
+/* Control characters (C0 and DEL: line breaks, tabs, terminal escapes) become spaces, as they
+ * would only break the one-caption-per-line listings (samples-captions.txt, data show). */
+static void blank_controls(char *s) {
+    for (unsigned char *q = (unsigned char *)s; *q; q++)
+        if (*q < 0x20 || *q == 0x7F) *q = ' ';
+}
+
+/* Whether a JSON line has the escape \u0000 in a string: cJSON would decode it to a NUL and
+ * quietly cut the string there. Backslashes only occur in strings of valid JSON. */
+static int json_has_nul_escape(const char *p) {
+    for (; *p; p++)
+        if (*p == '\\') {
+            if (p[1] == 'u' && !strncmp(p + 2, "0000", 4)) return 1;
+            if (p[1]) p++; // the escaped character, so that \\u0000 is a backslash and "u0000"
+        }
+    return 0;
+}
+
+/* A caption from a .txt file: UTF-8 BOM dropped, surrounding whitespace trimmed, control
+ * characters inside (line breaks, tabs) turned into spaces. It must be UTF-8. */
 static char *read_caption_txt(const char *path) {
     size_t n;
     char *s = read_text(path, CAPTION_MAX, &n);
@@ -169,8 +184,13 @@ static char *read_caption_txt(const char *path) {
         l--;
     memmove(s, p, l);
     s[l] = 0;
-    for (char *q = s; *q; q++)
-        if (*q == '\r' || *q == '\n' || *q == '\t') *q = ' ';
+    long bad = dfs_utf8_invalid(s);
+    if (bad >= 0) {
+        free(s);
+        dfs_set_error("%s: caption is not UTF-8 text (byte %ld)", path, bad);
+        return NULL;
+    }
+    blank_controls(s);
     return s;
 }
 
@@ -189,11 +209,8 @@ static int safe_relpath(const char *p) {
 
 /* Parse DIR/metadata.jsonl into files/captions (and labels when every line has one). */
 static dfs_status read_metadata(const char *mpath, strvec *files, strvec *captions, int **labels) {
-    FILE *f = fopen(mpath, "rb");
-    if (!f) {
-        dfs_set_error("%s: cannot open: %s", mpath, strerror(errno));
-        return DFS_ERR_IO;
-    }
+    FILE *f;
+    if (dfs_open_read(mpath, &f)) return DFS_ERR_IO;
     dfs_status st = DFS_OK;
     char *line = NULL;
     size_t lcap = 0;
@@ -215,12 +232,24 @@ static dfs_status read_metadata(const char *mpath, strvec *files, strvec *captio
         while (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n')
             q++;
         if (!*q) continue;                          // blank line
+        if (json_has_nul_escape(p)) {
+            dfs_set_error("%s: line %ld: a string contains \\u0000 (a NUL character)", mpath,
+                          lineno);
+            st = DFS_ERR_FORMAT;
+            break;
+        }
+        long bad = dfs_utf8_invalid(p);
+        if (bad >= 0) {
+            dfs_set_error("%s: line %ld: not UTF-8 text (byte %ld)", mpath, lineno, bad);
+            st = DFS_ERR_FORMAT;
+            break;
+        }
         cJSON *o = cJSON_ParseWithOpts(p, NULL, 1); // nothing may follow the object
         const cJSON *fn = cJSON_GetObjectItemCaseSensitive(o, "file_name");
         const cJSON *tx = cJSON_GetObjectItemCaseSensitive(o, "text");
         const cJSON *lb = cJSON_GetObjectItemCaseSensitive(o, "label");
         if (!cJSON_IsObject(o)) {
-            dfs_set_error("%s: line %ld: not a JSON object", mpath, lineno);
+            dfs_set_error("%s: line %ld: not a JSON object (or not valid JSON)", mpath, lineno);
             st = DFS_ERR_FORMAT;
         } else if (!cJSON_IsString(fn)) {
             dfs_set_error("%s: line %ld: no string \"file_name\"", mpath, lineno);
@@ -242,6 +271,8 @@ static dfs_status read_metadata(const char *mpath, strvec *files, strvec *captio
             if (!strvec_push(files, fn->valuestring, 0) ||
                 !strvec_push(captions, tx->valuestring, 0))
                 st = DFS_ERR_NOMEM;
+            else
+                blank_controls(captions->v[captions->n - 1]);
             if (!st && all_labelled) {
                 if (cJSON_IsNumber(lb) && lb->valuedouble >= 0 && lb->valuedouble < 1e6 &&
                     lb->valuedouble == (double)(int)lb->valuedouble) {
@@ -350,7 +381,8 @@ static dfs_status read_txt_folder(const char *dir, strvec *files, strvec *captio
     return DFS_OK;
 }
 
-/* PNGs directly in dir that metadata does not name ("image without caption"). */
+/* PNGs directly in dir that metadata does not name ("image without caption"), and images of
+ * other formats (refused as in a folder of .txt captions, rather than quietly left out). */
 static dfs_status check_unlisted(const char *dir, const strvec *files) {
     DIR *dp = opendir(dir);
     if (!dp) {
@@ -369,6 +401,11 @@ static dfs_status check_unlisted(const char *dir, const strvec *files) {
     struct dirent *de;
     while ((de = readdir(dp))) {
         const char *nm = de->d_name;
+        if (nm[0] != '.' && is_other_image(nm)) {
+            dfs_set_error("%s/%s: only PNG images are supported", dir, nm);
+            st = DFS_ERR_FORMAT;
+            break;
+        }
         if (nm[0] == '.' || !has_ext(nm, ".png")) continue;
         if (!bsearch(&nm, sorted, (size_t)files->n, sizeof(char *), cmp_str)) {
             dfs_set_error("%s/%s: image without caption (not in %s)", dir, nm, METADATA);

@@ -9,6 +9,8 @@
 
 #include <cjson/cJSON.h>
 #include <inttypes.h>
+#include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,11 +43,16 @@ char *dfs_unet_config_json(const dfs_unet_config *c) {
     return s;
 }
 
-static int get_int(const cJSON *o, const char *key, int *out) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble) return 0;
-    *out = (int)v->valuedouble;
+int dfs_json_int(const cJSON *v, int *out) {
+    if (!cJSON_IsNumber(v)) return 0;
+    double d = v->valuedouble;
+    if (!(d >= INT_MIN && d <= INT_MAX) || d != floor(d)) return 0;
+    *out = (int)d;
     return 1;
+}
+
+static int get_int(const cJSON *o, const char *key, int *out) {
+    return dfs_json_int(cJSON_GetObjectItemCaseSensitive(o, key), out);
 }
 
 static int get_int_array(const cJSON *o, const char *key, int *out, int *n) {
@@ -54,9 +61,7 @@ static int get_int_array(const cJSON *o, const char *key, int *out, int *n) {
     int k = cJSON_GetArraySize(a);
     if (k < 1 || k > DFS_MAX_LEVELS || (*n && k != *n)) return 0;
     for (int i = 0; i < k; i++) {
-        const cJSON *v = cJSON_GetArrayItem(a, i);
-        if (!cJSON_IsNumber(v)) return 0;
-        out[i] = (int)v->valuedouble;
+        if (!dfs_json_int(cJSON_GetArrayItem(a, i), &out[i])) return 0;
     }
     *n = k;
     return 1;
@@ -265,7 +270,8 @@ static dfs_status parse_state(const char *path, const char *json, dfs_train_stat
     const cJSON *spare = cJSON_GetObjectItemCaseSensitive(o, "rng_spare");
     int ok = cJSON_IsNumber(step) && cJSON_IsNumber(seen) && cJSON_IsString(seed) &&
              cJSON_IsNumber(wall) && cJSON_IsArray(rng) && cJSON_GetArraySize(rng) == 4 &&
-             cJSON_IsString(spare) && step->valuedouble >= 0 && seen->valuedouble >= 0;
+             cJSON_IsString(spare) && step->valuedouble >= 0 && seen->valuedouble >= 0 &&
+             step->valuedouble < 9e15 && seen->valuedouble < 9e15; // within long, exactly
     if (ok) {
         memset(st, 0, sizeof *st);
         st->step = (long)step->valuedouble;

@@ -371,10 +371,7 @@ static char *config_json(const dfs_classifier_config *c) {
 }
 
 static int json_int(const cJSON *o, const char *key, int *out) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble) return 0;
-    *out = (int)v->valuedouble;
-    return 1;
+    return dfs_json_int(cJSON_GetObjectItemCaseSensitive(o, key), out);
 }
 
 static dfs_status parse_config(const char *path, const char *json, dfs_classifier_config *c) {
@@ -388,9 +385,7 @@ static dfs_status parse_config(const char *path, const char *json, dfs_classifie
              json_int(o, "feature_dim", &c->feature_dim) && json_int(o, "groups", &c->groups) &&
              cJSON_IsArray(ch) && cJSON_GetArraySize(ch) == 3;
     for (int l = 0; ok && l < 3; l++) {
-        const cJSON *v = cJSON_GetArrayItem(ch, l);
-        ok = cJSON_IsNumber(v) && v->valuedouble == (double)(int)v->valuedouble;
-        if (ok) c->channels[l] = (int)v->valuedouble;
+        ok = dfs_json_int(cJSON_GetArrayItem(ch, l), &c->channels[l]);
     }
     int arch_ok = ok && strcmp(arch->valuestring, ARCH_NAME) == 0;
     char arch_name[64] = "";

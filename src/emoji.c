@@ -125,9 +125,11 @@ dfs_status dfs_emoji_list(const char *path, int skin_tones, dfs_emoji_entry **li
     *list = NULL;
     *n = 0;
     if (!path) path = EMOJI_TEST;
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        dfs_set_error("%s: cannot open: %s (Debian package unicode-data)", path, strerror(errno));
+    FILE *f;
+    if (dfs_open_read(path, &f)) {
+        char msg[600];
+        snprintf(msg, sizeof msg, "%s", dfs_last_error());
+        dfs_set_error("%s (Debian package unicode-data)", msg);
         return DFS_ERR_IO;
     }
     dfs_status st = DFS_OK;

@@ -74,4 +74,10 @@ typedef struct {
 dfs_tensor *dfs_conv2d_fused(dfs_graph *g, dfs_tensor *x, dfs_tensor *w, dfs_tensor *b,
                              const dfs_conv_fused *f);
 
+/* A JSON number that is a whole number in int's range into *out: 1, else 0 (nothing cast
+ * out of range, so a crafted header such as "max_len": 1e300 is refused, not undefined). In
+ * checkpoint.c, for every reader of the JSON that checkpoints carry. */
+struct cJSON;
+int dfs_json_int(const struct cJSON *v, int *out);
+
 #endif

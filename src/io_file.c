@@ -1,11 +1,53 @@
-/* io_file.c - atomic file writes and IEEE 754 half-precision conversions. */
+/* io_file.c - opening files to read, atomic file writes, IEEE 754 half-precision conversions. */
 #include "diffuse.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+/* ---- opening to read --------------------------------------------------------------------- */
+
+/* O_NONBLOCK makes the open of a FIFO return at once, so that fstat can refuse it; it is then
+ * cleared, for the blocking reads that every reader expects. */
+int dfs_open_read_fd(const char *path) {
+    if (!path || !*path) {
+        dfs_set_error("open: empty path");
+        return -1;
+    }
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        dfs_set_error("%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat sb;
+    int fl;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        dfs_set_error("%s: not a regular file", path);
+        close(fd);
+        return -1;
+    }
+    if ((fl = fcntl(fd, F_GETFL)) < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+        dfs_set_error("%s: cannot open: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+dfs_status dfs_open_read(const char *path, FILE **f) {
+    *f = NULL;
+    int fd = dfs_open_read_fd(path);
+    if (fd < 0) return DFS_ERR_IO;
+    if (!(*f = fdopen(fd, "rb"))) {
+        dfs_set_error("%s: cannot open: %s", path, strerror(errno));
+        close(fd);
+        return DFS_ERR_IO;
+    }
+    return DFS_OK;
+}
 
 /* ---- atomic write ------------------------------------------------------------------------ */
 

@@ -51,9 +51,15 @@ static long long gz_read_all(gzFile f, const char *path, void *buf, size_t len) 
 }
 
 static dfs_status gz_open(gzFile *f, const char *path) {
-    *f = gzopen(path, "rb");
+    int fd = dfs_open_read_fd(path); // refuses a FIFO that gzopen would wait on
+    if (fd < 0) {
+        *f = NULL;
+        return DFS_ERR_IO;
+    }
+    *f = gzdopen(fd, "rb");
     if (!*f) {
-        dfs_set_error("%s: cannot open: %s", path, errno ? strerror(errno) : "out of memory");
+        close(fd);
+        dfs_set_error("%s: cannot open: out of memory", path);
         return DFS_ERR_IO;
     }
     gzbuffer(*f, 1 << 18);

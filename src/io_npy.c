@@ -193,11 +193,8 @@ static dfs_status npy_read(const char *path, size_t elsize, void **data, int *nd
     }
     *data = NULL;
     *ndim = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        dfs_set_error("%s: cannot open: %s", path, strerror(errno));
-        return DFS_ERR_IO;
-    }
+    FILE *f;
+    if (dfs_open_read(path, &f)) return DFS_ERR_IO;
     dfs_status st = DFS_ERR_FORMAT;
     char *hdr = NULL;
     uint8_t *buf = NULL;

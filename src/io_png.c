@@ -95,11 +95,7 @@ dfs_status dfs_png_read(const char *path, uint8_t **pixels, int *c, int *h, int 
     *pixels = NULL;
     png_read_ctx r;
     memset(&r, 0, sizeof r);
-    r.f = fopen(path, "rb");
-    if (!r.f) {
-        dfs_set_error("%s: cannot open: %s", path, strerror(errno));
-        return DFS_ERR_IO;
-    }
+    if (dfs_open_read(path, &r.f)) return DFS_ERR_IO;
     uint8_t sig[8];
     if (fread(sig, 1, 8, r.f) != 8 || png_sig_cmp(sig, 0, 8)) {
         dfs_set_error("%s: not a PNG file", path);

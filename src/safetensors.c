@@ -49,14 +49,11 @@ static int json_uint(const cJSON *j, uint64_t *v) {
 }
 
 static dfs_status read_file(const char *path, void **buf, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        dfs_set_error("%s: cannot open: %s", path, strerror(errno));
-        return DFS_ERR_IO;
-    }
+    FILE *f;
+    if (dfs_open_read(path, &f)) return DFS_ERR_IO; // a FIFO is refused, not waited on
     struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        dfs_set_error("%s: not a regular file", path);
+    if (fstat(fileno(f), &sb) != 0) {
+        dfs_set_error("%s: cannot read its size: %s", path, strerror(errno));
         fclose(f);
         return DFS_ERR_IO;
     }

@@ -15,7 +15,7 @@
  *
  * JSON form (stored as a checkpoint metadata string):
  *   {"format":"diffuse-words-1","max_len":L,"vocab":["<pad>","<unk>","<bos>","<eos>",...]} */
-#include "diffuse.h"
+#include "internal.h"
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>
@@ -36,6 +36,37 @@ struct dfs_tokenizer {
 };
 
 /* ---- splitting --------------------------------------------------------------------------- */
+
+/* The well-formed byte sequences of Unicode 15 (chapter 3, table 3-7). */
+long dfs_utf8_invalid(const char *text) {
+    const unsigned char *s = (const unsigned char *)text;
+    for (size_t i = 0; s[i];) {
+        unsigned char c = s[i];
+        int n;              // continuation bytes
+        unsigned lo = 0x80, hi = 0xBF; // the range of the first continuation byte
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if (c >= 0xC2 && c <= 0xDF) {
+            n = 1;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            n = 2;
+            if (c == 0xE0) lo = 0xA0;  // overlong
+            if (c == 0xED) hi = 0x9F;  // surrogates
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            n = 3;
+            if (c == 0xF0) lo = 0x90;  // overlong
+            if (c == 0xF4) hi = 0x8F;  // past U+10FFFF
+        } else {
+            return (long)i;            // 0x80..0xC1, 0xF5..0xFF
+        }
+        if (s[i + 1] < lo || s[i + 1] > hi) return (long)i;
+        for (int k = 2; k <= n; k++)
+            if (s[i + k] < 0x80 || s[i + k] > 0xBF) return (long)i; // a NUL stops here too
+        i += (size_t)n + 1;
+    }
+    return -1;
+}
 
 /* 0: separator, 1: word byte, 2: apostrophe, 3: 3-byte punctuation (U+2000..U+206F) that
  * separates. *len gets the byte length of the unit at s. */
@@ -207,6 +238,12 @@ dfs_status dfs_tokenizer_build(dfs_tokenizer **out, const char *const *texts, in
         if (!texts[i]) {
             dfs_set_error("tokenizer_build: caption %d is NULL", i);
             st = DFS_ERR_ARG;
+            goto done;
+        }
+        long bad = dfs_utf8_invalid(texts[i]);
+        if (bad >= 0) { // a vocabulary of such words could not be stored and read back
+            dfs_set_error("tokenizer_build: caption %d is not UTF-8 (byte %ld)", i, bad);
+            st = DFS_ERR_FORMAT;
             goto done;
         }
         int nw;
@@ -425,8 +462,8 @@ dfs_status dfs_tokenizer_from_json(dfs_tokenizer **out, const char *json) {
         dfs_set_error("tokenizer JSON: \"format\" is not \"%s\"", TOK_FORMAT);
         goto done;
     }
-    if (!cJSON_IsNumber(ml) || ml->valuedouble != (double)(int)ml->valuedouble ||
-        ml->valuedouble < 3 || ml->valuedouble > TOK_MAX_LEN) {
+    int max_len = 0;
+    if (!dfs_json_int(ml, &max_len) || max_len < 3 || max_len > TOK_MAX_LEN) {
         dfs_set_error("tokenizer JSON: \"max_len\" must be an integer in 3..%d", TOK_MAX_LEN);
         goto done;
     }
@@ -443,7 +480,7 @@ dfs_status dfs_tokenizer_from_json(dfs_tokenizer **out, const char *json) {
         st = DFS_ERR_NOMEM;
         goto done;
     }
-    t->max_len = (int)ml->valuedouble;
+    t->max_len = max_len;
     int i = 0;
     for (const cJSON *e = voc->child; e; e = e->next, i++) {
         if (!cJSON_IsString(e)) {

@@ -25,6 +25,8 @@ expect_error "bad channels" "--channels must be 1 or 3" "$D" data build emoji --
 expect_error "show of nothing" "no such folder" "$D" data show "$T/none"
 expect_error "two sources" "unexpected argument" "$D" data show emoji fashion-captions
 expect_error "grid extension" "--grid must name a .png" "$D" data show emoji --limit 2 --grid "$T/g.jpg"
+expect_error "a grid of --n 0 images" "--n 0 draws none" "$D" data show emoji --limit 2 --n 0 --grid "$T/g.png"
+expect_error "an empty --out" "--out is empty" "$D" data build emoji --limit 2 --out ""
 mkdir -p "$T/full"; echo x >"$T/full/keep"
 expect_error "non-empty --out" "exists and is not empty" "$D" data build emoji --limit 2 --out "$T/full"
 mkdir -p "$T/empty"
@@ -73,5 +75,11 @@ cp "$T/em/000002.png" "$T/txt/lonely.png"
 expect_error "image without caption" "lonely.png: image without caption" "$D" data show "$T/txt"
 printf '{"file_name": "smile.png", "text": "ok"}\n{"file_name": "grin.png", "text": \n' >"$T/txt/metadata.jsonl"
 expect_error "bad JSON line" "metadata.jsonl: line 2" "$D" data show "$T/txt"
+# a caption that is not UTF-8 would be stored in the checkpoint's header, which is UTF-8 JSON
+printf '{"file_name": "smile.png", "text": "caf\351"}\n{"file_name": "grin.png", "text": "x"}\n' >"$T/txt/metadata.jsonl"
+expect_error "a Latin-1 caption" "metadata.jsonl: line 1: not UTF-8 text" "$D" data show "$T/txt"
+# a FIFO named like an image is refused at once, not waited on
+rm "$T/txt/metadata.jsonl" "$T/txt/lonely.png"; mkfifo "$T/txt/lonely.png"; printf 'alone\n' >"$T/txt/lonely.txt"
+expect_error "a FIFO among the images" "lonely.png: not a regular file" timeout 20 "$D" data show "$T/txt"
 
 summary

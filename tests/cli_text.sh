@@ -118,6 +118,18 @@ expect_error "--class on a text model" "instead of --class" "$D" sample --model 
 expect_error "guidance without a prompt" "needs --prompt" "$D" sample --model "$M" --guidance 3 --out "$T/x.png"
 expect_error "dynamic threshold 0" "percentile" "$D" sample --model "$M" --dynamic-threshold 0 --out "$T/x.png"
 expect_error "dynamic threshold 101" "--dynamic-threshold expects" "$D" sample --model "$M" --dynamic-threshold 101 --out "$T/x.png"
+# a prompt file line with a NUL byte or that is not UTF-8 is refused, not cut short
+printf 'a bag\n a red\000 apple\n' >"$T/nul.txt"
+expect_error "a NUL byte in a prompt file" "nul.txt: line 2 is not UTF-8 text (or has a NUL byte)" "$D" sample --model "$M" --prompts "$T/nul.txt" --out "$T/x.png"
+printf 'caf\351\n' >"$T/latin1.txt"
+expect_error "a Latin-1 prompt file" "latin1.txt: line 1 is not UTF-8" "$D" sample --model "$M" --prompts "$T/latin1.txt" --out "$T/x.png"
+expect_error "a Latin-1 --prompt" "--prompt is not UTF-8" "$D" sample --model "$M" --prompt "$(printf 'caf\351')" --out "$T/x.png"
+mkfifo "$T/fifo.txt"
+expect_error "a FIFO as the prompt file" "fifo.txt: not a regular file" timeout 20 "$D" sample --model "$M" --prompts "$T/fifo.txt" --out "$T/x.png"
+# a grid too large for a PNG is refused before sampling, not after (no "done in" line)
+awk 'BEGIN { for (i = 0; i < 2400; i++) print "a bag" }' >"$T/many.txt"
+expect_error "a grid of 2400 prompts' rows" "too large for a PNG" "$D" sample --model "$M" --prompts "$T/many.txt" --n 1 --steps 1000 --out "$T/x.png"
+expect_error "a grid of one column of 2400 samples" "or write FILE.npy" "$D" sample --model "$M" --prompt "a bag" --n 2400 --cols 1 --steps 1000 --out "$T/x.png"
 check "no partial output after failed samples" [ ! -e "$T/x.png" ]
 
 # emoji: 32x32 RGB, sizes and channels from the data

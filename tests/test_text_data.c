@@ -186,7 +186,72 @@ static void test_txt_folder(void) {
     CHECK(st == DFS_ERR_FORMAT && err_has("d.jpg") && err_has("only PNG"), "jpg refused: %s",
           dfs_last_error());
     remove(P("txt/d.jpg"));
+    // a caption that is not UTF-8 text, and one that is a FIFO
+    write_text(P("txt/b.txt"), "dress x\xE2\x80'\xBF");
+    st = dfs_captions_load(&cs, dir, &o);
+    CHECK(st == DFS_ERR_FORMAT && err_has("b.txt") && err_has("not UTF-8"), "bad UTF-8: %s",
+          dfs_last_error());
+    remove(P("txt/b.txt"));
+    CHECK(mkfifo(P("txt/b.txt"), 0644) == 0, "mkfifo");
+    st = dfs_captions_load(&cs, dir, &o);
+    CHECK(st != DFS_OK && err_has("b.txt: not a regular file"), "FIFO caption: %s",
+          dfs_last_error());
     rm_rf(dir);
+}
+
+/* dfs_utf8_invalid against the well-formed sequences of Unicode's table 3-7, and the
+ * tokenizer's refusal of captions that are not UTF-8. */
+static void test_utf8(void) {
+    struct {
+        const char *s;
+        long want;
+    } cases[] = {
+        {"", -1},
+        {"plain ascii", -1},
+        {"caf\xC3\xA9 \xE2\x80\x99 \xF0\x9F\x8D\x8E \xF4\x8F\xBF\xBF \xEF\xBF\xBF", -1},
+        {"\xED\x9F\xBF\xEE\x80\x80", -1}, // U+D7FF and U+E000, either side of the surrogates
+        {"ab\xC3", 2},                     // cut short at the end
+        {"a\xC0\x80", 1},                  // overlong NUL
+        {"\xC1\xBF", 0},                   // overlong
+        {"x\xE0\x9F\xBF", 1},              // overlong 3-byte
+        {"\xED\xA0\x80", 0},               // a surrogate
+        {"\xF0\x8F\xBF\xBF", 0},           // overlong 4-byte
+        {"\xF4\x90\x80\x80", 0},           // past U+10FFFF
+        {"\xF5\x80\x80\x80", 0},
+        {"ok\x80", 2},                      // a stray continuation byte
+        {"\xE2\x80'\xBF", 0},               // a continuation replaced by an apostrophe
+        {"\xE9t\xE9", 0},                   // Latin-1
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        long got = dfs_utf8_invalid(cases[i].s);
+        CHECK(got == cases[i].want, "utf8 case %zu: got %ld, want %ld", i, got, cases[i].want);
+    }
+    // the tokenizer refuses such a caption: its vocabulary could not be read back
+    const char *caps[] = {"a red apple", "dress x\xE2\x80'\xBF"};
+    dfs_tokenizer_config c;
+    dfs_tokenizer_config_default(&c);
+    dfs_tokenizer *t = (dfs_tokenizer *)1;
+    dfs_status st = dfs_tokenizer_build(&t, caps, 2, &c);
+    CHECK(st == DFS_ERR_FORMAT && err_has("caption 1 is not UTF-8"), "tokenizer: %d %s", st,
+          dfs_last_error());
+    if (!st) dfs_tokenizer_free(t);
+    // dfs_open_read: a FIFO and a folder are refused without waiting, a file opens
+    FILE *f = (FILE *)1;
+    CHECK(mkfifo(P("fifo"), 0644) == 0, "mkfifo");
+    CHECK(dfs_open_read(P("fifo"), &f) == DFS_ERR_IO && !f && err_has("not a regular file"),
+          "FIFO: %s", dfs_last_error());
+    CHECK(dfs_open_read(tmpdir, &f) == DFS_ERR_IO && err_has("not a regular file"), "folder: %s",
+          dfs_last_error());
+    CHECK(dfs_open_read(P("missing"), &f) == DFS_ERR_IO && err_has("cannot open"), "missing: %s",
+          dfs_last_error());
+    write_text(P("file"), "hello");
+    char buf[8] = {0};
+    CHECK(dfs_open_read(P("file"), &f) == DFS_OK && f && fread(buf, 1, 8, f) == 5 &&
+              !strcmp(buf, "hello"),
+          "a file reads (blocking mode): %s", dfs_last_error());
+    if (f) fclose(f);
+    remove(P("fifo"));
+    remove(P("file"));
 }
 
 static void test_folder_errors(void) {
@@ -203,7 +268,8 @@ static void test_folder_errors(void) {
     uint8_t px[4] = {1, 2, 3, 4};
     dfs_png_write(P("bad/x.png"), px, 1, 2, 2);
     dfs_png_write(P("bad/y.png"), px, 1, 2, 2);
-    const char *meta = P("bad/metadata.jsonl");
+    char meta[512];
+    snprintf(meta, sizeof meta, "%s", P("bad/metadata.jsonl")); // P() reuses its buffers
     struct {
         const char *content, *want1, *want2;
         dfs_status st;
@@ -233,6 +299,19 @@ static void test_folder_errors(void) {
         {"\n  \n", "metadata.jsonl", "empty metadata", DFS_ERR_FORMAT},
         {"{\"file_name\": \"x.png\", \"text\": \"a\"} trailing\n", "line 1", "not a JSON object",
          DFS_ERR_FORMAT},
+        // a caption that is not UTF-8 would make a checkpoint header that is not UTF-8 JSON
+        {"{\"file_name\": \"x.png\", \"text\": \"ok\"}\n{\"file_name\": \"y.png\", \"text\": "
+         "\"caf\xE9\"}\n",
+         "line 2", "not UTF-8", DFS_ERR_FORMAT},
+        {"{\"file_name\": \"x.png\", \"text\": \"\xED\xA0\x80\"}\n", "line 1", "not UTF-8",
+         DFS_ERR_FORMAT}, // an encoded surrogate
+        // \u0000 would cut the string short in cJSON; "\\u0000" (a backslash, then u0000) is text
+        {"{\"file_name\": \"x.png\", \"text\": \"apple\\u0000 secret\"}\n", "line 1", "\\u0000",
+         DFS_ERR_FORMAT},
+        {"{\"file_name\": \"x.png\\u0000/../y\", \"text\": \"a\"}\n", "line 1", "NUL",
+         DFS_ERR_FORMAT},
+        {"{\"file_name\": \"x.png\", \"text\": \"\\ud800\"}\n", "line 1", "not valid JSON",
+         DFS_ERR_FORMAT}, // a lone surrogate escape
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         write_text(meta, cases[i].content);
@@ -242,6 +321,37 @@ static void test_folder_errors(void) {
               cases[i].want1, cases[i].want2);
         if (!st) dfs_caption_set_free(&cs);
     }
+    // an escaped backslash before u0000 is no NUL; control characters become spaces
+    write_text(meta, "{\"file_name\": \"x.png\", \"text\": \"a\\\\u0000b\"}\n"
+                     "{\"file_name\": \"y.png\", \"text\": \"one\\ntwo\\u001b[31m\\tred\x7f\"}\n");
+    st = dfs_captions_load(&cs, dir, NULL);
+    CHECK(st == DFS_OK && !strcmp(cs.captions[0], "a\\u0000b") &&
+              !strcmp(cs.captions[1], "one two [31m red "),
+          "escaped backslash kept, controls blanked: %s / '%s' '%s'", dfs_last_error(),
+          st ? "" : cs.captions[0], st ? "" : cs.captions[1]);
+    if (!st) dfs_caption_set_free(&cs);
+    // a FIFO where a file is expected is refused at once (opening it would wait for a writer)
+    remove(meta);
+    CHECK(mkfifo(meta, 0644) == 0, "mkfifo");
+    st = dfs_captions_load(&cs, dir, NULL);
+    CHECK(st == DFS_ERR_IO && err_has("metadata.jsonl: not a regular file"), "FIFO metadata: %s",
+          dfs_last_error());
+    remove(meta);
+    write_text(meta, "{\"file_name\": \"x.png\", \"text\": \"a\"}\n{\"file_name\": \"y.png\", "
+                     "\"text\": \"b\"}\n");
+    remove(P("bad/y.png"));
+    CHECK(mkfifo(P("bad/y.png"), 0644) == 0, "mkfifo");
+    st = dfs_captions_load(&cs, dir, NULL);
+    CHECK(st == DFS_ERR_IO && err_has("y.png: not a regular file"), "FIFO image: %s",
+          dfs_last_error());
+    remove(P("bad/y.png"));
+    dfs_png_write(P("bad/y.png"), px, 1, 2, 2);
+    // an image of another format beside metadata.jsonl is refused, as in a .txt folder
+    write_text(P("bad/z.jpg"), "not really a jpeg");
+    st = dfs_captions_load(&cs, dir, NULL);
+    CHECK(st == DFS_ERR_FORMAT && err_has("z.jpg") && err_has("only PNG"), "unlisted jpg: %s",
+          dfs_last_error());
+    remove(P("bad/z.jpg"));
     // CRLF line ends and a byte-order mark are fine
     write_text(
         meta,
@@ -416,6 +526,12 @@ static void test_tokenizer(void) {
         "{\"format\":\"diffuse-words-1\",\"max_len\":5,\"vocab\":[\"<pad>\",\"<unk>\",\"<bos>\",\"<"
         "eos>\",7]}",
         "{\"format\":\"diffuse-words-1\",\"max_len\":5,\"vocab\":\"a b c\"}",
+        "{\"format\":\"diffuse-words-1\",\"max_len\":1e300,\"vocab\":[\"<pad>\",\"<unk>\",\"<bos>\",\"<"
+        "eos>\"]}", // out of int's range: refused before any cast
+        "{\"format\":\"diffuse-words-1\",\"max_len\":-1e300,\"vocab\":[\"<pad>\",\"<unk>\",\"<bos>\",\"<"
+        "eos>\"]}",
+        "{\"format\":\"diffuse-words-1\",\"max_len\":5.5,\"vocab\":[\"<pad>\",\"<unk>\",\"<bos>\",\"<"
+        "eos>\"]}",
         "{\"format\":\"diffuse-words-1\",\"max_len\":5,\"vocab\":[\"<pad>\",\"<unk>\",\"<bos>\",\"<"
         "eos>\"]}x",
     };
@@ -891,6 +1007,7 @@ int main(void) {
     test_txt_folder();
     test_folder_errors();
     test_images_f32();
+    test_utf8();
     test_words();
     test_tokenizer();
     test_fashion_attributes();
