@@ -51,15 +51,17 @@ static int parse_num(const char *s, double *v) {
     errno = 0;
     *v = strtod(s, &end);
     while (*end == ' ') end++;
-    return end != s && *end == 0 && errno != ERANGE;
+    return end != s && *end == 0 && !(errno == ERANGE && !isfinite(*v)); /* underflow is fine */
 }
+
+#define MAX_FIELDS 2049 /* as many as a 4096-byte line can hold */
 
 /* read columns xname and yname of path */
 static int read_csv(const char *path, const char *xname, const char *yname, xy *out) {
     memset(out, 0, sizeof *out);
     FILE *fp;
     if (dfs_open_read(path, &fp)) return cli_fail("%s", dfs_last_error());
-    char line[4096], *f[64];
+    char line[4096], *f[MAX_FIELDS];
     int rc = 0, xi = -1, yi = -1, nf, cap = 0;
     long lineno = 1;
     if (!fgets(line, sizeof line, fp)) {
@@ -69,7 +71,7 @@ static int read_csv(const char *path, const char *xname, const char *yname, xy *
     char header[4096];
     snprintf(header, sizeof header, "%s", line);
     header[strcspn(header, "\r\n")] = 0;
-    nf = split(line, f, 64);
+    nf = split(line, f, MAX_FIELDS);
     for (int i = 0; i < nf; i++) {
         if (!strcmp(f[i], xname)) xi = i;
         if (!strcmp(f[i], yname)) yi = i;
@@ -85,7 +87,7 @@ static int read_csv(const char *path, const char *xname, const char *yname, xy *
             rc = cli_fail("%s:%ld: line too long", path, lineno);
             break;
         }
-        nf = split(line, f, 64);
+        nf = split(line, f, MAX_FIELDS);
         double x, y;
         if (nf <= xi || nf <= yi) {
             rc = cli_fail("%s:%ld: %d fields, expected at least %d", path, lineno, nf, (xi > yi ? xi : yi) + 1);

@@ -493,7 +493,7 @@ int cmd_sample(int argc, char **argv) {
             for (int c = 0; c < C; c++)
                 for (int p = 0; p < S * S; p++) {
                     float v = (x[(size_t)i * dim + (size_t)c * S * S + p] + 1.0f) * 127.5f;
-                    v = v < 0 ? 0 : v > 255 ? 255 : v;
+                    v = v >= 0 ? (v > 255 ? 255 : v) : 0; /* NaN too */
                     px[(size_t)i * dim + (size_t)p * C + c] = (uint8_t)(v + 0.5f);
                 }
         size_t shape[4] = {(size_t)n, (size_t)S, (size_t)S, (size_t)C};

@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -68,7 +69,8 @@ static const char *train_help =
     "  --ema DECAY         EMA decay of the weights, 0 disables (default 0.9999)\n"
     "  --cond-drop P       probability of dropping a label (or caption) for guidance (default 0.1)\n"
     "run:\n"
-    "  --out RUNDIR        output folder (created if missing)\n"
+    "  --out RUNDIR        output folder (created if missing); a new run refuses one that\n"
+    "                      already holds a run (last.safetensors or metrics.csv)\n"
     "  --resume CKPT       continue a run from a checkpoint written by diffuse train\n"
     "  --init CKPT         start a new run from the (EMA) weights of CKPT wherever a tensor has\n"
     "                      the same name and shape; the rest starts fresh (fine-tuning, or a\n"
@@ -174,17 +176,31 @@ static int restore_train(const char *json, train_args *a, dfs_train_config *tc, 
     cJSON *o = json ? cJSON_Parse(json) : NULL;
     if (!o) return cli_fail("the checkpoint has no training settings to resume from");
     const cJSON *v;
-#define NUM(key, dst)                                                                         \
-    if (cJSON_IsNumber(v = cJSON_GetObjectItemCaseSensitive(o, key))) dst = v->valuedouble
-    NUM("batch", tc->batch);
-    NUM("lr", tc->opt.lr);
-    NUM("warmup", tc->opt.warmup);
-    NUM("weight_decay", tc->opt.weight_decay);
-    NUM("clip", tc->opt.clip);
-    NUM("ema", tc->opt.ema_decay);
-    NUM("cond_drop", tc->cond_drop);
-    NUM("limit", a->limit);
+    int bad = 0;
+    /* each setting within the bounds of its option (a whole number where the option takes one),
+     * checked before it is converted: a hand-edited record is refused, not run */
+#define NUM(key, dst, lo, hi, whole)                                                           \
+    if (!bad && (v = cJSON_GetObjectItemCaseSensitive(o, key))) {                               \
+        double d_ = cJSON_IsNumber(v) ? v->valuedouble : NAN;                                  \
+        if (!(d_ >= (lo) && d_ <= (hi)) || ((whole) && d_ != floor(d_)))                       \
+            bad = cli_fail("the checkpoint's training setting \"%s\" is not a%s number in [%g, %g]", key, \
+                           (whole) ? " whole" : "", (double)(lo), (double)(hi));              \
+        else                                                                                  \
+            dst = d_;                                                                         \
+    }
+    NUM("batch", tc->batch, 1, 4096, 1);
+    NUM("lr", tc->opt.lr, 1e-9, 0.99, 0);
+    NUM("warmup", tc->opt.warmup, 0, 100000000, 1);
+    NUM("weight_decay", tc->opt.weight_decay, 0, 10, 0);
+    NUM("clip", tc->opt.clip, 0, 1e9, 0);
+    NUM("ema", tc->opt.ema_decay, 0, 0.999999, 0);
+    NUM("cond_drop", tc->cond_drop, 0, 1, 0);
+    NUM("limit", a->limit, 0, 100000000, 1);
 #undef NUM
+    if (bad) {
+        cJSON_Delete(o);
+        return bad;
+    }
     if (!a->data && cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(o, "data")))
         a->data = *data_owned = strdup(v->valuestring);
     if (!a->labels && cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(o, "labels")))
@@ -377,6 +393,10 @@ int cmd_train(int argc, char **argv) {
             return 2;
         }
         free(tjson);
+        if (!a.data) {
+            rc = cli_fail("train: %s names no training data; give --data", a.resume);
+            goto done_model;
+        }
         text = m->cfg.unet.text.dim > 0;
         if (a.text && !text) {
             rc = cli_fail("train: --text: %s is not a text model", a.resume);
@@ -516,12 +536,20 @@ int cmd_train(int argc, char **argv) {
     char ckpt[4096], csv[4096], tmp[4096];
     snprintf(ckpt, sizeof ckpt, "%s/last.safetensors", a.out);
     snprintf(csv, sizeof csv, "%s/metrics.csv", a.out);
+    struct stat sb;
+    if (!a.resume && (stat(ckpt, &sb) == 0 || stat(csv, &sb) == 0)) { /* a new run would overwrite both */
+        rc = cli_fail("train: %s already holds a run (%s); continue it with --resume %s, or choose a new --out",
+                      a.out, stat(ckpt, &sb) == 0 ? "last.safetensors" : "metrics.csv", ckpt);
+        goto done_trainer;
+    }
     FILE *mf = fopen(csv, a.resume ? "a" : "w");
     if (!mf) {
         rc = cli_fail("cannot write %s: %s", csv, strerror(errno));
         goto done_trainer;
     }
-    if (!a.resume || ftell(mf) == 0) fprintf(mf, "step,loss,lr,images_seen,img_per_s,elapsed_s\n");
+    int csv_err = 0; /* a write to metrics.csv failed (disk full): the run stops with a checkpoint */
+    if (!a.resume || ftell(mf) == 0)
+        csv_err = fprintf(mf, "step,loss,lr,images_seen,img_per_s,elapsed_s\n") < 0 || fflush(mf) != 0;
     a.text = text; /* recorded in the training settings */
     char *tj = train_json(&a, &tc, dp);
     if (text) { /* what the columns of the sample grids show */
@@ -554,7 +582,14 @@ int cmd_train(int argc, char **argv) {
         s = dfs_trainer_step(tr, &loss);
         if (s != DFS_OK) {
             if (tty) fputc('\n', stderr);
-            rc = s == DFS_ERR_NAN ? cli_fail("%s; stopping. The last checkpoint (%s) is kept: resume it with a lower --lr", dfs_last_error(), ckpt) : cli_fail_status(s);
+            struct stat cb;
+            if (s != DFS_ERR_NAN)
+                rc = cli_fail_status(s);
+            else if (stat(ckpt, &cb) == 0)
+                rc = cli_fail("%s; stopping. The last checkpoint (%s) is kept: resume it with a lower --lr", dfs_last_error(), ckpt);
+            else
+                rc = cli_fail("%s; stopping before any checkpoint was written (try a lower --lr, or check the data and --init weights)",
+                              dfs_last_error());
             break;
         }
         loss_avg = have_avg ? 0.98 * loss_avg + 0.02 * loss : loss;
@@ -564,8 +599,14 @@ int cmd_train(int argc, char **argv) {
         st.wall_seconds = wall0 + el;
         if (st.step % a.log_every == 0 || st.step == a.steps) {
             float lr = tc.opt.warmup > 0 && st.step < tc.opt.warmup ? tc.opt.lr * st.step / tc.opt.warmup : tc.opt.lr;
-            fprintf(mf, "%ld,%.9g,%.6g,%ld,%.2f,%.2f\n", st.step, loss, lr, st.images_seen, ips, st.wall_seconds);
-            fflush(mf);
+            if (fprintf(mf, "%ld,%.9g,%.6g,%ld,%.2f,%.2f\n", st.step, loss, lr, st.images_seen, ips, st.wall_seconds) < 0 ||
+                fflush(mf) != 0)
+                csv_err = 1;
+        }
+        if (csv_err) {
+            if (tty) fputc('\n', stderr);
+            rc = cli_fail("cannot write %s: %s; stopping (the checkpoint is saved)", csv, strerror(errno));
+            break;
         }
         if ((tty && el - last_print > 0.25) || (!tty && st.step % print_every == 0) || st.step == a.steps) {
             double eta = ips > 0 ? (double)(a.steps - st.step) * tc.batch / ips : -1;
@@ -584,8 +625,8 @@ int cmd_train(int argc, char **argv) {
             if ((rc = write_samples(m, tmp, a.seed, caps, ncap)) != 0) break;
         }
     }
-    if (tty) fputc('\n', stderr);
-    fclose(mf);
+    if (tty && !csv_err) fputc('\n', stderr);
+    if (fclose(mf) != 0 && rc == 0) rc = cli_fail("cannot write %s: %s", csv, strerror(errno));
     if (rc == 0 || s != DFS_ERR_NAN) {
         dfs_status s2 = dfs_checkpoint_save(ckpt, m, &st, tj, DFS_CKPT_FULL);
         if (s2 != DFS_OK && rc == 0) rc = cli_fail_status(s2);

@@ -105,6 +105,16 @@ dfs_status cli_write_grid_labeled(const char *path, const float *x, int n, int c
                                   const char *const *labels) {
     if (!labels) return cli_write_grid(path, x, n, c, h, w, cols, s);
     if (s < 1) s = 1;
+    int px = w * s / 7;
+    px = px < 8 ? 8 : px > 16 ? 16 : px;
+    /* the font first: without it, the grid alone; a failed write is an error, not a fallback */
+    uint8_t *cov = NULL;
+    int cw, ch;
+    if (dfs_text_render(DFS_DEFAULT_FONT, "Ag", px, &cov, &cw, &ch) != DFS_OK) {
+        fprintf(stderr, "diffuse: warning: %s; writing the grid without class names\n", dfs_last_error());
+        return cli_write_grid(path, x, n, c, h, w, cols, s);
+    }
+    free(cov);
     size_t big = (size_t)n * c * h * s * w * s;
     float *y = malloc(big * sizeof(float));
     if (!y) {
@@ -114,14 +124,8 @@ dfs_status cli_write_grid_labeled(const char *path, const float *x, int n, int c
     for (size_t k = 0; k < (size_t)n * c; k++)
         for (int i = 0; i < h * s; i++)
             for (int j = 0; j < w * s; j++) y[(k * h * s + i) * w * s + j] = x[(k * h + i / s) * w + j / s];
-    int px = w * s / 7;
-    px = px < 8 ? 8 : px > 16 ? 16 : px;
     dfs_status st = dfs_png_write_grid_labeled(path, y, n, c, h * s, w * s, cols, labels, DFS_DEFAULT_FONT, px);
     free(y);
-    if (st == DFS_ERR_IO || st == DFS_ERR_FORMAT) { /* no usable font: say so, keep the picture */
-        fprintf(stderr, "diffuse: warning: %s; writing the grid without class names\n", dfs_last_error());
-        st = cli_write_grid(path, x, n, c, h, w, cols, s);
-    }
     return st;
 }
 

@@ -434,7 +434,8 @@ typedef void (*dfs_sample_cb)(void *user, int i, int steps, int t, const float *
 /* Draw n samples of dim floats each into x (n*dim floats), starting from N(0, I) drawn from
  * rng. labels[n] may be NULL (unconditional). With guidance w != 1 the model is evaluated on
  * labels and on null_label in one call of 2n items, eps = eps_u + w (eps_c - eps_u) (Ho &
- * Salimans 2022 eq. 6, whose w is this w - 1). */
+ * Salimans 2022 eq. 6, whose w is this w - 1). DFS_ERR_NAN if any value of the result is not
+ * finite (x then holds it as it is). */
 dfs_status dfs_sample(const dfs_schedule *s, const dfs_sampler_config *c, dfs_model_fn model,
                       void *model_user, const int *labels, int n, size_t dim, dfs_rng *rng,
                       float *x, dfs_sample_cb cb, void *cb_user);

@@ -8,6 +8,8 @@
 #include "internal.h"
 
 #include <cjson/cJSON.h>
+#include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
@@ -231,7 +233,24 @@ static dfs_status load_tokenizer(const char *path, const dfs_safetensors *f, dfs
     return DFS_OK;
 }
 
-/* Copy a stored tensor (F32 or F16) of exactly the expected shape into dst. */
+/* The first tensor of f that is neither a parameter of p, its ema.* copy, nor optim.m / v. */
+static dfs_status unexpected_tensor(const char *path, const dfs_safetensors *f, const dfs_params *p) {
+    for (int i = 0; i < f->count; i++) {
+        const char *nm = f->t[i].name;
+        const char *base = strncmp(nm, "ema.", 4) ? nm : nm + 4;
+        int known = !strcmp(nm, "optim.m") || !strcmp(nm, "optim.v");
+        for (int k = 0; k < p->count && !known; k++) known = !strcmp(p->t[k]->name, base);
+        if (!known) {
+            dfs_set_error("%s: tensor %s is not part of the model its config describes", path, nm);
+            return DFS_ERR_FORMAT;
+        }
+    }
+    dfs_set_error("%s: %d tensors, the model has %d", path, f->count, p->count); // not reached
+    return DFS_ERR_FORMAT;
+}
+
+/* Copy a stored tensor (F32 or F16) of exactly the expected shape into dst. Every value must
+ * be finite: a NaN weight would only show later, as black samples or a NaN loss. */
 static dfs_status load_tensor(const char *path, const dfs_st_tensor *st, const dfs_tensor *t,
                               const char *name, float *dst) {
     int same = st->ndim == t->ndim;
@@ -257,7 +276,23 @@ static dfs_status load_tensor(const char *path, const dfs_st_tensor *st, const d
         dfs_set_error("%s: tensor %s must be F32 or F16", path, name);
         return DFS_ERR_FORMAT;
     }
+    for (size_t i = 0; i < t->n; i++)
+        if (!isfinite(dst[i])) {
+            dfs_set_error("%s: tensor %s holds a non-finite value (%g at index %zu)", path, name, dst[i], i);
+            return DFS_ERR_FORMAT;
+        }
     return DFS_OK;
+}
+
+/* A whole string of digits (base 10 or 16; no sign, no space) that fits in 64 bits. */
+static int parse_u64(const char *s, int base, uint64_t *out) {
+    if (!*s || !(base == 16 ? isxdigit((unsigned char)*s) : isdigit((unsigned char)*s))) return 0;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, base);
+    if (errno || *end) return 0;
+    *out = v;
+    return 1;
 }
 
 static dfs_status parse_state(const char *path, const char *json, dfs_train_state *st) {
@@ -277,14 +312,23 @@ static dfs_status parse_state(const char *path, const char *json, dfs_train_stat
         st->step = (long)step->valuedouble;
         st->images_seen = (long)seen->valuedouble;
         st->wall_seconds = wall->valuedouble;
-        ok = sscanf(seed->valuestring, "%" SCNu64, &st->seed) == 1;
+        ok = step->valuedouble == floor(step->valuedouble) && seen->valuedouble == floor(seen->valuedouble) &&
+             parse_u64(seed->valuestring, 10, &st->seed);
         for (int i = 0; ok && i < 4; i++) {
             const cJSON *v = cJSON_GetArrayItem(rng, i);
-            ok = cJSON_IsString(v) && sscanf(v->valuestring, "%" SCNx64, &st->rng.s[i]) == 1;
+            ok = cJSON_IsString(v) && parse_u64(v->valuestring, 16, &st->rng.s[i]);
         }
-        uint32_t bits;
-        if (ok) ok = sscanf(spare->valuestring, "%d:%" SCNx32, &st->rng.has_spare, &bits) == 2;
-        if (ok) memcpy(&st->rng.spare, &bits, 4);
+        // xoshiro256 never leaves the all-zero state: it would draw 0 forever
+        if (ok) ok = (st->rng.s[0] | st->rng.s[1] | st->rng.s[2] | st->rng.s[3]) != 0;
+        uint64_t bits = 0;
+        const char *sp = spare->valuestring;
+        if (ok) ok = (sp[0] == '0' || sp[0] == '1') && sp[1] == ':' && parse_u64(sp + 2, 16, &bits) &&
+                     bits <= 0xFFFFFFFFu;
+        if (ok) {
+            uint32_t b32 = (uint32_t)bits;
+            st->rng.has_spare = sp[0] - '0';
+            memcpy(&st->rng.spare, &b32, 4);
+        }
     }
     cJSON_Delete(o);
     if (!ok) {
@@ -331,7 +375,7 @@ dfs_status dfs_checkpoint_load(const char *path, dfs_model **out, dfs_train_stat
     if (s == DFS_OK) {
         dfs_params *p = m->net->params;
         char name[320];
-        int have_ema = 1;
+        int n_ema = 0;
         for (int i = 0; i < p->count && s == DFS_OK; i++) {
             dfs_tensor *t = p->t[i];
             const dfs_st_tensor *w = dfs_st_find(&f, t->name);
@@ -344,10 +388,23 @@ dfs_status dfs_checkpoint_load(const char *path, dfs_model **out, dfs_train_stat
             snprintf(name, sizeof name, "ema.%s", t->name);
             const dfs_st_tensor *e = dfs_st_find(&f, name);
             if (s == DFS_OK && e) s = load_tensor(path, e, t, name, p->ema + (t->data - p->data));
-            if (!e) have_ema = 0;
+            if (e) n_ema++;
         }
-        if (s == DFS_OK && !have_ema) dfs_params_ema_init(p);
+        /* EMA: all of it or none (then it starts from the weights); a part would be lost */
+        if (s == DFS_OK && n_ema > 0 && n_ema < p->count) {
+            dfs_set_error("%s: %d of the %d ema.* tensors are missing", path, p->count - n_ema, p->count);
+            s = DFS_ERR_FORMAT;
+        }
+        if (s == DFS_OK && n_ema == 0) dfs_params_ema_init(p);
         const dfs_st_tensor *om = dfs_st_find(&f, "optim.m"), *ov = dfs_st_find(&f, "optim.v");
+        if (s == DFS_OK && !om != !ov) {
+            dfs_set_error("%s: %s without %s", path, om ? "optim.m" : "optim.v", om ? "optim.v" : "optim.m");
+            s = DFS_ERR_FORMAT;
+        }
+        /* nothing else: a tensor the config does not use means config and weights disagree
+         * (dropping it, and then losing it in the next save or export, would be silent) */
+        int want = p->count + n_ema + (om && ov ? 2 : 0);
+        if (s == DFS_OK && f.count != want) s = unexpected_tensor(path, &f, p);
         if (s == DFS_OK && om && ov) {
             dfs_tensor flat = {.ndim = 1, .shape = {(int)p->n}, .n = p->n};
             s = load_tensor(path, om, &flat, "optim.m", p->m);
@@ -355,6 +412,10 @@ dfs_status dfs_checkpoint_load(const char *path, dfs_model **out, dfs_train_stat
             if (s == DFS_OK && has_optim) *has_optim = 1;
         }
         const char *state = dfs_st_meta(&f, "state");
+        if (s == DFS_OK && om && ov && !state) { // diffuse train writes both or neither
+            dfs_set_error("%s: optimiser moments but no \"state\" metadata to resume from", path);
+            s = DFS_ERR_FORMAT;
+        }
         if (s == DFS_OK && st) {
             memset(st, 0, sizeof *st);
             if (state) s = parse_state(path, state, st);

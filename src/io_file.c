@@ -85,6 +85,11 @@ dfs_status dfs_write_atomic(const char *path, const void *data, size_t size) {
         dfs_set_error("write_atomic: %s: NULL data with %zu bytes", path, size);
         return DFS_ERR_ARG;
     }
+    struct stat sb; // the rename would replace a device, FIFO or folder (as root, even /dev/null)
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) {
+        dfs_set_error("write_atomic: %s exists and is not a regular file", path);
+        return DFS_ERR_IO;
+    }
     size_t plen = strlen(path);
     char *tmp = malloc(plen + 32);
     if (!tmp) {

@@ -164,6 +164,11 @@ dfs_status dfs_plot_png(const char *path, const dfs_plot_series *series, int ns,
         dfs_set_error("plot: %s: no finite%s points to draw", path, cfg->log_y ? " positive" : "");
         return DFS_ERR_ARG;
     }
+    if (!isfinite(xhi - xlo) || !isfinite(yhi - ylo) || fabs(ylo) > 1e300 || fabs(yhi) > 1e300) {
+        dfs_set_error("plot: %s: the values span more than a chart can scale (%g .. %g by %g .. %g)",
+                      path, xlo, xhi, ylo, yhi);
+        return DFS_ERR_ARG;
+    }
     if (xhi == xlo) xlo -= 0.5, xhi += 0.5;
     if (yhi == ylo) {
         double d = cfg->log_y ? 0.5 : (fabs(ylo) > 0 ? fabs(ylo) * 0.1 : 0.5);

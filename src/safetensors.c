@@ -58,6 +58,25 @@ static dfs_status read_file(const char *path, void **buf, size_t *size) {
         return DFS_ERR_IO;
     }
     size_t n = (size_t)sb.st_size;
+    /* the header length first: a large file that is not safetensors is refused before it is
+     * read into memory (dfs_st_load checks the rest of the header) */
+    uint8_t len8[8];
+    if (n >= 8) {
+        uint64_t hlen = 0;
+        if (fread(len8, 1, 8, f) != 8) {
+            dfs_set_error("%s: read failed: %s", path, ferror(f) ? strerror(errno) : "short read");
+            fclose(f);
+            return DFS_ERR_IO;
+        }
+        for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | len8[i];
+        if (hlen > ST_MAX_HEADER || hlen > n - 8) {
+            dfs_set_error("%s: header length %llu %s (%zu bytes): not a safetensors file", path,
+                          (unsigned long long)hlen, hlen > ST_MAX_HEADER ? "exceeds 100 MB" : "runs past the end of the file", n);
+            fclose(f);
+            return DFS_ERR_FORMAT;
+        }
+        rewind(f);
+    }
     void *b = malloc(n ? n : 1);
     if (!b) {
         dfs_set_error("%s: out of memory for %zu bytes", path, n);

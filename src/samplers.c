@@ -396,5 +396,11 @@ dfs_status dfs_sample(const dfs_schedule *s, const dfs_sampler_config *c, dfs_mo
         if (cb) cb(cb_user, i, steps, t, x, n);
     }
     scratch_free(&w);
+    size_t bad = 0; /* a diverged model: say so, rather than write black or gray pictures */
+    for (size_t j = 0; j < N; j++) bad += !isfinite(x[j]);
+    if (bad) {
+        dfs_set_error("sampling gave %zu non-finite values of %zu: the model's predictions diverged", bad, N);
+        return DFS_ERR_NAN;
+    }
     return DFS_OK;
 }

@@ -96,8 +96,12 @@ dfs_status dfs_unet_config_check(const dfs_unet_config *c) {
     if (c->groups < 1) BAD("groups must be >= 1");
     if (c->base_channels < 2 || c->base_channels % 2 || c->base_channels % c->groups)
         BAD("base channels %d must be even and divisible by groups %d", c->base_channels, c->groups);
-    for (int l = 0; l < c->nlevels; l++)
+    if (c->base_channels > 4096) BAD("base channels %d must be at most 4096", c->base_channels);
+    for (int l = 0; l < c->nlevels; l++) {
         if (c->mult[l] < 1 || c->mult[l] > 64) BAD("channel multiplier %d of level %d must be 1..64", c->mult[l], l);
+        if (c->base_channels * c->mult[l] > 4096) // also keeps 4 C (the time embedding) in int
+            BAD("level %d has %d channels; at most 4096", l, c->base_channels * c->mult[l]);
+    }
     if (c->enc_blocks < 1 || c->enc_blocks > MAX_BLOCKS) BAD("blocks per level must be 1..%d", MAX_BLOCKS);
     if (c->dec_blocks != c->enc_blocks + 1)
         BAD("decoder blocks (%d) must be encoder blocks + 1 (%d): one per skip", c->dec_blocks, c->enc_blocks + 1);

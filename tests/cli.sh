@@ -55,6 +55,46 @@ cut -d, -f1,2 "$T/run/metrics.csv" >"$T/a.csv"
 cut -d, -f1,2 "$T/run2/metrics.csv" >"$T/b.csv"
 check "resumed losses are bit-identical to the straight run" cmp -s "$T/a.csv" "$T/b.csv"
 
+# a new run into a folder that holds one is refused, and the old run is kept
+cp "$T/run2/metrics.csv" "$T/m.before"; cp "$T/run2/last.safetensors" "$T/c.before"
+expect_error "a new run over an old one" "already holds a run" "$D" train --data fashion-mnist --limit 64 \
+    --preset small --steps 2 --threads 1 --out "$T/run2"
+check "the old run is kept" sh -c "cmp -s '$T/m.before' '$T/run2/metrics.csv' && cmp -s '$T/c.before' '$T/run2/last.safetensors'"
+# a resumed record edited out of its options' ranges, or naming no data, is refused
+# (rewritten with Python's json and struct: the header is JSON after an 8-byte length)
+edit_train() { # SRC DST KEY VALUE: set (or, VALUE "-", delete) a key of the "train" record
+    $PY - "$@" <<'EOF'
+import json, struct, sys
+src, dst, key, val = sys.argv[1:5]
+b = open(src, "rb").read(); n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n]); t = json.loads(h["__metadata__"]["train"])
+if val == "-": del t[key]
+else: t[key] = json.loads(val)
+h["__metadata__"]["train"] = json.dumps(t)
+s = json.dumps(h).encode(); s += b" " * (-len(s) % 8)
+open(dst, "wb").write(struct.pack("<Q", len(s)) + s + b[8 + n:])
+EOF
+}
+edit_train "$T/run2/last.safetensors" "$T/wd.safetensors" weight_decay 1e30
+expect_error "a resumed weight decay of 1e30" '"weight_decay" is not a number in \[0, 10\]' "$D" train \
+    --resume "$T/wd.safetensors" --steps 13 --threads 1 --out "$T/wdrun"
+edit_train "$T/run2/last.safetensors" "$T/bt.safetensors" batch 1e300
+expect_error "a resumed batch of 1e300" '"batch" is not a whole number' "$D" train \
+    --resume "$T/bt.safetensors" --steps 13 --threads 1 --out "$T/btrun"
+edit_train "$T/run2/last.safetensors" "$T/nd.safetensors" data -
+expect_error "a resumed record without data" "names no training data; give --data" "$D" train \
+    --resume "$T/nd.safetensors" --steps 13 --threads 1 --out "$T/ndrun"
+# metrics.csv on a full disk (/dev/full): the run stops with an error, and saves its checkpoint
+if [ -c /dev/full ]; then
+    mkdir "$T/fullrun"; cp "$T/run2/last.safetensors" "$T/fullrun/"; ln -s /dev/full "$T/fullrun/metrics.csv"
+    "$D" train --resume "$T/fullrun/last.safetensors" --steps 20 --log-every 1 --sample-every 0 --threads 1 \
+        --out "$T/fullrun" 2>"$T/full.err"
+    check "a full disk under metrics.csv fails the run" [ $? -eq 2 ]
+    check "it says so" grep -q "cannot write .*metrics.csv: No space left on device" "$T/full.err"
+    "$D" info "$T/fullrun/last.safetensors" >"$T/full.info" 2>&1
+    check "and the checkpoint is saved at the failed step" grep -q "step: *13" "$T/full.info"
+fi
+
 # SIGTERM during training saves a checkpoint and exits 0
 "$D" train --data fashion-mnist --limit 64 --preset small --steps 100000 --batch 8 \
     --sample-every 0 --save-every 100000 --threads 2 --out "$T/run3" 2>"$T/sig.err" &

@@ -36,5 +36,17 @@ expect_error "short row" "short.csv:3: 1 fields" "$D" plot "$T/short.csv" --out 
 printf 'step,loss\n1,-1\n2,0\n' >"$T/neg.csv"
 expect_error "log axis of non-positive values" "no finite positive points" "$D" plot "$T/neg.csv" --log --out "$T/x.png"
 expect_error "bad width" "--width expects an integer" "$D" plot "$T/m.csv" --width 10 --out "$T/x.png"
+printf 'step,loss\n1,1e308\n2,-1e308\n' >"$T/huge.csv"
+expect_error "a range past a double's" "span more than a chart can scale" "$D" plot "$T/huge.csv" --smooth 0 --out "$T/x.png"
+check "no PNG after the failures" [ ! -e "$T/x.png" ]
+# the columns past the 64th are found; a subnormal value is a number
+awk 'BEGIN { for (i = 0; i < 100; i++) printf "c%d,", i; print "step,loss"; for (r = 1; r <= 3; r++) {
+    for (i = 0; i < 100; i++) printf "0,"; print r "," (r == 2 ? "1e-320" : 0.5 / r) } }' >"$T/wide.csv"
+"$D" plot "$T/wide.csv" --smooth 0 --out "$T/wide.png" 2>"$T/w.err"
+check "a 102-column file plots its last two columns" [ -s "$T/wide.png" ]
+# a folder or FIFO in place of the PNG is refused and kept (the rename would replace it)
+mkfifo "$T/fifo.png"
+expect_error "a FIFO as --out" "fifo.png exists and is not a regular file" "$D" plot "$T/m.csv" --out "$T/fifo.png"
+check "the FIFO is kept" [ -p "$T/fifo.png" ]
 check "no PNG after the failures" [ ! -e "$T/x.png" ]
 summary

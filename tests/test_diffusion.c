@@ -38,6 +38,12 @@ typedef struct {
     int dim; /* floats per item */
 } gauss_model;
 
+/* A diverged model: NaN for every prediction (dim 1). */
+static void nan_fn(void *user, const float *x, const int *t, const int *labels, int n, float *out) {
+    (void)user, (void)x, (void)t, (void)labels;
+    for (int i = 0; i < n; i++) out[i] = NAN;
+}
+
 static void gauss_fn(void *user, const float *x, const int *t, const int *labels, int n,
                      float *out) {
     gauss_model *m = user;
@@ -212,6 +218,15 @@ static void test_validation(void) {
     CHECK(dfs_sample(&s, &c, gauss_fn, &m, NULL, 4, 1, &rng, x, NULL, NULL) == DFS_ERR_ARG,
           "bad sampler kind");
     CHECK(m.calls == 0, "rejected calls never run the model");
+    // a model that predicts NaN: every sampler reports it instead of returning the pictures
+    for (int k = 0; k < DFS_SAMPLER_COUNT; k++) {
+        dfs_sampler_config_default(&c);
+        c.kind = (dfs_sampler_kind)k;
+        c.steps = 10;
+        dfs_status st = dfs_sample(&s, &c, nan_fn, NULL, NULL, 4, 1, &rng, x, NULL, NULL);
+        CHECK(st == DFS_ERR_NAN && strstr(dfs_last_error(), "non-finite"), "%s: NaN predictions: %d %s",
+              dfs_sampler_names[k], st, dfs_last_error());
+    }
     dfs_schedule_free(&s);
 }
 

@@ -95,11 +95,18 @@ static void test_atomic(void) {
           dfs_last_error());
     CHECK(count_tmp_files(tmpdir) == 0, "no stray temp file");
 
-    // rename over a folder fails after the temp file was written: temp removed, folder kept
+    // a folder, FIFO or device at the path is refused before anything is written (the rename
+    // would replace it: as root, even /dev/null)
     const char *d = P("adir");
     mkdir(d, 0755);
-    CHECK(dfs_write_atomic(d, "data", 4) == DFS_ERR_IO, "rename over a folder -> DFS_ERR_IO");
-    CHECK(err_has("rename"), "message says rename: %s", dfs_last_error());
+    CHECK(dfs_write_atomic(d, "data", 4) == DFS_ERR_IO, "a folder at the path -> DFS_ERR_IO");
+    CHECK(err_has("not a regular file"), "message says not a regular file: %s", dfs_last_error());
+    const char *fifo = P("afifo");
+    struct stat fb;
+    CHECK(mkfifo(fifo, 0644) == 0 && dfs_write_atomic(fifo, "data", 4) == DFS_ERR_IO &&
+              stat(fifo, &fb) == 0 && S_ISFIFO(fb.st_mode),
+          "a FIFO at the path is refused and kept: %s", dfs_last_error());
+    remove(fifo);
     struct stat sb;
     CHECK(stat(d, &sb) == 0 && S_ISDIR(sb.st_mode), "folder untouched");
     CHECK(count_tmp_files(tmpdir) == 0, "temp file removed after failed rename: %d",

@@ -78,6 +78,109 @@ static void train_losses(dfs_model *m, dfs_dataset *d, dfs_train_state *st, int 
 
 static int same_bits(const float *a, const float *b, size_t n) { return memcmp(a, b, n * sizeof(float)) == 0; }
 
+/* Copy the checkpoint src to dst with one change: tensor `drop` left out, the first value of
+ * tensor `nan_of` made NaN, a tensor `extra` added, or metadata `key` set to val (NULL: left
+ * out). Any of them NULL: not done. */
+static int rewrite(const char *src, const char *dst, const char *drop, const char *nan_of, const char *extra,
+                   const char *key, const char *val) {
+    dfs_safetensors f;
+    if (dfs_st_load(&f, src) != DFS_OK) return 0;
+    dfs_st_writer *w = dfs_st_writer_new();
+    float *copy = NULL;
+    for (int i = 0; i < f.count; i++) {
+        const dfs_st_tensor *t = &f.t[i];
+        if (drop && !strcmp(t->name, drop)) continue;
+        const void *data = t->data;
+        if (nan_of && !strcmp(t->name, nan_of) && t->dtype == DFS_DT_F32) {
+            copy = malloc(t->nbytes);
+            memcpy(copy, t->data, t->nbytes);
+            copy[0] = NAN;
+            data = copy;
+        }
+        dfs_st_writer_add(w, t->name, t->dtype, t->ndim, t->shape, data);
+    }
+    if (extra) {
+        float z[2] = {0};
+        int64_t shp[1] = {2};
+        dfs_st_writer_add(w, extra, DFS_DT_F32, 1, shp, z);
+    }
+    for (int i = 0; i < f.nmeta; i++)
+        if (!key || strcmp(f.meta_keys[i], key)) dfs_st_writer_meta(w, f.meta_keys[i], f.meta_vals[i]);
+    if (key && val) dfs_st_writer_meta(w, key, val);
+    int ok = dfs_st_writer_write(w, dst) == DFS_OK;
+    dfs_st_writer_free(w);
+    free(copy);
+    dfs_st_free(&f);
+    return ok;
+}
+
+/* A checkpoint whose tensors or metadata disagree with what it claims is refused, naming why:
+ * nothing is dropped, reset or run with undefined values. */
+static void test_checkpoint_consistency(const char *good) {
+    char bad[256];
+    snprintf(bad, sizeof bad, "%s/c.safetensors", tmpdir);
+    const char *st_ok = NULL;
+    dfs_safetensors f;
+    char state[1024] = "";
+    if (dfs_st_load(&f, good) == DFS_OK) {
+        st_ok = dfs_st_meta(&f, "state");
+        if (st_ok) snprintf(state, sizeof state, "%s", st_ok);
+        dfs_st_free(&f);
+    }
+    CHECK(state[0], "the full checkpoint has a state");
+    struct {
+        const char *what, *drop, *nan_of, *extra, *key, *val, *want;
+    } cases[] = {
+        {"a NaN weight", NULL, "out_conv.bias", NULL, NULL, NULL, "tensor out_conv.bias holds a non-finite value"},
+        {"a NaN EMA weight", NULL, "ema.out_conv.weight", NULL, NULL, NULL, "ema.out_conv.weight holds a non-finite"},
+        {"a tensor the config does not use", NULL, NULL, "mid.attn.extra.weight", NULL, NULL,
+         "mid.attn.extra.weight is not part of the model"},
+        {"one EMA tensor missing", "ema.out_conv.bias", NULL, NULL, NULL, NULL, "1 of the"},
+        {"optim.v without optim.m", "optim.m", NULL, NULL, NULL, NULL, "optim.v without optim.m"},
+        {"moments without a state", NULL, NULL, NULL, "state", NULL, "no \"state\""},
+        {"an all-zero generator", NULL, NULL, NULL, "state",
+         "{\"step\":3,\"images_seen\":24,\"seed\":\"3\",\"wall_seconds\":1,\"rng\":[\"0\",\"0\",\"0\",\"0\"],"
+         "\"rng_spare\":\"0:00000000\"}",
+         "malformed \"state\""},
+        {"a negative seed", NULL, NULL, NULL, "state",
+         "{\"step\":3,\"images_seen\":24,\"seed\":\"-1\",\"wall_seconds\":1,\"rng\":[\"1\",\"0\",\"0\",\"0\"],"
+         "\"rng_spare\":\"0:00000000\"}",
+         "malformed \"state\""},
+        {"a 24-digit seed", NULL, NULL, NULL, "state",
+         "{\"step\":3,\"images_seen\":24,\"seed\":\"123456789012345678901234\",\"wall_seconds\":1,"
+         "\"rng\":[\"1\",\"0\",\"0\",\"0\"],\"rng_spare\":\"0:00000000\"}",
+         "malformed \"state\""},
+        {"a fractional step", NULL, NULL, NULL, "state",
+         "{\"step\":1.5,\"images_seen\":24,\"seed\":\"3\",\"wall_seconds\":1,\"rng\":[\"1\",\"0\",\"0\",\"0\"],"
+         "\"rng_spare\":\"0:00000000\"}",
+         "malformed \"state\""},
+        {"base channels 2^30", NULL, NULL, NULL, "unet",
+         "{\"image_size\":28,\"in_channels\":1,\"base_channels\":1073741824,\"mult\":[1,2],\"attn\":[0,1],"
+         "\"enc_blocks\":1,\"dec_blocks\":2,\"groups\":4,\"dropout\":0,\"num_classes\":10}",
+         "at most 4096"},
+        {"a level of 8192 channels", NULL, NULL, NULL, "unet",
+         "{\"image_size\":28,\"in_channels\":1,\"base_channels\":128,\"mult\":[1,64],\"attn\":[0,1],"
+         "\"enc_blocks\":1,\"dec_blocks\":2,\"groups\":4,\"dropout\":0,\"num_classes\":10}",
+         "8192 channels"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        CHECK(rewrite(good, bad, cases[i].drop, cases[i].nan_of, cases[i].extra, cases[i].key, cases[i].val),
+              "%s: rewrite", cases[i].what);
+        dfs_model *x = NULL;
+        dfs_train_state s;
+        int has_optim = 0;
+        dfs_status st = dfs_checkpoint_load(bad, &x, &s, &has_optim, NULL);
+        CHECK(st != DFS_OK && x == NULL && strstr(dfs_last_error(), cases[i].want), "%s: status %d, '%s' (want '%s')",
+              cases[i].what, st, dfs_last_error(), cases[i].want);
+        dfs_model_free(x);
+    }
+    // the unchanged copy loads: the rewriting itself changes nothing
+    CHECK(rewrite(good, bad, NULL, NULL, NULL, NULL, NULL), "plain rewrite");
+    dfs_model *x = NULL;
+    CHECK(dfs_checkpoint_load(bad, &x, NULL, NULL, NULL) == DFS_OK, "an unchanged copy loads: %s", dfs_last_error());
+    dfs_model_free(x);
+}
+
 static void test_checkpoint_and_resume(void) {
     dfs_dataset d = fmnist_subset(64);
     if (!d.pixels) return;
@@ -170,6 +273,8 @@ static void test_checkpoint_and_resume(void) {
     dfs_model *x = NULL;
     s = dfs_checkpoint_load(bad, &x, NULL, NULL, NULL);
     CHECK(s == DFS_ERR_SHAPE && strstr(dfs_last_error(), "time_mlp.0.weight"), "wrong shape named: %s", dfs_last_error());
+    snprintf(path, sizeof path, "%s/a.safetensors", tmpdir);
+    test_checkpoint_consistency(path);
 out:
     dfs_model_free(a);
     dfs_model_free(b);

@@ -12,6 +12,7 @@ echo "== forward noising of one training image (demo/noising.png)"
 $D noise --data fashion-mnist --index 0 --at 0,50,100,200,300,500,700,999 --scale 3 --out demo/noising.png
 if [ ! -f "$MODEL" ] || [ -n "${DEMO_TRAIN:-}" ]; then
     echo "== no $MODEL: training the 'small' U-Net on Fashion-MNIST for up to 3 minutes (demo/run)"
+    rm -rf demo/run # the demo's own scratch run: a new run refuses a folder that holds one
     $D train --data fashion-mnist --preset small --minutes ${DEMO_MINUTES:-3} --steps 100000 \
         --batch 32 --lr 1e-3 --warmup 100 --sample-every 0 --save-every 200 --out demo/run
     MODEL=demo/run/last.safetensors
