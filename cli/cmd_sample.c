@@ -499,9 +499,10 @@ int cmd_sample(int argc, char **argv) {
         size_t shape[4] = {(size_t)n, (size_t)S, (size_t)S, (size_t)C};
         s = dfs_npy_write_u8(out, px, 4, shape);
         free(px);
+        char lp[4096];
+        snprintf(lp, sizeof lp, "%.*s.labels.npy", (int)(strlen(out) - 4), out);
+        if (s == DFS_OK && !conditional) remove(lp); /* the labels of the images just replaced */
         if (s == DFS_OK && conditional) {
-            char lp[4096];
-            snprintf(lp, sizeof lp, "%.*s.labels.npy", (int)(strlen(out) - 4), out);
             int32_t *l32 = malloc((size_t)n * sizeof *l32);
             if (!l32) {
                 rc = cli_fail("out of memory");

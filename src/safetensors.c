@@ -136,6 +136,43 @@ static const char *parse_tensor(const cJSON *e, uint64_t data_size, const uint8_
     return NULL;
 }
 
+static int cmp_range(const void *a, const void *b) {
+    const uint64_t *x = a, *y = b;
+    return x[0] < y[0] ? -1 : x[0] > y[0];
+}
+
+/* The format's rule: the tensors' byte ranges tile the data exactly, with no overlap (two
+ * tensors sharing bytes) and no hole. 1 with the error set if they do not. */
+static int tile_check(const char *path, const dfs_safetensors *st, const uint8_t *data, uint64_t size) {
+    uint64_t *r = malloc((st->count ? (size_t)st->count : 1) * 2 * sizeof *r);
+    if (!r) {
+        dfs_set_error("%s: out of memory", path);
+        return 1;
+    }
+    for (int i = 0; i < st->count; i++) {
+        r[2 * i] = (uint64_t)((const uint8_t *)st->t[i].data - data);
+        r[2 * i + 1] = r[2 * i] + st->t[i].nbytes;
+    }
+    qsort(r, (size_t)st->count, 2 * sizeof *r, cmp_range);
+    uint64_t at = 0;
+    int bad = 0;
+    for (int i = 0; i < st->count && !bad; i++) {
+        if (r[2 * i] != at) {
+            dfs_set_error("%s: tensor data %s at byte %llu of the data (expected %llu)", path,
+                          r[2 * i] < at ? "overlaps" : "leaves a hole", (unsigned long long)r[2 * i],
+                          (unsigned long long)at);
+            bad = 1;
+        }
+        at = r[2 * i + 1];
+    }
+    if (!bad && at != size) {
+        dfs_set_error("%s: %llu bytes after the last tensor's data", path, (unsigned long long)(size - at));
+        bad = 1;
+    }
+    free(r);
+    return bad;
+}
+
 dfs_status dfs_st_load(dfs_safetensors *st, const char *path) {
     if (!st || !path) {
         dfs_set_error("st_load: NULL argument");
@@ -244,6 +281,7 @@ dfs_status dfs_st_load(dfs_safetensors *st, const char *path) {
         }
         st->count++;
     }
+    if (tile_check(path, st, data, data_size)) goto fail;
     cJSON_Delete(root);
     return DFS_OK;
 fail:

@@ -92,6 +92,8 @@ check "no warning without unknown words" sh -c "! grep -q warning '$T/s2.err'"
 check "sample --prompts to a PNG with a row per prompt" [ -s "$T/grid.png" ]
 "$D" sample --model "$M" --n 2 $S --out "$T/u.png" 2>/dev/null
 check "a text model without a prompt samples unconditionally" [ -s "$T/u.png" ]
+"$D" sample --model "$M" --n 2 $S --out "$T/p.npy" 2>/dev/null
+check "unconditional samples over p.npy remove its old labels" sh -c "[ -s '$T/p.npy' ] && [ ! -e '$T/p.labels.npy' ]"
 # the same seed and prompt give the same images; the prompt changes them
 "$D" sample --model "$M" --prompt "a bag" --n 2 $S --out "$T/b1.npy" 2>/dev/null
 "$D" sample --model "$M" --prompt "a bag" --n 2 $S --out "$T/b2.npy" 2>/dev/null

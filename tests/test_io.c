@@ -897,6 +897,34 @@ static void test_safetensors(void) {
         CHECK(s == DFS_ERR_FORMAT && err_has("bad.st") && st.buf == NULL,
               "bad safetensors (%s) -> %d: %s", bad[i].what, s, dfs_last_error());
     }
+    // the byte ranges must tile the data: no overlap, no hole, nothing after (the format's rule)
+    static const struct {
+        const char *json, *want;
+    } tiles[] = {
+        {"{\"a\":{\"dtype\":\"U8\",\"shape\":[8],\"data_offsets\":[0,8]},"
+         "\"b\":{\"dtype\":\"U8\",\"shape\":[12],\"data_offsets\":[4,16]}}",
+         "overlaps at byte 4"},
+        {"{\"a\":{\"dtype\":\"U8\",\"shape\":[4],\"data_offsets\":[0,4]},"
+         "\"b\":{\"dtype\":\"U8\",\"shape\":[8],\"data_offsets\":[8,16]}}",
+         "leaves a hole at byte 8"},
+        {"{\"a\":{\"dtype\":\"U8\",\"shape\":[16],\"data_offsets\":[0,16]},"
+         "\"b\":{\"dtype\":\"U8\",\"shape\":[16],\"data_offsets\":[0,16]}}",
+         "overlaps at byte 0"},
+        {"{\"a\":{\"dtype\":\"U8\",\"shape\":[8],\"data_offsets\":[0,8]}}", "8 bytes after"},
+    };
+    for (size_t i = 0; i < sizeof tiles / sizeof tiles[0]; i++) {
+        st_file(P("tile.st"), tiles[i].json, d16, 16);
+        s = dfs_st_load(&st, P("tile.st"));
+        CHECK(s == DFS_ERR_FORMAT && err_has(tiles[i].want) && st.buf == NULL, "tiling case %zu -> %d: %s", i,
+              s, dfs_last_error());
+    }
+    st_file(P("tile.st"),
+            "{\"b\":{\"dtype\":\"U8\",\"shape\":[8],\"data_offsets\":[8,16]},"
+            "\"a\":{\"dtype\":\"U8\",\"shape\":[8],\"data_offsets\":[0,8]}}",
+            d16, 16);
+    s = dfs_st_load(&st, P("tile.st"));
+    CHECK(s == DFS_OK && st.count == 2, "ranges in any order that tile the data load: %s", dfs_last_error());
+    if (s == DFS_OK) dfs_st_free(&st);
     st_file(P("ok.st"), "{}", NULL, 0);
     CHECK(dfs_st_load(&st, P("ok.st")) == DFS_OK && st.count == 0, "empty header ok: %s",
           dfs_last_error());
