@@ -5,7 +5,6 @@
 
 #include <cjson/cJSON.h>
 #include <getopt.h>
-#include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -161,15 +160,6 @@ static int on_step(void *user, int epoch, long step, long spe, float loss) {
     return cli_interrupted();
 }
 
-/* The folder of path exists and is writable (checked before minutes of training). */
-static int out_dir_ok(const char *path) {
-    char *copy = strdup(path);
-    if (!copy) return 0;
-    int ok = access(dirname(copy), W_OK) == 0;
-    free(copy);
-    return ok;
-}
-
 static int classifier_train(int argc, char **argv) {
     const char *data = NULL, *labels = NULL, *out = NULL, *test = "fashion-mnist-test";
     long limit = 0, threads = 2, epochs, batch, warmup;
@@ -251,9 +241,7 @@ static int classifier_train(int argc, char **argv) {
             if (cli_int("--threads", optarg, 1, 256, &threads)) return 2;
             break;
         default:
-            return cli_fail("classifier train: unknown or incomplete option '%s' (see diffuse "
-                            "classifier train --help)",
-                            argv[optind - 1]);
+            return cli_bad_option("classifier train", argv);
         }
     }
     if (optind < argc) return cli_fail("classifier train: unexpected argument '%s'", argv[optind]);
@@ -261,8 +249,7 @@ static int classifier_train(int argc, char **argv) {
         return cli_fail(
             "classifier train: --data is required (fashion-mnist, an IDX file or a PNG folder)");
     if (!out) return cli_fail("classifier train: --out FILE is required");
-    if (!out_dir_ok(out))
-        return cli_fail("classifier train: cannot write into the folder of %s", out);
+    if (cli_out_ok("classifier train", "--out", out)) return 2;
     dfs_set_threads((int)threads);
     tc.epochs = (int)epochs, tc.batch = (int)batch, tc.warmup = (int)warmup;
     tc.lr = (float)lr, tc.weight_decay = (float)wd, tc.seed = seed;
@@ -299,6 +286,13 @@ static int classifier_train(int argc, char **argv) {
             te.h, te.w, tr.c, tr.h, tr.w);
         goto done;
     }
+    for (int i = 0; have_test && i < te.n; i++) /* before training, not after its first epoch */
+        if (te.labels[i] < 0 || te.labels[i] >= cfg.num_classes) {
+            rc = cli_fail("classifier train: --test-data %s has label %d (image %d); the training data has %d "
+                          "classes (give --test-data none, or a test set of the same classes)",
+                          test, te.labels[i], i, cfg.num_classes);
+            goto done;
+        }
     fprintf(stderr,
             "training the classifier (%zu parameters) on %d images of %s, %d classes, "
             "%d epochs of batch %d, %ld threads\n",
@@ -437,9 +431,7 @@ static int classifier_eval(int argc, char **argv) {
             if (cli_int("--threads", optarg, 1, 256, &threads)) return 2;
             break;
         default:
-            return cli_fail("classifier eval: unknown or incomplete option '%s' (see diffuse "
-                            "classifier eval --help)",
-                            argv[optind - 1]);
+            return cli_bad_option("classifier eval", argv);
         }
     }
     if (optind < argc) return cli_fail("classifier eval: unexpected argument '%s'", argv[optind]);

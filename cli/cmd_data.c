@@ -226,7 +226,11 @@ int cmd_data(int argc, char **argv) {
         case O_N: if (cli_int("--n", optarg, 0, 1000000000, &nshow)) return 2; break;
         case O_VOCAB: if (cli_int("--max-vocab", optarg, DFS_TOK_SPECIALS + 1, 1000000, &max_vocab)) return 2; break;
         case O_SEED: if (cli_u64("--seed", optarg, &seed)) return 2; set_seed = 1; break;
-        default: return cli_fail("data %s: unknown or incomplete option '%s' (see diffuse data --help)", sub, argv[optind]);
+        default: {
+            char cmd[32];
+            snprintf(cmd, sizeof cmd, "data %s", sub);
+            return cli_bad_option(cmd, argv + 1); /* getopt ran over argv + 1 */
+        }
         }
     }
     int nargs = argc - 1 - optind;

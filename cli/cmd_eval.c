@@ -187,11 +187,6 @@ static int eval_nll(const eval_opts *o, dfs_model *m, eval_results *r) {
         long doneimg = i + nb;
         fprintf(stderr, "\r%ld/%ld images | mean %.4f bits/dim | %.1f s | ETA %.0f s   ", doneimg, n,
                 sum / doneimg, el, el / doneimg * (n - doneimg));
-        if (cli_interrupted() && doneimg < n) {
-            fputc('\n', stderr);
-            rc = cli_fail("eval: interrupted after %ld of %ld images", doneimg, n);
-            goto done;
-        }
     }
     fputc('\n', stderr);
     double mean = sum / n, var = 0;
@@ -619,7 +614,7 @@ int cmd_eval(int argc, char **argv) {
             if ((o.sampler = dfs_sampler_from_name(optarg)) < 0)
                 return cli_fail("--sampler must be ddpm, ddim, dpm++2m or heun, not '%s'", optarg);
             break;
-        default: return cli_fail("eval: unknown or incomplete option '%s' (see diffuse eval --help)", argv[optind - 1]);
+        default: return cli_bad_option("eval", argv);
         }
     }
     if (optind < argc) return cli_fail("eval: unexpected argument '%s'", argv[optind]);
@@ -630,6 +625,8 @@ int cmd_eval(int argc, char **argv) {
     if (o.save && !ends_with(o.save, ".npy")) return cli_fail("eval: --save-samples must end in .npy");
     if (o.save && o.nfiles) return cli_fail("eval: --save-samples only applies when sampling from --model");
     if (o.json && !ends_with(o.json, ".json")) return cli_fail("eval: --json must end in .json");
+    if ((o.json && cli_out_ok("eval", "--json", o.json)) || (o.save && cli_out_ok("eval", "--save-samples", o.save)))
+        return 2;
     dfs_set_threads((int)o.threads);
 
     dfs_model *m = NULL;
@@ -648,7 +645,8 @@ int cmd_eval(int argc, char **argv) {
         }
         if (o.steps < 0) o.steps = o.sampler == DFS_SAMPLER_DDPM ? m->cfg.T : (m->cfg.T < 20 ? m->cfg.T : 20);
     }
-    cli_catch_signals();
+    /* no signal catching: Ctrl-C or SIGTERM stops eval at once (sampling and the bound do not
+     * pause to look), and the JSON, written atomically at the end, is then not written */
     if (o.nll) rc = eval_nll(&o, m, &r);
     if (!rc && (o.fd || o.acc)) {
         eval_opts q = o;

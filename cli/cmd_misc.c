@@ -4,6 +4,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* ---- noise ----------------------------------------------------------------------------------- */
 
@@ -51,7 +52,7 @@ int cmd_noise(int argc, char **argv) {
         case O_T: if (cli_int("--T", optarg, 2, 100000, &T)) return 2; break;
         case O_SEED: if (cli_u64("--seed", optarg, &seed)) return 2; break;
         case O_SCHED: if ((schedule = dfs_schedule_from_name(optarg)) < 0) return cli_fail("--schedule must be linear or cosine, not '%s'", optarg); break;
-        default: return cli_fail("noise: unknown or incomplete option '%s' (see diffuse noise --help)", argv[optind - 1]);
+        default: return cli_bad_option("noise", argv);
         }
     }
     if (optind < argc) return cli_fail("noise: unexpected argument '%s'", argv[optind]);
@@ -81,8 +82,9 @@ int cmd_noise(int argc, char **argv) {
         s = cli_load_data(&d, data, NULL, 28, 1, 0);
         if (s != DFS_OK) return cli_fail_status(s);
         if (index >= d.n) {
+            int n = d.n; /* freeing zeroes it */
             dfs_dataset_free(&d);
-            return cli_fail("--index %ld is out of range: %s has %d images", index, data, d.n);
+            return cli_fail("--index %ld is out of range: %s has %d images", index, data, n);
         }
         c = d.c, h = d.h, w = d.w;
         px = malloc((size_t)c * h * w);
@@ -184,11 +186,25 @@ int cmd_export(int argc, char **argv) {
         case O_OUT: out = optarg; break;
         case O_F16: kind = DFS_CKPT_SAMPLING_F16; break;
         case O_F32: kind = DFS_CKPT_SAMPLING; break;
-        default: return cli_fail("export: unknown or incomplete option '%s' (see diffuse export --help)", argv[optind - 1]);
+        default: return cli_bad_option("export", argv);
         }
     }
     if (optind < argc) return cli_fail("export: unexpected argument '%s'", argv[optind]);
     if (!model || !out) return cli_fail("export: --model CKPT and --out FILE are required");
+    if (!ends_with(out, ".safetensors")) return cli_fail("export: --out must end in .safetensors: '%s'", out);
+    /* never over a training checkpoint (its own input, or another run's): that would throw away
+     * the optimiser state and EMA that resuming needs. Over a sampling model is fine. */
+    struct stat so, sm;
+    if (stat(out, &so) == 0) {
+        dfs_safetensors f;
+        int same = stat(model, &sm) == 0 && so.st_dev == sm.st_dev && so.st_ino == sm.st_ino, full = 0;
+        if (!same && dfs_st_load(&f, out) == DFS_OK) {
+            full = dfs_st_find(&f, "optim.m") != NULL;
+            dfs_st_free(&f);
+        }
+        if (same) return cli_fail("export: --out is the --model file itself; write to a new file");
+        if (full) return cli_fail("export: %s holds a resumable training checkpoint; write to a new file", out);
+    }
     dfs_model *m;
     char *tjson = NULL; /* the training record (data, class names, ...) travels with the weights, */
     dfs_train_state st; /* and so do the step, images seen and training time */
@@ -250,7 +266,7 @@ int cmd_bench(int argc, char **argv) {
         case O_BATCH: if (cli_int("--batch", optarg, 1, 4096, &batch)) return 2; break;
         case O_THREADS: if (cli_int("--threads", optarg, 1, 256, &threads)) return 2; break;
         case O_STEPS: if (cli_int("--steps", optarg, 1, 100000, &steps)) return 2; break;
-        default: return cli_fail("bench: unknown or incomplete option '%s' (see diffuse bench --help)", argv[optind - 1]);
+        default: return cli_bad_option("bench", argv);
         }
     }
     if (optind < argc) return cli_fail("bench: unexpected argument '%s'", argv[optind]);

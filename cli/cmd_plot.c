@@ -156,7 +156,7 @@ int cmd_plot(int argc, char **argv) {
         case O_SMOOTH: if (cli_int("--smooth", optarg, 0, 1000000, &smooth)) return 2; break;
         case O_W: if (cli_int("--width", optarg, 200, 8192, &width)) return 2; break;
         case O_H: if (cli_int("--height", optarg, 150, 8192, &height)) return 2; break;
-        default: return cli_fail("plot: unknown or incomplete option '%s' (see diffuse plot --help)", argv[optind - 1]);
+        default: return cli_bad_option("plot", argv);
         }
     }
     if (!out || !ends_with(out, ".png")) return cli_fail("plot: --out FILE.png is required");

@@ -9,6 +9,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *sample_help =
     "usage: diffuse sample --model CKPT --out FILE.png|FILE.npy [options]\n"
@@ -297,7 +298,7 @@ int cmd_sample(int argc, char **argv) {
             else if (!strcmp(optarg, "beta")) var_tilde = 0;
             else return cli_fail("--variance must be beta-tilde or beta, not '%s'", optarg);
             break;
-        default: return cli_fail("sample: unknown or incomplete option '%s' (see diffuse sample --help)", argv[optind - 1]);
+        default: return cli_bad_option("sample", argv);
         }
     }
     if (optind < argc) return cli_fail("sample: unexpected argument '%s'", argv[optind]);
@@ -306,6 +307,8 @@ int cmd_sample(int argc, char **argv) {
     int as_npy = ends_with(out, ".npy");
     if (!as_npy && !ends_with(out, ".png")) return cli_fail("sample: --out must end in .png or .npy: '%s'", out);
     if (traj_path && !ends_with(traj_path, ".png")) return cli_fail("sample: --trajectory must end in .png");
+    if (traj_path && !strcmp(traj_path, out)) return cli_fail("sample: --trajectory and --out name the same file");
+    if (cli_out_ok("sample", "--out", out) || (traj_path && cli_out_ok("sample", "--trajectory", traj_path))) return 2;
     if (prompt && prompts_file) return cli_fail("sample: give --prompt or --prompts, not both");
     if (prompt && !prompt[strspn(prompt, " \t")])
         return cli_fail("sample: --prompt is empty (leave it out for unconditional samples)");
@@ -497,22 +500,32 @@ int cmd_sample(int argc, char **argv) {
                     px[(size_t)i * dim + (size_t)p * C + c] = (uint8_t)(v + 0.5f);
                 }
         size_t shape[4] = {(size_t)n, (size_t)S, (size_t)S, (size_t)C};
-        s = dfs_npy_write_u8(out, px, 4, shape);
-        free(px);
-        char lp[4096];
+        /* images and labels as a pair: the labels go to a side file first, the images over
+         * --out, and only then the labels into place, so that a failed write (a full disk)
+         * leaves the old pair as it was and never new images beside old labels */
+        char lp[4096], lt[4200];
         snprintf(lp, sizeof lp, "%.*s.labels.npy", (int)(strlen(out) - 4), out);
-        if (s == DFS_OK && !conditional) remove(lp); /* the labels of the images just replaced */
-        if (s == DFS_OK && conditional) {
+        snprintf(lt, sizeof lt, "%s.pair.%ld", lp, (long)getpid());
+        if (conditional) {
             int32_t *l32 = malloc((size_t)n * sizeof *l32);
             if (!l32) {
+                free(px);
                 rc = cli_fail("out of memory");
                 goto done;
             }
             for (long i = 0; i < n; i++) l32[i] = labels[i];
             size_t ls[1] = {(size_t)n};
-            s = dfs_npy_write_i32(lp, l32, 1, ls);
+            s = dfs_npy_write_i32(lt, l32, 1, ls);
             free(l32);
         }
+        if (s == DFS_OK) s = dfs_npy_write_u8(out, px, 4, shape);
+        free(px);
+        if (s == DFS_OK && conditional && rename(lt, lp) != 0) {
+            dfs_set_error("%s written, but its labels could not be renamed to %s: %s", out, lp, strerror(errno));
+            s = DFS_ERR_IO;
+        }
+        if (conditional) remove(lt);                  /* after a failure: the pair is unchanged */
+        if (s == DFS_OK && !conditional) remove(lp); /* the labels of the images just replaced */
     } else if (prompts_file) {
         s = write_prompt_grid(out, x, P, (int)per, C, S, (int)scale, plist);
     } else {

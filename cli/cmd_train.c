@@ -211,6 +211,62 @@ static int restore_train(const char *json, train_args *a, dfs_train_config *tc, 
     return 0;
 }
 
+/* Drop the rows of metrics.csv past step: those of steps the checkpoint does not hold (a run
+ * killed, or whose last save failed, after logging them), which the resumed run logs again.
+ * Rewritten atomically, and only when there is something to drop. 0, or 2 after a message. */
+static int trim_metrics(const char *csv, long step) {
+    FILE *f;
+    if (dfs_open_read(csv, &f)) return 0; /* none yet: the run starts one */
+    char *buf = NULL, *line = NULL;
+    size_t len = 0, cap = 0, lcap = 0;
+    ssize_t n;
+    int drop = 0, first = 1, ok = 1;
+    while (ok && (n = getline(&line, &lcap, f)) > 0) {
+        char *end;
+        long s = strtol(line, &end, 10);
+        if (!first && end != line && *end == ',' && s > step) { /* past the checkpoint */
+            drop = 1;
+            continue;
+        }
+        first = 0;
+        if (len + (size_t)n + 1 > cap) {
+            char *b2 = realloc(buf, cap = 2 * (len + (size_t)n + 1));
+            if (!b2) ok = 0;
+            else buf = b2;
+        }
+        if (ok) memcpy(buf + len, line, (size_t)n), len += (size_t)n;
+    }
+    int err = ferror(f);
+    fclose(f);
+    free(line);
+    int rc = 0;
+    if (!ok || err)
+        rc = cli_fail("cannot read %s to resume it", csv);
+    else if (drop && dfs_write_atomic(csv, buf, len) != DFS_OK)
+        rc = cli_fail_status(DFS_ERR_IO);
+    free(buf);
+    return rc;
+}
+
+/* Never overwrite another run (checked before anything is loaded): a new run needs an --out
+ * without one (a metrics.csv of only its header, from a run that failed at once, does not
+ * count), and a resumed run writes only over the checkpoint it resumes. 0, or 2 after a
+ * message. */
+static int out_holds_other_run(const train_args *a) {
+    char ckpt[4096], csv[4096];
+    snprintf(ckpt, sizeof ckpt, "%s/last.safetensors", a->out);
+    snprintf(csv, sizeof csv, "%s/metrics.csv", a->out);
+    struct stat sb, rb;
+    int has_ckpt = stat(ckpt, &sb) == 0, has_rows = stat(csv, &rb) == 0 && rb.st_size > 64;
+    if (!a->resume && (has_ckpt || has_rows))
+        return cli_fail("train: %s already holds a run (%s); continue it with --resume %s, or choose a new --out",
+                        a->out, has_ckpt ? "last.safetensors" : "metrics.csv", ckpt);
+    if (a->resume && has_ckpt && (stat(a->resume, &rb) != 0 || rb.st_dev != sb.st_dev || rb.st_ino != sb.st_ino))
+        return cli_fail("train: %s already holds another run; resume %s into its own folder or a new --out", a->out,
+                        a->resume);
+    return 0;
+}
+
 static void fmt_time(char *buf, size_t n, double s) {
     if (s < 0 || s > 1e7) snprintf(buf, n, "--");
     else if (s >= 3600) snprintf(buf, n, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
@@ -345,7 +401,7 @@ int cmd_train(int argc, char **argv) {
         case O_SAVE: if (cli_int("--save-every", optarg, 1, 1000000000, &a.save_every)) return 2; break;
         case O_LOG: if (cli_int("--log-every", optarg, 1, 1000000000, &a.log_every)) return 2; break;
         default:
-            return cli_fail("train: unknown or incomplete option '%s' (see diffuse train --help)", argv[optind - 1]);
+            return cli_bad_option("train", argv);
         }
     }
     if (optind < argc) return cli_fail("train: unexpected argument '%s'", argv[optind]);
@@ -358,6 +414,7 @@ int cmd_train(int argc, char **argv) {
         return cli_fail("train: --text-heads %ld must divide --text-dim %ld", a.text_heads, a.text_dim);
     if (!a.text && a.data && dfs_captions_is_builder(a.data))
         return cli_fail("train: %s is captioned data; add --text to train a text-to-image model", a.data);
+    if (out_holds_other_run(&a)) return 2;
     dfs_set_threads((int)a.threads);
 
     dfs_train_config tc;
@@ -536,10 +593,8 @@ int cmd_train(int argc, char **argv) {
     char ckpt[4096], csv[4096], tmp[4096];
     snprintf(ckpt, sizeof ckpt, "%s/last.safetensors", a.out);
     snprintf(csv, sizeof csv, "%s/metrics.csv", a.out);
-    struct stat sb;
-    if (!a.resume && (stat(ckpt, &sb) == 0 || stat(csv, &sb) == 0)) { /* a new run would overwrite both */
-        rc = cli_fail("train: %s already holds a run (%s); continue it with --resume %s, or choose a new --out",
-                      a.out, stat(ckpt, &sb) == 0 ? "last.safetensors" : "metrics.csv", ckpt);
+    if (a.resume && trim_metrics(csv, st.step)) {
+        rc = 2;
         goto done_trainer;
     }
     FILE *mf = fopen(csv, a.resume ? "a" : "w");
@@ -605,7 +660,7 @@ int cmd_train(int argc, char **argv) {
         }
         if (csv_err) {
             if (tty) fputc('\n', stderr);
-            rc = cli_fail("cannot write %s: %s; stopping (the checkpoint is saved)", csv, strerror(errno));
+            rc = cli_fail("cannot write %s: %s; stopping", csv, strerror(errno));
             break;
         }
         if ((tty && el - last_print > 0.25) || (!tty && st.step % print_every == 0) || st.step == a.steps) {
@@ -629,7 +684,10 @@ int cmd_train(int argc, char **argv) {
     if (fclose(mf) != 0 && rc == 0) rc = cli_fail("cannot write %s: %s", csv, strerror(errno));
     if (rc == 0 || s != DFS_ERR_NAN) {
         dfs_status s2 = dfs_checkpoint_save(ckpt, m, &st, tj, DFS_CKPT_FULL);
-        if (s2 != DFS_OK && rc == 0) rc = cli_fail_status(s2);
+        if (s2 != DFS_OK) /* a second failure is said too: the run's state is then lost */
+            rc = rc == 0 ? cli_fail_status(s2) : (cli_fail("and the checkpoint could not be saved: %s", dfs_last_error()), rc);
+        else if (csv_err)
+            fprintf(stderr, "diffuse: the checkpoint of step %ld is saved to %s\n", st.step, ckpt);
     }
     if (rc == 0) {
         if (cli_interrupted()) fprintf(stderr, "interrupted at step %ld: checkpoint saved to %s (continue with --resume %s)\n", st.step, ckpt, ckpt);

@@ -12,6 +12,13 @@ int cli_fail_status(dfs_status s);
 int cli_int(const char *opt, const char *s, long lo, long hi, long *out);
 int cli_float(const char *opt, const char *s, double lo, double hi, double *out);
 int cli_u64(const char *opt, const char *s, uint64_t *out);
+/* After getopt_long returned '?': "CMD: unknown or incomplete option 'X' (see diffuse CMD
+ * --help)", naming the short option itself inside a cluster such as -xy. Returns 2. */
+int cli_bad_option(const char *cmd, char *const *argv);
+/* Whether a file can be written at path, checked before minutes of work: not empty, not an
+ * existing folder, FIFO or device, and in an existing writable folder. 0, or 2 after a
+ * one-line message "CMD: OPT ...". */
+int cli_out_ok(const char *cmd, const char *opt, const char *path);
 /* Load --data: "fashion-mnist" (train set), "fashion-mnist-test", a folder of PNGs, or an IDX
  * image file (labels from labels_path when given). size/channels apply to PNG folders. */
 dfs_status cli_load_data(dfs_dataset *d, const char *spec, const char *labels_path, int size,

@@ -1,7 +1,9 @@
 /* main.c - the diffuse command-line program: a thin user of libdiffuse. */
 #include "common.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -10,6 +12,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 int cli_fail(const char *fmt, ...) {
     va_list ap;
@@ -54,12 +57,36 @@ int cli_u64(const char *opt, const char *s, uint64_t *out) {
     char *end;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || *end || s[0] == '-') {
+    if (errno || end == s || *end || !isdigit((unsigned char)s[0])) { /* strtoull takes " -1" */
         cli_fail("%s expects a non-negative integer, got '%s'", opt, s);
         return -1;
     }
     *out = v;
     return 0;
+}
+
+int cli_bad_option(const char *cmd, char *const *argv) {
+    char shortopt[3] = {'-', (char)optopt, 0};
+    /* optopt is the unknown short option (getopt may still be inside its cluster, so argv
+     * does not name it); for long options it is 0 or their value, and argv[optind - 1] is it */
+    const char *what = optopt > 0 && optopt < 128 && optopt != 'h' ? shortopt : argv[optind - 1];
+    return cli_fail("%s: unknown or incomplete option '%s' (see diffuse %s --help)", cmd, what, cmd);
+}
+
+int cli_out_ok(const char *cmd, const char *opt, const char *path) {
+    struct stat sb;
+    if (!*path) return cli_fail("%s: %s is empty", cmd, opt);
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
+        return cli_fail("%s: %s %s exists and is not a regular file", cmd, opt, path);
+    char *copy = strdup(path);
+    if (!copy) return cli_fail("out of memory");
+    const char *slash = strrchr(copy, '/');
+    const char *dir = !slash ? "." : slash == copy ? "/" : (copy[slash - copy] = 0, copy);
+    int ok = stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode) && access(dir, W_OK) == 0;
+    int rc = ok ? 0 : cli_fail("%s: %s %s: the folder %s %s", cmd, opt, path, dir,
+                               stat(dir, &sb) != 0 ? "does not exist" : "is not a writable folder");
+    free(copy);
+    return rc;
 }
 
 int ends_with(const char *s, const char *suffix) {
@@ -71,6 +98,12 @@ dfs_status cli_load_data(dfs_dataset *d, const char *spec, const char *labels_pa
                          int channels, int limit) {
     dfs_status s;
     struct stat sb;
+    int idx = strcmp(spec, "fashion-mnist") && strcmp(spec, "fashion-mnist-test") && stat(spec, &sb) == 0 &&
+              !S_ISDIR(sb.st_mode);
+    if (labels_path && !idx) { /* the others carry their labels: a --labels would be ignored */
+        dfs_set_error("--labels goes with an IDX --data file, not with %s", spec);
+        return DFS_ERR_ARG;
+    }
     if (strcmp(spec, "fashion-mnist") == 0) s = dfs_load_fashion_mnist(d, 1);
     else if (strcmp(spec, "fashion-mnist-test") == 0) s = dfs_load_fashion_mnist(d, 0);
     else if (stat(spec, &sb) == 0 && S_ISDIR(sb.st_mode)) s = dfs_load_png_dir(d, spec, size, channels);
@@ -139,6 +172,7 @@ void cli_catch_signals(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C stops at once, even inside a long step */
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);

@@ -31,6 +31,16 @@ void dfs_dataset_free(dfs_dataset *d) {
 }
 
 /* Read up to len bytes; returns the count read, or -1 on a zlib error (message set). */
+/* zlib's message without the "<fd:N>: " that gzdopen puts in front of it (the caller names
+ * the file). */
+static const char *gz_reason(const char *msg) {
+    if (msg && !strncmp(msg, "<fd:", 4)) {
+        const char *p = strstr(msg, ": ");
+        if (p) return p + 2;
+    }
+    return msg ? msg : "unknown zlib error";
+}
+
 static long long gz_read_all(gzFile f, const char *path, void *buf, size_t len) {
     size_t got = 0;
     while (got < len) {
@@ -41,7 +51,7 @@ static long long gz_read_all(gzFile f, const char *path, void *buf, size_t len) 
             int zerr;
             const char *msg = gzerror(f, &zerr);
             dfs_set_error("%s: corrupt gzip data: %s", path,
-                          zerr == Z_ERRNO ? strerror(errno) : msg);
+                          zerr == Z_ERRNO ? strerror(errno) : gz_reason(msg));
             return -1;
         }
         if (r == 0) break;
@@ -111,7 +121,7 @@ static dfs_status read_body(gzFile f, const char *path, const char *what, void *
     int zerr;
     const char *msg = gzerror(f, &zerr);
     if (zerr != Z_OK) {
-        dfs_set_error("%s: corrupt or truncated gzip data: %s", path, msg);
+        dfs_set_error("%s: corrupt or truncated gzip data: %s", path, gz_reason(msg));
         return DFS_ERR_FORMAT;
     }
     return DFS_OK;

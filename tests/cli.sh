@@ -14,6 +14,10 @@ done
 # argument errors
 expect_error "unknown command" "unknown command" "$D" frobnicate
 expect_error "unknown option" "unknown or incomplete option" "$D" train --bogus
+expect_error "an unknown short option in a cluster" "option '-x' (see diffuse sample --help)" "$D" sample -xy --model m
+expect_error "a seed of ' -1'" "--seed expects a non-negative integer" "$D" sample --model m --seed " -1" --out "$T/x.png"
+expect_error "--labels with a data set that has its own" "--labels goes with an IDX --data file" "$D" train \
+    --data fashion-mnist-test --labels /nonexistent --limit 4 --out "$T/lab" --steps 1
 expect_error "bad number" "--batch expects an integer" "$D" train --data fashion-mnist --out "$T/r" --batch 0
 expect_error "bad schedule" "--schedule must be" "$D" train --data fashion-mnist --out "$T/r" --schedule cubic
 expect_error "missing --out" "--out RUNDIR is required" "$D" train --data fashion-mnist
@@ -60,6 +64,15 @@ cp "$T/run2/metrics.csv" "$T/m.before"; cp "$T/run2/last.safetensors" "$T/c.befo
 expect_error "a new run over an old one" "already holds a run" "$D" train --data fashion-mnist --limit 64 \
     --preset small --steps 2 --threads 1 --out "$T/run2"
 check "the old run is kept" sh -c "cmp -s '$T/m.before' '$T/run2/metrics.csv' && cmp -s '$T/c.before' '$T/run2/last.safetensors'"
+# rows logged past the checkpoint (a run killed before its next save) are dropped on resume, and
+# a resume into a folder that holds another run is refused
+cp -r "$T/run2" "$T/run7"; printf '13,0.5,0.001,104,1,1\n14,0.5,0.001,112,1,1\n' >>"$T/run7/metrics.csv"
+"$D" train --resume "$T/run7/last.safetensors" --steps 14 --log-every 1 --sample-every 0 --threads 1 \
+    --out "$T/run7" 2>/dev/null
+check "resumed metrics.csv holds steps 1-14 once each" \
+    [ "$(tail -n +2 "$T/run7/metrics.csv" | cut -d, -f1 | tr '\n' ' ')" = "1 2 3 4 5 6 7 8 9 10 11 12 13 14 " ]
+expect_error "a resume over another run" "already holds another run" "$D" train --resume "$T/run7/last.safetensors" \
+    --steps 15 --threads 1 --out "$T/run2"
 # a resumed record edited out of its options' ranges, or naming no data, is refused
 # (rewritten with Python's json and struct: the header is JSON after an 8-byte length)
 edit_train() { # SRC DST KEY VALUE: set (or, VALUE "-", delete) a key of the "train" record
@@ -143,6 +156,16 @@ check "labels npy" grep -q "'shape': (6,)" "$T/s.labels.npy"
 "$D" sample --model "$T/run/last.safetensors" --n 2 --sampler ddim --steps 3 --seed 4 --out "$T/d1.npy" 2>/dev/null
 "$D" sample --model "$T/run/last.safetensors" --n 2 --sampler ddim --steps 3 --seed 4 --out "$T/d2.npy" 2>/dev/null
 check "same seed, same samples" cmp -s "$T/d1.npy" "$T/d2.npy"
+# outputs are checked before sampling: a missing folder, a folder in the way, one file for two
+expect_error "--out in a missing folder" "the folder .*/none does not exist" "$D" sample --model "$T/run/last.safetensors" \
+    --n 2 --out "$T/none/s.npy"
+mkdir "$T/dir.png"
+expect_error "--out is a folder" "exists and is not a regular file" "$D" sample --model "$T/run/last.safetensors" \
+    --n 2 --out "$T/dir.png"
+expect_error "--trajectory over --out" "name the same file" "$D" sample --model "$T/run/last.safetensors" \
+    --n 2 --out "$T/t.png" --trajectory "$T/t.png"
+expect_error "eval --json in a missing folder" "the folder .*/none does not exist" "$D" eval --fd \
+    --model "$T/run/last.safetensors" --json "$T/none/e.json"
 "$D" sample --model "$T/run/last.safetensors" --n 2 --sampler ddpm --steps 10 --out "$T/p.png" 2>/dev/null
 check "ddpm respaced sample" [ -s "$T/p.png" ]
 for smp in dpm++2m heun; do
@@ -151,6 +174,12 @@ for smp in dpm++2m heun; do
 done
 expect_error "unknown sampler" "must be ddpm, ddim, dpm++2m or heun" "$D" sample --model "$T/run/last.safetensors" --sampler euler --out "$T/c.png"
 
+# export never writes over a training checkpoint: its own input, or another run's
+cp "$T/run/last.safetensors" "$T/own.safetensors"
+expect_error "export onto its own input" "is the --model file itself" "$D" export --model "$T/own.safetensors" --out "$T/own.safetensors"
+expect_error "export onto another run" "holds a resumable training checkpoint" "$D" export --model "$T/run/last.safetensors" --out "$T/own.safetensors"
+expect_error "export to another suffix" "must end in .safetensors" "$D" export --model "$T/run/last.safetensors" --out "$T/x.bin"
+check "the training checkpoint is kept" cmp -s "$T/run/last.safetensors" "$T/own.safetensors"
 # export: EMA weights only, float16, smaller, and samplable
 "$D" export --model "$T/run/last.safetensors" --out "$T/ship.safetensors" 2>/dev/null
 check "export exits 0" [ $? -eq 0 ]

@@ -30,7 +30,16 @@ expect_error "bad epochs" "--epochs expects an integer" "$D" classifier train --
 expect_error "bad lr" "--lr expects a number" "$D" classifier train --data fashion-mnist --out "$T/c.safetensors" --lr fast
 expect_error "stray argument" "unexpected argument 'extra'" "$D" classifier eval --model "$M" extra
 expect_error "missing --model" "--model FILE is required" "$D" classifier eval
-expect_error "unwritable folder" "cannot write into the folder" "$D" classifier train --data fashion-mnist --out "$T/no/such/dir/c.safetensors"
+expect_error "unwritable folder" "the folder .*no/such/dir does not exist" "$D" classifier train --data fashion-mnist --out "$T/no/such/dir/c.safetensors"
+expect_error "an empty --out" "--out is empty" "$D" classifier train --data fashion-mnist --out ""
+mkdir "$T/adir.safetensors"
+expect_error "a folder as --out" "exists and is not a regular file" "$D" classifier train --data fashion-mnist --out "$T/adir.safetensors"
+# two classes against the 10 of the default test set: refused before training, not after an epoch
+mkdir -p "$T/two/a" "$T/two/b"
+"$D" data build emoji --limit 2 --out "$T/em2" 2>/dev/null
+cp "$T/em2/000000.png" "$T/two/a/x.png"; cp "$T/em2/000001.png" "$T/two/b/y.png"
+expect_error "test labels outside the classes" "has label .* the training data has 2 classes" "$D" classifier train \
+    --data "$T/two" --out "$T/c.safetensors" --epochs 1 --threads 1
 expect_error "missing data" "no such file" "$D" classifier train --data "$T/none.idx" --out "$T/c.safetensors"
 # an IDX image file without labels
 printf '\000\000\010\003\000\000\000\002\000\000\000\034\000\000\000\034' >"$T/two.idx"
