@@ -645,6 +645,21 @@ int cmd_eval(int argc, char **argv) {
         }
         if (o.steps < 0) o.steps = o.sampler == DFS_SAMPLER_DDPM ? m->cfg.T : (m->cfg.T < 20 ? m->cfg.T : 20);
     }
+    if ((o.fd || o.acc) && m && !o.nfiles) { /* the classifier must take the model's images: known before the work */
+        dfs_classifier *clf = NULL;
+        dfs_status s = dfs_classifier_load(o.clf_path, &clf, NULL);
+        const dfs_unet_config *u = &m->cfg.unet;
+        if (s != DFS_OK) rc = cli_fail_status(s);
+        else if (clf->cfg.in_channels != u->in_channels || clf->cfg.image_size != u->image_size)
+            rc = cli_fail("eval: the model makes %dx%dx%d images but the classifier %s takes %dx%dx%d", u->in_channels,
+                          u->image_size, u->image_size, o.clf_path, clf->cfg.in_channels, clf->cfg.image_size,
+                          clf->cfg.image_size);
+        dfs_classifier_free(clf);
+        if (rc) {
+            dfs_model_free(m);
+            return rc;
+        }
+    }
     /* no signal catching: Ctrl-C or SIGTERM stops eval at once (sampling and the bound do not
      * pause to look), and the JSON, written atomically at the end, is then not written */
     if (o.nll) rc = eval_nll(&o, m, &r);

@@ -93,6 +93,10 @@ int cmd_noise(int argc, char **argv) {
         if (!px) return cli_fail("out of memory");
     }
     size_t dim = (size_t)c * h * w;
+    if ((s = cli_grid_fits(ns + 1, h, w, ns + 1, (int)scale)) != DFS_OK) { /* before the frames */
+        free(px);
+        return cli_fail_status(s);
+    }
     dfs_schedule sch;
     if ((s = dfs_schedule_init(&sch, schedule, (int)T)) != DFS_OK) {
         free(px);

@@ -58,7 +58,7 @@ static const char *train_help =
     "  --schedule NAME     linear (default) or cosine\n"
     "  --T N               diffusion steps (default 1000)\n"
     "  --prediction NAME   eps (default), x0 or v\n"
-    "optimisation:\n"
+    "optimisation (with --resume, --batch to --cond-drop and --limit are the run's own):\n"
     "  --steps N           train until step N in total (default 10000)\n"
     "  --minutes M         stop after M minutes of this run (whichever comes first)\n"
     "  --batch N           images per step (default 64)\n"
@@ -352,12 +352,13 @@ int cmd_train(int argc, char **argv) {
         {"text-len", required_argument, 0, O_TLEN}, {"min-count", required_argument, 0, O_MINCOUNT},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int o;
-    int set_batch = 0, set_lr = 0;
+    unsigned char given[512] = {0}; /* the options on the command line, by getopt value */
     a.classes = -1;
     a.text_dim = 64, a.text_layers = 2, a.text_heads = 4, a.text_len = 16, a.min_count = 1;
     optind = 1;
     opterr = 0;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (o > 0 && o < 512) given[o] = 1;
         switch (o) {
         case 'h': fputs(train_help, stdout); return 0;
         case O_DATA: a.data = optarg; break;
@@ -388,8 +389,8 @@ int cmd_train(int argc, char **argv) {
         case O_T: if (cli_int("--T", optarg, 2, 100000, &a.T)) return 2; break;
         case O_STEPS: if (cli_int("--steps", optarg, 1, 1000000000, &a.steps)) return 2; break;
         case O_MINUTES: if (cli_float("--minutes", optarg, 0.001, 1e7, &a.minutes)) return 2; break;
-        case O_BATCH: if (cli_int("--batch", optarg, 1, 4096, &a.batch)) return 2; set_batch = 1; break;
-        case O_LR: if (cli_float("--lr", optarg, 1e-9, 0.99, &a.lr)) return 2; set_lr = 1; break;
+        case O_BATCH: if (cli_int("--batch", optarg, 1, 4096, &a.batch)) return 2; break;
+        case O_LR: if (cli_float("--lr", optarg, 1e-9, 0.99, &a.lr)) return 2; break;
         case O_WARMUP: if (cli_int("--warmup", optarg, 0, 100000000, &a.warmup)) return 2; break;
         case O_WD: if (cli_float("--weight-decay", optarg, 0, 10, &a.wd)) return 2; break;
         case O_CLIP: if (cli_float("--clip", optarg, 0, 1e9, &a.clip)) return 2; break;
@@ -463,8 +464,18 @@ int cmd_train(int argc, char **argv) {
             rc = cli_fail("train: %s is a text model without a tokenizer; it cannot be resumed", a.resume);
             goto done_model;
         }
-        if (set_batch && tc.batch != a.batch) fprintf(stderr, "diffuse: note: --batch ignored; the resumed run uses %d\n", tc.batch);
-        if (set_lr && tc.opt.lr != (float)a.lr) fprintf(stderr, "diffuse: note: --lr ignored; the resumed run uses %g\n", tc.opt.lr);
+        /* the optimisation settings are the run's: say which options were overruled */
+        const struct {
+            int opt;
+            const char *name;
+            double v;
+        } kept[] = {{O_BATCH, "--batch", tc.batch},        {O_LR, "--lr", tc.opt.lr},
+                    {O_WARMUP, "--warmup", tc.opt.warmup}, {O_WD, "--weight-decay", tc.opt.weight_decay},
+                    {O_CLIP, "--clip", tc.opt.clip},      {O_EMA, "--ema", tc.opt.ema_decay},
+                    {O_CDROP, "--cond-drop", tc.cond_drop}, {O_LIMIT, "--limit", (double)a.limit}};
+        for (size_t k = 0; k < sizeof kept / sizeof *kept; k++)
+            if (given[kept[k].opt])
+                fprintf(stderr, "diffuse: note: %s ignored; the resumed run keeps its %g\n", kept[k].name, kept[k].v);
         fprintf(stderr, "resuming %s at step %ld (%ld images seen)\n", a.resume, st.step, st.images_seen);
     }
     if (text) { /* captions first: a new model takes their size, channels and vocabulary */

@@ -19,6 +19,10 @@ int cli_bad_option(const char *cmd, char *const *argv);
  * existing folder, FIFO or device, and in an existing writable folder. 0, or 2 after a
  * one-line message "CMD: OPT ...". */
 int cli_out_ok(const char *cmd, const char *opt, const char *path);
+/* Whether a grid of n images (h x w, enlarged s times, in rows of cols) fits in a PNG (65536
+ * pixels a side, dfs_png_write_grid's limit): DFS_OK, or DFS_ERR_ARG with the error set. For a
+ * check before the images are made or the enlarged copy allocated. */
+dfs_status cli_grid_fits(int n, int h, int w, int cols, int s);
 /* Load --data: "fashion-mnist" (train set), "fashion-mnist-test", a folder of PNGs, or an IDX
  * image file (labels from labels_path when given). size/channels apply to PNG folders. */
 dfs_status cli_load_data(dfs_dataset *d, const char *spec, const char *labels_path, int size,

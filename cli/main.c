@@ -116,8 +116,21 @@ dfs_status cli_load_data(dfs_dataset *d, const char *spec, const char *labels_pa
     return s;
 }
 
+dfs_status cli_grid_fits(int n, int h, int w, int cols, int s) {
+    if (s < 1) s = 1;
+    long long cc = cols < n ? cols : n, rows = cc > 0 ? (n + cc - 1) / cc : 0;
+    long long gw = cc * ((long long)w * s + 2) + 2, gh = rows * ((long long)h * s + 2) + 2;
+    if (gw > 65536 || gh > 65536) {
+        dfs_set_error("a grid of %lld x %lld pixels is too large for a PNG (at most 65536 a side): fewer images "
+                      "or a smaller --scale", gw, gh);
+        return DFS_ERR_ARG;
+    }
+    return DFS_OK;
+}
+
 dfs_status cli_write_grid(const char *path, const float *x, int n, int c, int h, int w, int cols,
                           int s) {
+    if (cli_grid_fits(n, h, w, cols, s)) return DFS_ERR_ARG; /* before the enlarged copy */
     if (s <= 1) return dfs_png_write_grid(path, x, n, c, h, w, cols);
     size_t big = (size_t)n * c * h * s * w * s;
     float *y = malloc(big * sizeof(float));
@@ -138,6 +151,7 @@ dfs_status cli_write_grid_labeled(const char *path, const float *x, int n, int c
                                   const char *const *labels) {
     if (!labels) return cli_write_grid(path, x, n, c, h, w, cols, s);
     if (s < 1) s = 1;
+    if (cli_grid_fits(n, h, w, cols, s)) return DFS_ERR_ARG;
     int px = w * s / 7;
     px = px < 8 ? 8 : px > 16 ? 16 : px;
     /* the font first: without it, the grid alone; a failed write is an error, not a fallback */

@@ -28,7 +28,10 @@ expect_error "corrupt model" "corrupt.safetensors" "$D" sample --model "$T/corru
 check "no partial output after a failed sample" [ ! -e "$T/x.png" ]
 expect_error "bad out extension" "must end in .png or .npy" "$D" sample --model "$T/corrupt.safetensors" --out "$T/x.jpg"
 expect_error "info of corrupt" "corrupt.safetensors" "$D" info "$T/corrupt.safetensors"
-expect_error "noise index range" "out of range" "$D" noise --data fashion-mnist-test --index 10000 --out "$T/n.png"
+expect_error "noise index range" "fashion-mnist-test has 10000 images" "$D" noise --data fashion-mnist-test --index 10000 --out "$T/n.png"
+"$D" data build emoji --limit 1 --size 128 --out "$T/big" 2>/dev/null # one 128x128 image
+expect_error "a noise strip too wide for a PNG" "too large for a PNG" "$D" noise --image "$T/big/000000.png" \
+    --scale 16 --at "$(seq -s, 0 15 945)" --out "$T/n.png"
 check "no partial noise strip" [ ! -e "$T/n.png" ]
 # an IDX file with the wrong image size for the model
 printf '\000\000\010\003\000\000\000\002\000\000\000\005\000\000\000\005' >"$T/small.idx"
@@ -68,7 +71,9 @@ check "the old run is kept" sh -c "cmp -s '$T/m.before' '$T/run2/metrics.csv' &&
 # a resume into a folder that holds another run is refused
 cp -r "$T/run2" "$T/run7"; printf '13,0.5,0.001,104,1,1\n14,0.5,0.001,112,1,1\n' >>"$T/run7/metrics.csv"
 "$D" train --resume "$T/run7/last.safetensors" --steps 14 --log-every 1 --sample-every 0 --threads 1 \
-    --out "$T/run7" 2>/dev/null
+    --ema 0 --out "$T/run7" 2>"$T/r7.err"
+check "an optimisation option given to a resume is named as overruled" \
+    grep -q "note: --ema ignored; the resumed run keeps its 0.9999" "$T/r7.err"
 check "resumed metrics.csv holds steps 1-14 once each" \
     [ "$(tail -n +2 "$T/run7/metrics.csv" | cut -d, -f1 | tr '\n' ' ')" = "1 2 3 4 5 6 7 8 9 10 11 12 13 14 " ]
 expect_error "a resume over another run" "already holds another run" "$D" train --resume "$T/run7/last.safetensors" \
@@ -147,6 +152,8 @@ pngh() { od -An -tu1 -j20 -N4 "$1" | awk '{ print $1 * 16777216 + $2 * 65536 + $
 check "grid with class names is taller than without ($(pngh "$T/s.png") vs $(pngh "$T/nl.png"))" \
     [ "$(pngh "$T/s.png")" -gt "$(( $(pngh "$T/nl.png") * 2 ))" ]
 check "plain grid of 10 is one row of 28 + borders" [ "$(pngh "$T/nl.png")" -eq 32 ]
+expect_error "eval of a model whose images the classifier does not take" "makes 3x16x16 images but the classifier" \
+    "$D" eval --fd --model "$T/run4/last.safetensors" --n 4000
 expect_error "wrong number of class names" "needs 10 comma-separated names" "$D" sample --model "$T/run/last.safetensors" \
     --class-names a,b --out "$T/c.png"
 "$D" sample --model "$T/run/last.safetensors" --n 6 --class 3 --guidance 2 --sampler ddim --steps 4 --out "$T/s.npy" 2>/dev/null
