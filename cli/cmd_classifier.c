@@ -33,6 +33,7 @@ static const char *train_help =
     "  --labels FILE       IDX label file for an IDX --data\n"
     "  --test-data SRC     images to measure accuracy on (default fashion-mnist-test; 'none'\n"
     "                      skips the measurement)\n"
+    "  --test-labels FILE  IDX label file for an IDX --test-data\n"
     "  --out FILE          the classifier file to write (its folder must exist)\n"
     "  --epochs N          passes over the data (default 3)\n"
     "  --batch N           images per step (default 128)\n"
@@ -161,7 +162,7 @@ static int on_step(void *user, int epoch, long step, long spe, float loss) {
 }
 
 static int classifier_train(int argc, char **argv) {
-    const char *data = NULL, *labels = NULL, *out = NULL, *test = "fashion-mnist-test";
+    const char *data = NULL, *labels = NULL, *out = NULL, *test = "fashion-mnist-test", *test_labels = NULL;
     long limit = 0, threads = 2, epochs, batch, warmup;
     double lr, wd;
     uint64_t seed = 0;
@@ -172,6 +173,7 @@ static int classifier_train(int argc, char **argv) {
         O_DATA = 256,
         O_LABELS,
         O_TEST,
+        O_TEST_LABELS,
         O_OUT,
         O_EPOCHS,
         O_BATCH,
@@ -185,6 +187,7 @@ static int classifier_train(int argc, char **argv) {
     static const struct option opts[] = {{"data", required_argument, 0, O_DATA},
                                          {"labels", required_argument, 0, O_LABELS},
                                          {"test-data", required_argument, 0, O_TEST},
+                                         {"test-labels", required_argument, 0, O_TEST_LABELS},
                                          {"out", required_argument, 0, O_OUT},
                                          {"epochs", required_argument, 0, O_EPOCHS},
                                          {"batch", required_argument, 0, O_BATCH},
@@ -212,6 +215,9 @@ static int classifier_train(int argc, char **argv) {
             break;
         case O_TEST:
             test = optarg;
+            break;
+        case O_TEST_LABELS:
+            test_labels = optarg;
             break;
         case O_OUT:
             out = optarg;
@@ -250,6 +256,8 @@ static int classifier_train(int argc, char **argv) {
             "classifier train: --data is required (fashion-mnist, an IDX file or a PNG folder)");
     if (!out) return cli_fail("classifier train: --out FILE is required");
     if (cli_out_ok("classifier train", "--out", out)) return 2;
+    if (test_labels && !strcmp(test, "none"))
+        return cli_fail("classifier train: --test-labels goes with a --test-data");
     dfs_set_threads((int)threads);
     tc.epochs = (int)epochs, tc.batch = (int)batch, tc.warmup = (int)warmup;
     tc.lr = (float)lr, tc.weight_decay = (float)wd, tc.seed = seed;
@@ -259,7 +267,7 @@ static int classifier_train(int argc, char **argv) {
     int rc = load_labelled(&tr, "--data", data, labels, limit);
     if (rc) return rc;
     int have_test = strcmp(test, "none") != 0;
-    if (have_test && (rc = load_labelled(&te, "--test-data", test, NULL, 0))) {
+    if (have_test && (rc = load_labelled(&te, "--test-data", test, test_labels, 0))) {
         dfs_dataset_free(&tr);
         return rc;
     }

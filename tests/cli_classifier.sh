@@ -14,7 +14,7 @@ for c in train eval; do
     check "classifier $c --help prints usage" grep -q "usage: diffuse classifier $c" "$T/h"
 done
 "$D" classifier train --help >"$T/h"
-for o in --data --labels --test-data --out --epochs --batch --lr --weight-decay --warmup --limit --seed --threads; do
+for o in --data --labels --test-data --test-labels --out --epochs --batch --lr --weight-decay --warmup --limit --seed --threads; do
     check "train --help documents $o" grep -q -e "^  $o " "$T/h"
 done
 "$D" --help >"$T/h"; check "top-level help lists classifier" grep -q "classifier" "$T/h"
@@ -46,6 +46,13 @@ printf '\000\000\010\003\000\000\000\002\000\000\000\034\000\000\000\034' >"$T/t
 head -c 1568 /dev/zero >>"$T/two.idx"
 expect_error "unlabelled data" "has no labels" "$D" classifier train --data "$T/two.idx" --out "$T/c.safetensors"
 check "no output after failed runs" [ ! -e "$T/c.safetensors" ]
+# an IDX test set takes its labels from --test-labels
+printf '\000\000\010\001\000\000\000\002\003\007' >"$T/two.lab"
+"$D" classifier train --data fashion-mnist-test --limit 64 --epochs 1 --test-data "$T/two.idx" \
+    --test-labels "$T/two.lab" --threads 1 --out "$T/tl.safetensors" >"$T/tl.out" 2>&1
+check "--test-labels gives an IDX test set its labels" grep -q "test accuracy .* on 2 images of .*two.idx" "$T/tl.out"
+expect_error "--test-labels without a test set" "--test-labels goes with a --test-data" "$D" classifier train \
+    --data fashion-mnist-test --test-data none --test-labels "$T/two.lab" --out "$T/tl2.safetensors"
 
 # model file errors
 expect_error "missing model" "$T/none.safetensors" "$D" classifier eval --model "$T/none.safetensors"
