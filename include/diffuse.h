@@ -77,7 +77,11 @@ typedef void (*dfs_log_fn)(dfs_log_level level, const char *msg, void *user);
 void dfs_set_log(dfs_log_fn fn, void *user);
 void dfs_log(dfs_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Abort with file and line for programmer errors (shape mismatches in op calls). */
+/* Abort with file and line for programmer errors (shape mismatches in op calls). Running out
+ * of memory for activations inside a forward or backward pass has no way back either: it
+ * prints one line and exits with status 2 (dfs_unet_config_check keeps attention, the largest
+ * buffer, at most 4096 tokens, so that only a batch or model too large for the machine gets
+ * there). */
 #define DFS_ASSERT(cond)                                                                      \
     do {                                                                                      \
         if (!(cond)) dfs_assert_fail(__FILE__, __LINE__, #cond);                              \

@@ -273,7 +273,11 @@ void *dfs_graph_alloc(dfs_graph *g, size_t bytes) {
         size_t cap = g->reserved / 2 > ARENA_MIN ? g->reserved / 2 : ARENA_MIN;
         if (cap < need) cap = need;
         chunk *c = chunk_new(cap);
-        if (!c) dfs_assert_fail(__FILE__, __LINE__, "out of memory for activations");
+        if (!c) { /* no way back from inside an op: a clear message and exit status 2, no core dump */
+            fprintf(stderr, "diffuse: out of memory for activations (%zu MB more, %zu MB held): a smaller batch, "
+                            "image size or model\n", cap >> 20, g->reserved >> 20);
+            exit(2);
+        }
         c->next = g->head;
         g->head = c;
         g->reserved += cap;

@@ -102,6 +102,15 @@ dfs_status dfs_unet_config_check(const dfs_unet_config *c) {
         if (c->base_channels * c->mult[l] > 4096) // also keeps 4 C (the time embedding) in int
             BAD("level %d has %d channels; at most 4096", l, c->base_channels * c->mult[l]);
     }
+    /* self-attention holds a (tokens x tokens) matrix per image: past 64 x 64 tokens that is
+     * gigabytes for one image (1024 x 1024 pixels with attention at 256 x 256: 17 GB) */
+    for (int l = 0; l < c->nlevels; l++) {
+        int r = c->image_size >> l, mid = l == c->nlevels - 1; // the middle block attends at the last
+        if ((c->attn[l] || mid) && r * r > 4096)
+            BAD("%s at level %d would span %d x %d = %d tokens; at most 4096 (64 x 64): more levels or a "
+                "smaller image size",
+                mid && !c->attn[l] ? "the middle block's attention" : "self-attention", l, r, r, r * r);
+    }
     if (c->enc_blocks < 1 || c->enc_blocks > MAX_BLOCKS) BAD("blocks per level must be 1..%d", MAX_BLOCKS);
     if (c->dec_blocks != c->enc_blocks + 1)
         BAD("decoder blocks (%d) must be encoder blocks + 1 (%d): one per skip", c->dec_blocks, c->enc_blocks + 1);

@@ -14,6 +14,9 @@ done
 # argument errors
 expect_error "unknown command" "unknown command" "$D" frobnicate
 expect_error "unknown option" "unknown or incomplete option" "$D" train --bogus
+expect_error "attention over 512 x 512 tokens" "at most 4096 (64 x 64)" "$D" train --data fashion-mnist --preset small \
+    --image-size 1024 --out "$T/big1024"
+check "no run folder left by a refused config" [ ! -e "$T/big1024/metrics.csv" ]
 expect_error "an unknown short option in a cluster" "option '-x' (see diffuse sample --help)" "$D" sample -xy --model m
 expect_error "a seed of ' -1'" "--seed expects a non-negative integer" "$D" sample --model m --seed " -1" --out "$T/x.png"
 expect_error "--labels with a data set that has its own" "--labels goes with an IDX --data file" "$D" train \
