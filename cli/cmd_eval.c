@@ -360,20 +360,9 @@ static int draw_samples(const eval_opts *o, dfs_model *m, sample_set *ss, double
                     px[((size_t)i * hw + q) * ss->c + ch] =
                         (uint8_t)lroundf((ss->x[((size_t)i * ss->c + ch) * hw + q] + 1) * 127.5f);
         size_t shp[4] = {(size_t)ss->n, (size_t)ss->h, (size_t)ss->w, (size_t)ss->c};
-        s = dfs_npy_write_u8(o->save, px, 4, shp);
+        s = cli_write_npy_pair(o->save, px, shp, ss->labels); /* as diffuse sample writes them */
         free(px);
         if (s != DFS_OK) return cli_fail_status(s);
-        if (ss->labels) {
-            char lp[4096];
-            snprintf(lp, sizeof lp, "%.*s.labels.npy", (int)(strlen(o->save) - 4), o->save);
-            int32_t *l = malloc((size_t)ss->n * sizeof(int32_t));
-            if (!l) return cli_fail("out of memory");
-            for (long i = 0; i < ss->n; i++) l[i] = ss->labels[i];
-            size_t ls[1] = {(size_t)ss->n};
-            s = dfs_npy_write_i32(lp, l, 1, ls);
-            free(l);
-            if (s != DFS_OK) return cli_fail_status(s);
-        }
     }
     return 0;
 }

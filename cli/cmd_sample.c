@@ -407,24 +407,25 @@ int cmd_sample(int argc, char **argv) {
             fprintf(stderr, "diffuse: warning: %d words past the model's %d tokens were dropped from the prompts\n",
                     truncated, u->text.max_len);
     }
-    if (!as_npy) { /* the picture's size is known now: refuse it before sampling, not after */
-        const long long cell = (long long)S * scale + 2; /* an image and its border */
-        long long gw, gh;
-        if (prompts_file) { /* the prompts' column is at most 480 pixels wide */
-            gw = 480 + per * cell + 2;
-            gh = P * cell + 2;
-        } else { /* the class names take at most 32 pixels above */
-            long long gc = cols > 0 ? cols : (ncls > 0 && ncls <= 16 ? ncls : 8);
-            if (gc > n) gc = n;
-            gw = gc * cell + 2;
-            gh = (n + gc - 1) / gc * cell + 2 + 32;
-        }
+    /* the pictures' sizes are known now: refuse one too large before sampling, not after */
+    if (!as_npy && prompts_file) { /* write_prompt_grid: a column of prompts at most 480 wide */
+        const long long cell = (long long)S * scale + 2, gw = 480 + per * cell + 2, gh = P * cell + 2;
         if (gw > 65535 || gh > 65535) {
             rc = cli_fail("sample: a grid of up to %lld x %lld pixels is too large for a PNG (at most 65535 a side); "
                           "ask for fewer samples or a smaller --scale, or write FILE.npy",
                           gw, gh);
             goto done;
         }
+    } else if (!as_npy) {
+        long gc = cols > 0 ? cols : (ncls > 0 && ncls <= 16 ? ncls : 8);
+        if ((s = cli_grid_fits((int)n, S, S, (int)gc, (int)scale)) != DFS_OK) {
+            rc = cli_fail("sample: %s, or write FILE.npy", dfs_last_error());
+            goto done;
+        }
+    }
+    if (traj_path && (s = cli_grid_fits(TRAJ_COLS * (n < TRAJ_ROWS ? (int)n : TRAJ_ROWS), S, S, TRAJ_COLS, (int)scale))) {
+        rc = cli_fail("sample: --trajectory: %s", dfs_last_error());
+        goto done;
     }
     labels = malloc((size_t)n * sizeof(int));
     x = malloc((size_t)n * dim * sizeof(float));
@@ -500,32 +501,8 @@ int cmd_sample(int argc, char **argv) {
                     px[(size_t)i * dim + (size_t)p * C + c] = (uint8_t)(v + 0.5f);
                 }
         size_t shape[4] = {(size_t)n, (size_t)S, (size_t)S, (size_t)C};
-        /* images and labels as a pair: the labels go to a side file first, the images over
-         * --out, and only then the labels into place, so that a failed write (a full disk)
-         * leaves the old pair as it was and never new images beside old labels */
-        char lp[4096], lt[4200];
-        snprintf(lp, sizeof lp, "%.*s.labels.npy", (int)(strlen(out) - 4), out);
-        snprintf(lt, sizeof lt, "%s.pair.%ld", lp, (long)getpid());
-        if (conditional) {
-            int32_t *l32 = malloc((size_t)n * sizeof *l32);
-            if (!l32) {
-                free(px);
-                rc = cli_fail("out of memory");
-                goto done;
-            }
-            for (long i = 0; i < n; i++) l32[i] = labels[i];
-            size_t ls[1] = {(size_t)n};
-            s = dfs_npy_write_i32(lt, l32, 1, ls);
-            free(l32);
-        }
-        if (s == DFS_OK) s = dfs_npy_write_u8(out, px, 4, shape);
+        s = cli_write_npy_pair(out, px, shape, conditional ? labels : NULL); /* never new images, old labels */
         free(px);
-        if (s == DFS_OK && conditional && rename(lt, lp) != 0) {
-            dfs_set_error("%s written, but its labels could not be renamed to %s: %s", out, lp, strerror(errno));
-            s = DFS_ERR_IO;
-        }
-        if (conditional) remove(lt);                  /* after a failure: the pair is unchanged */
-        if (s == DFS_OK && !conditional) remove(lp); /* the labels of the images just replaced */
     } else if (prompts_file) {
         s = write_prompt_grid(out, x, P, (int)per, C, S, (int)scale, plist);
     } else {

@@ -70,7 +70,7 @@ static const char *train_help =
     "  --cond-drop P       probability of dropping a label (or caption) for guidance (default 0.1)\n"
     "run:\n"
     "  --out RUNDIR        output folder (created if missing); a new run refuses one that\n"
-    "                      already holds a run (last.safetensors or metrics.csv)\n"
+    "                      already holds a run (last.safetensors, or metrics.csv with rows)\n"
     "  --resume CKPT       continue a run from a checkpoint written by diffuse train\n"
     "  --init CKPT         start a new run from the (EMA) weights of CKPT wherever a tensor has\n"
     "                      the same name and shape; the rest starts fresh (fine-tuning, or a\n"
@@ -182,7 +182,8 @@ static int restore_train(const char *json, train_args *a, dfs_train_config *tc, 
 #define NUM(key, dst, lo, hi, whole)                                                           \
     if (!bad && (v = cJSON_GetObjectItemCaseSensitive(o, key))) {                               \
         double d_ = cJSON_IsNumber(v) ? v->valuedouble : NAN;                                  \
-        if (!(d_ >= (lo) && d_ <= (hi)) || ((whole) && d_ != floor(d_)))                       \
+        /* the record holds float settings: the bounds as floats, so that --lr 0.99 resumes */  \
+        if (!(d_ >= (double)(float)(lo) && d_ <= (double)(float)(hi)) || ((whole) && d_ != floor(d_))) \
             bad = cli_fail("the checkpoint's training setting \"%s\" is not a%s number in [%g, %g]", key, \
                            (whole) ? " whole" : "", (double)(lo), (double)(hi));              \
         else                                                                                  \
@@ -261,9 +262,13 @@ static int out_holds_other_run(const train_args *a) {
     if (!a->resume && (has_ckpt || has_rows))
         return cli_fail("train: %s already holds a run (%s); continue it with --resume %s, or choose a new --out",
                         a->out, has_ckpt ? "last.safetensors" : "metrics.csv", ckpt);
-    if (a->resume && has_ckpt && (stat(a->resume, &rb) != 0 || rb.st_dev != sb.st_dev || rb.st_ino != sb.st_ino))
+    struct stat qb;
+    if (a->resume && ((has_ckpt && (stat(a->resume, &qb) != 0 || qb.st_dev != sb.st_dev || qb.st_ino != sb.st_ino)) ||
+                      (!has_ckpt && has_rows)))
         return cli_fail("train: %s already holds another run; resume %s into its own folder or a new --out", a->out,
                         a->resume);
+    if (stat(csv, &rb) == 0 && S_ISFIFO(rb.st_mode)) /* opening it would wait for a reader */
+        return cli_fail("train: %s is a FIFO", csv);
     return 0;
 }
 
@@ -613,9 +618,13 @@ int cmd_train(int argc, char **argv) {
         rc = cli_fail("cannot write %s: %s", csv, strerror(errno));
         goto done_trainer;
     }
-    int csv_err = 0; /* a write to metrics.csv failed (disk full): the run stops with a checkpoint */
-    if (!a.resume || ftell(mf) == 0)
-        csv_err = fprintf(mf, "step,loss,lr,images_seen,img_per_s,elapsed_s\n") < 0 || fflush(mf) != 0;
+    int csv_err = 0; /* the errno of a failed write to metrics.csv (disk full): the run stops with a checkpoint */
+    if ((!a.resume || ftell(mf) == 0) &&
+        (fprintf(mf, "step,loss,lr,images_seen,img_per_s,elapsed_s\n") < 0 || fflush(mf) != 0)) {
+        rc = cli_fail("cannot write %s: %s", csv, strerror(errno)); /* before any step is trained */
+        fclose(mf);
+        goto done_trainer;
+    }
     a.text = text; /* recorded in the training settings */
     char *tj = train_json(&a, &tc, dp);
     if (text) { /* what the columns of the sample grids show */
@@ -666,13 +675,12 @@ int cmd_train(int argc, char **argv) {
         if (st.step % a.log_every == 0 || st.step == a.steps) {
             float lr = tc.opt.warmup > 0 && st.step < tc.opt.warmup ? tc.opt.lr * st.step / tc.opt.warmup : tc.opt.lr;
             if (fprintf(mf, "%ld,%.9g,%.6g,%ld,%.2f,%.2f\n", st.step, loss, lr, st.images_seen, ips, st.wall_seconds) < 0 ||
-                fflush(mf) != 0)
-                csv_err = 1;
-        }
-        if (csv_err) {
-            if (tty) fputc('\n', stderr);
-            rc = cli_fail("cannot write %s: %s; stopping", csv, strerror(errno));
-            break;
+                fflush(mf) != 0) {
+                csv_err = errno ? errno : EIO;
+                if (tty) fputc('\n', stderr);
+                rc = cli_fail("cannot write %s: %s; stopping", csv, strerror(csv_err));
+                break;
+            }
         }
         if ((tty && el - last_print > 0.25) || (!tty && st.step % print_every == 0) || st.step == a.steps) {
             double eta = ips > 0 ? (double)(a.steps - st.step) * tc.batch / ips : -1;

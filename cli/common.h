@@ -23,6 +23,11 @@ int cli_out_ok(const char *cmd, const char *opt, const char *path);
  * pixels a side, dfs_png_write_grid's limit): DFS_OK, or DFS_ERR_ARG with the error set. For a
  * check before the images are made or the enlarged copy allocated. */
 dfs_status cli_grid_fits(int n, int h, int w, int cols, int s);
+/* Write n images (uint8, N x H x W x C) to out (.npy) and, when labels is not NULL, their labels
+ * to OUT.labels.npy, as a pair: the labels go to a side file first and are renamed in only after
+ * the images are written, so that a failed write (a full disk) leaves the old pair as it was;
+ * without labels, an old OUT.labels.npy (of the images replaced) is removed. */
+dfs_status cli_write_npy_pair(const char *out, const uint8_t *px, const size_t shape[4], const int *labels);
 /* Load --data: "fashion-mnist" (train set), "fashion-mnist-test", a folder of PNGs, or an IDX
  * image file (labels from labels_path when given). size/channels apply to PNG folders. */
 dfs_status cli_load_data(dfs_dataset *d, const char *spec, const char *labels_path, int size,

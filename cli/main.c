@@ -98,9 +98,9 @@ dfs_status cli_load_data(dfs_dataset *d, const char *spec, const char *labels_pa
                          int channels, int limit) {
     dfs_status s;
     struct stat sb;
-    int idx = strcmp(spec, "fashion-mnist") && strcmp(spec, "fashion-mnist-test") && stat(spec, &sb) == 0 &&
-              !S_ISDIR(sb.st_mode);
-    if (labels_path && !idx) { /* the others carry their labels: a --labels would be ignored */
+    int own = !strcmp(spec, "fashion-mnist") || !strcmp(spec, "fashion-mnist-test") ||
+              (stat(spec, &sb) == 0 && S_ISDIR(sb.st_mode));
+    if (labels_path && own) { /* these carry their labels: a --labels would be ignored */
         dfs_set_error("--labels goes with an IDX --data file, not with %s", spec);
         return DFS_ERR_ARG;
     }
@@ -113,6 +113,33 @@ dfs_status cli_load_data(dfs_dataset *d, const char *spec, const char *labels_pa
         return DFS_ERR_IO;
     }
     if (s == DFS_OK && limit > 0 && limit < d->n) d->n = limit;
+    return s;
+}
+
+dfs_status cli_write_npy_pair(const char *out, const uint8_t *px, const size_t shape[4], const int *labels) {
+    char lp[4096], lt[4200];
+    snprintf(lp, sizeof lp, "%.*s.labels.npy", (int)(strlen(out) - 4), out);
+    snprintf(lt, sizeof lt, "%s.pair.%ld", lp, (long)getpid());
+    dfs_status s = DFS_OK;
+    const size_t n = shape[0];
+    if (labels) {
+        int32_t *l32 = malloc((n ? n : 1) * sizeof *l32);
+        if (!l32) {
+            dfs_set_error("out of memory for %zu labels", n);
+            return DFS_ERR_NOMEM;
+        }
+        for (size_t i = 0; i < n; i++) l32[i] = labels[i];
+        size_t ls[1] = {n};
+        s = dfs_npy_write_i32(lt, l32, 1, ls);
+        free(l32);
+    }
+    if (s == DFS_OK) s = dfs_npy_write_u8(out, px, 4, shape);
+    if (s == DFS_OK && labels && rename(lt, lp) != 0) {
+        dfs_set_error("%s written, but its labels could not be renamed to %s: %s", out, lp, strerror(errno));
+        s = DFS_ERR_IO;
+    }
+    if (labels) remove(lt);                  /* after a failure: the pair is unchanged */
+    if (s == DFS_OK && !labels) remove(lp); /* the labels of the images just replaced */
     return s;
 }
 

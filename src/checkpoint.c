@@ -121,6 +121,15 @@ dfs_status dfs_checkpoint_save(const char *path, const dfs_model *m, const dfs_t
         dfs_set_error("unknown checkpoint kind %d", (int)kind);
         return DFS_ERR_ARG;
     }
+    /* what load refuses is not written: moments without a state, a generator never seeded */
+    if (kind == DFS_CKPT_FULL && !st) {
+        dfs_set_error("checkpoint_save: %s: a full checkpoint needs the training state", path);
+        return DFS_ERR_ARG;
+    }
+    if (st && !(st->rng.s[0] | st->rng.s[1] | st->rng.s[2] | st->rng.s[3])) {
+        dfs_set_error("checkpoint_save: %s: the state's generator is all zero (never seeded: dfs_rng_seed)", path);
+        return DFS_ERR_ARG;
+    }
     const dfs_params *p = m->net->params;
     dfs_st_writer *w = dfs_st_writer_new();
     uint16_t *half = NULL;
@@ -139,7 +148,16 @@ dfs_status dfs_checkpoint_save(const char *path, const dfs_model *m, const dfs_t
             dfs_set_error("out of memory");
             return DFS_ERR_NOMEM;
         }
-        for (size_t i = 0; i < p->n; i++) half[i] = dfs_f32_to_f16(weights[i]);
+        for (size_t i = 0; i < p->n; i++) {
+            if (!(fabsf(weights[i]) <= 65504.0f)) { /* would become inf, which load refuses */
+                dfs_set_error("checkpoint_save: %s: a weight of %g is outside float16's range (65504); save it as "
+                              "float32", path, weights[i]);
+                free(half);
+                dfs_st_writer_free(w);
+                return DFS_ERR_ARG;
+            }
+            half[i] = dfs_f32_to_f16(weights[i]);
+        }
     }
     size_t off = 0;
     for (int i = 0; i < p->count && s == DFS_OK; i++) {

@@ -24,8 +24,9 @@ int dfs_open_read_fd(const char *path) {
     }
     struct stat sb;
     int fl;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        dfs_set_error("%s: not a regular file", path);
+    int bad = fstat(fd, &sb) != 0 ? errno : 0;
+    if (bad || !S_ISREG(sb.st_mode)) {
+        dfs_set_error("%s: %s", path, bad ? strerror(bad) : "not a regular file");
         close(fd);
         return -1;
     }

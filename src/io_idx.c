@@ -30,7 +30,6 @@ void dfs_dataset_free(dfs_dataset *d) {
     memset(d, 0, sizeof *d);
 }
 
-/* Read up to len bytes; returns the count read, or -1 on a zlib error (message set). */
 /* zlib's message without the "<fd:N>: " that gzdopen puts in front of it (the caller names
  * the file). */
 static const char *gz_reason(const char *msg) {
@@ -41,6 +40,7 @@ static const char *gz_reason(const char *msg) {
     return msg ? msg : "unknown zlib error";
 }
 
+/* Read up to len bytes; returns the count read, or -1 on a zlib error (message set). */
 static long long gz_read_all(gzFile f, const char *path, void *buf, size_t len) {
     size_t got = 0;
     while (got < len) {

@@ -137,8 +137,8 @@ static const char *parse_tensor(const cJSON *e, uint64_t data_size, const uint8_
 }
 
 static int cmp_range(const void *a, const void *b) {
-    const uint64_t *x = a, *y = b;
-    return x[0] < y[0] ? -1 : x[0] > y[0];
+    const uint64_t *x = a, *y = b; /* by start, then end: an empty tensor before one at its start */
+    return x[0] != y[0] ? (x[0] < y[0] ? -1 : 1) : (x[1] > y[1]) - (x[1] < y[1]);
 }
 
 /* The format's rule: the tensors' byte ranges tile the data exactly, with no overlap (two

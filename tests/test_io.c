@@ -925,6 +925,14 @@ static void test_safetensors(void) {
     s = dfs_st_load(&st, P("tile.st"));
     CHECK(s == DFS_OK && st.count == 2, "ranges in any order that tile the data load: %s", dfs_last_error());
     if (s == DFS_OK) dfs_st_free(&st);
+    st_file(P("tile.st"),
+            "{\"a\":{\"dtype\":\"U8\",\"shape\":[16],\"data_offsets\":[0,16]},"
+            "\"e\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[0,0]},"
+            "\"z\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[16,16]}}",
+            d16, 16);
+    s = dfs_st_load(&st, P("tile.st"));
+    CHECK(s == DFS_OK && st.count == 3, "empty tensors at the start and end of another's bytes: %s", dfs_last_error());
+    if (s == DFS_OK) dfs_st_free(&st);
     st_file(P("ok.st"), "{}", NULL, 0);
     CHECK(dfs_st_load(&st, P("ok.st")) == DFS_OK && st.count == 0, "empty header ok: %s",
           dfs_last_error());

@@ -493,7 +493,14 @@ static void test_init_from(void) {
     dfs_model *a = small_model(11, 0.0f);
     dfs_params *pa = a->net->params;
     for (size_t i = 0; i < pa->n; i++) pa->ema[i] = pa->data[i] * 0.5f + 0.25f; /* EMA != weights */
-    CHECK(dfs_checkpoint_save(path, a, NULL, NULL, DFS_CKPT_FULL) == DFS_OK, "save: %s", dfs_last_error());
+    dfs_train_state sa = {.seed = 11};
+    CHECK(dfs_checkpoint_save(path, a, NULL, NULL, DFS_CKPT_FULL) == DFS_ERR_ARG &&
+              strstr(dfs_last_error(), "needs the training state"),
+          "a full checkpoint without a state is refused: %s", dfs_last_error());
+    CHECK(dfs_checkpoint_save(path, a, &sa, NULL, DFS_CKPT_FULL) == DFS_ERR_ARG && strstr(dfs_last_error(), "all zero"),
+          "a state whose generator was never seeded is refused: %s", dfs_last_error());
+    dfs_rng_seed(&sa.rng, 11);
+    CHECK(dfs_checkpoint_save(path, a, &sa, NULL, DFS_CKPT_FULL) == DFS_OK, "save: %s", dfs_last_error());
 
     dfs_model_config mc;
     dfs_unet_config_preset(&mc.unet, "small");
