@@ -86,7 +86,8 @@ static int rewrite(const char *src, const char *dst, const char *drop, const cha
     dfs_safetensors f;
     if (dfs_st_load(&f, src) != DFS_OK) return 0;
     dfs_st_writer *w = dfs_st_writer_new();
-    float *copy = NULL;
+    float *copy = NULL, z[2] = {0}; // the writer keeps pointers to the data until it writes
+    int64_t shp[1] = {2};
     for (int i = 0; i < f.count; i++) {
         const dfs_st_tensor *t = &f.t[i];
         if (drop && !strcmp(t->name, drop)) continue;
@@ -99,11 +100,7 @@ static int rewrite(const char *src, const char *dst, const char *drop, const cha
         }
         dfs_st_writer_add(w, t->name, t->dtype, t->ndim, t->shape, data);
     }
-    if (extra) {
-        float z[2] = {0};
-        int64_t shp[1] = {2};
-        dfs_st_writer_add(w, extra, DFS_DT_F32, 1, shp, z);
-    }
+    if (extra) dfs_st_writer_add(w, extra, DFS_DT_F32, 1, shp, z);
     for (int i = 0; i < f.nmeta; i++)
         if (!key || strcmp(f.meta_keys[i], key)) dfs_st_writer_meta(w, f.meta_keys[i], f.meta_vals[i]);
     if (key && val) dfs_st_writer_meta(w, key, val);
