@@ -148,6 +148,22 @@ static int read_prompts(const char *path, char ***out, int *n) {
     return 0;
 }
 
+#define PROMPT_COL_MAX 480 /* the widest column of prompts; longer prompts are cut at the right */
+
+/* The size of write_prompt_grid's picture (P rows of per images of S x S enlarged scale times,
+ * a column of prompts LW wide): DFS_OK if it fits a PNG, else DFS_ERR_ARG with the error set. */
+static dfs_status prompt_grid_size(long long P, long long per, int S, int scale, int LW, long long *gw, long long *gh) {
+    const long long B = 2, cell = (long long)S * scale + B;
+    *gw = LW + per * cell + B;
+    *gh = P * cell + B;
+    if (*gw > 65535 || *gh > 65535) {
+        dfs_set_error("a grid of %lld x %lld pixels is too large for a PNG (at most 65535 a side): fewer samples "
+                      "or a smaller --scale", *gw, *gh);
+        return DFS_ERR_ARG;
+    }
+    return DFS_OK;
+}
+
 /* A grid with one row per prompt: the prompt written on the left (DejaVu Sans, black on white),
  * then its `per` samples, each enlarged `scale` times, 2-pixel grey borders as in
  * dfs_png_write_grid. Without the font, the grid alone (and a warning). */
@@ -172,14 +188,11 @@ static dfs_status write_prompt_grid(const char *path, const float *x, int P, int
         }
     }
     if (!fonts) LW = 0;
-    if (LW > 480) LW = 480; /* longer prompts are cut at the right */
-    const long long gw = LW + (long long)per * (w + B) + B, gh = (long long)P * (h + B) + B;
-    dfs_status st = DFS_OK;
+    if (LW > PROMPT_COL_MAX) LW = PROMPT_COL_MAX;
+    long long gw, gh;
     uint8_t *g = NULL;
-    if (gw > 65535 || gh > 65535) {
-        dfs_set_error("%s: a grid of %lld x %lld pixels is too large (fewer samples or a smaller --scale)", path, gw, gh);
-        st = DFS_ERR_ARG;
-    } else if (!(g = malloc((size_t)gw * (size_t)gh * (size_t)C))) {
+    dfs_status st = prompt_grid_size(P, per, S, scale, LW, &gw, &gh);
+    if (st == DFS_OK && !(g = malloc((size_t)gw * (size_t)gh * (size_t)C))) {
         dfs_set_error("out of memory for the prompt grid");
         st = DFS_ERR_NOMEM;
     }
@@ -408,15 +421,11 @@ int cmd_sample(int argc, char **argv) {
                     truncated, u->text.max_len);
     }
     /* the pictures' sizes are known now: refuse one too large before sampling, not after */
-    if (!as_npy && prompts_file) { /* write_prompt_grid: a column of prompts at most 480 wide */
-        const long long cell = (long long)S * scale + 2, gw = 480 + per * cell + 2, gh = P * cell + 2;
-        if (gw > 65535 || gh > 65535) {
-            rc = cli_fail("sample: a grid of up to %lld x %lld pixels is too large for a PNG (at most 65535 a side); "
-                          "ask for fewer samples or a smaller --scale, or write FILE.npy",
-                          gw, gh);
-            goto done;
-        }
-    } else if (!as_npy) {
+    long long gw, gh;
+    if (!as_npy && prompts_file && prompt_grid_size(P, per, S, (int)scale, PROMPT_COL_MAX, &gw, &gh)) {
+        rc = cli_fail("sample: %s, or write FILE.npy", dfs_last_error());
+        goto done;
+    } else if (!as_npy && !prompts_file) {
         long gc = cols > 0 ? cols : (ncls > 0 && ncls <= 16 ? ncls : 8);
         if ((s = cli_grid_fits((int)n, S, S, (int)gc, (int)scale)) != DFS_OK) {
             rc = cli_fail("sample: %s, or write FILE.npy", dfs_last_error());

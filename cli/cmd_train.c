@@ -249,16 +249,16 @@ static int trim_metrics(const char *csv, long step) {
     return rc;
 }
 
+static const char metrics_header[] = "step,loss,lr,images_seen,img_per_s,elapsed_s\n";
+
 /* Never overwrite another run (checked before anything is loaded): a new run needs an --out
  * without one (a metrics.csv of only its header, from a run that failed at once, does not
  * count), and a resumed run writes only over the checkpoint it resumes. 0, or 2 after a
  * message. */
-static int out_holds_other_run(const train_args *a) {
-    char ckpt[4096], csv[4096];
-    snprintf(ckpt, sizeof ckpt, "%s/last.safetensors", a->out);
-    snprintf(csv, sizeof csv, "%s/metrics.csv", a->out);
+static int out_holds_other_run(const train_args *a, const char *ckpt, const char *csv) {
     struct stat sb, rb;
-    int has_ckpt = stat(ckpt, &sb) == 0, has_rows = stat(csv, &rb) == 0 && rb.st_size > 64;
+    int has_ckpt = stat(ckpt, &sb) == 0,
+        has_rows = stat(csv, &rb) == 0 && (size_t)rb.st_size > sizeof metrics_header - 1;
     if (!a->resume && (has_ckpt || has_rows))
         return cli_fail("train: %s already holds a run (%s); continue it with --resume %s, or choose a new --out",
                         a->out, has_ckpt ? "last.safetensors" : "metrics.csv", ckpt);
@@ -420,7 +420,10 @@ int cmd_train(int argc, char **argv) {
         return cli_fail("train: --text-heads %ld must divide --text-dim %ld", a.text_heads, a.text_dim);
     if (!a.text && a.data && dfs_captions_is_builder(a.data))
         return cli_fail("train: %s is captioned data; add --text to train a text-to-image model", a.data);
-    if (out_holds_other_run(&a)) return 2;
+    char ckpt[4096], csv[4096], tmp[4096]; /* the run's files */
+    snprintf(ckpt, sizeof ckpt, "%s/last.safetensors", a.out);
+    snprintf(csv, sizeof csv, "%s/metrics.csv", a.out);
+    if (out_holds_other_run(&a, ckpt, csv)) return 2;
     dfs_set_threads((int)a.threads);
 
     dfs_train_config tc;
@@ -606,9 +609,6 @@ int cmd_train(int argc, char **argv) {
         rc = cli_fail("cannot create %s: %s", a.out, strerror(errno));
         goto done_trainer;
     }
-    char ckpt[4096], csv[4096], tmp[4096];
-    snprintf(ckpt, sizeof ckpt, "%s/last.safetensors", a.out);
-    snprintf(csv, sizeof csv, "%s/metrics.csv", a.out);
     if (a.resume && trim_metrics(csv, st.step)) {
         rc = 2;
         goto done_trainer;
@@ -620,7 +620,7 @@ int cmd_train(int argc, char **argv) {
     }
     int csv_err = 0; /* the errno of a failed write to metrics.csv (disk full): the run stops with a checkpoint */
     if ((!a.resume || ftell(mf) == 0) &&
-        (fprintf(mf, "step,loss,lr,images_seen,img_per_s,elapsed_s\n") < 0 || fflush(mf) != 0)) {
+        (fputs(metrics_header, mf) < 0 || fflush(mf) != 0)) {
         rc = cli_fail("cannot write %s: %s", csv, strerror(errno)); /* before any step is trained */
         fclose(mf);
         goto done_trainer;

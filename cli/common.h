@@ -19,9 +19,8 @@ int cli_bad_option(const char *cmd, char *const *argv);
  * existing folder, FIFO or device, and in an existing writable folder. 0, or 2 after a
  * one-line message "CMD: OPT ...". */
 int cli_out_ok(const char *cmd, const char *opt, const char *path);
-/* Whether a grid of n images (h x w, enlarged s times, in rows of cols) fits in a PNG (65536
- * pixels a side, dfs_png_write_grid's limit): DFS_OK, or DFS_ERR_ARG with the error set. For a
- * check before the images are made or the enlarged copy allocated. */
+/* dfs_png_grid_fits for images enlarged s times: before the images are made or the enlarged
+ * copy allocated. */
 dfs_status cli_grid_fits(int n, int h, int w, int cols, int s);
 /* Write n images (uint8, N x H x W x C) to out (.npy) and, when labels is not NULL, their labels
  * to OUT.labels.npy, as a pair: the labels go to a side file first and are renamed in only after

@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -145,14 +146,11 @@ dfs_status cli_write_npy_pair(const char *out, const uint8_t *px, const size_t s
 
 dfs_status cli_grid_fits(int n, int h, int w, int cols, int s) {
     if (s < 1) s = 1;
-    long long cc = cols < n ? cols : n, rows = cc > 0 ? (n + cc - 1) / cc : 0;
-    long long gw = cc * ((long long)w * s + 2) + 2, gh = rows * ((long long)h * s + 2) + 2;
-    if (gw > 65536 || gh > 65536) {
-        dfs_set_error("a grid of %lld x %lld pixels is too large for a PNG (at most 65536 a side): fewer images "
-                      "or a smaller --scale", gw, gh);
+    if ((long long)h * s > INT_MAX / 2 || (long long)w * s > INT_MAX / 2) { /* far past any PNG */
+        dfs_set_error("images of %d x %d enlarged %d times are too large for a PNG", h, w, s);
         return DFS_ERR_ARG;
     }
-    return DFS_OK;
+    return dfs_png_grid_fits(n, h * s, w * s, cols);
 }
 
 dfs_status cli_write_grid(const char *path, const float *x, int n, int c, int h, int w, int cols,

@@ -566,6 +566,9 @@ dfs_status dfs_png_write(const char *path, const uint8_t *pixels, int c, int h, 
  * border, then write it as PNG. */
 dfs_status dfs_png_write_grid(const char *path, const float *images, int n, int c, int h,
                               int w, int cols);
+/* Whether that grid fits a PNG (65536 pixels a side): DFS_OK, or DFS_ERR_ARG with its size in
+ * the error. For a caller to check before making the images. */
+dfs_status dfs_png_grid_fits(int n, int h, int w, int cols);
 /* Render one line of UTF-8 text with a TrueType font (FreeType) at px pixels: *out (h, w)
  * malloc'ed 8-bit coverage (0 = paper, 255 = ink). DFS_ERR_IO if the font file is missing. */
 dfs_status dfs_text_render(const char *font_path, const char *text, int px, uint8_t **out,

@@ -115,6 +115,10 @@ static void rng_to_json(cJSON *o, const dfs_rng *r) {
     cJSON_AddStringToObject(o, "rng_spare", buf[4]);
 }
 
+/* xoshiro256** never leaves the all-zero state (it would draw 0 forever, and a resumed run
+ * hang in rejection sampling): such a state was never seeded, and is neither saved nor loaded. */
+static int rng_seeded(const dfs_rng *r) { return (r->s[0] | r->s[1] | r->s[2] | r->s[3]) != 0; }
+
 dfs_status dfs_checkpoint_save(const char *path, const dfs_model *m, const dfs_train_state *st,
                                const char *train_json, dfs_ckpt_kind kind) {
     if (kind < 0 || kind >= DFS_CKPT_COUNT) {
@@ -126,7 +130,7 @@ dfs_status dfs_checkpoint_save(const char *path, const dfs_model *m, const dfs_t
         dfs_set_error("checkpoint_save: %s: a full checkpoint needs the training state", path);
         return DFS_ERR_ARG;
     }
-    if (st && !(st->rng.s[0] | st->rng.s[1] | st->rng.s[2] | st->rng.s[3])) {
+    if (st && !rng_seeded(&st->rng)) {
         dfs_set_error("checkpoint_save: %s: the state's generator is all zero (never seeded: dfs_rng_seed)", path);
         return DFS_ERR_ARG;
     }
@@ -336,8 +340,7 @@ static dfs_status parse_state(const char *path, const char *json, dfs_train_stat
             const cJSON *v = cJSON_GetArrayItem(rng, i);
             ok = cJSON_IsString(v) && parse_u64(v->valuestring, 16, &st->rng.s[i]);
         }
-        // xoshiro256 never leaves the all-zero state: it would draw 0 forever
-        if (ok) ok = (st->rng.s[0] | st->rng.s[1] | st->rng.s[2] | st->rng.s[3]) != 0;
+        if (ok) ok = rng_seeded(&st->rng);
         uint64_t bits = 0;
         const char *sp = spare->valuestring;
         if (ok) ok = (sp[0] == '0' || sp[0] == '1') && sp[1] == ':' && parse_u64(sp + 2, 16, &bits) &&

@@ -209,6 +209,17 @@ dfs_status dfs_png_write(const char *path, const uint8_t *pixels, int c, int h, 
     return st;
 }
 
+dfs_status dfs_png_grid_fits(int n, int h, int w, int cols) {
+    const long long B = 2, cc = cols < n ? cols : n, rows = cc > 0 ? (n + cc - 1) / cc : 0;
+    const long long gw = cc * (w + B) + B, gh = rows * (h + B) + B;
+    if (gw > PNG_MAX_SIDE * 4 || gh > PNG_MAX_SIDE * 4) {
+        dfs_set_error("a grid of %lld x %lld pixels is too large for a PNG (at most %d a side): fewer images or "
+                      "a smaller --scale", gw, gh, PNG_MAX_SIDE * 4);
+        return DFS_ERR_ARG;
+    }
+    return DFS_OK;
+}
+
 /* Tile n images (c, h, w) in [-1, 1] into rows of min(cols, n) images, separated and framed
  * by a 2-pixel mid-gray (128) border; empty cells of the last row are gray too. Values map
  * by round((clamp(x, -1, 1) + 1) * 127.5); NaN maps to 128. */
@@ -223,10 +234,7 @@ dfs_status dfs_png_write_grid(const char *path, const float *images, int n, int 
     if (cols > n) cols = n;
     int rows = (n + cols - 1) / cols;
     long long gw = (long long)cols * (w + B) + B, gh = (long long)rows * (h + B) + B;
-    if (gw > PNG_MAX_SIDE * 4 || gh > PNG_MAX_SIDE * 4) {
-        dfs_set_error("png_write_grid: %s: grid %lld x %lld is too large", path, gw, gh);
-        return DFS_ERR_ARG;
-    }
+    if (dfs_png_grid_fits(n, h, w, cols)) return DFS_ERR_ARG;
     size_t gsz = (size_t)gw * (size_t)gh * (size_t)c;
     uint8_t *g = malloc(gsz); // (gh, gw, c) interleaved
     if (!g) {

@@ -48,7 +48,10 @@ static int json_uint(const cJSON *j, uint64_t *v) {
     return 1;
 }
 
-static dfs_status read_file(const char *path, void **buf, size_t *size) {
+/* The whole file into *buf, after its 8-byte header length (*hlen) is checked against the 100
+ * MB limit and the file's size: a large file that is not safetensors is refused before it is
+ * read into memory. */
+static dfs_status read_file(const char *path, void **buf, size_t *size, uint64_t *hlen) {
     FILE *f;
     if (dfs_open_read(path, &f)) return DFS_ERR_IO; // a FIFO is refused, not waited on
     struct stat sb;
@@ -58,25 +61,26 @@ static dfs_status read_file(const char *path, void **buf, size_t *size) {
         return DFS_ERR_IO;
     }
     size_t n = (size_t)sb.st_size;
-    /* the header length first: a large file that is not safetensors is refused before it is
-     * read into memory (dfs_st_load checks the rest of the header) */
     uint8_t len8[8];
-    if (n >= 8) {
-        uint64_t hlen = 0;
-        if (fread(len8, 1, 8, f) != 8) {
-            dfs_set_error("%s: read failed: %s", path, ferror(f) ? strerror(errno) : "short read");
-            fclose(f);
-            return DFS_ERR_IO;
-        }
-        for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | len8[i];
-        if (hlen > ST_MAX_HEADER || hlen > n - 8) {
-            dfs_set_error("%s: header length %llu %s (%zu bytes): not a safetensors file", path,
-                          (unsigned long long)hlen, hlen > ST_MAX_HEADER ? "exceeds 100 MB" : "runs past the end of the file", n);
-            fclose(f);
-            return DFS_ERR_FORMAT;
-        }
-        rewind(f);
+    if (n < 8) {
+        dfs_set_error("%s: too short for a safetensors file (%zu bytes)", path, n);
+        fclose(f);
+        return DFS_ERR_FORMAT;
     }
+    if (fread(len8, 1, 8, f) != 8) {
+        dfs_set_error("%s: read failed: %s", path, ferror(f) ? strerror(errno) : "short read");
+        fclose(f);
+        return DFS_ERR_IO;
+    }
+    *hlen = 0;
+    for (int i = 7; i >= 0; i--) *hlen = (*hlen << 8) | len8[i];
+    if (*hlen > ST_MAX_HEADER || *hlen > n - 8) {
+        dfs_set_error("%s: header length %llu %s (%zu bytes)", path, (unsigned long long)*hlen,
+                      *hlen > ST_MAX_HEADER ? "exceeds 100 MB" : "runs past the end of the file", n);
+        fclose(f);
+        return DFS_ERR_FORMAT;
+    }
+    rewind(f);
     void *b = malloc(n ? n : 1);
     if (!b) {
         dfs_set_error("%s: out of memory for %zu bytes", path, n);
@@ -179,26 +183,12 @@ dfs_status dfs_st_load(dfs_safetensors *st, const char *path) {
         return DFS_ERR_ARG;
     }
     memset(st, 0, sizeof *st);
-    dfs_status s = read_file(path, &st->buf, &st->size);
+    uint64_t hlen;
+    dfs_status s = read_file(path, &st->buf, &st->size, &hlen); // hlen checked there
     if (s) return s;
     const uint8_t *b = st->buf;
     cJSON *root = NULL;
     s = DFS_ERR_FORMAT;
-    if (st->size < 8) {
-        dfs_set_error("%s: too short for a safetensors file (%zu bytes)", path, st->size);
-        goto fail;
-    }
-    uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | b[i];
-    if (hlen > ST_MAX_HEADER) {
-        dfs_set_error("%s: header length %llu exceeds 100 MB", path, (unsigned long long)hlen);
-        goto fail;
-    }
-    if (hlen > st->size - 8) {
-        dfs_set_error("%s: header length %llu runs past the end of the file (%zu bytes)", path,
-                      (unsigned long long)hlen, st->size);
-        goto fail;
-    }
     if (hlen < 2 || b[8] != '{') {
         dfs_set_error("%s: header is not a JSON object", path);
         goto fail;
