@@ -41,7 +41,8 @@ static const char *eval_help =
     "  --eta E             DDIM noise (default 0)\n"
     "  --save-samples F    also write the drawn samples to F.npy (and F.labels.npy)\n"
     "data and options:\n"
-    "  --n N               images (default: 100 for --nll, 2000 samples for --fd/--acc)\n"
+    "  --n N               images (default: 100 for --nll, 2000 samples for --fd/--acc); with\n"
+    "                      --nll and --fd/--acc together it is the bound's, the samples stay 2000\n"
     "  --classifier FILE   the feature network (default models/classifier.safetensors)\n"
     "  --ref SRC           reference images for --fd (default fashion-mnist-test, all of them)\n"
     "  --floor-data SRC    real images for the floor (default fashion-mnist, N drawn at random)\n"
@@ -161,12 +162,16 @@ static int eval_nll(const eval_opts *o, dfs_model *m, eval_results *r) {
         goto done;
     }
     for (size_t i = 0; i < (size_t)n * dim; i++) x[i] = d.pixels[i] / 127.5f - 1.0f;
-    /* class models: the bound on -log p(x | y) with the data's labels; the null class
-     * (unconditional) when the data has none or they are out of range */
+    /* class models: the bound on -log p(x | y) with the data's labels, or with the null class
+     * (unconditional) when the data has none; a label the model has no class for is an error */
     int conditional = ncls > 0 && d.labels != NULL;
     for (long i = 0; i < n; i++) {
-        lab[i] = ncls;
-        if (conditional && d.labels[i] >= 0 && d.labels[i] < ncls) lab[i] = d.labels[i];
+        lab[i] = conditional ? d.labels[i] : ncls;
+        if (conditional && (lab[i] < 0 || lab[i] >= ncls)) {
+            rc = cli_fail("eval: image %ld of %s has label %d; the model has classes 0..%d", i, o->data, lab[i],
+                          ncls - 1);
+            goto done;
+        }
     }
     fprintf(stderr, "bound on -log p(x%s) of %ld images of %s over T = %d steps (%ld network evaluations)\n",
             conditional ? " | class" : "", n, o->data, m->cfg.T, n * (long)m->cfg.T);
@@ -613,6 +618,8 @@ int cmd_eval(int argc, char **argv) {
         return cli_fail("eval: --fd and --acc need --samples FILE.npy or --model CKPT to sample from");
     if (o.save && !ends_with(o.save, ".npy")) return cli_fail("eval: --save-samples must end in .npy");
     if (o.save && o.nfiles) return cli_fail("eval: --save-samples only applies when sampling from --model");
+    if (o.nfiles && o.model && !o.nll) // the model would be loaded and never used
+        return cli_fail("eval: give --samples or --model, not both (--model beside --samples is for --nll)");
     if (o.json && !ends_with(o.json, ".json")) return cli_fail("eval: --json must end in .json");
     if ((o.json && cli_out_ok("eval", "--json", o.json)) || (o.save && cli_out_ok("eval", "--save-samples", o.save)))
         return 2;

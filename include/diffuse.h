@@ -331,6 +331,9 @@ struct dfs_unet {
  * (message in dfs_last_error). */
 dfs_unet *dfs_unet_new(const dfs_unet_config *c, dfs_rng *rng);
 void dfs_unet_free(dfs_unet *u);
+/* The number of parameters dfs_unet_new would allocate, without allocating them (a checkpoint
+ * loader compares it with the file before building the net); 0 on bad config. */
+size_t dfs_unet_param_count(const dfs_unet_config *c);
 /* Predict (N,C,H,W) from x_t (N,C,H,W), integer steps t[N] and labels[N] (label ==
  * num_classes means "no class"; labels may be NULL for unconditional or all-null). For a text
  * model labels[i] is a row of the caption table (dfs_unet_set_context), and the number of rows

@@ -391,6 +391,19 @@ dfs_status dfs_checkpoint_load(const char *path, dfs_model **out, dfs_train_stat
         mc.schedule = sk, mc.prediction = pk, mc.T = T;
         cJSON_Delete(d);
     }
+    /* The weights are at least 2 bytes each (F16): a config that asks for more than the file
+     * holds is refused before the model, which can be gigabytes, is allocated for it. */
+    if (s == DFS_OK) {
+        size_t need = dfs_unet_param_count(&mc.unet), have = 0;
+        for (int i = 0; i < f.count; i++) have += f.t[i].nbytes;
+        if (need == 0) {
+            s = DFS_ERR_FORMAT; // the config check's message names the field
+        } else if (need > have / 2) {
+            dfs_set_error("%s: its \"unet\" config has %zu parameters, but the file holds only %zu "
+                          "bytes of tensors", path, need, have);
+            s = DFS_ERR_FORMAT;
+        }
+    }
     dfs_model *m = NULL;
     if (s == DFS_OK && !(m = dfs_model_new(&mc, 0))) s = DFS_ERR_ARG;
     if (s == DFS_OK) {

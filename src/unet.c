@@ -257,7 +257,8 @@ static void init_params(dfs_params *p, dfs_rng *rng) {
     }
 }
 
-dfs_unet *dfs_unet_new(const dfs_unet_config *c, dfs_rng *rng) {
+/* Every parameter declared, none allocated yet (dfs_params_finalize does that). */
+static dfs_unet *unet_declare(const dfs_unet_config *c) {
     if (dfs_unet_config_check(c) != DFS_OK) return NULL;
     dfs_unet *u = calloc(1, sizeof *u);
     unet_layers *L = calloc(1, sizeof *L);
@@ -275,6 +276,13 @@ dfs_unet *dfs_unet_new(const dfs_unet_config *c, dfs_rng *rng) {
         dfs_unet_free(u);
         return NULL;
     }
+    return u;
+}
+
+dfs_unet *dfs_unet_new(const dfs_unet_config *c, dfs_rng *rng) {
+    dfs_unet *u = unet_declare(c);
+    if (!u) return NULL;
+    dfs_params *p = u->params;
     if (dfs_params_finalize(p) != DFS_OK) {
         dfs_unet_free(u);
         return NULL;
@@ -283,6 +291,13 @@ dfs_unet *dfs_unet_new(const dfs_unet_config *c, dfs_rng *rng) {
     if (u->text) unet_text_init(u->text, rng);
     dfs_params_ema_init(p);
     return u;
+}
+
+size_t dfs_unet_param_count(const dfs_unet_config *c) {
+    dfs_unet *u = unet_declare(c);
+    size_t n = u ? u->params->n : 0;
+    dfs_unet_free(u);
+    return n;
 }
 
 void dfs_unet_free(dfs_unet *u) {

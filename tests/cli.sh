@@ -216,6 +216,12 @@ expect_error "resume from a sampling model" "sampling weights only" "$D" train -
 check "eval --nll exits 0" [ $? -eq 0 ]
 check "eval --nll prints bits/dim" grep -q "bits/dim" "$T/nll.txt"
 expect_error "eval without --nll" "nll" "$D" eval --model "$T/run/last.safetensors"
+# one 28x28 image whose label (12) names no class of the model: refused, not bounded unconditionally
+printf '\000\000\010\003\000\000\000\001\000\000\000\034\000\000\000\034' >"$T/one.idx"
+head -c 784 /dev/zero >>"$T/one.idx"
+printf '\000\000\010\001\000\000\000\001\014' >"$T/one-labels.idx"
+expect_error "a label outside the model's classes" "image 0 of .*one.idx has label 12; the model has classes 0..9" \
+    "$D" eval --nll --model "$T/run/last.safetensors" --data "$T/one.idx" --labels "$T/one-labels.idx" --n 1
 
 # FD and class accuracy with the shipped classifier: drawn from a model, then the same samples
 # read back from .npy must give the same figures; real test images must score like real data
@@ -273,6 +279,8 @@ expect_error "acc without a labels file" "needs the sample labels" "$D" eval --a
 head -c 300 "$CLF" >"$T/clf-trunc.safetensors"
 expect_error "truncated classifier" "past the end" "$D" eval --fd --samples "$T/real8.npy" --classifier "$T/clf-trunc.safetensors"
 expect_error "fd needs samples" "need --samples" "$D" eval --fd
+expect_error "samples and a model without --nll" "not both" "$D" eval --fd --samples "$T/real8.npy" \
+    --model "$T/run/last.safetensors" --classifier "$CLF"
 
 # bench/quality.sh with CHUNK: a row drawn in files of 4 samples, pooled by one eval; the files
 # survive, and a second run with the row's JSON gone draws nothing new

@@ -148,6 +148,9 @@ static void test_checkpoint_consistency(const char *good) {
         {"a fractional step", NULL, NULL, NULL, "state", STATE("1.5", "3", "1"), "malformed \"state\""},
         {"base channels 2^30", NULL, NULL, NULL, "unet", UNET("1073741824", "1,2"), "at most 4096"},
         {"a level of 8192 channels", NULL, NULL, NULL, "unet", UNET("128", "1,64"), "8192 channels"},
+        // ~190M parameters (760 MB of floats, x5 with the optimiser) asked of a file of a few MB
+        {"a config far bigger than the file", NULL, NULL, NULL, "unet", UNET("1024", "1,2"),
+         "but the file holds only"},
     };
 #undef STATE
 #undef UNET
@@ -166,6 +169,9 @@ static void test_checkpoint_consistency(const char *good) {
     CHECK(rewrite(good, bad, NULL, NULL, NULL, NULL, NULL), "plain rewrite");
     dfs_model *x = NULL;
     CHECK(dfs_checkpoint_load(bad, &x, NULL, NULL, NULL) == DFS_OK, "an unchanged copy loads: %s", dfs_last_error());
+    if (x) // the count the loader checks the file against, made without allocating the weights
+        CHECK(dfs_unet_param_count(&x->cfg.unet) == x->net->params->n, "param count %zu, the model has %zu",
+              dfs_unet_param_count(&x->cfg.unet), x->net->params->n);
     dfs_model_free(x);
 }
 
@@ -250,14 +256,15 @@ static void test_checkpoint_and_resume(void) {
     /* a checkpoint of another architecture cannot be loaded into this one's tensors: a weight
      * of the wrong shape under the expected name */
     dfs_st_writer *w = dfs_st_writer_new();
-    float z[4] = {0};
-    int64_t shp[1] = {4};
+    int64_t shp[1] = {200000}; // bytes enough for the config's 177,553 weights
+    float *z = calloc((size_t)shp[0], sizeof *z);
     dfs_st_writer_add(w, "time_mlp.0.weight", DFS_DT_F32, 1, shp, z);
     dfs_st_writer_meta(w, "format", "diffuse-1");
     dfs_st_writer_meta(w, "unet", "{\"image_size\":28,\"in_channels\":1,\"base_channels\":16,\"mult\":[1,2],\"attn\":[0,1],\"enc_blocks\":1,\"dec_blocks\":2,\"groups\":4,\"dropout\":0,\"num_classes\":10}");
     dfs_st_writer_meta(w, "diffusion", "{\"schedule\":\"linear\",\"T\":1000,\"prediction\":\"eps\"}");
     CHECK(dfs_st_writer_write(w, bad) == DFS_OK, "write shape-mismatch file");
     dfs_st_writer_free(w);
+    free(z);
     dfs_model *x = NULL;
     s = dfs_checkpoint_load(bad, &x, NULL, NULL, NULL);
     CHECK(s == DFS_ERR_SHAPE && strstr(dfs_last_error(), "time_mlp.0.weight"), "wrong shape named: %s", dfs_last_error());
