@@ -396,9 +396,7 @@ dfs_status dfs_checkpoint_load(const char *path, dfs_model **out, dfs_train_stat
     if (s == DFS_OK) {
         size_t need = dfs_unet_param_count(&mc.unet), have = 0;
         for (int i = 0; i < f.count; i++) have += f.t[i].nbytes;
-        if (need == 0) {
-            s = DFS_ERR_FORMAT; // the config check's message names the field
-        } else if (need > have / 2) {
+        if (need > have / 2) {
             dfs_set_error("%s: its \"unet\" config has %zu parameters, but the file holds only %zu "
                           "bytes of tensors", path, need, have);
             s = DFS_ERR_FORMAT;

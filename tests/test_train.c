@@ -148,7 +148,8 @@ static void test_checkpoint_consistency(const char *good) {
         {"a fractional step", NULL, NULL, NULL, "state", STATE("1.5", "3", "1"), "malformed \"state\""},
         {"base channels 2^30", NULL, NULL, NULL, "unet", UNET("1073741824", "1,2"), "at most 4096"},
         {"a level of 8192 channels", NULL, NULL, NULL, "unet", UNET("128", "1,64"), "8192 channels"},
-        // ~190M parameters (760 MB of floats, x5 with the optimiser) asked of a file of a few MB
+        // 712M parameters (2.8 GB of floats, five such arrays with EMA and optimiser) asked of a
+        // file of a few MB
         {"a config far bigger than the file", NULL, NULL, NULL, "unet", UNET("1024", "1,2"),
          "but the file holds only"},
     };
