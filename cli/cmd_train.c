@@ -213,8 +213,10 @@ static int restore_train(const char *json, train_args *a, dfs_train_config *tc, 
 }
 
 /* Drop the rows of metrics.csv past step: those of steps the checkpoint does not hold (a run
- * killed, or whose last save failed, after logging them), which the resumed run logs again.
- * Rewritten atomically, and only when there is something to drop. 0, or 2 after a message. */
+ * killed, or whose last save failed, after logging them), which the resumed run logs again;
+ * and a last line without its newline, the half of a row whose write failed (a full disk),
+ * which the next row would otherwise be glued to. Rewritten atomically, and only when there
+ * is something to drop. 0, or 2 after a message. */
 static int trim_metrics(const char *csv, long step) {
     FILE *f;
     if (dfs_open_read(csv, &f)) return 0; /* none yet: the run starts one */
@@ -225,7 +227,8 @@ static int trim_metrics(const char *csv, long step) {
     while (ok && (n = getline(&line, &lcap, f)) > 0) {
         char *end;
         long s = strtol(line, &end, 10);
-        if (!first && end != line && *end == ',' && s > step) { /* past the checkpoint */
+        if (line[n - 1] != '\n' || /* a half-written last line */
+            (!first && end != line && *end == ',' && s > step)) { /* past the checkpoint */
             drop = 1;
             continue;
         }

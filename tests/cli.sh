@@ -122,6 +122,35 @@ if [ -c /dev/full ]; then
     check "it says so" grep -q "cannot write .*metrics.csv: No space left on device" "$T/full.err"
     check "and the checkpoint is kept" cmp -s "$T/run2/last.safetensors" "$T/fullrun/last.safetensors"
 fi
+# the disk fills in the middle of a run (a 2 KiB file-size limit stands in for it: writes past
+# it fail with EFBIG as they would with ENOSPC): metrics.csv fails some steps in, the run stops
+# and says so, the checkpoint it cannot save is the old one intact, no temporary file is left,
+# and a resume once there is room again drops the half-written row and logs every step once
+mkdir "$T/midfull"; cp "$T/run2/last.safetensors" "$T/run2/metrics.csv" "$T/midfull/"
+(trap '' XFSZ; ulimit -f 4; exec "$D" train --resume "$T/midfull/last.safetensors" --steps 400 \
+    --log-every 1 --save-every 100000 --sample-every 0 --threads 1 --out "$T/midfull") 2>"$T/midfull.err"
+check "a disk filling mid-run fails the run" [ $? -eq 2 ]
+last=$(tail -c 200 "$T/midfull/metrics.csv" | tail -n 2 | head -n 1 | cut -d, -f1)
+check "after some steps were logged (last whole row: step $last)" [ "${last:-0}" -gt 13 -a "${last:-0}" -lt 400 ]
+check "it names metrics.csv" grep -q "cannot write .*midfull/metrics.csv: File too large; stopping" "$T/midfull.err"
+check "and says the checkpoint could not be saved" grep -q "and the checkpoint could not be saved" "$T/midfull.err"
+check "the old checkpoint is intact" cmp -s "$T/run2/last.safetensors" "$T/midfull/last.safetensors"
+check "no temporary file is left" [ -z "$(ls "$T/midfull" | grep -v -e '^last.safetensors$' -e '^metrics.csv$')" ]
+"$D" train --resume "$T/midfull/last.safetensors" --steps 14 --log-every 1 --sample-every 0 --threads 1 \
+    --out "$T/midfull" 2>/dev/null
+check "the run resumes once there is room" [ $? -eq 0 ]
+check "its metrics.csv holds steps 1-14 once each, the half-written row dropped" \
+    [ "$(tail -n +2 "$T/midfull/metrics.csv" | cut -d, -f1 | tr '\n' ' ')" = "1 2 3 4 5 6 7 8 9 10 11 12 13 14 " ]
+# a row cut inside its step number, and a header cut short, are dropped on resume as well
+mkdir "$T/cut1" "$T/cut2"; cp "$T/run2/last.safetensors" "$T/run2/metrics.csv" "$T/cut1/"
+printf '1' >>"$T/cut1/metrics.csv"; cp "$T/run2/last.safetensors" "$T/cut2/"; printf 'step,lo' >"$T/cut2/metrics.csv"
+for c in cut1 cut2; do
+    "$D" train --resume "$T/$c/last.safetensors" --steps 13 --log-every 1 --sample-every 0 --threads 1 \
+        --out "$T/$c" 2>/dev/null
+done
+check "a row cut in its step number is dropped" \
+    [ "$(tail -n +2 "$T/cut1/metrics.csv" | cut -d, -f1 | tr '\n' ' ')" = "1 2 3 4 5 6 7 8 9 10 11 12 13 " ]
+check "a cut header is written again whole" [ "$(cat "$T/cut2/metrics.csv" | cut -d, -f1 | tr '\n' ' ')" = "step 13 " ]
 mkdir "$T/fiforun"; mkfifo "$T/fiforun/metrics.csv"
 expect_error "a FIFO as metrics.csv" "metrics.csv is a FIFO" timeout 20 "$D" train --data fashion-mnist --limit 8 \
     --preset small --steps 1 --threads 1 --out "$T/fiforun"
