@@ -317,8 +317,11 @@ int cmd_bench(int argc, char **argv) {
     if ((s = dfs_trainer_new(&tr, m, &tc, &d, &st)) != DFS_OK) return cli_fail_status(s);
     float loss;
     /* warm-up: the arena grows in the first step and is laid out as one block in the second */
-    dfs_trainer_step(tr, &loss);
-    dfs_trainer_step(tr, &loss);
+    int rc = 0;
+    if ((s = dfs_trainer_step(tr, &loss)) != DFS_OK || (s = dfs_trainer_step(tr, &loss)) != DFS_OK) {
+        rc = cli_fail_status(s); /* out of memory for this batch: no numbers rather than wrong ones */
+        goto done;
+    }
     double t0 = cli_now();
     for (long i = 0; i < steps; i++) dfs_trainer_step(tr, &loss);
     double train_s = (cli_now() - t0) / steps;
@@ -327,7 +330,11 @@ int cmd_bench(int argc, char **argv) {
     dfs_trainer_free(tr);
     tr = NULL;
     m->max_batch = (int)batch;
-    for (int i = 0; i < 2; i++) dfs_model_predict(m, x, t, u->num_classes ? d.labels : NULL, (int)batch, y);
+    if ((s = dfs_model_predict(m, x, t, u->num_classes ? d.labels : NULL, (int)batch, y)) != DFS_OK) {
+        rc = cli_fail_status(s);
+        goto done;
+    }
+    dfs_model_predict(m, x, t, u->num_classes ? d.labels : NULL, (int)batch, y);
     t0 = cli_now();
     for (long i = 0; i < steps; i++) dfs_model_predict(m, x, t, u->num_classes ? d.labels : NULL, (int)batch, y);
     double fwd_s = (cli_now() - t0) / steps;
@@ -364,6 +371,7 @@ int cmd_bench(int argc, char **argv) {
         if (sample_s >= 0) printf("sampling: %ld images, DDIM 50 steps: %.2f s\n", batch, sample_s);
         printf("peak RSS: %.1f MB\n", rss);
     }
+done:
     dfs_trainer_free(tr);
     free(d.pixels);
     free(d.labels);
@@ -371,5 +379,5 @@ int cmd_bench(int argc, char **argv) {
     free(y);
     free(t);
     dfs_model_free(m);
-    return 0;
+    return rc;
 }

@@ -704,7 +704,9 @@ int cmd_train(int argc, char **argv) {
     }
     if (tty && !csv_err) fputc('\n', stderr);
     if (fclose(mf) != 0 && rc == 0) rc = cli_fail("cannot write %s: %s", csv, strerror(errno));
-    if (rc == 0 || s != DFS_ERR_NAN) {
+    /* on an error, save only what this run added: a run that fails at its first step (out of
+     * memory for a batch too large) leaves no checkpoint behind to block a retry in --out */
+    if (rc == 0 || (s != DFS_ERR_NAN && st.step > step0)) {
         dfs_status s2 = dfs_checkpoint_save(ckpt, m, &st, tj, DFS_CKPT_FULL);
         if (s2 != DFS_OK) /* a second failure is said too: the run's state is then lost */
             rc = rc == 0 ? cli_fail_status(s2) : (cli_fail("and the checkpoint could not be saved: %s", dfs_last_error()), rc);

@@ -40,6 +40,7 @@
 #ifndef DIFFUSE_H
 #define DIFFUSE_H
 
+#include <setjmp.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -155,8 +156,19 @@ void dfs_graph_set_training(dfs_graph *g, int training, dfs_rng *rng);
 size_t dfs_graph_bytes_used(const dfs_graph *g);
 size_t dfs_graph_bytes_reserved(const dfs_graph *g);
 
-/* Arena memory, 64-byte aligned, valid until the next reset. Contents uninitialised. */
+/* Arena memory, 64-byte aligned, valid until the next reset. Contents uninitialised. When
+ * memory runs out (or the activation limit below is reached) inside an op there is no way back
+ * through the op's callers: with a jump buffer set by dfs_graph_set_oom_jump the allocation
+ * sets dfs_last_error and longjmps to it (the graph is then only fit for dfs_graph_reset);
+ * without one it prints the error and exits with status 2. dfs_trainer_step, dfs_model_predict
+ * and so dfs_sample and dfs_nll_bpd set one and return DFS_ERR_NOMEM; a program that runs its
+ * own graphs can do the same (the classifier's graphs do not yet: they still exit). The jump
+ * must stay within the thread that set it. jb = NULL removes it. */
 void *dfs_graph_alloc(dfs_graph *g, size_t bytes);
+void dfs_graph_set_oom_jump(dfs_graph *g, jmp_buf *jb);
+/* The most arena memory one graph may hold, in bytes (0 = no limit, the default): a memory
+ * budget for activations, past which allocation fails as above. Process-wide. */
+void dfs_set_activation_limit(size_t bytes);
 /* New tensor in the arena. _new leaves data uninitialised, _zeros clears it. */
 dfs_tensor *dfs_tensor_new(dfs_graph *g, int ndim, const int *shape);
 dfs_tensor *dfs_tensor_zeros(dfs_graph *g, int ndim, const int *shape);
@@ -412,9 +424,10 @@ extern const char *const dfs_sampler_names[DFS_SAMPLER_COUNT];
 int dfs_sampler_from_name(const char *name);
 
 /* The network as the samplers see it: write the model output (in its parameterisation) for
- * x (n, dim) at steps t[n] with labels[n] (NULL when unconditional) into out (n, dim). */
-typedef void (*dfs_model_fn)(void *user, const float *x, const int *t, const int *labels, int n,
-                             float *out);
+ * x (n, dim) at steps t[n] with labels[n] (NULL when unconditional) into out (n, dim), and
+ * return DFS_OK. Any other status (after dfs_set_error) stops the sampler, which returns it. */
+typedef dfs_status (*dfs_model_fn)(void *user, const float *x, const int *t, const int *labels, int n,
+                                   float *out);
 
 typedef struct {
     dfs_sampler_kind kind;
@@ -477,9 +490,9 @@ void dfs_model_free(dfs_model *m);
  * max_batch images. With several threads it is data-parallel: each thread runs the whole
  * network on its own share of the images. Results depend on how the images are split into
  * passes only at float rounding level (OpenBLAS's time-embedding GEMMs and the strided convs
- * see the pass's size). */
-void dfs_model_predict(void *model, const float *x, const int *t, const int *labels, int n,
-                       float *out);
+ * see the pass's size). DFS_ERR_NOMEM when the activations do not fit (dfs_graph_alloc). */
+dfs_status dfs_model_predict(void *model, const float *x, const int *t, const int *labels, int n,
+                             float *out);
 /* Swap the live weights with the EMA weights (call again to swap back). */
 void dfs_params_swap_ema(dfs_params *p);
 
@@ -538,7 +551,8 @@ dfs_status dfs_trainer_new(dfs_trainer **out, dfs_model *m, const dfs_train_conf
                            const struct dfs_dataset *data, dfs_train_state *st);
 void dfs_trainer_free(dfs_trainer *t);
 /* One step: batch, noise, forward, loss, backward, AdamW, EMA. Returns the loss in *loss.
- * DFS_ERR_NAN (weights untouched) if the loss or gradient is not finite. */
+ * DFS_ERR_NAN (weights untouched) if the loss or gradient is not finite; DFS_ERR_NOMEM
+ * (weights and step untouched) if the activations do not fit in memory. */
 dfs_status dfs_trainer_step(dfs_trainer *t, float *loss);
 
 /* ------------------------------------------------------------------------------------------ */

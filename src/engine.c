@@ -4,6 +4,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -183,7 +184,11 @@ struct dfs_graph {
     float *rblock;
     int training;
     dfs_rng *rng;
+    jmp_buf *oom_jmp; /* where an allocation that fails jumps to (dfs_graph_set_oom_jump) */
 };
+
+static _Noreturn void graph_oom(dfs_graph *g, size_t more);
+static size_t activation_limit; /* bytes of arena one graph may hold; 0 = no limit */
 
 #define ARENA_ALIGN 64
 #define ARENA_MIN (1u << 20)
@@ -233,7 +238,10 @@ void *dfs_graph_scratch(dfs_graph *g, int slot, size_t bytes) {
         free(g->scratch[slot]);
         size_t cap = (bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
         g->scratch[slot] = aligned_alloc(ARENA_ALIGN, cap);
-        if (!g->scratch[slot]) dfs_assert_fail(__FILE__, __LINE__, "out of memory for scratch");
+        if (!g->scratch[slot]) {
+            g->scratch_cap[slot] = 0;
+            graph_oom(g, cap);
+        }
         g->scratch_cap[slot] = cap;
     }
     return g->scratch[slot];
@@ -246,8 +254,8 @@ void dfs_graph_reset(dfs_graph *g) {
         size_t total = g->peak;
         free_chunks(g->head);
         g->head = chunk_new(total);
-        DFS_ASSERT(g->head != NULL);
-        g->reserved = total;
+        g->reserved = g->head ? total : 0; /* none: the next step allocates as it goes */
+        if (!g->head) g->peak = 0;
     }
     if (g->head) g->head->used = 0;
     g->used = 0;
@@ -266,18 +274,30 @@ dfs_rng *dfs_graph_rng(dfs_graph *g) { return g->rng; }
 size_t dfs_graph_bytes_used(const dfs_graph *g) { return g->used; }
 size_t dfs_graph_bytes_reserved(const dfs_graph *g) { return g->reserved; }
 
+void dfs_graph_set_oom_jump(dfs_graph *g, jmp_buf *jb) { g->oom_jmp = jb; }
+
+void dfs_set_activation_limit(size_t bytes) { activation_limit = bytes; }
+
+/* Out of memory inside an op: there is no way back through the op's callers, so jump to the
+ * graph's recovery point when its runner set one (dfs_graph_set_oom_jump), else a clear
+ * message and exit status 2, no core dump. */
+static _Noreturn void graph_oom(dfs_graph *g, size_t more) {
+    dfs_set_error("out of memory for activations (%zu MB more, %zu MB held): a smaller batch, image size "
+                  "or model", more >> 20, g->reserved >> 20);
+    if (g->oom_jmp) longjmp(*g->oom_jmp, 1);
+    fprintf(stderr, "diffuse: %s\n", dfs_last_error());
+    exit(2);
+}
+
 void *dfs_graph_alloc(dfs_graph *g, size_t bytes) {
     size_t need = (bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
-    if (need < bytes) dfs_assert_fail(__FILE__, __LINE__, "arena size overflow");
+    if (need < bytes) graph_oom(g, SIZE_MAX);
     if (!g->head || g->head->used + need > g->head->cap) {
         size_t cap = g->reserved / 2 > ARENA_MIN ? g->reserved / 2 : ARENA_MIN;
         if (cap < need) cap = need;
-        chunk *c = chunk_new(cap);
-        if (!c) { /* no way back from inside an op: a clear message and exit status 2, no core dump */
-            fprintf(stderr, "diffuse: out of memory for activations (%zu MB more, %zu MB held): a smaller batch, "
-                            "image size or model\n", cap >> 20, g->reserved >> 20);
-            exit(2);
-        }
+        chunk *c = activation_limit && (g->reserved > activation_limit || cap > activation_limit - g->reserved)
+                       ? NULL : chunk_new(cap);
+        if (!c) graph_oom(g, cap);
         c->next = g->head;
         g->head = c;
         g->reserved += cap;
@@ -400,7 +420,7 @@ dfs_node *dfs_record(dfs_graph *g, dfs_backward_fn fn, dfs_tensor *out, int nin,
     if (g->ntape == g->captape) {
         int cap = g->captape ? 2 * g->captape : 256;
         dfs_node **t = realloc(g->tape, (size_t)cap * sizeof *t);
-        if (!t) dfs_assert_fail(__FILE__, __LINE__, "out of memory for the tape");
+        if (!t) graph_oom(g, (size_t)cap * sizeof *t);
         g->tape = t;
         g->captape = cap;
     }

@@ -134,7 +134,12 @@ dfs_status dfs_nll_bpd_terms(const dfs_schedule *s, dfs_prediction pred, dfs_mod
             dfs_rng_fill_normal(rng, x, dim);
             dfs_q_sample(s, t, x0 + (size_t)i * dim, x, x, dim); /* DDPM eq. 4, in place */
         }
-        model(user, xt, ts, labels ? lab : NULL, (int)nb, out);
+        dfs_status ms = model(user, xt, ts, labels ? lab : NULL, (int)nb, out);
+        if (ms != DFS_OK) { /* the model failed (out of memory): its error stands */
+            free(buf);
+            free(ts);
+            return ms;
+        }
         for (size_t b = 0; b < nb; b++) {
             size_t k = k0 + b;
             int i = (int)(k % (size_t)n), t = ts[b];

@@ -2,6 +2,8 @@
 #include "internal.h"
 
 #include <stdlib.h>
+#include <setjmp.h>
+#include <stdio.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -45,11 +47,20 @@ void dfs_model_free(dfs_model *m) {
     free(m);
 }
 
-/* Images [lo, hi) in passes of at most `pass` images through graph g. */
-static void predict_range(dfs_model *m, dfs_graph *g, const float *x, const int *t,
-                          const int *labels, int lo, int hi, int pass, float *out) {
+/* Images [lo, hi) in passes of at most `pass` images through graph g. DFS_ERR_NOMEM (with
+ * the error set) when an allocation in the graph fails: it jumps back here, and the graph is
+ * reset. */
+static dfs_status predict_range(dfs_model *m, dfs_graph *g, const float *x, const int *t,
+                                const int *labels, int lo, int hi, int pass, float *out) {
     const dfs_unet_config *c = &m->cfg.unet;
     const size_t dim = (size_t)c->in_channels * c->image_size * c->image_size;
+    jmp_buf jb;
+    if (setjmp(jb)) {
+        dfs_graph_set_oom_jump(g, NULL);
+        dfs_graph_reset(g);
+        return DFS_ERR_NOMEM;
+    }
+    dfs_graph_set_oom_jump(g, &jb);
     dfs_graph_set_grad(g, 0);
     dfs_graph_set_training(g, 0, NULL);
     for (int i = lo; i < hi; i += pass) {
@@ -60,16 +71,20 @@ static void predict_range(dfs_model *m, dfs_graph *g, const float *x, const int 
         dfs_tensor *y = dfs_unet_forward(m->net, g, xt, t + i, labels ? labels + i : NULL);
         memcpy(out + (size_t)i * dim, y->data, (size_t)nb * dim * sizeof(float));
     }
+    dfs_graph_set_oom_jump(g, NULL);
     dfs_graph_reset(g);
+    return DFS_OK;
 }
 
 /* Inference is data-parallel: each thread runs the whole network, every op serial, on its own
  * contiguous share of the images, in a graph of its own. The threads meet once per call
  * instead of at every op (hundreds of barriers per pass), which also keeps the speed when
  * another process takes a core. An image's result depends on the split only at float
- * rounding level (the time-embedding GEMMs and strided convs see the pass's size). */
-void dfs_model_predict(void *model, const float *x, const int *t, const int *labels, int n,
-                       float *out) {
+ * rounding level (the time-embedding GEMMs and strided convs see the pass's size). A thread
+ * that runs out of memory jumps back within itself (predict_range), never across the
+ * parallel region; its error message is copied out to the caller's thread. */
+dfs_status dfs_model_predict(void *model, const float *x, const int *t, const int *labels, int n,
+                             float *out) {
     dfs_model *m = model;
     const int maxb = m->max_batch > 0 ? m->max_batch : 1;
     int T = 1;
@@ -85,11 +100,10 @@ void dfs_model_predict(void *model, const float *x, const int *t, const int *lab
         }
         if (m->ngthread < T) T = 1; /* out of memory: one thread, as before */
     }
-    if (T <= 1) {
-        predict_range(m, m->g, x, t, labels, 0, n, maxb, out);
-        return;
-    }
+    if (T <= 1) return predict_range(m, m->g, x, t, labels, 0, n, maxb, out);
     (void)dfs_get_kernels(); /* read DFS_KERNELS before the threads do */
+    dfs_status st = DFS_OK;
+    char err[512] = "";
 #pragma omp parallel num_threads(T)
     {
 #ifdef _OPENMP
@@ -99,8 +113,16 @@ void dfs_model_predict(void *model, const float *x, const int *t, const int *lab
 #endif
         const int per = (n + nt - 1) / nt, lo = tid * per, hi = lo + per < n ? lo + per : n;
         const int pass = maxb / nt > 0 ? maxb / nt : 1;
-        if (lo < hi) predict_range(m, m->gthread[tid], x, t, labels, lo, hi, pass, out);
+        if (lo < hi && predict_range(m, m->gthread[tid], x, t, labels, lo, hi, pass, out) != DFS_OK) {
+#pragma omp critical(dfs_predict_error)
+            {
+                st = DFS_ERR_NOMEM;
+                snprintf(err, sizeof err, "%s", dfs_last_error());
+            }
+        }
     }
+    if (st != DFS_OK) dfs_set_error("%s", err);
+    return st;
 }
 
 void dfs_params_swap_ema(dfs_params *p) {

@@ -155,9 +155,10 @@ float dfs_dynamic_threshold(float *x0, size_t dim, float p, float *scratch) {
 
 /* The model as the update rules see it: eps and x0 (n, dim) at (x, t), with classifier-free
  * guidance and x0 clipping applied. Scratch from w; labels / lb as set up by dfs_sample. */
-static void eval_model(const dfs_schedule *s, const dfs_sampler_config *c, dfs_model_fn model,
-                       void *model_user, const int *labels, int n, int guided, size_t N,
-                       scratch *w, const float *x, int t, float *eps, float *x0) {
+static dfs_status eval_model(const dfs_schedule *s, const dfs_sampler_config *c, dfs_model_fn model,
+                             void *model_user, const int *labels, int n, int guided, size_t N,
+                             scratch *w, const float *x, int t, float *eps, float *x0) {
+    dfs_status ms;
     const int nb = guided ? 2 * n : n;
     const double sa = sqrt(s->abar[t]), sb = sqrt(1.0 - s->abar[t]);
     const double gw = c->guidance;
@@ -165,7 +166,7 @@ static void eval_model(const dfs_schedule *s, const dfs_sampler_config *c, dfs_m
     if (guided) {
         memcpy(w->xin, x, N * sizeof(float));
         memcpy(w->xin + N, x, N * sizeof(float));
-        model(model_user, w->xin, w->tb, w->lb, nb, w->out);
+        if ((ms = model(model_user, w->xin, w->tb, w->lb, nb, w->out)) != DFS_OK) return ms;
         /* Guidance acts on eps, so convert both halves first (in place). */
         dfs_pred_to_eps_x0(s, c->prediction, t, x, w->out, w->out, NULL, N);
         dfs_pred_to_eps_x0(s, c->prediction, t, x, w->out + N, w->out + N, NULL, N);
@@ -179,7 +180,7 @@ static void eval_model(const dfs_schedule *s, const dfs_sampler_config *c, dfs_m
             x0[j] = (float)((x[j] - sb * e) / sa); /* DDPM eq. 4 solved for x0 */
         }
     } else {
-        model(model_user, x, w->tb, labels, n, w->out);
+        if ((ms = model(model_user, x, w->tb, labels, n, w->out)) != DFS_OK) return ms;
         dfs_pred_to_eps_x0(s, c->prediction, t, x, w->out, eps, x0, N);
     }
     if (c->dynamic_threshold > 0.0f) {
@@ -199,6 +200,7 @@ static void eval_model(const dfs_schedule *s, const dfs_sampler_config *c, dfs_m
             eps[j] = (float)((x[j] - sa * z0) / sb);
         }
     }
+    return DFS_OK;
 }
 
 /* lambda_t = log(alpha_t / sigma_t), alpha_t = sqrt(abar_t), sigma_t = sqrt(1 - abar_t)
@@ -296,7 +298,11 @@ dfs_status dfs_sample(const dfs_schedule *s, const dfs_sampler_config *c, dfs_mo
         const double abar_p = last ? 1.0 : s->abar[w.ts[i + 1]]; /* abar at the next step */
 
         /* ---- model: eps and x0 at (x_t, t) ---- */
-        eval_model(s, c, model, model_user, labels, n, guided, N, &w, x, t, w.eps, w.x0);
+        dfs_status ms = eval_model(s, c, model, model_user, labels, n, guided, N, &w, x, t, w.eps, w.x0);
+        if (ms != DFS_OK) { /* the model failed (out of memory): its error stands */
+            scratch_free(&w);
+            return ms;
+        }
 
         if (c->kind == DFS_SAMPLER_DPMPP_2M) {
             /* DPM-Solver++(2M), DPM++ Algorithm 2, in x_t-space with alpha = sqrt(abar),
@@ -352,8 +358,11 @@ dfs_status dfs_sample(const dfs_schedule *s, const dfs_sampler_config *c, dfs_mo
                 for (size_t j = 0; j < N; j++)
                     w.xe[j] = (float)(sp * (x[j] / sa + d * w.eps[j]));
                 memcpy(w.prev, w.eps, N * sizeof(float)); /* eps at (x_t, t) */
-                eval_model(s, c, model, model_user, labels, n, guided, N, &w, w.xe, w.ts[i + 1],
-                           w.eps, w.x0);
+                if ((ms = eval_model(s, c, model, model_user, labels, n, guided, N, &w, w.xe, w.ts[i + 1],
+                                     w.eps, w.x0)) != DFS_OK) {
+                    scratch_free(&w);
+                    return ms;
+                }
 #pragma omp parallel for schedule(static) if (N >= 65536)
                 for (size_t j = 0; j < N; j++)
                     x[j] = (float)(sp * (x[j] / sa + 0.5 * d * ((double)w.prev[j] + w.eps[j])));

@@ -5,6 +5,8 @@
 #include "internal.h"
 
 #include <math.h>
+#include <setjmp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
@@ -27,6 +29,8 @@ struct dfs_trainer {
         float *grad;  /* (params n) its own parameter gradients */
         dfs_rng rng;  /* its dropout generator, seeded from the run's each step */
         float loss;   /* its share of the batch loss */
+        dfs_tensor *out; /* its loss tensor (kept here, not in a local that a longjmp may clobber) */
+        int failed;   /* out of memory in this step */
     } *w;
     int nw;
 };
@@ -140,24 +144,34 @@ static int next_index(dfs_trainer *t, long seen) {
 }
 
 /* Forward, loss and (if the loss is finite) backward of the whole batch in one graph; the
- * ops spread their work over the threads themselves. Returns the loss. */
-static float serial_step(dfs_trainer *t) {
+ * ops spread their work over the threads themselves. The loss goes to *L. DFS_ERR_NOMEM (with
+ * the error set) when the activations do not fit: the allocation jumps back here. */
+static dfs_status serial_step(dfs_trainer *t, float *L) {
     dfs_model *m = t->m;
     const dfs_unet_config *u = &m->cfg.unet;
     const int B = t->c.batch, cond = u->text.dim > 0 || u->num_classes > 0;
     dfs_graph *g = t->g;
     dfs_graph_reset(g);
+    jmp_buf jb;
+    if (setjmp(jb)) {
+        dfs_graph_set_oom_jump(g, NULL);
+        dfs_graph_reset(g);
+        return DFS_ERR_NOMEM;
+    }
+    dfs_graph_set_oom_jump(g, &jb);
     dfs_graph_set_grad(g, 1);
     dfs_graph_set_training(g, 1, &t->st->rng);
     const int shape[4] = {B, u->in_channels, u->image_size, u->image_size};
     dfs_tensor *x = dfs_tensor_wrap(g, t->xt, 4, shape);
     dfs_tensor *pred = dfs_unet_forward(m->net, g, x, t->t, cond ? t->labels : NULL);
     dfs_tensor *loss = dfs_mse(g, pred, dfs_tensor_wrap(g, t->target, 4, shape));
-    float L = loss->data[0];
-    if (!isfinite(L)) return L;
-    dfs_params_zero_grad(m->net->params);
-    dfs_backward(g, loss);
-    return L;
+    *L = loss->data[0];
+    if (isfinite(*L)) {
+        dfs_params_zero_grad(m->net->params);
+        dfs_backward(g, loss);
+    }
+    dfs_graph_set_oom_jump(g, NULL);
+    return DFS_OK;
 }
 
 static dfs_status ensure_workers(dfs_trainer *t, int n) {
@@ -189,8 +203,10 @@ static dfs_status ensure_workers(dfs_trainer *t, int n) {
  * when another process takes a core. Each worker's loss is its mean scaled by its share of the
  * batch, so the sum is the batch mean and the summed gradient is the batch gradient. The
  * dropout masks (and so the result, at float rounding) depend on the thread count; a run is
- * reproducible for a given count. Returns the loss. */
-static float parallel_step(dfs_trainer *t, int n) {
+ * reproducible for a given count. The loss goes to *L. A worker that runs out of memory jumps
+ * back within its own thread (never across the parallel region), goes on to meet the others
+ * at the barrier, and the step returns DFS_ERR_NOMEM with its message. */
+static dfs_status parallel_step(dfs_trainer *t, int n, float *Lout) {
     dfs_model *m = t->m;
     const dfs_unet_config *u = &m->cfg.unet;
     dfs_params *p = m->net->params;
@@ -199,7 +215,8 @@ static float parallel_step(dfs_trainer *t, int n) {
     for (int k = 0; k < n; k++) dfs_rng_seed(&t->w[k].rng, dfs_rng_u64(&t->st->rng));
     (void)dfs_get_kernels(); /* read DFS_KERNELS before the threads do */
     float L = 0.0f;
-    int team = 1;
+    int team = 1, oom = 0;
+    char err[512] = "";
 #pragma omp parallel num_threads(n)
     {
         int k = 0;
@@ -216,32 +233,56 @@ static float parallel_step(dfs_trainer *t, int n) {
         dfs_graph_set_training(g, 1, &wk->rng);
         dfs_graph_redirect_grads(g, p->grad, p->n, wk->grad);
         memset(wk->grad, 0, p->n * sizeof(float));
-        dfs_tensor *loss = NULL;
+        jmp_buf jb;
+        wk->out = NULL;
+        wk->failed = 0;
         wk->loss = 0.0f;
-        if (nb > 0) {
-            const int shape[4] = {nb, u->in_channels, u->image_size, u->image_size};
-            dfs_tensor *x = dfs_tensor_wrap(g, t->xt + (size_t)lo * dim, 4, shape);
-            dfs_tensor *pred = dfs_unet_forward(m->net, g, x, t->t + lo, cond ? t->labels + lo : NULL);
-            loss = dfs_mse(g, pred, dfs_tensor_wrap(g, t->target + (size_t)lo * dim, 4, shape));
-            wk->loss = loss->data[0] * (float)nb / (float)B;
+        if (setjmp(jb) == 0) {
+            dfs_graph_set_oom_jump(g, &jb);
+            if (nb > 0) {
+                const int shape[4] = {nb, u->in_channels, u->image_size, u->image_size};
+                dfs_tensor *x = dfs_tensor_wrap(g, t->xt + (size_t)lo * dim, 4, shape);
+                dfs_tensor *pred = dfs_unet_forward(m->net, g, x, t->t + lo, cond ? t->labels + lo : NULL);
+                wk->out = dfs_mse(g, pred, dfs_tensor_wrap(g, t->target + (size_t)lo * dim, 4, shape));
+                wk->loss = wk->out->data[0] * (float)nb / (float)B;
+            }
+        } else {
+            wk->failed = 1;
+            wk->out = NULL;
+            wk->loss = NAN;
         }
 #pragma omp barrier
 #pragma omp single
         for (int j = 0; j < team; j++) L += t->w[j].loss;
         /* the implicit barrier of single: L is complete */
-        if (loss && isfinite(L)) {
+        if (!wk->failed && wk->out && isfinite(L)) {
             const float share = (float)nb / (float)B;
-            dfs_backward_grad(g, loss, &share);
+            if (setjmp(jb) == 0) dfs_backward_grad(g, wk->out, &share);
+            else wk->failed = 1;
+        }
+        dfs_graph_set_oom_jump(g, NULL);
+        if (wk->failed) {
+            dfs_graph_reset(g);
+#pragma omp critical(dfs_train_error)
+            {
+                oom = 1;
+                snprintf(err, sizeof err, "%s", dfs_last_error());
+            }
         }
     }
-    if (!isfinite(L)) return L;
+    if (oom) {
+        dfs_set_error("%s", err);
+        return DFS_ERR_NOMEM;
+    }
+    *Lout = L;
+    if (!isfinite(L)) return DFS_OK;
 #pragma omp parallel for schedule(static)
     for (long i = 0; i < (long)p->n; i++) {
         float s = 0.0f;
         for (int j = 0; j < team; j++) s += t->w[j].grad[i];
         p->grad[i] = s;
     }
-    return L;
+    return DFS_OK;
 }
 
 dfs_status dfs_trainer_step(dfs_trainer *t, float *loss_out) {
@@ -278,7 +319,9 @@ dfs_status dfs_trainer_step(dfs_trainer *t, float *loss_out) {
 #endif
     if (nt > B) nt = B;
     if (nt > 1 && ensure_workers(t, nt) != DFS_OK) nt = 1;
-    float L = nt > 1 ? parallel_step(t, nt) : serial_step(t);
+    float L = NAN;
+    dfs_status ss = nt > 1 ? parallel_step(t, nt, &L) : serial_step(t, &L);
+    if (ss != DFS_OK) return ss; /* out of memory for activations: nothing updated */
     if (loss_out) *loss_out = L;
     if (!isfinite(L)) {
         dfs_set_error("loss is %g at step %ld", L, t->st->step + 1);

@@ -151,6 +151,20 @@ done
 check "a row cut in its step number is dropped" \
     [ "$(tail -n +2 "$T/cut1/metrics.csv" | cut -d, -f1 | tr '\n' ' ')" = "1 2 3 4 5 6 7 8 9 10 11 12 13 " ]
 check "a cut header is written again whole" [ "$(cat "$T/cut2/metrics.csv" | cut -d, -f1 | tr '\n' ' ')" = "step 13 " ]
+# out of memory for activations (a 2 GB address-space limit against a batch of 4096 for the
+# fmnist U-Net, which needs far more): the run says so and exits 2, and leaves no checkpoint
+# behind, so a retry with a smaller batch into the same folder starts (not under the sanitizer,
+# whose shadow memory needs the address space)
+if [ -z "$DFS_SANITIZE" ]; then
+    (ulimit -v 2000000; exec "$D" train --data fashion-mnist --limit 4096 --preset fmnist --batch 4096 \
+        --steps 2 --sample-every 0 --threads 2 --out "$T/oom") 2>"$T/oom.err"
+    check "a batch too large for memory fails the run with status 2" [ $? -eq 2 ]
+    check "it says so" grep -q "^diffuse: out of memory for activations (.*): a smaller batch, image size or model$" "$T/oom.err"
+    check "and leaves no checkpoint" [ ! -e "$T/oom/last.safetensors" ]
+    "$D" train --data fashion-mnist --limit 64 --preset small --batch 8 --steps 2 --sample-every 0 --threads 2 \
+        --out "$T/oom" 2>/dev/null
+    check "a retry with a smaller batch in the same folder trains" [ $? -eq 0 ]
+fi
 mkdir "$T/fiforun"; mkfifo "$T/fiforun/metrics.csv"
 expect_error "a FIFO as metrics.csv" "metrics.csv is a FIFO" timeout 20 "$D" train --data fashion-mnist --limit 8 \
     --preset small --steps 1 --threads 1 --out "$T/fiforun"

@@ -39,13 +39,26 @@ typedef struct {
 } gauss_model;
 
 /* A diverged model: NaN for every prediction (dim 1). */
-static void nan_fn(void *user, const float *x, const int *t, const int *labels, int n, float *out) {
+static dfs_status nan_fn(void *user, const float *x, const int *t, const int *labels, int n, float *out) {
     (void)user, (void)x, (void)t, (void)labels;
     for (int i = 0; i < n; i++) out[i] = NAN;
+    return DFS_OK;
 }
 
-static void gauss_fn(void *user, const float *x, const int *t, const int *labels, int n,
-                     float *out) {
+/* A model that fails (as out of memory would) at call number *user, counting down. */
+static dfs_status failing_fn(void *user, const float *x, const int *t, const int *labels, int n, float *out) {
+    int *left = user;
+    (void)x, (void)t, (void)labels;
+    if (--*left == 0) {
+        dfs_set_error("the model ran out of memory");
+        return DFS_ERR_NOMEM;
+    }
+    for (int i = 0; i < n; i++) out[i] = 0.1f;
+    return DFS_OK;
+}
+
+static dfs_status gauss_fn(void *user, const float *x, const int *t, const int *labels, int n,
+                           float *out) {
     gauss_model *m = user;
     m->calls++;
     m->items += n;
@@ -74,6 +87,7 @@ static void gauss_fn(void *user, const float *x, const int *t, const int *labels
             out[i * dim + j] = (float)o;
         }
     }
+    return DFS_OK;
 }
 
 static gauss_model gauss(const dfs_schedule *s, dfs_prediction kind, double mu, double sd) {
@@ -226,6 +240,17 @@ static void test_validation(void) {
         dfs_status st = dfs_sample(&s, &c, nan_fn, NULL, NULL, 4, 1, &rng, x, NULL, NULL);
         CHECK(st == DFS_ERR_NAN && strstr(dfs_last_error(), "non-finite"), "%s: NaN predictions: %d %s",
               dfs_sampler_names[k], st, dfs_last_error());
+    }
+    // a model that fails at its 3rd call: every sampler stops there and returns its status and
+    // message (the 2nd-order samplers fail inside a step, the others at its start)
+    for (int k = 0; k < DFS_SAMPLER_COUNT; k++) {
+        dfs_sampler_config_default(&c);
+        c.kind = (dfs_sampler_kind)k;
+        c.steps = 10;
+        int left = 3;
+        dfs_status st = dfs_sample(&s, &c, failing_fn, &left, NULL, 4, 1, &rng, x, NULL, NULL);
+        CHECK(st == DFS_ERR_NOMEM && left == 0 && !strcmp(dfs_last_error(), "the model ran out of memory"),
+              "%s: a failing model: status %d, %d calls left, %s", dfs_sampler_names[k], st, left, dfs_last_error());
     }
     dfs_schedule_free(&s);
 }
@@ -606,9 +631,10 @@ static void test_first_order_is_ddim(void) {
 }
 
 /* One step from pure noise with an x0-predictor returns the prediction (clipped). */
-static void x0_const_fn(void *user, const float *x, const int *t, const int *labels, int n,
-                        float *out) {
+static dfs_status x0_const_fn(void *user, const float *x, const int *t, const int *labels, int n,
+                              float *out) {
     for (int i = 0; i < n; i++) out[i] = *(const float *)user;
+    return DFS_OK;
 }
 
 static void test_one_step(void) {

@@ -79,7 +79,7 @@ typedef struct {
     long calls;
 } point_model;
 
-static void point_fn(void *user, const float *x, const int *t, const int *labels, int n, float *out) {
+static dfs_status point_fn(void *user, const float *x, const int *t, const int *labels, int n, float *out) {
     point_model *pm = user;
     (void)labels;
     pm->calls += n;
@@ -92,6 +92,7 @@ static void point_fn(void *user, const float *x, const int *t, const int *labels
             out[(size_t)i * pm->dim + j] = (float)v;
         }
     }
+    return DFS_OK;
 }
 
 /* The bound in nats per image for x_0 = c when the model's x_0 is c + d (d per dim, already in
@@ -115,6 +116,13 @@ static double expected_nats(const dfs_schedule *s, const float *c, const double 
     }
     *kl_sum = kls;
     return total + kls;
+}
+
+/* A model that cannot run (out of memory) */
+static dfs_status nomem_fn(void *user, const float *x, const int *t, const int *labels, int n, float *out) {
+    (void)user, (void)x, (void)t, (void)labels, (void)n, (void)out;
+    dfs_set_error("no memory for this model");
+    return DFS_ERR_NOMEM;
 }
 
 static void test_point_mass(dfs_schedule_kind kind, int T) {
@@ -145,6 +153,10 @@ static void test_point_mass(dfs_schedule_kind kind, int T) {
     double sum = 0;
     for (int t = 0; t <= T; t++) sum += terms[t];
     CHECK_CLOSE(sum, want, 0, 1e-9, "terms add up to the bound");
+    double bpd_f[N];
+    st = dfs_nll_bpd(&s, DFS_PRED_X0, nomem_fn, NULL, NULL, x0, N, DIM, &rng, bpd_f);
+    CHECK(st == DFS_ERR_NOMEM && !strcmp(dfs_last_error(), "no memory for this model"),
+          "dfs_nll_bpd returns a failing model's status (%d) and message: %s", st, dfs_last_error());
 
     /* (c) a model off by 0.1: strictly larger, KL terms = sum_t (post_c0 0.1)^2 / (2 beta_tilde) */
     double d[DIM];

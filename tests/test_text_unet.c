@@ -515,7 +515,7 @@ typedef struct {
 } fixed_model;
 
 /* An x0-prediction model that returns fixed images, whatever x and t */
-static void fixed_predict(void *user, const float *x, const int *t, const int *labels, int n, float *out) {
+static dfs_status fixed_predict(void *user, const float *x, const int *t, const int *labels, int n, float *out) {
     fixed_model *fm = user;
     const size_t dim = 101;
     (void)x, (void)t;
@@ -524,6 +524,7 @@ static void fixed_predict(void *user, const float *x, const int *t, const int *l
         int row = labels ? (null ? labels[i - n / 2] : labels[i]) : i;
         memcpy(out + (size_t)i * dim, (null ? fm->x0u : fm->x0c) + (size_t)row * dim, dim * sizeof(float));
     }
+    return DFS_OK;
 }
 
 static void test_dynamic_threshold(void) {

@@ -434,20 +434,26 @@ static void test_fast_paths(void) {
     dfs_model_free(m);
 }
 
-/* A data-parallel training step (2 threads, each on half the batch in its own graph, with its
- * own parameter gradients) against one graph for the whole batch (1 thread): without dropout
- * the loss and the summed gradient agree up to float rounding, and the run's generator moves
- * on the same for the data. Random pixels stand in for images. */
-static void test_parallel_step(void) {
+/* 16 images of random pixels at 28x28 with labels 0..9 in turn, standing in for images */
+static dfs_dataset random_dataset(uint64_t seed) {
     dfs_dataset d;
     memset(&d, 0, sizeof d);
     d.n = 16, d.c = 1, d.h = 28, d.w = 28, d.num_classes = 10;
     d.pixels = malloc((size_t)d.n * 784);
     d.labels = malloc((size_t)d.n * sizeof(int));
     dfs_rng r;
-    dfs_rng_seed(&r, 21);
+    dfs_rng_seed(&r, seed);
     for (int i = 0; i < d.n * 784; i++) d.pixels[i] = (uint8_t)dfs_rng_below(&r, 256);
     for (int i = 0; i < d.n; i++) d.labels[i] = i % 10;
+    return d;
+}
+
+/* A data-parallel training step (2 threads, each on half the batch in its own graph, with its
+ * own parameter gradients) against one graph for the whole batch (1 thread): without dropout
+ * the loss and the summed gradient agree up to float rounding, and the run's generator moves
+ * on the same for the data. Random pixels stand in for images. */
+static void test_parallel_step(void) {
+    dfs_dataset d = random_dataset(21);
     float loss[2], *grad[2];
     size_t n = 0;
     for (int k = 0; k < 2; k++) {
@@ -478,6 +484,102 @@ static void test_parallel_step(void) {
     free(d.labels);
 }
 
+
+/* Out of memory for activations (an activation limit stands in for a full memory): a training
+ * step, on one thread and data-parallel on two, returns DFS_ERR_NOMEM with the message and
+ * leaves the weights, the step count and the images seen as they were; dfs_model_predict and
+ * dfs_sample return it too. Once memory is there again the same trainer and model go on and
+ * give the results of ones that never failed. */
+static void test_out_of_memory(void) {
+    dfs_dataset d = random_dataset(22);
+    dfs_rng r;
+    dfs_rng_seed(&r, 23);
+    for (int threads = 1; threads <= 2; threads++) {
+        dfs_set_threads(threads);
+        float ref_loss = 0.0f, loss = 0.0f;
+        size_t np = 0;
+        float *ref_w = NULL;
+        for (int k = 0; k < 2; k++) { /* k = 0: never limited, the reference; k = 1: fails first */
+            dfs_model *m = small_model(6, 0.0f);
+            dfs_train_config tc;
+            dfs_train_config_default(&tc);
+            tc.batch = 8;
+            dfs_train_state st = {.seed = 3};
+            dfs_rng_seed(&st.rng, 4);
+            dfs_trainer *tr;
+            CHECK(dfs_trainer_new(&tr, m, &tc, &d, &st) == DFS_OK, "trainer: %s", dfs_last_error());
+            np = m->net->params->n;
+            if (k == 1) {
+                float *w0 = malloc(np * sizeof(float));
+                memcpy(w0, m->net->params->data, np * sizeof(float));
+                dfs_set_activation_limit(2u << 20); /* far less than the step needs */
+                dfs_status s = dfs_trainer_step(tr, &loss);
+                CHECK(s == DFS_ERR_NOMEM, "%d threads: a step past the activation limit gives %d, not DFS_ERR_NOMEM",
+                      threads, s);
+                CHECK(strstr(dfs_last_error(), "out of memory for activations") != NULL, "%d threads: message: %s",
+                      threads, dfs_last_error());
+                CHECK(same_bits(w0, m->net->params->data, np) && st.step == 0 && st.images_seen == 0,
+                      "%d threads: a failed step changed the weights or the counts (step %ld)", threads, st.step);
+                s = dfs_trainer_step(tr, &loss);
+                CHECK(s == DFS_ERR_NOMEM, "%d threads: a second try fails the same way (%d)", threads, s);
+                dfs_set_activation_limit(0);
+                free(w0);
+                dfs_rng_seed(&st.rng, 4); /* the failed steps drew their batches: draw them again */
+            }
+            dfs_status s = dfs_trainer_step(tr, &loss);
+            CHECK(s == DFS_OK && st.step == 1, "%d threads: the step after memory came back: %s", threads,
+                  s == DFS_OK ? "step count" : dfs_last_error());
+            if (k == 0) {
+                ref_loss = loss;
+                ref_w = malloc(np * sizeof(float));
+                memcpy(ref_w, m->net->params->data, np * sizeof(float));
+            } else {
+                CHECK(loss == ref_loss && same_bits(ref_w, m->net->params->data, np),
+                      "%d threads: after the failures the step gives loss %.9g and weights unlike a fresh "
+                      "trainer's (%.9g)", threads, loss, ref_loss);
+                /* inference and sampling */
+                const int n = 6;
+                float *x = malloc((size_t)n * 784 * sizeof(float)), *y = malloc((size_t)n * 784 * sizeof(float));
+                float *y2 = malloc((size_t)n * 784 * sizeof(float));
+                int t[6] = {0, 100, 200, 500, 900, 999}, lab[6] = {0, 1, 2, 3, 4, 10};
+                dfs_rng_fill_normal(&r, x, (size_t)n * 784);
+                m->max_batch = 64;
+                dfs_set_activation_limit(1u << 20);
+                CHECK(dfs_model_predict(m, x, t, lab, n, y) == DFS_ERR_NOMEM &&
+                          strstr(dfs_last_error(), "out of memory for activations"),
+                      "%d threads: predict past the limit: %s", threads, dfs_last_error());
+                dfs_sampler_config sc;
+                dfs_sampler_config_default(&sc);
+                sc.kind = DFS_SAMPLER_DDIM;
+                sc.steps = 3;
+                sc.guidance = 2.0f;
+                sc.null_label = 10;
+                dfs_rng sr;
+                dfs_rng_seed(&sr, 1);
+                CHECK(dfs_sample(&m->sched, &sc, dfs_model_predict, m, lab, 5, 784, &sr, y2, NULL, NULL) ==
+                          DFS_ERR_NOMEM,
+                      "%d threads: dfs_sample past the limit: %s", threads, dfs_last_error());
+                dfs_set_activation_limit(0);
+                CHECK(dfs_model_predict(m, x, t, lab, n, y) == DFS_OK, "%d threads: predict: %s", threads,
+                      dfs_last_error());
+                dfs_model *fresh = small_model(6, 0.0f);
+                memcpy(fresh->net->params->data, m->net->params->data, np * sizeof(float));
+                fresh->max_batch = 64;
+                CHECK(dfs_model_predict(fresh, x, t, lab, n, y2) == DFS_OK, "predict: %s", dfs_last_error());
+                CHECK(same_bits(y, y2, (size_t)n * 784), "%d threads: predict after a failure differs from a "
+                      "model's that never failed", threads);
+                dfs_model_free(fresh);
+                free(x), free(y), free(y2);
+            }
+            dfs_trainer_free(tr);
+            dfs_model_free(m);
+        }
+        free(ref_w);
+    }
+    dfs_set_threads(2);
+    free(d.pixels);
+    free(d.labels);
+}
 
 /* --init: a model takes the EMA weights of every stored tensor of its name and shape; an
  * unconditional model from a class model leaves nothing fresh (it has no class embedding), a
@@ -558,6 +660,7 @@ int main(void) {
     test_sizes();
     test_fast_paths();
     test_parallel_step();
+    test_out_of_memory();
     test_checkpoint_and_resume();
     test_init_from();
     test_learning();
