@@ -167,7 +167,8 @@ size_t dfs_graph_bytes_reserved(const dfs_graph *g);
 void *dfs_graph_alloc(dfs_graph *g, size_t bytes);
 void dfs_graph_set_oom_jump(dfs_graph *g, jmp_buf *jb);
 /* The most arena memory one graph may hold, in bytes (0 = no limit, the default): a memory
- * budget for activations, past which allocation fails as above. Process-wide. */
+ * budget for activations, past which allocation fails as above. Checked when an arena grows:
+ * a graph already holding more keeps it. Process-wide. */
 void dfs_set_activation_limit(size_t bytes);
 /* New tensor in the arena. _new leaves data uninitialised, _zeros clears it. */
 dfs_tensor *dfs_tensor_new(dfs_graph *g, int ndim, const int *shape);
@@ -551,8 +552,10 @@ dfs_status dfs_trainer_new(dfs_trainer **out, dfs_model *m, const dfs_train_conf
                            const struct dfs_dataset *data, dfs_train_state *st);
 void dfs_trainer_free(dfs_trainer *t);
 /* One step: batch, noise, forward, loss, backward, AdamW, EMA. Returns the loss in *loss.
- * DFS_ERR_NAN (weights untouched) if the loss or gradient is not finite; DFS_ERR_NOMEM
- * (weights and step untouched) if the activations do not fit in memory. */
+ * DFS_ERR_NAN (weights untouched) if the loss or gradient is not finite; DFS_ERR_NOMEM if the
+ * activations do not fit in memory: weights, EMA, AdamW state, step and images seen are
+ * untouched, but the run's generator has drawn that step's batch, and the gradients may hold
+ * part of a backward pass (the next step clears them). */
 dfs_status dfs_trainer_step(dfs_trainer *t, float *loss);
 
 /* ------------------------------------------------------------------------------------------ */

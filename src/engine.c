@@ -290,13 +290,17 @@ static _Noreturn void graph_oom(dfs_graph *g, size_t more) {
 }
 
 void *dfs_graph_alloc(dfs_graph *g, size_t bytes) {
+    if (bytes > SIZE_MAX - ARENA_ALIGN) graph_oom(g, bytes);
     size_t need = (bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
-    if (need < bytes) graph_oom(g, SIZE_MAX);
-    if (!g->head || g->head->used + need > g->head->cap) {
+    if (!g->head || need > g->head->cap - g->head->used) {
         size_t cap = g->reserved / 2 > ARENA_MIN ? g->reserved / 2 : ARENA_MIN;
         if (cap < need) cap = need;
-        chunk *c = activation_limit && (g->reserved > activation_limit || cap > activation_limit - g->reserved)
-                       ? NULL : chunk_new(cap);
+        if (activation_limit) { /* the arena grows to the limit and no further */
+            size_t room = g->reserved < activation_limit ? activation_limit - g->reserved : 0;
+            if (cap > room) cap = room;
+            if (cap < need) graph_oom(g, need);
+        }
+        chunk *c = chunk_new(cap);
         if (!c) graph_oom(g, cap);
         c->next = g->head;
         g->head = c;

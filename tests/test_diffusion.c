@@ -241,17 +241,19 @@ static void test_validation(void) {
         CHECK(st == DFS_ERR_NAN && strstr(dfs_last_error(), "non-finite"), "%s: NaN predictions: %d %s",
               dfs_sampler_names[k], st, dfs_last_error());
     }
-    // a model that fails at its 3rd call: every sampler stops there and returns its status and
-    // message (the 2nd-order samplers fail inside a step, the others at its start)
-    for (int k = 0; k < DFS_SAMPLER_COUNT; k++) {
-        dfs_sampler_config_default(&c);
-        c.kind = (dfs_sampler_kind)k;
-        c.steps = 10;
-        int left = 3;
-        dfs_status st = dfs_sample(&s, &c, failing_fn, &left, NULL, 4, 1, &rng, x, NULL, NULL);
-        CHECK(st == DFS_ERR_NOMEM && left == 0 && !strcmp(dfs_last_error(), "the model ran out of memory"),
-              "%s: a failing model: status %d, %d calls left, %s", dfs_sampler_names[k], st, left, dfs_last_error());
-    }
+    // a model that fails at its 1st, 2nd, 3rd or 4th call: every sampler stops there and returns
+    // its status and message (Heun's 2nd and 4th calls are inside a step)
+    for (int k = 0; k < DFS_SAMPLER_COUNT; k++)
+        for (int at = 1; at <= 4; at++) {
+            dfs_sampler_config_default(&c);
+            c.kind = (dfs_sampler_kind)k;
+            c.steps = 10;
+            int left = at;
+            dfs_status st = dfs_sample(&s, &c, failing_fn, &left, NULL, 4, 1, &rng, x, NULL, NULL);
+            CHECK(st == DFS_ERR_NOMEM && left == 0 && !strcmp(dfs_last_error(), "the model ran out of memory"),
+                  "%s: a model failing at call %d: status %d, %d calls left, %s", dfs_sampler_names[k], at, st, left,
+                  dfs_last_error());
+        }
     dfs_schedule_free(&s);
 }
 
