@@ -161,9 +161,9 @@ size_t dfs_graph_bytes_reserved(const dfs_graph *g);
  * through the op's callers: with a jump buffer set by dfs_graph_set_oom_jump the allocation
  * sets dfs_last_error and longjmps to it (the graph is then only fit for dfs_graph_reset);
  * without one it prints the error and exits with status 2. dfs_trainer_step, dfs_model_predict
- * and so dfs_sample and dfs_nll_bpd set one and return DFS_ERR_NOMEM; a program that runs its
- * own graphs can do the same (the classifier's graphs do not yet: they still exit). The jump
- * must stay within the thread that set it. jb = NULL removes it. */
+ * (and so dfs_sample and dfs_nll_bpd), dfs_classifier_forward[_u8] and dfs_classifier_train
+ * set one and return DFS_ERR_NOMEM; a program that runs its own graphs can do the same. The
+ * jump must stay within the thread that set it. jb = NULL removes it. */
 void *dfs_graph_alloc(dfs_graph *g, size_t bytes);
 void dfs_graph_set_oom_jump(dfs_graph *g, jmp_buf *jb);
 /* The most arena memory one graph may hold, in bytes (0 = no limit, the default): a memory
@@ -1040,7 +1040,7 @@ dfs_tensor *dfs_classifier_graph(dfs_classifier *c, dfs_graph *g, dfs_tensor *x,
                                  dfs_tensor **features);
 /* No-grad inference on n images x (n, C, S, S) in [-1, 1], in passes of max_batch images
  * (threads: dfs_set_threads). Writes logits (n, K) and/or features (n, F); either may be NULL.
- * DFS_ERR_ARG if n < 0 or both outputs are NULL. */
+ * DFS_ERR_ARG if n < 0 or both outputs are NULL; DFS_ERR_NOMEM if the activations do not fit. */
 dfs_status dfs_classifier_forward(dfs_classifier *c, const float *x, int n, float *logits,
                                   float *features);
 /* The same for n images of 8-bit pixels (n, C, S, S), scaled as p / 127.5 - 1. */
@@ -1083,7 +1083,8 @@ typedef int (*dfs_classifier_step_fn)(void *user, int epoch, long step, long ste
                                       float loss);
 /* Train c on the labelled data set d. DFS_ERR_ARG for a bad config or missing/out-of-range
  * labels, DFS_ERR_SHAPE if the images do not fit, DFS_ERR_NAN if the loss or gradient stops
- * being finite (weights of the last good step are kept). */
+ * being finite (weights of the last good step are kept), DFS_ERR_NOMEM if the activations do
+ * not fit (likewise). */
 dfs_status dfs_classifier_train(dfs_classifier *c, const dfs_dataset *d,
                                 const dfs_classifier_train_config *tc, dfs_classifier_step_fn cb,
                                 void *user);

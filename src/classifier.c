@@ -18,6 +18,7 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <setjmp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -222,12 +223,20 @@ static size_t image_dim(const dfs_classifier_config *c) {
     return (size_t)c->in_channels * c->image_size * c->image_size;
 }
 
-/* One no-grad pass over nb <= max_batch images at x. */
-static void forward_chunk(dfs_classifier *c, const float *x, int nb, float *logits,
-                          float *features) {
+/* One no-grad pass over nb <= max_batch images at x. DFS_ERR_NOMEM (with the error set) when
+ * the activations do not fit: the allocation jumps back here. */
+static dfs_status forward_chunk(dfs_classifier *c, const float *x, int nb, float *logits,
+                                float *features) {
     const dfs_classifier_config *cfg = &c->cfg;
     dfs_graph *g = c->g;
     dfs_graph_reset(g);
+    jmp_buf jb;
+    if (setjmp(jb)) {
+        dfs_graph_set_oom_jump(g, NULL);
+        dfs_graph_reset(g);
+        return DFS_ERR_NOMEM;
+    }
+    dfs_graph_set_oom_jump(g, &jb);
     dfs_graph_set_grad(g, 0);
     dfs_graph_set_training(g, 0, NULL);
     dfs_tensor *xt = dfs_tensor_wrap(
@@ -236,6 +245,8 @@ static void forward_chunk(dfs_classifier *c, const float *x, int nb, float *logi
     dfs_tensor *y = dfs_classifier_graph(c, g, xt, &f);
     if (logits) memcpy(logits, y->data, (size_t)nb * cfg->num_classes * sizeof(float));
     if (features) memcpy(features, f->data, (size_t)nb * cfg->feature_dim * sizeof(float));
+    dfs_graph_set_oom_jump(g, NULL);
+    return DFS_OK;
 }
 
 static dfs_status check_forward_args(dfs_classifier *c, const void *x, int n, float *logits,
@@ -258,13 +269,13 @@ dfs_status dfs_classifier_forward(dfs_classifier *c, const float *x, int n, floa
     if (s != DFS_OK) return s;
     const size_t dim = image_dim(&c->cfg);
     const int K = c->cfg.num_classes, F = c->cfg.feature_dim;
-    for (int i = 0; i < n; i += c->max_batch) {
+    for (int i = 0; i < n && s == DFS_OK; i += c->max_batch) {
         int nb = n - i < c->max_batch ? n - i : c->max_batch;
-        forward_chunk(c, x + (size_t)i * dim, nb, logits ? logits + (size_t)i * K : NULL,
-                      features ? features + (size_t)i * F : NULL);
+        s = forward_chunk(c, x + (size_t)i * dim, nb, logits ? logits + (size_t)i * K : NULL,
+                          features ? features + (size_t)i * F : NULL);
     }
     dfs_graph_reset(c->g);
-    return DFS_OK;
+    return s;
 }
 
 dfs_status dfs_classifier_forward_u8(dfs_classifier *c, const uint8_t *pixels, int n, float *logits,
@@ -278,16 +289,16 @@ dfs_status dfs_classifier_forward_u8(dfs_classifier *c, const uint8_t *pixels, i
         dfs_set_error("out of memory for a batch of %d images", c->max_batch);
         return DFS_ERR_NOMEM;
     }
-    for (int i = 0; i < n; i += c->max_batch) {
+    for (int i = 0; i < n && s == DFS_OK; i += c->max_batch) {
         int nb = n - i < c->max_batch ? n - i : c->max_batch;
         const uint8_t *p = pixels + (size_t)i * dim;
         for (size_t k = 0; k < (size_t)nb * dim; k++)
             L->xbuf[k] = p[k] / 127.5f - 1.0f;
-        forward_chunk(c, L->xbuf, nb, logits ? logits + (size_t)i * K : NULL,
-                      features ? features + (size_t)i * F : NULL);
+        s = forward_chunk(c, L->xbuf, nb, logits ? logits + (size_t)i * K : NULL,
+                          features ? features + (size_t)i * F : NULL);
     }
     dfs_graph_reset(c->g);
-    return DFS_OK;
+    return s;
 }
 
 /* The data set fits the model and its labels are in [0, K). */
@@ -558,6 +569,32 @@ static void epoch_order(int *perm, int n, uint64_t seed, int epoch) {
     }
 }
 
+/* Forward, loss and (if the loss is finite) backward of nb images in graph g; the loss to *L.
+ * DFS_ERR_NOMEM (with the error set) when the activations do not fit: the allocation jumps
+ * back here. */
+static dfs_status train_pass(dfs_classifier *c, dfs_graph *g, float *xb, const int *yb, int nb, float *L) {
+    const dfs_classifier_config *cfg = &c->cfg;
+    dfs_graph_reset(g);
+    jmp_buf jb;
+    if (setjmp(jb)) {
+        dfs_graph_set_oom_jump(g, NULL);
+        dfs_graph_reset(g);
+        return DFS_ERR_NOMEM;
+    }
+    dfs_graph_set_oom_jump(g, &jb);
+    dfs_graph_set_grad(g, 1);
+    dfs_graph_set_training(g, 0, NULL); /* no dropout in this network */
+    dfs_tensor *x = dfs_tensor_wrap(g, xb, 4, (int[]){nb, cfg->in_channels, cfg->image_size, cfg->image_size});
+    dfs_tensor *loss = dfs_cross_entropy(g, dfs_classifier_graph(c, g, x, NULL), yb);
+    *L = loss->data[0];
+    if (isfinite(*L)) {
+        dfs_params_zero_grad(c->params);
+        dfs_backward(g, loss);
+    }
+    dfs_graph_set_oom_jump(g, NULL);
+    return DFS_OK;
+}
+
 dfs_status dfs_classifier_train(dfs_classifier *c, const dfs_dataset *d,
                                 const dfs_classifier_train_config *tc, dfs_classifier_step_fn cb,
                                 void *user) {
@@ -622,20 +659,13 @@ dfs_status dfs_classifier_train(dfs_classifier *c, const dfs_dataset *d,
                     x[q] = px[q] / 127.5f - 1.0f;
                 yb[j] = d->labels[idx];
             }
-            dfs_graph_reset(g);
-            dfs_graph_set_grad(g, 1);
-            dfs_graph_set_training(g, 0, NULL); /* no dropout in this network */
-            dfs_tensor *x = dfs_tensor_wrap(
-                g, xb, 4, (int[]){nb, cfg->in_channels, cfg->image_size, cfg->image_size});
-            dfs_tensor *loss = dfs_cross_entropy(g, dfs_classifier_graph(c, g, x, NULL), yb);
-            float L = loss->data[0];
+            float L = 0.0f;
+            if ((s = train_pass(c, g, xb, yb, nb, &L)) != DFS_OK) break;
             if (!isfinite(L)) {
                 dfs_set_error("classifier loss is %g at step %ld", L, t + 1);
                 s = DFS_ERR_NAN;
                 break;
             }
-            dfs_params_zero_grad(p);
-            dfs_backward(g, loss);
             t++;
             opt.lr = lr_at(tc, t, total);
             if ((s = dfs_adamw_step(p, &opt, t, NULL)) != DFS_OK) break;

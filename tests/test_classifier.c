@@ -571,6 +571,33 @@ static void test_training(void) {
     s = dfs_classifier_train(c2, &tr, &tc, log_cb, &stop);
     CHECK(s == DFS_ERR_INTERRUPTED && stop.calls == 3, "stopped after %d steps: %s", stop.calls,
           dfs_status_str(s));
+
+    /* out of memory for activations (a 256 KB limit; one conv output of the batch is 800 KB):
+     * training and inference return DFS_ERR_NOMEM with the message and the weights untouched,
+     * and with the memory back inference works and gives what a fresh copy gives */
+    {
+        const size_t np = c2->params->n;
+        float *w0 = malloc(np * sizeof(float)), lg1[64 * 10], lg2[64 * 10];
+        memcpy(w0, c2->params->data, np * sizeof(float));
+        dfs_set_activation_limit(256u << 10);
+        s = dfs_classifier_train(c2, &tr, &tc, NULL, NULL);
+        CHECK(s == DFS_ERR_NOMEM && err_has("out of memory for activations"), "train past the limit: %d %s", s,
+              dfs_last_error());
+        CHECK(memcmp(w0, c2->params->data, np * sizeof(float)) == 0, "a failed training leaves the weights");
+        s = dfs_classifier_forward_u8(c2, tr.pixels, 64, lg1, NULL);
+        CHECK(s == DFS_ERR_NOMEM && err_has("out of memory for activations"), "forward past the limit: %d %s", s,
+              dfs_last_error());
+        dfs_set_activation_limit(0);
+        CHECK(dfs_classifier_forward_u8(c2, tr.pixels, 64, lg1, NULL) == DFS_OK, "forward: %s", dfs_last_error());
+        dfs_classifier *c3 = NULL;
+        dfs_classifier_new(&c3, &cfg, 1);
+        memcpy(c3->params->data, w0, np * sizeof(float));
+        CHECK(c3 && dfs_classifier_forward_u8(c3, tr.pixels, 64, lg2, NULL) == DFS_OK &&
+                  memcmp(lg1, lg2, sizeof lg1) == 0,
+              "forward after a failure gives a fresh copy's logits");
+        dfs_classifier_free(c3);
+        free(w0);
+    }
     tr.n = 600;
 
     /* refused inputs */
