@@ -231,12 +231,7 @@ static dfs_status forward_chunk(dfs_classifier *c, const float *x, int nb, float
     dfs_graph *g = c->g;
     dfs_graph_reset(g);
     jmp_buf jb;
-    if (setjmp(jb)) {
-        dfs_graph_set_oom_jump(g, NULL);
-        dfs_graph_reset(g);
-        return DFS_ERR_NOMEM;
-    }
-    dfs_graph_set_oom_jump(g, &jb);
+    DFS_RETURN_ON_OOM(g, jb);
     dfs_graph_set_grad(g, 0);
     dfs_graph_set_training(g, 0, NULL);
     dfs_tensor *xt = dfs_tensor_wrap(
@@ -576,12 +571,7 @@ static dfs_status train_pass(dfs_classifier *c, dfs_graph *g, float *xb, const i
     const dfs_classifier_config *cfg = &c->cfg;
     dfs_graph_reset(g);
     jmp_buf jb;
-    if (setjmp(jb)) {
-        dfs_graph_set_oom_jump(g, NULL);
-        dfs_graph_reset(g);
-        return DFS_ERR_NOMEM;
-    }
-    dfs_graph_set_oom_jump(g, &jb);
+    DFS_RETURN_ON_OOM(g, jb);
     dfs_graph_set_grad(g, 1);
     dfs_graph_set_training(g, 0, NULL); /* no dropout in this network */
     dfs_tensor *x = dfs_tensor_wrap(g, xb, 4, (int[]){nb, cfg->in_channels, cfg->image_size, cfg->image_size});

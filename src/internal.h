@@ -32,6 +32,21 @@ float *dfs_grad_uncleared(dfs_graph *g, dfs_tensor *t);
  * For temporaries that die within one op, such as im2col columns. */
 #define DFS_SCRATCH_SLOTS 4
 void *dfs_graph_scratch(dfs_graph *g, int slot, size_t bytes);
+/* In a function that runs graph g and returns dfs_status, with a jmp_buf jb of its own: from
+ * here on, an allocation in g that fails (dfs_graph_alloc) comes back to this point, which
+ * resets g and returns DFS_ERR_NOMEM from the function (the error is set). A macro because
+ * setjmp must be called in the frame that stays live; the function must call
+ * dfs_graph_set_oom_jump(g, NULL) before it returns normally, and no local it changes after
+ * this point may be read on the way out. */
+#define DFS_RETURN_ON_OOM(g, jb)                \
+    do {                                        \
+        if (setjmp(jb)) {                       \
+            dfs_graph_set_oom_jump((g), NULL);  \
+            dfs_graph_reset(g);                 \
+            return DFS_ERR_NOMEM;               \
+        }                                       \
+        dfs_graph_set_oom_jump((g), &(jb));     \
+    } while (0)
 /* Release t's data even while recording (dfs_tensor_release does not): for a tensor whose
  * values no recorded backward reads, e.g. one that only feeds an addition or a slice. */
 void dfs_tensor_release_dead(dfs_graph *g, dfs_tensor *t);

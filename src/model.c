@@ -55,12 +55,7 @@ static dfs_status predict_range(dfs_model *m, dfs_graph *g, const float *x, cons
     const dfs_unet_config *c = &m->cfg.unet;
     const size_t dim = (size_t)c->in_channels * c->image_size * c->image_size;
     jmp_buf jb;
-    if (setjmp(jb)) {
-        dfs_graph_set_oom_jump(g, NULL);
-        dfs_graph_reset(g);
-        return DFS_ERR_NOMEM;
-    }
-    dfs_graph_set_oom_jump(g, &jb);
+    DFS_RETURN_ON_OOM(g, jb);
     dfs_graph_set_grad(g, 0);
     dfs_graph_set_training(g, 0, NULL);
     for (int i = lo; i < hi; i += pass) {

@@ -153,12 +153,7 @@ static dfs_status serial_step(dfs_trainer *t, float *L) {
     dfs_graph *g = t->g;
     dfs_graph_reset(g);
     jmp_buf jb;
-    if (setjmp(jb)) {
-        dfs_graph_set_oom_jump(g, NULL);
-        dfs_graph_reset(g);
-        return DFS_ERR_NOMEM;
-    }
-    dfs_graph_set_oom_jump(g, &jb);
+    DFS_RETURN_ON_OOM(g, jb);
     dfs_graph_set_grad(g, 1);
     dfs_graph_set_training(g, 1, &t->st->rng);
     const int shape[4] = {B, u->in_channels, u->image_size, u->image_size};
