@@ -1,9 +1,9 @@
 /* model.c - a U-Net together with its diffusion schedule, and inference for the samplers. */
 #include "internal.h"
 
-#include <stdlib.h>
 #include <setjmp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>

@@ -243,7 +243,6 @@ static dfs_status parallel_step(dfs_trainer *t, int n, float *Lout) {
             }
         } else {
             wk->failed = 1;
-            wk->out = NULL;
             wk->loss = NAN;
         }
 #pragma omp barrier
