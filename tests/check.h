@@ -29,6 +29,11 @@ static int check_pass, check_fail;
               "%s: got %.9g, want %.9g (diff %.3g)", what, ca_, cb_, fabs(ca_ - cb_));        \
     } while (0)
 
+/* The larger of two error magnitudes, where a NaN in either wins: an error maximum kept with
+ * fmax(), or with `if (d > m) m = d`, silently drops a NaN and reports a broken output as exact.
+ * Use as   worst = max_err(worst, fabs(a - b));   */
+static inline double max_err(double m, double d) { return (m != m || d <= m) ? m : d; }
+
 static inline int check_summary(const char *name) {
     printf("%s: %d passed, %d failed\n", name, check_pass, check_fail);
     return check_fail ? 1 : 0;
