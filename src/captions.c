@@ -207,6 +207,23 @@ static int safe_relpath(const char *p) {
     return 1;
 }
 
+/* Whether a folder on the way from dir to dir/rel (not dir itself, not the file) is a symbolic
+ * link. Links to folders are not followed, as find(1) and os.walk() do not follow them: a link
+ * to its own folder would make "self/a.png" and "a.png" the same image under two names. */
+static int through_dir_link(const char *dir, const char *rel) {
+    char *p = join(dir, rel);
+    if (!p) return 0;
+    int found = 0;
+    for (char *s = p + strlen(dir) + 1; !found && (s = strchr(s, '/')); s++) {
+        struct stat sb;
+        *s = 0;
+        found = lstat(p, &sb) == 0 && S_ISLNK(sb.st_mode);
+        *s = '/';
+    }
+    free(p);
+    return found;
+}
+
 /* Parse DIR/metadata.jsonl into files/captions (and labels when every line has one). */
 static dfs_status read_metadata(const char *mpath, strvec *files, strvec *captions, int **labels) {
     FILE *f;
@@ -261,6 +278,11 @@ static dfs_status read_metadata(const char *mpath, strvec *files, strvec *captio
         } else if (!safe_relpath(fn->valuestring)) {
             dfs_set_error("%s: line %ld: file_name '%s' must be a path inside the folder", mpath,
                           lineno, fn->valuestring);
+            st = DFS_ERR_FORMAT;
+        } else if (strlen(tx->valuestring) > CAPTION_MAX) {
+            dfs_set_error("%s: line %ld: the caption of %s is %zu bytes; the longest allowed is "
+                          "%d", mpath, lineno, fn->valuestring, strlen(tx->valuestring),
+                          CAPTION_MAX);
             st = DFS_ERR_FORMAT;
         } else if (!has_ext(fn->valuestring, ".png")) {
             dfs_set_error("%s: line %ld: %s: only PNG images are supported", mpath, lineno,
@@ -441,7 +463,9 @@ dfs_status dfs_captions_load_dir(dfs_caption_set *cs, const char *dir,
     if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
         dfs_set_error("%s: no such folder", dir);
         st = DFS_ERR_IO;
-    } else if (stat(mpath, &sb) == 0) {
+    } else if (lstat(mpath, &sb) == 0) {
+        // lstat: a metadata file that exists but cannot be read (a broken or looping link, a
+        // folder) is an error from read_metadata, not a quiet switch to .txt captions
         st = read_metadata(mpath, &files, &captions, &labels);
         if (!st) st = check_unlisted(dir, &files);
     } else {
@@ -463,6 +487,10 @@ dfs_status dfs_captions_load_dir(dfs_caption_set *cs, const char *dir,
         if (stat(path, &sb) != 0) {
             dfs_set_error("%s: missing file named in %s", path, METADATA);
             st = DFS_ERR_IO;
+        } else if (through_dir_link(dir, files.v[i])) {
+            dfs_set_error("%s: the path goes through a link to a folder, which diffuse does not "
+                          "follow (copy the folder, or link the files)", path);
+            st = DFS_ERR_FORMAT;
         } else {
             st = dfs_png_read(path, &px, &sc, &sh, &sw); // its message names the file
         }

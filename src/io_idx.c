@@ -12,6 +12,8 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #define IDX_MAGIC_U8_1D 0x00000801u
@@ -60,12 +62,19 @@ static long long gz_read_all(gzFile f, const char *path, void *buf, size_t len) 
     return (long long)got;
 }
 
-static dfs_status gz_open(gzFile *f, const char *path) {
+/* Open path for gzread; *fsize gets the file's length on disk. */
+static dfs_status gz_open(gzFile *f, const char *path, uint64_t *fsize) {
     int fd = dfs_open_read_fd(path); // refuses a FIFO that gzopen would wait on
-    if (fd < 0) {
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) != 0) {
+        if (fd >= 0) {
+            dfs_set_error("%s: %s", path, strerror(errno));
+            close(fd);
+        }
         *f = NULL;
         return DFS_ERR_IO;
     }
+    *fsize = (uint64_t)sb.st_size;
     *f = gzdopen(fd, "rb");
     if (!*f) {
         close(fd);
@@ -101,19 +110,42 @@ static dfs_status read_header(gzFile f, const char *path, uint32_t magic, int nd
     return DFS_OK;
 }
 
-/* Read exactly `len` bytes of data and make sure nothing follows them. */
-static dfs_status read_body(gzFile f, const char *path, const char *what, void *buf,
-                            size_t len) {
-    long long got = gz_read_all(f, path, buf, len);
-    if (got < 0) return DFS_ERR_FORMAT;
-    if ((size_t)got != len) {
-        dfs_set_error("%s: truncated: expected %zu bytes of %s, got %lld", path, len, what, got);
+/* Read exactly `len` bytes of data into *out (malloc'ed; the caller frees it, also on error)
+ * and make sure nothing follows them. The header's sizes are not trusted with memory: a raw
+ * file's length is checked against them before anything is allocated, and a gzip stream's
+ * buffer grows with the data that actually arrives (a 32-byte .gz can declare 4 GiB). */
+static dfs_status read_body(gzFile f, const char *path, const char *what, uint8_t **out,
+                            size_t len, size_t hdr, uint64_t fsize) {
+    *out = NULL;
+    if (gzdirect(f) && fsize != hdr + len) {
+        dfs_set_error("%s: %s: the header declares %zu bytes of %s, the file holds %llu", path,
+                      fsize < hdr + len ? "truncated" : "unexpected data at the end", len, what,
+                      (unsigned long long)(fsize - hdr));
+        return DFS_ERR_FORMAT;
+    }
+    size_t cap = len < ((size_t)1 << 20) ? len : (size_t)1 << 20, got = 0;
+    uint8_t *buf = malloc(cap ? cap : 1);
+    for (;;) {
+        if (!buf) {
+            dfs_set_error("%s: out of memory for %zu bytes of %s", path, cap, what);
+            return DFS_ERR_NOMEM;
+        }
+        *out = buf;
+        long long r = gz_read_all(f, path, buf + got, cap - got);
+        if (r < 0) return DFS_ERR_FORMAT;
+        got += (size_t)r;
+        if (got < cap || cap == len) break; // the stream ended, or all the data is in
+        cap = len - cap < cap ? len : 2 * cap;
+        buf = realloc(buf, cap);
+    }
+    if (got != len) {
+        dfs_set_error("%s: truncated: expected %zu bytes of %s, got %zu", path, len, what, got);
         return DFS_ERR_FORMAT;
     }
     uint8_t extra[64];
-    got = gz_read_all(f, path, extra, sizeof extra);
-    if (got < 0) return DFS_ERR_FORMAT;
-    if (got > 0) {
+    long long more = gz_read_all(f, path, extra, sizeof extra);
+    if (more < 0) return DFS_ERR_FORMAT;
+    if (more > 0) {
         dfs_set_error("%s: unexpected data after %zu bytes of %s", path, len, what);
         return DFS_ERR_FORMAT;
     }
@@ -129,7 +161,8 @@ static dfs_status read_body(gzFile f, const char *path, const char *what, void *
 
 static dfs_status load_images(dfs_dataset *d, const char *path) {
     gzFile f;
-    dfs_status st = gz_open(&f, path);
+    uint64_t fsize;
+    dfs_status st = gz_open(&f, path, &fsize);
     if (st) return st;
     uint32_t dims[3];
     st = read_header(f, path, IDX_MAGIC_U8_3D, 3, dims);
@@ -148,18 +181,11 @@ static dfs_status load_images(dfs_dataset *d, const char *path) {
         st = DFS_ERR_FORMAT;
         goto done;
     }
-    size_t bytes = plane * dims[0];
-    d->pixels = malloc(bytes);
-    if (!d->pixels) {
-        dfs_set_error("%s: out of memory for %zu bytes of pixels", path, bytes);
-        st = DFS_ERR_NOMEM;
-        goto done;
-    }
     d->n = (int)dims[0];
     d->c = 1;
     d->h = (int)dims[1];
     d->w = (int)dims[2];
-    st = read_body(f, path, "pixels", d->pixels, bytes);
+    st = read_body(f, path, "pixels", &d->pixels, plane * dims[0], 16, fsize);
 done:
     gzclose(f);
     return st;
@@ -167,7 +193,8 @@ done:
 
 static dfs_status load_labels(dfs_dataset *d, const char *path) {
     gzFile f;
-    dfs_status st = gz_open(&f, path);
+    uint64_t fsize;
+    dfs_status st = gz_open(&f, path, &fsize);
     if (st) return st;
     uint32_t n;
     uint8_t *raw = NULL;
@@ -178,15 +205,14 @@ static dfs_status load_labels(dfs_dataset *d, const char *path) {
         st = DFS_ERR_FORMAT;
         goto done;
     }
-    raw = malloc(n);
+    st = read_body(f, path, "labels", &raw, n, 8, fsize);
+    if (st) goto done;
     d->labels = malloc(n * sizeof(int));
-    if (!raw || !d->labels) {
+    if (!d->labels) {
         dfs_set_error("%s: out of memory for %u labels", path, n);
         st = DFS_ERR_NOMEM;
         goto done;
     }
-    st = read_body(f, path, "labels", raw, n);
-    if (st) goto done;
     int maxl = 0;
     for (uint32_t i = 0; i < n; i++) {
         d->labels[i] = raw[i];

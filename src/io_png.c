@@ -16,6 +16,11 @@
 #include <sys/stat.h>
 
 #define PNG_MAX_SIDE 16384
+/* The most pixels a read decodes: 4096 x 4096. A PNG compresses a blank image about 1000:1, so
+ * a 1 MB file can declare 16384 x 16384 RGBA, 1 GiB decoded (a "PNG bomb"); the cap keeps
+ * a read under about 200 MB with its resize buffers, and is checked before any pixel buffer
+ * is allocated. */
+#define PNG_MAX_PIXELS (4096L * 4096L)
 #define PNG_DIR_MAX_SIZE 4096 // largest size for dfs_load_png_dir
 
 /* ---- libpng error plumbing --------------------------------------------------------------- */
@@ -53,8 +58,9 @@ static void read_ctx_free(png_read_ctx *r) {
     free(r->rows);
 }
 
-/* Decode into r->raw as 8-bit gray, gray+alpha, RGB or RGBA; returns 0, or 1 after libpng
- * raised an error (message in r->err.msg). */
+/* Decode into r->raw as 8-bit gray, gray+alpha, RGB or RGBA; returns 0, 1 after libpng
+ * raised an error (message in r->err.msg), or 2 for more than PNG_MAX_PIXELS pixels (*w, *h
+ * set, nothing decoded). */
 static int png_decode(png_read_ctx *r, int *ch, int *h, int *w) {
     if (setjmp(png_jmpbuf(r->png))) return 1;
     png_init_io(r->png, r->f);
@@ -72,6 +78,7 @@ static int png_decode(png_read_ctx *r, int *ch, int *h, int *w) {
     *w = (int)png_get_image_width(r->png, r->info);
     *h = (int)png_get_image_height(r->png, r->info);
     *ch = png_get_channels(r->png, r->info);
+    if ((long)*w * *h > PNG_MAX_PIXELS) return 2;
     if (png_get_bit_depth(r->png, r->info) != 8 || *ch < 1 || *ch > 4)
         png_error(r->png, "unsupported pixel layout");
     size_t rowbytes = png_get_rowbytes(r->png, r->info);
@@ -110,10 +117,16 @@ dfs_status dfs_png_read(const char *path, uint8_t **pixels, int *c, int *h, int 
         return DFS_ERR_NOMEM;
     }
     int ch = 0, hh = 0, ww = 0;
-    if (png_decode(&r, &ch, &hh, &ww)) {
+    int rc = png_decode(&r, &ch, &hh, &ww);
+    if (rc == 2)
+        dfs_set_error("%s: the image is %d x %d pixels; diffuse reads at most %ld pixels (4096 x "
+                      "4096): shrink it first",
+                      path, ww, hh, PNG_MAX_PIXELS);
+    else if (rc)
         dfs_set_error("%s: corrupt PNG: %s", path, r.err.msg);
+    if (rc) {
         read_ctx_free(&r);
-        return DFS_ERR_FORMAT;
+        return rc == 2 ? DFS_ERR_SHAPE : DFS_ERR_FORMAT;
     }
     int oc = ch <= 2 ? 1 : 3;      // gray(+alpha) -> 1, RGB(A) -> 3
     int has_alpha = ch == 2 || ch == 4;
@@ -329,6 +342,17 @@ static dfs_status list_dir(const char *dir, strvec *subdirs, strvec *pngs) {
             break;
         }
         int ok = 1;
+        struct stat lsb;
+        if (lstat(p, &lsb) == 0 && S_ISLNK(lsb.st_mode) && stat(p, &sb) == 0 &&
+            S_ISDIR(sb.st_mode)) {
+            // not followed, as find(1) and os.walk() do not: a link to its own folder would be
+            // a class of its own, and self/self/a.png the same image under another name
+            dfs_set_error("%s: a link to a folder, which diffuse does not follow (copy the "
+                          "folder, or link the files)", p);
+            free(p);
+            st = DFS_ERR_FORMAT;
+            break;
+        }
         if (stat(p, &sb) == 0) {
             if (S_ISDIR(sb.st_mode) && subdirs) ok = strvec_push(subdirs, de->d_name);
             else if (S_ISREG(sb.st_mode) && has_png_ext(de->d_name))
@@ -341,10 +365,8 @@ static dfs_status list_dir(const char *dir, strvec *subdirs, strvec *pngs) {
         }
     }
     closedir(dp);
-    if (st) {
-        dfs_set_error("%s: out of memory listing the folder", dir);
-        return st;
-    }
+    if (st == DFS_ERR_NOMEM) dfs_set_error("%s: out of memory listing the folder", dir);
+    if (st) return st; // the caller frees what was listed
     if (subdirs && subdirs->n) qsort(subdirs->v, (size_t)subdirs->n, sizeof(char *), cmp_str);
     if (pngs->n) qsort(pngs->v, (size_t)pngs->n, sizeof(char *), cmp_str);
     return DFS_OK;

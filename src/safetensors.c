@@ -482,6 +482,13 @@ dfs_status dfs_st_writer_write(dfs_st_writer *w, const char *path) {
     }
     size_t jlen = strlen(json);
     size_t hlen = (jlen + 7) / 8 * 8; // pad with spaces so the data starts 8-byte aligned
+    if (hlen > ST_MAX_HEADER) { // never write what dfs_st_load (and the reference reader) refuse
+        free(json);
+        dfs_set_error("st_writer_write: %s: a header of %zu bytes exceeds the 100 MB that readers "
+                      "accept; nothing was written",
+                      path, hlen);
+        return DFS_ERR_FORMAT;
+    }
     size_t data = 0;
     for (int i = 0; i < w->count; i++) data += w->e[i].nbytes;
     size_t total = 8 + hlen + data;

@@ -24,6 +24,12 @@
 #define TOK_FORMAT "diffuse-words-1"
 #define TOK_MAX_VOCAB 1000000
 #define TOK_MAX_LEN 4096
+/* The longest word in bytes (42 CJK characters, or a word of 128 letters): a longer "word" is
+ * not language, and a vocabulary of them would not fit a checkpoint's header. */
+#define TOK_MAX_WORD 128
+/* The vocabulary's share of a checkpoint header: its JSON is the words plus 3 bytes each
+ * (quotes and comma; word bytes need no escapes). The header's reader stops at 100 MB. */
+#define TOK_MAX_VOCAB_BYTES (64u << 20)
 
 static const char *const special_names[DFS_TOK_SPECIALS] = {"<pad>", "<unk>", "<bos>", "<eos>"};
 
@@ -250,6 +256,14 @@ dfs_status dfs_tokenizer_build(dfs_tokenizer **out, const char *const *texts, in
         if ((st = split_alloc(texts[i], &buf, &words, &nw))) goto done;
         if (nw > longest) longest = nw;
         for (int k = 0; k < nw; k++) {
+            size_t wl = strlen(words[k]);
+            if (wl > TOK_MAX_WORD) {
+                dfs_set_error("tokenizer_build: caption %d has a word of %zu bytes ('%.24s...'); "
+                              "the longest allowed is %d",
+                              i, wl, words[k], TOK_MAX_WORD);
+                st = DFS_ERR_FORMAT;
+                goto done;
+            }
             size_t s = find_slot(slots, nslots, keys, words[k]);
             if (slots[s] >= 0) {
                 wc[slots[s]].count++;
@@ -292,6 +306,16 @@ dfs_status dfs_tokenizer_build(dfs_tokenizer **out, const char *const *texts, in
         keep = (size_t)(cfg->max_vocab - DFS_TOK_SPECIALS);
     if (keep > TOK_MAX_VOCAB) {
         dfs_set_error("tokenizer_build: %zu distinct words is more than %d", keep, TOK_MAX_VOCAB);
+        st = DFS_ERR_ARG;
+        goto done;
+    }
+    size_t vbytes = 0;
+    for (size_t i = 0; i < keep; i++)
+        vbytes += strlen(wc[i].w) + 3;
+    if (vbytes > TOK_MAX_VOCAB_BYTES) {
+        dfs_set_error("tokenizer_build: a vocabulary of %zu words takes %zu bytes, more than the "
+                      "%u a checkpoint holds; limit it (max_vocab, min_count)",
+                      keep, vbytes, TOK_MAX_VOCAB_BYTES);
         st = DFS_ERR_ARG;
         goto done;
     }
@@ -488,9 +512,11 @@ dfs_status dfs_tokenizer_from_json(dfs_tokenizer **out, const char *json) {
             goto done;
         }
         const char *w = e->valuestring;
-        if (i < DFS_TOK_SPECIALS ? strcmp(w, special_names[i]) != 0 : !is_plain_word(w)) {
+        if (i < DFS_TOK_SPECIALS ? strcmp(w, special_names[i]) != 0
+                                 : strlen(w) > TOK_MAX_WORD || !is_plain_word(w)) {
             dfs_set_error("tokenizer JSON: vocab entry %d '%.40s' is not %s", i, w,
-                          i < DFS_TOK_SPECIALS ? special_names[i] : "a lowercase word");
+                          i < DFS_TOK_SPECIALS ? special_names[i]
+                                               : "a lowercase word of at most 128 bytes");
             goto done;
         }
         if (!(t->words[i] = strdup(w))) {
