@@ -236,8 +236,10 @@ static const char *bench_help =
     "  --batch N       images per step (default 64)\n"
     "  --threads N     threads (default 2)\n"
     "  --steps N       timed steps of each kind (default 5)\n"
-    "  --kernels NAME  fast (default: fused AVX-512 convolutions) or blas (im2col + OpenBLAS,\n"
-    "                  one op per step: the earlier path, for comparison)\n"
+    "  --kernels NAME  fast (fused AVX-512 convolutions; the default on CPUs with AVX-512) or\n"
+    "                  blas (im2col + OpenBLAS, one op per step: the default elsewhere). The\n"
+    "                  environment's DFS_KERNELS sets the default; DFS_CPU=avx2 makes an\n"
+    "                  AVX-512 CPU count as one without it\n"
     "  --sample        also time DDIM sampling of --batch images in 50 steps\n"
     "  --json          print one JSON object instead of text\n";
 

@@ -85,6 +85,7 @@ void dfs_set_kernels(dfs_kernels k) {
 
 dfs_kernels dfs_get_kernels(void) {
     if (kernels < 0) {
+        (void)dfs_igemm_avx512(); /* reads DFS_CPU once, before the threads do */
         /* without AVX-512 the fast path would run its portable loops: slower than BLAS */
         const char *e = getenv("DFS_KERNELS");
         if (e && strcmp(e, "blas") == 0) kernels = DFS_KERNELS_BLAS;

@@ -18,6 +18,7 @@
 #include "internal.h"
 #include "ops_ref.h"
 
+#include <stdlib.h>
 #include <string.h>
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
@@ -32,11 +33,19 @@
 #define WK 6  /* reduction columns of a dW tile */
 
 static int force_portable = 0;
+static int cpu_avx512 = -1; /* -1: not read yet */
 
+/* Whether the AVX-512 kernels run: the CPU has AVX-512F, and DFS_CPU=avx2 does not ask to
+ * behave as an AVX2-only CPU (how the tests cover that path on an AVX-512 machine). Read once;
+ * dfs_get_kernels calls this before any parallel region. */
 int dfs_igemm_avx512(void) {
 #ifdef IGEMM_X86
-    /* libgcc fills in the CPU model before main; this only reads it (thread-safe) */
-    return __builtin_cpu_supports("avx512f") && !force_portable;
+    if (cpu_avx512 < 0) {
+        const char *e = getenv("DFS_CPU");
+        /* libgcc fills in the CPU model before main; this only reads it */
+        cpu_avx512 = __builtin_cpu_supports("avx512f") && !(e && strcmp(e, "avx2") == 0);
+    }
+    return cpu_avx512 && !force_portable;
 #else
     return 0;
 #endif
