@@ -22,7 +22,7 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TOOL_SRC := $(wildcard tools/*.c)
 TOOL_BIN := $(TOOL_SRC:tools/%.c=$(BUILD)/tools/%)
 
-.PHONY: all setup test test-asan demo bench clean format
+.PHONY: all setup test test-asan demo bench clean format fuzz
 
 all: $(BUILD)/libdiffuse.a $(BUILD)/diffuse $(TEST_BIN) $(TOOL_BIN)
 
@@ -69,6 +69,8 @@ demo: setup
 bench: setup
 	@$(MAKE) --no-print-directory $(BUILD)/diffuse
 	@sh bench/run.sh $(BUILD)
+
+include fuzz/fuzz.mk
 
 format:
 	clang-format -i include/*.h src/*.c src/*.h cli/*.c tests/*.c tests/*.h
