@@ -117,10 +117,13 @@ static dfs_status read_header(gzFile f, const char *path, uint32_t magic, int nd
 static dfs_status read_body(gzFile f, const char *path, const char *what, uint8_t **out,
                             size_t len, size_t hdr, uint64_t fsize) {
     *out = NULL;
-    if (gzdirect(f) && fsize != hdr + len) {
-        dfs_set_error("%s: %s: the header declares %zu bytes of %s, the file holds %llu", path,
-                      fsize < hdr + len ? "truncated" : "unexpected data at the end", len, what,
+    if (gzdirect(f) && fsize < hdr + len) {
+        dfs_set_error("%s: truncated: expected %zu bytes of %s, got %llu", path, len, what,
                       (unsigned long long)(fsize - hdr));
+        return DFS_ERR_FORMAT;
+    }
+    if (gzdirect(f) && fsize > hdr + len) {
+        dfs_set_error("%s: unexpected data after %zu bytes of %s", path, len, what);
         return DFS_ERR_FORMAT;
     }
     size_t cap = len < ((size_t)1 << 20) ? len : (size_t)1 << 20, got = 0;

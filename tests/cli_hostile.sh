@@ -17,17 +17,18 @@ limited() {
 printf '\000\000\010\003\000\000\000\001\000\001\000\000\000\001\000\000' >"$T/bomb.idx"
 check "the raw IDX header is 16 bytes" [ "$(wc -c <"$T/bomb.idx")" -eq 16 ]
 expect_error "a raw IDX header declaring 4 GiB is refused by its length, before allocating" \
-    "bomb.idx: truncated: the header declares 4294967296 bytes of pixels, the file holds 0$" \
+    "bomb.idx: truncated: expected 4294967296 bytes of pixels, got 0$" \
     limited "$D" noise --data "$T/bomb.idx" --index 0 --at 0 --out "$T/n.png"
 # the same header gzipped: 36 bytes of .gz; the buffer must grow with the data that arrives
 gzip -c "$T/bomb.idx" >"$T/bomb.idx.gz"
 expect_error "a gzipped IDX header declaring 4 GiB is refused as truncated" \
     "bomb.idx.gz: truncated: expected 4294967296 bytes of pixels, got 0$" \
     limited "$D" noise --data "$T/bomb.idx.gz" --index 0 --at 0 --out "$T/n.png"
-# a raw file with pixels past what its header declares
+# a raw file with pixels past what its header declares (refused before the fix too; now by
+# its length, before reading)
 printf '\000\000\010\003\000\000\000\001\000\000\000\002\000\000\000\002abcde' >"$T/long.idx"
 expect_error "a raw IDX with bytes past its pixels is refused" \
-    "long.idx: unexpected data at the end: the header declares 4 bytes of pixels, the file holds 5$" \
+    "long.idx: unexpected data after 4 bytes of pixels$" \
     "$D" noise --data "$T/long.idx" --index 0 --at 0 --out "$T/n.png"
 check "no output was written" [ ! -e "$T/n.png" ]
 
