@@ -29,6 +29,8 @@ if [ -z "$DFS_SANITIZE" ]; then
     ratio=$(tr -d ' \t\n' <"$T/q.json" | grep -o '"fd_ratio":[0-9.e-]*' | cut -d: -f2)
     check "class accuracy of 200 samples at least 0.80 (got $acc)" awk "BEGIN { exit !(${acc:-0} >= 0.80) }"
     check "FD within 1.5x of the 200-image floor (got $ratio)" awk "BEGIN { exit !(${ratio:-99} <= 1.5) }"
+else
+    echo "$NAME: skipped under the sanitizer run: FD and class accuracy of $M's samples"
 fi
 
 F=models/fashion-text.safetensors
@@ -42,6 +44,8 @@ if [ -z "$DFS_SANITIZE" ]; then
     tone=$(sed -n 's/^brightness agreement: *\([0-9.]*\)%.*/\1/p' "$T/t2i.out")
     check "class agreement of 40 samples at least 80% (got $cls)" awk "BEGIN { exit !(${cls:-0} >= 80) }"
     check "brightness agreement at least 75% (got $tone)" awk "BEGIN { exit !(${tone:-0} >= 75) }"
+else
+    echo "$NAME: skipped under the sanitizer run: class and brightness agreement of $F's samples"
 fi
 E=models/emoji.safetensors
 "$D" info "$E" >"$T/einfo" 2>&1
@@ -54,5 +58,7 @@ if [ -z "$DFS_SANITIZE" ]; then
     check "nn_eval exits 0" [ $? -eq 0 ]
     top5=$(sed -n 's/^top-5: *\([0-9.]*\)%.*/\1/p' "$T/nn.out")
     check "caption among the 5 nearest for at least 50% of 40 prompts (got $top5)" awk "BEGIN { exit !(${top5:-0} >= 50) }"
+else
+    echo "$NAME: skipped under the sanitizer run: nearest-neighbour agreement of $E's samples"
 fi
 summary

@@ -13,6 +13,39 @@ ok()  { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
 # check DESC CMD...: CMD succeeds
 check() { desc=$1; shift; if "$@"; then ok; else bad "$desc"; fi; }
+# A command's exit status goes into a check through a variable set on its own line:
+#     "$D" eval ... 2>"$T/e"; rc=$?
+#     check "eval exits 0: $(tail -n 1 "$T/e")" [ $rc -eq 0 ]
+# since `check "...$(cmd)..." [ $? -eq 0 ]` reads cmd's status under bash (always 0), not the
+# status of the command before it, as dash does.
+
+# same_files DESC A B: A and B exist, are not empty, and are equal (two failed commands that
+# wrote nothing do not compare equal)
+same_files() {
+    if [ ! -s "$2" ] || [ ! -s "$3" ]; then bad "$1: $(nonempty "$2") and $(nonempty "$3")"
+    elif cmp -s "$2" "$3"; then ok
+    else bad "$1: $2 and $3 differ"; fi
+}
+# other_files DESC A B: A and B exist, are not empty, and differ
+other_files() {
+    if [ ! -s "$2" ] || [ ! -s "$3" ]; then bad "$1: $(nonempty "$2") and $(nonempty "$3")"
+    elif cmp -s "$2" "$3"; then bad "$1: $2 and $3 are equal"
+    else ok; fi
+}
+nonempty() { if [ -s "$1" ]; then echo "$1 has $(wc -c <"$1") bytes"; elif [ -e "$1" ]; then echo "$1 is empty"; else echo "$1 is missing"; fi; }
+
+# wait_until PID SECONDS CMD...: poll CMD every 0.2 s until it succeeds (status 0), or fail
+# (status 1) once SECONDS have passed or process PID has exited
+wait_until() {
+    wpid=$1; wend=$(( $(date +%s) + $2 )); shift 2
+    until "$@"; do
+        kill -0 "$wpid" 2>/dev/null || return 1
+        [ "$(date +%s)" -lt "$wend" ] || return 1
+        sleep 0.2
+    done
+}
+# has_rows CSV: the CSV file has a row under its header
+has_rows() { [ -n "$(tail -n +2 "$1" 2>/dev/null)" ]; }
 
 # expect_error DESC PATTERN CMD...: exit status 2, exactly one line on stderr matching PATTERN
 expect_error() {
@@ -28,6 +61,14 @@ summary() {
     echo "$NAME: $pass passed, $fail failed"
     [ "$fail" -eq 0 ]
 }
+
+# DFS_SANITIZE, set by 'make test-asan' alone, leaves out the PyTorch parity and the slow checks.
+# It counts only for a build made with a sanitizer (tests/run.sh does the same), so a stray one in
+# the environment cannot leave them out of 'make test' or of a script run by hand.
+if [ -n "${DFS_SANITIZE+set}" ] && ! grep -aqs -e __asan_init -e __ubsan_handle "$D"; then
+    echo "$NAME: DFS_SANITIZE='$DFS_SANITIZE' ignored: $D is not built with a sanitizer"
+    unset DFS_SANITIZE
+fi
 
 # skip_under_sanitizer: PyTorch parity runs in 'make test', not in the sanitizer run
 skip_under_sanitizer() {
