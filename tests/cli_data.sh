@@ -53,9 +53,16 @@ check "show folder exits 0" [ $? -eq 0 ]
 check "show counts the images" grep -q "images: *20 (1 x 28 x 28), labelled" "$T/s1"
 check "show prints the vocabulary size" grep -q "vocabulary: *[0-9][0-9]* tokens" "$T/s1"
 check "show prints 3 captions" [ "$(grep -c "^  [0-9]" "$T/s1")" -eq 3 ]
-"$D" data show fashion-captions --limit 20 --seed 3 --n 20 | grep "^  [0-9]" | awk '{$2=""; print}' >"$T/mem"
-"$D" data show "$T/fc" --n 20 | grep "^  [0-9]" | awk '{$2=""; print}' >"$T/disk"
-check "folder captions equal the in-memory builder's" cmp -s "$T/mem" "$T/disk"
+"$D" data show fashion-captions --limit 20 --seed 3 --n 20 >"$T/mem.out" 2>"$T/mem.err"
+rc=$?
+check "show of the in-memory builder exits 0: $(tail -n 1 "$T/mem.err")" [ $rc -eq 0 ]
+"$D" data show "$T/fc" --n 20 >"$T/disk.out" 2>"$T/disk.err"
+rc=$?
+check "show of the built folder exits 0: $(tail -n 1 "$T/disk.err")" [ $rc -eq 0 ]
+grep "^  [0-9]" "$T/mem.out" | awk '{$2=""; print}' >"$T/mem"
+grep "^  [0-9]" "$T/disk.out" | awk '{$2=""; print}' >"$T/disk"
+check "the builder shows 20 captions" [ "$(wc -l <"$T/mem")" -eq 20 ]
+same_files "folder captions equal the in-memory builder's" "$T/mem" "$T/disk"
 "$D" data show "$T/em" --n 2 --grid "$T/g.png" >"$T/s2" 2>"$T/s2.err"
 check "show emoji folder" grep -q "images: *20 (3 x 32 x 32)" "$T/s2"
 check "grid written" [ -s "$T/g.png" ]

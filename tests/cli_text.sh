@@ -63,7 +63,7 @@ check "the checkpoint holds the text config" grep -a -q '\\"text\\":{\\"vocab\\"
 check "resume of a text run exits 0" [ $? -eq 0 ]
 cut -d, -f1,2 "$T/run/metrics.csv" >"$T/a.csv"
 cut -d, -f1,2 "$T/run2/metrics.csv" >"$T/b.csv"
-check "resumed text-run losses are bit-identical to the straight run" cmp -s "$T/a.csv" "$T/b.csv"
+same_files "resumed text-run losses are bit-identical to the straight run" "$T/a.csv" "$T/b.csv"
 check "resume reads the captions again without unknown words" sh -c "! grep -q unknown '$T/resume.err'"
 
 # a plain (no text) model for the errors below
@@ -95,11 +95,13 @@ check "a text model without a prompt samples unconditionally" [ -s "$T/u.png" ]
 "$D" sample --model "$M" --n 2 $S --out "$T/p.npy" 2>/dev/null
 check "unconditional samples over p.npy remove its old labels" sh -c "[ -s '$T/p.npy' ] && [ ! -e '$T/p.labels.npy' ]"
 # the same seed and prompt give the same images; the prompt changes them
-"$D" sample --model "$M" --prompt "a bag" --n 2 $S --out "$T/b1.npy" 2>/dev/null
-"$D" sample --model "$M" --prompt "a bag" --n 2 $S --out "$T/b2.npy" 2>/dev/null
-"$D" sample --model "$M" --prompt "light trousers" --n 2 $S --out "$T/b3.npy" 2>/dev/null
-check "same prompt and seed: same samples" cmp -s "$T/b1.npy" "$T/b2.npy"
-check "another prompt: other samples" sh -c "! cmp -s '$T/b1.npy' '$T/b3.npy'"
+for b in "b1:a bag" "b2:a bag" "b3:light trousers"; do
+    "$D" sample --model "$M" --prompt "${b#*:}" --n 2 $S --out "$T/${b%%:*}.npy" 2>"$T/b.err"
+    rc=$?
+    check "sample --prompt '${b#*:}' to ${b%%:*}.npy exits 0: $(tail -n 1 "$T/b.err")" [ $rc -eq 0 ]
+done
+same_files "same prompt and seed: same samples" "$T/b1.npy" "$T/b2.npy"
+other_files "another prompt: other samples" "$T/b1.npy" "$T/b3.npy"
 
 # export keeps the tokenizer: the float16 model still answers prompts
 "$D" export --model "$M" --out "$T/ship.safetensors" 2>/dev/null
@@ -152,7 +154,9 @@ check "nn_eval --real --shuffle: top-5 under 2%" grep -q -E "^top-5: [01]\.[0-9]
 check "nn_eval of a model prints its top-5" grep -q -E "^top-5: [0-9.]+% \([0-9]+/3; chance 0\.27%\)" "$T/nn.out"
 check "nn_eval --show writes the sample-and-neighbours grid" [ -s "$T/nn.png" ]
 "$NN" "$T/run/last.safetensors" --n 3 >"$T/nn.out" 2>&1
-check "nn_eval refuses a model of other images" grep -q "is not a text model of emoji" "$T/nn.out"
+rc=$?
+check "nn_eval refuses a model of other images (exit 1, got $rc)" [ $rc -eq 1 ]
+check "and says why" grep -q "is not a text model of emoji" "$T/nn.out"
 
 # a caption folder written by diffuse data build
 "$D" data build fashion-captions --limit 16 --out "$T/folder" >/dev/null 2>&1
