@@ -22,7 +22,7 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TOOL_SRC := $(wildcard tools/*.c)
 TOOL_BIN := $(TOOL_SRC:tools/%.c=$(BUILD)/tools/%)
 
-.PHONY: all setup test test-asan demo bench clean format fuzz
+.PHONY: all setup test test-asan test-cpus demo bench clean format fuzz
 
 all: $(BUILD)/libdiffuse.a $(BUILD)/diffuse $(TEST_BIN) $(TOOL_BIN)
 
@@ -61,6 +61,17 @@ test-asan: setup
 	@$(MAKE) --no-print-directory all BUILD=build-asan \
 	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
 	@DFS_SANITIZE=1 ASAN_OPTIONS=detect_leaks=1 sh tests/run.sh build-asan
+
+# The kernels and numerics (test programs, PyTorch parity) on the CPU paths that 'make test'
+# on this machine does not take: an AVX2-only build (-march=x86-64-v3) run as an AVX2-only CPU
+# (DFS_CPU=avx2; OpenBLAS's Haswell kernels), and the BLAS kernels (DFS_KERNELS=blas).
+test-cpus: setup
+	@$(MAKE) --no-print-directory all BUILD=build-v3 OPT="-O2 -march=x86-64-v3"
+	@echo "== AVX2-only: build-v3, DFS_CPU=avx2 OPENBLAS_CORETYPE=Haswell"
+	@DFS_CPU=avx2 OPENBLAS_CORETYPE=Haswell sh tests/run.sh build-v3 numerics
+	@$(MAKE) --no-print-directory all
+	@echo "== BLAS kernels: $(BUILD), DFS_KERNELS=blas"
+	@DFS_KERNELS=blas sh tests/run.sh $(BUILD) numerics
 
 demo: setup
 	@$(MAKE) --no-print-directory $(BUILD)/diffuse

@@ -8,7 +8,11 @@
 # checks. It counts only when BUILD is a sanitizer build, so a stray DFS_SANITIZE in the
 # environment cannot make 'make test' skip them and pass; what a sanitizer run skips is listed
 # before the total.
+# A second argument 'numerics' runs only the test programs and the PyTorch parity scripts (the
+# kernels and the numerics), which 'make test-cpus' repeats on the other CPU paths.
 BUILD=${1:-build}
+SET=${2:-all}
+case $SET in all|numerics) ;; *) echo "run.sh: unknown set '$SET' (all or numerics)"; exit 2 ;; esac
 pass=0; fail=0; broken=""
 log=$(mktemp) || exit 1
 skips=$(mktemp) || exit 1
@@ -58,6 +62,7 @@ for src in tests/test_*.c; do
 done
 for s in tests/*.sh; do
     case $s in tests/run.sh|tests/lib.sh) continue ;; esac
+    case $SET:$s in numerics:tests/parity*) ;; numerics:*) continue ;; esac
     if [ ! -f "$s" ]; then echo "run.sh: no test scripts in $(pwd)/tests"; failed run.sh; continue; fi
     run "$(basename "$s")" sh "$s" "$BUILD"
 done
