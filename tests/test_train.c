@@ -410,6 +410,7 @@ static double max_rel(const float *a, const float *b, size_t n) {
 }
 
 static void test_fast_paths(void) {
+    const dfs_kernels kern0 = dfs_get_kernels(); /* DFS_KERNELS / DFS_CPU choose it */
     dfs_model *m = small_model(3, 0.1f);
     const size_t n = m->net->params->n;
     float *gf = malloc(n * sizeof(float)), *gb = malloc(n * sizeof(float)), *gr = malloc(n * sizeof(float));
@@ -472,6 +473,7 @@ static void test_fast_paths(void) {
     free(gb);
     free(gr);
     dfs_model_free(m);
+    dfs_set_kernels(kern0); /* the rest of the suite runs on the kernels it was given */
 }
 
 /* 16 images of random pixels at 28x28 with labels 0..9 in turn, standing in for images */
