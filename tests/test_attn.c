@@ -11,8 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define H_FD 1e-3f
-#define TOL 1e-2f
+/* Finite differences (gradcheck.h): truncation h^2/6 |d3L/dx3| with |d3L/dx3| of order 1 here
+ * (softmax's third derivatives are below 1, times at most |k|^3 / dh^1.5 ~ 1 for unit
+ * inputs): ~2e-5 at h = 1e-2; roundoff: an element reaches Lq Dv <= 20 outputs of size ~1 whose
+ * rounding errors are ~u sqrt(Lk + dh) ~ 2e-7, so e ~ 1e-6 and e / h ~ 1e-4. TOL = 1e-3,
+ * relative, absolute below 1, is five to ten times the larger (at h = 1e-3 the roundoff alone
+ * would be ~1e-3). */
+#define H_FD 1e-2f
+#define TOL 1e-3f
 
 typedef struct {
     int heads;
@@ -35,33 +41,52 @@ static dfs_tensor *f_attn_scaled(dfs_graph *g, dfs_tensor **in, void *u) {
                          a->heads, a->mask);
 }
 
-/* naive reference: out (N, Lq, Dv) */
-static void attn_ref(double *out, const float *q, const float *k, const float *v, int N, int Lq, int Lk, int D,
-                     int Dv, int h, const uint8_t *mask) {
+/* Naive reference: out (N, Lq, Dv), and bound: how far a float32 evaluation may lie from it.
+ * Per query row: each score s_j = q.k / sqrt(dh) errs by at most es_j = sum_err(dh, sum |q k|)
+ * / sqrt(dh) + 2u |s_j| (the rounded scale and product); softmax turns absolute score errors
+ * into relative errors of P of at most 2 max es (the normalisation takes a P-weighted mean of
+ * them), plus u |s_j - max| (the subtraction), 2u (expf, correctly rounded to within an ulp)
+ * and 2u (the reciprocal of the sum and the product); out = P V is a sum of Lk terms:
+ * sum_err(Lk, A) + A (P's relative error), A = sum_j P_j |v_j|, and its final rounding. */
+static void attn_ref(double *out, double *bound, const float *q, const float *k, const float *v, int N, int Lq,
+                     int Lk, int D, int Dv, int h, const uint8_t *mask) {
     const int dh = D / h, dvh = Dv / h;
-    double *s = malloc((size_t)Lk * sizeof(double));
+    double *s = malloc((size_t)Lk * sizeof(double)), *es = malloc((size_t)Lk * sizeof(double));
     for (int n = 0; n < N; n++)
         for (int hd = 0; hd < h; hd++)
             for (int i = 0; i < Lq; i++) {
-                double mx = -INFINITY, sum = 0;
+                double mx = -INFINITY, sum = 0, esmax = 0, dmax = 0;
                 for (int j = 0; j < Lk; j++) {
-                    double d = 0;
-                    for (int c = 0; c < dh; c++)
-                        d += (double)q[((size_t)n * Lq + i) * D + hd * dh + c] * k[((size_t)n * Lk + j) * D + hd * dh + c];
+                    double d = 0, a = 0;
+                    for (int c = 0; c < dh; c++) {
+                        double t = (double)q[((size_t)n * Lq + i) * D + hd * dh + c] *
+                                   k[((size_t)n * Lk + j) * D + hd * dh + c];
+                        d += t, a += fabs(t);
+                    }
                     s[j] = d / sqrt((double)dh);
+                    es[j] = sum_err(dh, a) / sqrt((double)dh) + 2 * U32 * fabs(s[j]);
                     if ((!mask || mask[n * Lk + j]) && s[j] > mx) mx = s[j];
                 }
                 for (int j = 0; j < Lk; j++) {
-                    s[j] = (!mask || mask[n * Lk + j]) ? exp(s[j] - mx) : 0;
+                    int keep = !mask || mask[n * Lk + j];
+                    if (keep && es[j] > esmax) esmax = es[j];
+                    if (keep && mx - s[j] > dmax) dmax = mx - s[j];
+                    s[j] = keep ? exp(s[j] - mx) : 0;
                     sum += s[j];
                 }
+                const double ep = 2 * esmax + U32 * dmax + 4 * U32;
                 for (int c = 0; c < dvh; c++) {
-                    double o = 0;
-                    for (int j = 0; j < Lk; j++) o += s[j] / (sum > 0 ? sum : 1) * v[((size_t)n * Lk + j) * Dv + hd * dvh + c];
+                    double o = 0, A = 0;
+                    for (int j = 0; j < Lk; j++) {
+                        double p = s[j] / (sum > 0 ? sum : 1), vv = v[((size_t)n * Lk + j) * Dv + hd * dvh + c];
+                        o += p * vv, A += p * fabs(vv);
+                    }
                     out[((size_t)n * Lq + i) * Dv + hd * dvh + c] = o;
+                    bound[((size_t)n * Lq + i) * Dv + hd * dvh + c] = sum_err(Lk, A) + A * ep + U32 * fabs(o);
                 }
             }
     free(s);
+    free(es);
 }
 
 static void test_forward(void) {
@@ -78,13 +103,15 @@ static void test_forward(void) {
         for (int i = 0; i < N * Lk; i++) mask[i] = cases[c].masked ? (i % Lk == 0 || (i * 7) % 3 != 0) : 1;
         dfs_graph *g = dfs_graph_new();
         dfs_tensor *o = dfs_attention(g, q, k, v, h, cases[c].masked ? mask : NULL);
-        double *ref = malloc((size_t)N * Lq * Dv * sizeof(double));
-        attn_ref(ref, q->data, k->data, v->data, N, Lq, Lk, D, Dv, h, cases[c].masked ? mask : NULL);
+        double *ref = malloc((size_t)N * Lq * Dv * sizeof(double)), *bound = malloc((size_t)N * Lq * Dv * sizeof(double));
+        attn_ref(ref, bound, q->data, k->data, v->data, N, Lq, Lk, D, Dv, h, cases[c].masked ? mask : NULL);
+        int shape_ok = o->ndim == 3 && o->shape[0] == N && o->shape[1] == Lq && o->shape[2] == Dv;
+        CHECK(shape_ok, "attention case %zu: output shape", c);
         double worst = 0;
-        for (size_t i = 0; i < o->n; i++) worst = fmax(worst, fabs(o->data[i] - ref[i]));
-        CHECK(o->ndim == 3 && o->shape[0] == N && o->shape[1] == Lq && o->shape[2] == Dv && worst < 1e-5,
-              "attention case %zu vs naive loops: max error %.3g", c, worst);
+        for (size_t i = 0; shape_ok && i < o->n; i++) worst = max_err(worst, err_ratio(fabs(o->data[i] - ref[i]), bound[i]));
+        CHECK_RATIO(worst, "attention case %zu vs naive loops: error %.3g of its bound", c, worst);
         free(ref);
+        free(bound);
         dfs_graph_free(g);
         gc_input_free(q);
         gc_input_free(k);
@@ -146,7 +173,8 @@ static void test_transpose(void) {
     dfs_graph_free(g);
 }
 
-/* Many (n, head) items run in parallel; the result must match one thread bit for bit. */
+/* Many (n, head) items run in parallel; the result must match one thread bit for bit (each
+ * item is computed whole by one thread, in the same order, whatever the thread count). */
 static void test_threads(void) {
     dfs_rng rng;
     dfs_rng_seed(&rng, 2);
