@@ -57,7 +57,27 @@ static const char *sample_help =
     "  --scale N           enlarge each image N times in the PNGs (nearest; default 1)\n"
     "  --class-names LIST  comma-separated names written over the columns of a grid with one\n"
     "                      column per class (default: the names the model was trained with)\n"
-    "  --no-labels         no class names over the grid\n";
+    "  --no-labels         no class names over the grid\n"
+    "image to image (docs/DIFFUSION.md):\n"
+    "  --inpaint SRC       fill in part of real images: the pixels outside --mask are held\n"
+    "                      to the image's (RePaint, Lugmayr et al. 2022) and come back\n"
+    "                      unchanged. SRC is a PNG, or fashion-mnist, fashion-mnist-test, a\n"
+    "                      PNG folder or an IDX file with --index; images are converted to\n"
+    "                      the model's channels and size. --n samples per image\n"
+    "  --mask MASK         what to fill: a PNG (white = fill, black = keep; resized to the\n"
+    "                      model's size) or left, right, top, bottom or center (a half, or\n"
+    "                      the middle half of each side)\n"
+    "  --resample R        RePaint: go over each stretch of --jump steps R times, going back\n"
+    "                      by the forward process in between (default 5; 1 = replacement only)\n"
+    "  --jump J            RePaint's jump length in steps visited (default 5)\n"
+    "  --init SRC          SDEdit (Meng et al. 2022): start from SRC's images noised part of\n"
+    "                      the way instead of from pure noise; SRC as for --inpaint\n"
+    "  --strength S        share of the steps run from the noised image, in (0, 1] (default\n"
+    "                      0.6): small keeps the image, 1 nearly ignores it\n"
+    "  --index LIST        which images of a data set, comma-separated (default 0)\n"
+    "  With --inpaint or --init a class model draws unconditionally unless --class K is\n"
+    "  given, and a PNG grid has one row per image: the image, the masked image (--inpaint),\n"
+    "  then the samples.\n";
 
 /* Class names from the checkpoint's training record ("class_names"), or from a comma-separated
  * list; NULL unless there are exactly ncls of them. The array and strings are malloc'ed. */
@@ -250,6 +270,111 @@ static void traj_cb(void *user, int i, int steps, int t, const float *x, int n) 
     }
 }
 
+/* The images of --inpaint / --init: SRC a PNG (one image) or a data set with --index LIST,
+ * converted to C channels of S x S, as floats in [-1, 1], (ni, C, S, S) malloc'ed in *out.
+ * 0, or 2 after a one-line message. */
+static int load_sources(const char *opt, const char *src, const char *index_list, int C, int S,
+                        float **out, int *ni) {
+    *out = NULL;
+    *ni = 0;
+    const size_t dim = (size_t)C * S * S;
+    uint8_t *px = NULL, *one = malloc(dim);
+    int rc = 0;
+    if (!one) return cli_fail("out of memory");
+    if (ends_with(src, ".png")) {
+        int sc, sh, sw;
+        if (index_list) {
+            free(one);
+            return cli_fail("sample: --index picks images of a data set, not of the PNG %s", src);
+        }
+        dfs_status s = dfs_png_read(src, &px, &sc, &sh, &sw);
+        if (s == DFS_OK) s = dfs_image_resize_u8(px, sc, sh, sw, one, C, S);
+        free(px);
+        if (s != DFS_OK || !(*out = malloc(dim * sizeof(float)))) {
+            free(one);
+            return s != DFS_OK ? cli_fail("sample: %s: %s", opt, dfs_last_error()) : cli_fail("out of memory");
+        }
+        for (size_t j = 0; j < dim; j++) (*out)[j] = one[j] / 127.5f - 1.0f;
+        *ni = 1;
+        free(one);
+        return 0;
+    }
+    dfs_dataset d;
+    dfs_status s = cli_load_data(&d, src, NULL, S, C, 0);
+    if (s != DFS_OK) {
+        free(one);
+        return cli_fail("sample: %s: %s", opt, dfs_last_error());
+    }
+    const char *p = index_list ? index_list : "0";
+    int cap = 0;
+    while (!rc && *p) {
+        char *end;
+        errno = 0;
+        long k = strtol(p, &end, 10);
+        if (end == p || errno || k < 0 || k >= d.n || (*end && *end != ',')) {
+            rc = cli_fail("sample: --index must list images 0..%d of %s, comma-separated: '%s'", d.n - 1,
+                          src, index_list);
+            break;
+        }
+        if (*ni == cap) {
+            cap = cap ? 2 * cap : 16;
+            float *grown = cap <= 100000 ? realloc(*out, (size_t)cap * dim * sizeof(float)) : NULL;
+            if (!grown) {
+                rc = cli_fail("sample: --index: too many images");
+                break;
+            }
+            *out = grown;
+        }
+        const size_t per = (size_t)d.c * d.h * d.w;
+        s = dfs_image_resize_u8(d.pixels + (size_t)k * per, d.c, d.h, d.w, one, C, S);
+        if (s != DFS_OK) {
+            rc = cli_fail("sample: %s: %s", opt, dfs_last_error());
+            break;
+        }
+        for (size_t j = 0; j < dim; j++) (*out)[(size_t)*ni * dim + j] = one[j] / 127.5f - 1.0f;
+        (*ni)++;
+        p = *end ? end + 1 : end;
+    }
+    dfs_dataset_free(&d);
+    free(one);
+    if (rc) {
+        free(*out);
+        *out = NULL;
+        *ni = 0;
+    }
+    return rc;
+}
+
+/* --mask: which pixels to fill (1) in an S x S plane. 0, or 2 after a message. */
+static int make_mask(const char *spec, int S, uint8_t *fill) {
+    const int h = S / 2, q = S / 4;
+    for (int y = 0; y < S; y++)
+        for (int x = 0; x < S; x++) {
+            int f;
+            if (!strcmp(spec, "left")) f = x < h;
+            else if (!strcmp(spec, "right")) f = x >= S - h;
+            else if (!strcmp(spec, "top")) f = y < h;
+            else if (!strcmp(spec, "bottom")) f = y >= S - h;
+            else if (!strcmp(spec, "center")) f = x >= q && x < S - q && y >= q && y < S - q;
+            else goto png;
+            fill[y * S + x] = (uint8_t)f;
+        }
+    return 0;
+png:
+    if (!ends_with(spec, ".png"))
+        return cli_fail("sample: --mask must be a PNG or left, right, top, bottom or center, not '%s'", spec);
+    uint8_t *px = NULL;
+    int sc, sh, sw;
+    dfs_status s = dfs_png_read(spec, &px, &sc, &sh, &sw);
+    if (s == DFS_OK) s = dfs_image_resize_u8(px, sc, sh, sw, fill, 1, S);
+    free(px);
+    if (s != DFS_OK) return cli_fail("sample: --mask: %s", dfs_last_error());
+    long nfill = 0;
+    for (int j = 0; j < S * S; j++) nfill += fill[j] = fill[j] >= 128;
+    if (nfill == 0) return cli_fail("sample: --mask %s is black everywhere: nothing to fill", spec);
+    return 0;
+}
+
 int cmd_sample(int argc, char **argv) {
     const char *model = NULL, *out = NULL, *traj_path = NULL, *cls = "all", *names_list = NULL;
     int no_labels = 0;
@@ -259,7 +384,12 @@ int cmd_sample(int argc, char **argv) {
     uint64_t seed = 0;
     int sampler = DFS_SAMPLER_DDPM, var_tilde = 1, raw = 0;
     enum { O_MODEL = 256, O_OUT, O_N, O_CLASS, O_GUID, O_SAMPLER, O_STEPS, O_ETA, O_SEED, O_THREADS,
-           O_TRAJ, O_COLS, O_VAR, O_RAW, O_SCALE, O_NAMES, O_NOLABELS, O_PROMPT, O_PROMPTS, O_NEG, O_DTHR };
+           O_TRAJ, O_COLS, O_VAR, O_RAW, O_SCALE, O_NAMES, O_NOLABELS, O_PROMPT, O_PROMPTS, O_NEG, O_DTHR,
+           O_INPAINT, O_MASK, O_RESAMPLE, O_JUMP, O_INIT, O_STRENGTH, O_INDEX };
+    const char *inpaint = NULL, *mask_spec = NULL, *init_src = NULL, *index_list = NULL;
+    long resample = 5, jump = 5;
+    double strength = 0.6;
+    int set_repaint = 0, set_strength = 0;
     const char *prompt = NULL, *prompts_file = NULL, *negative = NULL;
     double dthr = 0;
     int set_n = 0, P = 0; /* P: prompts */
@@ -276,6 +406,10 @@ int cmd_sample(int argc, char **argv) {
         {"no-labels", no_argument, 0, O_NOLABELS},
         {"prompt", required_argument, 0, O_PROMPT}, {"prompts", required_argument, 0, O_PROMPTS},
         {"negative-prompt", required_argument, 0, O_NEG}, {"dynamic-threshold", required_argument, 0, O_DTHR},
+        {"inpaint", required_argument, 0, O_INPAINT}, {"mask", required_argument, 0, O_MASK},
+        {"resample", required_argument, 0, O_RESAMPLE}, {"jump", required_argument, 0, O_JUMP},
+        {"init", required_argument, 0, O_INIT}, {"strength", required_argument, 0, O_STRENGTH},
+        {"index", required_argument, 0, O_INDEX},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int o;
     optind = 1;
@@ -297,6 +431,17 @@ int cmd_sample(int argc, char **argv) {
         case O_DTHR:
             if (cli_float("--dynamic-threshold", optarg, 0, 100, &dthr)) return 2;
             if (dthr <= 0) return cli_fail("--dynamic-threshold expects a percentile in (0, 100], got '%s'", optarg);
+            break;
+        case O_INPAINT: inpaint = optarg; break;
+        case O_MASK: mask_spec = optarg; break;
+        case O_INIT: init_src = optarg; break;
+        case O_INDEX: index_list = optarg; break;
+        case O_RESAMPLE: if (cli_int("--resample", optarg, 1, 1000, &resample)) return 2; set_repaint = 1; break;
+        case O_JUMP: if (cli_int("--jump", optarg, 1, 100000, &jump)) return 2; set_repaint = 1; break;
+        case O_STRENGTH:
+            if (cli_float("--strength", optarg, 0, 1, &strength)) return 2;
+            if (strength <= 0) return cli_fail("--strength must be in (0, 1], got '%s'", optarg);
+            set_strength = 1;
             break;
         case O_STEPS: if (cli_int("--steps", optarg, 1, 100000, &steps)) return 2; break;
         case O_THREADS: if (cli_int("--threads", optarg, 1, 256, &threads)) return 2; break;
@@ -328,6 +473,15 @@ int cmd_sample(int argc, char **argv) {
     if (negative && !prompt && !prompts_file) return cli_fail("sample: --negative-prompt needs --prompt or --prompts");
     if (negative && guidance == 1.0)
         return cli_fail("sample: --negative-prompt acts through guidance; give --guidance W other than 1 (e.g. 3)");
+    if (inpaint && init_src) return cli_fail("sample: give --inpaint or --init, not both");
+    if (inpaint && !mask_spec) return cli_fail("sample: --inpaint needs --mask (a PNG, or left, right, top, bottom, center)");
+    if (mask_spec && !inpaint) return cli_fail("sample: --mask goes with --inpaint");
+    if (set_repaint && !inpaint) return cli_fail("sample: --resample and --jump go with --inpaint");
+    if (set_strength && !init_src) return cli_fail("sample: --strength goes with --init");
+    if (index_list && !inpaint && !init_src) return cli_fail("sample: --index goes with --inpaint or --init");
+    if ((inpaint || init_src) && (prompts_file || traj_path))
+        return cli_fail("sample: --%s does not go with --%s yet", inpaint ? "inpaint" : "init",
+                        prompts_file ? "prompts" : "trajectory");
     if (prompt && dfs_utf8_invalid(prompt) >= 0) return cli_fail("sample: --prompt is not UTF-8 text");
     if (negative && dfs_utf8_invalid(negative) >= 0) return cli_fail("sample: --negative-prompt is not UTF-8 text");
     dfs_set_threads((int)threads);
@@ -342,6 +496,10 @@ int cmd_sample(int argc, char **argv) {
     int *labels = NULL;
     float *x = NULL;
     traj tr = {0};
+    float *src = NULL, *cond = NULL; /* --inpaint / --init images, and one per sample */
+    uint8_t *fill = NULL, *kmask = NULL;
+    int ni = 0;
+    long per_img = n;
     if (ncls > 0 && !no_labels) names = class_names(tjson, names_list, ncls);
     if (names_list && !names && !no_labels) {
         rc = cli_fail("sample: --class-names needs %d comma-separated names for the model's classes", ncls);
@@ -420,9 +578,40 @@ int cmd_sample(int argc, char **argv) {
             fprintf(stderr, "diffuse: warning: %d words past the model's %d tokens were dropped from the prompts\n",
                     truncated, u->text.max_len);
     }
+    /* --inpaint / --init: ni source images, `per_img` samples of each */
+    per_img = n;
+    if (inpaint || init_src) {
+        if (load_sources(inpaint ? "--inpaint" : "--init", inpaint ? inpaint : init_src, index_list, C, S, &src,
+                         &ni)) {
+            rc = 2;
+            goto done;
+        }
+        if (per_img * ni > 1000000) {
+            rc = cli_fail("sample: %d images x %ld samples is more than 1000000 images", ni, per_img);
+            goto done;
+        }
+        n = per_img * ni;
+        if (inpaint) {
+            fill = malloc((size_t)S * S);
+            if (!fill) {
+                rc = cli_fail("out of memory");
+                goto done;
+            }
+            if (make_mask(mask_spec, S, fill)) {
+                rc = 2;
+                goto done;
+            }
+        }
+    }
     /* the pictures' sizes are known now: refuse one too large before sampling, not after */
     long long gw, gh;
-    if (!as_npy && prompts_file && prompt_grid_size(P, per, S, (int)scale, PROMPT_COL_MAX, &gw, &gh)) {
+    const int img_cols = (int)per_img + (inpaint ? 2 : 1); /* the image, the masked image, samples */
+    if (!as_npy && ni > 0) {
+        if ((s = cli_grid_fits(ni * img_cols, S, S, img_cols, (int)scale)) != DFS_OK) {
+            rc = cli_fail("sample: %s, or write FILE.npy", dfs_last_error());
+            goto done;
+        }
+    } else if (!as_npy && prompts_file && prompt_grid_size(P, per, S, (int)scale, PROMPT_COL_MAX, &gw, &gh)) {
         rc = cli_fail("sample: %s, or write FILE.npy", dfs_last_error());
         goto done;
     } else if (!as_npy && !prompts_file) {
@@ -451,6 +640,22 @@ int cmd_sample(int argc, char **argv) {
         for (long i = 0; i < n; i++) labels[i] = k >= 0 ? (int)k : (int)(i % ncls);
     }
     for (long i = 0; P > 0 && i < n; i++) labels[i] = (int)(i / per); /* rows of the prompt table */
+    if (ni > 0 && P == 0 && ncls > 0 && !strcmp(cls, "all"))
+        for (long i = 0; i < n; i++) labels[i] = ncls; /* no class: draw what fits the image */
+    if (ni > 0 && P > 0)
+        for (long i = 0; i < n; i++) labels[i] = 0; /* the one prompt */
+    if (ni > 0) {
+        cond = malloc((size_t)n * dim * sizeof(float));
+        if (inpaint) kmask = malloc((size_t)n * dim);
+        if (!cond || (inpaint && !kmask)) {
+            rc = cli_fail("out of memory for %ld images", n);
+            goto done;
+        }
+        for (long i = 0; i < n; i++) {
+            memcpy(cond + (size_t)i * dim, src + (size_t)(i / per_img) * dim, dim * sizeof(float));
+            for (size_t j = 0; inpaint && j < dim; j++) kmask[(size_t)i * dim + j] = !fill[j % ((size_t)S * S)];
+        }
+    }
     if (!raw) dfs_params_swap_ema(m->net->params);
 
     dfs_sampler_config sc;
@@ -463,6 +668,15 @@ int cmd_sample(int argc, char **argv) {
     sc.prediction = m->cfg.prediction;
     sc.null_label = P > 0 ? P : ncls; /* text: the negative prompt's row, or the empty caption */
     sc.dynamic_threshold = (float)dthr;
+    if (inpaint) {
+        sc.known = cond;
+        sc.known_mask = kmask;
+        sc.resample = (int)resample;
+        sc.jump = (int)jump < sc.steps ? (int)jump : sc.steps;
+    } else if (init_src) {
+        sc.init = cond;
+        sc.strength = (float)strength;
+    }
     if (traj_path) {
         tr.rows = n < TRAJ_ROWS ? (int)n : TRAJ_ROWS;
         tr.dim = dim;
@@ -484,6 +698,10 @@ int cmd_sample(int argc, char **argv) {
         fprintf(stderr, "sampling %ld images (%ld for each of %d prompt%s) with %s in %d steps, guidance %g%s\n", n, per,
                 P, P > 1 ? "s" : "", dfs_sampler_names[sampler], sc.steps, guidance,
                 negative ? " away from the negative prompt" : "");
+    else if (ni > 0)
+        fprintf(stderr, "sampling %ld images (%ld for each of %d) with %s: %ld network evaluations (%s)\n", n, per_img,
+                ni, dfs_sampler_names[sampler], dfs_sampler_evals(&sc),
+                inpaint ? "RePaint" : "SDEdit");
     else
         fprintf(stderr, "sampling %ld images with %s in %d steps%s\n", n, dfs_sampler_names[sampler], sc.steps,
                 ncls ? "" : " (unconditional)");
@@ -510,8 +728,27 @@ int cmd_sample(int argc, char **argv) {
                     px[(size_t)i * dim + (size_t)p * C + c] = (uint8_t)(v + 0.5f);
                 }
         size_t shape[4] = {(size_t)n, (size_t)S, (size_t)S, (size_t)C};
-        s = cli_write_npy_pair(out, px, shape, conditional ? labels : NULL); /* never new images, old labels */
+        s = cli_write_npy_pair(out, px, shape, conditional && ni == 0 ? labels : NULL); /* never new images, old labels */
         free(px);
+    } else if (ni > 0) {
+        /* one row per image: the image, the masked image (gray where filled), the samples */
+        float *grid = malloc((size_t)ni * img_cols * dim * sizeof(float));
+        if (!grid) {
+            rc = cli_fail("out of memory");
+            goto done;
+        }
+        for (int r = 0; r < ni; r++) {
+            float *row = grid + (size_t)r * img_cols * dim;
+            memcpy(row, src + (size_t)r * dim, dim * sizeof(float));
+            int c0 = 1;
+            if (inpaint) {
+                for (size_t j = 0; j < dim; j++) row[dim + j] = fill[j % ((size_t)S * S)] ? 0.0f : src[(size_t)r * dim + j];
+                c0 = 2;
+            }
+            memcpy(row + (size_t)c0 * dim, x + (size_t)r * per_img * dim, (size_t)per_img * dim * sizeof(float));
+        }
+        s = cli_write_grid(out, grid, ni * img_cols, C, S, S, img_cols, (int)scale);
+        free(grid);
     } else if (prompts_file) {
         s = write_prompt_grid(out, x, P, (int)per, C, S, (int)scale, plist);
     } else {
@@ -547,6 +784,10 @@ done:
     for (int k = 0; k < P; k++) free(plist[k]);
     free(plist);
     free(tr.frames);
+    free(src);
+    free(cond);
+    free(fill);
+    free(kmask);
     free(labels);
     free(x);
     dfs_model_free(m);

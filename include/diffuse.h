@@ -443,6 +443,21 @@ typedef struct {
     float dynamic_threshold; /* Imagen's dynamic thresholding (Saharia et al. 2022 sec. 2.3):
                                 percentile P in (0, 100] of |x0| per sample; 0 = off (default),
                                 then clip_x0 applies */
+    /* Known entries (inpainting, imputation, forecasting, fixed fragments): where
+     * known_mask[j] != 0 (j over the n*dim values), the sample is held to known[j] and never
+     * modelled: it starts at, and after every step is replaced by, a fresh draw of
+     * q(x_t | x0 = known) at the step's noise level (RePaint, Lugmayr et al. 2022, Alg. 1), and
+     * the result holds known[j] exactly. Both NULL (default): nothing known. */
+    const float *known;         /* (n, dim) */
+    const uint8_t *known_mask;  /* (n, dim) */
+    int resample;   /* RePaint's r: each stretch of `jump` steps is sampled r times, going back
+                       by the forward process in between (sec. 4.2); 0 or 1 = replacement only */
+    int jump;       /* RePaint's jump length j, in steps visited (0: 1, Algorithm 1) */
+    /* SDEdit (Meng et al. 2022): start from init (n, dim) noised to the step that leaves
+     * floor(steps * strength) steps (at least 1) to run, instead of from pure noise. NULL:
+     * off (default). strength in (0, 1]: 1 starts from the noisiest step visited. */
+    const float *init;
+    float strength;
 } dfs_sampler_config;
 
 void dfs_sampler_config_default(dfs_sampler_config *c);
@@ -450,14 +465,25 @@ void dfs_sampler_config_default(dfs_sampler_config *c);
  * Evenly spaced ("trailing"-free, leading spacing): ts[i] = round((steps-1-i) * (T-1)/(steps-1)). */
 void dfs_sampler_timesteps(int T, int steps, int *ts);
 
-/* Called after each step with the current x (n, dim), step index i of steps. */
+/* The visited step a run starts at: 0, or with an initial image (SDEdit)
+ * steps - max(1, floor(steps * strength)). */
+int dfs_sampler_start(const dfs_sampler_config *c);
+/* Network evaluations of one run (per sample batch; guidance makes each one pass of 2n), with
+ * RePaint's resampling and SDEdit's shorter run counted. */
+long dfs_sampler_evals(const dfs_sampler_config *c);
+
+/* Called after each step with the current x (n, dim), step index i of steps. With RePaint's
+ * resampling, i goes back by `jump` after each jump. */
 typedef void (*dfs_sample_cb)(void *user, int i, int steps, int t, const float *x, int n);
 
 /* Draw n samples of dim floats each into x (n*dim floats), starting from N(0, I) drawn from
  * rng. labels[n] may be NULL (unconditional). With guidance w != 1 the model is evaluated on
  * labels and on null_label in one call of 2n items, eps = eps_u + w (eps_c - eps_u) (Ho &
  * Salimans 2022 eq. 6, whose w is this w - 1). DFS_ERR_NAN if any value of the result is not
- * finite (x then holds it as it is). */
+ * finite (x then holds it as it is). Random stream: the start takes n*dim normals (x_T, or the
+ * noise of SDEdit's start), then n*dim more for the known entries' start when there are known
+ * entries; every step that adds noise takes n*dim, then n*dim more for the known entries
+ * (none on the last step), and every RePaint jump n*dim. */
 dfs_status dfs_sample(const dfs_schedule *s, const dfs_sampler_config *c, dfs_model_fn model,
                       void *model_user, const int *labels, int n, size_t dim, dfs_rng *rng,
                       float *x, dfs_sample_cb cb, void *cb_user);

@@ -51,6 +51,7 @@ void dfs_sampler_config_default(dfs_sampler_config *c) {
     c->clip_x0 = 1;
     c->prediction = DFS_PRED_EPS;
     c->null_label = 0; /* the caller sets this to num_classes */
+    c->strength = 1.0f;
 }
 
 /* Timestep spacing: `steps` integers evenly spaced over [0, T-1], both ends included, rounded
@@ -207,18 +208,189 @@ static dfs_status eval_model(const dfs_schedule *s, const dfs_sampler_config *c,
  * (DPM-Solver++ sec. 2 / DPM-Solver eq. 3): half the log-SNR. */
 static double lambda_of(double abar) { return 0.5 * (log(abar) - log1p(-abar)); }
 
-dfs_status dfs_sample(const dfs_schedule *s, const dfs_sampler_config *c, dfs_model_fn model,
-                      void *model_user, const int *labels, int n, size_t dim, dfs_rng *rng,
-                      float *x, dfs_sample_cb cb, void *cb_user) {
-    if (!s || !s->abar || s->T < 1) {
-        dfs_set_error("dfs_sample: schedule is NULL or not initialised");
-        return DFS_ERR_ARG;
+/* What one dfs_sample call shares with its step functions. */
+typedef struct {
+    const dfs_schedule *s;
+    const dfs_sampler_config *c;
+    dfs_model_fn model;
+    void *model_user;
+    const int *labels;
+    int n, guided, steps;
+    size_t N;
+    dfs_rng *rng;
+    scratch *w;
+    int fresh; /* dpm++2m: no previous x0 to extrapolate with (the first step, or the first
+                  after a RePaint jump) */
+} sampler_run;
+
+/* One step of a sampler, from visited step i (t = ts[i], x = x_t, with eps and x0 at (x_t, t)
+ * in w->eps and w->x0) to step i + 1 (x_t', abar_t' = abar_p; x0 itself when i is the last,
+ * abar_p = 1). Each sampler is one such function, chosen from step_table by its kind. */
+typedef dfs_status (*step_fn)(sampler_run *r, int i, double abar_t, double abar_p, float *x);
+
+/* x = c0 x0 + ct x + ce eps + sigma z: the update of DDPM and DDIM, which differ only in the
+ * coefficients; z ~ N(0, I) is drawn only when sigma > 0. */
+static dfs_status posterior_update(sampler_run *r, double c0, double ct, double ce, double sigma,
+                                   float *x) {
+    scratch *w = r->w;
+    const size_t N = r->N;
+    if (sigma > 0.0) dfs_rng_fill_normal(r->rng, w->z, N);
+    else memset(w->z, 0, N * sizeof(float));
+#pragma omp parallel for schedule(static) if (N >= 65536)
+    for (size_t j = 0; j < N; j++)
+        x[j] = (float)(c0 * w->x0[j] + ct * x[j] + ce * w->eps[j] + sigma * w->z[j]);
+    return DFS_OK;
+}
+
+static dfs_status step_ddpm(sampler_run *r, int i, double abar_t, double abar_p, float *x) {
+    /* Respaced betas (IDDPM sec. 4): b' = 1 - abar_t / abar_t', equal to b_t when
+     * steps == T. Posterior q(x_t' | x_t, x0) from DDPM eq. 7 with b', a' = 1 - b':
+     * mean = sqrt(abar_t') b' / (1 - abar_t) x0
+     *      + sqrt(a') (1 - abar_t') / (1 - abar_t) x_t,
+     * variance beta_tilde' = (1 - abar_t') / (1 - abar_t) b', or b' (DDPM sec. 3.2). */
+    const int last = i == r->steps - 1;
+    double a1 = abar_t / abar_p, b1 = 1.0 - a1;
+    double c0 = sqrt(abar_p) * b1 / (1.0 - abar_t);
+    double ct = sqrt(a1) * (1.0 - abar_p) / (1.0 - abar_t);
+    double var = r->c->var_beta_tilde ? (1.0 - abar_p) / (1.0 - abar_t) * b1 : b1;
+    return posterior_update(r, c0, ct, 0.0, last ? 0.0 : sqrt(var), x);
+}
+
+static dfs_status step_ddim(sampler_run *r, int i, double abar_t, double abar_p, float *x) {
+    /* DDIM eq. 12: x_t' = sqrt(abar_t') x0 + sqrt(1 - abar_t' - sigma^2) eps + sigma z,
+     * eq. 16: sigma = eta sqrt((1 - abar_t') / (1 - abar_t)) sqrt(1 - abar_t / abar_t').
+     * For eta > 1 the direction term is clamped at 0. */
+    const int last = i == r->steps - 1;
+    double sg = r->c->eta * sqrt((1.0 - abar_p) / (1.0 - abar_t) * (1.0 - abar_t / abar_p));
+    double sigma = last ? 0.0 : sg;
+    double d = 1.0 - abar_p - sigma * sigma;
+    return posterior_update(r, sqrt(abar_p), 0.0, d > 0.0 ? sqrt(d) : 0.0, sigma, x);
+}
+
+static dfs_status step_dpmpp_2m(sampler_run *r, int i, double abar_t, double abar_p, float *x) {
+    /* DPM-Solver++(2M), DPM++ Algorithm 2, in x_t-space with alpha = sqrt(abar),
+     * sigma = sqrt(1 - abar), lambda = log(alpha / sigma), h = lambda_t' - lambda_t:
+     *   x_t' = (sigma_t' / sigma_t) x_t - alpha_t' (e^{-h} - 1) D,
+     * D = x0 on the first step (first order, DPM++ eq. 9 / Alg. 1, = DDIM eta 0) and
+     * D = (1 + 1/(2r)) x0 - 1/(2r) x0_prev with r = h_prev / h otherwise (Alg. 2).
+     * The end: diffusers' DPMSolverMultistepScheduler (final_sigmas_type "zero") takes
+     * its final step, to sigma = 0, first order. Our grid visits t = 0 (abar_0 =
+     * 1 - beta_0, lambda_0 ~ 4.6: a jump in lambda several times the previous h) and
+     * then abar = 1, so both of these final steps are first order: the 2M
+     * extrapolation with r = h_prev / h << 1 overshoots there (std of Gaussian data
+     * 1.39 s instead of 0.79 s at 10 linear steps). The very last step has e^{-h} = 0
+     * and gives x = x0, the same final step as DDIM. */
+    scratch *w = r->w;
+    const size_t N = r->N;
+    if (i == r->steps - 1) {
+        memcpy(x, w->x0, N * sizeof(float));
+        return DFS_OK;
     }
-    if (!c || !model || !rng || !x) {
-        dfs_set_error("dfs_sample: %s is NULL",
-                      !c ? "config" : !model ? "model" : !rng ? "rng" : "output x");
-        return DFS_ERR_ARG;
+    const double h = lambda_of(abar_p) - lambda_of(abar_t);
+    const double cx = sqrt((1.0 - abar_p) / (1.0 - abar_t)); /* sigma_t'/sigma_t */
+    const double cd = -sqrt(abar_p) * expm1(-h);             /* -alpha_t'(e^-h - 1) */
+    double c1 = 1.0, c2 = 0.0; /* D = c1 x0 + c2 x0_prev */
+    if (!r->fresh && w->ts[i + 1] != 0) {
+        const double rr = (lambda_of(abar_t) - lambda_of(r->s->abar[w->ts[i - 1]])) / h;
+        c1 = 1.0 + 0.5 / rr;
+        c2 = -0.5 / rr;
     }
+    const float *x0p = w->prev;
+#pragma omp parallel for schedule(static) if (N >= 65536)
+    for (size_t j = 0; j < N; j++)
+        x[j] = (float)(cx * x[j] + cd * (c1 * w->x0[j] + c2 * x0p[j]));
+    memcpy(w->prev, w->x0, N * sizeof(float));
+    return DFS_OK;
+}
+
+static dfs_status step_heun(sampler_run *r, int i, double abar_t, double abar_p, float *x) {
+    /* Heun on the probability-flow ODE (EDM eq. 1), EDM Algorithm 1 with sigma(t) = t,
+     * s(t) = 1 (= Algorithm 2 with S_churn = 0), in the unscaled variables
+     * x~ = x / sqrt(abar), sigma = sqrt((1 - abar) / abar) (EDM Table 1, VP: s(t) =
+     * 1 / sqrt(1 + sigma^2) = sqrt(abar)). D(x~; sigma) = x0, so the slope
+     * (x~ - D) / sigma (Alg. 1 line 4) is eps. With d = sigma_t' - sigma_t:
+     *   x~_e  = x~ + d eps(x_t, t)                                    (Alg. 1 line 5)
+     *   x~_t' = x~ + d (eps(x_t, t) + eps(x_e, t')) / 2               (lines 7-8)
+     * with x_e = sqrt(abar_t') x~_e and the model evaluated at the visited timestep
+     * t'. The last step, to sigma = 0, is the Euler step x~ - sigma eps = x0 (line 6
+     * skips the correction there). */
+    scratch *w = r->w;
+    const size_t N = r->N;
+    if (i == r->steps - 1) {
+        memcpy(x, w->x0, N * sizeof(float));
+        return DFS_OK;
+    }
+    const double sa = sqrt(abar_t), sp = sqrt(abar_p);
+    const double d = sqrt((1.0 - abar_p) / abar_p) - sqrt((1.0 - abar_t) / abar_t);
+#pragma omp parallel for schedule(static) if (N >= 65536)
+    for (size_t j = 0; j < N; j++)
+        w->xe[j] = (float)(sp * (x[j] / sa + d * w->eps[j]));
+    memcpy(w->prev, w->eps, N * sizeof(float)); /* eps at (x_t, t) */
+    dfs_status ms = eval_model(r->s, r->c, r->model, r->model_user, r->labels, r->n, r->guided, N,
+                               w, w->xe, w->ts[i + 1], w->eps, w->x0);
+    if (ms != DFS_OK) return ms;
+#pragma omp parallel for schedule(static) if (N >= 65536)
+    for (size_t j = 0; j < N; j++)
+        x[j] = (float)(sp * (x[j] / sa + 0.5 * d * ((double)w->prev[j] + w->eps[j])));
+    return DFS_OK;
+}
+
+static const step_fn step_table[DFS_SAMPLER_COUNT] = {step_ddpm, step_ddim, step_dpmpp_2m,
+                                                      step_heun};
+
+/* x = sqrt(abar) x0 + sqrt(1 - abar) z, z ~ N(0, I) (DDPM eq. 4), on the entries where mask is
+ * set (all when mask is NULL). */
+static void q_sample(dfs_rng *rng, float *z, const float *x0, const uint8_t *mask, double abar,
+                     float *x, size_t N) {
+    dfs_rng_fill_normal(rng, z, N);
+    const double sa = sqrt(abar), sb = sqrt(1.0 - abar);
+    for (size_t j = 0; j < N; j++)
+        if (!mask || mask[j]) x[j] = (float)(sa * x0[j] + sb * z[j]);
+}
+
+/* Known entries after a step to abar_p (RePaint, Lugmayr et al. 2022, Algorithm 1 line 5 and
+ * 7: x_known ~ q(x_t' | x0 = known), combined with the sampled unknown entries): a fresh draw
+ * of N normals; at the end (abar_p = 1) the known values themselves, exactly. */
+static void hold_known(sampler_run *r, double abar_p, int last, float *x) {
+    const dfs_sampler_config *c = r->c;
+    if (!c->known) return;
+    if (last) {
+        for (size_t j = 0; j < r->N; j++)
+            if (c->known_mask[j]) x[j] = c->known[j];
+        return;
+    }
+    q_sample(r->rng, r->w->z, c->known, c->known_mask, abar_p, x, r->N);
+}
+
+/* RePaint's resampling jump (Algorithm 1 line 9, with jumps of several steps as in its sec.
+ * 4.2): from x_t2 back to the noisier x_t1, t1 < t2 in steps visited, by the forward process
+ * q(x_t1 | x_t2) = N(sqrt(abar_t1 / abar_t2) x_t2, (1 - abar_t1 / abar_t2) I). */
+static void jump_back(sampler_run *r, double abar_from, double abar_to, float *x) {
+    const double a = abar_to / abar_from;
+    const double ca = sqrt(a), cz = sqrt(1.0 - a);
+    dfs_rng_fill_normal(r->rng, r->w->z, r->N);
+    for (size_t j = 0; j < r->N; j++) x[j] = (float)(ca * x[j] + cz * r->w->z[j]);
+}
+
+int dfs_sampler_start(const dfs_sampler_config *c) {
+    if (!c->init) return 0;
+    const int run = (int)floor((double)c->steps * c->strength + 1e-9);
+    return c->steps - (run < 1 ? 1 : run > c->steps ? c->steps : run);
+}
+
+long dfs_sampler_evals(const dfs_sampler_config *c) {
+    const int p0 = dfs_sampler_start(c);
+    long down = c->steps - p0;
+    if (c->resample > 1) {
+        const int j = c->jump > 0 ? c->jump : 1;
+        /* a jump from every position p with (steps - p) % j == 0, p - j >= p0, 0 < steps - p */
+        for (int p = p0 + j; p < c->steps; p++)
+            if ((c->steps - p) % j == 0) down += (long)(c->resample - 1) * j;
+    }
+    return c->kind == DFS_SAMPLER_HEUN ? 2 * down - 1 : down;
+}
+
+static dfs_status check_config(const dfs_schedule *s, const dfs_sampler_config *c) {
     if ((int)c->kind < 0 || c->kind >= DFS_SAMPLER_COUNT) {
         dfs_set_error("dfs_sample: unknown sampler kind %d", (int)c->kind);
         return DFS_ERR_ARG;
@@ -229,10 +401,6 @@ dfs_status dfs_sample(const dfs_schedule *s, const dfs_sampler_config *c, dfs_mo
     }
     if (c->steps < 1 || c->steps > s->T) {
         dfs_set_error("dfs_sample: steps = %d out of range 1..%d (T)", c->steps, s->T);
-        return DFS_ERR_ARG;
-    }
-    if (n < 1 || dim < 1) {
-        dfs_set_error("dfs_sample: need n >= 1 and dim >= 1 (got n = %d, dim = %zu)", n, dim);
         return DFS_ERR_ARG;
     }
     if (!isfinite(c->eta) || c->eta < 0.0f) {
@@ -246,6 +414,45 @@ dfs_status dfs_sample(const dfs_schedule *s, const dfs_sampler_config *c, dfs_mo
     }
     if (!isfinite(c->guidance)) {
         dfs_set_error("dfs_sample: guidance = %g is not finite", (double)c->guidance);
+        return DFS_ERR_ARG;
+    }
+    if (!c->known != !c->known_mask) {
+        dfs_set_error("dfs_sample: known values and known_mask go together (one is NULL)");
+        return DFS_ERR_ARG;
+    }
+    if (c->resample < 0 || c->resample > 1000 || c->jump < 0 || c->jump > c->steps) {
+        dfs_set_error("dfs_sample: resample = %d must be in 0..1000 and jump = %d in 0..steps (%d)",
+                      c->resample, c->jump, c->steps);
+        return DFS_ERR_ARG;
+    }
+    if (c->resample > 1 && !c->known) {
+        dfs_set_error("dfs_sample: resampling (RePaint) needs known entries");
+        return DFS_ERR_ARG;
+    }
+    if (c->init && !(c->strength > 0.0f && c->strength <= 1.0f)) {
+        dfs_set_error("dfs_sample: strength = %g must be in (0, 1] with an initial image",
+                      (double)c->strength);
+        return DFS_ERR_ARG;
+    }
+    return DFS_OK;
+}
+
+dfs_status dfs_sample(const dfs_schedule *s, const dfs_sampler_config *c, dfs_model_fn model,
+                      void *model_user, const int *labels, int n, size_t dim, dfs_rng *rng,
+                      float *x, dfs_sample_cb cb, void *cb_user) {
+    if (!s || !s->abar || s->T < 1) {
+        dfs_set_error("dfs_sample: schedule is NULL or not initialised");
+        return DFS_ERR_ARG;
+    }
+    if (!c || !model || !rng || !x) {
+        dfs_set_error("dfs_sample: %s is NULL",
+                      !c ? "config" : !model ? "model" : !rng ? "rng" : "output x");
+        return DFS_ERR_ARG;
+    }
+    dfs_status st = check_config(s, c);
+    if (st) return st;
+    if (n < 1 || dim < 1) {
+        dfs_set_error("dfs_sample: need n >= 1 and dim >= 1 (got n = %d, dim = %zu)", n, dim);
         return DFS_ERR_ARG;
     }
     /* Classifier-free guidance needs labels to have a conditional pass; without labels the
@@ -288,123 +495,60 @@ dfs_status dfs_sample(const dfs_schedule *s, const dfs_sampler_config *c, dfs_mo
             w.lb[n + k] = c->null_label;
         }
     }
+    sampler_run r = {s, c, model, model_user, labels, n, guided, steps, N, rng, &w, 1};
 
-    dfs_rng_fill_normal(rng, x, N); /* x_T ~ N(0, I) */
+    /* The start, at position p0 of the visited steps: x_T ~ N(0, I), or for SDEdit (Meng et
+     * al. 2022, sec. 3) the initial image noised to the step where the run begins,
+     * x_t0 ~ q(x_t0 | x0 = init); the same n*dim normals either way. Known entries start
+     * noised to t0 too. */
+    const int p0 = dfs_sampler_start(c);
+    if (c->init) q_sample(rng, x, c->init, NULL, s->abar[w.ts[p0]], x, N);
+    else dfs_rng_fill_normal(rng, x, N);
+    if (c->known) q_sample(rng, w.z, c->known, c->known_mask, s->abar[w.ts[p0]], x, N);
 
-    for (int i = 0; i < steps; i++) {
+    /* RePaint's schedule of jumps (sec. 4.2): after the step that leaves (steps - p) visited
+     * steps to go, for p a multiple of `jump` away from the end, go back `jump` steps by the
+     * forward process, resample - 1 times at each such position. */
+    const int jump = c->resample > 1 ? (c->jump > 0 ? c->jump : 1) : 0;
+    int *jumps_left = NULL;
+    if (jump) {
+        jumps_left = malloc((size_t)(steps + 1) * sizeof(int));
+        if (!jumps_left) {
+            scratch_free(&w);
+            dfs_set_error("dfs_sample: out of memory");
+            return DFS_ERR_NOMEM;
+        }
+        for (int p = 0; p <= steps; p++)
+            jumps_left[p] = p - jump >= p0 && p < steps && (steps - p) % jump == 0 ? c->resample - 1 : 0;
+    }
+
+    for (int i = p0; i < steps;) {
         const int t = w.ts[i];
         const int last = i == steps - 1;
         const double abar_t = s->abar[t];
         const double abar_p = last ? 1.0 : s->abar[w.ts[i + 1]]; /* abar at the next step */
 
-        /* ---- model: eps and x0 at (x_t, t) ---- */
-        dfs_status ms = eval_model(s, c, model, model_user, labels, n, guided, N, &w, x, t, w.eps, w.x0);
-        if (ms != DFS_OK) { /* the model failed (out of memory): its error stands */
+        /* ---- model: eps and x0 at (x_t, t), then the sampler's step to x_t' ---- */
+        st = eval_model(s, c, model, model_user, labels, n, guided, N, &w, x, t, w.eps, w.x0);
+        if (st == DFS_OK) st = step_table[c->kind](&r, i, abar_t, abar_p, x);
+        if (st != DFS_OK) { /* the model failed (out of memory): its error stands */
             scratch_free(&w);
-            return ms;
+            free(jumps_left);
+            return st;
         }
-
-        if (c->kind == DFS_SAMPLER_DPMPP_2M) {
-            /* DPM-Solver++(2M), DPM++ Algorithm 2, in x_t-space with alpha = sqrt(abar),
-             * sigma = sqrt(1 - abar), lambda = log(alpha / sigma), h = lambda_t' - lambda_t:
-             *   x_t' = (sigma_t' / sigma_t) x_t - alpha_t' (e^{-h} - 1) D,
-             * D = x0 on the first step (first order, DPM++ eq. 9 / Alg. 1, = DDIM eta 0) and
-             * D = (1 + 1/(2r)) x0 - 1/(2r) x0_prev with r = h_prev / h otherwise (Alg. 2).
-             * The end: diffusers' DPMSolverMultistepScheduler (final_sigmas_type "zero") takes
-             * its final step, to sigma = 0, first order. Our grid visits t = 0 (abar_0 =
-             * 1 - beta_0, lambda_0 ~ 4.6: a jump in lambda several times the previous h) and
-             * then abar = 1, so both of these final steps are first order: the 2M
-             * extrapolation with r = h_prev / h << 1 overshoots there (std of Gaussian data
-             * 1.39 s instead of 0.79 s at 10 linear steps). The very last step has e^{-h} = 0
-             * and gives x = x0, the same final step as DDIM. */
-            if (last) {
-                memcpy(x, w.x0, N * sizeof(float));
-            } else {
-                const double h = lambda_of(abar_p) - lambda_of(abar_t);
-                const double cx = sqrt((1.0 - abar_p) / (1.0 - abar_t)); /* sigma_t'/sigma_t */
-                const double cd = -sqrt(abar_p) * expm1(-h);             /* -alpha_t'(e^-h - 1) */
-                double c1 = 1.0, c2 = 0.0; /* D = c1 x0 + c2 x0_prev */
-                if (i > 0 && w.ts[i + 1] != 0) {
-                    const double r = (lambda_of(abar_t) - lambda_of(s->abar[w.ts[i - 1]])) / h;
-                    c1 = 1.0 + 0.5 / r;
-                    c2 = -0.5 / r;
-                }
-                const float *x0p = w.prev;
-#pragma omp parallel for schedule(static) if (N >= 65536)
-                for (size_t j = 0; j < N; j++)
-                    x[j] = (float)(cx * x[j] + cd * (c1 * w.x0[j] + c2 * x0p[j]));
-                memcpy(w.prev, w.x0, N * sizeof(float));
-            }
-            if (cb) cb(cb_user, i, steps, t, x, n);
-            continue;
-        }
-        if (c->kind == DFS_SAMPLER_HEUN) {
-            /* Heun on the probability-flow ODE (EDM eq. 1), EDM Algorithm 1 with sigma(t) = t,
-             * s(t) = 1 (= Algorithm 2 with S_churn = 0), in the unscaled variables
-             * x~ = x / sqrt(abar), sigma = sqrt((1 - abar) / abar) (EDM Table 1, VP: s(t) =
-             * 1 / sqrt(1 + sigma^2) = sqrt(abar)). D(x~; sigma) = x0, so the slope
-             * (x~ - D) / sigma (Alg. 1 line 4) is eps. With d = sigma_t' - sigma_t:
-             *   x~_e  = x~ + d eps(x_t, t)                                    (Alg. 1 line 5)
-             *   x~_t' = x~ + d (eps(x_t, t) + eps(x_e, t')) / 2               (lines 7-8)
-             * with x_e = sqrt(abar_t') x~_e and the model evaluated at the visited timestep
-             * t'. The last step, to sigma = 0, is the Euler step x~ - sigma eps = x0 (line 6
-             * skips the correction there). */
-            if (last) {
-                memcpy(x, w.x0, N * sizeof(float));
-            } else {
-                const double sa = sqrt(abar_t), sp = sqrt(abar_p);
-                const double d = sqrt((1.0 - abar_p) / abar_p) - sqrt((1.0 - abar_t) / abar_t);
-#pragma omp parallel for schedule(static) if (N >= 65536)
-                for (size_t j = 0; j < N; j++)
-                    w.xe[j] = (float)(sp * (x[j] / sa + d * w.eps[j]));
-                memcpy(w.prev, w.eps, N * sizeof(float)); /* eps at (x_t, t) */
-                if ((ms = eval_model(s, c, model, model_user, labels, n, guided, N, &w, w.xe, w.ts[i + 1],
-                                     w.eps, w.x0)) != DFS_OK) {
-                    scratch_free(&w);
-                    return ms;
-                }
-#pragma omp parallel for schedule(static) if (N >= 65536)
-                for (size_t j = 0; j < N; j++)
-                    x[j] = (float)(sp * (x[j] / sa + 0.5 * d * ((double)w.prev[j] + w.eps[j])));
-            }
-            if (cb) cb(cb_user, i, steps, t, x, n);
-            continue;
-        }
-
-        /* ---- update x_t -> x_{t'} (t' the next visited step, abar_{t'} = abar_p) ---- */
-        double c0, ct, ce, sigma;
-        if (c->kind == DFS_SAMPLER_DDPM) {
-            /* Respaced betas (IDDPM sec. 4): b' = 1 - abar_t / abar_t', equal to b_t when
-             * steps == T. Posterior q(x_t' | x_t, x0) from DDPM eq. 7 with b', a' = 1 - b':
-             * mean = sqrt(abar_t') b' / (1 - abar_t) x0
-             *      + sqrt(a') (1 - abar_t') / (1 - abar_t) x_t,
-             * variance beta_tilde' = (1 - abar_t') / (1 - abar_t) b', or b' (DDPM sec. 3.2). */
-            double a1 = abar_t / abar_p, b1 = 1.0 - a1;
-            c0 = sqrt(abar_p) * b1 / (1.0 - abar_t);
-            ct = sqrt(a1) * (1.0 - abar_p) / (1.0 - abar_t);
-            ce = 0.0;
-            double var = c->var_beta_tilde ? (1.0 - abar_p) / (1.0 - abar_t) * b1 : b1;
-            sigma = last ? 0.0 : sqrt(var);
-        } else {
-            /* DDIM eq. 12: x_t' = sqrt(abar_t') x0 + sqrt(1 - abar_t' - sigma^2) eps + sigma z,
-             * eq. 16: sigma = eta sqrt((1 - abar_t') / (1 - abar_t)) sqrt(1 - abar_t / abar_t').
-             * For eta > 1 the direction term is clamped at 0. */
-            double sg = c->eta * sqrt((1.0 - abar_p) / (1.0 - abar_t) * (1.0 - abar_t / abar_p));
-            sigma = last ? 0.0 : sg;
-            double d = 1.0 - abar_p - sigma * sigma;
-            c0 = sqrt(abar_p);
-            ct = 0.0;
-            ce = d > 0.0 ? sqrt(d) : 0.0;
-        }
-        if (sigma > 0.0) dfs_rng_fill_normal(rng, w.z, N);
-        else memset(w.z, 0, N * sizeof(float));
-#pragma omp parallel for schedule(static) if (N >= 65536)
-        for (size_t j = 0; j < N; j++)
-            x[j] = (float)(c0 * w.x0[j] + ct * x[j] + ce * w.eps[j] + sigma * w.z[j]);
-
+        r.fresh = 0;
+        hold_known(&r, abar_p, last, x);
         if (cb) cb(cb_user, i, steps, t, x, n);
+        i++;
+        if (jump && jumps_left[i] > 0) {
+            jumps_left[i]--;
+            jump_back(&r, abar_p, s->abar[w.ts[i - jump]], x);
+            i -= jump;
+            r.fresh = 1; /* dpm++2m's previous x0 belongs to another branch */
+        }
     }
     scratch_free(&w);
+    free(jumps_left);
     size_t bad = 0; /* a diverged model: say so, rather than write black or gray pictures */
     for (size_t j = 0; j < N; j++) bad += !isfinite(x[j]);
     if (bad) {
