@@ -471,9 +471,12 @@ static void conv_vs_reference_all(void) {
     conv_vs_ref(9, 8, 14, 14, 8, 3, 3, 2, 1, (size_t)1 << 20);
 }
 
-/* Every path: the AVX-512 implicit-GEMM kernels (stride-1 "same" convolutions), their
- * portable loops, and im2col + BLAS (everything else, and all of it with DFS_KERNELS_BLAS). */
+/* Every path: the AVX-512 implicit-GEMM kernels (stride-1 "same" convolutions, where the CPU
+ * has AVX-512), their portable loops, and im2col + BLAS (everything else, and all of it with
+ * DFS_KERNELS_BLAS); then the kernels the program started with (DFS_KERNELS, DFS_CPU) again. */
 static void test_conv_vs_reference(void) {
+    const dfs_kernels kern = dfs_get_kernels();
+    dfs_set_kernels(DFS_KERNELS_FAST);
     conv_vs_reference_all();
     if (dfs_igemm_avx512()) {
         dfs_igemm_force_portable(1);
@@ -482,7 +485,7 @@ static void test_conv_vs_reference(void) {
     }
     dfs_set_kernels(DFS_KERNELS_BLAS);
     conv_vs_reference_all();
-    dfs_set_kernels(DFS_KERNELS_FAST);
+    dfs_set_kernels(kern);
 }
 
 /* conv1d against a naive loop */
@@ -525,10 +528,12 @@ static void conv1d_vs_naive(void) {
 }
 
 static void test_conv1d_vs_naive(void) {
+    const dfs_kernels kern = dfs_get_kernels();
+    dfs_set_kernels(DFS_KERNELS_FAST);
     conv1d_vs_naive();
     dfs_set_kernels(DFS_KERNELS_BLAS);
     conv1d_vs_naive();
-    dfs_set_kernels(DFS_KERNELS_FAST);
+    dfs_set_kernels(kern);
 }
 
 /* ---- 3b. the implicit-GEMM kernels and the fused convolution ----------------------------------
@@ -950,6 +955,7 @@ static void fused_vs_composed(const fused_case *c) {
         size_t nr, nf, np;
         float *gr[8], *gf[8], *gp[8];
         fused_bounds(c, in, dout, pre, &fb);
+        const dfs_kernels kern = dfs_get_kernels();
         dfs_set_kernels(DFS_KERNELS_BLAS);
         float *ref = fused_run(c, in, dout, &nr, gr, pre);
         dfs_set_kernels(DFS_KERNELS_FAST);
@@ -957,6 +963,7 @@ static void fused_vs_composed(const fused_case *c) {
         int old = dfs_igemm_force_portable(1);
         float *port = fused_run(c, in, dout, &np, gp, pre);
         dfs_igemm_force_portable(old);
+        dfs_set_kernels(kern);
         char what[160];
         snprintf(what, sizeof what,
                  "fused N%d C%d+%d %dx%d Co%d k%d norm%d G%d up%d tadd%d res%d p%.1f grads%d", c->N,
