@@ -35,7 +35,9 @@ static const char *eval_help =
     "                      pooled in order (a long sampler run drawn in chunks; bench/quality.sh)\n"
     "  --model CKPT        or draw N samples from this checkpoint (also the model for --nll);\n"
     "                      the classes cycle 0, 1, ..., classes-1\n"
-    "  --sampler NAME      ddpm, ddim (default), dpm++2m or heun\n"
+    "  --sampler NAME      ddpm, ddim (default), dpm++2m or heun; a model that records the\n"
+    "                      settings it samples best with (diffuse export --sampler) uses them\n"
+    "                      for --sampler, --steps and --guidance when they are not given\n"
     "  --steps N           sampler steps (default: T for ddpm, else 20)\n"
     "  --guidance W        eps = eps_u + W (eps_c - eps_u); 1 = conditional only (default)\n"
     "  --eta E             DDIM noise (default 0)\n"
@@ -562,6 +564,7 @@ int cmd_eval(int argc, char **argv) {
                    .guidance = 1.0, .sampler = DFS_SAMPLER_DDIM};
     enum { O_NLL = 256, O_FD, O_ACC, O_MODEL, O_SAMPLES, O_SAVE, O_CLF, O_REF, O_FLOOR, O_DATA, O_LABELS, O_N,
            O_BATCH, O_SEED, O_THREADS, O_RAW, O_SAMPLER, O_STEPS, O_GUID, O_ETA, O_JSON };
+    int set_sampler = 0, set_guidance = 0;
     static const struct option opts[] = {
         {"nll", no_argument, 0, O_NLL}, {"fd", no_argument, 0, O_FD}, {"acc", no_argument, 0, O_ACC},
         {"model", required_argument, 0, O_MODEL}, {"samples", required_argument, 0, O_SAMPLES},
@@ -602,11 +605,12 @@ int cmd_eval(int argc, char **argv) {
         case O_THREADS: if (cli_int("--threads", optarg, 1, 256, &o.threads)) return 2; break;
         case O_STEPS: if (cli_int("--steps", optarg, 1, 100000, &o.steps)) return 2; break;
         case O_SEED: if (cli_u64("--seed", optarg, &o.seed)) return 2; break;
-        case O_GUID: if (cli_float("--guidance", optarg, -100, 100, &o.guidance)) return 2; break;
+        case O_GUID: if (cli_float("--guidance", optarg, -100, 100, &o.guidance)) return 2; set_guidance = 1; break;
         case O_ETA: if (cli_float("--eta", optarg, 0, 10, &o.eta)) return 2; break;
         case O_SAMPLER:
             if ((o.sampler = dfs_sampler_from_name(optarg)) < 0)
                 return cli_fail("--sampler must be ddpm, ddim, dpm++2m or heun, not '%s'", optarg);
+            set_sampler = 1;
             break;
         default: return cli_bad_option("eval", argv);
         }
@@ -638,6 +642,16 @@ int cmd_eval(int argc, char **argv) {
             rc = cli_fail("eval: --steps %ld is more than the model's T = %d", o.steps, m->cfg.T);
             dfs_model_free(m);
             return rc;
+        }
+        const dfs_sampling_recipe *rec = &m->sampling;
+        if (rec->set && (o.fd || o.acc) && !o.nfiles) { /* the model's settings, for what was not given */
+            if (!set_sampler) o.sampler = rec->kind;
+            if (o.steps < 0 && o.sampler == (int)rec->kind) o.steps = rec->steps;
+            if (!set_guidance && m->cfg.unet.num_classes > 0) o.guidance = rec->guidance;
+            if (!set_sampler || !set_guidance)
+                fprintf(stderr, "the model's recommended settings: %s, %d steps, guidance %g (--sampler, --steps "
+                                "and --guidance change them)\n",
+                        dfs_sampler_names[rec->kind], rec->steps, (double)rec->guidance);
         }
         if (o.steps < 0) o.steps = o.sampler == DFS_SAMPLER_DDPM ? m->cfg.T : (m->cfg.T < 20 ? m->cfg.T : 20);
     }

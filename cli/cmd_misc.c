@@ -154,6 +154,9 @@ int cmd_info(int argc, char **argv) {
     printf("parameters:   %zu\n", m->net->params->n);
     printf("diffusion:    %s schedule, T = %d, predicts %s\n", dfs_schedule_names[m->cfg.schedule], m->cfg.T, dfs_prediction_names[m->cfg.prediction]);
     printf("flops:        %.3f GFLOP per image forward\n", dfs_unet_flops(u) * 1e-9);
+    if (m->sampling.set)
+        printf("sampling:     %s, %d steps, guidance %g (recommended; sample and eval use it by default)\n",
+               dfs_sampler_names[m->sampling.kind], m->sampling.steps, (double)m->sampling.guidance);
     if (st.step > 0 || st.images_seen > 0) {
         printf("step:         %ld\n", st.step);
         printf("images seen:  %ld\n", st.images_seen);
@@ -169,11 +172,16 @@ int cmd_info(int argc, char **argv) {
 
 int cmd_export(int argc, char **argv) {
     const char *model = NULL, *out = NULL;
-    int kind = DFS_CKPT_SAMPLING_F16;
-    enum { O_MODEL = 256, O_OUT, O_F16, O_F32 };
+    int kind = DFS_CKPT_SAMPLING_F16, sampler = -1;
+    long steps = -1;
+    double guidance = 1.0;
+    int set_guidance = 0;
+    enum { O_MODEL = 256, O_OUT, O_F16, O_F32, O_SAMPLER, O_STEPS, O_GUID };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL}, {"out", required_argument, 0, O_OUT},
         {"f16", no_argument, 0, O_F16}, {"f32", no_argument, 0, O_F32},
+        {"sampler", required_argument, 0, O_SAMPLER}, {"steps", required_argument, 0, O_STEPS},
+        {"guidance", required_argument, 0, O_GUID},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int o;
     optind = 1;
@@ -184,8 +192,19 @@ int cmd_export(int argc, char **argv) {
             fputs("usage: diffuse export --model CKPT --out FILE.safetensors [--f16 | --f32]\n\n"
                   "Write the EMA weights of a training checkpoint as a sampling-only model (no\n"
                   "optimiser state), in float16 (default, half the size) or float32. The training\n"
-                  "record, step, images seen and training time go with it (diffuse info shows them).\n", stdout);
+                  "record, step, images seen and training time go with it (diffuse info shows them).\n\n"
+                  "  --sampler NAME --steps N [--guidance W]\n"
+                  "                      record the settings the model samples best with (ddpm, ddim,\n"
+                  "                      dpm++2m or heun; steps 1..T; guidance default 1): diffuse\n"
+                  "                      sample and eval use them for what they are not given. Without\n"
+                  "                      these, the settings CKPT carries (if any) go with it\n", stdout);
             return 0;
+        case O_SAMPLER:
+            if ((sampler = dfs_sampler_from_name(optarg)) < 0)
+                return cli_fail("--sampler must be ddpm, ddim, dpm++2m or heun, not '%s'", optarg);
+            break;
+        case O_STEPS: if (cli_int("--steps", optarg, 1, 100000, &steps)) return 2; break;
+        case O_GUID: if (cli_float("--guidance", optarg, -100, 100, &guidance)) return 2; set_guidance = 1; break;
         case O_MODEL: model = optarg; break;
         case O_OUT: out = optarg; break;
         case O_F16: kind = DFS_CKPT_SAMPLING_F16; break;
@@ -196,6 +215,8 @@ int cmd_export(int argc, char **argv) {
     if (optind < argc) return cli_fail("export: unexpected argument '%s'", argv[optind]);
     if (!model || !out) return cli_fail("export: --model CKPT and --out FILE are required");
     if (!ends_with(out, ".safetensors")) return cli_fail("export: --out must end in .safetensors: '%s'", out);
+    if ((sampler >= 0) != (steps > 0) || (set_guidance && sampler < 0))
+        return cli_fail("export: --sampler and --steps go together (and --guidance with them)");
     /* never over a training checkpoint (its own input, or another run's): that would throw away
      * the optimiser state and EMA that resuming needs. Over a sampling model is fine. */
     struct stat so, sm;
@@ -214,6 +235,14 @@ int cmd_export(int argc, char **argv) {
     dfs_train_state st; /* and so do the step, images seen and training time */
     dfs_status s = dfs_checkpoint_load(model, &m, &st, NULL, &tjson);
     if (s != DFS_OK) return cli_fail_status(s);
+    if (sampler >= 0) {
+        if (steps > m->cfg.T) {
+            free(tjson);
+            dfs_model_free(m);
+            return cli_fail("export: --steps %ld is more than the model's T = %d", steps, m->cfg.T);
+        }
+        m->sampling = (dfs_sampling_recipe){1, (dfs_sampler_kind)sampler, (int)steps, (float)guidance};
+    }
     s = dfs_checkpoint_save(out, m, st.step > 0 ? &st : NULL, tjson, (dfs_ckpt_kind)kind);
     free(tjson);
     dfs_model_free(m);

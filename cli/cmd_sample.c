@@ -41,7 +41,10 @@ static const char *sample_help =
     "  --guidance W        classifier-free guidance: eps = eps_u + W (eps_c - eps_u);\n"
     "                      1 = conditional only (default), 0 = unconditional; eps_u is the\n"
     "                      empty caption's (or the negative prompt's) for a text model\n"
-    "  --sampler NAME      ddpm (ancestral, default), ddim, dpm++2m or heun\n"
+    "  --sampler NAME      ddpm (ancestral, default), ddim, dpm++2m or heun. A model that\n"
+    "                      records the settings it samples best with (diffuse export\n"
+    "                      --sampler; diffuse info shows them) uses them for --sampler,\n"
+    "                      --steps and --guidance when they are not given\n"
     "  --steps N           timesteps visited (default: T for ddpm, else 50), evenly spaced\n"
     "                      over 0..T-1 (docs/DIFFUSION.md); one network evaluation each\n"
     "                      (heun: 2 steps - 1)\n"
@@ -393,6 +396,7 @@ int cmd_sample(int argc, char **argv) {
     const char *prompt = NULL, *prompts_file = NULL, *negative = NULL;
     double dthr = 0;
     int set_n = 0, P = 0; /* P: prompts */
+    int set_sampler = 0, set_guidance = 0, used_recipe = 0;
     char **plist = NULL;
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL}, {"out", required_argument, 0, O_OUT},
@@ -447,10 +451,14 @@ int cmd_sample(int argc, char **argv) {
         case O_THREADS: if (cli_int("--threads", optarg, 1, 256, &threads)) return 2; break;
         case O_COLS: if (cli_int("--cols", optarg, 1, 1000, &cols)) return 2; break;
         case O_SCALE: if (cli_int("--scale", optarg, 1, 16, &scale)) return 2; break;
-        case O_GUID: if (cli_float("--guidance", optarg, -100, 100, &guidance)) return 2; break;
+        case O_GUID: if (cli_float("--guidance", optarg, -100, 100, &guidance)) return 2; set_guidance = 1; break;
         case O_ETA: if (cli_float("--eta", optarg, 0, 10, &eta)) return 2; break;
         case O_SEED: if (cli_u64("--seed", optarg, &seed)) return 2; break;
-        case O_SAMPLER: if ((sampler = dfs_sampler_from_name(optarg)) < 0) return cli_fail("--sampler must be ddpm, ddim, dpm++2m or heun, not '%s'", optarg); break;
+        case O_SAMPLER:
+            if ((sampler = dfs_sampler_from_name(optarg)) < 0)
+                return cli_fail("--sampler must be ddpm, ddim, dpm++2m or heun, not '%s'", optarg);
+            set_sampler = 1;
+            break;
         case O_VAR:
             if (!strcmp(optarg, "beta-tilde")) var_tilde = 1;
             else if (!strcmp(optarg, "beta")) var_tilde = 0;
@@ -533,6 +541,17 @@ int cmd_sample(int argc, char **argv) {
     if (steps > m->cfg.T) {
         rc = cli_fail("sample: --steps %ld is more than the model's T = %d", steps, m->cfg.T);
         goto done;
+    }
+    if (m->sampling.set) { /* the model's recommended settings, for what was not given */
+        const dfs_sampling_recipe *r = &m->sampling;
+        /* guidance acts where there is a condition: a class (not the null class that image
+         * conditioning draws with by default) or a prompt */
+        const int conditioned = (ncls > 0 && !((inpaint || init_src) && !strcmp(cls, "all"))) || prompt ||
+                                prompts_file;
+        if (!set_sampler) sampler = r->kind;
+        if (steps < 0 && sampler == (int)r->kind) steps = r->steps;
+        if (!set_guidance && conditioned) guidance = r->guidance;
+        used_recipe = !set_sampler || !set_guidance; /* said when the work starts */
     }
     if (prompts_file && read_prompts(prompts_file, &plist, &P)) {
         rc = 2;
@@ -694,6 +713,10 @@ int cmd_sample(int argc, char **argv) {
         dfs_rng_fill_normal(&peek, tr.frames, (size_t)tr.rows * dim);
     }
     const int conditional = ncls > 0 || P > 0;
+    if (used_recipe)
+        fprintf(stderr, "the model's recommended settings: %s, %d steps, guidance %g (--sampler, --steps and "
+                        "--guidance change them)\n",
+                dfs_sampler_names[m->sampling.kind], m->sampling.steps, (double)m->sampling.guidance);
     if (P > 0)
         fprintf(stderr, "sampling %ld images (%ld for each of %d prompt%s) with %s in %d steps, guidance %g%s\n", n, per,
                 P, P > 1 ? "s" : "", dfs_sampler_names[sampler], sc.steps, guidance,

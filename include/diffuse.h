@@ -492,6 +492,16 @@ dfs_status dfs_sample(const dfs_schedule *s, const dfs_sampler_config *c, dfs_mo
 /* Models: a U-Net with its diffusion settings                                                 */
 /* ------------------------------------------------------------------------------------------ */
 
+/* The sampling settings a model was measured at and is documented with, carried in its
+ * checkpoint (diffuse export --sampler --steps --guidance) and used by diffuse sample and eval
+ * for what the user does not give. */
+typedef struct {
+    int set;                /* 0: nothing recorded */
+    dfs_sampler_kind kind;
+    int steps;              /* 1..T */
+    float guidance;         /* classifier-free guidance scale (1 = conditional only) */
+} dfs_sampling_recipe;
+
 typedef struct {
     dfs_unet_config unet;
     dfs_schedule_kind schedule; /* linear */
@@ -509,6 +519,8 @@ typedef struct {
     int ngthread;
     struct dfs_tokenizer *tokenizer; /* text models: the captions' tokenizer (owned, freed by
                                         dfs_model_free; saved in checkpoints), else NULL */
+    dfs_sampling_recipe sampling;    /* the settings it samples best with (checkpoint metadata
+                                        "sampling"); .set = 0 when none were recorded */
 } dfs_model;
 
 /* Build a model with freshly initialised weights (seeded). NULL on error (dfs_last_error). */

@@ -211,6 +211,12 @@ dfs_status dfs_checkpoint_save(const char *path, const dfs_model *m, const dfs_t
     if (s == DFS_OK) s = dfs_st_writer_meta(w, "diffusion", djson);
     if (s == DFS_OK && sjson) s = dfs_st_writer_meta(w, "state", sjson);
     if (s == DFS_OK && train_json) s = dfs_st_writer_meta(w, "train", train_json);
+    if (s == DFS_OK && m->sampling.set) {
+        char rec[160];
+        snprintf(rec, sizeof rec, "{\"sampler\":\"%s\",\"steps\":%d,\"guidance\":%.9g}",
+                 dfs_sampler_names[m->sampling.kind], m->sampling.steps, (double)m->sampling.guidance);
+        s = dfs_st_writer_meta(w, "sampling", rec);
+    }
     if (s == DFS_OK && m->tokenizer) {
         if (!(tokjson = dfs_tokenizer_to_json(m->tokenizer))) {
             dfs_set_error("out of memory for the tokenizer's JSON");
@@ -226,6 +232,28 @@ dfs_status dfs_checkpoint_save(const char *path, const dfs_model *m, const dfs_t
     cJSON_free(sjson);
     free(tokjson);
     return s;
+}
+
+/* The "sampling" metadata, {"sampler": NAME, "steps": N, "guidance": W}, when present: what
+ * save writes; anything else is a corrupt file. */
+static dfs_status parse_sampling(const char *path, const char *json, dfs_model *m) {
+    memset(&m->sampling, 0, sizeof m->sampling);
+    if (!json) return DFS_OK;
+    cJSON *o = cJSON_Parse(json);
+    const cJSON *sm = cJSON_GetObjectItemCaseSensitive(o, "sampler");
+    const cJSON *gw = cJSON_GetObjectItemCaseSensitive(o, "guidance");
+    int kind = cJSON_IsString(sm) ? dfs_sampler_from_name(sm->valuestring) : -1, steps = 0;
+    int ok = cJSON_IsObject(o) && kind >= 0 && get_int(o, "steps", &steps) && steps >= 1 &&
+             steps <= m->cfg.T && cJSON_IsNumber(gw) && isfinite(gw->valuedouble) &&
+             fabs(gw->valuedouble) <= 100 && cJSON_GetArraySize(o) == 3;
+    if (ok) m->sampling = (dfs_sampling_recipe){1, (dfs_sampler_kind)kind, steps, (float)gw->valuedouble};
+    cJSON_Delete(o);
+    if (!ok) {
+        dfs_set_error("%s: malformed \"sampling\" metadata (a sampler name, steps in 1..%d, a "
+                      "guidance in [-100, 100])", path, m->cfg.T);
+        return DFS_ERR_FORMAT;
+    }
+    return DFS_OK;
 }
 
 /* The "tokenizer" metadata of a text model: parsed, and its vocabulary and length checked
@@ -453,6 +481,7 @@ dfs_status dfs_checkpoint_load(const char *path, dfs_model **out, dfs_train_stat
             if (state) s = parse_state(path, state, st);
         }
         if (s == DFS_OK) s = load_tokenizer(path, &f, m);
+        if (s == DFS_OK) s = parse_sampling(path, dfs_st_meta(&f, "sampling"), m);
         const char *tj = dfs_st_meta(&f, "train");
         if (s == DFS_OK && train_json && tj) *train_json = strdup(tj);
     }

@@ -33,6 +33,34 @@ else
     echo "$NAME: skipped under the sanitizer run: FD and class accuracy of $M's samples"
 fi
 
+# the settings the model is documented at travel in the file, and a plain sample uses them:
+# byte for byte the samples of the explicit options
+check "info shows the recommended settings" \
+    grep -q "^sampling:     dpm++2m, 20 steps, guidance 1.2 (recommended" "$T/info"
+"$D" sample --model $M --n 10 --seed 4 --out "$T/plain.npy" 2>"$T/plain.err"
+check "a plain sample runs (status 0)" [ $? -eq 0 ]
+check "and says it uses the recommended settings" \
+    grep -q "^the model's recommended settings: dpm++2m, 20 steps, guidance 1.2" "$T/plain.err"
+"$D" sample --model $M --n 10 --seed 4 --sampler dpm++2m --steps 20 --guidance 1.2 \
+    --out "$T/explicit.npy" 2>/dev/null
+same_files "a plain sample is the documented dpm++2m, 20 steps, w = 1.2" "$T/plain.npy" "$T/explicit.npy"
+"$D" sample --model $M --n 10 --seed 4 --sampler dpm++2m --steps 20 --guidance 1 \
+    --out "$T/w1.npy" 2>/dev/null
+other_files "an explicit --guidance 1 overrides it" "$T/plain.npy" "$T/w1.npy"
+# a malformed recommendation is a corrupt file, refused with its reason
+"$PY" - "$M" "$T/badrec.safetensors" <<'EOF'
+import json, struct, sys
+b = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n])
+h["__metadata__"]["sampling"] = json.dumps({"sampler": "dpm++2m", "steps": 5000, "guidance": 1.2})
+hb = json.dumps(h).encode()
+hb += b" " * (-len(hb) % 8)
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(hb)) + hb + b[8 + n:])
+EOF
+expect_error "steps past T in the recommendation are refused" 'malformed "sampling" metadata' \
+    "$D" info "$T/badrec.safetensors"
+
 F=models/fashion-text.safetensors
 "$D" info "$F" >"$T/finfo" 2>&1
 check "info reads the text model" [ $? -eq 0 ]
