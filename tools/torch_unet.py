@@ -8,6 +8,7 @@ docs/CHECKPOINTS.md and /work/shared/REFERENCE_UNET.md). It is the DDPM U-Net of
     model, meta = load_unet("runs/fmnist/ckpt.safetensors")          # weights
     ema, _ = load_unet("runs/fmnist/ckpt.safetensors", prefix="ema.")  # EMA weights
     eps = model(x, t, labels)   # x (N, C, H, W) float32, t (N,) int64, labels (N,) int64 or None
+    model.double()(x.double(), t, labels)   # the same in float64 (torch_parity.py's reference)
 
 A text model (the checkpoint's "unet" has a "text" object, src/unet_text.c) takes a caption table
 first, and labels are its rows (rows = the empty caption):
@@ -283,7 +284,8 @@ class UNet(nn.Module):
         """x (N, in, H, W), t (N,) integer steps, labels (N,) in 0..num_classes (num_classes =
         no class) or None (all no-class) -> predicted noise (N, in, H, W). A text model's
         labels are rows of the caption table (set_context), rows = the empty caption."""
-        temb = self.time_mlp(timestep_embedding(t, self.C))             # (N, E)
+        temb = self.time_mlp(timestep_embedding(t, self.C).to(x.dtype))  # (N, E); float32 values,
+        # as C rounds them, also in a float64 model
         if self.num_classes > 0:
             if labels is None:
                 labels = torch.full((x.shape[0],), self.num_classes, dtype=torch.long)
