@@ -377,9 +377,16 @@ int cmd_bench(int argc, char **argv) {
         sc.steps = 50;
         sc.null_label = u->num_classes;
         sc.guidance = 1.0f;
+        sc.prediction = m->cfg.prediction;
         t0 = cli_now();
-        dfs_sample(&m->sched, &sc, dfs_model_predict, m, u->num_classes ? d.labels : NULL, (int)batch, dim, &rng, y, NULL, NULL);
+        dfs_status ss = dfs_sample(&m->sched, &sc, dfs_model_predict, m, u->num_classes ? d.labels : NULL,
+                                   (int)batch, dim, &rng, y, NULL, NULL);
         sample_s = cli_now() - t0;
+        /* a random model's samples may diverge (DFS_ERR_NAN): only a failure to run stops the bench */
+        if (ss != DFS_OK && ss != DFS_ERR_NAN) {
+            rc = cli_fail_status(ss);
+            goto done;
+        }
     }
     double flops = dfs_unet_flops(u);
     double train_ips = batch / train_s, fwd_ips = batch / fwd_s;
