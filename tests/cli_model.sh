@@ -37,16 +37,20 @@ fi
 # byte for byte the samples of the explicit options
 check "info shows the recommended settings" \
     grep -q "^sampling:     dpm++2m, 20 steps, guidance 1.2 (recommended" "$T/info"
-"$D" sample --model $M --n 10 --seed 4 --out "$T/plain.npy" 2>"$T/plain.err"
-check "a plain sample runs (status 0)" [ $? -eq 0 ]
-check "and says it uses the recommended settings" \
-    grep -q "^the model's recommended settings: dpm++2m, 20 steps, guidance 1.2" "$T/plain.err"
-"$D" sample --model $M --n 10 --seed 4 --sampler dpm++2m --steps 20 --guidance 1.2 \
-    --out "$T/explicit.npy" 2>/dev/null
-same_files "a plain sample is the documented dpm++2m, 20 steps, w = 1.2" "$T/plain.npy" "$T/explicit.npy"
-"$D" sample --model $M --n 10 --seed 4 --sampler dpm++2m --steps 20 --guidance 1 \
-    --out "$T/w1.npy" 2>/dev/null
-other_files "an explicit --guidance 1 overrides it" "$T/plain.npy" "$T/w1.npy"
+if [ -z "$DFS_SANITIZE" ]; then
+    "$D" sample --model $M --n 4 --seed 4 --out "$T/plain.npy" 2>"$T/plain.err"
+    check "a plain sample runs (status 0)" [ $? -eq 0 ]
+    check "and says it uses the recommended settings" \
+        grep -q "^the model's recommended settings: dpm++2m, 20 steps, guidance 1.2" "$T/plain.err"
+    "$D" sample --model $M --n 4 --seed 4 --sampler dpm++2m --steps 20 --guidance 1.2 \
+        --out "$T/explicit.npy" 2>/dev/null
+    same_files "a plain sample is the documented dpm++2m, 20 steps, w = 1.2" "$T/plain.npy" "$T/explicit.npy"
+    "$D" sample --model $M --n 4 --seed 4 --sampler dpm++2m --steps 20 --guidance 1 \
+        --out "$T/w1.npy" 2>/dev/null
+    other_files "an explicit --guidance 1 overrides it" "$T/plain.npy" "$T/w1.npy"
+else
+    echo "$NAME: skipped under the sanitizer run: a plain sample against the explicit recommended settings"
+fi
 # a malformed recommendation is a corrupt file, refused with its reason
 "$PY" - "$M" "$T/badrec.safetensors" <<'EOF'
 import json, struct, sys
