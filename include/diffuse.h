@@ -536,6 +536,27 @@ dfs_status dfs_model_predict(void *model, const float *x, const int *t, const in
 /* Swap the live weights with the EMA weights (call again to swap back). */
 void dfs_params_swap_ema(dfs_params *p);
 
+/* One sampling run of a model: what dfs_model_sample needs beyond the sampler's settings. */
+typedef struct {
+    dfs_sampler_config sampler; /* its prediction and null_label are ignored: the model's own are
+                                   used (null_label below can override the latter) */
+    const int *labels;  /* n class labels, or rows of the caption table for a text model; NULL:
+                           unconditional (the model's null label for every sample when guided) */
+    int n;              /* samples */
+    int raw;            /* 0 (default): the EMA weights; 1: the live (raw) weights */
+    int null_label;     /* -1 (default): the model's own "no condition": num_classes for a class
+                           model, the row after the caption table (the empty caption) for a text
+                           model; >= 0: this label or row (a negative prompt) */
+    dfs_sample_cb cb;   /* progress callback (may be NULL) and its user pointer */
+    void *cb_user;
+} dfs_sample_request;
+
+void dfs_sample_request_default(dfs_sample_request *r);
+/* Draw r->n samples from m into x (n * dim floats, dim = channels * size * size), with the
+ * model's prediction type and null label, on its EMA weights unless r->raw (the weights are
+ * swapped back before it returns). The same random stream as dfs_sample. */
+dfs_status dfs_model_sample(dfs_model *m, const dfs_sample_request *r, dfs_rng *rng, float *x);
+
 /* ------------------------------------------------------------------------------------------ */
 /* Checkpoints (safetensors; names in docs/CHECKPOINTS.md)                                     */
 /* ------------------------------------------------------------------------------------------ */

@@ -127,3 +127,29 @@ void dfs_params_swap_ema(dfs_params *p) {
         p->ema[i] = tmp;
     }
 }
+
+void dfs_sample_request_default(dfs_sample_request *r) {
+    memset(r, 0, sizeof *r);
+    dfs_sampler_config_default(&r->sampler);
+    r->null_label = -1;
+}
+
+dfs_status dfs_model_sample(dfs_model *m, const dfs_sample_request *r, dfs_rng *rng, float *x) {
+    const dfs_unet_config *u = &m->cfg.unet;
+    if (r->n < 1) {
+        dfs_set_error("dfs_model_sample: n must be at least 1, got %d", r->n);
+        return DFS_ERR_ARG;
+    }
+    dfs_sampler_config sc = r->sampler;
+    sc.prediction = m->cfg.prediction;
+    sc.null_label = r->null_label >= 0 ? r->null_label
+                    : u->text.dim > 0  ? dfs_unet_context_rows(m->net)
+                                       : u->num_classes;
+    const size_t dim = (size_t)u->in_channels * u->image_size * u->image_size;
+    const int ema = !r->raw && m->net->params->ema;
+    if (ema) dfs_params_swap_ema(m->net->params);
+    dfs_status s = dfs_sample(&m->sched, &sc, dfs_model_predict, m, r->labels, r->n, dim, rng, x, r->cb,
+                              r->cb_user);
+    if (ema) dfs_params_swap_ema(m->net->params);
+    return s;
+}

@@ -130,18 +130,18 @@ int main(int argc, char **argv) {
             fprintf(stderr, "nn_eval: %s\n", dfs_last_error());
             return 1;
         }
-        if (!raw) dfs_params_swap_ema(m->net->params);
         if (steps > m->cfg.T) steps = m->cfg.T;
-        dfs_sampler_config sc;
-        dfs_sampler_config_default(&sc);
-        sc.kind = sampler;
-        sc.steps = steps;
-        sc.guidance = guidance;
-        sc.null_label = n; /* the empty caption */
-        sc.prediction = m->cfg.prediction;
+        dfs_sample_request rq;
+        dfs_sample_request_default(&rq);
+        rq.sampler.kind = sampler;
+        rq.sampler.steps = steps;
+        rq.sampler.guidance = guidance;
+        rq.labels = labels;
+        rq.n = n;
+        rq.raw = raw;
         dfs_rng srng;
         dfs_rng_seed(&srng, seed + 1);
-        if (dfs_sample(&m->sched, &sc, dfs_model_predict, m, labels, n, D, &srng, x, NULL, NULL) != DFS_OK) {
+        if (dfs_model_sample(m, &rq, &srng, x) != DFS_OK) {
             fprintf(stderr, "nn_eval: %s\n", dfs_last_error());
             return 1;
         }

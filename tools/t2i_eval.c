@@ -88,18 +88,18 @@ int main(int argc, char **argv) {
         return 1;
     }
     for (int i = 0; i < N; i++) labels[i] = i / n;
-    if (!raw) dfs_params_swap_ema(m->net->params);
-    dfs_sampler_config sc;
-    dfs_sampler_config_default(&sc);
-    sc.kind = sampler;
-    sc.steps = steps;
-    sc.guidance = guidance;
-    sc.null_label = NPROMPT; /* the empty caption */
-    sc.prediction = m->cfg.prediction;
-    sc.dynamic_threshold = dthr;
+    dfs_sample_request rq;
+    dfs_sample_request_default(&rq);
+    rq.sampler.kind = sampler;
+    rq.sampler.steps = steps;
+    rq.sampler.guidance = guidance;
+    rq.sampler.dynamic_threshold = dthr;
+    rq.labels = labels;
+    rq.n = N;
+    rq.raw = raw;
     dfs_rng rng;
     dfs_rng_seed(&rng, seed);
-    if (dfs_sample(&m->sched, &sc, dfs_model_predict, m, labels, N, (size_t)D, &rng, x, NULL, NULL) != DFS_OK ||
+    if (dfs_model_sample(m, &rq, &rng, x) != DFS_OK ||
         dfs_classifier_forward(clf, x, N, logits, NULL) != DFS_OK) {
         fprintf(stderr, "t2i_eval: %s\n", dfs_last_error());
         return 1;
