@@ -9,12 +9,30 @@ WARN    := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-unused-parameter
 MULTIARCH := $(shell $(CC) -print-multiarch)
 BLAS    ?= openblas-openmp
 BLASDIR := /usr/lib/$(MULTIARCH)/$(BLAS)
-CPPFLAGS := -Iinclude -Isrc -I/usr/include/$(MULTIARCH)/$(BLAS) $(shell pkg-config --cflags freetype2 harfbuzz 2>/dev/null)
-LDLIBS  := -L$(BLASDIR) -Wl,-rpath,$(BLASDIR) -lopenblas -llapacke -lharfbuzz -lfreetype -lpng -lz -lcjson -lm
+# The library is two archives (docs/ARCHITECTURE.md): the core, from the engine to models and
+# checkpoints, needs BLAS, OpenMP, zlib, libpng and cJSON only; the extra part (text and chart
+# rendering, caption data sets, sample-quality metrics) adds FreeType, HarfBuzz and LAPACK.
+# src/ref (reference loops that tests compare the fast paths to) is linked into tests only.
+LAYERS_CORE  := base io kernels engine ops nn diffusion model
+LAYERS_EXTRA := render data eval
+INC_EXTRA := $(shell pkg-config --cflags freetype2 harfbuzz 2>/dev/null)
+CPPFLAGS := -Iinclude -I/usr/include/$(MULTIARCH)/$(BLAS)
+LIBS_CORE  := -L$(BLASDIR) -Wl,-rpath,$(BLASDIR) -lopenblas -lpng -lz -lcjson -lm
+LIBS_EXTRA := -llapacke -lharfbuzz -lfreetype
+LDLIBS  := $(LIBS_EXTRA) $(LIBS_CORE)
 OMP     := -fopenmp
 
-LIB_SRC  := $(wildcard src/*.c)
-LIB_OBJ  := $(LIB_SRC:src/%.c=$(BUILD)/obj/%.o)
+CORE_SRC  := $(foreach l,$(LAYERS_CORE),$(wildcard src/$(l)/*.c))
+EXTRA_SRC := $(foreach l,$(LAYERS_EXTRA),$(wildcard src/$(l)/*.c))
+REF_SRC   := $(wildcard src/ref/*.c)
+LIB_SRC   := $(CORE_SRC) $(EXTRA_SRC)
+LIB_HDR   := include/diffuse.h $(wildcard include/diffuse/*.h) $(wildcard src/*/*.h)
+obj = $(1:src/%.c=$(BUILD)/obj/%.o)
+LIB_CORE  := $(BUILD)/libdiffuse.a
+LIB_EXTRA := $(BUILD)/libdiffuse-extra.a
+LIB_REF   := $(BUILD)/libdiffuse-ref.a
+# What a program that uses everything links, in link order.
+LIBS      := $(LIB_EXTRA) $(LIB_CORE)
 CLI_SRC  := $(wildcard cli/*.c)
 CLI_OBJ  := $(CLI_SRC:cli/%.c=$(BUILD)/cli/%.o)
 TEST_SRC := $(wildcard tests/test_*.c)
@@ -24,32 +42,44 @@ TOOL_BIN := $(TOOL_SRC:tools/%.c=$(BUILD)/tools/%)
 
 .PHONY: all setup test test-asan test-cpus demo bench clean format fuzz
 
-all: $(BUILD)/libdiffuse.a $(BUILD)/diffuse $(TEST_BIN) $(TOOL_BIN)
+all: $(LIBS) $(LIB_REF) $(BUILD)/diffuse $(TEST_BIN) $(TOOL_BIN)
 
 setup:
 	@sh tools/setup.sh
 
-$(BUILD)/obj/%.o: src/%.c include/diffuse.h $(wildcard src/*.h)
+# Library objects see the public headers and their own layer's private ones (by relative path).
+$(BUILD)/obj/%.o: src/%.c $(LIB_HDR)
 	@mkdir -p $(dir $@)
-	$(CC) $(WARN) $(CFLAGS) $(OMP) $(CPPFLAGS) -c $< -o $@
+	$(CC) $(WARN) $(CFLAGS) $(OMP) $(CPPFLAGS) $(if $(filter render/% data/% eval/%,$*),$(INC_EXTRA)) -c $< -o $@
 
-$(BUILD)/libdiffuse.a: $(LIB_OBJ)
+$(LIB_CORE): $(call obj,$(CORE_SRC))
+	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/cli/%.o: cli/%.c include/diffuse.h $(wildcard cli/*.h)
+$(LIB_EXTRA): $(call obj,$(EXTRA_SRC))
+	@rm -f $@
+	ar rcs $@ $^
+
+$(LIB_REF): $(call obj,$(REF_SRC))
+	@rm -f $@
+	ar rcs $@ $^
+
+# The command line sees the public headers only.
+$(BUILD)/cli/%.o: cli/%.c include/diffuse.h $(wildcard include/diffuse/*.h) $(wildcard cli/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) $(OMP) $(CPPFLAGS) -c $< -o $@
 
-$(BUILD)/diffuse: $(CLI_OBJ) $(BUILD)/libdiffuse.a
+$(BUILD)/diffuse: $(CLI_OBJ) $(LIBS)
 	$(CC) $(CFLAGS) $(OMP) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: tests/%.c tests/check.h $(BUILD)/libdiffuse.a
+# Tests may use the private headers (-Isrc: "engine/tape.h") and the reference loops.
+$(BUILD)/tests/%: tests/%.c tests/check.h $(LIB_HDR) $(LIBS) $(LIB_REF)
 	@mkdir -p $(dir $@)
-	$(CC) $(WARN) $(CFLAGS) $(OMP) $(CPPFLAGS) -o $@ $< $(BUILD)/libdiffuse.a $(LDLIBS)
+	$(CC) $(WARN) $(CFLAGS) $(OMP) $(CPPFLAGS) -Isrc $(INC_EXTRA) -o $@ $< $(LIB_REF) $(LIBS) $(LDLIBS)
 
-$(BUILD)/tools/%: tools/%.c $(BUILD)/libdiffuse.a
+$(BUILD)/tools/%: tools/%.c $(LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(WARN) $(CFLAGS) $(OMP) $(CPPFLAGS) -o $@ $< $(BUILD)/libdiffuse.a $(LDLIBS)
+	$(CC) $(WARN) $(CFLAGS) $(OMP) $(CPPFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
 
 # The whole suite: unit tests, PyTorch parity, CLI tests. Prints "N passed, N failed".
 test: setup
@@ -84,7 +114,7 @@ bench: setup
 include fuzz/fuzz.mk
 
 format:
-	clang-format -i include/*.h src/*.c src/*.h cli/*.c tests/*.c tests/*.h
+	clang-format -i include/*.h include/diffuse/*.h src/*/*.c src/*/*.h cli/*.c tests/*.c tests/*.h
 
 # every build folder: build/, build-asan/ and the build-*/ that BUILD=... made (all gitignored)
 clean:

@@ -31,9 +31,9 @@ fuzz: setup
 
 fuzz-build: $(FUZZ_BIN)
 
-$(FUZZ_BUILD)/obj/%.o: src/%.c include/diffuse.h $(wildcard src/*.h)
+$(FUZZ_BUILD)/obj/%.o: src/%.c $(LIB_HDR)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_LIBWARN) $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link $(CPPFLAGS) -c $< -o $@
+	$(FUZZ_CC) $(FUZZ_LIBWARN) $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link $(CPPFLAGS) $(INC_EXTRA) -c $< -o $@
 
 $(FUZZ_BUILD)/libdiffuse.a: $(FUZZ_LIB_OBJ)
 	ar rcs $@ $^
@@ -47,10 +47,10 @@ $(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c $(FUZZ_COMMON) $(FUZZ_BUILD)/libdiffuse.a
 all: $(FUZZ_REPLAY)
 fuzz-replay: $(FUZZ_REPLAY)
 
-$(BUILD)/fuzz/replay_%: fuzz/fuzz_%.c fuzz/replay_main.c $(FUZZ_COMMON) $(BUILD)/libdiffuse.a
+$(BUILD)/fuzz/replay_%: fuzz/fuzz_%.c fuzz/replay_main.c $(FUZZ_COMMON) $(LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) $(OMP) $(CPPFLAGS) -o $@ $< fuzz/fuzz_util.c fuzz/replay_main.c \
-	  $(BUILD)/libdiffuse.a $(LDLIBS)
+	  $(LIBS) $(LDLIBS)
 
 # The seed corpus (committed; rerun after a format change): files the library writes, then
 # files written byte by byte (fuzz/seeds.py, which also writes the hostile regression inputs).
@@ -59,6 +59,6 @@ fuzz-seeds: $(BUILD)/fuzz/seeds
 	$(BUILD)/fuzz/seeds fuzz/corpus
 	python3 fuzz/seeds.py fuzz
 
-$(BUILD)/fuzz/seeds: fuzz/seeds.c $(BUILD)/libdiffuse.a
+$(BUILD)/fuzz/seeds: fuzz/seeds.c $(LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(WARN) $(CFLAGS) $(OMP) $(CPPFLAGS) -o $@ $< $(BUILD)/libdiffuse.a $(LDLIBS)
+	$(CC) $(WARN) $(CFLAGS) $(OMP) $(CPPFLAGS) -o $@ $< $(LIBS) $(LDLIBS)

@@ -1,5 +1,5 @@
 #!/bin/sh
-# parity_text_unet.sh BUILD - the text-conditioned U-Net (src/unet_text.c) against PyTorch:
+# parity_text_unet.sh BUILD - the text-conditioned U-Net (src/nn/unet_text.c) against PyTorch:
 # BUILD/tools/parity_dump --text runs a small text U-Net (attention with the words' keys and
 # values in all 7 attention blocks, a 2-layer text encoder) forward, backward and 5 AdamW steps on
 # a batch that includes a padded caption, junk under a mask and the empty caption;

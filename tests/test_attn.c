@@ -1,4 +1,4 @@
-/* test_attn.c - multi-head attention and transpose (src/ops_attn.c): forward against naive
+/* test_attn.c - multi-head attention and transpose (src/ops/attn.c): forward against naive
  * double-precision loops (with and without a key mask, one and several heads, Lq != Lk,
  * D != Dv), backward against central finite differences, self-attention with q = k = v the same
  * tensor, masked keys getting no gradient, and the batch/head OpenMP path against one thread.

@@ -1,7 +1,7 @@
 /* test_classifier.c - the classifier's ops and the classifier itself.
  *
  * 1. dfs_cross_entropy: values worked out by hand; forward and gradient against the
- *    term-by-term double-precision reference (ops_ref_cls.h); backward against central finite
+ *    term-by-term double-precision reference (src/ref/ref.h); backward against central finite
  *    differences; invariance to adding a constant to a row (the max shift) and finite, exact
  *    results on logits of +-1e4, where the unshifted formula overflows; the no-grad path.
  * 2. The whole network: finite differences of every parameter and the input of a tiny
@@ -22,7 +22,7 @@
 #include "check.h"
 #include "diffuse.h"
 #include "gradcheck.h"
-#include "ops_ref_cls.h"
+#include "ref/ref.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -46,7 +46,7 @@
 #define H_NET 2e-3f
 #define TOL_NET 2e-3f
 
-/* Cross-entropy in float32 against the double reference (ops_ref_cls.h). The forward takes
+/* Cross-entropy in float32 against the double reference (src/ref/ref.h). The forward takes
  * every step in double (the row max is one of the floats, exact) and rounds the loss to float
  * once: within u |loss| (CE_LOSS_TOL, 2u for the double steps' ~1e-16). The gradient
  * c expf((z_k - m) - log s) - c [k = y], c = 1/N in float: z_k - m rounds by at most u |z_k - m|,

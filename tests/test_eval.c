@@ -1,4 +1,4 @@
-/* test_eval.c - the variational bound (src/eval.c): Gaussian KL and discretized Gaussian
+/* test_eval.c - the variational bound (src/diffusion/bound.c): Gaussian KL and discretized Gaussian
  * likelihood against numeric integration, and the whole bound on a point-mass data set where
  * every term has a closed form. */
 #include "check.h"
@@ -63,7 +63,7 @@ static double pdf_integrand(double x, const double *p, double *mag) {
 }
 
 /* Rounding of dfs_normal_kl(m1, lv1, m2, lv2) = 0.5 (lv2 - lv1 + expm1(lv1 - lv2) + d^2 e^-lv2)
- * (src/eval.c): a few u of each term, and the rounding of the log-variances passed in
+ * (src/diffusion/bound.c): a few u of each term, and the rounding of the log-variances passed in
  * (u |lv| + one log) times the derivatives 0.5 |1 - e^(lv1-lv2) - d^2 e^-lv2| etc. */
 static double normal_kl_err(double m1, double lv1, double m2, double lv2) {
     double d = m1 - m2, t = fabs(lv2 - lv1) + fabs(expm1(lv1 - lv2)) + d * d * exp(-lv2);
@@ -71,7 +71,7 @@ static double normal_kl_err(double m1, double lv1, double m2, double lv2) {
 }
 
 /* Relative rounding of the bin mass behind dfs_discretized_gaussian_loglik(x, mean, log sd):
- * src/eval.c takes it as a difference (or 1 minus a sum) of 0.5 erfc at |a|/sqrt 2 and
+ * src/diffusion/bound.c takes it as a difference (or 1 minus a sum) of 0.5 erfc at |a|/sqrt 2 and
  * |b|/sqrt 2, a and b the standardised bin edges (infinite at the ends), so its absolute error is
  * ULP4 of those terms (each <= 1/2) plus the u of 1 - (...) (or u mass for a difference of two
  * tails); the edges themselves round by ~3 u |edge|, which
@@ -169,7 +169,7 @@ static dfs_status point_fn(void *user, const float *x, const int *t, const int *
  *   prior   0.5 (-1 - log(1 - abar) + (1 - abar) + abar c^2)          KL to N(0,1), DDPM eq. 5
  *   KL_t    (post_c0_t d)^2 / (2 beta_tilde_t)                         equal variances
  *   decoder -log mass of c's bin under N(c + d, beta_tilde_1)          DDPM eq. 13
- * and in *err a bound on how far dfs_nll_bpd's value (src/eval.c) and this one's may lie apart
+ * and in *err a bound on how far dfs_nll_bpd's value (src/diffusion/bound.c) and this one's may lie apart
  * by rounding, for a model of parameterisation `pred` that outputs x_0 = c + d exactly:
  *  - x0_hat: an x0 model's float output is copied exactly; an eps or v model's is converted
  *    (dfs_pred_to_eps_x0), x0 = (x_t - sb eps) / sa or sa x_t - sb v, which carries the float

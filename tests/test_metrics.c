@@ -1,4 +1,4 @@
-/* test_metrics.c - Gaussian feature statistics and the Frechet distance (src/metrics.c) against
+/* test_metrics.c - Gaussian feature statistics and the Frechet distance (src/eval/metrics.c) against
  * closed forms: identical sets give 0, commuting covariances give |dm|^2 + sum (sqrt a -
  * sqrt b)^2, a non-commuting 2x2 pair has tr(M^1/2) = sqrt(tr M + 2 sqrt(det M)), and sampled
  * shifted Gaussians approach the formula as the count grows. */
@@ -51,7 +51,7 @@ static void rotate_diag(int d, const double *q, const double *l, double *cov) {
 #define U64 (DBL_EPSILON / 2)
 #define U32 (FLT_EPSILON / 2)
 
-/* A bound on the rounding error of dfs_frechet_distance (src/metrics.c, all in double), from how
+/* A bound on the rounding error of dfs_frechet_distance (src/eval/metrics.c, all in double), from how
  * it computes. M = C1^1/2 C2 C1^1/2 comes from an eigendecomposition of C1 (LAPACK dsyevd) and
  * two d-term matrix products, and tr(M^1/2) from the eigenvalues of M (dsyevd again). Each step
  * is backward stable with an error of about d u times the norms it multiplies, so the computed

@@ -13,8 +13,8 @@
 #include "check.h"
 #include "diffuse.h"
 #include "gradcheck.h"
-#include "internal.h"
-#include "ops_ref.h"
+#include "ops/ops.h"
+#include "ref/ref.h"
 
 #include <string.h>
 

@@ -1,4 +1,4 @@
-/* test_plot.c - line charts (src/plot.c) read back as pixels: a rising line rises, y = 10^x is
+/* test_plot.c - line charts (src/render/plot.c) read back as pixels: a rising line rises, y = 10^x is
  * straight on a log axis and bent on a linear one, a NaN leaves a gap, and bad input (nothing
  * finite, nothing positive on a log axis, a missing font) is an error with no file written. */
 #include "check.h"

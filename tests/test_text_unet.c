@@ -1,4 +1,4 @@
-/* test_text_unet.c - the text-conditioned U-Net (src/unet_text.c, issue 5): gradients of the input
+/* test_text_unet.c - the text-conditioned U-Net (src/nn/unet_text.c, issue 5): gradients of the input
  * and of a sample of parameters (text encoder, text_proj, every block's ctx, image layers) against
  * central finite differences; the empty caption and masked padding behave as specified; the
  * caption table's errors; checkpoints with the text config and the tokenizer; a trainer that

@@ -4,7 +4,7 @@
  * recycled against kept activations, and inference (released tensors) against recording. */
 #include "check.h"
 #include "diffuse.h"
-#include "internal.h"
+#include "engine/tape.h"
 
 #include <float.h>
 #include <math.h>

@@ -4,7 +4,7 @@
  *   parity_dump [--text] OUT.safetensors
  *
  * Without --text: the reference U-Net (preset fmnist, 10 classes), 2 threads.
- * With --text: a small text-conditioned U-Net (src/unet_text.c): 16x16, 2 channels, base 16,
+ * With --text: a small text-conditioned U-Net (src/nn/unet_text.c): 16x16, 2 channels, base 16,
  * levels (1, 2), attention at both levels (7 attention blocks with ctx layers); text encoder
  * width 16, 2 layers, 4 heads, vocabulary 13, 6 tokens; 1 thread.
  *

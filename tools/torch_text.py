@@ -1,4 +1,4 @@
-"""torch_text.py DUMP - the text encoder of src/text.c rebuilt with torch.nn (LayerNorm, Linear,
+"""torch_text.py DUMP - the text encoder of src/nn/text.c rebuilt with torch.nn (LayerNorm, Linear,
 GELU tanh, Embedding; attention through tools/torch_attn.py's formula), loaded with the C weights,
 run on the same tokens and mask, and compared: per-token output, pooled output and the gradient
 of every parameter. The reference is float64; each comparison (max |C - ref| over the largest

@@ -1,8 +1,8 @@
 """torch_unet.py - the diffuse U-Net in PyTorch, for parity checks and for loading checkpoints.
 
-The module mirrors src/unet.c layer for layer, with the same state_dict names (see
+The module mirrors src/nn/unet.c layer for layer, with the same state_dict names (see
 docs/CHECKPOINTS.md and /work/shared/REFERENCE_UNET.md). It is the DDPM U-Net of Ho et al.
-2020 (appendix B), without the layers src/unet.c does not have.
+2020 (appendix B), without the layers src/nn/unet.c does not have.
 
     from torch_unet import load_unet
     model, meta = load_unet("runs/fmnist/ckpt.safetensors")          # weights
@@ -10,7 +10,7 @@ docs/CHECKPOINTS.md and /work/shared/REFERENCE_UNET.md). It is the DDPM U-Net of
     eps = model(x, t, labels)   # x (N, C, H, W) float32, t (N,) int64, labels (N,) int64 or None
     model.double()(x.double(), t, labels)   # the same in float64 (torch_parity.py's reference)
 
-A text model (the checkpoint's "unet" has a "text" object, src/unet_text.c) takes a caption table
+A text model (the checkpoint's "unet" has a "text" object, src/nn/unet_text.c) takes a caption table
 first, and labels are its rows (rows = the empty caption):
     model.set_context(tokens, mask)   # (rows, L) int64 each, mask 1 for real tokens
 
@@ -191,7 +191,7 @@ class UNet(nn.Module):
         self.num_classes = num_classes
         self.C = C
         td = 0
-        if text:  # a text model (src/unet_text.c): encoder "text.*", "text_proj", "<attn>.ctx"
+        if text:  # a text model (src/nn/unet_text.c): encoder "text.*", "text_proj", "<attn>.ctx"
             from torch_text import TextEncoder  # noqa: E402 (torch_text imports this module)
             text = {k: int(text[k]) for k in ("vocab", "max_len", "dim", "layers", "heads")}
             self.cfg["text"] = text
@@ -263,7 +263,7 @@ class UNet(nn.Module):
         self.ctx_mask = mask.long()
 
     def encode_text(self, tokens, mask):
-        """src/text.c on (N, L) tokens: per-token features (N, L, d) and the masked mean (N, d),
+        """src/nn/text.c on (N, L) tokens: per-token features (N, L, d) and the masked mean (N, d),
         0 for a caption with no real token (the empty caption). There C's attention gives each
         query zeros; here such a row attends to all its keys instead (a masked softmax over
         nothing is undefined in PyTorch) - its tokens are hidden from the U-Net and its pooled
@@ -329,7 +329,7 @@ class UNet(nn.Module):
 
 
 def param_names(cfg):
-    """State_dict names in the order src/unet.c declares them (= forward order), which is also
+    """State_dict names in the order src/nn/unet.c declares them (= forward order), which is also
     the order of the flat "optim.m" / "optim.v" tensors of a checkpoint. (The module's own
     state_dict lists res.* of a level before attn.*; the set of names is the same.)"""
     C, L = cfg["base_channels"], len(cfg["mult"])
@@ -382,7 +382,7 @@ def param_names(cfg):
             lin(f"up.{l}.upsample")
     lin("out_norm")
     lin("out_conv")
-    if text:  # src/unet_text.c declares the encoder (src/text.c's order), then text_proj
+    if text:  # src/nn/unet_text.c declares the encoder (src/nn/text.c's order), then text_proj
         names.extend(["text.tok_emb.weight", "text.pos_emb.weight"])
         for i in range(int(text["layers"])):
             for s in ("ln1", "qkv", "out", "ln2", "fc1", "fc2"):

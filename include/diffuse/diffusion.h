@@ -1,0 +1,179 @@
+/* diffuse/diffusion.h - schedules, parameterisations, the samplers with guidance and known entries, the bound. Part of diffuse.h. */
+#ifndef DIFFUSE_DIFFUSION_H
+#define DIFFUSE_DIFFUSION_H
+
+#include "diffuse/base.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------------------------ */
+/* Diffusion: schedule, forward process, posteriors, parameterisations                         */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef enum { DFS_SCHEDULE_LINEAR, DFS_SCHEDULE_COSINE, DFS_SCHEDULE_COUNT } dfs_schedule_kind;
+typedef enum { DFS_PRED_EPS, DFS_PRED_X0, DFS_PRED_V, DFS_PRED_COUNT } dfs_prediction;
+extern const char *const dfs_schedule_names[DFS_SCHEDULE_COUNT]; /* "linear", "cosine" */
+extern const char *const dfs_prediction_names[DFS_PRED_COUNT];   /* "eps", "x0", "v" */
+
+/* Arrays indexed by t = 0..T-1 (t = 0 is the first noising step, x_1 in the paper). */
+typedef struct {
+    dfs_schedule_kind kind;
+    int T;
+    double *beta;          /* b_t */
+    double *alpha;         /* 1 - b_t */
+    double *abar;          /* prod_{s<=t} alpha_s */
+    double *abar_prev;     /* abar_{t-1}, 1 at t = 0 */
+    double *beta_tilde;    /* posterior variance (1-abar_{t-1})/(1-abar_t) b_t  (DDPM eq. 7) */
+    double *post_c0;       /* posterior mean coefficient of x_0 (DDPM eq. 7) */
+    double *post_ct;       /* posterior mean coefficient of x_t (DDPM eq. 7) */
+} dfs_schedule;
+
+/* Linear: b from 1e-4 to 0.02 (DDPM sec. 4). Cosine: Nichol & Dhariwal 2021 eq. 17, s = 0.008,
+ * b clipped at 0.999. */
+dfs_status dfs_schedule_init(dfs_schedule *s, dfs_schedule_kind kind, int T);
+void dfs_schedule_free(dfs_schedule *s);
+/* Parse "linear"/"cosine" etc.; -1 if unknown. */
+int dfs_schedule_from_name(const char *name);
+int dfs_prediction_from_name(const char *name);
+
+/* x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps  (DDPM eq. 4), n floats. */
+void dfs_q_sample(const dfs_schedule *s, int t, const float *x0, const float *eps, float *xt,
+                  size_t n);
+/* One forward step x_t = sqrt(1 - b_t) x_{t-1} + sqrt(b_t) eps  (DDPM eq. 2). */
+void dfs_q_step(const dfs_schedule *s, int t, const float *xprev, const float *eps, float *xt,
+                size_t n);
+/* Posterior q(x_{t-1} | x_t, x_0): mean (n floats) and variance beta_tilde_t (DDPM eq. 6-7). */
+void dfs_q_posterior(const dfs_schedule *s, int t, const float *x0, const float *xt,
+                     float *mean, size_t n, double *var);
+/* Conversions among parameterisations at step t, given x_t. v = sqrt(abar) eps -
+ * sqrt(1-abar) x0 (Salimans & Ho 2022 sec. 4). Any of the outputs may be NULL. */
+void dfs_pred_to_eps_x0(const dfs_schedule *s, dfs_prediction kind, int t, const float *xt,
+                        const float *pred, float *eps, float *x0, size_t n);
+/* Training target for the given parameterisation from x0 and eps at step t. */
+void dfs_pred_target(const dfs_schedule *s, dfs_prediction kind, int t, const float *x0,
+                     const float *eps, float *target, size_t n);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Samplers                                                                                    */
+/* ------------------------------------------------------------------------------------------ */
+
+/* ddpm     ancestral (DDPM), `steps` network evaluations
+ * ddim     DDIM (eta), `steps` network evaluations
+ * dpm++2m  DPM-Solver++(2M), deterministic multistep; `steps` network evaluations
+ * heun     Heun 2nd order on the probability-flow ODE (Karras et al. 2022, Alg. 1), deterministic;
+ *          `steps` timesteps visited, 2 steps - 1 network evaluations (see docs/DIFFUSION.md) */
+typedef enum {
+    DFS_SAMPLER_DDPM,
+    DFS_SAMPLER_DDIM,
+    DFS_SAMPLER_DPMPP_2M,
+    DFS_SAMPLER_HEUN,
+    DFS_SAMPLER_COUNT
+} dfs_sampler_kind;
+/* "ddpm", "ddim", "dpm++2m", "heun" */
+extern const char *const dfs_sampler_names[DFS_SAMPLER_COUNT];
+int dfs_sampler_from_name(const char *name);
+
+/* The network as the samplers see it: write the model output (in its parameterisation) for
+ * x (n, dim) at steps t[n] with labels[n] (NULL when unconditional) into out (n, dim), and
+ * return DFS_OK. Any other status (after dfs_set_error) stops the sampler, which returns it. */
+typedef dfs_status (*dfs_model_fn)(void *user, const float *x, const int *t, const int *labels, int n,
+                                   float *out);
+
+typedef struct {
+    dfs_sampler_kind kind;
+    int steps;           /* timesteps visited (<= T): network evaluations, 2 steps - 1 for heun */
+    float eta;           /* DDIM eta: 0 deterministic, 1 ~ DDPM variance */
+    int var_beta_tilde;  /* DDPM: 1 uses beta-tilde_t, 0 uses beta_t (DDPM sec. 3.2) */
+    float guidance;      /* guidance scale w: 1 = conditional only (no null pass), 0 = unconditional */
+    int clip_x0;         /* clip predicted x0 to [-1, 1] (default 1) */
+    dfs_prediction prediction;
+    int null_label;      /* label meaning "no class" (num_classes) */
+    float dynamic_threshold; /* Imagen's dynamic thresholding (Saharia et al. 2022 sec. 2.3):
+                                percentile P in (0, 100] of |x0| per sample; 0 = off (default),
+                                then clip_x0 applies */
+    /* Known entries (inpainting, imputation, forecasting, fixed fragments): where
+     * known_mask[j] != 0 (j over the n*dim values), the sample is held to known[j] and never
+     * modelled: it starts at, and after every step is replaced by, a fresh draw of
+     * q(x_t | x0 = known) at the step's noise level (RePaint, Lugmayr et al. 2022, Alg. 1), and
+     * the result holds known[j] exactly. Both NULL (default): nothing known. */
+    const float *known;         /* (n, dim) */
+    const uint8_t *known_mask;  /* (n, dim) */
+    int resample;   /* RePaint's r: each stretch of `jump` steps is sampled r times, going back
+                       by the forward process in between (sec. 4.2); 0 or 1 = replacement only */
+    int jump;       /* RePaint's jump length j, in steps visited (0: 1, Algorithm 1) */
+    /* SDEdit (Meng et al. 2022): start from init (n, dim) noised to the step that leaves
+     * floor(steps * strength) steps (at least 1) to run, instead of from pure noise. NULL:
+     * off (default). strength in (0, 1]: 1 starts from the noisiest step visited. */
+    const float *init;
+    float strength;
+} dfs_sampler_config;
+
+void dfs_sampler_config_default(dfs_sampler_config *c);
+/* The timesteps a sampler with `steps` steps visits, descending, written to ts[steps].
+ * Evenly spaced ("trailing"-free, leading spacing): ts[i] = round((steps-1-i) * (T-1)/(steps-1)). */
+void dfs_sampler_timesteps(int T, int steps, int *ts);
+
+/* The visited step a run starts at: 0, or with an initial image (SDEdit)
+ * steps - max(1, floor(steps * strength)). */
+int dfs_sampler_start(const dfs_sampler_config *c);
+/* Network evaluations of one run (per sample batch; guidance makes each one pass of 2n), with
+ * RePaint's resampling and SDEdit's shorter run counted. */
+long dfs_sampler_evals(const dfs_sampler_config *c);
+
+/* Called after each step with the current x (n, dim), step index i of steps. With RePaint's
+ * resampling, i goes back by `jump` after each jump. */
+typedef void (*dfs_sample_cb)(void *user, int i, int steps, int t, const float *x, int n);
+
+/* Draw n samples of dim floats each into x (n*dim floats), starting from N(0, I) drawn from
+ * rng. labels[n] may be NULL (unconditional). With guidance w != 1 the model is evaluated on
+ * labels and on null_label in one call of 2n items, eps = eps_u + w (eps_c - eps_u) (Ho &
+ * Salimans 2022 eq. 6, whose w is this w - 1). DFS_ERR_NAN if any value of the result is not
+ * finite (x then holds it as it is). Random stream: the start takes n*dim normals (x_T, or the
+ * noise of SDEdit's start), then n*dim more for the known entries' start when there are known
+ * entries; every step that adds noise takes n*dim, then n*dim more for the known entries
+ * (none on the last step), and every RePaint jump n*dim. */
+dfs_status dfs_sample(const dfs_schedule *s, const dfs_sampler_config *c, dfs_model_fn model,
+                      void *model_user, const int *labels, int n, size_t dim, dfs_rng *rng,
+                      float *x, dfs_sample_cb cb, void *cb_user);
+
+
+/* Imagen's dynamic thresholding of one predicted x0 (dim floats) in place (Saharia et al. 2022
+ * sec. 2.3): s = the p-th percentile of |x0| (linear interpolation between order statistics,
+ * as numpy.percentile), s = max(s, 1), x0 = clip(x0, -s, s) / s. scratch: dim floats. Returns
+ * s. */
+float dfs_dynamic_threshold(float *x0, size_t dim, float p, float *scratch);
+
+
+/* ------------------------------------------------------------------------------------------ */
+/* Evaluation: the variational bound on the negative log-likelihood, in bits per dimension      */
+/* ------------------------------------------------------------------------------------------ */
+
+/* KL(N(mean1, exp(logvar1)) || N(mean2, exp(logvar2))) in nats, one dimension. */
+double dfs_normal_kl(double mean1, double logvar1, double mean2, double logvar2);
+/* log of the mass that N(mean, exp(2 log_scale)) puts on the 8-bit bin of x in [-1, 1]: bins of
+ * width 2/255 centred on the data values, the end bins reaching to -inf and +inf (DDPM eq. 13).
+ * Exact normal CDF; the mass is floored at 1e-300 (improved-diffusion uses 1e-12). */
+double dfs_discretized_gaussian_loglik(double x, double mean, double log_scale);
+/* Upper bound on -log p(x0) (DDPM eq. 5) for n images x0 (n, dim) in [-1, 1] (8-bit data as
+ * p/127.5 - 1), evaluated at all T steps (exact sum, no subsampling): prior KL at T-1, the KL of
+ * the posterior q(x_{t-1}|x_t,x_0) to the model's reverse step for t >= 1 with x_t drawn from
+ * q(x_t|x_0) (rng), and the discretized Gaussian decoder at t = 0. The reverse steps use the
+ * fixed variance beta_tilde_t (beta_tilde_1 at t = 0). bpd[n] gets bits per dimension per
+ * image. labels[n] may be NULL. docs/EVAL.md has the formulas. */
+dfs_status dfs_nll_bpd(const dfs_schedule *s, dfs_prediction pred, dfs_model_fn model, void *user,
+                       const int *labels, const float *x0, int n, size_t dim, dfs_rng *rng,
+                       double *bpd);
+/* The same, also writing each term's mean over the n images (bits/dim) to terms[T + 1]:
+ * terms[0] the decoder, terms[t] (1 <= t < T) the KL at step t, terms[T] the prior. terms may
+ * be NULL. */
+dfs_status dfs_nll_bpd_terms(const dfs_schedule *s, dfs_prediction pred, dfs_model_fn model,
+                             void *user, const int *labels, const float *x0, int n, size_t dim,
+                             dfs_rng *rng, double *bpd, double *terms);
+
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DIFFUSE_DIFFUSION_H */

@@ -1,0 +1,152 @@
+/* diffuse/model.h - a network with its diffusion settings: sampling, checkpoints, training. Part of diffuse.h. */
+#ifndef DIFFUSE_MODEL_H
+#define DIFFUSE_MODEL_H
+
+#include "diffuse/nn.h"
+#include "diffuse/diffusion.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------------------------ */
+/* Models: a U-Net with its diffusion settings                                                 */
+/* ------------------------------------------------------------------------------------------ */
+
+/* The sampling settings a model was measured at and is documented with, carried in its
+ * checkpoint (diffuse export --sampler --steps --guidance) and used by diffuse sample and eval
+ * for what the user does not give. */
+typedef struct {
+    int set;                /* 0: nothing recorded */
+    dfs_sampler_kind kind;
+    int steps;              /* 1..T */
+    float guidance;         /* classifier-free guidance scale (1 = conditional only) */
+} dfs_sampling_recipe;
+
+typedef struct {
+    dfs_unet_config unet;
+    dfs_schedule_kind schedule; /* linear */
+    int T;                      /* 1000 */
+    dfs_prediction prediction;  /* eps */
+} dfs_model_config;
+
+typedef struct {
+    dfs_model_config cfg;
+    dfs_unet *net;
+    dfs_schedule sched;
+    int max_batch;     /* images per inference pass (64), over all threads together */
+    struct dfs_model_graphs *graphs; /* private to src/model/model.c: the inference graphs */
+    struct dfs_tokenizer *tokenizer; /* text models: the captions' tokenizer (owned, freed by
+                                        dfs_model_free; saved in checkpoints), else NULL */
+    dfs_sampling_recipe sampling;    /* the settings it samples best with (checkpoint metadata
+                                        "sampling"); .set = 0 when none were recorded */
+} dfs_model;
+
+/* Build a model with freshly initialised weights (seeded). NULL on error (dfs_last_error). */
+dfs_model *dfs_model_new(const dfs_model_config *c, uint64_t seed);
+void dfs_model_free(dfs_model *m);
+/* dfs_model_fn for the samplers: user is a dfs_model *. No-grad, eval mode, in chunks of
+ * max_batch images. With several threads it is data-parallel: each thread runs the whole
+ * network on its own share of the images. Results depend on how the images are split into
+ * passes only at float rounding level (OpenBLAS's time-embedding GEMMs and the strided convs
+ * see the pass's size). DFS_ERR_NOMEM when the activations do not fit (dfs_graph_alloc). */
+dfs_status dfs_model_predict(void *model, const float *x, const int *t, const int *labels, int n,
+                             float *out);
+/* Text models: Tokenize n texts with m->tokenizer (dfs_tokenizer_encode, at text.max_len; on_unknown is
+ * called with every word outside the vocabulary, may be NULL) and attach them as the table.
+ * *truncated (may be NULL) gets the number of words dropped for length. DFS_ERR_ARG for a model
+ * without text or tokenizer. */
+dfs_status dfs_model_set_prompts(dfs_model *m, const char *const *texts, int n,
+                                 dfs_unknown_fn on_unknown, void *user, int *truncated);
+
+/* Swap the live weights with the EMA weights (call again to swap back). */
+void dfs_params_swap_ema(dfs_params *p);
+
+/* One sampling run of a model: what dfs_model_sample needs beyond the sampler's settings. */
+typedef struct {
+    dfs_sampler_config sampler; /* its prediction and null_label are ignored: the model's own are
+                                   used (null_label below can override the latter) */
+    const int *labels;  /* n class labels, or rows of the caption table for a text model; NULL:
+                           unconditional (the model's null label for every sample when guided) */
+    int n;              /* samples */
+    int raw;            /* 0 (default): the EMA weights; 1: the live (raw) weights */
+    int null_label;     /* -1 (default): the model's own "no condition": num_classes for a class
+                           model, the row after the caption table (the empty caption) for a text
+                           model; >= 0: this label or row (a negative prompt) */
+    dfs_sample_cb cb;   /* progress callback (may be NULL) and its user pointer */
+    void *cb_user;
+} dfs_sample_request;
+
+void dfs_sample_request_default(dfs_sample_request *r);
+/* Draw r->n samples from m into x (n * dim floats, dim = channels * size * size), with the
+ * model's prediction type and null label, on its EMA weights unless r->raw (the weights are
+ * swapped back before it returns). The same random stream as dfs_sample. */
+dfs_status dfs_model_sample(dfs_model *m, const dfs_sample_request *r, dfs_rng *rng, float *x);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Checkpoints (safetensors; names in docs/CHECKPOINTS.md)                                     */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct {
+    long step;           /* optimiser steps done */
+    long images_seen;
+    uint64_t seed;       /* the run's seed (data order is derived from it) */
+    dfs_rng rng;         /* the training generator, saved for exact resume */
+    double wall_seconds; /* training time so far */
+} dfs_train_state;
+
+typedef enum {
+    DFS_CKPT_FULL,      /* weights, EMA, AdamW moments, state: resumable */
+    DFS_CKPT_SAMPLING,  /* EMA weights only (stored as the weights), float32 */
+    DFS_CKPT_SAMPLING_F16, /* the same in float16 */
+    DFS_CKPT_COUNT
+} dfs_ckpt_kind;
+
+/* Write atomically. train_json (may be NULL) is stored as the "train" metadata. */
+dfs_status dfs_checkpoint_save(const char *path, const dfs_model *m, const dfs_train_state *st,
+                               const char *train_json, dfs_ckpt_kind kind);
+/* Load a checkpoint: builds the model from its metadata and loads weights (and EMA, optimiser
+ * state and *st when present and st != NULL). *has_optim tells whether it is resumable. */
+dfs_status dfs_checkpoint_load(const char *path, dfs_model **m, dfs_train_state *st,
+                               int *has_optim, char **train_json);
+/* Start m from the weights of another checkpoint (fine-tuning, or a text model from a class
+ * model): every parameter of m whose name is stored in path with the same shape takes the
+ * stored EMA weights ("ema.NAME", else "NAME"); the rest keep their values. The EMA is reset
+ * to the weights. *loaded / *total count tensors (NULL to skip); fresh, when not NULL, gets a
+ * malloc'ed comma-separated list of the tensors left as they were (empty string if none).
+ * DFS_ERR_SHAPE if no tensor matches: the checkpoint is for another network. */
+dfs_status dfs_checkpoint_init_from(dfs_model *m, const char *path, int *loaded, int *total,
+                                    char **fresh);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Training                                                                                    */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct {
+    int batch;             /* 64 */
+    dfs_adamw_config opt;
+    float cond_drop;       /* probability of replacing a label with "no class" (0.1) */
+} dfs_train_config;
+
+void dfs_train_config_default(dfs_train_config *c);
+
+typedef struct dfs_trainer dfs_trainer;
+struct dfs_dataset;
+/* The trainer keeps a reference to m and data (both must outlive it). Data must match the
+ * model's image size and channels (DFS_ERR_SHAPE otherwise). */
+dfs_status dfs_trainer_new(dfs_trainer **out, dfs_model *m, const dfs_train_config *c,
+                           const struct dfs_dataset *data, dfs_train_state *st);
+void dfs_trainer_free(dfs_trainer *t);
+/* One step: batch, noise, forward, loss, backward, AdamW, EMA. Returns the loss in *loss.
+ * DFS_ERR_NAN (weights untouched) if the loss or gradient is not finite; DFS_ERR_NOMEM if the
+ * activations do not fit in memory: weights, EMA, AdamW state, step and images seen are
+ * untouched, but the run's generator has drawn that step's batch, and the gradients may hold
+ * part of a backward pass (the next step clears them). */
+dfs_status dfs_trainer_step(dfs_trainer *t, float *loss);
+
+
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DIFFUSE_MODEL_H */

@@ -1,0 +1,78 @@
+/* diffuse/ops.h - differentiable ops on the tape. Part of diffuse.h. */
+#ifndef DIFFUSE_OPS_H
+#define DIFFUSE_OPS_H
+
+#include "diffuse/engine.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* --- Ops. Each returns a new arena tensor and records a backward on the tape. ------------- */
+/* Size key: N batch, C channels (Ci in, Co out), H W height width, L length, K kernel,
+ * B batch of matrices, M K N matrix sizes, D features, V vocabulary, G groups. */
+
+/* out (N,Co,Ho,Wo) = conv(x (N,Ci,H,W), w (Co,Ci,KH,KW)) + b (Co) ; b may be NULL.
+ * Ho = (H + 2 pad - KH) / stride + 1. */
+dfs_tensor *dfs_conv2d(dfs_graph *g, dfs_tensor *x, dfs_tensor *w, dfs_tensor *b, int stride,
+                       int pad);
+/* out (N,Co,Lo) = conv(x (N,Ci,L), w (Co,Ci,K)) + b (Co). */
+dfs_tensor *dfs_conv1d(dfs_graph *g, dfs_tensor *x, dfs_tensor *w, dfs_tensor *b, int stride,
+                       int pad);
+/* out (..., O) = x (..., I) w^T + b, w (O, I), b (O) or NULL. */
+dfs_tensor *dfs_linear(dfs_graph *g, dfs_tensor *x, dfs_tensor *w, dfs_tensor *b);
+/* GroupNorm over (C/G, spatial) per sample and group; x (N,C,...), gamma/beta (C). */
+dfs_tensor *dfs_group_norm(dfs_graph *g, dfs_tensor *x, dfs_tensor *gamma, dfs_tensor *beta,
+                           int groups, float eps);
+/* silu(group_norm(x)) in one op, without keeping the normalised tensor (fused: one pass,
+ * one activation less). */
+dfs_tensor *dfs_group_norm_silu(dfs_graph *g, dfs_tensor *x, dfs_tensor *gamma,
+                                dfs_tensor *beta, int groups, float eps);
+/* LayerNorm over the last dimension; gamma/beta (D). */
+dfs_tensor *dfs_layer_norm(dfs_graph *g, dfs_tensor *x, dfs_tensor *gamma, dfs_tensor *beta,
+                           float eps);
+dfs_tensor *dfs_silu(dfs_graph *g, dfs_tensor *x);   /* x * sigmoid(x) */
+dfs_tensor *dfs_gelu(dfs_graph *g, dfs_tensor *x);   /* tanh approximation */
+/* Elementwise with NumPy broadcasting (shapes aligned on the right). */
+dfs_tensor *dfs_add(dfs_graph *g, dfs_tensor *a, dfs_tensor *b);
+dfs_tensor *dfs_mul(dfs_graph *g, dfs_tensor *a, dfs_tensor *b);
+dfs_tensor *dfs_scale(dfs_graph *g, dfs_tensor *a, float s);
+/* Same data, new shape (same element count). */
+dfs_tensor *dfs_reshape(dfs_graph *g, dfs_tensor *x, int ndim, const int *shape);
+/* Join along dim (other dims equal). */
+dfs_tensor *dfs_concat(dfs_graph *g, dfs_tensor *a, dfs_tensor *b, int dim);
+/* x[..., start:start+len, ...] along dim. */
+dfs_tensor *dfs_slice(dfs_graph *g, dfs_tensor *x, int dim, int start, int len);
+/* Nearest-neighbour upsampling of (N,C,H,W) by an integer factor. */
+dfs_tensor *dfs_upsample_nearest(dfs_graph *g, dfs_tensor *x, int factor);
+/* Softmax over the last dimension. */
+dfs_tensor *dfs_softmax(dfs_graph *g, dfs_tensor *x);
+/* Batched matmul: a (B,M,K) (or (B,K,M) if ta), b (B,K,N) (or (B,N,K) if tb) -> (B,M,N). */
+dfs_tensor *dfs_bmm(dfs_graph *g, dfs_tensor *a, dfs_tensor *b, int ta, int tb);
+/* Swap the last two dimensions: (..., A, B) -> (..., B, A). */
+dfs_tensor *dfs_transpose(dfs_graph *g, dfs_tensor *x);
+/* Multi-head scaled dot-product attention (Vaswani et al. 2017 eq. 1): q (N, Lq, D),
+ * k (N, Lk, D), v (N, Lk, Dv) -> (N, Lq, Dv); head i uses columns [i D/h, (i+1) D/h) of q and k
+ * and [i Dv/h, (i+1) Dv/h) of v and the output. key_mask (N, Lk) or NULL: 0 hides a key (a
+ * padding token) from every query; a query with every key hidden gets zeros. The mask is read
+ * during the call only. src/ops/attn.c. */
+dfs_tensor *dfs_attention(dfs_graph *g, dfs_tensor *q, dfs_tensor *k, dfs_tensor *v, int heads,
+                          const uint8_t *key_mask);
+/* Rows of table (V,D) picked by idx[0..n-1] -> (n, D). idx is copied. */
+dfs_tensor *dfs_embedding(dfs_graph *g, dfs_tensor *table, const int *idx, int n);
+/* Inverted dropout with probability p in training mode; identity otherwise. */
+dfs_tensor *dfs_dropout(dfs_graph *g, dfs_tensor *x, float p);
+/* Scalar mean of (a - b)^2; b is the target (no gradient flows into b). */
+dfs_tensor *dfs_mse(dfs_graph *g, dfs_tensor *a, dfs_tensor *b);
+/* Scalar mean of all elements. */
+dfs_tensor *dfs_mean(dfs_graph *g, dfs_tensor *x);
+
+/* Sinusoidal timestep embedding (no gradient): out (n, dim), sines first, then cosines,
+ * f_i = exp(-ln(10000) i / (dim/2)) (Ho et al. 2020, after Vaswani et al. 2017). */
+dfs_tensor *dfs_timestep_embedding(dfs_graph *g, const int *t, int n, int dim);
+
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DIFFUSE_OPS_H */

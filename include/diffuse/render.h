@@ -1,0 +1,45 @@
+/* diffuse/render.h - text and line charts drawn into PNGs (FreeType, HarfBuzz). Part of diffuse.h. */
+#ifndef DIFFUSE_RENDER_H
+#define DIFFUSE_RENDER_H
+
+#include "diffuse/io.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Render one line of UTF-8 text with a TrueType font (FreeType) at px pixels: *out (h, w)
+ * malloc'ed 8-bit coverage (0 = paper, 255 = ink). DFS_ERR_IO if the font file is missing. */
+dfs_status dfs_text_render(const char *font_path, const char *text, int px, uint8_t **out,
+                           int *w, int *h);
+/* dfs_png_write_grid with a white band on top holding labels[j] centred over column j (black,
+ * clipped to the column; NULL or "" leaves it blank), in font_path at px pixels. */
+dfs_status dfs_png_write_grid_labeled(const char *path, const float *images, int n, int c,
+                                      int h, int w, int cols, const char *const *labels,
+                                      const char *font_path, int px);
+/* The DejaVu Sans file of Debian's fonts-dejavu-core, used for labels. */
+#define DFS_DEFAULT_FONT "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+/* Line charts (src/render/plot.c): loss curves and other series against steps, as an RGB PNG. */
+typedef struct {
+    const double *x, *y; /* n points; a non-finite point (or y <= 0 on a log axis) breaks the line */
+    int n;
+    uint8_t rgb[3];      /* line colour */
+    float width;         /* line width in pixels; 0 = 1.5 */
+    float alpha;         /* opacity in (0, 1]; 0 = 1 */
+    const char *label;   /* legend entry; NULL or "" for none */
+} dfs_plot_series;
+typedef struct {
+    int width, height;   /* pixels; 0 = 800 x 450 */
+    const char *title, *xlabel, *ylabel; /* NULL for none */
+    int log_y;           /* logarithmic y axis */
+    const char *font;    /* NULL = DFS_DEFAULT_FONT */
+} dfs_plot_config;
+/* Draw ns series on shared axes (ticks at 1, 2, 5 x 10^k; decades on a log axis) and write
+ * the PNG atomically. cfg NULL gives the defaults. DFS_ERR_ARG if nothing finite is left. */
+dfs_status dfs_plot_png(const char *path, const dfs_plot_series *series, int ns,
+                        const dfs_plot_config *cfg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* DIFFUSE_RENDER_H */

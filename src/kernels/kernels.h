@@ -1,0 +1,139 @@
+/* kernels.h - compute on raw arrays (pointer in, pointer out), shared by the ops: the
+ * vectorisable exp and SiLU, GroupNorm's arithmetic (norm.c) and the implicit-GEMM convolution
+ * kernels (igemm.c, AVX-512 with portable loops). Nothing here knows the tape. Not public API.
+ *
+ * Size key: N batch, Ci/Co channels in/out, H W input height width, KH KW kernel, Ho Wo output.
+ * All arrays are row-major; images NCHW. */
+#ifndef DFS_KERNELS_H
+#define DFS_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "diffuse/base.h"
+#include "diffuse/kernels.h"
+#include "../base/private.h"
+
+/* ---- vectorisable exp and SiLU ---- */
+
+/* exp(x) in float with plain arithmetic, so that `omp simd` loops vectorise it: exp(x) =
+ * 2^n exp(r), n = round(x log2 e), r = x - n ln 2 with ln 2 in two parts (Cody & Waite 1980),
+ * exp(r) = 1 + r + r^2 P(r) with the degree-5 P of Cephes' expf (Moshier 1989). Relative
+ * error below 3e-7 (tests/test_ops_b.c); x is clamped to [-87, 88], where exp stays a normal
+ * float. */
+static inline float dfs_expf(float x) {
+    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    float n = x * 1.44269504088896341f + 12582912.0f; /* + 1.5 * 2^23 rounds to an integer */
+    n -= 12582912.0f;
+    float r = x - n * 0.693359375f;
+    r = r + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t e = ((int32_t)n + 127) * (1 << 23);
+    float s;
+    memcpy(&s, &e, sizeof s);
+    return p * s;
+}
+
+/* sigmoid(x) = 1 / (1 + exp(-x)) */
+static inline float dfs_sigmoidf(float x) { return 1.0f / (1.0f + dfs_expf(-x)); }
+
+/* ---- GroupNorm on channel planes (ops/norm.c; also used by the fused convolution) ----
+ * Size key: C channels, G groups, S floats per channel plane (one image), M = (C/G) S.
+ * The planes of one image come from one tensor or from two concatenated along channels:
+ * channel c is a + c s for c < ca, else b + (c - ca) s. */
+typedef struct {
+    const float *a, *b;
+    int ca;
+    size_t s;
+} dfs_planes;
+static inline const float *dfs_plane(const dfs_planes *p, int c) {
+    return c < p->ca ? p->a + (size_t)c * p->s : p->b + (size_t)(c - p->ca) * p->s;
+}
+
+/* Mean and 1/sqrt(var + eps) of group g (biased variance, sums in double, two passes). */
+void dfs_gn_stats(const dfs_planes *x, int C, int G, int g, float eps, float *mu, float *rstd);
+/* y[i] = silu(a x[i] + b) (silu set) or a x[i] + b, for i < n. */
+void dfs_affine_act(float *y, const float *x, size_t n, float a, float b, int silu);
+/* Where the input gradient of a GroupNorm goes: planes like dfs_planes, each part stored
+ * (fresh) or added. */
+typedef struct {
+    float *a, *b;
+    int ca;
+    size_t s;
+    int fresh_a, fresh_b;
+} dfs_planes_grad;
+/* Backward of group g of one image. dy (C, S) contiguous is the gradient of the norm's output
+ * (of the SiLU's when silu is set: dz = dy silu'(z) is then formed in gz (C, S), which may be
+ * dy itself). Writes ab[2c] = sum dz, ab[2c+1] = sum dz xhat for the group's channels c and,
+ * when dx is not NULL, the input gradient of the group's channels. */
+void dfs_gn_backward_group(const dfs_planes_grad *dx, float *gz, const float *dy,
+                           const dfs_planes *x, int C, int G, int g, float mu, float rstd,
+                           const float *gamma, const float *beta, int silu, double *ab);
+/* dgamma (C), dbeta (C) += the sums of ab (N, C, 2) over images; either may be NULL. */
+void dfs_gn_param_grads(float *dgamma, float *dbeta, const double *ab, int N, int C);
+
+/* ---- implicit-GEMM kernels for stride-1 convolutions (igemm.c) ----
+ * Size key: R rows (output channels), K reduction length, Q positions (nq). */
+
+/* Y (R, Q) = A (R, K) B (K, Q) + bias (+ res), B[k][q] = src[k][q], written to the output
+ * lanes only: lane l of vector j (q = 16 j + l) is an output when bit l of vmask[j] is set,
+ * and the set lanes of vector j go to consecutive indices from vdst[j] of dst[r] (and read
+ * res[r] at the same indices). Lanes q >= nq of src are never read. */
+typedef struct {
+    int rows, K, nq;
+    const float *apack;      /* A packed by dfs_igemm_pack or dfs_igemm_pack_flip */
+    const float *const *src; /* (K) */
+    const uint16_t *vmask;   /* ((nq + 15) / 16) */
+    const int *vdst;         /* ((nq + 15) / 16) */
+    float *const *dst;       /* (R) output planes */
+    const float *bias;       /* (R) added to every output of a row, or NULL */
+    const float *const *res; /* (R) planes added elementwise, or NULL */
+    int accumulate;          /* 1: dst += Y, 0: dst = Y */
+} dfs_igemm_fwd;
+
+/* dw (R, K) += dy (R, Q) B (K, Q)^T with B[k][q] = src[k][q]: weight gradients. The sum runs
+ * over nseg segments of nq positions, segment s starting at q = s * seg_stride (one per image
+ * of a chunk; the gaps between them are skipped). */
+typedef struct {
+    int rows, K, nq;
+    const float *const *dy;  /* (R) */
+    const float *const *src; /* (K) */
+    float *dw;               /* (R, K), accumulated */
+    int nseg;                /* 0 or 1: one segment */
+    size_t seg_stride;
+} dfs_igemm_dw;
+
+void dfs_igemm_fwd_run(const dfs_igemm_fwd *p);
+void dfs_igemm_dw_run(const dfs_igemm_dw *p);
+/* Floats of a packed A of rows x K. */
+size_t dfs_igemm_pack_floats(int rows, int K);
+/* Pack w (rows, K) row-major. */
+void dfs_igemm_pack(float *ap, const float *w, int rows, int K);
+/* Pack the transposed, spatially flipped kernel of w (Co, Ci, KHW): a matrix of Ci rows and
+ * K = Co*KHW columns, element (ci, co*KHW + t) = w[co][ci][KHW-1-t] (the kernel of the input
+ * gradient of a "same" convolution). */
+void dfs_igemm_pack_flip(float *ap, const float *w, int Co, int Ci, int KHW);
+/* vmask/vdst for positions q = oh*Wp + ow, q < nq, of which those with ow < Wo are outputs,
+ * stored at oh*Wo + ow. */
+void dfs_igemm_vecmap(uint16_t *vmask, int *vdst, int nq, int Wp, int Wo);
+/* dfs_affine_act (y = silu(a x + b) or a x + b) with AVX-512 and masked tails when available:
+ * for short rows, where the vector loop of dfs_affine_act would spend its time in the tail. */
+void dfs_act_row(float *y, const float *x, size_t n, float a, float b, int silu);
+/* rows x W floats of src into rows of W + 2 pw floats at dst: pw zeros, the row, pw zeros. */
+void dfs_pad_rows(float *dst, const float *src, int rows, int W, int pw);
+/* The same with y = a x + b (silu: then silu(y)) on the way: dfs_pad_rows of dfs_affine_act. */
+void dfs_act_pad_rows(float *dst, const float *src, int rows, int W, int pw, float a, float b,
+                      int silu);
+/* 1 if the AVX-512 kernels run (the CPU has AVX-512F and the portable loops are not forced). */
+int dfs_igemm_avx512(void);
+/* Force the portable loops (tests); returns the previous setting. */
+int dfs_igemm_force_portable(int on);
+
+#endif

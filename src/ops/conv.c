@@ -1,0 +1,959 @@
+/* ops/conv.c - 2-D and 1-D convolution (cross-correlation, as in PyTorch) on the tape, and the
+ * fused convolution of the U-Net (dfs_conv2d_fused, src/engine/tape.h).
+ *
+ * Size key: N batch, Ci/Co channels in/out, H W input height width, KH KW kernel,
+ * Ho Wo output height width, P = Ho*Wo output pixels per image, K = Ci*KH*KW.
+ *
+ * Three paths, chosen by dfs_set_kernels and the geometry:
+ * - FAST, stride-1 "same" convolutions (odd kernel, pad = kernel/2): the fused op below on the
+ *   implicit-GEMM kernels of igemm.c, forward and backward (section "fast path: fused").
+ * - FAST, every other convolution: forward on the same kernel through the phases of the padded
+ *   input (phased_forward), backward as BLAS below.
+ * - BLAS (and the reference for the others): im2col + GEMM (Chellapilla, Puri & Simard 2006,
+ *   "High performance convolutional neural networks for document processing"), described next.
+ *
+ * im2col + GEMM: the images are split into chunks of nb, and the
+ * threads take whole chunks: each unrolls its chunk into its own cols (K, nb*P) and runs one
+ * single-threaded GEMM   Y (Co, nb*P) = W (Co, K) cols (K, nb*P).   nb is 1 for large images
+ * (Y is then the output image itself) and grows for small ones so that a GEMM has a few hundred
+ * columns. Backward recomputes cols (they are not kept between forward and backward):
+ *   dW (Co, K)      += dY (Co, nb*P) cols^T     (per-thread partial sums, added at the end)
+ *   dcols (K, nb*P)  = W^T dY, then col2im adds dcols into dx
+ *   db (Co)         += sum of dY over images and pixels.
+ * A 1x1, stride-1, pad-0 conv is a plain GEMM per image (cols == x) and skips im2col.
+ *
+ * Threads: one OpenMP region per op, over chunks of images. OpenBLAS (the OpenMP build) runs
+ * serially inside it. Threading each GEMM inside OpenBLAS instead left im2col, col2im and the
+ * layout copies serial between many small parallel GEMMs, and with 2 threads that was slower
+ * than 1 thread (profile in bench/profile.md).
+ *
+ * dfs_conv2d_reference (naive loops, declared in src/kernels/kernels.h) is the readable definition the
+ * fast path is tested against. */
+#include "ops.h"
+
+#include <cblas.h>
+#include <stdint.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* ---- fast path: im2col + sgemm, images spread over threads ------------------------------ */
+
+static size_t chunk_floats = (size_t)1 << 19;
+
+size_t dfs_conv_set_chunk_floats(size_t n) {
+    size_t old = chunk_floats;
+    chunk_floats = n ? n : 1;
+    return old;
+}
+
+/* Below this many GEMM columns per call (nb*P), several images share one GEMM. */
+#define CONV_MIN_COLS 256
+
+
+
+static int conv_thread_id(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+/* Separate strides and pads for H and W, so that conv1d is conv2d with H = KH = 1. */
+typedef struct {
+    int N, Ci, H, W, Co, KH, KW;
+    int sh, sw, ph, pw;
+    int Ho, Wo;
+} conv_geom;
+
+static int conv_is_1x1(const conv_geom *c) {
+    return c->KH == 1 && c->KW == 1 && c->sh == 1 && c->sw == 1 && c->ph == 0 && c->pw == 0;
+}
+
+/* Images per GEMM (per thread): enough for CONV_MIN_COLS columns, but the im2col buffer
+ * (K, nb*P) and the output buffer (Co, nb*P) each stay under chunk_floats, every thread gets
+ * a chunk, and at least one image. A 1x1 conv reads x in place: one image per GEMM. */
+static int conv_chunk(const conv_geom *c, int nthreads) {
+    if (conv_is_1x1(c)) return 1;
+    size_t K = (size_t)c->Ci * c->KH * c->KW, P = (size_t)c->Ho * c->Wo;
+    size_t rows = K > (size_t)c->Co ? K : (size_t)c->Co;
+    size_t nb = (CONV_MIN_COLS + P - 1) / P;
+    size_t cap = chunk_floats / (rows * P);
+    if (nb > cap) nb = cap;
+    size_t per_thread = ((size_t)c->N + nthreads - 1) / nthreads;
+    if (nb > per_thread) nb = per_thread;
+    if (nb < 1) nb = 1;
+    return (int)nb;
+}
+
+/* Output columns ow in [*lo, *hi) read input columns iw = ow*sw - pw + kw inside [0, W); the
+ * others read zero padding. */
+static void valid_cols(const conv_geom *c, int kw, int *lo, int *hi) {
+    const int off = c->pw - kw, t = c->W - 1 + off; // iw = ow*sw - off
+    int l = off > 0 ? (off + c->sw - 1) / c->sw : 0;
+    int h = t >= 0 ? t / c->sw + 1 : 0;
+    if (l > c->Wo) l = c->Wo;
+    if (h > c->Wo) h = c->Wo;
+    if (h < l) h = l;
+    *lo = l;
+    *hi = h;
+}
+
+/* cols (K, nb*P): row k = (ci, kh, kw), column j*P + oh*Wo + ow for image n0 + j. */
+static void im2col(float *cols, const float *x, const conv_geom *c, int n0, int nb) {
+    const int KHW = c->KH * c->KW, K = c->Ci * KHW, P = c->Ho * c->Wo, Wo = c->Wo;
+    const size_t ld = (size_t)nb * P;
+    for (int k = 0; k < K; k++) {
+        const int ci = k / KHW, kh = (k / c->KW) % c->KH, kw = k % c->KW, off = c->pw - kw;
+        int lo, hi;
+        valid_cols(c, kw, &lo, &hi);
+        for (int j = 0; j < nb; j++) {
+            const float *xc = x + ((size_t)(n0 + j) * c->Ci + ci) * c->H * c->W; // (H, W)
+            float *row = cols + (size_t)k * ld + (size_t)j * P;                  // (Ho, Wo)
+            for (int oh = 0; oh < c->Ho; oh++) {
+                float *r = row + (size_t)oh * Wo;
+                const int ih = oh * c->sh - c->ph + kh;
+                if (ih < 0 || ih >= c->H) {
+                    memset(r, 0, (size_t)Wo * sizeof(float));
+                    continue;
+                }
+                const float *xr = xc + (size_t)ih * c->W; // (W)
+                for (int ow = 0; ow < lo; ow++) r[ow] = 0.0f;
+                if (c->sw == 1 && hi > lo)
+                    memcpy(r + lo, xr + (lo - off), (size_t)(hi - lo) * sizeof(float));
+                else
+                    for (int ow = lo; ow < hi; ow++) r[ow] = xr[ow * c->sw - off];
+                for (int ow = hi; ow < Wo; ow++) r[ow] = 0.0f;
+            }
+        }
+    }
+}
+
+/* The adjoint of im2col: dx (N,Ci,H,W) += scatter of dcols (K, nb*P). */
+static void col2im_add(float *dx, const float *dcols, const conv_geom *c, int n0, int nb) {
+    const int P = c->Ho * c->Wo;
+    const size_t ld = (size_t)nb * P;
+    for (int j = 0; j < nb; j++)
+        for (int ci = 0; ci < c->Ci; ci++) {
+            float *dxc = dx + ((size_t)(n0 + j) * c->Ci + ci) * c->H * c->W; // (H, W)
+            for (int kh = 0; kh < c->KH; kh++)
+                for (int kw = 0; kw < c->KW; kw++) {
+                    const int k = (ci * c->KH + kh) * c->KW + kw;
+                    const float *row = dcols + (size_t)k * ld + (size_t)j * P; // (Ho, Wo)
+                    const int off = c->pw - kw;
+                    int lo, hi;
+                    valid_cols(c, kw, &lo, &hi);
+                    for (int oh = 0; oh < c->Ho; oh++) {
+                        const int ih = oh * c->sh - c->ph + kh;
+                        if (ih < 0 || ih >= c->H) continue;
+                        float *dxr = dxc + (size_t)ih * c->W; // (W)
+                        const float *r = row + (size_t)oh * c->Wo;
+                        if (c->sw == 1)
+                            for (int ow = lo; ow < hi; ow++) dxr[ow - off] += r[ow];
+                        else
+                            for (int ow = lo; ow < hi; ow++) dxr[ow * c->sw - off] += r[ow];
+                    }
+                }
+        }
+}
+
+/* out (N,Co,P) = conv(x, w) + b. Each thread takes whole chunks of nb images: im2col into its
+ * own scratch, then one single-threaded GEMM (OpenBLAS runs serially inside an OpenMP region)
+ *   Y (Co, nb*P) = W (Co, K) cols (K, nb*P)
+ * written straight into out when nb == 1, else through a (Co, nb, P) -> (nb, Co, P) copy. */
+static void conv_forward(dfs_graph *g, const conv_geom *c, float *out, const float *x,
+                         const float *w, const float *b) {
+    const int Co = c->Co, K = c->Ci * c->KH * c->KW, P = c->Ho * c->Wo;
+    const int T = dfs_op_threads(), one = conv_is_1x1(c), nb = conv_chunk(c, T);
+    const int nchunks = (c->N + nb - 1) / nb;
+    const size_t cs = one ? 0 : (size_t)K * nb * P, ys = nb > 1 ? (size_t)Co * nb * P : 0;
+    float *cols = cs ? dfs_graph_scratch(g, 0, (size_t)T * cs * sizeof(float)) : NULL; // T x (K, nb*P)
+    float *ybuf = ys ? dfs_graph_scratch(g, 1, (size_t)T * ys * sizeof(float)) : NULL; // T x (Co, nb*P)
+#pragma omp parallel num_threads(T) if (T > 1 && nchunks > 1)
+    {
+        const int tid = conv_thread_id();
+        float *ct = cols ? cols + (size_t)tid * cs : NULL, *yt = ybuf ? ybuf + (size_t)tid * ys : NULL;
+#pragma omp for schedule(static)
+        for (int ch = 0; ch < nchunks; ch++) {
+            const int n0 = ch * nb, m = c->N - n0 < nb ? c->N - n0 : nb, ld = m * P;
+            const float *src = x + (size_t)n0 * K * P; // 1x1: cols of image n0 is x_n0 (Ci, P)
+            if (!one) {
+                im2col(ct, x, c, n0, m);
+                src = ct;
+            }
+            float *dst = m == 1 ? out + (size_t)n0 * Co * P : yt; // (Co, m*P)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Co, ld, K, 1.0f, w, K, src, ld,
+                        0.0f, dst, ld);
+            if (m > 1) /* (Co, m, P) -> (m, Co, P) */
+                for (int j = 0; j < m; j++)
+                    for (int co = 0; co < Co; co++)
+                        memcpy(out + ((size_t)(n0 + j) * Co + co) * P,
+                               yt + (size_t)co * ld + (size_t)j * P, (size_t)P * sizeof(float));
+            if (b)
+                for (int j = 0; j < m; j++)
+                    for (int co = 0; co < Co; co++) {
+                        float *o = out + ((size_t)(n0 + j) * Co + co) * P, bc = b[co];
+                        for (int p = 0; p < P; p++) o[p] += bc;
+                    }
+        }
+    }
+}
+
+/* Geometry of a recorded conv2d or conv1d node (x and w are 4-D, or 3-D for conv1d). */
+static conv_geom conv_geom_of(const dfs_tensor *x, const dfs_tensor *w, int stride, int pad) {
+    conv_geom c;
+    c.N = x->shape[0];
+    c.Ci = x->shape[1];
+    c.Co = w->shape[0];
+    if (x->ndim == 4) {
+        c.H = x->shape[2], c.W = x->shape[3], c.KH = w->shape[2], c.KW = w->shape[3];
+        c.sh = c.sw = stride, c.ph = c.pw = pad;
+    } else {
+        c.H = 1, c.W = x->shape[2], c.KH = 1, c.KW = w->shape[2];
+        c.sh = 1, c.sw = stride, c.ph = 0, c.pw = pad;
+    }
+    c.Ho = c.H + 2 * c.ph >= c.KH ? (c.H + 2 * c.ph - c.KH) / c.sh + 1 : 0;
+    c.Wo = c.W + 2 * c.pw >= c.KW ? (c.W + 2 * c.pw - c.KW) / c.sw + 1 : 0;
+    return c;
+}
+
+/* Sum of d[0..n-1] in 8 float lanes (vectorisable), combined in double. */
+static double sum_floats(const float *d, int n) {
+    float acc[8] = {0};
+    int p = 0;
+    for (; p + 8 <= n; p += 8)
+        for (int l = 0; l < 8; l++) acc[l] += d[p + l];
+    double s = 0;
+    for (int l = 0; l < 8; l++) s += acc[l];
+    for (; p < n; p++) s += d[p];
+    return s;
+}
+
+/* Backward, threads over chunks of images as in forward. For each chunk (dY (Co, m*P)):
+ *   dW_t (Co, K) += dY cols^T        per-thread partial sums, added into dw at the end
+ *   db_t (Co)    += sum of dY        likewise
+ *   dcols (K, m*P) = W^T dY, then col2im adds dcols into the chunk's own images of dx. */
+static void conv_backward(dfs_graph *g, dfs_node *node) {
+    dfs_tensor *x = node->in[0], *w = node->in[1], *b = node->in[2];
+    const conv_geom cg = conv_geom_of(x, w, node->i[0], node->i[1]);
+    const conv_geom *c = &cg;
+    const int Co = c->Co, K = c->Ci * c->KH * c->KW, P = c->Ho * c->Wo;
+    const size_t HW = (size_t)c->H * c->W, CiHW = (size_t)c->Ci * HW;
+    const float *dout = node->out->grad;                       // (N, Co, P)
+    int dx_fresh = 0;
+    float *dx = x->requires_grad ? dfs_grad_for_write(g, x, &dx_fresh) : NULL; // (N, Ci, H, W)
+    float *dw = w->requires_grad ? dfs_grad(g, w) : NULL;      // (Co, K)
+    float *db = b && b->requires_grad ? dfs_grad(g, b) : NULL; // (Co)
+    if (!dx && !dw && !db) return;
+    if (dx && dx_fresh && !conv_is_1x1(c)) memset(dx, 0, x->n * sizeof(float)); /* col2im adds */
+
+    const int T = dfs_op_threads(), one = conv_is_1x1(c), nb = conv_chunk(c, T);
+    const int nchunks = (c->N + nb - 1) / nb;
+    const int need_cols = !one && (dx || dw);
+    const size_t cs = need_cols ? (size_t)K * nb * P : 0, ys = nb > 1 ? (size_t)Co * nb * P : 0;
+    const size_t ws = dw ? (size_t)Co * K : 0, bs = db ? (size_t)Co : 0;
+    float *cols = cs ? dfs_graph_scratch(g, 0, (size_t)T * cs * sizeof(float)) : NULL; // T x (K, nb*P)
+    float *dyb = ys ? dfs_graph_scratch(g, 1, (size_t)T * ys * sizeof(float)) : NULL;  // T x (Co, nb*P)
+    float *wpart = ws ? dfs_graph_scratch(g, 2, (size_t)T * ws * sizeof(float)) : NULL; // T x (Co, K)
+    double *bpart = bs ? dfs_graph_scratch(g, 3, (size_t)T * bs * sizeof(double)) : NULL; // T x (Co)
+    int nt = 1;
+#pragma omp parallel num_threads(T) if (T > 1 && nchunks > 1)
+    {
+        const int tid = conv_thread_id();
+#ifdef _OPENMP
+#pragma omp single
+        nt = omp_get_num_threads();
+#endif
+        float *ct = cols ? cols + (size_t)tid * cs : NULL, *yt = dyb ? dyb + (size_t)tid * ys : NULL;
+        float *wt = wpart ? wpart + (size_t)tid * ws : NULL;
+        double *bt = bpart ? bpart + (size_t)tid * bs : NULL;
+        if (wt) memset(wt, 0, ws * sizeof(float));
+        if (bt) memset(bt, 0, bs * sizeof(double));
+#pragma omp for schedule(static)
+        for (int ch = 0; ch < nchunks; ch++) {
+            const int n0 = ch * nb, m = c->N - n0 < nb ? c->N - n0 : nb, ld = m * P;
+            if (bt)
+                for (int j = 0; j < m; j++)
+                    for (int co = 0; co < Co; co++)
+                        bt[co] += sum_floats(dout + ((size_t)(n0 + j) * Co + co) * P, P);
+            const float *dy = dout + (size_t)n0 * Co * P; // (Co, m*P)
+            if (m > 1 && (dx || dw)) {
+                /* (m, Co, P) -> (Co, m, P) */
+                for (int j = 0; j < m; j++)
+                    for (int co = 0; co < Co; co++)
+                        memcpy(yt + (size_t)co * ld + (size_t)j * P,
+                               dout + ((size_t)(n0 + j) * Co + co) * P, (size_t)P * sizeof(float));
+                dy = yt;
+            }
+            if (one) {
+                const float *xn = x->data + (size_t)n0 * CiHW; // (Ci, P)
+                if (wt)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Co, K, P, 1.0f, dy, P, xn,
+                                P, 1.0f, wt, K);
+                if (dx)
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, Co, 1.0f, w->data, K,
+                                dy, P, dx_fresh ? 0.0f : 1.0f, dx + (size_t)n0 * CiHW, P);
+                continue;
+            }
+            if (wt) {
+                im2col(ct, x->data, c, n0, m);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Co, K, ld, 1.0f, dy, ld, ct, ld,
+                            1.0f, wt, K);
+            }
+            if (dx) {
+                /* ct now holds dcols (K, m*P) = W^T dY */
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, ld, Co, 1.0f, w->data, K, dy,
+                            ld, 0.0f, ct, ld);
+                col2im_add(dx, ct, c, n0, m); /* into a cleared dx (above) */
+            }
+        }
+        /* the implicit barrier of the loop above: every partial is complete */
+        if (dw) {
+#pragma omp for schedule(static)
+            for (long i = 0; i < (long)ws; i++) {
+                float s = 0.0f;
+                for (int t = 0; t < nt; t++) s += wpart[(size_t)t * ws + i];
+                dw[i] += s;
+            }
+        }
+    }
+    if (db)
+        for (int co = 0; co < Co; co++) {
+            double s = 0;
+            for (int t = 0; t < nt; t++) s += bpart[(size_t)t * bs + co];
+            db[co] += (float)s;
+        }
+}
+
+/* ---- fast path: fused "same" convolution on the implicit-GEMM kernels ----------------------
+ *
+ * Size key as above, plus C = C1 + C2 input channels (two tensors concatenated), up the
+ * upsampling factor, Hc Wc = H up, W up the conv's input (and output) size, Hp Wp = Hc + 2 ph,
+ * Wc + 2 pw the zero-padded planes, m images per backward chunk.
+ *
+ * Forward, one image per thread at a time: pre(x) (GroupNorm stats, then normalise, SiLU,
+ * dropout, upsample) is written straight into a per-thread zero-padded copy (C, Hp, Wp), and
+ * the kernel (igemm.c) computes all Co output planes from it, adding bias, tadd and res as it
+ * stores. A 1x1 conv without pre-op reads x in place. Nothing but out (and, when recording,
+ * GroupNorm stats and dropout bits) goes to the arena.
+ * Backward, chunks of m images per thread: dY is copied into zero-padded planes (Co, m, Hp,
+ * Wp), pre(x) recomputed into (C, m, Hp, Wp); then
+ *   dW (Co, K)     += dY (Co, m Hp Wp) B^T      one long dot product per (co, k) over the chunk
+ *   dA (C, Hc, Wc)  = "same" conv of padded dY with the flipped, transposed kernel, per image
+ * and dA goes back through upsample, dropout and GroupNorm(+SiLU) into dx (split over x, x2). */
+
+typedef struct {
+    int N, C1, C, H, W, up, Hc, Wc, KH, KW, ph, pw, Hp, Wp, Co, KHW, K;
+    size_t plane, P, slack; /* Hp*Wp; Hc*Wc; floats after the last padded plane */
+    int nq;                 /* positions of one image's output in padded rows */
+    int direct;             /* 1x1 without pre-op: B rows are x's planes themselves */
+    int is1d;               /* conv1d: x (N, C, W), H = KH = 1 */
+} fgeom;
+
+typedef struct {
+    fgeom G;
+    int norm, groups;
+    float eps, scale;       /* scale: 1/(1-p) of dropout */
+    float *stats;           /* mu (N*groups), rstd (N*groups), or NULL */
+    uint8_t *mask;          /* dropout bits (N, C, H, W), or NULL */
+} fused_saved;
+
+static int same_conv_ok(int KH, int KW, int ph, int pw, int stride) {
+    return stride == 1 && KH % 2 == 1 && KW % 2 == 1 && ph == KH / 2 && pw == KW / 2;
+}
+
+static fgeom fgeom_make(const dfs_tensor *x, const dfs_tensor *x2, const dfs_tensor *w, int up,
+                        int direct_ok) {
+    fgeom G;
+    memset(&G, 0, sizeof G);
+    G.is1d = x->ndim == 3;
+    G.N = x->shape[0];
+    G.C1 = x->shape[1];
+    G.C = G.C1 + (x2 ? x2->shape[1] : 0);
+    G.H = G.is1d ? 1 : x->shape[2];
+    G.W = x->shape[x->ndim - 1];
+    G.up = up;
+    G.Hc = G.H * up;
+    G.Wc = G.W * up;
+    G.Co = w->shape[0];
+    G.KH = G.is1d ? 1 : w->shape[2];
+    G.KW = w->shape[w->ndim - 1];
+    G.ph = G.KH / 2;
+    G.pw = G.KW / 2;
+    G.Hp = G.Hc + 2 * G.ph;
+    G.Wp = G.Wc + 2 * G.pw;
+    G.KHW = G.KH * G.KW;
+    G.K = G.C * G.KHW;
+    G.plane = (size_t)G.Hp * G.Wp;
+    G.P = (size_t)G.Hc * G.Wc;
+    G.slack = (size_t)(G.KH + 1) * G.Wp + G.KW + 32;
+    G.direct = direct_ok && G.KHW == 1 && up == 1;
+    G.nq = G.direct ? (int)G.P : (G.Hc - 1) * G.Wp + G.Wc;
+    return G;
+}
+
+/* Below about a million multiply-adds a parallel region costs more than it saves. */
+static int fused_worth_threads(const fgeom *G) {
+    return (double)G->N * G->Co * G->K * (double)G->P >= (double)(1 << 20);
+}
+
+/* Carves 64-byte aligned pieces out of one scratch buffer: call with base NULL to measure. */
+typedef struct {
+    unsigned char *base;
+    size_t used;
+} carver;
+
+static void *carve(carver *cv, size_t bytes) {
+    void *p = cv->base ? cv->base + cv->used : NULL;
+    cv->used += (bytes + 63) / 64 * 64;
+    return p;
+}
+
+/* pre(x) of image n into the padded planes dst + c*cstride (interior at row ph, column pw),
+ * borders cleared (the caller clears the slack after the last plane). act: 0 copy, 1 GroupNorm,
+ * 2 GroupNorm+SiLU, with y = coef[2c] x + coef[2c+1]; mask: dropout bits or NULL. The
+ * activation runs over a whole channel into tmp (H*W floats) and is then copied row by row:
+ * one vector loop per plane is much faster than one per (short) row. */
+static void fill_padded(float *dst, size_t cstride, const fgeom *G, const dfs_planes *x, int n,
+                        int act, const float *coef, const uint8_t *mask, float scale, float *tmp) {
+    const int W = G->W, Wc = G->Wc, Wp = G->Wp, up = G->up;
+    const size_t HW = (size_t)G->H * W;
+    for (int c = 0; c < G->C; c++) {
+        float *pl = dst + (size_t)c * cstride; // (Hp, Wp)
+        const float *xc = dfs_plane(x, c);     // (H, W)
+        if (act && !mask && up == 1) { /* normalise (+SiLU) straight into the padded rows */
+            memset(pl, 0, (size_t)G->ph * Wp * sizeof(float));
+            memset(pl + (size_t)(G->ph + G->Hc) * Wp, 0, (size_t)G->ph * Wp * sizeof(float));
+            dfs_act_pad_rows(pl + (size_t)G->ph * Wp, xc, G->H, W, G->pw, coef[2 * c],
+                             coef[2 * c + 1], act == 2);
+            continue;
+        }
+        if (act || mask) {
+            if (act) dfs_act_row(tmp, xc, HW, coef[2 * c], coef[2 * c + 1], act == 2);
+            else memcpy(tmp, xc, HW * sizeof(float));
+            if (mask) {
+                const size_t bit0 = ((size_t)n * G->C + c) * HW;
+                for (size_t i = 0; i < HW; i++) {
+                    size_t bi = bit0 + i;
+                    tmp[i] = (mask[bi >> 3] >> (bi & 7) & 1) ? tmp[i] * scale : 0.0f;
+                }
+            }
+            xc = tmp;
+        }
+        memset(pl, 0, (size_t)G->ph * Wp * sizeof(float));
+        memset(pl + (size_t)(G->ph + G->Hc) * Wp, 0, (size_t)G->ph * Wp * sizeof(float));
+        if (up == 1) {
+            dfs_pad_rows(pl + (size_t)G->ph * Wp, xc, G->H, W, G->pw);
+            continue;
+        }
+        for (int h = 0; h < G->H; h++) {
+            const float *xr = xc + (size_t)h * W;
+            for (int u = 0; u < up; u++) {
+                float *row = pl + (size_t)(h * up + u + G->ph) * Wp; // (Wp)
+                for (int i = 0; i < G->pw; i++) row[i] = row[G->pw + Wc + i] = 0.0f;
+                for (int i = 0; i < Wc; i++) row[G->pw + i] = xr[i / up];
+            }
+        }
+    }
+}
+
+/* GroupNorm of image n: stats into mu, rstd (G each), per-channel y = a x + b into coef (C, 2). */
+static void gn_image(const fgeom *G, const dfs_planes *x, int groups, float eps, const float *gamma,
+                     const float *beta, float *mu, float *rstd, float *coef) {
+    const int Cg = G->C / groups;
+    for (int gi = 0; gi < groups; gi++) {
+        dfs_gn_stats(x, G->C, groups, gi, eps, &mu[gi], &rstd[gi]);
+        for (int c = gi * Cg; c < (gi + 1) * Cg; c++) {
+            float a = rstd[gi] * (gamma ? gamma[c] : 1.0f);
+            coef[2 * c] = a;
+            coef[2 * c + 1] = (beta ? beta[c] : 0.0f) - mu[gi] * a;
+        }
+    }
+}
+
+static void fused_backward(dfs_graph *g, dfs_node *nd);
+
+static dfs_tensor *fused_fast(dfs_graph *g, dfs_tensor *x, dfs_tensor *w, dfs_tensor *b,
+                              const dfs_conv_fused *f) {
+    const int act = f->norm, training_drop = f->dropout > 0.0f && dfs_graph_training(g);
+    const fgeom G = fgeom_make(x, f->x2, w, f->up, !act && !training_drop);
+    const int N = G.N, C = G.C, Co = G.Co, K = G.K, groups = f->groups;
+    dfs_tensor *out = G.is1d ? dfs_tensor_new(g, 3, (int[]){N, Co, G.Wc})
+                             : dfs_tensor_new(g, 4, (int[]){N, Co, G.Hc, G.Wc});
+    dfs_node *nd = dfs_record(g, fused_backward, out, 8,
+                              (dfs_tensor *[]){x, w, b, f->x2, f->gamma, f->beta, f->tadd, f->res});
+    fused_saved *sv = NULL;
+    float *stats = act ? dfs_graph_alloc(g, 2 * (size_t)N * groups * sizeof(float)) : NULL;
+    uint8_t *mask = NULL;
+    const float scale = training_drop ? 1.0f / (1.0f - f->dropout) : 1.0f;
+    if (training_drop) {
+        /* the mask dfs_dropout would draw on the (N, C, H, W) pre-activation */
+        dfs_rng *rng = dfs_graph_rng(g);
+        DFS_ASSERT(rng != NULL);
+        const size_t n = (size_t)N * C * G.H * G.W;
+        mask = dfs_graph_alloc(g, (n + 7) / 8);
+        dfs_dropout_mask(mask, n, (size_t)N, rng, f->dropout);
+    }
+    if (nd) {
+        sv = dfs_graph_alloc(g, sizeof *sv);
+        sv->G = G;
+        sv->norm = act;
+        sv->groups = groups;
+        sv->eps = f->eps;
+        sv->scale = scale;
+        sv->stats = stats;
+        sv->mask = mask;
+        nd->saved = sv;
+    }
+
+    const int T = dfs_op_threads(), nvec = (G.nq + 15) / 16;
+    /* shared: packed weights, vector map; per thread: padded input, pointer tables, coefs */
+    carver cv = {NULL, 0};
+    carve(&cv, dfs_igemm_pack_floats(Co, K) * sizeof(float));
+    carve(&cv, (size_t)nvec * sizeof(uint16_t));
+    carve(&cv, (size_t)nvec * sizeof(int));
+    const size_t shared = cv.used;
+    cv.used = 0;
+    carve(&cv, G.direct ? 0 : ((size_t)C * G.plane + G.slack) * sizeof(float));
+    carve(&cv, (size_t)K * sizeof(float *));
+    carve(&cv, (size_t)Co * 2 * sizeof(float *));
+    carve(&cv, (size_t)Co * sizeof(float));
+    carve(&cv, (size_t)C * 2 * sizeof(float));
+    carve(&cv, (size_t)G.H * G.W * sizeof(float));
+    const size_t per_thread = cv.used;
+    unsigned char *mem = dfs_graph_scratch(g, 0, shared + (size_t)T * per_thread);
+    cv = (carver){mem, 0};
+    float *apack = carve(&cv, dfs_igemm_pack_floats(Co, K) * sizeof(float));
+    uint16_t *vmask = carve(&cv, (size_t)nvec * sizeof(uint16_t));
+    int *vdst = carve(&cv, (size_t)nvec * sizeof(int));
+    dfs_igemm_pack(apack, w->data, Co, K);
+    dfs_igemm_vecmap(vmask, vdst, G.nq, G.direct ? G.Wc : G.Wp, G.Wc);
+
+    const float *gm = f->gamma ? f->gamma->data : NULL, *bt = f->beta ? f->beta->data : NULL;
+    const size_t HW = (size_t)G.H * G.W;
+#pragma omp parallel num_threads(T) if (T > 1 && N > 1 && fused_worth_threads(&G))
+    {
+        carver tc = {mem + shared + (size_t)conv_thread_id() * per_thread, 0};
+        float *xp = carve(&tc, G.direct ? 0 : ((size_t)C * G.plane + G.slack) * sizeof(float));
+        const float **src = carve(&tc, (size_t)K * sizeof(float *));
+        float **dst = carve(&tc, (size_t)Co * 2 * sizeof(float *));
+        const float **res = (const float **)(dst + Co);
+        float *rowbias = carve(&tc, (size_t)Co * sizeof(float));
+        float *coef = carve(&tc, (size_t)C * 2 * sizeof(float));
+        float *tmp = carve(&tc, (size_t)G.H * G.W * sizeof(float));
+#pragma omp for schedule(static)
+        for (int n = 0; n < N; n++) {
+            const dfs_planes xpl = {x->data + (size_t)n * G.C1 * HW,
+                                    f->x2 ? f->x2->data + (size_t)n * (C - G.C1) * HW : NULL, G.C1, HW};
+            if (act)
+                gn_image(&G, &xpl, groups, f->eps, gm, bt, stats + (size_t)n * groups,
+                         stats + (size_t)N * groups + (size_t)n * groups, coef);
+            if (G.direct) {
+                for (int c = 0; c < C; c++) src[c] = dfs_plane(&xpl, c);
+            } else {
+                fill_padded(xp, G.plane, &G, &xpl, n, act, coef, mask, scale, tmp);
+                memset(xp + (size_t)C * G.plane, 0, G.slack * sizeof(float));
+                for (int c = 0; c < C; c++)
+                    for (int kh = 0; kh < G.KH; kh++)
+                        for (int kw = 0; kw < G.KW; kw++)
+                            src[(c * G.KH + kh) * G.KW + kw] = xp + (size_t)c * G.plane + (size_t)kh * G.Wp + kw;
+            }
+            for (int co = 0; co < Co; co++) {
+                dst[co] = out->data + ((size_t)n * Co + co) * G.P;
+                res[co] = f->res ? f->res->data + ((size_t)n * Co + co) * G.P : NULL;
+                rowbias[co] = (b ? b->data[co] : 0.0f) + (f->tadd ? f->tadd->data[(size_t)n * Co + co] : 0.0f);
+            }
+            const dfs_igemm_fwd p = {.rows = Co, .K = K, .nq = G.nq, .apack = apack, .src = src,
+                                     .vmask = vmask, .vdst = vdst, .dst = dst, .bias = rowbias,
+                                     .res = f->res ? res : NULL, .accumulate = 0};
+            dfs_igemm_fwd_run(&p);
+        }
+    }
+    return out;
+}
+
+/* Images per backward chunk: enough padded positions (about 768) that a dW dot product is long
+ * compared with its final horizontal sum, and at most what a thread gets. */
+static int fused_chunk(const fgeom *G, int T) {
+    int m = (int)(768 / G->plane);
+    int per = (G->N + T - 1) / T;
+    if (m > 16) m = 16;
+    if (m > per) m = per;
+    return m < 1 ? 1 : m;
+}
+
+static void fused_backward(dfs_graph *g, dfs_node *nd) {
+    const fused_saved *sv = nd->saved;
+    const fgeom *G = &sv->G;
+    dfs_tensor *x = nd->in[0], *w = nd->in[1], *b = nd->in[2], *x2 = nd->in[3];
+    dfs_tensor *gamma = nd->in[4], *beta = nd->in[5], *tadd = nd->in[6], *res = nd->in[7];
+    const int N = G->N, C = G->C, C1 = G->C1, Co = G->Co, K = G->K, KHW = G->KHW;
+    const int groups = sv->groups, act = sv->norm;
+    const size_t P = G->P, plane = G->plane, HW = (size_t)G->H * G->W;
+    const float *dout = nd->out->grad; // (N, Co, P)
+    int fr = 0, f1 = 0, f2 = 0;
+    float *dres = res && res->requires_grad ? dfs_grad_for_write(g, res, &fr) : NULL;
+    float *dx1 = x->requires_grad ? dfs_grad_for_write(g, x, &f1) : NULL;
+    float *dx2 = x2 && x2->requires_grad ? dfs_grad_for_write(g, x2, &f2) : NULL;
+    float *dw = w->requires_grad ? dfs_grad(g, w) : NULL;
+    float *db = b && b->requires_grad ? dfs_grad(g, b) : NULL;
+    float *dt = tadd && tadd->requires_grad ? dfs_grad(g, tadd) : NULL;
+    float *dgm = act && gamma && gamma->requires_grad ? dfs_grad(g, gamma) : NULL;
+    float *dbt = act && beta && beta->requires_grad ? dfs_grad(g, beta) : NULL;
+    const int need_da = dx1 || dx2 || dgm || dbt;
+    const int need_dy = dw || need_da;
+
+    const int T = dfs_op_threads(), m = fused_chunk(G, T), nchunks = (N + m - 1) / m;
+    const int nq = (G->Hc - 1) * G->Wp + G->Wc, nvec = (nq + 15) / 16;
+    const size_t mplane = (size_t)m * plane;
+    carver cv = {NULL, 0};
+    carve(&cv, need_da ? dfs_igemm_pack_floats(C, Co * KHW) * sizeof(float) : 0);
+    carve(&cv, (size_t)nvec * sizeof(uint16_t));
+    carve(&cv, (size_t)nvec * sizeof(int));
+    carve(&cv, (size_t)N * Co * sizeof(double));
+    carve(&cv, act ? 2 * (size_t)N * C * sizeof(double) : 0);
+    const size_t shared = cv.used;
+    /* per thread: the offsets of its pieces */
+    cv.used = 0;
+    const size_t o_xp = cv.used;
+    carve(&cv, dw ? ((size_t)C * mplane + G->slack) * sizeof(float) : 0);
+    const size_t o_dy = cv.used;
+    carve(&cv, need_dy ? ((size_t)Co * mplane + G->slack) * sizeof(float) : 0);
+    const size_t o_da = cv.used;
+    carve(&cv, need_da ? (size_t)C * P * sizeof(float) : 0);
+    const size_t o_wp = cv.used;
+    carve(&cv, dw ? (size_t)Co * K * sizeof(float) : 0);
+    const size_t o_src = cv.used;
+    carve(&cv, (size_t)(K > Co * KHW ? K : Co * KHW) * sizeof(float *));
+    const size_t o_rows = cv.used;
+    carve(&cv, (size_t)(C > Co ? C : Co) * sizeof(float *));
+    const size_t o_coef = cv.used;
+    carve(&cv, act ? (size_t)C * 2 * sizeof(float) : 0);
+    const size_t o_tmp = cv.used;
+    carve(&cv, HW * sizeof(float));
+    const size_t per_thread = cv.used;
+    unsigned char *mem = dfs_graph_scratch(g, 0, shared + (size_t)T * per_thread);
+    cv = (carver){mem, 0};
+    float *apack = carve(&cv, need_da ? dfs_igemm_pack_floats(C, Co * KHW) * sizeof(float) : 0);
+    uint16_t *vmask = carve(&cv, (size_t)nvec * sizeof(uint16_t));
+    int *vdst = carve(&cv, (size_t)nvec * sizeof(int));
+    double *sums = carve(&cv, (size_t)N * Co * sizeof(double));                 // (N, Co)
+    double *ab = carve(&cv, act ? 2 * (size_t)N * C * sizeof(double) : 0);      // (N, C, 2)
+    if (need_da) dfs_igemm_pack_flip(apack, w->data, Co, C, KHW);
+    dfs_igemm_vecmap(vmask, vdst, nq, G->Wp, G->Wc);
+    const float *gm = gamma ? gamma->data : NULL, *bt = beta ? beta->data : NULL;
+    const float *mu = sv->stats, *rstd = sv->stats ? sv->stats + (size_t)N * groups : NULL;
+    int nt = 1;
+
+#pragma omp parallel num_threads(T) if (T > 1 && nchunks > 1 && fused_worth_threads(G))
+    {
+        const int tid = conv_thread_id();
+#ifdef _OPENMP
+#pragma omp single
+        nt = omp_get_num_threads();
+#endif
+        unsigned char *tm = mem + shared + (size_t)tid * per_thread;
+        float *xp = (float *)(tm + o_xp), *dyp = (float *)(tm + o_dy), *da = (float *)(tm + o_da);
+        float *wpart = dw ? (float *)(tm + o_wp) : NULL;
+        const float **src = (const float **)(tm + o_src);
+        float **rows = (float **)(tm + o_rows);
+        float *coef = (float *)(tm + o_coef), *tmp = (float *)(tm + o_tmp);
+        if (wpart) memset(wpart, 0, (size_t)Co * K * sizeof(float));
+#pragma omp for schedule(static)
+        for (int ch = 0; ch < nchunks; ch++) {
+            const int n0 = ch * m, mm = N - n0 < m ? N - n0 : m;
+            /* dY: sums for db and dtadd, dres, and the padded copy (Co, m, Hp, Wp) */
+            for (int j = 0; j < mm; j++) {
+                const int n = n0 + j;
+                for (int co = 0; co < Co; co++) {
+                    const float *d = dout + ((size_t)n * Co + co) * P; // (Hc, Wc)
+                    double s = 0;
+#pragma omp simd reduction(+ : s)
+                    for (size_t i = 0; i < P; i++) s += d[i];
+                    sums[(size_t)n * Co + co] = s;
+                    if (dres) {
+                        float *r = dres + ((size_t)n * Co + co) * P;
+                        if (fr) memcpy(r, d, P * sizeof(float));
+                        else
+                            for (size_t i = 0; i < P; i++) r[i] += d[i];
+                    }
+                    if (!need_dy) continue;
+                    float *pl = dyp + (size_t)co * mplane + (size_t)j * plane; // (Hp, Wp)
+                    memset(pl, 0, (size_t)G->ph * G->Wp * sizeof(float));
+                    memset(pl + (size_t)(G->ph + G->Hc) * G->Wp, 0, (size_t)G->ph * G->Wp * sizeof(float));
+                    dfs_pad_rows(pl + (size_t)G->ph * G->Wp, d, G->Hc, G->Wc, G->pw);
+                }
+            }
+            if (!need_dy) continue;
+            memset(dyp + (size_t)Co * mplane, 0, G->slack * sizeof(float));
+            if (dw) {
+                /* recompute pre(x) for the chunk into (C, m, Hp, Wp) */
+                for (int j = 0; j < mm; j++) {
+                    const int n = n0 + j;
+                    const dfs_planes xpl = {x->data + (size_t)n * C1 * HW,
+                                            x2 ? x2->data + (size_t)n * (C - C1) * HW : NULL, C1, HW};
+                    if (act)
+                        for (int gi = 0; gi < groups; gi++) {
+                            const int Cg = C / groups;
+                            const float mg = mu[(size_t)n * groups + gi], rs = rstd[(size_t)n * groups + gi];
+                            for (int c = gi * Cg; c < (gi + 1) * Cg; c++) {
+                                float a = rs * (gm ? gm[c] : 1.0f);
+                                coef[2 * c] = a;
+                                coef[2 * c + 1] = (bt ? bt[c] : 0.0f) - mg * a;
+                            }
+                        }
+                    fill_padded(xp + (size_t)j * plane, mplane, G, &xpl, n, act, coef, sv->mask, sv->scale, tmp);
+                }
+                memset(xp + (size_t)C * mplane, 0, G->slack * sizeof(float));
+                for (int c = 0; c < C; c++)
+                    for (int kh = 0; kh < G->KH; kh++)
+                        for (int kw = 0; kw < G->KW; kw++)
+                            src[(c * G->KH + kh) * G->KW + kw] = xp + (size_t)c * mplane + (size_t)kh * G->Wp + kw;
+                for (int co = 0; co < Co; co++)
+                    rows[co] = dyp + (size_t)co * mplane + (size_t)G->ph * G->Wp + G->pw;
+                /* one segment per image: its output rows only (the rows between are zero) */
+                const dfs_igemm_dw p = {.rows = Co, .K = K, .nq = nq, .dy = (const float *const *)rows,
+                                        .src = src, .dw = wpart, .nseg = mm, .seg_stride = plane};
+                dfs_igemm_dw_run(&p);
+            }
+            if (!need_da) continue;
+            for (int j = 0; j < mm; j++) {
+                const int n = n0 + j;
+                /* dA = same conv of the padded dY with the flipped, transposed kernel */
+                for (int co = 0; co < Co; co++)
+                    for (int kh = 0; kh < G->KH; kh++)
+                        for (int kw = 0; kw < G->KW; kw++)
+                            src[(co * G->KH + kh) * G->KW + kw] =
+                                dyp + (size_t)co * mplane + (size_t)j * plane + (size_t)kh * G->Wp + kw;
+                for (int c = 0; c < C; c++) rows[c] = da + (size_t)c * P;
+                const dfs_igemm_fwd p = {.rows = C, .K = Co * KHW, .nq = nq, .apack = apack,
+                                         .src = src, .vmask = vmask, .vdst = vdst, .dst = rows,
+                                         .bias = NULL, .res = NULL, .accumulate = 0};
+                dfs_igemm_fwd_run(&p);
+                /* back through pre: upsample, dropout, GroupNorm (+SiLU) */
+                float *o1 = dx1 ? dx1 + (size_t)n * C1 * HW : NULL;
+                float *o2 = dx2 ? dx2 + (size_t)n * (C - C1) * HW : NULL;
+                if (G->up > 1) {
+                    const int up = G->up;
+                    for (int c = 0; c < C; c++) {
+                        float *o = c < C1 ? o1 : o2;
+                        if (!o) continue;
+                        o += (size_t)(c < C1 ? c : c - C1) * HW;
+                        const int fresh = c < C1 ? f1 : f2;
+                        const float *d = da + (size_t)c * P;
+                        for (int h = 0; h < G->H; h++)
+                            for (int i = 0; i < G->W; i++) {
+                                float s = 0.0f;
+                                for (int u = 0; u < up; u++)
+                                    for (int v = 0; v < up; v++) s += d[(size_t)(h * up + u) * G->Wc + i * up + v];
+                                float *t = o + (size_t)h * G->W + i;
+                                *t = fresh ? s : *t + s;
+                            }
+                    }
+                    continue;
+                }
+                if (sv->mask) {
+                    const size_t bit0 = (size_t)n * C * HW;
+                    for (size_t i = 0; i < (size_t)C * HW; i++) {
+                        size_t bi = bit0 + i;
+                        da[i] = (sv->mask[bi >> 3] >> (bi & 7) & 1) ? da[i] * sv->scale : 0.0f;
+                    }
+                }
+                if (act) {
+                    const dfs_planes xpl = {x->data + (size_t)n * C1 * HW,
+                                            x2 ? x2->data + (size_t)n * (C - C1) * HW : NULL, C1, HW};
+                    const dfs_planes_grad dxp = {o1, o2, C1, HW, f1, f2};
+                    for (int gi = 0; gi < groups; gi++)
+                        dfs_gn_backward_group(o1 || o2 ? &dxp : NULL, da, da, &xpl, C, groups, gi,
+                                              mu[(size_t)n * groups + gi], rstd[(size_t)n * groups + gi],
+                                              gm, bt, act == 2, ab + 2 * (size_t)n * C);
+                    continue;
+                }
+                for (int c = 0; c < C; c++) {
+                    float *o = c < C1 ? o1 : o2;
+                    if (!o) continue;
+                    o += (size_t)(c < C1 ? c : c - C1) * HW;
+                    const float *d = da + (size_t)c * P;
+                    if (c < C1 ? f1 : f2) memcpy(o, d, P * sizeof(float));
+                    else
+                        for (size_t i = 0; i < P; i++) o[i] += d[i];
+                }
+            }
+        }
+        /* the implicit barrier above: every partial is complete */
+        if (dw) {
+#pragma omp for schedule(static)
+            for (long i = 0; i < (long)Co * K; i++) {
+                float s = 0.0f;
+                for (int t = 0; t < nt; t++) s += ((const float *)(mem + shared + (size_t)t * per_thread + o_wp))[i];
+                dw[i] += s;
+            }
+        }
+    }
+    if (db || dt)
+        for (int co = 0; co < Co; co++) {
+            double s = 0;
+            for (int n = 0; n < N; n++) {
+                s += sums[(size_t)n * Co + co];
+                if (dt) dt[(size_t)n * Co + co] += (float)sums[(size_t)n * Co + co];
+            }
+            if (db) db[co] += (float)s;
+        }
+    if (act) dfs_gn_param_grads(dgm, dbt, ab, N, C);
+}
+
+/* Forward of any convolution on the implicit-GEMM kernel, through the phases of the padded
+ * input: with stride s, xpad[s oh + kh][s ow + kw] = P_(kh mod s, kw mod s)[oh + kh / s]
+ * [ow + kw / s], where P_ab[i][j] = xpad[s i + a][s j + b] (Hq x Wq = ceil(Hp / s) x
+ * ceil(Wp / s) each, zero beyond xpad). So B row k = (ci, kh, kw) is a shifted view of one
+ * phase plane, and q = oh Wq + ow with ow < Wo are the outputs. Used for the convolutions the
+ * fused op does not take (strided, or padded other than "same"); their backward stays im2col
+ * (conv_backward recomputes the columns from x). Threads over images. */
+static void phased_forward(dfs_graph *g, const conv_geom *c, float *out, const float *x,
+                           const float *w, const float *b) {
+    const int sh = c->sh, sw = c->sw, Co = c->Co, KHW = c->KH * c->KW, K = c->Ci * KHW;
+    const int Hp = c->H + 2 * c->ph, Wp = c->W + 2 * c->pw;
+    const int Hq = (Hp + sh - 1) / sh, Wq = (Wp + sw - 1) / sw;
+    const size_t qplane = (size_t)Hq * Wq, cstride = (size_t)sh * sw * qplane; // per channel
+    const size_t P = (size_t)c->Ho * c->Wo, HW = (size_t)c->H * c->W;
+    const int nq = (c->Ho - 1) * Wq + c->Wo, nvec = (nq + 15) / 16;
+    const int T = dfs_op_threads();
+    carver cv = {NULL, 0};
+    carve(&cv, dfs_igemm_pack_floats(Co, K) * sizeof(float));
+    carve(&cv, (size_t)nvec * sizeof(uint16_t));
+    carve(&cv, (size_t)nvec * sizeof(int));
+    const size_t shared = cv.used;
+    cv.used = 0;
+    carve(&cv, (size_t)c->Ci * cstride * sizeof(float));
+    carve(&cv, (size_t)K * sizeof(float *));
+    carve(&cv, (size_t)Co * sizeof(float *));
+    const size_t per_thread = cv.used;
+    unsigned char *mem = dfs_graph_scratch(g, 0, shared + (size_t)T * per_thread);
+    cv = (carver){mem, 0};
+    float *apack = carve(&cv, dfs_igemm_pack_floats(Co, K) * sizeof(float));
+    uint16_t *vmask = carve(&cv, (size_t)nvec * sizeof(uint16_t));
+    int *vdst = carve(&cv, (size_t)nvec * sizeof(int));
+    dfs_igemm_pack(apack, w, Co, K);
+    dfs_igemm_vecmap(vmask, vdst, nq, Wq, c->Wo);
+    const double work = (double)c->N * Co * K * (double)P;
+#pragma omp parallel num_threads(T) if (T > 1 && c->N > 1 && work >= (double)(1 << 20))
+    {
+        carver tc = {mem + shared + (size_t)conv_thread_id() * per_thread, 0};
+        float *ph = carve(&tc, (size_t)c->Ci * cstride * sizeof(float)); // (Ci, sh*sw, Hq, Wq)
+        const float **src = carve(&tc, (size_t)K * sizeof(float *));
+        float **dst = carve(&tc, (size_t)Co * sizeof(float *));
+#pragma omp for schedule(static)
+        for (int n = 0; n < c->N; n++) {
+            for (int ci = 0; ci < c->Ci; ci++) {
+                const float *xc = x + ((size_t)n * c->Ci + ci) * HW; // (H, W)
+                for (int a = 0; a < sh; a++)
+                    for (int bb = 0; bb < sw; bb++) {
+                        float *pl = ph + (size_t)ci * cstride + (size_t)(a * sw + bb) * qplane;
+                        for (int i = 0; i < Hq; i++) {
+                            const int ih = sh * i + a - c->ph;
+                            for (int j = 0; j < Wq; j++) {
+                                const int iw = sw * j + bb - c->pw;
+                                pl[(size_t)i * Wq + j] = ih >= 0 && ih < c->H && iw >= 0 && iw < c->W
+                                                             ? xc[(size_t)ih * c->W + iw]
+                                                             : 0.0f;
+                            }
+                        }
+                    }
+            }
+            for (int ci = 0; ci < c->Ci; ci++)
+                for (int kh = 0; kh < c->KH; kh++)
+                    for (int kw = 0; kw < c->KW; kw++)
+                        src[(ci * c->KH + kh) * c->KW + kw] =
+                            ph + (size_t)ci * cstride + (size_t)((kh % sh) * sw + kw % sw) * qplane +
+                            (size_t)(kh / sh) * Wq + kw / sw;
+            for (int co = 0; co < Co; co++) dst[co] = out + ((size_t)n * Co + co) * P;
+            const dfs_igemm_fwd p = {.rows = Co, .K = K, .nq = nq, .apack = apack, .src = src,
+                                     .vmask = vmask, .vdst = vdst, .dst = dst, .bias = b,
+                                     .res = NULL, .accumulate = 0};
+            dfs_igemm_fwd_run(&p);
+        }
+    }
+}
+
+static dfs_tensor *conv_op(dfs_graph *g, dfs_tensor *x, dfs_tensor *w, dfs_tensor *b, int stride,
+                           int pad) {
+    const conv_geom c = conv_geom_of(x, w, stride, pad);
+    DFS_ASSERT(c.Ho >= 1 && c.Wo >= 1);
+    if (dfs_get_kernels() == DFS_KERNELS_FAST && same_conv_ok(c.KH, c.KW, c.ph, c.pw, stride) &&
+        c.N > 0 && c.Ci > 0 && c.Co > 0) {
+        const dfs_conv_fused none = {.up = 1};
+        return fused_fast(g, x, w, b, &none);
+    }
+    dfs_tensor *out = x->ndim == 4 ? dfs_tensor_new(g, 4, (int[]){c.N, c.Co, c.Ho, c.Wo})
+                                   : dfs_tensor_new(g, 3, (int[]){c.N, c.Co, c.Wo});
+    if (dfs_get_kernels() == DFS_KERNELS_FAST && c.N > 0 && c.Ci > 0 && c.Co > 0)
+        phased_forward(g, &c, out->data, x->data, w->data, b ? b->data : NULL);
+    else
+        conv_forward(g, &c, out->data, x->data, w->data, b ? b->data : NULL);
+    dfs_node *n = dfs_record(g, conv_backward, out, 3, (dfs_tensor *[]){x, w, b});
+    if (n) {
+        n->i[0] = stride;
+        n->i[1] = pad;
+    }
+    return out;
+}
+
+dfs_tensor *dfs_conv2d(dfs_graph *g, dfs_tensor *x, dfs_tensor *w, dfs_tensor *b, int stride,
+                       int pad) {
+    DFS_ASSERT(x->ndim == 4 && w->ndim == 4);
+    DFS_ASSERT(x->shape[1] == w->shape[1]);
+    DFS_ASSERT(!b || (b->ndim == 1 && b->shape[0] == w->shape[0]));
+    DFS_ASSERT(stride >= 1 && pad >= 0);
+    return conv_op(g, x, w, b, stride, pad);
+}
+
+dfs_tensor *dfs_conv1d(dfs_graph *g, dfs_tensor *x, dfs_tensor *w, dfs_tensor *b, int stride,
+                       int pad) {
+    DFS_ASSERT(x->ndim == 3 && w->ndim == 3);
+    DFS_ASSERT(x->shape[1] == w->shape[1]);
+    DFS_ASSERT(!b || (b->ndim == 1 && b->shape[0] == w->shape[0]));
+    DFS_ASSERT(stride >= 1 && pad >= 0);
+    return conv_op(g, x, w, b, stride, pad);
+}
+
+/* The fused op as the composition of single ops: the definition of dfs_conv2d_fused, run when
+ * the fast kernels are off. */
+static dfs_tensor *fused_composed(dfs_graph *g, dfs_tensor *x, dfs_tensor *w, dfs_tensor *b,
+                                  const dfs_conv_fused *f) {
+    dfs_tensor *h = f->x2 ? dfs_concat(g, x, f->x2, 1) : x;
+    if (f->norm == 1) h = dfs_group_norm(g, h, f->gamma, f->beta, f->groups, f->eps);
+    if (f->norm == 2) h = dfs_group_norm_silu(g, h, f->gamma, f->beta, f->groups, f->eps);
+    if (f->dropout > 0.0f) h = dfs_dropout(g, h, f->dropout);
+    if (f->up > 1) h = dfs_upsample_nearest(g, h, f->up);
+    h = dfs_conv2d(g, h, w, b, 1, w->shape[2] / 2);
+    if (f->tadd)
+        h = dfs_add(g, h, dfs_reshape(g, f->tadd, 4, (int[]){h->shape[0], h->shape[1], 1, 1}));
+    if (f->res) h = dfs_add(g, h, f->res);
+    return h;
+}
+
+dfs_tensor *dfs_conv2d_fused(dfs_graph *g, dfs_tensor *x, dfs_tensor *w, dfs_tensor *b,
+                             const dfs_conv_fused *f) {
+    DFS_ASSERT(x && w && f && x->ndim == 4 && w->ndim == 4);
+    const int N = x->shape[0], C = x->shape[1] + (f->x2 ? f->x2->shape[1] : 0), Co = w->shape[0];
+    const int up = f->up < 1 ? 1 : f->up;
+    DFS_ASSERT(!f->x2 || (f->x2->ndim == 4 && f->x2->shape[0] == N &&
+                          f->x2->shape[2] == x->shape[2] && f->x2->shape[3] == x->shape[3]));
+    DFS_ASSERT(w->shape[1] == C && w->shape[2] % 2 == 1 && w->shape[2] == w->shape[3]);
+    DFS_ASSERT(!b || (b->ndim == 1 && b->shape[0] == Co));
+    DFS_ASSERT(f->norm >= 0 && f->norm <= 2);
+    DFS_ASSERT(!f->norm || (f->groups >= 1 && C % f->groups == 0 && f->eps >= 0.0f));
+    DFS_ASSERT(!f->gamma || f->gamma->n == (size_t)C);
+    DFS_ASSERT(!f->beta || f->beta->n == (size_t)C);
+    DFS_ASSERT(f->dropout >= 0.0f && f->dropout < 1.0f);
+    DFS_ASSERT(up == 1 || (!f->norm && f->dropout == 0.0f));
+    DFS_ASSERT(!f->tadd || f->tadd->n == (size_t)N * Co);
+    DFS_ASSERT(!f->res || (f->res->ndim == 4 && f->res->shape[0] == N && f->res->shape[1] == Co &&
+                           f->res->shape[2] == x->shape[2] * up && f->res->shape[3] == x->shape[3] * up));
+    dfs_conv_fused ff = *f;
+    ff.up = up;
+    if (dfs_get_kernels() != DFS_KERNELS_FAST || N == 0) return fused_composed(g, x, w, b, &ff);
+    return fused_fast(g, x, w, b, &ff);
+}
