@@ -159,17 +159,19 @@ def svg(layers, edges, files):
     """Boxes bottom-up (top of the picture = top layer), an arc on the right per dependency."""
     names = [l[0] for l in layers]
     n = len(layers)
-    box_w, box_h, gap, left = 560, 44, 14, 20
-    top = 40
+    box_w, box_h, gap, left = 780, 44, 14, 20
+    top = 56
     y = {name: top + (n - 1 - i) * (box_h + gap) for i, name in enumerate(names)}
-    pairs = sorted(edges, key=lambda e: (names.index(e[0]) - names.index(e[1]), names.index(e[1])))
+    pairs = sorted((e for e in edges if e[1] != "base"), key=lambda e: (names.index(e[0]) - names.index(e[1]), names.index(e[1])))
     width = left + box_w + 40 + 14 * len(pairs) + 20
     height = top + n * (box_h + gap) + 30
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
            f'font-family="DejaVu Sans, sans-serif" font-size="12">',
            '<rect width="100%" height="100%" fill="white"/>',
-           f'<text x="{left}" y="22" font-size="14" font-weight="bold">diffuse: layers (bottom first '
-           f'in src/LAYERS); arrows: what each folder uses (nm of the objects)</text>',
+           f'<text x="{left}" y="22" font-size="14" font-weight="bold">diffuse: the layers of src/ '
+           f'(src/LAYERS), each using only those below it</text>',
+           f'<text x="{left}" y="42" fill="#555">An arrow for each folder that another one calls '
+           f'(from nm of the objects); every folder calls base, which is not drawn.</text>',
            '<defs><marker id="a" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
            'orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#555"/></marker></defs>']
     for name, desc, extra in layers:
@@ -177,7 +179,7 @@ def svg(layers, edges, files):
         yy = y[name]
         out.append(f'<rect x="{left}" y="{yy}" width="{box_w}" height="{box_h}" rx="6" fill="{fill}" stroke="#444"/>')
         out.append(f'<text x="{left + 10}" y="{yy + 18}" font-weight="bold">src/{name}</text>')
-        out.append(f'<text x="{left + 110}" y="{yy + 18}">{esc(desc[:72])}</text>')
+        out.append(f'<text x="{left + 110}" y="{yy + 18}">{esc(desc)}</text>')
         out.append(f'<text x="{left + 110}" y="{yy + 35}" fill="#555">{esc(", ".join(files.get(name, [])))}</text>')
     for k, (a, b) in enumerate(pairs):
         x = left + box_w + 30 + 14 * k
