@@ -11,6 +11,7 @@
  *     io         atomic writes, IDX, PNG, .npy, safetensors; image data sets        src/io
  *     kernels    compute kernels (AVX-512 implicit GEMM), and the choice of them   src/kernels
  *     ref        plain reference loops that tests compare the fast paths to         src/ref
+ *                (linked into the tests only, not into libdiffuse)
  *     engine     tensors, arena, tape, reverse-mode gradients                       src/engine
  *     ops        differentiable ops on the tape                                     src/ops
  *     nn         parameters, AdamW/EMA, U-Net, text encoder, tokenizer, classifier  src/nn
@@ -23,18 +24,21 @@
  *     data       captioned image sets for text-to-image models                      src/data
  *     eval       feature statistics, Frechet distance, nearest neighbours            src/eval
  *
- * kernels and ref have no public header beyond the kernel choice (diffuse/kernels.h).
+ * kernels has no public header beyond the kernel choice (diffuse/kernels.h); ref has none.
  * examples/ has programs that use this header, built and run by make test.
  *
  * Conventions
  * - Every public name starts with dfs_ / DFS_.
  * - Shapes are row-major; images are NCHW (N = batch, C = channels, H = height, W = width).
- * - Programmer errors (wrong shapes passed to an op) stop the program at DFS_ASSERT, which
- *   names the file and line (the one place the library ends the process). Errors a caller can
- *   handle (files, arguments, data, memory for activations) return a dfs_status, and
- *   dfs_last_error() holds a one-line description.
- * - The library prints only through the log callback (dfs_set_log), except DFS_ASSERT's
- *   message on stderr.
+ * - Programmer errors (wrong shapes passed to an op; also malloc failing in dfs_params_add)
+ *   stop the program at DFS_ASSERT, which prints the file and line on stderr and calls
+ *   abort(). The one other place the library ends the process: memory for activations running
+ *   out in a graph with no recovery point (dfs_graph_alloc, diffuse/engine.h) prints one line
+ *   on stderr and calls exit(2); the library's own functions that run graphs set one and
+ *   return DFS_ERR_NOMEM. Other errors a caller can handle (files, arguments, data, memory)
+ *   return a dfs_status, and dfs_last_error() holds a one-line description.
+ * - The library prints only through the log callback (dfs_set_log), except those two lines on
+ *   stderr.
  * - Randomness comes only from an explicit dfs_rng.
  */
 #ifndef DIFFUSE_H

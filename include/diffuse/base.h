@@ -20,12 +20,12 @@ extern "C" {
 typedef enum {
     DFS_OK = 0,
     DFS_ERR_ARG,         /* bad argument value */
-    DFS_ERR_IO,          /* open/read/write/fsync/rename failed (errno in message) */
+    DFS_ERR_IO,          /* a file or folder cannot be opened, read, written or synced */
     DFS_ERR_FORMAT,      /* file is corrupt, truncated or not the expected format */
-    DFS_ERR_SHAPE,       /* data has the wrong shape for the model */
+    DFS_ERR_SHAPE,       /* data have the wrong shape or size for the model or reader */
     DFS_ERR_NOMEM,       /* allocation failed or size overflowed */
-    DFS_ERR_NAN,         /* loss or gradient is not finite */
-    DFS_ERR_INTERRUPTED, /* stopped by a signal; state was saved */
+    DFS_ERR_NAN,         /* a loss, gradient, feature or result is not finite */
+    DFS_ERR_INTERRUPTED, /* stopped early at a callback's request (the CLI's, on a signal) */
     DFS_STATUS_COUNT
 } dfs_status;
 
@@ -33,7 +33,7 @@ const char *dfs_status_str(dfs_status s);
 
 /* Record a one-line description of the error being returned (printf-style). Thread-local. */
 void dfs_set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* The last recorded error line ("" if none). */
+/* The last error line recorded in this thread ("" if none). */
 const char *dfs_last_error(void);
 
 typedef enum { DFS_LOG_DEBUG, DFS_LOG_INFO, DFS_LOG_WARN, DFS_LOG_ERROR, DFS_LOG_COUNT } dfs_log_level;
@@ -42,18 +42,19 @@ typedef void (*dfs_log_fn)(dfs_log_level level, const char *msg, void *user);
 void dfs_set_log(dfs_log_fn fn, void *user);
 void dfs_log(dfs_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Abort with file and line for programmer errors (shape mismatches in op calls). Running out
- * of memory for activations inside a forward or backward pass has no way back either: it
- * prints one line and exits with status 2 (dfs_unet_config_check keeps attention, the largest
- * buffer, at most 4096 tokens, so that only a batch or model too large for the machine gets
- * there). */
+/* For programmer errors (shape mismatches in op calls): prints the file, line and condition on
+ * stderr and calls abort(). Running out of memory for activations inside a forward or backward
+ * pass is the other error with no way back through the callers: see dfs_graph_alloc
+ * (diffuse/engine.h). dfs_unet_config_check keeps attention, the largest buffer, at most 4096
+ * tokens, so that only a batch or model too large for the machine gets there. */
 #define DFS_ASSERT(cond)                                                                      \
     do {                                                                                      \
         if (!(cond)) dfs_assert_fail(__FILE__, __LINE__, #cond);                              \
     } while (0)
 void dfs_assert_fail(const char *file, int line, const char *expr) __attribute__((noreturn));
 
-/* Threads used by OpenMP regions and OpenBLAS (n >= 1). */
+/* Threads used by OpenMP regions and OpenBLAS, process-wide (n < 1 counts as 1). get returns
+ * the last n set, 1 before any call (OpenMP and OpenBLAS then keep their own defaults). */
 void dfs_set_threads(int n);
 int dfs_get_threads(void);
 
@@ -71,7 +72,7 @@ typedef struct {
 void dfs_rng_seed(dfs_rng *r, uint64_t seed);
 uint64_t dfs_rng_u64(dfs_rng *r);
 float dfs_rng_uniform(dfs_rng *r);            /* [0, 1) with 24 random bits */
-uint32_t dfs_rng_below(dfs_rng *r, uint32_t n); /* uniform integer in [0, n), unbiased */
+uint32_t dfs_rng_below(dfs_rng *r, uint32_t n); /* uniform integer in [0, n), unbiased; n >= 1 */
 float dfs_rng_normal(dfs_rng *r);             /* standard normal */
 void dfs_rng_fill_normal(dfs_rng *r, float *out, size_t n);
 

@@ -10,8 +10,9 @@ extern "C" {
 #endif
 
 /* ------------------------------------------------------------------------------------------ */
-/* Captioned images and words: the data of text-to-image models (docs/TEXT_TO_IMAGE.md)       */
-/* src/data/captions.c (folders, loading by name), src/data/fashion_text.c, src/data/emoji.c, src/nn/tokenizer.c */
+/* Captioned images: the data of text-to-image models (docs/TEXT_TO_IMAGE.md; the word        */
+/* tokenizer is in diffuse/nn.h). src/data/captions.c (folders, loading by name),              */
+/* src/data/fashion_text.c, src/data/emoji.c                                                   */
 /* ------------------------------------------------------------------------------------------ */
 
 /* n images, each with one caption. images holds the pixels like every other data set (NCHW,
@@ -22,7 +23,8 @@ typedef struct {
     dfs_dataset images;
     char **captions;  /* n UTF-8 captions (owned) */
     char **names;     /* n names: file names relative to a folder, or the emoji's code points
-                         ("1F34E") / "fashion-mnist:INDEX" for builders (owned) */
+                         ("1F34E") / "fashion-mnist-train:INDEX" ("-test:" for the test
+                         split) for builders (owned) */
     int skipped;      /* emoji: skin-tone variants left out (see skin_tones) */
     int failed;       /* emoji: emoji left out because they did not render as one glyph */
 } dfs_caption_set;
@@ -47,7 +49,8 @@ void dfs_caption_options_default(dfs_caption_options *o);
  * test split), "emoji". */
 int dfs_captions_is_builder(const char *name);
 /* Load a builder by name (built in memory, nothing written) or a captioned folder. o may be
- * NULL (defaults). On error *cs is zeroed and the message names the file, line or emoji. */
+ * NULL (defaults). On error *cs is zeroed (untouched for DFS_ERR_ARG) and the message names the
+ * file, line or emoji. */
 dfs_status dfs_captions_load(dfs_caption_set *cs, const char *spec, const dfs_caption_options *o);
 /* A folder of PNGs with captions: DIR/metadata.jsonl, one JSON object per line with string
  * "file_name" (a PNG path relative to DIR) and string "text" (Hugging Face imagefolder), in
@@ -58,8 +61,9 @@ dfs_status dfs_captions_load_dir(dfs_caption_set *cs, const char *dir,
                                  const dfs_caption_options *o);
 /* Fashion-MNIST with captions (dfs_fashion_caption) and labels. */
 dfs_status dfs_captions_fashion(dfs_caption_set *cs, const dfs_caption_options *o);
-/* Noto Color Emoji rendered at size x size RGB with names from emoji-test.txt; emoji that do
- * not render are left out and counted in cs->failed (one DFS_LOG_WARN names the first few). */
+/* Noto Color Emoji rendered at size x size (RGB unless channels is 1) with names from
+ * emoji-test.txt; emoji that do not render are left out and counted in cs->failed (one
+ * DFS_LOG_WARN names the first few). */
 dfs_status dfs_captions_emoji(dfs_caption_set *cs, const dfs_caption_options *o);
 /* Write cs as a folder readable by dfs_captions_load_dir: DIR/NNNNNN.png (6 digits, index
  * order) and DIR/metadata.jsonl ({"file_name", "text", then "label" when labelled, "name"}).
@@ -125,14 +129,16 @@ typedef struct {
     int skin_tone;    /* 1 if it has a skin-tone modifier (U+1F3FB..U+1F3FF) */
 } dfs_emoji_entry;
 
-/* The fully-qualified lines of emoji-test.txt in file order (skin-tone variants, those with
- * U+1F3FB..U+1F3FF, only with skin_tones). *list malloc'ed; free with dfs_emoji_list_free. */
+/* The fully-qualified lines of emoji-test.txt (NULL: /usr/share/unicode/emoji/emoji-test.txt)
+ * in file order (skin-tone variants, those with U+1F3FB..U+1F3FF, only with skin_tones). *list
+ * malloc'ed; free with dfs_emoji_list_free. */
 dfs_status dfs_emoji_list(const char *emoji_test, int skin_tones, dfs_emoji_entry **list, int *n);
 void dfs_emoji_list_free(dfs_emoji_entry *list, int n);
-/* Caption: "NAME, GROUP WORDS, SUBGROUP WORDS", lowercased, Latin letters folded to ASCII
- * ("curaçao" -> "curacao", "o’clock" -> "o'clock"), "&" and quotes dropped, keycap symbols
- * spelled ("keycap: number sign"), subgroup hyphens as spaces: "red apple, food drink, food
- * fruit". Into buf; returns the length (truncated at cap - 1). */
+/* Caption: "NAME, GROUP WORDS, SUBGROUP WORDS", lowercased, Latin-1 letters folded to ASCII
+ * ("curaçao" -> "curacao"), curly apostrophes made straight ("o’clock" -> "o'clock"), "&" and
+ * double quotes dropped, keycap symbols spelled ("keycap: number sign"), hyphens of the group
+ * and subgroup as spaces: "red apple, food drink, food fruit". Into buf; returns the length
+ * (truncated at cap - 1). */
 size_t dfs_emoji_caption(const dfs_emoji_entry *e, char *buf, size_t cap);
 
 typedef struct dfs_emoji_font dfs_emoji_font;
@@ -141,7 +147,8 @@ dfs_status dfs_emoji_font_open(dfs_emoji_font **f, const char *path);
 void dfs_emoji_font_close(dfs_emoji_font *f);
 /* Shape utf8 with HarfBuzz; it must become exactly one glyph (not .notdef), which is loaded
  * in colour (FT_LOAD_COLOR, premultiplied BGRA), composited on white (c + 255 - a), centred
- * in a square and area-averaged to out (3, size, size). DFS_ERR_FORMAT if it does not. */
+ * in a square and resized as dfs_image_resize_u8 does (area averaging when shrinking) to out
+ * (3, size, size), size 1..4096. DFS_ERR_FORMAT if it does not become one colour glyph. */
 dfs_status dfs_emoji_render(dfs_emoji_font *f, const char *utf8, int size, uint8_t *out);
 
 

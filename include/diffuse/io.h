@@ -21,19 +21,23 @@ typedef struct dfs_dataset {
 } dfs_dataset;
 
 void dfs_dataset_free(dfs_dataset *d);
-/* IDX files (MNIST format), gzip or raw, read with zlib. labels_path may be NULL. */
+/* IDX files (MNIST format), gzip or raw, read with zlib. labels_path may be NULL; with labels,
+ * num_classes is the largest label + 1. */
 dfs_status dfs_load_idx(dfs_dataset *d, const char *images_path, const char *labels_path);
-/* Debian's dataset-fashion-mnist: train (60000) or test (10000). */
+/* Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist, or the folder that
+ * DFS_FASHION_MNIST_DIR names): train (60000) or test (10000), with the 10 class names. */
 dfs_status dfs_load_fashion_mnist(dfs_dataset *d, int train);
-/* A folder of PNGs; sub-folders are classes (sorted by name). All images are resized with
- * box/bilinear filtering to size x size and converted to `channels` (1 or 3). */
+/* A folder of PNGs; sub-folders are classes (sorted by name; loose PNGs beside them are
+ * ignored). All images are resized (area averaging when shrinking, bilinear when growing) to
+ * size x size, size 1..4096, and converted to `channels` (1 or 3). */
 dfs_status dfs_load_png_dir(dfs_dataset *d, const char *dir, int size, int channels);
-/* Read one PNG into 8-bit pixels (c, h, w) with c = 1 or 3 (alpha composited on white). */
+/* Read one PNG into 8-bit pixels (c, h, w) with c = 1 or 3 (alpha composited on white);
+ * *pixels is malloc'ed, the caller frees it. DFS_ERR_SHAPE past 4096 x 4096 pixels. */
 dfs_status dfs_png_read(const char *path, uint8_t **pixels, int *c, int *h, int *w);
-/* Write an 8-bit PNG atomically (c = 1 or 3, pixels HWC interleaved). */
+/* Write an 8-bit PNG atomically (c = 1 or 3, pixels HWC interleaved, h and w <= 65536). */
 dfs_status dfs_png_write(const char *path, const uint8_t *pixels, int c, int h, int w);
-/* Tile n images (c,h,w in [-1,1], NCHW floats) into a grid with `cols` columns and a 2-pixel
- * border, then write it as PNG. */
+/* Tile n images (c,h,w in [-1,1], NCHW floats) into a grid with min(cols, n) columns and a
+ * 2-pixel mid-gray border, then write it as PNG. */
 dfs_status dfs_png_write_grid(const char *path, const float *images, int n, int c, int h,
                               int w, int cols);
 /* Whether that grid fits a PNG (65536 pixels a side): DFS_OK, or DFS_ERR_ARG with its size in
@@ -44,12 +48,14 @@ dfs_status dfs_png_grid_fits(int n, int h, int w, int cols);
 dfs_status dfs_npy_write_u8(const char *path, const uint8_t *data, int ndim, const size_t *shape);
 dfs_status dfs_npy_write_i32(const char *path, const int32_t *data, int ndim,
                              const size_t *shape);
-/* Read a uint8 .npy array (any shape, C order); *data malloc'ed. */
+/* Read a uint8 .npy array (version 1.0 or 2.0, C order, at most DFS_MAXDIM dimensions: shape
+ * needs room for DFS_MAXDIM entries); *data malloc'ed, the caller frees it. */
 dfs_status dfs_npy_read_u8(const char *path, uint8_t **data, int *ndim, size_t *shape);
-/* Read a little-endian int32 ('<i4') .npy array, e.g. the labels diffuse sample writes. */
+/* The same for a little-endian int32 ('<i4') array, e.g. the labels diffuse sample writes. */
 dfs_status dfs_npy_read_i32(const char *path, int32_t **data, int *ndim, size_t *shape);
 
-/* Write `size` bytes to path atomically: path.tmp, fsync, rename, fsync the directory. */
+/* Write `size` bytes to path atomically: path.tmp.PID, fsync, rename, fsync the directory.
+ * DFS_ERR_IO if path exists and is not a regular file. */
 dfs_status dfs_write_atomic(const char *path, const void *data, size_t size);
 /* Open an existing regular file for reading ("rb") into *f. A FIFO, device or folder is refused
  * with "PATH: not a regular file" instead of being opened (opening a FIFO would wait for a
@@ -70,7 +76,7 @@ typedef struct {
     dfs_dtype dtype;
     int ndim;
     int64_t shape[DFS_MAXDIM];
-    const void *data;   /* points into the loaded file buffer */
+    const void *data;   /* points into buf; may be unaligned (read it with memcpy) */
     size_t nbytes;
 } dfs_st_tensor;
 
@@ -83,14 +89,16 @@ typedef struct {
     size_t size;
 } dfs_safetensors;
 
-/* Parse a file, checking the header length, JSON, dtypes, shapes and byte ranges. */
+/* Read a whole file and parse it, checking the header length (at most 100 MB), JSON, dtypes,
+ * shapes and byte ranges (they must tile the data). On error *st is zeroed. */
 dfs_status dfs_st_load(dfs_safetensors *st, const char *path);
 void dfs_st_free(dfs_safetensors *st);
+/* A tensor or a metadata value by name; NULL if absent. Valid until dfs_st_free. */
 const dfs_st_tensor *dfs_st_find(const dfs_safetensors *st, const char *name);
 const char *dfs_st_meta(const dfs_safetensors *st, const char *key);
 
-/* Builder for writing: add tensors (data is referenced, not copied, until write) and
- * metadata, then write atomically. */
+/* Builder for writing: add tensors (names copied; data referenced, not copied, until write)
+ * and metadata (copied; a repeated key replaces the value), then write atomically. */
 typedef struct dfs_st_writer dfs_st_writer;
 dfs_st_writer *dfs_st_writer_new(void);
 void dfs_st_writer_free(dfs_st_writer *w);
@@ -99,7 +107,7 @@ dfs_status dfs_st_writer_add(dfs_st_writer *w, const char *name, dfs_dtype dt, i
 dfs_status dfs_st_writer_meta(dfs_st_writer *w, const char *key, const char *val);
 dfs_status dfs_st_writer_write(dfs_st_writer *w, const char *path);
 
-/* float16 conversions (round to nearest even). */
+/* float16 conversions (to f16: round to nearest even; to f32: exact). */
 uint16_t dfs_f32_to_f16(float f);
 float dfs_f16_to_f32(uint16_t h);
 

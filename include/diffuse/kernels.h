@@ -9,13 +9,16 @@ extern "C" {
 #endif
 
 /* --- Kernel choice ------------------------------------------------------------------------ */
-/* FAST: stride-1 convolutions run on the library's own AVX-512 implicit-GEMM kernels, fused
- * with the GroupNorm/SiLU/dropout before them and the bias/time-embedding/residual adds after
- * them (portable loops where the CPU lacks AVX-512). BLAS: the earlier path, im2col + OpenBLAS
- * sgemm and one op per step; kept as a reference and for comparison. The default is FAST on
- * CPUs with AVX-512 and BLAS elsewhere, or what the environment variable DFS_KERNELS (fast,
- * blas) names. DFS_CPU=avx2 makes an AVX-512 CPU count as one without it (BLAS by default,
- * and the portable loops under FAST), so that one machine tests both paths. */
+/* FAST: stride-1 "same" convolutions (odd kernel, padding kernel / 2) run forward and backward
+ * on the library's own AVX-512 implicit-GEMM kernels, which in the U-Net also do the
+ * GroupNorm/SiLU/dropout/upsampling before them and the bias/time-embedding/residual adds after
+ * them; other convolutions run their forward on those kernels and their backward as under BLAS
+ * (portable loops in place of the kernels where the CPU lacks AVX-512). BLAS: the earlier path,
+ * im2col + OpenBLAS sgemm and one op per step; kept as a reference and for comparison. Until
+ * dfs_set_kernels is called, the choice is made once, at the first dfs_get_kernels: what the
+ * environment variable DFS_KERNELS (fast, blas) names, else FAST on CPUs with AVX-512 and BLAS
+ * elsewhere. DFS_CPU=avx2 makes an AVX-512 CPU count as one without it (BLAS by default, and
+ * the portable loops under FAST), so that one machine tests both paths. Process-wide. */
 typedef enum { DFS_KERNELS_FAST, DFS_KERNELS_BLAS, DFS_KERNELS_COUNT } dfs_kernels;
 extern const char *const dfs_kernels_names[DFS_KERNELS_COUNT];
 void dfs_set_kernels(dfs_kernels k);

@@ -25,10 +25,13 @@ typedef struct dfs_params {
 
 dfs_params *dfs_params_new(void);
 void dfs_params_free(dfs_params *p);
-/* Declare a parameter (before finalize). The name is copied. Returns its tensor. */
+/* Declare a parameter (before finalize). The name is copied. Returns its tensor, owned by p.
+ * Out of memory stops at DFS_ASSERT. */
 dfs_tensor *dfs_params_add(dfs_params *p, const char *name, int ndim, const int *shape);
-/* Allocate the blocks and point the tensors into them. Returns DFS_ERR_NOMEM on failure. */
+/* Allocate the blocks (zeroed) and point the tensors into them. Returns DFS_ERR_NOMEM on
+ * failure. */
 dfs_status dfs_params_finalize(dfs_params *p);
+/* The tensor of that name, or NULL. */
 dfs_tensor *dfs_params_find(const dfs_params *p, const char *name);
 void dfs_params_zero_grad(dfs_params *p);
 
@@ -43,7 +46,8 @@ typedef struct {
 } dfs_adamw_config;
 
 void dfs_adamw_config_default(dfs_adamw_config *c);
-/* One AdamW step (step counts from 1). Clips the gradient first; returns the pre-clip
+/* One AdamW step (step counts from 1; the learning rate ramps up linearly over the first
+ * warmup steps, Goyal et al. 2017). Clips the gradient first; returns the pre-clip
  * gradient norm in *gnorm (may be NULL). Updates EMA if enabled. DFS_ERR_NAN if the gradient
  * is not finite (parameters are left untouched then). */
 dfs_status dfs_adamw_step(dfs_params *p, const dfs_adamw_config *c, long step, float *gnorm);
@@ -66,23 +70,24 @@ typedef struct {
     int heads;   /* attention heads; divides dim */
 } dfs_text_config;
 
+/* Values in parentheses are the "fmnist" preset's. dfs_unet_config_check gives the limits. */
 typedef struct {
-    int image_size;      /* H = W */
-    int in_channels;     /* 1 or 3; output has the same */
-    int base_channels;   /* C */
-    int nlevels;
-    int mult[DFS_MAX_LEVELS];  /* channels at level l = C * mult[l] */
-    int attn[DFS_MAX_LEVELS];  /* 1: attention after each res block at level l */
+    int image_size;      /* H = W; divisible by 2^(nlevels - 1) */
+    int in_channels;     /* 1..4 (1 gray, 3 RGB); the output has as many */
+    int base_channels;   /* C (32); even and divisible by groups */
+    int nlevels;         /* 1..DFS_MAX_LEVELS (3) */
+    int mult[DFS_MAX_LEVELS];  /* channels at level l = C * mult[l] (1, 2, 2) */
+    int attn[DFS_MAX_LEVELS];  /* 1: attention after each res block at level l (level 2) */
     int enc_blocks;      /* res blocks per encoder level (2) */
-    int dec_blocks;      /* res blocks per decoder level (enc_blocks + 1) */
+    int dec_blocks;      /* res blocks per decoder level: must be enc_blocks + 1 (3) */
     int groups;          /* GroupNorm groups (8) */
-    float dropout;       /* 0.1 */
-    int num_classes;     /* 0 = unconditional; else a table of num_classes + 1 rows */
+    float dropout;       /* in [0, 1) (0.1) */
+    int num_classes;     /* 0 = unconditional; else a table of num_classes + 1 rows (10) */
     dfs_text_config text; /* text.dim == 0: no text; else captions condition the net (section
                              "Text-to-image" below; num_classes must then be 0) */
 } dfs_unet_config;
 
-/* Fill c from a preset name ("fmnist", "tiny"). DFS_ERR_ARG for unknown names. */
+/* Fill c from a preset name ("fmnist", "small"). DFS_ERR_ARG for unknown names. */
 dfs_status dfs_unet_config_preset(dfs_unet_config *c, const char *name);
 /* DFS_OK if the configuration can be built, else DFS_ERR_ARG with a message. */
 dfs_status dfs_unet_config_check(const dfs_unet_config *c);
@@ -99,8 +104,8 @@ struct dfs_unet {
     void *text; /* text conditioning: encoder and caption table (src/nn/unet_text.c), or NULL */
 };
 
-/* Declare and initialise (PyTorch default init, from rng) a U-Net. NULL on bad config
- * (message in dfs_last_error). */
+/* Declare and initialise (PyTorch default init, from rng) a U-Net; the EMA starts as the
+ * weights. NULL on a bad config or out of memory (message in dfs_last_error). */
 dfs_unet *dfs_unet_new(const dfs_unet_config *c, dfs_rng *rng);
 void dfs_unet_free(dfs_unet *u);
 /* The number of parameters dfs_unet_new would allocate, without allocating them (a checkpoint
@@ -128,8 +133,8 @@ typedef struct dfs_text_encoder dfs_text_encoder;
 dfs_status dfs_text_config_check(const dfs_text_config *c);
 /* Declare the encoder's parameters in p, named prefix + "tok_emb.weight", "pos_emb.weight",
  * "layers.I.{ln1,qkv,out,ln2,fc1,fc2}.{weight,bias}", "ln_final.{weight,bias}". Call before
- * dfs_params_finalize; NULL for a bad config. Free with dfs_text_encoder_free (the parameters
- * belong to p). */
+ * dfs_params_finalize; NULL for a bad config (message set) or out of memory. Free with
+ * dfs_text_encoder_free (the parameters belong to p). */
 dfs_text_encoder *dfs_text_encoder_declare(dfs_params *p, const char *prefix, const dfs_text_config *c);
 void dfs_text_encoder_free(dfs_text_encoder *te);
 const dfs_text_config *dfs_text_encoder_config(const dfs_text_encoder *te);
@@ -150,9 +155,10 @@ dfs_tensor *dfs_text_encoder_forward(dfs_text_encoder *te, dfs_graph *g, const i
  * vocabulary in the safetensors header, which is UTF-8 JSON. */
 long dfs_utf8_invalid(const char *text);
 
-/* Split text into lowercase words (rules in src/nn/tokenizer.c and docs/TEXT_TO_IMAGE.md) into
- * buf (cap bytes; strlen(text) + 1 is always enough), pointing words[0..max_words-1] at them.
- * Returns the number of words (which may exceed max_words), or -1 if buf is too small. */
+/* Split text into words, ASCII letters lowercased (rules in src/nn/tokenizer.c and
+ * docs/TEXT_TO_IMAGE.md), into buf (cap bytes; strlen(text) + 1 is always enough), pointing
+ * words[0..max_words-1] at them. Returns the number of words (which may exceed max_words), or
+ * -1 if buf is too small or an argument is NULL. */
 int dfs_text_words(const char *text, char *buf, size_t cap, const char **words, int max_words);
 
 enum { DFS_TOK_PAD = 0, DFS_TOK_UNK = 1, DFS_TOK_BOS = 2, DFS_TOK_EOS = 3, DFS_TOK_SPECIALS = 4 };
@@ -175,7 +181,8 @@ typedef void (*dfs_unknown_fn)(void *user, const char *word);
 
 void dfs_tokenizer_config_default(dfs_tokenizer_config *c);
 /* Vocabulary from n training captions: <pad> <unk> <bos> <eos>, then words by count
- * (descending), ties bytewise. *out owned by the caller (dfs_tokenizer_free). */
+ * (descending), ties bytewise. *out owned by the caller (dfs_tokenizer_free). DFS_ERR_FORMAT
+ * for a caption that is not UTF-8 or has a word over 128 bytes. */
 dfs_status dfs_tokenizer_build(dfs_tokenizer **out, const char *const *texts, int n,
                                const dfs_tokenizer_config *c);
 void dfs_tokenizer_free(dfs_tokenizer *t);
@@ -184,16 +191,19 @@ int dfs_tokenizer_max_len(const dfs_tokenizer *t);
 /* The word of an id (NULL out of range), the id of a word (DFS_TOK_UNK if absent). */
 const char *dfs_tokenizer_word(const dfs_tokenizer *t, int id);
 int dfs_tokenizer_id(const dfs_tokenizer *t, const char *word);
-/* ids[max_len] = <bos> w1 .. wk <eos> <pad>...; words past max_len - 2 are dropped. mask
- * (may be NULL) gets 1 for the `length` real ids, 0 for padding; info may be NULL. */
+/* ids[max_len] = <bos> w1 .. wk <eos> <pad>..., max_len 3..4096 (DFS_ERR_ARG otherwise); words
+ * past max_len - 2 are dropped. mask (may be NULL) gets 1 for the `length` real ids, 0 for
+ * padding; info and on_unknown may be NULL. */
 dfs_status dfs_tokenizer_encode(const dfs_tokenizer *t, const char *text, int max_len, int *ids,
                                 uint8_t *mask, dfs_encode_info *info, dfs_unknown_fn on_unknown,
                                 void *user);
 /* Words of ids joined by spaces, skipping <pad> <bos> <eos>; <unk> (and ids out of range) as
  * "<unk>". malloc'ed (NULL when out of memory). */
 char *dfs_tokenizer_decode(const dfs_tokenizer *t, const int *ids, int n);
-/* {"format":"diffuse-words-1","max_len":L,"vocab":[...]}; malloc'ed. Parsing checks the
- * format, the special tokens, that every word is one lowercase word, and no duplicates. */
+/* {"format":"diffuse-words-1","max_len":L,"vocab":[...]}, printed by cJSON (free with
+ * cJSON_free(): free() unless the program installed cJSON hooks); NULL when out of memory.
+ * Parsing checks the format, max_len, the special tokens, that every word is one lowercase
+ * word of at most 128 bytes, and no duplicates. */
 char *dfs_tokenizer_to_json(const dfs_tokenizer *t);
 dfs_status dfs_tokenizer_from_json(dfs_tokenizer **out, const char *json);
 
@@ -217,8 +227,8 @@ dfs_status dfs_tokenizer_from_json(dfs_tokenizer **out, const char *json);
 
 /* Copy a table of rows tokenized captions: tokens (rows, L) with ids in [0, text.vocab), mask
  * (rows, L) of 0/1 (NULL: every token real), L = text.max_len; it replaces the previous table.
- * rows may be 0 (only the empty caption). DFS_ERR_ARG for a model without text or bad ids,
- * DFS_ERR_NOMEM. */
+ * rows may be 0 (only the empty caption). DFS_ERR_ARG for a model without text, bad ids or
+ * mask values, DFS_ERR_NOMEM. */
 dfs_status dfs_unet_set_context(dfs_unet *u, const int *tokens, const uint8_t *mask, int rows);
 /* Rows of the attached table (the label of the empty caption), or -1 for a model without text. */
 int dfs_unet_context_rows(const dfs_unet *u);
@@ -277,7 +287,8 @@ dfs_tensor *dfs_classifier_graph(dfs_classifier *c, dfs_graph *g, dfs_tensor *x,
                                  dfs_tensor **features);
 /* No-grad inference on n images x (n, C, S, S) in [-1, 1], in passes of max_batch images
  * (threads: dfs_set_threads). Writes logits (n, K) and/or features (n, F); either may be NULL.
- * DFS_ERR_ARG if n < 0 or both outputs are NULL; DFS_ERR_NOMEM if the activations do not fit. */
+ * DFS_ERR_ARG if n < 0, both outputs are NULL or max_batch < 1; DFS_ERR_NOMEM if the
+ * activations do not fit. */
 dfs_status dfs_classifier_forward(dfs_classifier *c, const float *x, int n, float *logits,
                                   float *features);
 /* The same for n images of 8-bit pixels (n, C, S, S), scaled as p / 127.5 - 1. */
@@ -301,7 +312,8 @@ dfs_status dfs_classifier_load(const char *path, dfs_classifier **out, char **tr
 
 /* Training: cross-entropy, AdamW (src/nn/params.c) with linear warm-up and cosine decay of the
  * learning rate to 0 over all steps (Loshchilov & Hutter 2017, eq. 5). Epoch e visits the data
- * in a Fisher-Yates order drawn from (seed, e); weights start from dfs_classifier_new's. */
+ * in a Fisher-Yates order drawn from (seed, e); training goes on from c's current weights
+ * (dfs_classifier_new's for a new one), with the AdamW moments reset to zero. */
 typedef struct {
     int epochs;         /* 3 */
     int batch;          /* 128; the last batch of an epoch may be smaller */
@@ -309,7 +321,7 @@ typedef struct {
     float weight_decay; /* AdamW decoupled weight decay (5e-4) */
     int warmup;         /* linear warm-up steps (100) */
     float clip;         /* gradient-norm clip, <= 0 disables (5) */
-    uint64_t seed;      /* data order (0); the initial weights come from dfs_classifier_new */
+    uint64_t seed;      /* data order (0); the weights are c's, not drawn here */
 } dfs_classifier_train_config;
 
 void dfs_classifier_train_config_default(dfs_classifier_train_config *c);

@@ -8,12 +8,14 @@
 extern "C" {
 #endif
 
-/* --- Ops. Each returns a new arena tensor and records a backward on the tape. ------------- */
+/* --- Ops ---------------------------------------------------------------------------------- */
+/* Each returns a tensor in g's arena and, when g records (dfs_graph_set_grad) and an input
+ * requires grad, records its backward on the tape. Wrong shapes stop at DFS_ASSERT. */
 /* Size key: N batch, C channels (Ci in, Co out), H W height width, L length, K kernel,
  * B batch of matrices, M K N matrix sizes, D features, V vocabulary, G groups. */
 
 /* out (N,Co,Ho,Wo) = conv(x (N,Ci,H,W), w (Co,Ci,KH,KW)) + b (Co) ; b may be NULL.
- * Ho = (H + 2 pad - KH) / stride + 1. */
+ * Cross-correlation, as PyTorch's. Ho = (H + 2 pad - KH) / stride + 1. */
 dfs_tensor *dfs_conv2d(dfs_graph *g, dfs_tensor *x, dfs_tensor *w, dfs_tensor *b, int stride,
                        int pad);
 /* out (N,Co,Lo) = conv(x (N,Ci,L), w (Co,Ci,K)) + b (Co). */
@@ -21,14 +23,15 @@ dfs_tensor *dfs_conv1d(dfs_graph *g, dfs_tensor *x, dfs_tensor *w, dfs_tensor *b
                        int pad);
 /* out (..., O) = x (..., I) w^T + b, w (O, I), b (O) or NULL. */
 dfs_tensor *dfs_linear(dfs_graph *g, dfs_tensor *x, dfs_tensor *w, dfs_tensor *b);
-/* GroupNorm over (C/G, spatial) per sample and group; x (N,C,...), gamma/beta (C). */
+/* GroupNorm over (C/G, spatial) per sample and group; x (N,C,...), gamma/beta (C) or NULL
+ * (1 and 0). */
 dfs_tensor *dfs_group_norm(dfs_graph *g, dfs_tensor *x, dfs_tensor *gamma, dfs_tensor *beta,
                            int groups, float eps);
 /* silu(group_norm(x)) in one op, without keeping the normalised tensor (fused: one pass,
  * one activation less). */
 dfs_tensor *dfs_group_norm_silu(dfs_graph *g, dfs_tensor *x, dfs_tensor *gamma,
                                 dfs_tensor *beta, int groups, float eps);
-/* LayerNorm over the last dimension; gamma/beta (D). */
+/* LayerNorm over the last dimension; gamma/beta (D) or NULL (1 and 0). */
 dfs_tensor *dfs_layer_norm(dfs_graph *g, dfs_tensor *x, dfs_tensor *gamma, dfs_tensor *beta,
                            float eps);
 dfs_tensor *dfs_silu(dfs_graph *g, dfs_tensor *x);   /* x * sigmoid(x) */
@@ -37,11 +40,11 @@ dfs_tensor *dfs_gelu(dfs_graph *g, dfs_tensor *x);   /* tanh approximation */
 dfs_tensor *dfs_add(dfs_graph *g, dfs_tensor *a, dfs_tensor *b);
 dfs_tensor *dfs_mul(dfs_graph *g, dfs_tensor *a, dfs_tensor *b);
 dfs_tensor *dfs_scale(dfs_graph *g, dfs_tensor *a, float s);
-/* Same data, new shape (same element count). */
+/* Same data, new shape (same element count): a view, no copy. */
 dfs_tensor *dfs_reshape(dfs_graph *g, dfs_tensor *x, int ndim, const int *shape);
-/* Join along dim (other dims equal). */
+/* Join along dim (other dims equal; a negative dim counts from the end). */
 dfs_tensor *dfs_concat(dfs_graph *g, dfs_tensor *a, dfs_tensor *b, int dim);
-/* x[..., start:start+len, ...] along dim. */
+/* x[..., start:start+len, ...] along dim, copied (a negative dim counts from the end). */
 dfs_tensor *dfs_slice(dfs_graph *g, dfs_tensor *x, int dim, int start, int len);
 /* Nearest-neighbour upsampling of (N,C,H,W) by an integer factor. */
 dfs_tensor *dfs_upsample_nearest(dfs_graph *g, dfs_tensor *x, int factor);
@@ -60,15 +63,18 @@ dfs_tensor *dfs_attention(dfs_graph *g, dfs_tensor *q, dfs_tensor *k, dfs_tensor
                           const uint8_t *key_mask);
 /* Rows of table (V,D) picked by idx[0..n-1] -> (n, D). idx is copied. */
 dfs_tensor *dfs_embedding(dfs_graph *g, dfs_tensor *table, const int *idx, int n);
-/* Inverted dropout with probability p in training mode; identity otherwise. */
+/* Inverted dropout with probability p in [0, 1) in training mode (dfs_graph_set_training);
+ * otherwise, or with p = 0, it returns x itself. */
 dfs_tensor *dfs_dropout(dfs_graph *g, dfs_tensor *x, float p);
-/* Scalar mean of (a - b)^2; b is the target (no gradient flows into b). */
+/* Scalar mean of (a - b)^2 over the a->n == b->n elements; b is the target (no gradient flows
+ * into b). */
 dfs_tensor *dfs_mse(dfs_graph *g, dfs_tensor *a, dfs_tensor *b);
 /* Scalar mean of all elements. */
 dfs_tensor *dfs_mean(dfs_graph *g, dfs_tensor *x);
 
 /* Sinusoidal timestep embedding (no gradient): out (n, dim), sines first, then cosines,
- * f_i = exp(-ln(10000) i / (dim/2)) (Ho et al. 2020, after Vaswani et al. 2017). */
+ * f_i = exp(-ln(10000) i / (dim/2)); an odd dim gets a zero last column (Ho et al. 2020,
+ * after Vaswani et al. 2017). */
 dfs_tensor *dfs_timestep_embedding(dfs_graph *g, const int *t, int n, int dim);
 
 

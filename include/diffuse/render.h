@@ -1,4 +1,4 @@
-/* diffuse/render.h - text and line charts drawn into PNGs (FreeType, HarfBuzz). Part of diffuse.h. */
+/* diffuse/render.h - text and line charts drawn into PNGs (FreeType). Part of diffuse.h. */
 #ifndef DIFFUSE_RENDER_H
 #define DIFFUSE_RENDER_H
 
@@ -8,16 +8,19 @@
 extern "C" {
 #endif
 
-/* Render one line of UTF-8 text with a TrueType font (FreeType) at px pixels: *out (h, w)
- * malloc'ed 8-bit coverage (0 = paper, 255 = ink). DFS_ERR_IO if the font file is missing. */
+/* Render one line of UTF-8 text with a TrueType font (FreeType) at px pixels, px 4..512: *out
+ * (h, w) malloc'ed 8-bit coverage (0 = paper, 255 = ink). DFS_ERR_IO if the font file is
+ * missing, DFS_ERR_FORMAT if FreeType cannot use it. */
 dfs_status dfs_text_render(const char *font_path, const char *text, int px, uint8_t **out,
                            int *w, int *h);
 /* dfs_png_write_grid with a white band on top holding labels[j] centred over column j (black,
- * clipped to the column; NULL or "" leaves it blank), in font_path at px pixels. */
+ * clipped to the column; NULL or "" leaves it blank), in font_path at px pixels, px 4..256.
+ * labels has min(cols, n) entries. */
 dfs_status dfs_png_write_grid_labeled(const char *path, const float *images, int n, int c,
                                       int h, int w, int cols, const char *const *labels,
                                       const char *font_path, int px);
-/* The DejaVu Sans file of Debian's fonts-dejavu-core, used for labels. */
+/* The DejaVu Sans file of Debian's fonts-dejavu-core: dfs_plot_png's default font, and the
+ * one the command line uses for labels. */
 #define DFS_DEFAULT_FONT "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 /* Line charts (src/render/plot.c): loss curves and other series against steps, as an RGB PNG. */
 typedef struct {
@@ -35,7 +38,8 @@ typedef struct {
     const char *font;    /* NULL = DFS_DEFAULT_FONT */
 } dfs_plot_config;
 /* Draw ns series on shared axes (ticks at 1, 2, 5 x 10^k; decades on a log axis) and write
- * the PNG atomically. cfg NULL gives the defaults. DFS_ERR_ARG if nothing finite is left. */
+ * the PNG atomically. cfg NULL gives the defaults. DFS_ERR_ARG if nothing finite is left or
+ * the size is outside 200..8192 x 150..8192. */
 dfs_status dfs_plot_png(const char *path, const dfs_plot_series *series, int ns,
                         const dfs_plot_config *cfg);
 
