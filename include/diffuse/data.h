@@ -73,14 +73,6 @@ dfs_status dfs_captions_emoji(dfs_caption_set *cs, const dfs_caption_options *o)
 dfs_status dfs_captions_write_dir(const dfs_caption_set *cs, const char *dir,
                                   dfs_progress_fn progress, void *user);
 void dfs_caption_set_free(dfs_caption_set *cs);
-/* Images first..first+count-1 of d as floats p / 127.5 - 1 (the training range) into out
- * (count, c, h, w). DFS_ERR_ARG if the range is outside d. */
-dfs_status dfs_dataset_images_f32(const dfs_dataset *d, int first, int count, float *out);
-/* Resize one image (sc, sh, sw) 8-bit to (oc, size, size) exactly as dfs_load_png_dir does:
- * area averaging when shrinking, half-pixel bilinear when growing, gray -> RGB by copying,
- * RGB -> gray by BT.601 luma. sc, oc in {1, 3}; size <= 4096. */
-dfs_status dfs_image_resize_u8(const uint8_t *src, int sc, int sh, int sw, uint8_t *dst, int oc,
-                               int size);
 
 /* ---- fashion-captions: Fashion-MNIST classes, synonyms and measured attributes ----------- */
 

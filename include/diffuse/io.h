@@ -21,6 +21,14 @@ typedef struct dfs_dataset {
 } dfs_dataset;
 
 void dfs_dataset_free(dfs_dataset *d);
+/* Images first..first+count-1 of d as floats p / 127.5 - 1 (the training range) into out
+ * (count, c, h, w). DFS_ERR_ARG if the range is outside d. */
+dfs_status dfs_dataset_images_f32(const dfs_dataset *d, int first, int count, float *out);
+/* Resize one image (sc, sh, sw) 8-bit to (oc, size, size) exactly as dfs_load_png_dir does:
+ * area averaging when shrinking, half-pixel bilinear when growing, gray -> RGB by copying,
+ * RGB -> gray by BT.601 luma. sc, oc in {1, 3}; size <= 4096. */
+dfs_status dfs_image_resize_u8(const uint8_t *src, int sc, int sh, int sw, uint8_t *dst, int oc,
+                               int size);
 /* IDX files (MNIST format), gzip or raw, read with zlib. labels_path may be NULL; with labels,
  * num_classes is the largest label + 1. */
 dfs_status dfs_load_idx(dfs_dataset *d, const char *images_path, const char *labels_path);

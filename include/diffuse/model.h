@@ -102,6 +102,10 @@ typedef enum {
     DFS_CKPT_COUNT
 } dfs_ckpt_kind;
 
+/* A U-Net configuration as the JSON that checkpoints store under "unet" (docs/CHECKPOINTS.md),
+ * printed by cJSON; the caller frees it with cJSON_free() (free() unless the program installed
+ * cJSON hooks). NULL when out of memory. */
+char *dfs_unet_config_json(const dfs_unet_config *c);
 /* Write atomically. train_json (may be NULL) is stored as the "train" metadata. */
 dfs_status dfs_checkpoint_save(const char *path, const dfs_model *m, const dfs_train_state *st,
                                const char *train_json, dfs_ckpt_kind kind);

@@ -91,11 +91,6 @@ typedef struct {
 dfs_status dfs_unet_config_preset(dfs_unet_config *c, const char *name);
 /* DFS_OK if the configuration can be built, else DFS_ERR_ARG with a message. */
 dfs_status dfs_unet_config_check(const dfs_unet_config *c);
-/* The configuration as the JSON that checkpoints store under "unet" (docs/CHECKPOINTS.md),
- * printed by cJSON; the caller frees it with cJSON_free() (free() unless the program installed
- * cJSON hooks). NULL when out of memory. */
-char *dfs_unet_config_json(const dfs_unet_config *c);
-
 typedef struct dfs_unet dfs_unet;
 struct dfs_unet {
     dfs_unet_config cfg;
@@ -238,9 +233,6 @@ int dfs_unet_context_rows(const dfs_unet *u);
 /* (src/nn/classifier.c, src/ops/loss.c, docs/CLASSIFIER.md)                                     */
 /* ------------------------------------------------------------------------------------------ */
 
-/* Softmax cross-entropy, mean over the batch: logits (N, K), labels[N] in [0, K) (copied).
- * L = 1/N sum_i logsumexp(z_i) - z_i[y_i], computed with the max shift. Scalar output. */
-dfs_tensor *dfs_cross_entropy(dfs_graph *g, dfs_tensor *logits, const int *labels);
 
 /* The network (K = num_classes, F = feature_dim, c0 c1 c2 = channels[]; every conv 3x3 with
  * padding 1, so a stride-2 conv maps a side s to ceil(s / 2)):

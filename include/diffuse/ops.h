@@ -66,6 +66,9 @@ dfs_tensor *dfs_embedding(dfs_graph *g, dfs_tensor *table, const int *idx, int n
 /* Inverted dropout with probability p in [0, 1) in training mode (dfs_graph_set_training);
  * otherwise, or with p = 0, it returns x itself. */
 dfs_tensor *dfs_dropout(dfs_graph *g, dfs_tensor *x, float p);
+/* Softmax cross-entropy, mean over the batch: logits (N, K), labels[N] in [0, K) (copied).
+ * L = 1/N sum_i logsumexp(z_i) - z_i[y_i], computed with the max shift. Scalar output. */
+dfs_tensor *dfs_cross_entropy(dfs_graph *g, dfs_tensor *logits, const int *labels);
 /* Scalar mean of (a - b)^2 over the a->n == b->n elements; b is the target (no gradient flows
  * into b). */
 dfs_tensor *dfs_mse(dfs_graph *g, dfs_tensor *a, dfs_tensor *b);

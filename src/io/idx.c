@@ -293,3 +293,16 @@ dfs_status dfs_load_fashion_mnist(dfs_dataset *d, int train) {
     free(lab);
     return st;
 }
+
+dfs_status dfs_dataset_images_f32(const dfs_dataset *d, int first, int count, float *out) {
+    if (!d || !out || first < 0 || count < 0 || first > d->n || count > d->n - first) {
+        dfs_set_error("dataset_images_f32: images %d..%d are outside the %d images", first,
+                      first + count - 1, d ? d->n : 0);
+        return DFS_ERR_ARG;
+    }
+    size_t dim = (size_t)d->c * d->h * d->w;
+    const uint8_t *p = d->pixels + (size_t)first * dim;
+    for (size_t k = 0; k < (size_t)count * dim; k++)
+        out[k] = p[k] / 127.5f - 1.0f; // as train.c
+    return DFS_OK;
+}

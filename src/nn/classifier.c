@@ -2,7 +2,7 @@
  * is the feature space for Frechet distances of samples and whose predictions give the class
  * accuracy of class-conditional samples (docs/CLASSIFIER.md).
  *
- * Architecture (include/diffuse.h, "Image classifier"): five 3x3 convolutions, each followed by
+ * Architecture (include/diffuse/nn.h, "Image classifier"): five 3x3 convolutions, each followed by
  * GroupNorm and SiLU (Wu & He 2018; Elfwing et al. 2018), three of them with stride 2 in place
  * of pooling (Springenberg et al. 2015, "Striving for simplicity"), the 4x4 map flattened into a
  * feature layer Linear(c2 * 16, F) + SiLU, and a Linear(F, K) head. Flattening keeps where

@@ -1,6 +1,6 @@
 /* unet.c - the U-Net noise predictor of Ho et al. 2020 (appendix B), composed from engine ops.
  *
- * Layout and names follow ../shared/REFERENCE_UNET.md and docs/CHECKPOINTS.md: parameters are
+ * Layout and names follow the reference U-Net (docs/CHECKPOINTS.md): parameters are
  * declared in forward order with PyTorch state_dict names, so a PyTorch module of the same
  * architecture (tools/torch_unet.py) loads a checkpoint as it is.
  *
@@ -52,7 +52,7 @@ dfs_status dfs_unet_config_preset(dfs_unet_config *c, const char *name) {
     c->enc_blocks = 2;
     c->dec_blocks = 3;
     if (strcmp(name, "fmnist") == 0) {
-        /* ../shared/REFERENCE_UNET.md: 1,624,577 parameters. */
+        /* the reference U-Net: 1,624,577 parameters (README, "The network") */
         c->image_size = 28;
         c->in_channels = 1;
         c->base_channels = 32;
@@ -319,7 +319,7 @@ typedef struct {
     unet_text_fwd *text;  /* text models: the batch's encoded captions, else NULL */
 } fwd;
 
-/* ResBlock (REFERENCE_UNET.md): h = Conv3(SiLU(GN(x))) + Linear(SiLU(temb));
+/* ResBlock (docs/CHECKPOINTS.md): h = Conv3(SiLU(GN(x))) + Linear(SiLU(temb));
  * h = Conv3(Dropout(SiLU(GN(h)))); out = h + skip(x). In the decoder x is the concatenation
  * [x, x2] of the previous output and the encoder's skip tensor. Each line is one fused op
  * (dfs_conv2d_fused: the norm, activation, dropout and adds run inside the convolution). */

@@ -1,5 +1,5 @@
 /* unet_text.h - text conditioning of the U-Net (src/nn/unet_text.c), the hooks src/nn/unet.c calls.
- * Not public API; the public side is the "Text-to-image" section of diffuse.h.
+ * Not public API; the public side is the "Text-to-image" section of include/diffuse/nn.h.
  *
  * Size key: N batch, L tokens per caption, d text width, E time-embedding width, c channels of
  * an attention block, P = H*W image positions. */
