@@ -1,4 +1,5 @@
-# diffuse - build, test, demo. `make demo` and `make test` install what they need first.
+# diffuse - build, test, demo. `make demo` and `make test` install the Debian packages they need
+# first (scripts/setup.sh).
 CC      ?= gcc
 BUILD   ?= build
 OPT     ?= -O2 -march=native
@@ -17,7 +18,8 @@ LAYERS_CORE  := base io kernels engine ops nn diffusion model
 LAYERS_EXTRA := render data eval
 INC_EXTRA := $(shell pkg-config --cflags freetype2 harfbuzz 2>/dev/null)
 CPPFLAGS := -Iinclude -I/usr/include/$(MULTIARCH)/$(BLAS)
-LIBS_CORE  := -L$(BLASDIR) -Wl,-rpath,$(BLASDIR) -lopenblas -lpng -lz -lcjson -lm
+LIBS_BLAS  := -L$(BLASDIR) -Wl,-rpath,$(BLASDIR) -lopenblas
+LIBS_CORE  := $(LIBS_BLAS) -lpng -lz -lcjson -lm
 LIBS_EXTRA := -llapacke -lharfbuzz -lfreetype
 LDLIBS  := $(LIBS_EXTRA) $(LIBS_CORE)
 OMP     := -fopenmp
@@ -26,7 +28,8 @@ CORE_SRC  := $(foreach l,$(LAYERS_CORE),$(wildcard src/$(l)/*.c))
 EXTRA_SRC := $(foreach l,$(LAYERS_EXTRA),$(wildcard src/$(l)/*.c))
 REF_SRC   := $(wildcard src/ref/*.c)
 LIB_SRC   := $(CORE_SRC) $(EXTRA_SRC)
-LIB_HDR   := include/diffuse.h $(wildcard include/diffuse/*.h) $(wildcard src/*/*.h)
+PUB_HDR   := include/diffuse.h $(wildcard include/diffuse/*.h)
+LIB_HDR   := $(PUB_HDR) $(wildcard src/*/*.h)
 obj = $(1:src/%.c=$(BUILD)/obj/%.o)
 LIB_CORE  := $(BUILD)/libdiffuse.a
 LIB_EXTRA := $(BUILD)/libdiffuse-extra.a
@@ -37,15 +40,20 @@ CLI_SRC  := $(wildcard cli/*.c)
 CLI_OBJ  := $(CLI_SRC:cli/%.c=$(BUILD)/cli/%.o)
 TEST_SRC := $(wildcard tests/test_*.c)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+# Programs for the PyTorch parity tests (tests/parity*.sh), next to their Python halves.
+PARITY_SRC := $(wildcard tests/parity/*.c)
+PARITY_BIN := $(PARITY_SRC:tests/parity/%.c=$(BUILD)/tests/parity/%)
+# Programs a user runs.
 TOOL_SRC := $(wildcard tools/*.c)
 TOOL_BIN := $(TOOL_SRC:tools/%.c=$(BUILD)/tools/%)
 
-.PHONY: all setup test test-asan test-cpus demo bench clean format fuzz
+.PHONY: all setup test test-asan test-cpus demo bench sgemm-peak clean format fuzz
 
-all: $(LIBS) $(LIB_REF) $(BUILD)/diffuse $(TEST_BIN) $(TOOL_BIN)
+all: $(LIBS) $(LIB_REF) $(BUILD)/diffuse $(TEST_BIN) $(PARITY_BIN) $(TOOL_BIN) \
+     $(BUILD)/sgemm_peak
 
 setup:
-	@sh tools/setup.sh
+	@sh scripts/setup.sh
 
 # Library objects see the public headers and their own layer's private ones (by relative path).
 $(BUILD)/obj/%.o: src/%.c $(LIB_HDR)
@@ -65,7 +73,7 @@ $(LIB_REF): $(call obj,$(REF_SRC))
 	ar rcs $@ $^
 
 # The command line sees the public headers only.
-$(BUILD)/cli/%.o: cli/%.c include/diffuse.h $(wildcard include/diffuse/*.h) $(wildcard cli/*.h)
+$(BUILD)/cli/%.o: cli/%.c $(PUB_HDR) $(wildcard cli/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) $(OMP) $(CPPFLAGS) -c $< -o $@
 
@@ -77,9 +85,19 @@ $(BUILD)/tests/%: tests/%.c tests/check.h $(LIB_HDR) $(LIBS) $(LIB_REF)
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) $(OMP) $(CPPFLAGS) -Isrc $(INC_EXTRA) -o $@ $< $(LIB_REF) $(LIBS) $(LDLIBS)
 
-$(BUILD)/tools/%: tools/%.c $(LIBS)
+$(BUILD)/tests/parity/%: tests/parity/%.c $(PUB_HDR) $(LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) $(OMP) $(CPPFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
+
+$(BUILD)/tools/%: tools/%.c $(PUB_HDR) $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) $(OMP) $(CPPFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
+
+# The machine's SGEMM peak through the same OpenBLAS, the yardstick of bench/run.sh.
+sgemm-peak: $(BUILD)/sgemm_peak
+$(BUILD)/sgemm_peak: bench/sgemm_peak.c
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) $(OMP) $(CPPFLAGS) -o $@ $< $(LIBS_BLAS)
 
 # The whole suite: unit tests, PyTorch parity, CLI tests. Prints "N passed, N failed".
 test: setup
@@ -105,16 +123,17 @@ test-cpus: setup
 
 demo: setup
 	@$(MAKE) --no-print-directory $(BUILD)/diffuse
-	@sh tools/demo.sh $(BUILD)
+	@sh scripts/demo.sh $(BUILD)
 
 bench: setup
-	@$(MAKE) --no-print-directory $(BUILD)/diffuse
+	@$(MAKE) --no-print-directory $(BUILD)/diffuse $(BUILD)/sgemm_peak
 	@sh bench/run.sh $(BUILD)
 
 include fuzz/fuzz.mk
 
 format:
-	clang-format -i include/*.h include/diffuse/*.h src/*/*.c src/*/*.h cli/*.c tests/*.c tests/*.h
+	clang-format -i include/*.h include/diffuse/*.h src/*/*.c src/*/*.h cli/*.c tests/*.c tests/*.h \
+	  tests/parity/*.c tools/*.c
 
 # every build folder: build/, build-asan/ and the build-*/ that BUILD=... made (all gitignored)
 clean:

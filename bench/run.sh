@@ -2,7 +2,8 @@
 # bench/run.sh BUILD - diffuse against PyTorch on the reference U-Net (fmnist preset), and
 # against the machine's SGEMM peak. See bench/README.md for what each figure means.
 #
-#   sh bench/run.sh build            (or: make bench)
+#   make bench                      (builds BUILD/diffuse and BUILD/sgemm_peak, then runs this)
+#   sh bench/run.sh build            (after make all, or make build/diffuse sgemm-peak)
 #
 # Environment: BENCH_ROUNDS (default 3), BENCH_BATCH (64), BENCH_THREADS (2), BENCH_STEPS (5),
 # BENCH_BASELINE (path of another diffuse binary, e.g. an older build, timed in every round as a
@@ -29,14 +30,10 @@ done
 [ -x "$BUILD/diffuse" ] || { echo "bench/run.sh: $BUILD/diffuse not found; run make first" >&2; exit 1; }
 [ -x "$PY" ] || { echo "bench/run.sh: $PY not found (apt-get install python3-torch)" >&2; exit 1; }
 
-# The SGEMM yardstick, built with the Makefile's BLAS flags.
-MULTIARCH=$(gcc -print-multiarch)
-BLASDIR=/usr/lib/$MULTIARCH/openblas-openmp
+# The SGEMM yardstick (bench/sgemm_peak.c), built by the Makefile with the library's BLAS.
 SGEMM=$BUILD/sgemm_peak
-if [ ! -x "$SGEMM" ] || [ "$HERE/sgemm_peak.c" -nt "$SGEMM" ]; then
-    gcc -O2 -march=native -fopenmp -I/usr/include/$MULTIARCH/openblas-openmp "$HERE/sgemm_peak.c" \
-        -L"$BLASDIR" -Wl,-rpath,"$BLASDIR" -lopenblas -o "$SGEMM"
-fi
+[ -x "$SGEMM" ] || { echo "bench/run.sh: $SGEMM not found; run make BUILD=$BUILD sgemm-peak (make bench does)" >&2; exit 1; }
+[ "$SGEMM" -nt "$HERE/sgemm_peak.c" ] || { echo "bench/run.sh: $SGEMM is older than $HERE/sgemm_peak.c; run make BUILD=$BUILD sgemm-peak" >&2; exit 1; }
 
 OUT=$BUILD/bench
 mkdir -p "$OUT"

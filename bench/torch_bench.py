@@ -1,8 +1,8 @@
 """torch_bench.py - PyTorch timing of the reference U-Net, for comparison with `diffuse bench`.
 
-Runs the network of tools/torch_unet.py with the fmnist preset (/work/shared/REFERENCE_UNET.md)
-on random data, float32, on the CPU, and prints one JSON line with the keys `diffuse bench
---json` uses:
+Runs the network of tests/parity/torch_unet.py with the fmnist preset
+(/work/shared/REFERENCE_UNET.md) on random data, float32, on the CPU, and prints one JSON line
+with the keys `diffuse bench --json` uses:
 
     train_img_per_s    images/s over K full training steps (forward, MSE, backward, AdamW,
                        zero_grad) after 2 warm-up steps
@@ -25,7 +25,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "parity"))
 from torch_unet import FMNIST, build_unet  # noqa: E402
 
 WARMUP = 2

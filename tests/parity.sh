@@ -1,10 +1,10 @@
 #!/bin/sh
-# parity.sh BUILD - the C U-Net against PyTorch: BUILD/tools/parity_dump runs the fmnist U-Net
-# forward, backward and 5 AdamW steps on a fixed batch, once with the fast kernels and once with
-# the BLAS path (DFS_KERNELS); tools/torch_parity.py repeats it in PyTorch (float64, and float32
-# to measure the conditioning its tolerances come from) and compares both dumps' output, every
-# gradient, the losses and the weight updates. Prints "parity: N passed, N failed"; exits
-# non-zero on any failure.
+# parity.sh BUILD - the C U-Net against PyTorch: BUILD/tests/parity/parity_dump runs the fmnist
+# U-Net forward, backward and 5 AdamW steps on a fixed batch, once with the fast kernels and once
+# with the BLAS path (DFS_KERNELS); tests/parity/torch_parity.py repeats it in PyTorch (float64,
+# and float32 to measure the conditioning its tolerances come from) and compares both dumps'
+# output, every gradient, the losses and the weight updates. Prints "parity: N passed, N
+# failed"; exits non-zero on any failure.
 BUILD=${1:-build}
 PY=/usr/bin/python3
 
@@ -21,8 +21,8 @@ if ! "$PY" -c "import torch, numpy" >/dev/null 2>&1; then
     exit 1
 fi
 
-if [ ! -x "$BUILD/tools/parity_dump" ]; then
-    echo "parity.sh: $BUILD/tools/parity_dump is missing (run make first)"
+if [ ! -x "$BUILD/tests/parity/parity_dump" ]; then
+    echo "parity.sh: $BUILD/tests/parity/parity_dump is missing (run make first)"
     echo "parity.sh: 0 passed, 1 failed"
     exit 1
 fi
@@ -38,7 +38,7 @@ dumps=""
 for k in fast blas; do
     out="$dir/parity-$k.safetensors"
     echo "parity.sh: kernels $k"
-    if DFS_KERNELS=$k "$BUILD/tools/parity_dump" "$out"; then
+    if DFS_KERNELS=$k "$BUILD/tests/parity/parity_dump" "$out"; then
         dumps="$dumps $out"
     else
         echo "parity.sh: parity_dump failed (kernels $k)"
@@ -47,7 +47,7 @@ for k in fast blas; do
 done
 if [ -n "$dumps" ]; then
     # shellcheck disable=SC2086 # two paths without spaces (mktemp)
-    "$PY" tools/torch_parity.py $dumps >"$dir/log" 2>&1
+    "$PY" tests/parity/torch_parity.py $dumps >"$dir/log" 2>&1
     rc=$?
     cat "$dir/log"
     line=$(grep -E '^torch_parity: [0-9]+ passed, [0-9]+ failed' "$dir/log" | tail -n 1)

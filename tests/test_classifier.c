@@ -18,7 +18,7 @@
  *    up to the test images whose prediction float rounding could flip (see test_shipped).
  *
  * With --dump-parity FILE it instead writes the cross-entropy and tiny-network cases for
- * tools/torch_classifier.py (tests/parity_classifier.sh) and exits. */
+ * tests/parity/torch_classifier.py (tests/parity_classifier.sh) and exits. */
 #include "check.h"
 #include "diffuse.h"
 #include "gradcheck.h"
@@ -792,7 +792,7 @@ done:
     free(tj);
 }
 
-/* ---- parity dump for tools/torch_classifier.py --------------------------------------------------
+/* ---- parity dump for tests/parity/torch_classifier.py -------------------------------------------
  */
 
 /* Cases: "ce.logits" (6, 10) with one row of +-30 and one shifted by 500, "ce.labels" (I64),

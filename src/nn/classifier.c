@@ -10,8 +10,8 @@
  * only 87-89% on Fashion-MNIST in 2-3 epochs instead of 91-92% (docs/CLASSIFIER.md).
  *
  * Parameters are declared in forward order with PyTorch state_dict names ("conv0.weight",
- * "norm0.weight", ..., "feature.weight", "head.weight"), so tools/torch_classifier.py can load a
- * file as it is.
+ * "norm0.weight", ..., "feature.weight", "head.weight"), so tests/parity/torch_classifier.py can
+ * load a file as it is.
  *
  * Size key: N batch, C channels, S image side, K classes, F features, B training batch. */
 #include "diffuse/nn.h"

@@ -2,7 +2,7 @@
  *
  * Layout and names follow the reference U-Net (docs/CHECKPOINTS.md): parameters are
  * declared in forward order with PyTorch state_dict names, so a PyTorch module of the same
- * architecture (tools/torch_unet.py) loads a checkpoint as it is.
+ * architecture (tests/parity/torch_unet.py) loads a checkpoint as it is.
  *
  * Size key: N batch, C channels, H W spatial, E = 4 * base channels (time embedding width). */
 #include "diffuse/nn.h"

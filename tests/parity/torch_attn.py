@@ -1,8 +1,8 @@
-"""torch_attn.py DUMP - repeats tools/attn_dump.c's attention cases in PyTorch (autograd over
+"""torch_attn.py DUMP - repeats attn_dump.c's attention cases in PyTorch (autograd over
 softmax(Q K^T / sqrt(dh) + mask) V per head, the heads being column blocks) and compares the
 output and the gradients of q, k and v. The reference is float64; each comparison (max |C - ref|
 over the largest |ref|) must come within SAFETY times PyTorch float32's own deviation from it
-on the same inputs, the measure of how well conditioned that quantity is (tools/torch_parity.py
+on the same inputs, the measure of how well conditioned that quantity is (torch_parity.py
 explains SAFETY = 8 and the floor of 4 roundings). Prints "torch_attn: N passed, N failed"."""
 import math
 import os

@@ -9,7 +9,7 @@ PyTorch on the cases that `test_classifier --dump-parity FILE` wrote:
 
 The reference is PyTorch in float64; the tolerances come from the conditioning of each
 quantity on these inputs, measured as PyTorch float32's own deviation from float64 (see
-tools/torch_parity.py): C must come within SAFETY = 8 times it, and 8 times 4 roundings of the
+torch_parity.py): C must come within SAFETY = 8 times it, and 8 times 4 roundings of the
 result at least.
 
 Prints each comparison and ends with "torch_classifier: N passed, N failed"; exits 1 if

@@ -1,5 +1,5 @@
 """torch_parity.py OUT.safetensors [OUT2.safetensors ...] - compare the C U-Net with PyTorch on
-the batch that tools/parity_dump.c wrote: parameter count and names, forward output, every
+the batch that parity_dump.c wrote: parameter count and names, forward output, every
 parameter's gradient, and the losses and weight updates of K AdamW steps. For a
 text-conditioned U-Net (parity_dump --text) also the caption table, a ctx layer in every
 attention block and the gradients of the text encoder, text_proj and ctx layers as groups.

@@ -1,9 +1,9 @@
 """torch_text.py DUMP - the text encoder of src/nn/text.c rebuilt with torch.nn (LayerNorm, Linear,
-GELU tanh, Embedding; attention through tools/torch_attn.py's formula), loaded with the C weights,
+GELU tanh, Embedding; attention through torch_attn.py's formula), loaded with the C weights,
 run on the same tokens and mask, and compared: per-token output, pooled output and the gradient
 of every parameter. The reference is float64; each comparison (max |C - ref| over the largest
 |ref|) must come within SAFETY times PyTorch float32's own deviation from it on the same inputs
-(tools/torch_parity.py explains SAFETY = 8 and the floor of 4 roundings). Prints "torch_text: N
+(torch_parity.py explains SAFETY = 8 and the floor of 4 roundings). Prints "torch_text: N
 passed, N failed"."""
 import json
 import os
