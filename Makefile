@@ -46,10 +46,13 @@ PARITY_BIN := $(PARITY_SRC:tests/parity/%.c=$(BUILD)/tests/parity/%)
 # Programs a user runs.
 TOOL_SRC := $(wildcard tools/*.c)
 TOOL_BIN := $(TOOL_SRC:tools/%.c=$(BUILD)/tools/%)
+# The smallest programs that show the API; they see <diffuse.h> only (tests/examples.sh runs them).
+EXAMPLE_SRC := $(wildcard examples/*.c)
+EXAMPLE_BIN := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
 
 .PHONY: all setup test test-asan test-cpus demo bench sgemm-peak clean format fuzz
 
-all: $(LIBS) $(LIB_REF) $(BUILD)/diffuse $(TEST_BIN) $(PARITY_BIN) $(TOOL_BIN) \
+all: $(LIBS) $(LIB_REF) $(BUILD)/diffuse $(TEST_BIN) $(PARITY_BIN) $(TOOL_BIN) $(EXAMPLE_BIN) \
      $(BUILD)/sgemm_peak
 
 setup:
@@ -93,13 +96,17 @@ $(BUILD)/tools/%: tools/%.c $(PUB_HDR) $(LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) $(OMP) $(CPPFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
 
+$(BUILD)/examples/%: examples/%.c $(PUB_HDR) $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) $(OMP) $(CPPFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
+
 # The machine's SGEMM peak through the same OpenBLAS, the yardstick of bench/run.sh.
 sgemm-peak: $(BUILD)/sgemm_peak
 $(BUILD)/sgemm_peak: bench/sgemm_peak.c
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) $(OMP) $(CPPFLAGS) -o $@ $< $(LIBS_BLAS)
 
-# The whole suite: unit tests, PyTorch parity, CLI tests. Prints "N passed, N failed".
+# The whole suite: unit tests, PyTorch parity, CLI tests, the examples. Prints "N passed, N failed".
 test: setup
 	@$(MAKE) --no-print-directory all
 	@sh tests/run.sh $(BUILD)
@@ -133,7 +140,7 @@ include fuzz/fuzz.mk
 
 format:
 	clang-format -i include/*.h include/diffuse/*.h src/*/*.c src/*/*.h cli/*.c tests/*.c tests/*.h \
-	  tests/parity/*.c tools/*.c
+	  tests/parity/*.c tools/*.c examples/*.c
 
 # every build folder: build/, build-asan/ and the build-*/ that BUILD=... made (all gitignored)
 clean:
