@@ -1,5 +1,6 @@
-# diffuse - build, test, demo. `make demo` and `make test` install the Debian packages they need
-# first (scripts/setup.sh).
+# diffuse - build, test, demo, install. `make demo` and `make test` install the Debian packages
+# they need first (scripts/setup.sh); `make install PREFIX=DIR` installs the library, headers,
+# pkg-config files, programs and shipped models (default /usr/local; DESTDIR is honoured).
 CC      ?= gcc
 BUILD   ?= build
 OPT     ?= -O2 -march=native
@@ -43,14 +44,15 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 # Programs for the PyTorch parity tests (tests/parity*.sh), next to their Python halves.
 PARITY_SRC := $(wildcard tests/parity/*.c)
 PARITY_BIN := $(PARITY_SRC:tests/parity/%.c=$(BUILD)/tests/parity/%)
-# Programs a user runs.
+# Programs a user runs (installed as diffuse-nn-eval, diffuse-t2i-eval).
 TOOL_SRC := $(wildcard tools/*.c)
 TOOL_BIN := $(TOOL_SRC:tools/%.c=$(BUILD)/tools/%)
 # The smallest programs that show the API; they see <diffuse.h> only (tests/examples.sh runs them).
 EXAMPLE_SRC := $(wildcard examples/*.c)
 EXAMPLE_BIN := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: all setup test test-asan test-cpus demo bench sgemm-peak clean format fuzz
+.PHONY: all setup test test-asan test-cpus demo bench sgemm-peak shared install uninstall \
+        clean format fuzz
 
 all: $(LIBS) $(LIB_REF) $(BUILD)/diffuse $(TEST_BIN) $(PARITY_BIN) $(TOOL_BIN) $(EXAMPLE_BIN) \
      $(BUILD)/sgemm_peak
@@ -106,7 +108,8 @@ $(BUILD)/sgemm_peak: bench/sgemm_peak.c
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) $(OMP) $(CPPFLAGS) -o $@ $< $(LIBS_BLAS)
 
-# The whole suite: unit tests, PyTorch parity, CLI tests, the examples. Prints "N passed, N failed".
+# The whole suite: unit tests, PyTorch parity, CLI tests, the examples, an install into a
+# temporary prefix (tests/install.sh). Prints "N passed, N failed".
 test: setup
 	@$(MAKE) --no-print-directory all
 	@sh tests/run.sh $(BUILD)
@@ -135,6 +138,106 @@ demo: setup
 bench: setup
 	@$(MAKE) --no-print-directory $(BUILD)/diffuse $(BUILD)/sgemm_peak
 	@sh bench/run.sh $(BUILD)
+
+# ---- Shared libraries and installation ---------------------------------------------------------
+# The shared libraries are built from position-independent copies of the library objects in
+# BUILD/pic (the static archives, the CLI and the tests keep their own objects), each with a
+# soname: libdiffuse.so.0 -> libdiffuse.so.0.1.0. The extra library links against the core one.
+# Only `make shared` and `make install` build them.
+VERSION   := 0.1.0
+SOVERSION := $(firstword $(subst ., ,$(VERSION)))
+pic = $(1:src/%.c=$(BUILD)/pic/%.o)
+SO_CORE   := $(BUILD)/libdiffuse.so.$(VERSION)
+SO_EXTRA  := $(BUILD)/libdiffuse-extra.so.$(VERSION)
+SO_LDFLAGS = -shared -Wl,-soname,$(notdir $(@:.so.$(VERSION)=.so.$(SOVERSION))) -Wl,--no-undefined \
+             -Wl,--as-needed
+
+$(BUILD)/pic/%.o: src/%.c $(LIB_HDR)
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) -fPIC $(OMP) $(CPPFLAGS) $(if $(filter render/% data/% eval/%,$*),$(INC_EXTRA)) -c $< -o $@
+
+$(SO_CORE): $(call pic,$(CORE_SRC))
+	$(CC) $(CFLAGS) $(OMP) $(SO_LDFLAGS) -o $@ $^ $(LIBS_CORE)
+
+$(SO_EXTRA): $(call pic,$(EXTRA_SRC)) $(SO_CORE)
+	$(CC) $(CFLAGS) $(OMP) $(SO_LDFLAGS) -o $@ $^ $(LIBS_EXTRA) $(LIBS_CORE)
+
+shared: $(SO_CORE) $(SO_EXTRA)
+
+# Where `make install` puts things (GNU names; DESTDIR is prepended to every path it writes).
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+DATADIR    ?= $(PREFIX)/share/diffuse
+PCDIR      ?= $(LIBDIR)/pkgconfig
+MODELS     := $(wildcard models/*.safetensors)
+# tools/nn_eval.c is installed as diffuse-nn-eval, and so on
+tool_name   = diffuse-$(subst _,-,$(notdir $(1)))
+INSTALL_BIN := diffuse $(foreach t,$(TOOL_BIN),$(call tool_name,$(t)))
+INSTALL_HDR := diffuse.h $(patsubst include/%,%,$(wildcard include/diffuse/*.h))
+INSTALL_LIB := libdiffuse.a libdiffuse-extra.a \
+               $(foreach l,libdiffuse libdiffuse-extra,$(l).so.$(VERSION) $(l).so.$(SOVERSION) $(l).so)
+
+# pkg-config files. Libs.private is what a static link adds: the libraries this Makefile links
+# the programs with (LIBS_CORE, LIBS_EXTRA), as -l flags rather than Requires.private, because
+# pkgconf puts a private requirement's Cflags into everyone's --cflags (glib's, through
+# HarfBuzz) and the public headers include no header of theirs; and OpenBLAS by its folder
+# (BLASDIR, with an rpath), because Debian's openblas.pc is whichever variant the alternatives
+# system picked, and diffuse wants the OpenMP one. A shared link needs none of it: the .so files
+# carry their own NEEDED entries and OpenBLAS's runpath.
+define DIFFUSE_PC
+prefix=$(PREFIX)
+libdir=$(LIBDIR)
+includedir=$(INCLUDEDIR)
+
+Name: diffuse
+Description: Denoising diffusion models in C: engine, U-Net, samplers, training, checkpoints
+Version: $(VERSION)
+Cflags: -I$${includedir}
+Libs: -L$${libdir} -ldiffuse
+Libs.private: $(LIBS_CORE) $(OMP)
+endef
+define DIFFUSE_EXTRA_PC
+prefix=$(PREFIX)
+libdir=$(LIBDIR)
+includedir=$(INCLUDEDIR)
+
+Name: diffuse-extra
+Description: diffuse's text and chart rendering, captioned data sets and sample-quality metrics
+Version: $(VERSION)
+Requires: diffuse = $(VERSION)
+Cflags: -I$${includedir}
+Libs: -L$${libdir} -ldiffuse-extra
+Libs.private: $(LIBS_EXTRA)
+endef
+export DIFFUSE_PC DIFFUSE_EXTRA_PC
+
+install: $(LIBS) $(SO_CORE) $(SO_EXTRA) $(BUILD)/diffuse $(TOOL_BIN)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PCDIR) \
+	  $(DESTDIR)$(INCLUDEDIR)/diffuse $(DESTDIR)$(DATADIR)/models
+	install -m 644 include/diffuse.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 644 $(wildcard include/diffuse/*.h) $(DESTDIR)$(INCLUDEDIR)/diffuse/
+	install -m 644 $(LIBS) $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(SO_CORE) $(SO_EXTRA) $(DESTDIR)$(LIBDIR)/
+	for l in libdiffuse libdiffuse-extra; do \
+	  ln -sf $$l.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$$l.so.$(SOVERSION) && \
+	  ln -sf $$l.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/$$l.so || exit 1; \
+	done
+	printf '%s\n' "$$DIFFUSE_PC" >$(DESTDIR)$(PCDIR)/diffuse.pc
+	printf '%s\n' "$$DIFFUSE_EXTRA_PC" >$(DESTDIR)$(PCDIR)/diffuse-extra.pc
+	install -m 755 $(BUILD)/diffuse $(DESTDIR)$(BINDIR)/
+	$(foreach t,$(TOOL_BIN),install -m 755 $(t) $(DESTDIR)$(BINDIR)/$(call tool_name,$(t)) &&) true
+	install -m 644 $(MODELS) $(DESTDIR)$(DATADIR)/models/
+
+# Removes exactly what install put there, then the folders of diffuse's own that are left empty.
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(INSTALL_BIN)) \
+	  $(addprefix $(DESTDIR)$(LIBDIR)/,$(INSTALL_LIB)) \
+	  $(DESTDIR)$(PCDIR)/diffuse.pc $(DESTDIR)$(PCDIR)/diffuse-extra.pc \
+	  $(addprefix $(DESTDIR)$(INCLUDEDIR)/,$(INSTALL_HDR)) \
+	  $(addprefix $(DESTDIR)$(DATADIR)/models/,$(notdir $(MODELS)))
+	rmdir $(DESTDIR)$(INCLUDEDIR)/diffuse $(DESTDIR)$(DATADIR)/models $(DESTDIR)$(DATADIR) 2>/dev/null || true
 
 include fuzz/fuzz.mk
 

@@ -9,23 +9,51 @@
  * or shape; there is no learned network in the measure, so nothing in it was fit to the data.
  * Chance is K / (images in the data).
  *
- *   nn_eval (MODEL | --real) [--data SRC] [--n N] [--k K] [--pool P] [--guidance W] [--steps S]
- *           [--sampler NAME] [--seed S] [--threads T] [--raw] [--shuffle] [--show FILE.png]
- *
- * --real puts the data's own image for each caption in place of a sample (the measure's
- * ceiling: every prompt is found first); with --shuffle, the image of another caption (its
- * floor). --show writes a PNG with one row per prompt pair: sample, then its K nearest. */
+ * Built as BUILD/tools/nn_eval, installed as diffuse-nn-eval; --help prints the options. */
 #include "diffuse.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+static const char *prog = "nn_eval"; /* the name it was run by, for messages */
+
 static int usage(void) {
-    fprintf(stderr, "usage: nn_eval (MODEL | --real) [--data SRC] [--n N] [--k K] [--pool P] [--guidance W]\n"
-                    "               [--steps S] [--sampler NAME] [--seed S] [--threads T] [--raw] [--shuffle]\n"
-                    "               [--show FILE.png]\n");
+    fprintf(stderr, "usage: %s (MODEL | --real) [--data SRC] [--n N] [--k K] [--pool P] [--guidance W]\n"
+                    "           [--steps S] [--sampler NAME] [--seed S] [--threads T] [--raw] [--shuffle]\n"
+                    "           [--show FILE.png]   (%s --help for more)\n", prog, prog);
     return 2;
+}
+
+static int help(void) {
+    printf("usage: %s (MODEL | --real) [options]\n"
+           "\n"
+           "Does a text-to-image model draw what a caption names? For N captions drawn at random\n"
+           "from the data, one sample each; the sample's K nearest images of the data are found in\n"
+           "a pixel feature space (the image in [-1, 1] averaged over POOL x POOL blocks, compared\n"
+           "by Euclidean distance), and the prompt counts as answered when one of those K images\n"
+           "has exactly the prompt as its caption. Prints top-1 and top-K against chance\n"
+           "(K / images in the data).\n"
+           "\n"
+           "  MODEL            a text model checkpoint (the shipped emoji.safetensors is in\n"
+           "                   models/ of the source tree, share/diffuse/models/ when installed)\n"
+           "  --real           the data's own image for each caption instead of a sample: the\n"
+           "                   measure's ceiling\n"
+           "  --shuffle        with --real, the image of another caption: the measure's floor\n"
+           "  --data SRC       captioned data: emoji (default), fashion-captions or a folder\n"
+           "  --n N            captions (default 200)\n"
+           "  --k K            nearest images looked at, 1..16 (default 5)\n"
+           "  --pool P         block size of the feature space (default 2)\n"
+           "  --guidance W     classifier-free guidance scale (default 3)\n"
+           "  --steps S        sampler steps (default 50)\n"
+           "  --sampler NAME   ddpm, ddim (default), dpm++2m or heun\n"
+           "  --seed S         picks the captions (and, plus 1, seeds the sampler; default 0)\n"
+           "  --threads T      threads (default 2)\n"
+           "  --raw            the live weights instead of the EMA weights\n"
+           "  --show FILE.png  a picture, one row per prompt (at most 16): the sample, then its K\n"
+           "                   nearest images\n",
+           prog);
+    return 0;
 }
 
 /* images (n, c, s, s) in [-1, 1] averaged over p x p blocks into (n, c * (s/p)^2) */
@@ -44,6 +72,10 @@ static void pool_features(const float *x, int n, int c, int s, int p, float *out
 }
 
 int main(int argc, char **argv) {
+    const char *slash = strrchr(argv[0], '/');
+    prog = slash ? slash + 1 : argv[0];
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return help();
     if (argc < 2) return usage();
     const char *model = NULL, *data = "emoji", *show = NULL;
     int n = 200, k = 5, pool = 2, steps = 50, threads = 2, raw = 0, real = 0, shuffle = 0;
@@ -76,12 +108,12 @@ int main(int argc, char **argv) {
 
     dfs_caption_set cs;
     if (dfs_captions_load(&cs, data, NULL) != DFS_OK) {
-        fprintf(stderr, "nn_eval: %s\n", dfs_last_error());
+        fprintf(stderr, "%s: %s\n", prog, dfs_last_error());
         return 1;
     }
     const int N = cs.images.n, C = cs.images.c, S = cs.images.h;
     if (S % pool || cs.images.w != S) {
-        fprintf(stderr, "nn_eval: images of %d x %d do not pool by %d\n", S, cs.images.w, pool);
+        fprintf(stderr, "%s: images of %d x %d do not pool by %d\n", prog, S, cs.images.w, pool);
         return 1;
     }
     if (n > N) n = N;
@@ -91,7 +123,7 @@ int main(int argc, char **argv) {
     float *x = malloc((size_t)n * D * sizeof(float)), *xf = malloc((size_t)n * F * sizeof(float));
     int *pick = malloc((size_t)N * sizeof(int)), *idx = malloc((size_t)n * k * sizeof(int));
     if (!ref || !rf || !x || !xf || !pick || !idx) {
-        fprintf(stderr, "nn_eval: out of memory\n");
+        fprintf(stderr, "%s: out of memory\n", prog);
         return 1;
     }
     for (size_t i = 0; i < (size_t)N * D; i++) ref[i] = cs.images.pixels[i] / 127.5f - 1.0f;
@@ -118,16 +150,16 @@ int main(int argc, char **argv) {
         }
     } else {
         if (dfs_checkpoint_load(model, &m, NULL, NULL, NULL) != DFS_OK) {
-            fprintf(stderr, "nn_eval: %s\n", dfs_last_error());
+            fprintf(stderr, "%s: %s\n", prog, dfs_last_error());
             return 1;
         }
         const dfs_unet_config *u = &m->cfg.unet;
         if (u->text.dim == 0 || !m->tokenizer || u->in_channels != C || u->image_size != S) {
-            fprintf(stderr, "nn_eval: %s is not a text model of %s's %dx%dx%d images\n", model, data, C, S, S);
+            fprintf(stderr, "%s: %s is not a text model of %s's %dx%dx%d images\n", prog, model, data, C, S, S);
             return 1;
         }
         if (dfs_model_set_prompts(m, prompts, n, NULL, NULL, NULL) != DFS_OK) {
-            fprintf(stderr, "nn_eval: %s\n", dfs_last_error());
+            fprintf(stderr, "%s: %s\n", prog, dfs_last_error());
             return 1;
         }
         if (steps > m->cfg.T) steps = m->cfg.T;
@@ -142,13 +174,13 @@ int main(int argc, char **argv) {
         dfs_rng srng;
         dfs_rng_seed(&srng, seed + 1);
         if (dfs_model_sample(m, &rq, &srng, x) != DFS_OK) {
-            fprintf(stderr, "nn_eval: %s\n", dfs_last_error());
+            fprintf(stderr, "%s: %s\n", prog, dfs_last_error());
             return 1;
         }
     }
     pool_features(x, n, C, S, pool, xf);
     if (dfs_nearest(xf, n, rf, N, (int)F, k, idx, NULL) != DFS_OK) {
-        fprintf(stderr, "nn_eval: %s\n", dfs_last_error());
+        fprintf(stderr, "%s: %s\n", prog, dfs_last_error());
         return 1;
     }
     int top1 = 0, topk = 0;
@@ -180,7 +212,7 @@ int main(int argc, char **argv) {
                     memcpy(g + ((size_t)i * cols + 1 + j) * D, ref + (size_t)idx[(size_t)i * k + j] * D, D * sizeof(float));
             }
             if (dfs_png_write_grid(show, g, rows * cols, C, S, S, cols) != DFS_OK)
-                fprintf(stderr, "nn_eval: %s\n", dfs_last_error());
+                fprintf(stderr, "%s: %s\n", prog, dfs_last_error());
             free(g);
         }
     }

@@ -4,30 +4,81 @@
  * the project's classifier (models/classifier.safetensors) judges the class, and the caption
  * rule (dfs_fashion_measure_f32, the class's brightness terciles) judges the brightness.
  *
- *   t2i_eval MODEL [--n N] [--guidance W] [--steps S] [--sampler NAME] [--seed S]
- *            [--dynamic-threshold P] [--classifier FILE] [--threads T] [--raw]
- *
  * Prints the prompts, per-class agreement, and the totals: class agreement (chance 10%) and
  * brightness agreement (chance about 33%: a third of each class is dark, a third light), over
- * all samples and over the samples of the right class. */
+ * all samples and over the samples of the right class.
+ *
+ * Built as BUILD/tools/t2i_eval, installed as diffuse-t2i-eval; --help prints the options. */
 #include "diffuse.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define NCLS 10
 #define NPROMPT (2 * NCLS)
+#define CLASSIFIER "classifier.safetensors"
+
+static const char *prog = "t2i_eval"; /* the name it was run by, for messages */
 
 static int usage(void) {
-    fprintf(stderr, "usage: t2i_eval MODEL [--n N] [--guidance W] [--steps S] [--sampler NAME] [--seed S]\n"
-                    "                [--dynamic-threshold P] [--classifier FILE] [--threads T] [--raw]\n");
+    fprintf(stderr, "usage: %s MODEL [--n N] [--guidance W] [--steps S] [--sampler NAME] [--seed S]\n"
+                    "           [--dynamic-threshold P] [--classifier FILE] [--threads T] [--raw]\n"
+                    "           (%s --help for more)\n", prog, prog);
     return 2;
 }
 
+static int help(void) {
+    printf("usage: %s MODEL [options]\n"
+           "\n"
+           "How well a fashion-captions text-to-image model answers prompts: for each of the 10\n"
+           "classes, the prompts \"a dark NOUN\" and \"a light NOUN\" (NOUN a synonym of the class),\n"
+           "N samples each. The project's classifier judges the class, the captions' brightness\n"
+           "rule the brightness. Prints each prompt's agreement, the confusion of classes, and the\n"
+           "totals: class agreement (chance 10%%) and brightness agreement (chance about 33%%).\n"
+           "\n"
+           "  MODEL                  a fashion-captions text model (the shipped one is\n"
+           "                         fashion-text.safetensors)\n"
+           "  --n N                  samples per prompt (default 5; 20 prompts)\n"
+           "  --guidance W           classifier-free guidance scale (default 3)\n"
+           "  --steps S              sampler steps (default 50)\n"
+           "  --sampler NAME         ddpm, ddim (default), dpm++2m or heun\n"
+           "  --seed S               seed of the sampler (default 0)\n"
+           "  --dynamic-threshold P  Imagen's dynamic thresholding at percentile P (default off)\n"
+           "  --classifier FILE      the judging classifier (default models/" CLASSIFIER ", else\n"
+           "                         the installed share/diffuse/models/" CLASSIFIER ")\n"
+           "  --threads T            threads (default 1)\n"
+           "  --raw                  the live weights instead of the EMA weights\n",
+           prog);
+    return 0;
+}
+
+/* The default classifier: models/classifier.safetensors under the working folder (a source
+ * tree), else the copy `make install` put in PREFIX/share/diffuse/models, found from this
+ * program's own place, PREFIX/bin. Writes the path to buf (at least 4096 bytes). */
+static const char *default_classifier(char *buf, size_t cap) {
+    const char *local = "models/" CLASSIFIER;
+    if (access(local, R_OK) == 0) return local;
+    char exe[4096];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len <= 0) return local;
+    exe[len] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (!slash) return local;
+    *slash = '\0'; /* PREFIX/bin */
+    snprintf(buf, cap, "%s/../share/diffuse/models/" CLASSIFIER, exe);
+    return access(buf, R_OK) == 0 ? buf : local;
+}
+
 int main(int argc, char **argv) {
+    const char *slash = strrchr(argv[0], '/');
+    prog = slash ? slash + 1 : argv[0];
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return help();
     if (argc < 2 || argv[1][0] == '-') return usage();
-    const char *model = argv[1], *clf_path = "models/classifier.safetensors";
+    char clf_buf[4200];
+    const char *model = argv[1], *clf_path = NULL;
     int n = 5, steps = 50, threads = 1, raw = 0, sampler = DFS_SAMPLER_DDIM;
     float guidance = 3.0f, dthr = 0.0f;
     unsigned long long seed = 0;
@@ -46,18 +97,19 @@ int main(int argc, char **argv) {
         else return usage();
     }
     if (n < 1 || steps < 1 || threads < 1 || sampler < 0) return usage();
+    if (!clf_path) clf_path = default_classifier(clf_buf, sizeof clf_buf);
     dfs_set_threads(threads);
 
     dfs_model *m = NULL;
     dfs_classifier *clf = NULL;
     if (dfs_checkpoint_load(model, &m, NULL, NULL, NULL) != DFS_OK ||
         dfs_classifier_load(clf_path, &clf, NULL) != DFS_OK) {
-        fprintf(stderr, "t2i_eval: %s\n", dfs_last_error());
+        fprintf(stderr, "%s: %s\n", prog, dfs_last_error());
         return 1;
     }
     const dfs_unet_config *u = &m->cfg.unet;
     if (u->text.dim == 0 || !m->tokenizer || u->in_channels != 1 || u->image_size != clf->cfg.image_size) {
-        fprintf(stderr, "t2i_eval: %s is not a fashion-captions text model (1 x %d x %d)\n", model,
+        fprintf(stderr, "%s: %s is not a fashion-captions text model (1 x %d x %d)\n", prog, model,
                 clf->cfg.image_size, clf->cfg.image_size);
         return 1;
     }
@@ -78,13 +130,13 @@ int main(int argc, char **argv) {
             want_tone[p] = a.tone;
         }
     if (dfs_model_set_prompts(m, prompts, NPROMPT, NULL, NULL, NULL) != DFS_OK) {
-        fprintf(stderr, "t2i_eval: %s\n", dfs_last_error());
+        fprintf(stderr, "%s: %s\n", prog, dfs_last_error());
         return 1;
     }
     int *labels = malloc((size_t)N * sizeof(int));
     float *x = malloc((size_t)N * D * sizeof(float)), *logits = malloc((size_t)N * NCLS * sizeof(float));
     if (!labels || !x || !logits) {
-        fprintf(stderr, "t2i_eval: out of memory\n");
+        fprintf(stderr, "%s: out of memory\n", prog);
         return 1;
     }
     for (int i = 0; i < N; i++) labels[i] = i / n;
@@ -101,7 +153,7 @@ int main(int argc, char **argv) {
     dfs_rng_seed(&rng, seed);
     if (dfs_model_sample(m, &rq, &rng, x) != DFS_OK ||
         dfs_classifier_forward(clf, x, N, logits, NULL) != DFS_OK) {
-        fprintf(stderr, "t2i_eval: %s\n", dfs_last_error());
+        fprintf(stderr, "%s: %s\n", prog, dfs_last_error());
         return 1;
     }
     int cls_ok = 0, tone_ok = 0, both_cls = 0, tone_ok_right_cls = 0, per_cls[NCLS] = {0};
