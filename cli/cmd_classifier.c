@@ -2,12 +2,12 @@
  * Frechet distance of samples and whose predictions give their class accuracy
  * (docs/CLASSIFIER.md). */
 #include "common.h"
+#include "progress.h"
 
 #include <cjson/cJSON.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 static const char *classifier_help =
     "usage: diffuse classifier train --data SRC --out FILE [options]\n"
@@ -56,15 +56,6 @@ static const char *eval_help =
     "  --limit N           only the first N images\n"
     "  --threads N         threads (default 2)\n";
 
-static void fmt_time(char *buf, size_t n, double s) {
-    if (s < 0 || s > 1e7)
-        snprintf(buf, n, "--");
-    else if (s >= 3600)
-        snprintf(buf, n, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
-    else
-        snprintf(buf, n, "%dm%02ds", (int)(s / 60), (int)s % 60);
-}
-
 /* Load a labelled data set for the classifier (28x28 grey for PNG folders). */
 static int load_labelled(dfs_dataset *d, const char *what, const char *spec, const char *labels,
                          long limit) {
@@ -103,44 +94,33 @@ static void print_per_class(FILE *f, const int *conf, int K, const dfs_dataset *
 typedef struct {
     dfs_classifier *c;
     const dfs_dataset *test;
-    int epochs, tty, batch;
+    int epochs, batch;
     long total_steps, done_steps;
-    double t0, last_print, loss_sum, loss_avg;
+    double t0, loss_sum, loss_avg;
+    cli_progress bar; /* over the steps of an epoch; a line each tenth when not a terminal */
+    char what[64];    /* "epoch E/N step" */
     cJSON *epoch_loss, *epoch_acc;
     int failed;
     char error[512]; /* why evaluation failed inside the callback */
 } train_ctx;
 
-static void progress(train_ctx *t, int epoch, long step, long spe) {
-    double el = cli_now() - t->t0;
-    double ips = el > 0 ? (double)t->done_steps * t->batch / el : 0;
-    double eta = t->done_steps > 0 ? el * (t->total_steps - t->done_steps) / t->done_steps : -1;
-    char e[32], bar[32];
-    fmt_time(e, sizeof e, eta);
-    int width = 24, fill = (int)(width * (double)step / spe);
-    for (int i = 0; i < width; i++)
-        bar[i] = i < fill ? '=' : (i == fill ? '>' : ' ');
-    bar[width] = 0;
-    fprintf(stderr, "%sepoch %d/%d step %ld/%ld [%s] loss %.4f | %.0f img/s | ETA %s%s",
-            t->tty ? "\r" : "", epoch + 1, t->epochs, step, spe, bar, t->loss_avg, ips, e,
-            t->tty ? "  " : "\n");
-    fflush(stderr);
-}
-
 static int on_step(void *user, int epoch, long step, long spe, float loss) {
     train_ctx *t = user;
     t->done_steps++;
-    if (step == 1) t->loss_sum = 0;
+    if (step == 1) {
+        t->loss_sum = 0;
+        snprintf(t->what, sizeof t->what, "epoch %d/%d step", epoch + 1, t->epochs);
+        if (epoch == 0) cli_progress_start(&t->bar, t->what, spe, 0, 10);
+        t->bar.total = spe;
+    }
     t->loss_sum += loss;
     t->loss_avg = t->done_steps == 1 ? loss : 0.98 * t->loss_avg + 0.02 * loss;
     double el = cli_now() - t->t0;
-    long every = spe / 10 > 0 ? spe / 10 : 1;
-    if ((t->tty && el - t->last_print > 0.25) || (!t->tty && step % every == 0) || step == spe) {
-        progress(t, epoch, step, spe);
-        t->last_print = el;
-    }
+    double ips = el > 0 ? (double)t->done_steps * t->batch / el : 0;
+    double eta = el * (t->total_steps - t->done_steps) / t->done_steps; /* over all epochs */
+    cli_progress_update(&t->bar, step, eta, "loss %.4f | %.0f img/s", t->loss_avg, ips);
     if (step == spe) {
-        if (t->tty) fputc('\n', stderr);
+        cli_progress_end(&t->bar);
         double mean = t->loss_sum / spe, acc = -1;
         cJSON_AddItemToArray(t->epoch_loss, cJSON_CreateNumber(mean));
         if (t->test) {
@@ -308,7 +288,6 @@ static int classifier_train(int argc, char **argv) {
     train_ctx t = {.c = c,
                    .test = have_test ? &te : NULL,
                    .epochs = tc.epochs,
-                   .tty = isatty(2),
                    .batch = tc.batch < tr.n ? tc.batch : tr.n,
                    .t0 = cli_now()};
     long bs = t.batch;
@@ -318,15 +297,14 @@ static int classifier_train(int argc, char **argv) {
     cli_catch_signals();
     s = dfs_classifier_train(c, &tr, &tc, on_step, &t);
     double wall = cli_now() - t.t0;
+    cli_progress_end(&t.bar);
     if (t.failed || (s != DFS_OK && s != DFS_ERR_INTERRUPTED)) {
-        if (t.tty) fputc('\n', stderr);
         rc = t.failed ? cli_fail("%s", t.error) : cli_fail_status(s);
         cJSON_Delete(t.epoch_loss);
         cJSON_Delete(t.epoch_acc);
         goto done;
     }
     int interrupted = s == DFS_ERR_INTERRUPTED;
-    if (interrupted && t.tty) fputc('\n', stderr);
     int K = cfg.num_classes;
     int *conf = have_test ? calloc((size_t)K * K, sizeof(int)) : NULL;
     if (have_test && !conf) {
@@ -385,7 +363,7 @@ static int classifier_train(int argc, char **argv) {
         goto done;
     }
     char w[32];
-    fmt_time(w, sizeof w, wall);
+    cli_fmt_time(w, sizeof w, wall);
     if (have_test) {
         printf("test accuracy %.4f on %d images of %s\n", acc, te.n, test);
         print_per_class(stdout, conf, K, &te);

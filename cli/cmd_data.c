@@ -1,6 +1,7 @@
 /* cmd_data.c - diffuse data: build captioned image folders (fashion-captions, emoji) and show
  * what a captioned data set holds. */
 #include "common.h"
+#include "progress.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -8,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 static const char *data_help =
     "usage: diffuse data build NAME --out DIR [options]\n"
@@ -44,27 +44,15 @@ static const char *data_help =
     "  --encode TEXT       show: tokenize TEXT with that vocabulary and print the ids\n"
     "  --grid FILE.png     show: also write the first --n images (at most 256) as a grid\n";
 
-typedef struct {
-    double start, last;
-    const char *what;
-    int tty;
-} bar_state;
-
-/* A progress bar on stderr when it is a terminal, redrawn at most 10 times a second. */
+/* The library's progress callback of a build or a load: the progress line on a terminal,
+ * nothing elsewhere (the builders take seconds; their closing lines say what was made). The
+ * first call of a phase starts its clock. */
 static void bar(void *user, long done, long total) {
-    bar_state *b = user;
-    if (!b->tty) return;
-    double now = cli_now();
-    if (done < total && now - b->last < 0.1) return;
-    b->last = now;
-    int width = 24, fill = total > 0 ? (int)(width * (double)done / total) : width;
-    char s[32];
-    for (int i = 0; i < width; i++) s[i] = i < fill ? '=' : (i == fill ? '>' : ' ');
-    s[width] = 0;
-    double el = now - b->start, rate = el > 0 ? done / el : 0;
-    fprintf(stderr, "\r%s %ld/%ld [%s] %.0f/s  ", b->what, done, total, s, rate);
-    if (done >= total) fputc('\n', stderr);
-    fflush(stderr);
+    cli_progress *p = user;
+    if (p->total != total) cli_progress_start(p, p->what, total, 0, 0);
+    double el = cli_now() - p->t0;
+    cli_progress_update(p, done, CLI_ETA_AUTO, "%.0f/s", el > 0 ? done / el : 0.0);
+    if (done >= total) cli_progress_end(p);
 }
 
 /* 1 if dir does not exist or has no entries besides . and .. */
@@ -187,7 +175,7 @@ static int show(const dfs_caption_set *cs, const char *src, long nshow, long max
 int cmd_data(int argc, char **argv) {
     if (argc < 2) return cli_fail("data: give 'build NAME --out DIR' or 'show DIR|NAME' (see diffuse data --help)");
     const char *sub = argv[1];
-    if (!strcmp(sub, "--help") || !strcmp(sub, "-h")) {
+    if (!strcmp(sub, "--help") || !strcmp(sub, "-h") || !strcmp(sub, "help")) {
         fputs(data_help, stdout);
         return 0;
     }
@@ -265,24 +253,27 @@ int cmd_data(int argc, char **argv) {
     co.seed = seed;
     co.skin_tones = skin;
     co.test_split = split && !strcmp(split, "test");
-    bar_state b = {cli_now(), 0, is_emoji ? "rendering" : is_fashion ? "captioning" : "reading", isatty(2)};
+    cli_progress b;
+    cli_progress_start(&b, is_emoji ? "rendering" : is_fashion ? "captioning" : "reading", -1, 0, 0);
     co.progress = bar;
     co.progress_user = &b;
     dfs_caption_set cs;
     double t0 = cli_now();
     dfs_status s = dfs_captions_load(&cs, src, &co);
+    cli_progress_end(&b);
     if (s) return cli_fail_status(s);
     double t_load = cli_now() - t0;
     int rc = 0;
     if (build) {
-        b.what = "writing";
-        b.start = cli_now();
+        cli_progress_start(&b, "writing", -1, 0, 0);
+        const double t_write = cli_now();
         s = dfs_captions_write_dir(&cs, out, bar, &b);
+        cli_progress_end(&b);
         if (s) rc = cli_fail_status(s);
         else {
             fprintf(stderr, "wrote %s: %d images (%d x %d x %d) and metadata.jsonl in %.1f s (%.1f s to make, "
                     "%.1f s to write)\n", out, cs.images.n, cs.images.c, cs.images.h, cs.images.w,
-                    cli_now() - t0, t_load, cli_now() - b.start);
+                    cli_now() - t0, t_load, cli_now() - t_write);
             if (is_emoji)
                 fprintf(stderr, "emoji: %d rendered, %d failed, %d skin-tone variants left out\n",
                         cs.images.n, cs.failed, cs.skipped);

@@ -1,6 +1,7 @@
 /* cmd_train.c - diffuse train: the training loop with progress, metrics, sample grids,
  * checkpoints, resume and clean stops on Ctrl-C / SIGTERM. */
 #include "common.h"
+#include "progress.h"
 #include "t2i.h"
 
 #include <cjson/cJSON.h>
@@ -10,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 static const char *train_help =
     "usage: diffuse train --data SRC --out RUNDIR [options]\n"
@@ -274,25 +274,6 @@ static int out_holds_other_run(const train_args *a, const char *ckpt, const char
     if (stat(csv, &rb) == 0 && S_ISFIFO(rb.st_mode)) /* opening it would wait for a reader */
         return cli_fail("train: %s is a FIFO", csv);
     return 0;
-}
-
-static void fmt_time(char *buf, size_t n, double s) {
-    if (s < 0 || s > 1e7) snprintf(buf, n, "--");
-    else if (s >= 3600) snprintf(buf, n, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
-    else snprintf(buf, n, "%dm%02ds", (int)(s / 60), (int)s % 60);
-}
-
-static void progress(long step, long total, float loss, double ips, double eta, int tty) {
-    char e[32];
-    fmt_time(e, sizeof e, eta);
-    int width = 24, fill = total > 0 ? (int)(width * (double)step / total) : 0;
-    if (fill > width) fill = width;
-    char bar[32];
-    for (int i = 0; i < width; i++) bar[i] = i < fill ? '=' : (i == fill ? '>' : ' ');
-    bar[width] = 0;
-    fprintf(stderr, "%sstep %ld/%ld [%s] loss %.4f | %.1f img/s | ETA %s%s", tty ? "\r" : "",
-            step, total, bar, loss, ips, e, tty ? "  " : "\n");
-    fflush(stderr);
 }
 
 /* A grid of EMA samples: for a class model one row per class pair, 2 per class; for a text
@@ -648,19 +629,19 @@ int cmd_train(int argc, char **argv) {
                 u->num_classes ? "class-conditional" : "unconditional", m->net->params->n,
                 dfs_schedule_names[m->cfg.schedule], data.n, a.data, tc.batch, a.threads);
     cli_catch_signals();
-    int tty = isatty(2);
-    double t0 = cli_now(), last_print = 0, wall0 = st.wall_seconds;
+    double t0 = cli_now(), wall0 = st.wall_seconds;
     long step0 = st.step;
     double loss_avg = 0;
     int have_avg = 0;
     float loss = 0;
-    long print_every = a.steps / 100 > 0 ? a.steps / 100 : 1;
+    cli_progress bar; /* a line a hundredth of the run when stderr is not a terminal */
+    cli_progress_start(&bar, "step", a.steps, step0, 100);
     while (st.step < a.steps) {
         if (cli_interrupted()) break;
         if (a.minutes > 0 && cli_now() - t0 > a.minutes * 60) break;
         s = dfs_trainer_step(tr, &loss);
         if (s != DFS_OK) {
-            if (tty) fputc('\n', stderr);
+            cli_progress_end(&bar);
             struct stat cb;
             if (s != DFS_ERR_NAN)
                 rc = cli_fail_status(s);
@@ -681,19 +662,17 @@ int cmd_train(int argc, char **argv) {
             if (fprintf(mf, "%ld,%.9g,%.6g,%ld,%.2f,%.2f\n", st.step, loss, lr, st.images_seen, ips, st.wall_seconds) < 0 ||
                 fflush(mf) != 0) {
                 csv_err = errno ? errno : EIO;
-                if (tty) fputc('\n', stderr);
+                cli_progress_end(&bar);
                 rc = cli_fail("cannot write %s: %s; stopping", csv, strerror(csv_err));
                 break;
             }
         }
-        if ((tty && el - last_print > 0.25) || (!tty && st.step % print_every == 0) || st.step == a.steps) {
-            double eta = ips > 0 ? (double)(a.steps - st.step) * tc.batch / ips : -1;
-            if (a.minutes > 0 && a.minutes * 60 - el < eta) eta = a.minutes * 60 - el;
-            progress(st.step, a.steps, (float)loss_avg, ips, eta, tty);
-            last_print = el;
-        }
+        double eta = ips > 0 ? (double)(a.steps - st.step) * tc.batch / ips : -1;
+        if (a.minutes > 0 && a.minutes * 60 - el < eta) eta = a.minutes * 60 - el;
+        cli_progress_update(&bar, st.step, eta, "loss %.4f | %.1f img/s", loss_avg, ips);
         if (st.step % a.save_every == 0) {
             if ((s = dfs_checkpoint_save(ckpt, m, &st, tj, DFS_CKPT_FULL)) != DFS_OK) {
+                cli_progress_end(&bar);
                 rc = cli_fail_status(s);
                 break;
             }
@@ -703,7 +682,7 @@ int cmd_train(int argc, char **argv) {
             if ((rc = write_samples(m, tmp, a.seed, caps, ncap)) != 0) break;
         }
     }
-    if (tty && !csv_err) fputc('\n', stderr);
+    cli_progress_end(&bar);
     if (fclose(mf) != 0 && rc == 0) rc = cli_fail("cannot write %s: %s", csv, strerror(errno));
     /* on an error, save only what this run added: a run that fails at its first step (out of
      * memory for a batch too large) leaves no checkpoint behind to block a retry in --out */
