@@ -7,6 +7,8 @@
  *   --acc   the classifier's agreement with the class each sample was drawn for.
  * Samples come from a .npy that diffuse sample wrote, or are drawn here from a model. */
 #include "common.h"
+#include "progress.h"
+#include "sampling.h"
 
 #include <cjson/cJSON.h>
 #include <getopt.h>
@@ -23,7 +25,8 @@ static const char *eval_help =
     "what:\n"
     "  --nll               the variational bound on -log p(x) (DDPM eq. 5) of the first N images\n"
     "                      of --data, summed over all T steps, in bits per dimension (mean and\n"
-    "                      standard error); costs N x T network evaluations\n"
+    "                      standard error); costs N x T network evaluations. With --raw, of\n"
+    "                      the raw weights (default: the EMA weights)\n"
     "  --fd                Frechet distance of the samples to --ref in the classifier's feature\n"
     "                      space, printed next to the floor: the FD of N real images drawn from\n"
     "                      --floor-data against the same --ref (FD is biased at small N)\n"
@@ -34,13 +37,8 @@ static const char *eval_help =
     "                      from FILE.labels.npy beside it. Given several times, the files are\n"
     "                      pooled in order (a long sampler run drawn in chunks; bench/quality.sh)\n"
     "  --model CKPT        or draw N samples from this checkpoint (also the model for --nll);\n"
-    "                      the classes cycle 0, 1, ..., classes-1\n"
-    "  --sampler NAME      ddpm, ddim (default), dpm++2m or heun; a model that records the\n"
-    "                      settings it samples best with (diffuse export --sampler) uses them\n"
-    "                      for --sampler, --steps and --guidance when they are not given\n"
-    "  --steps N           sampler steps (default: T for ddpm, else 20)\n"
-    "  --guidance W        eps = eps_u + W (eps_c - eps_u); 1 = conditional only (default)\n"
-    "  --eta E             DDIM noise (default 0)\n"
+    "                      the classes cycle 0, 1, ..., classes-1; a progress line counts the\n"
+    "                      network evaluations (on a terminal; elsewhere a line at each tenth)\n"
     "  --save-samples F    also write the drawn samples to F.npy (and F.labels.npy)\n"
     "data and options:\n"
     "  --n N               images (default: 100 for --nll, 2000 samples for --fd/--acc); with\n"
@@ -54,7 +52,6 @@ static const char *eval_help =
     "  --batch B           images per network pass (default 64)\n"
     "  --seed S            seed for sampling, the floor's draw and the noise of --nll (default 0)\n"
     "  --threads N         threads (default 2)\n"
-    "  --raw               use the raw weights instead of the EMA weights\n"
     "  --json FILE         also write the results as one JSON object to FILE\n";
 
 #define EVAL_MAX_CLASSES 256
@@ -64,10 +61,10 @@ typedef struct {
     const char *files[EVAL_MAX_FILES]; /* --samples, in order (nfiles of them; 0: sample --model) */
     int nfiles;
     const char *model, *save, *clf_path, *ref, *floor_data, *data, *labels_path, *json;
-    long n, batch, threads, steps;
-    double guidance, eta;
+    long n, batch, threads;
     uint64_t seed;
-    int sampler, nll, fd, acc, raw;
+    int nll, fd, acc;
+    cli_sampling so; /* the sampler's options, as diffuse sample reads them (--raw: for --nll too) */
 } eval_opts;
 
 /* ---- results, printed and optionally written as JSON ------------------------------------- */
@@ -94,10 +91,13 @@ static int write_json(const char *path, const eval_opts *o, const eval_results *
     }
     if (o->model) cJSON_AddStringToObject(j, "model", o->model);
     if (o->model && !o->nfiles && (o->fd || o->acc)) {
-        cJSON_AddStringToObject(j, "sampler", dfs_sampler_names[o->sampler]);
-        cJSON_AddNumberToObject(j, "steps", (double)o->steps);
-        cJSON_AddNumberToObject(j, "guidance", o->guidance);
-        cJSON_AddNumberToObject(j, "eta", o->eta);
+        cJSON_AddStringToObject(j, "sampler", dfs_sampler_names[o->so.sampler]);
+        cJSON_AddNumberToObject(j, "steps", (double)o->so.steps);
+        cJSON_AddNumberToObject(j, "guidance", o->so.guidance);
+        cJSON_AddNumberToObject(j, "eta", o->so.eta);
+        cJSON_AddStringToObject(j, "variance", o->so.var_tilde ? "beta-tilde" : "beta");
+        cJSON_AddNumberToObject(j, "dynamic_threshold", o->so.dthr);
+        cJSON_AddBoolToObject(j, "raw", o->so.raw);
         cJSON_AddNumberToObject(j, "seed", (double)o->seed);
         cJSON_AddNumberToObject(j, "sample_seconds", r->sample_seconds);
     }
@@ -180,22 +180,25 @@ static int eval_nll(const eval_opts *o, dfs_model *m, eval_results *r) {
     dfs_rng rng;
     dfs_rng_seed(&rng, o->seed);
     double t0 = cli_now(), sum = 0;
+    cli_progress bar;
+    cli_progress_start(&bar, "images", n, 0, 10);
+    /* the bound is no sampling run (dfs_model_sample swaps the weights for those): the EMA
+     * weights are put in place here, and back after */
+    if (!o->so.raw) dfs_params_swap_ema(m->net->params);
     for (long i = 0; i < n; i += o->batch) {
         int nb = (int)(n - i < o->batch ? n - i : o->batch);
         s = dfs_nll_bpd(&m->sched, m->cfg.prediction, dfs_model_predict, m, ncls > 0 ? lab + i : NULL,
                         x + (size_t)i * dim, nb, dim, &rng, bpd + i);
-        if (s != DFS_OK) {
-            fputc('\n', stderr);
-            rc = cli_fail_status(s);
-            goto done;
-        }
+        if (s != DFS_OK) break;
         for (int k = 0; k < nb; k++) sum += bpd[i + k];
-        double el = cli_now() - t0;
-        long doneimg = i + nb;
-        fprintf(stderr, "\r%ld/%ld images | mean %.4f bits/dim | %.1f s | ETA %.0f s   ", doneimg, n,
-                sum / doneimg, el, el / doneimg * (n - doneimg));
+        cli_progress_update(&bar, i + nb, CLI_ETA_AUTO, "mean %.4f bits/dim", sum / (i + nb));
     }
-    fputc('\n', stderr);
+    if (!o->so.raw) dfs_params_swap_ema(m->net->params);
+    cli_progress_end(&bar);
+    if (s != DFS_OK) {
+        rc = cli_fail_status(s);
+        goto done;
+    }
     double mean = sum / n, var = 0;
     for (long i = 0; i < n; i++) var += (bpd[i] - mean) * (bpd[i] - mean);
     r->have_nll = 1;
@@ -203,7 +206,7 @@ static int eval_nll(const eval_opts *o, dfs_model *m, eval_results *r) {
     r->nll_se = n > 1 ? sqrt(var / (n - 1) / n) : NAN;
     r->nll_n = n;
     printf("nll bound: %.4f +- %.4f bits/dim (mean +- standard error over %ld images, %s weights)\n", mean,
-           r->nll_se, n, o->raw ? "raw" : "EMA");
+           r->nll_se, n, o->so.raw ? "raw" : "EMA");
     fprintf(stderr, "done in %.1f s\n", cli_now() - t0);
 done:
     free(x);
@@ -310,18 +313,6 @@ static int load_samples(const eval_opts *o, sample_set *ss) {
     return rc;
 }
 
-typedef struct {
-    double t0;
-    long n;
-} progress;
-
-static void sample_progress(void *user, int i, int steps, int t, const float *x, int n) {
-    progress *p = user;
-    double el = cli_now() - p->t0;
-    fprintf(stderr, "\rsampling %ld images: step %d/%d | %.1f s | ETA %.0f s   ", p->n, i + 1, steps, el,
-            el / (i + 1) * (steps - i - 1));
-}
-
 static int draw_samples(const eval_opts *o, dfs_model *m, sample_set *ss, double *seconds) {
     const dfs_unet_config *u = &m->cfg.unet;
     const int ncls = u->num_classes;
@@ -329,29 +320,23 @@ static int draw_samples(const eval_opts *o, dfs_model *m, sample_set *ss, double
     ss->c = u->in_channels;
     ss->h = ss->w = u->image_size;
     const size_t dim = (size_t)ss->c * ss->h * ss->w;
-    if (ncls == 0 && o->guidance != 1.0) return cli_fail("eval: %s is unconditional; --guidance needs a class model", o->model);
     ss->x = malloc((size_t)ss->n * dim * sizeof(float));
     ss->labels = ncls > 0 ? malloc((size_t)ss->n * sizeof(int)) : NULL;
     if (!ss->x || (ncls > 0 && !ss->labels)) return cli_fail("out of memory for %ld samples", ss->n);
     for (long i = 0; ncls > 0 && i < ss->n; i++) ss->labels[i] = (int)(i % ncls);
-    dfs_sampler_config sc;
-    dfs_sampler_config_default(&sc);
-    sc.kind = o->sampler;
-    sc.steps = (int)o->steps;
-    sc.eta = (float)o->eta;
-    sc.guidance = (float)o->guidance;
-    sc.prediction = m->cfg.prediction;
-    sc.null_label = ncls;
+    dfs_sample_request rq;
+    cli_sampling_request(&o->so, &rq, ss->labels, (int)ss->n);
     dfs_rng rng;
     dfs_rng_seed(&rng, o->seed);
-    progress p = {cli_now(), ss->n};
-    fprintf(stderr, "sampling %ld images with %s in %d steps, guidance %g\n", ss->n, dfs_sampler_names[o->sampler],
-            sc.steps, o->guidance);
-    dfs_status s = dfs_sample(&m->sched, &sc, dfs_model_predict, m, ss->labels, (int)ss->n, dim, &rng, ss->x,
-                              sample_progress, &p);
-    fputc('\n', stderr);
+    fprintf(stderr, "sampling %ld images with %s in %d steps, guidance %g\n", ss->n, dfs_sampler_names[o->so.sampler],
+            rq.sampler.steps, o->so.guidance);
+    cli_sample_progress bar;
+    cli_sample_progress_attach(&bar, &rq);
+    double t0 = cli_now();
+    dfs_status s = dfs_model_sample(m, &rq, &rng, ss->x);
+    cli_sample_progress_end(&bar);
     if (s != DFS_OK) return cli_fail_status(s);
-    *seconds = cli_now() - p.t0;
+    *seconds = cli_now() - t0;
     /* quantise to 8 bits as diffuse sample's .npy does, so both paths measure the same images */
     for (size_t i = 0; i < (size_t)ss->n * dim; i++) {
         float v = ss->x[i] < -1 ? -1 : ss->x[i] > 1 ? 1 : ss->x[i];
@@ -560,11 +545,10 @@ done:
 
 int cmd_eval(int argc, char **argv) {
     eval_opts o = {.data = "fashion-mnist-test", .ref = "fashion-mnist-test", .floor_data = "fashion-mnist",
-                   .clf_path = "models/classifier.safetensors", .batch = 64, .threads = 2, .steps = -1,
-                   .guidance = 1.0, .sampler = DFS_SAMPLER_DDIM};
+                   .clf_path = "models/classifier.safetensors", .batch = 64, .threads = 2};
+    cli_sampling_init(&o.so, DFS_SAMPLER_DDIM, 20);
     enum { O_NLL = 256, O_FD, O_ACC, O_MODEL, O_SAMPLES, O_SAVE, O_CLF, O_REF, O_FLOOR, O_DATA, O_LABELS, O_N,
-           O_BATCH, O_SEED, O_THREADS, O_RAW, O_SAMPLER, O_STEPS, O_GUID, O_ETA, O_JSON };
-    int set_sampler = 0, set_guidance = 0;
+           O_BATCH, O_SEED, O_THREADS, O_JSON };
     static const struct option opts[] = {
         {"nll", no_argument, 0, O_NLL}, {"fd", no_argument, 0, O_FD}, {"acc", no_argument, 0, O_ACC},
         {"model", required_argument, 0, O_MODEL}, {"samples", required_argument, 0, O_SAMPLES},
@@ -573,20 +557,25 @@ int cmd_eval(int argc, char **argv) {
         {"data", required_argument, 0, O_DATA}, {"labels", required_argument, 0, O_LABELS},
         {"n", required_argument, 0, O_N}, {"batch", required_argument, 0, O_BATCH},
         {"seed", required_argument, 0, O_SEED}, {"threads", required_argument, 0, O_THREADS},
-        {"raw", no_argument, 0, O_RAW}, {"sampler", required_argument, 0, O_SAMPLER},
-        {"steps", required_argument, 0, O_STEPS}, {"guidance", required_argument, 0, O_GUID},
-        {"eta", required_argument, 0, O_ETA}, {"json", required_argument, 0, O_JSON},
+        {"json", required_argument, 0, O_JSON}, CLI_SAMPLING_LONGOPTS,
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int c;
     optind = 1;
     opterr = 0;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        int taken = cli_sampling_option(&o.so, c, optarg);
+        if (taken >= 0) {
+            if (taken) return taken;
+            continue;
+        }
         switch (c) {
-        case 'h': fputs(eval_help, stdout); return 0;
+        case 'h':
+            fputs(eval_help, stdout);
+            cli_sampling_help(stdout, &o.so);
+            return 0;
         case O_NLL: o.nll = 1; break;
         case O_FD: o.fd = 1; break;
         case O_ACC: o.acc = 1; break;
-        case O_RAW: o.raw = 1; break;
         case O_MODEL: o.model = optarg; break;
         case O_SAMPLES:
             if (o.nfiles == EVAL_MAX_FILES) return cli_fail("eval: at most %d --samples files", EVAL_MAX_FILES);
@@ -603,15 +592,7 @@ int cmd_eval(int argc, char **argv) {
         case O_N: if (cli_int("--n", optarg, 1, 1000000, &o.n)) return 2; break;
         case O_BATCH: if (cli_int("--batch", optarg, 1, 4096, &o.batch)) return 2; break;
         case O_THREADS: if (cli_int("--threads", optarg, 1, 256, &o.threads)) return 2; break;
-        case O_STEPS: if (cli_int("--steps", optarg, 1, 100000, &o.steps)) return 2; break;
         case O_SEED: if (cli_u64("--seed", optarg, &o.seed)) return 2; break;
-        case O_GUID: if (cli_float("--guidance", optarg, -100, 100, &o.guidance)) return 2; set_guidance = 1; break;
-        case O_ETA: if (cli_float("--eta", optarg, 0, 10, &o.eta)) return 2; break;
-        case O_SAMPLER:
-            if ((o.sampler = dfs_sampler_from_name(optarg)) < 0)
-                return cli_fail("--sampler must be ddpm, ddim, dpm++2m or heun, not '%s'", optarg);
-            set_sampler = 1;
-            break;
         default: return cli_bad_option("eval", argv);
         }
     }
@@ -636,24 +617,15 @@ int cmd_eval(int argc, char **argv) {
     if (o.model) {
         dfs_status s = dfs_checkpoint_load(o.model, &m, NULL, NULL, NULL);
         if (s != DFS_OK) return cli_fail_status(s);
-        if (!o.raw) dfs_params_swap_ema(m->net->params);
         m->max_batch = (int)o.batch;
-        if (o.steps > m->cfg.T) {
-            rc = cli_fail("eval: --steps %ld is more than the model's T = %d", o.steps, m->cfg.T);
+        /* samples are drawn for the model's classes, which guidance acts on; text models draw
+         * unconditionally here */
+        const int sampling = (o.fd || o.acc) && !o.nfiles, ncls = m->cfg.unet.num_classes;
+        if (cli_sampling_resolve(&o.so, "eval", o.model, m, sampling, ncls == 0, ncls > 0)) {
             dfs_model_free(m);
-            return rc;
+            return 2;
         }
-        const dfs_sampling_recipe *rec = &m->sampling;
-        if (rec->set && (o.fd || o.acc) && !o.nfiles) { /* the model's settings, for what was not given */
-            if (!set_sampler) o.sampler = rec->kind;
-            if (o.steps < 0 && o.sampler == (int)rec->kind) o.steps = rec->steps;
-            if (!set_guidance && m->cfg.unet.num_classes > 0) o.guidance = rec->guidance;
-            if (!set_sampler || !set_guidance)
-                fprintf(stderr, "the model's recommended settings: %s, %d steps, guidance %g (--sampler, --steps "
-                                "and --guidance change them)\n",
-                        dfs_sampler_names[rec->kind], rec->steps, (double)rec->guidance);
-        }
-        if (o.steps < 0) o.steps = o.sampler == DFS_SAMPLER_DDPM ? m->cfg.T : (m->cfg.T < 20 ? m->cfg.T : 20);
+        cli_sampling_say_recipe(&o.so, m);
     }
     if ((o.fd || o.acc) && m && !o.nfiles) { /* the classifier must take the model's images: known before the work */
         dfs_classifier *clf = NULL;

@@ -1,7 +1,9 @@
-/* cmd_sample.c - diffuse sample: DDPM or DDIM sampling with classifier-free guidance, to a PNG
- * grid or a .npy array, with an optional reverse-diffusion trajectory picture; for text models
- * from written prompts, with a negative prompt and Imagen's dynamic thresholding. */
+/* cmd_sample.c - diffuse sample: any of the samplers with classifier-free guidance (the options
+ * shared with diffuse eval, cli/sampling.c), to a PNG grid or a .npy array, with an optional
+ * reverse-diffusion trajectory picture; for text models from written prompts, with a negative
+ * prompt; inpainting (RePaint) and SDEdit from real images. */
 #include "common.h"
+#include "sampling.h"
 #include "t2i.h"
 
 #include <cjson/cJSON.h>
@@ -17,13 +19,29 @@ static const char *sample_help =
     "                      --out FILE.png|FILE.npy [options]\n"
     "\n"
     "Draw images from a trained model, starting from Gaussian noise and running the reverse\n"
-    "process. Uses the checkpoint's EMA weights when it has them.\n"
+    "process. Uses the checkpoint's EMA weights when it has them. A progress line counts the\n"
+    "network evaluations (on a terminal; elsewhere a line at each tenth of them).\n"
     "\n"
     "  --model CKPT        checkpoint (.safetensors) written by diffuse train or export\n"
     "  --out FILE          FILE.png: a grid; FILE.npy: uint8 array N x H x W x C, and for a\n"
     "                      class model the labels in FILE.labels.npy (for prompts: the\n"
     "                      prompt's index, 0-based, in the order given)\n"
     "  --n N               number of images (default 64); with --prompts, per prompt (default 8)\n"
+    "  --class K|all       class to draw (0..classes-1); 'all' cycles through the classes\n"
+    "                      (default all for a class model)\n"
+    "  --seed S            random seed (default 0)\n"
+    "  --threads N         threads (default 2)\n"
+    "  --cols N            grid columns (default: the classes of a class model of up to 16\n"
+    "                      classes, else 8; with --prompts the rows are the prompts and\n"
+    "                      --cols is not used)\n"
+    "  --trajectory FILE   also write a PNG whose rows are samples and whose columns are\n"
+    "                      x_t at evenly spaced steps from pure noise to the result\n"
+    "  --scale N           enlarge each image N times in the PNGs (nearest; default 1)\n"
+    "  --class-names LIST  comma-separated names written over the columns of a grid with one\n"
+    "                      column per class (default: the names the model was trained with)\n"
+    "  --no-labels         no class names over the grid\n";
+
+static const char *sample_help_tail =
     "text models (trained with diffuse train --text):\n"
     "  --prompt TEXT       what to draw, e.g. \"a dark ankle boot\"; words the model's tokenizer\n"
     "                      does not know become <unk> and are named in one warning. Without a\n"
@@ -32,35 +50,6 @@ static const char *sample_help =
     "                      PNG one row per prompt, the prompt written on its left\n"
     "  --negative-prompt TEXT  guide away from TEXT: it replaces the empty caption as the\n"
     "                      unconditional half of guidance (needs --guidance other than 1)\n"
-    "  --dynamic-threshold P   Imagen's dynamic thresholding (Saharia et al. 2022, sec. 2.3):\n"
-    "                      at every step s = the P-th percentile of |x0| of each sample,\n"
-    "                      s = max(s, 1), x0 = clip(x0, -s, s) / s, instead of clipping x0 to\n"
-    "                      [-1, 1]; P in (0, 100], e.g. 99.5. Any model, any sampler\n"
-    "  --class K|all       class to draw (0..classes-1); 'all' cycles through the classes\n"
-    "                      (default all for a class model)\n"
-    "  --guidance W        classifier-free guidance: eps = eps_u + W (eps_c - eps_u);\n"
-    "                      1 = conditional only (default), 0 = unconditional; eps_u is the\n"
-    "                      empty caption's (or the negative prompt's) for a text model\n"
-    "  --sampler NAME      ddpm (ancestral, default), ddim, dpm++2m or heun. A model that\n"
-    "                      records the settings it samples best with (diffuse export\n"
-    "                      --sampler; diffuse info shows them) uses them for --sampler,\n"
-    "                      --steps and --guidance when they are not given\n"
-    "  --steps N           timesteps visited (default: T for ddpm, else 50), evenly spaced\n"
-    "                      over 0..T-1 (docs/DIFFUSION.md); one network evaluation each\n"
-    "                      (heun: 2 steps - 1)\n"
-    "  --eta E             DDIM noise (0 = deterministic, default)\n"
-    "  --variance NAME     DDPM variance: beta-tilde (default) or beta\n"
-    "  --seed S            random seed (default 0)\n"
-    "  --threads N         threads (default 2)\n"
-    "  --cols N            grid columns (default: classes for a class model, else 8; with\n"
-    "                      --prompts the rows are the prompts and --cols is not used)\n"
-    "  --trajectory FILE   also write a PNG whose rows are samples and whose columns are\n"
-    "                      x_t at evenly spaced steps from pure noise to the result\n"
-    "  --raw               use the raw weights instead of the EMA weights\n"
-    "  --scale N           enlarge each image N times in the PNGs (nearest; default 1)\n"
-    "  --class-names LIST  comma-separated names written over the columns of a grid with one\n"
-    "                      column per class (default: the names the model was trained with)\n"
-    "  --no-labels         no class names over the grid\n"
     "image to image (docs/DIFFUSION.md):\n"
     "  --inpaint SRC       fill in part of real images: the pixels outside --mask are held\n"
     "                      to the image's (RePaint, Lugmayr et al. 2022) and come back\n"
@@ -382,60 +371,58 @@ int cmd_sample(int argc, char **argv) {
     const char *model = NULL, *out = NULL, *traj_path = NULL, *cls = "all", *names_list = NULL;
     int no_labels = 0;
     char *tjson = NULL, **names = NULL;
-    long n = 64, steps = -1, threads = 2, cols = 0, scale = 1;
-    double guidance = 1.0, eta = 0.0;
+    long n = 64, threads = 2, cols = 0, scale = 1;
     uint64_t seed = 0;
-    int sampler = DFS_SAMPLER_DDPM, var_tilde = 1, raw = 0;
-    enum { O_MODEL = 256, O_OUT, O_N, O_CLASS, O_GUID, O_SAMPLER, O_STEPS, O_ETA, O_SEED, O_THREADS,
-           O_TRAJ, O_COLS, O_VAR, O_RAW, O_SCALE, O_NAMES, O_NOLABELS, O_PROMPT, O_PROMPTS, O_NEG, O_DTHR,
-           O_INPAINT, O_MASK, O_RESAMPLE, O_JUMP, O_INIT, O_STRENGTH, O_INDEX };
+    cli_sampling so; /* --sampler, --steps, --guidance, ... as diffuse eval reads them */
+    cli_sampling_init(&so, DFS_SAMPLER_DDPM, 50);
+    enum { O_MODEL = 256, O_OUT, O_N, O_CLASS, O_SEED, O_THREADS, O_TRAJ, O_COLS, O_SCALE, O_NAMES, O_NOLABELS,
+           O_PROMPT, O_PROMPTS, O_NEG, O_INPAINT, O_MASK, O_RESAMPLE, O_JUMP, O_INIT, O_STRENGTH, O_INDEX };
     const char *inpaint = NULL, *mask_spec = NULL, *init_src = NULL, *index_list = NULL;
     long resample = 5, jump = 5;
     double strength = 0.6;
     int set_repaint = 0, set_strength = 0;
     const char *prompt = NULL, *prompts_file = NULL, *negative = NULL;
-    double dthr = 0;
     int set_n = 0, P = 0; /* P: prompts */
-    int set_sampler = 0, set_guidance = 0, used_recipe = 0;
     char **plist = NULL;
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL}, {"out", required_argument, 0, O_OUT},
         {"n", required_argument, 0, O_N}, {"class", required_argument, 0, O_CLASS},
-        {"guidance", required_argument, 0, O_GUID}, {"sampler", required_argument, 0, O_SAMPLER},
-        {"steps", required_argument, 0, O_STEPS}, {"eta", required_argument, 0, O_ETA},
         {"seed", required_argument, 0, O_SEED}, {"threads", required_argument, 0, O_THREADS},
         {"trajectory", required_argument, 0, O_TRAJ}, {"cols", required_argument, 0, O_COLS},
-        {"variance", required_argument, 0, O_VAR}, {"raw", no_argument, 0, O_RAW},
         {"scale", required_argument, 0, O_SCALE}, {"class-names", required_argument, 0, O_NAMES},
         {"no-labels", no_argument, 0, O_NOLABELS},
         {"prompt", required_argument, 0, O_PROMPT}, {"prompts", required_argument, 0, O_PROMPTS},
-        {"negative-prompt", required_argument, 0, O_NEG}, {"dynamic-threshold", required_argument, 0, O_DTHR},
+        {"negative-prompt", required_argument, 0, O_NEG},
         {"inpaint", required_argument, 0, O_INPAINT}, {"mask", required_argument, 0, O_MASK},
         {"resample", required_argument, 0, O_RESAMPLE}, {"jump", required_argument, 0, O_JUMP},
         {"init", required_argument, 0, O_INIT}, {"strength", required_argument, 0, O_STRENGTH},
-        {"index", required_argument, 0, O_INDEX},
+        {"index", required_argument, 0, O_INDEX}, CLI_SAMPLING_LONGOPTS,
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int o;
     optind = 1;
     opterr = 0;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        int taken = cli_sampling_option(&so, o, optarg);
+        if (taken >= 0) {
+            if (taken) return taken;
+            continue;
+        }
         switch (o) {
-        case 'h': fputs(sample_help, stdout); return 0;
+        case 'h':
+            fputs(sample_help, stdout);
+            cli_sampling_help(stdout, &so);
+            fputs(sample_help_tail, stdout);
+            return 0;
         case O_MODEL: model = optarg; break;
         case O_OUT: out = optarg; break;
         case O_TRAJ: traj_path = optarg; break;
         case O_CLASS: cls = optarg; break;
-        case O_RAW: raw = 1; break;
         case O_NAMES: names_list = optarg; break;
         case O_NOLABELS: no_labels = 1; break;
         case O_N: if (cli_int("--n", optarg, 1, 1000000, &n)) return 2; set_n = 1; break;
         case O_PROMPT: prompt = optarg; break;
         case O_PROMPTS: prompts_file = optarg; break;
         case O_NEG: negative = optarg; break;
-        case O_DTHR:
-            if (cli_float("--dynamic-threshold", optarg, 0, 100, &dthr)) return 2;
-            if (dthr <= 0) return cli_fail("--dynamic-threshold expects a percentile in (0, 100], got '%s'", optarg);
-            break;
         case O_INPAINT: inpaint = optarg; break;
         case O_MASK: mask_spec = optarg; break;
         case O_INIT: init_src = optarg; break;
@@ -447,23 +434,10 @@ int cmd_sample(int argc, char **argv) {
             if (strength <= 0) return cli_fail("--strength must be in (0, 1], got '%s'", optarg);
             set_strength = 1;
             break;
-        case O_STEPS: if (cli_int("--steps", optarg, 1, 100000, &steps)) return 2; break;
         case O_THREADS: if (cli_int("--threads", optarg, 1, 256, &threads)) return 2; break;
         case O_COLS: if (cli_int("--cols", optarg, 1, 1000, &cols)) return 2; break;
         case O_SCALE: if (cli_int("--scale", optarg, 1, 16, &scale)) return 2; break;
-        case O_GUID: if (cli_float("--guidance", optarg, -100, 100, &guidance)) return 2; set_guidance = 1; break;
-        case O_ETA: if (cli_float("--eta", optarg, 0, 10, &eta)) return 2; break;
         case O_SEED: if (cli_u64("--seed", optarg, &seed)) return 2; break;
-        case O_SAMPLER:
-            if ((sampler = dfs_sampler_from_name(optarg)) < 0)
-                return cli_fail("--sampler must be ddpm, ddim, dpm++2m or heun, not '%s'", optarg);
-            set_sampler = 1;
-            break;
-        case O_VAR:
-            if (!strcmp(optarg, "beta-tilde")) var_tilde = 1;
-            else if (!strcmp(optarg, "beta")) var_tilde = 0;
-            else return cli_fail("--variance must be beta-tilde or beta, not '%s'", optarg);
-            break;
         default: return cli_bad_option("sample", argv);
         }
     }
@@ -479,7 +453,7 @@ int cmd_sample(int argc, char **argv) {
     if (prompt && !prompt[strspn(prompt, " \t")])
         return cli_fail("sample: --prompt is empty (leave it out for unconditional samples)");
     if (negative && !prompt && !prompts_file) return cli_fail("sample: --negative-prompt needs --prompt or --prompts");
-    if (negative && guidance == 1.0)
+    if (negative && so.guidance == 1.0)
         return cli_fail("sample: --negative-prompt acts through guidance; give --guidance W other than 1 (e.g. 3)");
     if (inpaint && init_src) return cli_fail("sample: give --inpaint or --init, not both");
     if (inpaint && !mask_spec) return cli_fail("sample: --inpaint needs --mask (a PNG, or left, right, top, bottom, center)");
@@ -522,7 +496,7 @@ int cmd_sample(int argc, char **argv) {
         rc = cli_fail("sample: %s is a text model; ask with --prompt instead of --class", model);
         goto done;
     }
-    if (text && guidance != 1.0 && !prompt && !prompts_file) {
+    if (text && so.guidance != 1.0 && !prompt && !prompts_file) {
         rc = cli_fail("sample: --guidance needs --prompt or --prompts for a text model");
         goto done;
     }
@@ -534,24 +508,12 @@ int cmd_sample(int argc, char **argv) {
         rc = cli_fail("sample: %s is unconditional; --class needs a class-conditional model", model);
         goto done;
     }
-    if (ncls == 0 && !text && guidance != 1.0) {
-        rc = cli_fail("sample: %s is unconditional; --guidance needs a class-conditional model", model);
+    /* guidance acts where there is a condition: a class (not the null class that image
+     * conditioning draws with by default) or a prompt */
+    const int conditioned = (ncls > 0 && !((inpaint || init_src) && !strcmp(cls, "all"))) || prompt || prompts_file;
+    if (cli_sampling_resolve(&so, "sample", model, m, 1, ncls == 0 && !text, conditioned)) {
+        rc = 2;
         goto done;
-    }
-    if (steps > m->cfg.T) {
-        rc = cli_fail("sample: --steps %ld is more than the model's T = %d", steps, m->cfg.T);
-        goto done;
-    }
-    if (m->sampling.set) { /* the model's recommended settings, for what was not given */
-        const dfs_sampling_recipe *r = &m->sampling;
-        /* guidance acts where there is a condition: a class (not the null class that image
-         * conditioning draws with by default) or a prompt */
-        const int conditioned = (ncls > 0 && !((inpaint || init_src) && !strcmp(cls, "all"))) || prompt ||
-                                prompts_file;
-        if (!set_sampler) sampler = r->kind;
-        if (steps < 0 && sampler == (int)r->kind) steps = r->steps;
-        if (!set_guidance && conditioned) guidance = r->guidance;
-        used_recipe = !set_sampler || !set_guidance; /* said when the work starts */
     }
     if (prompts_file && read_prompts(prompts_file, &plist, &P)) {
         rc = 2;
@@ -675,26 +637,20 @@ int cmd_sample(int argc, char **argv) {
             for (size_t j = 0; inpaint && j < dim; j++) kmask[(size_t)i * dim + j] = !fill[j % ((size_t)S * S)];
         }
     }
-    if (!raw) dfs_params_swap_ema(m->net->params);
-
-    dfs_sampler_config sc;
-    dfs_sampler_config_default(&sc);
-    sc.kind = sampler;
-    sc.steps = steps > 0 ? (int)steps : (sampler == DFS_SAMPLER_DDPM ? m->cfg.T : (m->cfg.T < 50 ? m->cfg.T : 50));
-    sc.eta = (float)eta;
-    sc.var_beta_tilde = var_tilde;
-    sc.guidance = (float)guidance;
-    sc.prediction = m->cfg.prediction;
-    sc.null_label = P > 0 ? P : ncls; /* text: the negative prompt's row, or the empty caption */
-    sc.dynamic_threshold = (float)dthr;
+    const int conditional = ncls > 0 || P > 0;
+    dfs_sample_request rq;
+    cli_sampling_request(&so, &rq, conditional ? labels : NULL, (int)n);
+    /* text: the unconditional half of guidance is the model's own, the empty caption (the row
+     * after the prompts), unless a negative prompt took that row's place: row P */
+    if (negative) rq.null_label = P;
     if (inpaint) {
-        sc.known = cond;
-        sc.known_mask = kmask;
-        sc.resample = (int)resample;
-        sc.jump = (int)jump < sc.steps ? (int)jump : sc.steps;
+        rq.sampler.known = cond;
+        rq.sampler.known_mask = kmask;
+        rq.sampler.resample = (int)resample;
+        rq.sampler.jump = (int)jump < rq.sampler.steps ? (int)jump : rq.sampler.steps;
     } else if (init_src) {
-        sc.init = cond;
-        sc.strength = (float)strength;
+        rq.sampler.init = cond;
+        rq.sampler.strength = (float)strength;
     }
     if (traj_path) {
         tr.rows = n < TRAJ_ROWS ? (int)n : TRAJ_ROWS;
@@ -704,6 +660,8 @@ int cmd_sample(int argc, char **argv) {
             rc = cli_fail("out of memory");
             goto done;
         }
+        rq.cb = traj_cb;
+        rq.cb_user = &tr;
     }
     dfs_rng rng;
     dfs_rng_seed(&rng, seed);
@@ -712,25 +670,23 @@ int cmd_sample(int argc, char **argv) {
         dfs_rng peek = rng;
         dfs_rng_fill_normal(&peek, tr.frames, (size_t)tr.rows * dim);
     }
-    const int conditional = ncls > 0 || P > 0;
-    if (used_recipe)
-        fprintf(stderr, "the model's recommended settings: %s, %d steps, guidance %g (--sampler, --steps and "
-                        "--guidance change them)\n",
-                dfs_sampler_names[m->sampling.kind], m->sampling.steps, (double)m->sampling.guidance);
+    cli_sampling_say_recipe(&so, m);
+    const char *kind = dfs_sampler_names[so.sampler];
     if (P > 0)
         fprintf(stderr, "sampling %ld images (%ld for each of %d prompt%s) with %s in %d steps, guidance %g%s\n", n, per,
-                P, P > 1 ? "s" : "", dfs_sampler_names[sampler], sc.steps, guidance,
+                P, P > 1 ? "s" : "", kind, rq.sampler.steps, so.guidance,
                 negative ? " away from the negative prompt" : "");
     else if (ni > 0)
         fprintf(stderr, "sampling %ld images (%ld for each of %d) with %s: %ld network evaluations (%s)\n", n, per_img,
-                ni, dfs_sampler_names[sampler], dfs_sampler_evals(&sc),
-                inpaint ? "RePaint" : "SDEdit");
+                ni, kind, dfs_sampler_evals(&rq.sampler), inpaint ? "RePaint" : "SDEdit");
     else
-        fprintf(stderr, "sampling %ld images with %s in %d steps%s\n", n, dfs_sampler_names[sampler], sc.steps,
+        fprintf(stderr, "sampling %ld images with %s in %d steps%s\n", n, kind, rq.sampler.steps,
                 ncls ? "" : " (unconditional)");
+    cli_sample_progress bar; /* chained after --trajectory's frames */
+    cli_sample_progress_attach(&bar, &rq);
     double t0 = cli_now();
-    s = dfs_sample(&m->sched, &sc, dfs_model_predict, m, conditional ? labels : NULL, (int)n, dim, &rng, x,
-                   traj_path ? traj_cb : NULL, &tr);
+    s = dfs_model_sample(m, &rq, &rng, x);
+    cli_sample_progress_end(&bar);
     if (s != DFS_OK) {
         rc = cli_fail_status(s);
         goto done;

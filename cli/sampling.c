@@ -1,0 +1,130 @@
+/* sampling.c - the sampling options of diffuse sample and diffuse eval, and the progress line of
+ * a sampling run (cli/sampling.h). */
+#include "sampling.h"
+
+#include <string.h>
+
+void cli_sampling_init(cli_sampling *o, dfs_sampler_kind sampler, int default_steps) {
+    memset(o, 0, sizeof *o);
+    o->sampler = o->default_sampler = sampler;
+    o->default_steps = default_steps;
+    o->steps = -1;
+    o->var_tilde = 1;
+    o->guidance = 1.0;
+}
+
+int cli_sampling_option(cli_sampling *o, int opt, const char *arg) {
+    switch (opt) {
+    case CLI_O_SAMPLER: {
+        int k = dfs_sampler_from_name(arg);
+        if (k < 0) {
+            char names[128] = "";
+            for (int i = 0; i < DFS_SAMPLER_COUNT; i++) /* "ddpm, ddim, dpm++2m or heun" */
+                snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s",
+                         i == 0 ? "" : i == DFS_SAMPLER_COUNT - 1 ? " or " : ", ", dfs_sampler_names[i]);
+            return cli_fail("--sampler must be %s, not '%s'", names, arg);
+        }
+        o->sampler = (dfs_sampler_kind)k;
+        o->set_sampler = 1;
+        return 0;
+    }
+    case CLI_O_STEPS: return cli_int("--steps", arg, 1, 100000, &o->steps) ? 2 : 0;
+    case CLI_O_ETA: return cli_float("--eta", arg, 0, 10, &o->eta) ? 2 : 0;
+    case CLI_O_GUIDANCE:
+        if (cli_float("--guidance", arg, -100, 100, &o->guidance)) return 2;
+        o->set_guidance = 1;
+        return 0;
+    case CLI_O_VARIANCE:
+        if (!strcmp(arg, "beta-tilde")) o->var_tilde = 1;
+        else if (!strcmp(arg, "beta")) o->var_tilde = 0;
+        else return cli_fail("--variance must be beta-tilde or beta, not '%s'", arg);
+        return 0;
+    case CLI_O_DTHR:
+        if (cli_float("--dynamic-threshold", arg, 0, 100, &o->dthr)) return 2;
+        if (o->dthr <= 0) return cli_fail("--dynamic-threshold expects a percentile in (0, 100], got '%s'", arg);
+        return 0;
+    case CLI_O_RAW: o->raw = 1; return 0;
+    default: return -1;
+    }
+}
+
+void cli_sampling_help(FILE *f, const cli_sampling *o) {
+    fprintf(f,
+            "sampler (the same options in diffuse sample and diffuse eval):\n"
+            "  --sampler NAME      ddpm (ancestral), ddim, dpm++2m or heun (default %s). A model\n"
+            "                      that records the settings it samples best with (diffuse export\n"
+            "                      --sampler; diffuse info shows them) uses them for --sampler,\n"
+            "                      --steps and --guidance when they are not given\n"
+            "  --steps N           timesteps visited (default: T for ddpm, else %d), evenly spaced\n"
+            "                      over 0..T-1 (docs/DIFFUSION.md); one network evaluation each\n"
+            "                      (heun: 2 steps - 1)\n"
+            "  --guidance W        classifier-free guidance: eps = eps_u + W (eps_c - eps_u);\n"
+            "                      1 = conditional only (default), 0 = unconditional; eps_u is the\n"
+            "                      null class's, for a text model the empty caption's (or the\n"
+            "                      negative prompt's)\n"
+            "  --eta E             DDIM noise (0 = deterministic, default)\n"
+            "  --variance NAME     DDPM variance: beta-tilde (default) or beta\n"
+            "  --dynamic-threshold P   Imagen's dynamic thresholding (Saharia et al. 2022, sec. 2.3):\n"
+            "                      at every step s = the P-th percentile of |x0| of each sample,\n"
+            "                      s = max(s, 1), x0 = clip(x0, -s, s) / s, instead of clipping x0 to\n"
+            "                      [-1, 1]; P in (0, 100], e.g. 99.5. Any model, any sampler\n"
+            "  --raw               use the raw weights instead of the EMA weights\n",
+            dfs_sampler_names[o->default_sampler], o->default_steps);
+}
+
+int cli_sampling_resolve(cli_sampling *o, const char *cmd, const char *model_path, const dfs_model *m,
+                         int sampling, int unconditional, int conditioned) {
+    if (sampling && unconditional && o->guidance != 1.0)
+        return cli_fail("%s: %s is unconditional; --guidance needs a class-conditional model", cmd, model_path);
+    if (o->steps > m->cfg.T) return cli_fail("%s: --steps %ld is more than the model's T = %d", cmd, o->steps, m->cfg.T);
+    const dfs_sampling_recipe *r = &m->sampling;
+    if (sampling && r->set) { /* the model's recommended settings, for what was not given */
+        if (!o->set_sampler) o->sampler = r->kind;
+        if (o->steps < 0 && o->sampler == r->kind) o->steps = r->steps;
+        if (!o->set_guidance && conditioned) o->guidance = r->guidance;
+        o->used_recipe = !o->set_sampler || !o->set_guidance;
+    }
+    if (o->steps < 0)
+        o->steps = o->sampler == DFS_SAMPLER_DDPM ? m->cfg.T : (m->cfg.T < o->default_steps ? m->cfg.T : o->default_steps);
+    return 0;
+}
+
+void cli_sampling_say_recipe(const cli_sampling *o, const dfs_model *m) {
+    if (!o->used_recipe) return;
+    fprintf(stderr, "the model's recommended settings: %s, %d steps, guidance %g (--sampler, --steps and "
+                    "--guidance change them)\n",
+            dfs_sampler_names[m->sampling.kind], m->sampling.steps, (double)m->sampling.guidance);
+}
+
+void cli_sampling_request(const cli_sampling *o, dfs_sample_request *r, const int *labels, int n) {
+    dfs_sample_request_default(r);
+    r->sampler.kind = o->sampler;
+    r->sampler.steps = (int)o->steps;
+    r->sampler.eta = (float)o->eta;
+    r->sampler.var_beta_tilde = o->var_tilde;
+    r->sampler.guidance = (float)o->guidance;
+    r->sampler.dynamic_threshold = (float)o->dthr;
+    r->labels = labels;
+    r->n = n;
+    r->raw = o->raw;
+}
+
+static void sample_progress_cb(void *user, int i, int steps, int t, const float *x, int n) {
+    cli_sample_progress *sp = user;
+    if (sp->next) sp->next(sp->next_user, i, steps, t, x, n);
+    sp->calls++;
+    long done = sp->calls * sp->per;
+    cli_progress_update(&sp->bar, done < sp->bar.total ? done : sp->bar.total, CLI_ETA_AUTO, NULL);
+}
+
+void cli_sample_progress_attach(cli_sample_progress *sp, dfs_sample_request *r) {
+    memset(sp, 0, sizeof *sp);
+    sp->per = r->sampler.kind == DFS_SAMPLER_HEUN ? 2 : 1;
+    sp->next = r->cb;
+    sp->next_user = r->cb_user;
+    cli_progress_start(&sp->bar, "network evaluations", dfs_sampler_evals(&r->sampler), 0, 10);
+    r->cb = sample_progress_cb;
+    r->cb_user = sp;
+}
+
+void cli_sample_progress_end(cli_sample_progress *sp) { cli_progress_end(&sp->bar); }
