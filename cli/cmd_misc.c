@@ -189,10 +189,15 @@ int cmd_export(int argc, char **argv) {
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
         case 'h':
-            fputs("usage: diffuse export --model CKPT --out FILE.safetensors [--f16 | --f32]\n\n"
+            fputs("usage: diffuse export --model CKPT --out FILE.safetensors [--f16 | --f32]\n"
+                  "                      [--sampler NAME --steps N [--guidance W]]\n\n"
                   "Write the EMA weights of a training checkpoint as a sampling-only model (no\n"
                   "optimiser state), in float16 (default, half the size) or float32. The training\n"
                   "record, step, images seen and training time go with it (diffuse info shows them).\n\n"
+                  "  --model CKPT        the checkpoint to read (diffuse train's, or an exported model)\n"
+                  "  --out FILE          the model to write (.safetensors); never over a training\n"
+                  "                      checkpoint or over --model itself\n"
+                  "  --f16, --f32        float16 weights (default) or float32\n"
                   "  --sampler NAME --steps N [--guidance W]\n"
                   "                      record the settings the model samples best with (ddpm, ddim,\n"
                   "                      dpm++2m or heun; steps 1..T; guidance default 1): diffuse\n"
@@ -371,16 +376,15 @@ int cmd_bench(int argc, char **argv) {
     double fwd_s = (cli_now() - t0) / steps;
     double sample_s = -1;
     if (sample) {
-        dfs_sampler_config sc;
-        dfs_sampler_config_default(&sc);
-        sc.kind = DFS_SAMPLER_DDIM;
-        sc.steps = 50;
-        sc.null_label = u->num_classes;
-        sc.guidance = 1.0f;
-        sc.prediction = m->cfg.prediction;
+        dfs_sample_request rq;
+        dfs_sample_request_default(&rq);
+        rq.sampler.kind = DFS_SAMPLER_DDIM;
+        rq.sampler.steps = 50;
+        rq.labels = u->num_classes ? d.labels : NULL;
+        rq.n = (int)batch;
+        rq.raw = 1; /* the live weights, as the forward passes above (the EMA ones cost the same) */
         t0 = cli_now();
-        dfs_status ss = dfs_sample(&m->sched, &sc, dfs_model_predict, m, u->num_classes ? d.labels : NULL,
-                                   (int)batch, dim, &rng, y, NULL, NULL);
+        dfs_status ss = dfs_model_sample(m, &rq, &rng, y);
         sample_s = cli_now() - t0;
         /* a random model's samples may diverge (DFS_ERR_NAN): only a failure to run stops the bench */
         if (ss != DFS_OK && ss != DFS_ERR_NAN) {

@@ -290,19 +290,16 @@ static int write_samples(dfs_model *m, const char *path, uint64_t seed, const in
         return cli_fail("out of memory for samples");
     }
     for (int i = 0; i < n; i++) labels[i] = ncls > 0 ? (ncap > 0 ? caps[i % ncap] : i % ncls) : 0;
-    dfs_sampler_config sc;
-    dfs_sampler_config_default(&sc);
-    sc.kind = DFS_SAMPLER_DDIM;
-    sc.steps = m->cfg.T < 50 ? m->cfg.T : 50;
-    sc.prediction = m->cfg.prediction;
-    sc.null_label = ncap > 0 ? dfs_unet_context_rows(m->net) : ncls; /* text: the empty caption */
-    sc.guidance = ncap > 0 ? 3.0f : 1.0f;
+    dfs_sample_request rq; /* the EMA weights (raw = 0), the model's null class or empty caption */
+    dfs_sample_request_default(&rq);
+    rq.sampler.kind = DFS_SAMPLER_DDIM;
+    rq.sampler.steps = m->cfg.T < 50 ? m->cfg.T : 50;
+    rq.sampler.guidance = ncap > 0 ? 3.0f : 1.0f;
+    rq.labels = ncls > 0 ? labels : NULL;
+    rq.n = n;
     dfs_rng rng;
     dfs_rng_seed(&rng, seed);
-    dfs_params_swap_ema(m->net->params);
-    dfs_status s = dfs_sample(&m->sched, &sc, dfs_model_predict, m, ncls > 0 ? labels : NULL, n,
-                              dim, &rng, x, NULL, NULL);
-    dfs_params_swap_ema(m->net->params);
+    dfs_status s = dfs_model_sample(m, &rq, &rng, x);
     if (s == DFS_OK) s = dfs_png_write_grid(path, x, n, u->in_channels, u->image_size, u->image_size, cols);
     free(x);
     free(labels);
