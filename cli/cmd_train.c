@@ -306,16 +306,46 @@ static int write_samples(dfs_model *m, const char *path, uint64_t seed, const in
     return s == DFS_OK ? 0 : cli_fail_status(s);
 }
 
-int cmd_train(int argc, char **argv) {
-    train_args a = {.preset = "fmnist", .steps = 10000, .batch = 64, .warmup = 500,
-                    .sample_every = 1000, .save_every = 500, .log_every = 10, .threads = 2,
-                    .T = 1000, .channels = 1, .lr = 2e-4, .clip = 1.0, .ema = 0.9999,
-                    .cond_drop = 0.1, .schedule = DFS_SCHEDULE_LINEAR, .prediction = DFS_PRED_EPS};
-    enum { O_IMG = 300, O_BASE, O_MULT, O_BLOCKS, O_ATTN, O_GROUPS, O_CLASSES };
-    enum { O_TEXT = 400, O_TDIM, O_TLAYERS, O_THEADS, O_TLEN, O_MINCOUNT };
-    enum { O_LABELS = 256, O_LIMIT, O_UNCOND, O_CHANNELS, O_DROPOUT, O_SCHEDULE, O_T, O_PRED,
-           O_STEPS, O_MINUTES, O_BATCH, O_LR, O_WARMUP, O_WD, O_CLIP, O_EMA, O_CDROP, O_RESUME, O_INIT,
-           O_SEED, O_THREADS, O_SEVERY, O_SAVE, O_LOG, O_PRESET, O_DATA, O_OUT };
+/* getopt_long values; the resumed run's note on overruled options names some of them */
+enum { O_IMG = 300, O_BASE, O_MULT, O_BLOCKS, O_ATTN, O_GROUPS, O_CLASSES };
+enum { O_TEXT = 400, O_TDIM, O_TLAYERS, O_THEADS, O_TLEN, O_MINCOUNT };
+enum { O_LABELS = 256, O_LIMIT, O_UNCOND, O_CHANNELS, O_DROPOUT, O_SCHEDULE, O_T, O_PRED,
+       O_STEPS, O_MINUTES, O_BATCH, O_LR, O_WARMUP, O_WD, O_CLIP, O_EMA, O_CDROP, O_RESUME, O_INIT,
+       O_SEED, O_THREADS, O_SEVERY, O_SAVE, O_LOG, O_PRESET, O_DATA, O_OUT };
+
+/* One training run: the options, and what cmd_train sets up, owns and frees (run_free). */
+typedef struct {
+    train_args a;
+    unsigned char given[512];   /* the options on the command line, by getopt value */
+    char ckpt[4096], csv[4096], tmp[4096]; /* the run's files */
+    dfs_train_config tc;
+    dfs_model *m;
+    dfs_train_state st;
+    int text;                   /* a text-to-image run */
+    dfs_caption_set cs;         /* text runs: the images and their captions */
+    dfs_dataset data;           /* other runs: the images */
+    const dfs_dataset *dp;      /* the one trained on */
+    dfs_trainer *tr;
+    int caps[10], ncap;         /* text runs: the caption rows of the sample grids */
+    FILE *mf;                   /* metrics.csv */
+    char *tj;                   /* the training record, saved in every checkpoint */
+    char *data_owned, *labels_owned; /* --data and --labels read from a resumed record */
+} train_run;
+
+static void run_free(train_run *r) {
+    if (r->mf) fclose(r->mf);
+    cJSON_free(r->tj);
+    dfs_trainer_free(r->tr);
+    dfs_dataset_free(&r->data);
+    dfs_caption_set_free(&r->cs);
+    dfs_model_free(r->m);
+    free(r->data_owned);
+    free(r->labels_owned);
+}
+
+/* The command line into r->a and r->given, then the checks that need nothing loaded. -1 to go
+ * on, else the exit status: 0 after --help, 2 after a message. */
+static int parse_args(train_run *r, int argc, char **argv) {
     static const struct option opts[] = {
         {"data", required_argument, 0, O_DATA}, {"labels", required_argument, 0, O_LABELS},
         {"limit", required_argument, 0, O_LIMIT}, {"preset", required_argument, 0, O_PRESET},
@@ -338,312 +368,278 @@ int cmd_train(int argc, char **argv) {
         {"text-layers", required_argument, 0, O_TLAYERS}, {"text-heads", required_argument, 0, O_THEADS},
         {"text-len", required_argument, 0, O_TLEN}, {"min-count", required_argument, 0, O_MINCOUNT},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    train_args *a = &r->a;
+    *a = (train_args){.preset = "fmnist", .steps = 10000, .batch = 64, .warmup = 500, .sample_every = 1000,
+                      .save_every = 500, .log_every = 10, .threads = 2, .T = 1000, .channels = 1, .lr = 2e-4,
+                      .clip = 1.0, .ema = 0.9999, .cond_drop = 0.1, .schedule = DFS_SCHEDULE_LINEAR,
+                      .prediction = DFS_PRED_EPS, .classes = -1, .text_dim = 64, .text_layers = 2,
+                      .text_heads = 4, .text_len = 16, .min_count = 1};
     int o;
-    unsigned char given[512] = {0}; /* the options on the command line, by getopt value */
-    a.classes = -1;
-    a.text_dim = 64, a.text_layers = 2, a.text_heads = 4, a.text_len = 16, a.min_count = 1;
     optind = 1;
     opterr = 0;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        if (o > 0 && o < 512) given[o] = 1;
+        if (o > 0 && o < (int)sizeof r->given) r->given[o] = 1;
         switch (o) {
         case 'h': fputs(train_help, stdout); return 0;
-        case O_DATA: a.data = optarg; break;
-        case O_LABELS: a.labels = optarg; break;
-        case O_OUT: a.out = optarg; break;
-        case O_RESUME: a.resume = optarg; break;
-        case O_INIT: a.init = optarg; break;
-        case O_PRESET: a.preset = optarg; break;
-        case O_UNCOND: a.unconditional = 1; break;
-        case O_LIMIT: if (cli_int("--limit", optarg, 1, 100000000, &a.limit)) return 2; break;
-        case O_CHANNELS: if (cli_int("--channels", optarg, 1, 3, &a.channels) || a.channels == 2) return a.channels == 2 ? cli_fail("--channels must be 1 or 3") : 2; a.set_channels = 1; break;
-        case O_IMG: if (cli_int("--image-size", optarg, 4, 1024, &a.image_size)) return 2; break;
-        case O_BASE: if (cli_int("--base-channels", optarg, 2, 4096, &a.base_channels)) return 2; break;
-        case O_BLOCKS: if (cli_int("--blocks", optarg, 1, 7, &a.blocks)) return 2; break;
-        case O_GROUPS: if (cli_int("--groups", optarg, 1, 4096, &a.groups)) return 2; break;
-        case O_CLASSES: if (cli_int("--classes", optarg, 0, 100000, &a.classes)) return 2; break;
-        case O_TEXT: a.text = 1; break;
-        case O_TDIM: if (cli_int("--text-dim", optarg, 1, 8192, &a.text_dim)) return 2; break;
-        case O_TLAYERS: if (cli_int("--text-layers", optarg, 0, 64, &a.text_layers)) return 2; break;
-        case O_THEADS: if (cli_int("--text-heads", optarg, 1, 8192, &a.text_heads)) return 2; break;
-        case O_TLEN: if (cli_int("--text-len", optarg, 3, 4096, &a.text_len)) return 2; break;
-        case O_MINCOUNT: if (cli_int("--min-count", optarg, 1, 1000000000, &a.min_count)) return 2; break;
-        case O_MULT: a.mult = optarg; break;
-        case O_ATTN: a.attn = optarg; break;
-        case O_DROPOUT: if (cli_float("--dropout", optarg, 0, 0.99, &a.dropout)) return 2; a.set_dropout = 1; break;
-        case O_SCHEDULE: if ((a.schedule = dfs_schedule_from_name(optarg)) < 0) return cli_fail("--schedule must be linear or cosine, not '%s'", optarg); break;
-        case O_PRED: if ((a.prediction = dfs_prediction_from_name(optarg)) < 0) return cli_fail("--prediction must be eps, x0 or v, not '%s'", optarg); break;
-        case O_T: if (cli_int("--T", optarg, 2, 100000, &a.T)) return 2; break;
-        case O_STEPS: if (cli_int("--steps", optarg, 1, 1000000000, &a.steps)) return 2; break;
-        case O_MINUTES: if (cli_float("--minutes", optarg, 0.001, 1e7, &a.minutes)) return 2; break;
-        case O_BATCH: if (cli_int("--batch", optarg, 1, 4096, &a.batch)) return 2; break;
-        case O_LR: if (cli_float("--lr", optarg, 1e-9, 0.99, &a.lr)) return 2; break;
-        case O_WARMUP: if (cli_int("--warmup", optarg, 0, 100000000, &a.warmup)) return 2; break;
-        case O_WD: if (cli_float("--weight-decay", optarg, 0, 10, &a.wd)) return 2; break;
-        case O_CLIP: if (cli_float("--clip", optarg, 0, 1e9, &a.clip)) return 2; break;
-        case O_EMA: if (cli_float("--ema", optarg, 0, 0.999999, &a.ema)) return 2; break;
-        case O_CDROP: if (cli_float("--cond-drop", optarg, 0, 1, &a.cond_drop)) return 2; break;
-        case O_SEED: if (cli_u64("--seed", optarg, &a.seed)) return 2; break;
-        case O_THREADS: if (cli_int("--threads", optarg, 1, 256, &a.threads)) return 2; break;
-        case O_SEVERY: if (cli_int("--sample-every", optarg, 0, 1000000000, &a.sample_every)) return 2; break;
-        case O_SAVE: if (cli_int("--save-every", optarg, 1, 1000000000, &a.save_every)) return 2; break;
-        case O_LOG: if (cli_int("--log-every", optarg, 1, 1000000000, &a.log_every)) return 2; break;
+        case O_DATA: a->data = optarg; break;
+        case O_LABELS: a->labels = optarg; break;
+        case O_OUT: a->out = optarg; break;
+        case O_RESUME: a->resume = optarg; break;
+        case O_INIT: a->init = optarg; break;
+        case O_PRESET: a->preset = optarg; break;
+        case O_UNCOND: a->unconditional = 1; break;
+        case O_LIMIT: if (cli_int("--limit", optarg, 1, 100000000, &a->limit)) return 2; break;
+        case O_CHANNELS: if (cli_int("--channels", optarg, 1, 3, &a->channels) || a->channels == 2) return a->channels == 2 ? cli_fail("--channels must be 1 or 3") : 2; a->set_channels = 1; break;
+        case O_IMG: if (cli_int("--image-size", optarg, 4, 1024, &a->image_size)) return 2; break;
+        case O_BASE: if (cli_int("--base-channels", optarg, 2, 4096, &a->base_channels)) return 2; break;
+        case O_BLOCKS: if (cli_int("--blocks", optarg, 1, 7, &a->blocks)) return 2; break;
+        case O_GROUPS: if (cli_int("--groups", optarg, 1, 4096, &a->groups)) return 2; break;
+        case O_CLASSES: if (cli_int("--classes", optarg, 0, 100000, &a->classes)) return 2; break;
+        case O_TEXT: a->text = 1; break;
+        case O_TDIM: if (cli_int("--text-dim", optarg, 1, 8192, &a->text_dim)) return 2; break;
+        case O_TLAYERS: if (cli_int("--text-layers", optarg, 0, 64, &a->text_layers)) return 2; break;
+        case O_THEADS: if (cli_int("--text-heads", optarg, 1, 8192, &a->text_heads)) return 2; break;
+        case O_TLEN: if (cli_int("--text-len", optarg, 3, 4096, &a->text_len)) return 2; break;
+        case O_MINCOUNT: if (cli_int("--min-count", optarg, 1, 1000000000, &a->min_count)) return 2; break;
+        case O_MULT: a->mult = optarg; break;
+        case O_ATTN: a->attn = optarg; break;
+        case O_DROPOUT: if (cli_float("--dropout", optarg, 0, 0.99, &a->dropout)) return 2; a->set_dropout = 1; break;
+        case O_SCHEDULE: if ((a->schedule = dfs_schedule_from_name(optarg)) < 0) return cli_fail("--schedule must be linear or cosine, not '%s'", optarg); break;
+        case O_PRED: if ((a->prediction = dfs_prediction_from_name(optarg)) < 0) return cli_fail("--prediction must be eps, x0 or v, not '%s'", optarg); break;
+        case O_T: if (cli_int("--T", optarg, 2, 100000, &a->T)) return 2; break;
+        case O_STEPS: if (cli_int("--steps", optarg, 1, 1000000000, &a->steps)) return 2; break;
+        case O_MINUTES: if (cli_float("--minutes", optarg, 0.001, 1e7, &a->minutes)) return 2; break;
+        case O_BATCH: if (cli_int("--batch", optarg, 1, 4096, &a->batch)) return 2; break;
+        case O_LR: if (cli_float("--lr", optarg, 1e-9, 0.99, &a->lr)) return 2; break;
+        case O_WARMUP: if (cli_int("--warmup", optarg, 0, 100000000, &a->warmup)) return 2; break;
+        case O_WD: if (cli_float("--weight-decay", optarg, 0, 10, &a->wd)) return 2; break;
+        case O_CLIP: if (cli_float("--clip", optarg, 0, 1e9, &a->clip)) return 2; break;
+        case O_EMA: if (cli_float("--ema", optarg, 0, 0.999999, &a->ema)) return 2; break;
+        case O_CDROP: if (cli_float("--cond-drop", optarg, 0, 1, &a->cond_drop)) return 2; break;
+        case O_SEED: if (cli_u64("--seed", optarg, &a->seed)) return 2; break;
+        case O_THREADS: if (cli_int("--threads", optarg, 1, 256, &a->threads)) return 2; break;
+        case O_SEVERY: if (cli_int("--sample-every", optarg, 0, 1000000000, &a->sample_every)) return 2; break;
+        case O_SAVE: if (cli_int("--save-every", optarg, 1, 1000000000, &a->save_every)) return 2; break;
+        case O_LOG: if (cli_int("--log-every", optarg, 1, 1000000000, &a->log_every)) return 2; break;
         default:
             return cli_bad_option("train", argv);
         }
     }
     if (optind < argc) return cli_fail("train: unexpected argument '%s'", argv[optind]);
-    if (!a.out) return cli_fail("train: --out RUNDIR is required");
-    if (a.init && a.resume) return cli_fail("train: --init starts a new run and --resume continues one; give one of them");
-    if (!a.data && !a.resume) return cli_fail("train: --data is required (fashion-mnist, a PNG folder or an IDX file)");
-    if (a.text && (a.classes > 0 || a.labels))
-        return cli_fail("train: --text models are conditioned on captions, not classes (drop --%s)", a.labels ? "labels" : "classes");
-    if (a.text && a.text_dim % a.text_heads)
-        return cli_fail("train: --text-heads %ld must divide --text-dim %ld", a.text_heads, a.text_dim);
-    if (!a.text && a.data && dfs_captions_is_builder(a.data))
-        return cli_fail("train: %s is captioned data; add --text to train a text-to-image model", a.data);
-    char ckpt[4096], csv[4096], tmp[4096]; /* the run's files */
-    snprintf(ckpt, sizeof ckpt, "%s/last.safetensors", a.out);
-    snprintf(csv, sizeof csv, "%s/metrics.csv", a.out);
-    if (out_holds_other_run(&a, ckpt, csv)) return 2;
-    dfs_set_threads((int)a.threads);
+    if (!a->out) return cli_fail("train: --out RUNDIR is required");
+    if (a->init && a->resume) return cli_fail("train: --init starts a new run and --resume continues one; give one of them");
+    if (!a->data && !a->resume) return cli_fail("train: --data is required (fashion-mnist, a PNG folder or an IDX file)");
+    if (a->text && (a->classes > 0 || a->labels))
+        return cli_fail("train: --text models are conditioned on captions, not classes (drop --%s)", a->labels ? "labels" : "classes");
+    if (a->text && a->text_dim % a->text_heads)
+        return cli_fail("train: --text-heads %ld must divide --text-dim %ld", a->text_heads, a->text_dim);
+    if (!a->text && a->data && dfs_captions_is_builder(a->data))
+        return cli_fail("train: %s is captioned data; add --text to train a text-to-image model", a->data);
+    snprintf(r->ckpt, sizeof r->ckpt, "%s/last.safetensors", a->out);
+    snprintf(r->csv, sizeof r->csv, "%s/metrics.csv", a->out);
+    if (out_holds_other_run(a, r->ckpt, r->csv)) return 2;
+    return -1;
+}
 
-    dfs_train_config tc;
-    dfs_train_config_default(&tc);
-    tc.batch = (int)a.batch;
-    tc.opt.lr = (float)a.lr;
-    tc.opt.warmup = (int)a.warmup;
-    tc.opt.weight_decay = (float)a.wd;
-    tc.opt.clip = (float)a.clip;
-    tc.opt.ema_decay = (float)a.ema;
-    tc.cond_drop = (float)a.cond_drop;
-
-    dfs_model *m = NULL;
-    dfs_train_state st;
-    memset(&st, 0, sizeof st);
-    char *data_owned = NULL, *labels_owned = NULL, *tjson = NULL;
-    dfs_status s;
-    dfs_caption_set cs; /* text runs: the images and their captions */
-    memset(&cs, 0, sizeof cs);
-    int text = a.text, rc = 0;
-    if (a.resume) {
-        int has_optim = 0;
-        s = dfs_checkpoint_load(a.resume, &m, &st, &has_optim, &tjson);
-        if (s != DFS_OK) return cli_fail_status(s);
-        if (!has_optim) {
-            dfs_model_free(m);
-            free(tjson);
-            return cli_fail("%s holds sampling weights only; resume needs a checkpoint written by diffuse train", a.resume);
-        }
-        if (restore_train(tjson, &a, &tc, &data_owned, &labels_owned)) {
-            dfs_model_free(m);
-            free(tjson);
-            return 2;
-        }
+/* --resume: the model, its training state and the run's own optimisation settings, with a
+ * note for each option they overrule. 0, or 2 after a message. */
+static int resume_run(train_run *r) {
+    train_args *a = &r->a;
+    dfs_train_config *tc = &r->tc;
+    int has_optim = 0;
+    char *tjson = NULL;
+    dfs_status s = dfs_checkpoint_load(a->resume, &r->m, &r->st, &has_optim, &tjson);
+    if (s != DFS_OK) return cli_fail_status(s);
+    if (!has_optim) {
         free(tjson);
-        if (!a.data) {
-            rc = cli_fail("train: %s names no training data; give --data", a.resume);
-            goto done_model;
-        }
-        text = m->cfg.unet.text.dim > 0;
-        if (a.text && !text) {
-            rc = cli_fail("train: --text: %s is not a text model", a.resume);
-            goto done_model;
-        }
-        if (text && !m->tokenizer) {
-            rc = cli_fail("train: %s is a text model without a tokenizer; it cannot be resumed", a.resume);
-            goto done_model;
-        }
-        /* the optimisation settings are the run's: say which options were overruled */
-        const struct {
-            int opt;
-            const char *name;
-            double v;
-        } kept[] = {{O_BATCH, "--batch", tc.batch},        {O_LR, "--lr", tc.opt.lr},
-                    {O_WARMUP, "--warmup", tc.opt.warmup}, {O_WD, "--weight-decay", tc.opt.weight_decay},
-                    {O_CLIP, "--clip", tc.opt.clip},      {O_EMA, "--ema", tc.opt.ema_decay},
-                    {O_CDROP, "--cond-drop", tc.cond_drop}, {O_LIMIT, "--limit", (double)a.limit}};
-        for (size_t k = 0; k < sizeof kept / sizeof *kept; k++)
-            if (given[kept[k].opt])
-                fprintf(stderr, "diffuse: note: %s ignored; the resumed run keeps its %g\n", kept[k].name, kept[k].v);
-        fprintf(stderr, "resuming %s at step %ld (%ld images seen)\n", a.resume, st.step, st.images_seen);
+        return cli_fail("%s holds sampling weights only; resume needs a checkpoint written by diffuse train", a->resume);
     }
-    if (text) { /* captions first: a new model takes their size, channels and vocabulary */
-        dfs_caption_options co;
-        dfs_caption_options_default(&co);
-        co.size = m ? m->cfg.unet.image_size : (int)a.image_size;
-        co.channels = m ? m->cfg.unet.in_channels : (a.set_channels ? (int)a.channels : 0);
-        co.limit = (int)a.limit;
-        if ((s = dfs_captions_load(&cs, a.data, &co)) != DFS_OK) {
-            rc = cli_fail_status(s);
-            goto done_model;
-        }
-    }
-    if (!a.resume) {
-        dfs_model_config mc;
-        memset(&mc, 0, sizeof mc);
-        if ((s = dfs_unet_config_preset(&mc.unet, a.preset)) != DFS_OK) {
-            rc = cli_fail_status(s);
-            goto done_model;
-        }
-        dfs_tokenizer *tok = NULL;
-        if (text) {
-            mc.unet.image_size = cs.images.h;
-            mc.unet.in_channels = cs.images.c;
-            mc.unet.num_classes = 0;
-            dfs_tokenizer_config tkc;
-            dfs_tokenizer_config_default(&tkc);
-            tkc.min_count = (int)a.min_count;
-            tkc.max_len = (int)a.text_len;
-            if ((s = dfs_tokenizer_build(&tok, (const char *const *)cs.captions, cs.images.n, &tkc)) != DFS_OK) {
-                rc = cli_fail_status(s);
-                goto done_model;
-            }
-            mc.unet.text = (dfs_text_config){.vocab = dfs_tokenizer_vocab_size(tok), .max_len = (int)a.text_len,
-                                             .dim = (int)a.text_dim, .layers = (int)a.text_layers,
-                                             .heads = (int)a.text_heads};
-        }
-        if (apply_arch(&a, &mc.unet)) {
-            dfs_tokenizer_free(tok);
-            rc = 2;
-            goto done_model;
-        }
-        if (dfs_unet_config_check(&mc.unet) != DFS_OK) {
-            dfs_tokenizer_free(tok);
-            rc = cli_fail_status(DFS_ERR_ARG);
-            goto done_model;
-        }
-        mc.schedule = a.schedule;
-        mc.T = (int)a.T;
-        mc.prediction = a.prediction;
-        m = dfs_model_new(&mc, a.seed);
-        if (!m) {
-            dfs_tokenizer_free(tok);
-            rc = cli_fail_status(DFS_ERR_ARG);
-            goto done_model;
-        }
-        m->tokenizer = tok; /* owned by the model from here, saved in its checkpoints */
-        if (a.init) {
-            int loaded, total;
-            char *fresh = NULL;
-            if ((s = dfs_checkpoint_init_from(m, a.init, &loaded, &total, &fresh)) != DFS_OK) {
-                rc = cli_fail_status(s);
-                goto done_model;
-            }
-            fprintf(stderr, "initialised %d of %d tensors from %s%s%.300s%s\n", loaded, total, a.init,
-                    *fresh ? "; fresh: " : "", fresh, strlen(fresh) > 300 ? "..." : "");
-            free(fresh);
-            snprintf(a.init_note, sizeof a.init_note, "%.400s (%d of %d tensors)", a.init, loaded, total);
-        }
-        st.seed = a.seed;
-        dfs_rng_seed(&st.rng, a.seed ^ 0x5eed5eedULL);
-    }
-    const dfs_unet_config *u = &m->cfg.unet;
+    int rc = restore_train(tjson, a, tc, &r->data_owned, &r->labels_owned);
+    free(tjson);
+    if (rc) return 2;
+    if (!a->data) return cli_fail("train: %s names no training data; give --data", a->resume);
+    r->text = r->m->cfg.unet.text.dim > 0;
+    if (a->text && !r->text) return cli_fail("train: --text: %s is not a text model", a->resume);
+    if (r->text && !r->m->tokenizer)
+        return cli_fail("train: %s is a text model without a tokenizer; it cannot be resumed", a->resume);
+    /* the optimisation settings are the run's: say which options were overruled */
+    const struct {
+        int opt;
+        const char *name;
+        double v;
+    } kept[] = {{O_BATCH, "--batch", tc->batch},        {O_LR, "--lr", tc->opt.lr},
+                {O_WARMUP, "--warmup", tc->opt.warmup}, {O_WD, "--weight-decay", tc->opt.weight_decay},
+                {O_CLIP, "--clip", tc->opt.clip},      {O_EMA, "--ema", tc->opt.ema_decay},
+                {O_CDROP, "--cond-drop", tc->cond_drop}, {O_LIMIT, "--limit", (double)a->limit}};
+    for (size_t k = 0; k < sizeof kept / sizeof *kept; k++)
+        if (r->given[kept[k].opt])
+            fprintf(stderr, "diffuse: note: %s ignored; the resumed run keeps its %g\n", kept[k].name, kept[k].v);
+    fprintf(stderr, "resuming %s at step %ld (%ld images seen)\n", a->resume, r->st.step, r->st.images_seen);
+    return 0;
+}
 
-    dfs_dataset data;
-    memset(&data, 0, sizeof data);
-    const dfs_dataset *dp = text ? &cs.images : &data;
-    if (text) { /* every caption tokenized once: row i of the table is image i's caption */
+/* A new run: the preset's U-Net with the architecture options, for a text run with a tokenizer
+ * built from the captions (read already) and their image size and channels; --init's weights
+ * where they fit; a fresh training state. 0, or 2 after a message. */
+static int new_model(train_run *r) {
+    const train_args *a = &r->a;
+    dfs_model_config mc;
+    memset(&mc, 0, sizeof mc);
+    dfs_status s;
+    if ((s = dfs_unet_config_preset(&mc.unet, a->preset)) != DFS_OK) return cli_fail_status(s);
+    dfs_tokenizer *tok = NULL;
+    if (r->text) {
+        mc.unet.image_size = r->cs.images.h;
+        mc.unet.in_channels = r->cs.images.c;
+        mc.unet.num_classes = 0;
+        dfs_tokenizer_config tkc;
+        dfs_tokenizer_config_default(&tkc);
+        tkc.min_count = (int)a->min_count;
+        tkc.max_len = (int)a->text_len;
+        if ((s = dfs_tokenizer_build(&tok, (const char *const *)r->cs.captions, r->cs.images.n, &tkc)) != DFS_OK)
+            return cli_fail_status(s);
+        mc.unet.text = (dfs_text_config){.vocab = dfs_tokenizer_vocab_size(tok), .max_len = (int)a->text_len,
+                                         .dim = (int)a->text_dim, .layers = (int)a->text_layers,
+                                         .heads = (int)a->text_heads};
+    }
+    if (apply_arch(a, &mc.unet)) {
+        dfs_tokenizer_free(tok);
+        return 2;
+    }
+    if (dfs_unet_config_check(&mc.unet) != DFS_OK) {
+        dfs_tokenizer_free(tok);
+        return cli_fail_status(DFS_ERR_ARG);
+    }
+    mc.schedule = a->schedule;
+    mc.T = (int)a->T;
+    mc.prediction = a->prediction;
+    r->m = dfs_model_new(&mc, a->seed);
+    if (!r->m) {
+        dfs_tokenizer_free(tok);
+        return cli_fail_status(DFS_ERR_ARG);
+    }
+    r->m->tokenizer = tok; /* owned by the model from here, saved in its checkpoints */
+    if (a->init) {
+        int loaded, total;
+        char *fresh = NULL;
+        if ((s = dfs_checkpoint_init_from(r->m, a->init, &loaded, &total, &fresh)) != DFS_OK) return cli_fail_status(s);
+        fprintf(stderr, "initialised %d of %d tensors from %s%s%.300s%s\n", loaded, total, a->init,
+                *fresh ? "; fresh: " : "", fresh, strlen(fresh) > 300 ? "..." : "");
+        free(fresh);
+        snprintf(r->a.init_note, sizeof r->a.init_note, "%.400s (%d of %d tensors)", a->init, loaded, total);
+    }
+    r->st.seed = a->seed;
+    dfs_rng_seed(&r->st.rng, a->seed ^ 0x5eed5eedULL);
+    return 0;
+}
+
+/* The captions of a text run (before a new model: it takes their size, channels and words). */
+static int load_captions(train_run *r) {
+    dfs_caption_options co;
+    dfs_caption_options_default(&co);
+    co.size = r->m ? r->m->cfg.unet.image_size : (int)r->a.image_size;
+    co.channels = r->m ? r->m->cfg.unet.in_channels : (r->a.set_channels ? (int)r->a.channels : 0);
+    co.limit = (int)r->a.limit;
+    dfs_status s = dfs_captions_load(&r->cs, r->a.data, &co);
+    return s == DFS_OK ? 0 : cli_fail_status(s);
+}
+
+/* What the model trains on: every caption tokenized once into the model's table (row i is image
+ * i's caption), or the images at the model's size and channels; then the trainer, and the
+ * caption rows of a text run's sample grids. 0, or 2 after a message. */
+static int load_data(train_run *r) {
+    const dfs_unet_config *u = &r->m->cfg.unet;
+    dfs_status s;
+    r->dp = r->text ? &r->cs.images : &r->data;
+    if (r->text) {
         cli_words uw = {0};
         int truncated = 0;
-        s = dfs_model_set_prompts(m, (const char *const *)cs.captions, cs.images.n, cli_words_add, &uw, &truncated);
+        s = dfs_model_set_prompts(r->m, (const char *const *)r->cs.captions, r->cs.images.n, cli_words_add, &uw,
+                                  &truncated);
         if (s != DFS_OK) {
             cli_words_free(&uw);
-            rc = cli_fail_status(s);
-            goto done_data;
+            return cli_fail_status(s);
         }
-        if (a.resume) cli_words_warn(&uw);
+        if (r->a.resume) cli_words_warn(&uw);
         else if (uw.count > 0)
             fprintf(stderr, "diffuse: note: %ld caption words (%d distinct) are rarer than --min-count %ld and encode as <unk>\n",
-                    uw.count, uw.n, a.min_count);
+                    uw.count, uw.n, r->a.min_count);
         if (truncated > 0)
             fprintf(stderr, "diffuse: note: %d caption words past the model's %d tokens were dropped\n", truncated,
                     u->text.max_len);
         cli_words_free(&uw);
     } else {
-        s = cli_load_data(&data, a.data, a.labels, u->image_size, u->in_channels, (int)a.limit);
-        if (s != DFS_OK) {
-            rc = cli_fail_status(s);
-            goto done_model;
-        }
+        s = cli_load_data(&r->data, r->a.data, r->a.labels, u->image_size, u->in_channels, (int)r->a.limit);
+        if (s != DFS_OK) return cli_fail_status(s);
     }
-    dfs_trainer *tr = NULL;
-    s = dfs_trainer_new(&tr, m, &tc, dp, &st);
-    if (s != DFS_OK) {
-        rc = cli_fail_status(s);
-        goto done_data;
-    }
+    if ((s = dfs_trainer_new(&r->tr, r->m, &r->tc, r->dp, &r->st)) != DFS_OK) return cli_fail_status(s);
     /* the captions of a text model's sample grids: the first image of each class when the data
      * are labelled with up to 10 classes, else 8 evenly spaced images */
-    int caps[10], ncap = 0;
-    if (text && cs.images.labels && cs.images.num_classes > 0 && cs.images.num_classes <= 10) {
-        for (int k = 0; k < cs.images.num_classes; k++)
-            for (int i = 0; i < cs.images.n; i++)
-                if (cs.images.labels[i] == k) {
-                    caps[ncap++] = i;
+    const dfs_dataset *im = &r->cs.images;
+    if (r->text && im->labels && im->num_classes > 0 && im->num_classes <= 10) {
+        for (int k = 0; k < im->num_classes; k++)
+            for (int i = 0; i < im->n; i++)
+                if (im->labels[i] == k) {
+                    r->caps[r->ncap++] = i;
                     break;
                 }
-    } else if (text) {
-        int want = cs.images.n < 8 ? cs.images.n : 8;
-        for (int i = 0; i < want; i++) caps[ncap++] = (int)((long)i * cs.images.n / want);
+    } else if (r->text) {
+        int want = im->n < 8 ? im->n : 8;
+        for (int i = 0; i < want; i++) r->caps[r->ncap++] = (int)((long)i * im->n / want);
     }
-    if (mkdir(a.out, 0777) != 0 && errno != EEXIST) {
-        rc = cli_fail("cannot create %s: %s", a.out, strerror(errno));
-        goto done_trainer;
-    }
-    if (a.resume && trim_metrics(csv, st.step)) {
-        rc = 2;
-        goto done_trainer;
-    }
-    FILE *mf = fopen(csv, a.resume ? "a" : "w");
-    if (!mf) {
-        rc = cli_fail("cannot write %s: %s", csv, strerror(errno));
-        goto done_trainer;
-    }
-    int csv_err = 0; /* the errno of a failed write to metrics.csv (disk full): the run stops with a checkpoint */
-    if ((!a.resume || ftell(mf) == 0) &&
-        (fputs(metrics_header, mf) < 0 || fflush(mf) != 0)) {
-        rc = cli_fail("cannot write %s: %s", csv, strerror(errno)); /* before any step is trained */
-        fclose(mf);
-        goto done_trainer;
-    }
-    a.text = text; /* recorded in the training settings */
-    char *tj = train_json(&a, &tc, dp);
-    if (text) { /* what the columns of the sample grids show */
-        snprintf(tmp, sizeof tmp, "%s/samples-captions.txt", a.out);
-        FILE *cf = fopen(tmp, "w");
-        for (int k = 0; cf && k < ncap; k++) fprintf(cf, "column %d: %s\n", k + 1, cs.captions[caps[k]]);
+    return 0;
+}
+
+/* The run folder: created if missing; metrics.csv (for a resume, trimmed to the checkpoint's
+ * step and appended to) with its header; the training record; a text run's grid captions.
+ * 0, or 2 after a message, before any step is trained. */
+static int open_run(train_run *r) {
+    const train_args *a = &r->a;
+    if (mkdir(a->out, 0777) != 0 && errno != EEXIST) return cli_fail("cannot create %s: %s", a->out, strerror(errno));
+    if (a->resume && trim_metrics(r->csv, r->st.step)) return 2;
+    if (!(r->mf = fopen(r->csv, a->resume ? "a" : "w"))) return cli_fail("cannot write %s: %s", r->csv, strerror(errno));
+    if ((!a->resume || ftell(r->mf) == 0) && (fputs(metrics_header, r->mf) < 0 || fflush(r->mf) != 0))
+        return cli_fail("cannot write %s: %s", r->csv, strerror(errno));
+    r->a.text = r->text; /* recorded in the training settings */
+    r->tj = train_json(&r->a, &r->tc, r->dp);
+    if (r->text) { /* what the columns of the sample grids show */
+        snprintf(r->tmp, sizeof r->tmp, "%s/samples-captions.txt", a->out);
+        FILE *cf = fopen(r->tmp, "w");
+        for (int k = 0; cf && k < r->ncap; k++) fprintf(cf, "column %d: %s\n", k + 1, r->cs.captions[r->caps[k]]);
         if (cf) fclose(cf);
     }
+    return 0;
+}
 
-    if (text)
-        fprintf(stderr, "training text-to-image U-Net (%zu parameters, %s; text encoder %d wide, %d layers, %d words, "
-                "%d tokens) on %d captioned %dx%dx%d images of %s, batch %d, %ld threads\n",
-                m->net->params->n, dfs_schedule_names[m->cfg.schedule], u->text.dim, u->text.layers, u->text.vocab,
-                u->text.max_len, dp->n, dp->c, dp->h, dp->w, a.data, tc.batch, a.threads);
-    else
-        fprintf(stderr, "training %s U-Net (%zu parameters, %s) on %d images of %s, batch %d, %ld threads\n",
-                u->num_classes ? "class-conditional" : "unconditional", m->net->params->n,
-                dfs_schedule_names[m->cfg.schedule], data.n, a.data, tc.batch, a.threads);
-    cli_catch_signals();
-    double t0 = cli_now(), wall0 = st.wall_seconds;
-    long step0 = st.step;
+/* Train until --steps, --minutes or a signal, logging metrics.csv, saving checkpoints and
+ * sample grids on their schedules. Returns 0 or 2 (after a message); *last is the status of
+ * the last step (DFS_ERR_NAN: the run diverged) and *csv_err the errno of a failed write to
+ * metrics.csv (a full disk), else 0. */
+static int train_loop(train_run *r, dfs_status *last, int *csv_err) {
+    const train_args *a = &r->a;
+    const dfs_train_config *tc = &r->tc;
+    dfs_train_state *st = &r->st;
+    dfs_status s = DFS_OK;
+    int rc = 0;
+    double t0 = cli_now(), wall0 = st->wall_seconds;
+    long step0 = st->step;
     double loss_avg = 0;
     int have_avg = 0;
     float loss = 0;
     cli_progress bar; /* a line a hundredth of the run when stderr is not a terminal */
-    cli_progress_start(&bar, "step", a.steps, step0, 100);
-    while (st.step < a.steps) {
+    cli_progress_start(&bar, "step", a->steps, step0, 100);
+    *csv_err = 0;
+    while (st->step < a->steps) {
         if (cli_interrupted()) break;
-        if (a.minutes > 0 && cli_now() - t0 > a.minutes * 60) break;
-        s = dfs_trainer_step(tr, &loss);
+        if (a->minutes > 0 && cli_now() - t0 > a->minutes * 60) break;
+        s = dfs_trainer_step(r->tr, &loss);
         if (s != DFS_OK) {
             cli_progress_end(&bar);
             struct stat cb;
             if (s != DFS_ERR_NAN)
                 rc = cli_fail_status(s);
-            else if (stat(ckpt, &cb) == 0)
-                rc = cli_fail("%s; stopping. The last checkpoint (%s) is kept: resume it with a lower --lr", dfs_last_error(), ckpt);
+            else if (stat(r->ckpt, &cb) == 0)
+                rc = cli_fail("%s; stopping. The last checkpoint (%s) is kept: resume it with a lower --lr", dfs_last_error(), r->ckpt);
             else
                 rc = cli_fail("%s; stopping before any checkpoint was written (try a lower --lr, or check the data and --init weights)",
                               dfs_last_error());
@@ -652,57 +648,105 @@ int cmd_train(int argc, char **argv) {
         loss_avg = have_avg ? 0.98 * loss_avg + 0.02 * loss : loss;
         have_avg = 1;
         double el = cli_now() - t0;
-        double ips = (double)(st.step - step0) * tc.batch / (el > 0 ? el : 1e-9);
-        st.wall_seconds = wall0 + el;
-        if (st.step % a.log_every == 0 || st.step == a.steps) {
-            float lr = tc.opt.warmup > 0 && st.step < tc.opt.warmup ? tc.opt.lr * st.step / tc.opt.warmup : tc.opt.lr;
-            if (fprintf(mf, "%ld,%.9g,%.6g,%ld,%.2f,%.2f\n", st.step, loss, lr, st.images_seen, ips, st.wall_seconds) < 0 ||
-                fflush(mf) != 0) {
-                csv_err = errno ? errno : EIO;
+        double ips = (double)(st->step - step0) * tc->batch / (el > 0 ? el : 1e-9);
+        st->wall_seconds = wall0 + el;
+        if (st->step % a->log_every == 0 || st->step == a->steps) {
+            float lr = tc->opt.warmup > 0 && st->step < tc->opt.warmup ? tc->opt.lr * st->step / tc->opt.warmup : tc->opt.lr;
+            if (fprintf(r->mf, "%ld,%.9g,%.6g,%ld,%.2f,%.2f\n", st->step, loss, lr, st->images_seen, ips, st->wall_seconds) < 0 ||
+                fflush(r->mf) != 0) {
+                *csv_err = errno ? errno : EIO;
                 cli_progress_end(&bar);
-                rc = cli_fail("cannot write %s: %s; stopping", csv, strerror(csv_err));
+                rc = cli_fail("cannot write %s: %s; stopping", r->csv, strerror(*csv_err));
                 break;
             }
         }
-        double eta = ips > 0 ? (double)(a.steps - st.step) * tc.batch / ips : -1;
-        if (a.minutes > 0 && a.minutes * 60 - el < eta) eta = a.minutes * 60 - el;
-        cli_progress_update(&bar, st.step, eta, "loss %.4f | %.1f img/s", loss_avg, ips);
-        if (st.step % a.save_every == 0) {
-            if ((s = dfs_checkpoint_save(ckpt, m, &st, tj, DFS_CKPT_FULL)) != DFS_OK) {
+        double eta = ips > 0 ? (double)(a->steps - st->step) * tc->batch / ips : -1;
+        if (a->minutes > 0 && a->minutes * 60 - el < eta) eta = a->minutes * 60 - el;
+        cli_progress_update(&bar, st->step, eta, "loss %.4f | %.1f img/s", loss_avg, ips);
+        if (st->step % a->save_every == 0) {
+            if ((s = dfs_checkpoint_save(r->ckpt, r->m, st, r->tj, DFS_CKPT_FULL)) != DFS_OK) {
                 cli_progress_end(&bar);
                 rc = cli_fail_status(s);
                 break;
             }
         }
-        if (a.sample_every > 0 && st.step % a.sample_every == 0) {
-            snprintf(tmp, sizeof tmp, "%s/samples-%06ld.png", a.out, st.step);
-            if ((rc = write_samples(m, tmp, a.seed, caps, ncap)) != 0) break;
+        if (a->sample_every > 0 && st->step % a->sample_every == 0) {
+            snprintf(r->tmp, sizeof r->tmp, "%s/samples-%06ld.png", a->out, st->step);
+            if ((rc = write_samples(r->m, r->tmp, a->seed, r->caps, r->ncap)) != 0) break;
         }
     }
     cli_progress_end(&bar);
-    if (fclose(mf) != 0 && rc == 0) rc = cli_fail("cannot write %s: %s", csv, strerror(errno));
-    /* on an error, save only what this run added: a run that fails at its first step (out of
-     * memory for a batch too large) leaves no checkpoint behind to block a retry in --out */
-    if (rc == 0 || (s != DFS_ERR_NAN && st.step > step0)) {
-        dfs_status s2 = dfs_checkpoint_save(ckpt, m, &st, tj, DFS_CKPT_FULL);
+    *last = s;
+    return rc;
+}
+
+/* After the loop: the last checkpoint (on an error only when this run added steps and did not
+ * diverge, so that a run failing at its first step leaves nothing to block a retry in --out),
+ * and the closing line. Returns the run's exit status. */
+static int finish_run(train_run *r, int rc, dfs_status last, int csv_err, long step0) {
+    const dfs_train_state *st = &r->st;
+    FILE *mf = r->mf;
+    r->mf = NULL;
+    if (fclose(mf) != 0 && rc == 0) rc = cli_fail("cannot write %s: %s", r->csv, strerror(errno));
+    if (rc == 0 || (last != DFS_ERR_NAN && st->step > step0)) {
+        dfs_status s2 = dfs_checkpoint_save(r->ckpt, r->m, st, r->tj, DFS_CKPT_FULL);
         if (s2 != DFS_OK) /* a second failure is said too: the run's state is then lost */
             rc = rc == 0 ? cli_fail_status(s2) : (cli_fail("and the checkpoint could not be saved: %s", dfs_last_error()), rc);
         else if (csv_err)
-            fprintf(stderr, "diffuse: the checkpoint of step %ld is saved to %s\n", st.step, ckpt);
+            fprintf(stderr, "diffuse: the checkpoint of step %ld is saved to %s\n", st->step, r->ckpt);
     }
     if (rc == 0) {
-        if (cli_interrupted()) fprintf(stderr, "interrupted at step %ld: checkpoint saved to %s (continue with --resume %s)\n", st.step, ckpt, ckpt);
-        else fprintf(stderr, "done: step %ld, %ld images seen, %.1f s; checkpoint %s\n", st.step, st.images_seen, st.wall_seconds, ckpt);
+        if (cli_interrupted())
+            fprintf(stderr, "interrupted at step %ld: checkpoint saved to %s (continue with --resume %s)\n", st->step,
+                    r->ckpt, r->ckpt);
+        else
+            fprintf(stderr, "done: step %ld, %ld images seen, %.1f s; checkpoint %s\n", st->step, st->images_seen,
+                    st->wall_seconds, r->ckpt);
     }
-    cJSON_free(tj);
-done_trainer:
-    dfs_trainer_free(tr);
-done_data:
-    dfs_dataset_free(&data);
-done_model:
-    dfs_caption_set_free(&cs);
-    dfs_model_free(m);
-    free(data_owned);
-    free(labels_owned);
+    return rc;
+}
+
+int cmd_train(int argc, char **argv) {
+    train_run run;
+    train_run *r = &run;
+    memset(r, 0, sizeof *r);
+    int rc = parse_args(r, argc, argv);
+    if (rc >= 0) return rc;
+    const train_args *a = &r->a;
+    dfs_set_threads((int)a->threads);
+    dfs_train_config_default(&r->tc);
+    r->tc.batch = (int)a->batch;
+    r->tc.opt.lr = (float)a->lr;
+    r->tc.opt.warmup = (int)a->warmup;
+    r->tc.opt.weight_decay = (float)a->wd;
+    r->tc.opt.clip = (float)a->clip;
+    r->tc.opt.ema_decay = (float)a->ema;
+    r->tc.cond_drop = (float)a->cond_drop;
+    r->text = a->text;
+    /* a resumed model first (it says what the data are); captions before a new model (it takes
+     * their size, channels and vocabulary) */
+    if ((a->resume && (rc = resume_run(r))) || (r->text && (rc = load_captions(r))) ||
+        (!a->resume && (rc = new_model(r))) || (rc = load_data(r)) || (rc = open_run(r))) {
+        run_free(r);
+        return rc;
+    }
+    const dfs_unet_config *u = &r->m->cfg.unet;
+    const dfs_dataset *dp = r->dp;
+    if (r->text)
+        fprintf(stderr, "training text-to-image U-Net (%zu parameters, %s; text encoder %d wide, %d layers, %d words, "
+                "%d tokens) on %d captioned %dx%dx%d images of %s, batch %d, %ld threads\n",
+                r->m->net->params->n, dfs_schedule_names[r->m->cfg.schedule], u->text.dim, u->text.layers,
+                u->text.vocab, u->text.max_len, dp->n, dp->c, dp->h, dp->w, a->data, r->tc.batch, a->threads);
+    else
+        fprintf(stderr, "training %s U-Net (%zu parameters, %s) on %d images of %s, batch %d, %ld threads\n",
+                u->num_classes ? "class-conditional" : "unconditional", r->m->net->params->n,
+                dfs_schedule_names[r->m->cfg.schedule], dp->n, a->data, r->tc.batch, a->threads);
+    cli_catch_signals();
+    const long step0 = r->st.step;
+    dfs_status last;
+    int csv_err;
+    rc = train_loop(r, &last, &csv_err);
+    rc = finish_run(r, rc, last, csv_err, step0);
+    run_free(r);
     return rc;
 }
