@@ -51,13 +51,16 @@ dfs_status cli_write_grid(const char *path, const float *x, int n, int c, int h,
 dfs_status cli_write_grid_labeled(const char *path, const float *x, int n, int c, int h, int w, int cols, int s,
                                   const char *const *labels);
 
-int cmd_train(int argc, char **argv);
-int cmd_sample(int argc, char **argv);
-int cmd_noise(int argc, char **argv);
-int cmd_info(int argc, char **argv);
-int cmd_bench(int argc, char **argv);
-int cmd_export(int argc, char **argv);
-int cmd_eval(int argc, char **argv);
+/* The commands (cli/main.c's table): argv[0] is the command's name; the exit status. */
+int cmd_train(int argc, char **argv);      /* cli/cmd_train.c */
+int cmd_sample(int argc, char **argv);     /* cli/cmd_sample.c */
+int cmd_noise(int argc, char **argv);      /* cli/cmd_misc.c */
+int cmd_info(int argc, char **argv);       /* cli/cmd_misc.c */
+int cmd_bench(int argc, char **argv);      /* cli/cmd_misc.c */
+int cmd_export(int argc, char **argv);     /* cli/cmd_misc.c */
+int cmd_eval(int argc, char **argv);       /* cli/cmd_eval.c */
 int cmd_classifier(int argc, char **argv); /* cli/cmd_classifier.c */
+int cmd_data(int argc, char **argv);       /* cli/cmd_data.c */
+int cmd_plot(int argc, char **argv);       /* cli/cmd_plot.c */
 
 #endif

@@ -236,50 +236,66 @@ void cli_log(dfs_log_level level, const char *msg, void *user) {
     if (level >= DFS_LOG_WARN) fprintf(stderr, "diffuse: %s%s\n", level == DFS_LOG_WARN ? "warning: " : "", msg);
 }
 
-static const char *usage =
-    "usage: diffuse COMMAND [options]\n"
-    "\n"
-    "Denoising diffusion models (Ho et al. 2020) in C: train a U-Net noise predictor and\n"
-    "sample from it.\n"
-    "\n"
-    "commands:\n"
-    "  train    train a model on Fashion-MNIST, a PNG folder or IDX files\n"
-    "  sample   draw images from a trained model (DDPM or DDIM, classifier-free guidance)\n"
-    "  noise    show the forward noising of one image at chosen steps\n"
-    "  info     print a checkpoint's configuration and training state\n"
-    "  export   write a checkpoint's EMA weights as a sampling-only model (float16)\n"
-    "  bench    time training steps and forward passes\n"
-    "  eval     FD and class accuracy of samples (--fd --acc), likelihood bound (--nll)\n"
-    "  classifier  train or evaluate the image classifier that eval's --fd and --acc use\n"
-    "  data     build and show captioned image folders (fashion-captions, emoji)\n"
-    "  plot     draw a loss curve (a column of metrics.csv) as a PNG chart\n"
-    "\n"
-    "Run 'diffuse COMMAND --help' for a command's options.\n";
+/* The commands: dispatch and the listing of 'diffuse --help' both come from this table. */
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv); /* argv[0] is the command's name */
+    const char *summary;                /* one line in 'diffuse --help' */
+} cli_command;
 
-int cmd_data(int argc, char **argv); /* cli/cmd_data.c */
-int cmd_plot(int argc, char **argv); /* cli/cmd_plot.c */
+static const cli_command commands[] = {
+    {"train", cmd_train, "train a model on Fashion-MNIST, a PNG folder, IDX files or captions"},
+    {"sample", cmd_sample, "draw images from a model: four samplers, guidance, prompts, inpainting"},
+    {"noise", cmd_noise, "show the forward noising of one image at chosen steps"},
+    {"info", cmd_info, "print a checkpoint's configuration and training state"},
+    {"export", cmd_export, "write a checkpoint's EMA weights as a sampling-only model (float16)"},
+    {"bench", cmd_bench, "time training steps and forward passes"},
+    {"eval", cmd_eval, "FD and class accuracy of samples (--fd --acc), likelihood bound (--nll)"},
+    {"classifier", cmd_classifier, "train or evaluate the image classifier that eval's --fd and --acc use"},
+    {"data", cmd_data, "build and show captioned image folders (fashion-captions, emoji)"},
+    {"plot", cmd_plot, "draw a loss curve (a column of metrics.csv) as a PNG chart"},
+};
+#define NCOMMANDS (sizeof commands / sizeof *commands)
+
+static void usage(FILE *f) {
+    int w = 0;
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if ((int)strlen(commands[i].name) > w) w = (int)strlen(commands[i].name);
+    fputs("usage: diffuse COMMAND [options]\n"
+          "\n"
+          "Denoising diffusion models (Ho et al. 2020) in C: train a U-Net noise predictor and\n"
+          "sample from it.\n"
+          "\n"
+          "commands:\n",
+          f);
+    for (size_t i = 0; i < NCOMMANDS; i++) fprintf(f, "  %-*s  %s\n", w, commands[i].name, commands[i].summary);
+    fputs("\nRun 'diffuse COMMAND --help' (or 'diffuse help COMMAND') for a command's options.\n", f);
+}
+
+static const cli_command *find_command(const char *name) {
+    for (size_t i = 0; i < NCOMMANDS; i++)
+        if (!strcmp(commands[i].name, name)) return &commands[i];
+    return NULL;
+}
 
 int main(int argc, char **argv) {
     dfs_set_log(cli_log, NULL);
     if (argc < 2) {
-        fputs(usage, stderr);
+        usage(stderr);
         return 2;
     }
-    const char *cmd = argv[1];
-    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
-        fputs(usage, stdout);
-        return 0;
+    const char *name = argv[1];
+    if (!strcmp(name, "--help") || !strcmp(name, "-h") || !strcmp(name, "help")) {
+        if (argc == 2) {
+            usage(stdout);
+            return 0;
+        }
+        const cli_command *c = find_command(argv[2]); /* diffuse help COMMAND: its --help */
+        if (!c || argc > 3) return cli_fail("help: give one command of 'diffuse --help', not '%s'", argv[argc - 1]);
+        char *help_argv[] = {argv[2], "--help", NULL};
+        return c->run(2, help_argv);
     }
-    if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
-    if (!strcmp(cmd, "sample")) return cmd_sample(argc - 1, argv + 1);
-    if (!strcmp(cmd, "noise")) return cmd_noise(argc - 1, argv + 1);
-    if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
-    if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
-    if (!strcmp(cmd, "export")) return cmd_export(argc - 1, argv + 1);
-    if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
-    if (!strcmp(cmd, "classifier")) return cmd_classifier(argc - 1, argv + 1);
-    if (!strcmp(cmd, "data")) return cmd_data(argc - 1, argv + 1);
-    if (!strcmp(cmd, "plot")) return cmd_plot(argc - 1, argv + 1);
-    cli_fail("unknown command '%s' (try 'diffuse --help')", cmd);
-    return 2;
+    const cli_command *c = find_command(name);
+    if (!c) return cli_fail("unknown command '%s' (try 'diffuse --help')", name);
+    return c->run(argc - 1, argv + 1);
 }
