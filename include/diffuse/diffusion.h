@@ -56,6 +56,99 @@ void dfs_pred_target(const dfs_schedule *s, dfs_prediction kind, int t, const fl
                      const float *eps, float *target, size_t n);
 
 /* ------------------------------------------------------------------------------------------ */
+/* Masks and projections: what differs between images, series and molecules                    */
+/* ------------------------------------------------------------------------------------------ */
+
+/* The core works on n samples of dim floats each, (n, dim), and knows nothing of pixels, time
+ * steps or atoms. What differs between kinds of data is carried by masks over the n*dim entries
+ * (bytes, nonzero = set; NULL = the mask is off) and by a projection (docs/DIFFUSION.md, "Masks
+ * and projections"):
+ *   present     padding, for sets of varying size (molecules of different atom counts, series
+ *               of different lengths): an entry with present[j] == 0 is not part of the sample.
+ *               It takes no random numbers, is never noised or modelled (the model's output
+ *               there is ignored), is exactly 0 in x at every step and in every result, and
+ *               counts nowhere (loss, bound, dynamic threshold). NULL: all present.
+ *   known_mask  conditioning entries (inpainting, imputation, forecasting, fixed fragments):
+ *               held to given values when sampling (RePaint), left out of the training loss
+ *               and of the bound (CSDI's target mask is their complement). The model sees
+ *               them, noised like the rest. NULL: none.
+ * The modelled entries, the ones a loss or a bound counts, are those present and not known.
+ *
+ * A projection P onto a linear subspace (EDM's zero centre of mass) is applied to every
+ * Gaussian draw (x_T, each step's noise, RePaint's draws and jumps, SDEdit's noise, the
+ * training noise) and to every model prediction, so that samples stay in the subspace. It must
+ * be linear, idempotent and orthogonal (P = P^2 = P^T) and leave padded entries at 0: v is
+ * (n, dim), changed in place; present is the padding mask of those n rows (NULL: all). */
+typedef void (*dfs_project_fn)(void *user, float *v, const uint8_t *present, int n, size_t dim);
+
+/* The masks and the projection of a training batch or a bound; all NULL (zeroed struct): an
+ * ordinary dense tensor. */
+typedef struct {
+    const uint8_t *present;    /* (n, dim) padding mask, NULL: all present */
+    const uint8_t *known_mask; /* (n, dim) conditioning entries, NULL: none */
+    dfs_project_fn project;    /* NULL: no projection */
+    void *project_user;
+} dfs_masks;
+
+/* The layout dfs_project_zero_com reads: each sample is (atoms, width) floats, dim = atoms *
+ * width, and the first `coords` values of each atom are its position (EDM's x, the rest its
+ * features h, Hoogeboom et al. 2022 sec. 3). */
+typedef struct {
+    int width;  /* values per atom, >= coords */
+    int coords; /* position coordinates per atom, 1..width (3) */
+} dfs_com_layout;
+
+/* dfs_project_fn for EDM's positions (Hoogeboom et al. 2022, sec. 3: they live in the linear
+ * subspace sum_a x_a = 0): for each sample and each coordinate c < coords, subtract the mean
+ * over the present atoms (mean taken in double); the features are left alone; padded entries
+ * are set to 0. user: a const dfs_com_layout *, or NULL for (n, atoms, 3) positions only. P is
+ * the orthogonal projector onto that subspace (on the present entries). */
+void dfs_project_zero_com(void *user, float *v, const uint8_t *present, int n, size_t dim);
+
+/* The number of modelled entries (present and not known) of the (n, dim) batch; m may be NULL. */
+size_t dfs_masks_count(const dfs_masks *m, int n, size_t dim);
+
+/* z ~ N(0, I) on the present entries, 0 on the padded ones, then projected. Random stream: one
+ * normal per present entry, in element order (n*dim normals when there is no padding, the
+ * same as dfs_rng_fill_normal). m may be NULL. */
+void dfs_draw_noise(const dfs_masks *m, dfs_rng *rng, float *z, int n, size_t dim);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Training: the diffusion side of one step, on any tensor                                     */
+/* ------------------------------------------------------------------------------------------ */
+
+/* A training step (Ho et al. 2020, Algorithm 1) on a batch x0 (n, dim), with the network in
+ * between:
+ *     t[i] = dfs_draw_t(s, rng)                         for each sample
+ *     dfs_draw_noise(m, rng, eps, n, dim)                eps ~ N(0, I), padded, projected
+ *     dfs_train_inputs(s, pred, m, t, x0, eps, ...)      x_t and the target
+ *     out = network(x_t, t)                               (n, dim)
+ *     loss = dfs_masked_mse(m, out, target, ...)          and dfs_masked_mse_backward
+ * x0 must lie in the projection's subspace (centre the data once with the projection). */
+
+/* t ~ U{0, ..., T-1}: one draw of dfs_rng_below. */
+int dfs_draw_t(const dfs_schedule *s, dfs_rng *rng);
+/* For each sample i at step t[i]: x_t = sqrt(abar) x0 + sqrt(1 - abar) eps (DDPM eq. 4) and
+ * the target of the parameterisation (dfs_pred_target), both 0 on padded entries. m may be
+ * NULL. xt and target are (n, dim). */
+void dfs_train_inputs(const dfs_schedule *s, dfs_prediction pred, const dfs_masks *m, const int *t,
+                      const float *x0, const float *eps, int n, size_t dim, float *xt, float *target);
+/* The masked loss: the mean over the modelled entries M of (P out - target)^2, P the
+ * projection (identity when m->project is NULL):
+ *     L = 1/|M| sum_{j in M} ((P out)_j - target_j)^2
+ * summed in double and rounded once; 0 when M is empty. With no masks it is the same number,
+ * bit for bit, as dfs_mse. work: n*dim floats of scratch when there is a projection, else
+ * unused (may be NULL). */
+float dfs_masked_mse(const dfs_masks *m, const float *out, const float *target, int n, size_t dim,
+                     float *work);
+/* Its gradient with respect to out, times dloss, written (=, not added) to dout (n, dim):
+ *     dL/dout = P^T r = P r,  r_j = 2 dloss / |M| ((P out)_j - target_j) on M, 0 elsewhere,
+ * so entries outside M get 0 when there is no projection, and padded entries always do. With
+ * no masks it is dfs_mse's gradient bit for bit. work as for dfs_masked_mse. */
+void dfs_masked_mse_backward(float *dout, const dfs_masks *m, const float *out, const float *target,
+                             int n, size_t dim, float dloss, float *work);
+
+/* ------------------------------------------------------------------------------------------ */
 /* Samplers                                                                                    */
 /* ------------------------------------------------------------------------------------------ */
 
@@ -91,8 +184,8 @@ typedef struct {
     dfs_prediction prediction;
     int null_label;      /* label meaning "no class" (num_classes) */
     float dynamic_threshold; /* Imagen's dynamic thresholding (Saharia et al. 2022 sec. 2.3):
-                                percentile P in (0, 100] of |x0| per sample; 0 = off (default),
-                                then clip_x0 applies */
+                                percentile P in (0, 100] of |x0| per sample (of its present
+                                entries); 0 = off (default), then clip_x0 applies */
     /* Known entries (inpainting, imputation, forecasting, fixed fragments): where
      * known_mask[j] != 0 (j over the n*dim values), the sample is held to known[j] and never
      * modelled: it starts at, and after every step is replaced by, a fresh draw of
@@ -108,6 +201,17 @@ typedef struct {
      * off (default). strength in (0, 1]: 1 starts from the noisiest step visited. */
     const float *init;
     float strength;
+    /* Padding (sets of varying size): entries with present[j] == 0 are not part of the sample;
+     * they draw no noise, the model's output there is ignored, and they are exactly 0 in x
+     * after every step and in the result (see "Masks and projections" above). A model that
+     * needs the mask (an EGNN's node mask) takes it through its own user pointer; with
+     * guidance it is called on 2n rows, rows i and n + i being sample i. NULL (default): all
+     * present. */
+    const uint8_t *present;     /* (n, dim) */
+    /* A projection of every Gaussian draw and every (guided, clipped) prediction of eps and
+     * x0, e.g. dfs_project_zero_com. NULL (default): none. */
+    dfs_project_fn project;
+    void *project_user;
 } dfs_sampler_config;
 
 void dfs_sampler_config_default(dfs_sampler_config *c);
@@ -133,7 +237,9 @@ typedef void (*dfs_sample_cb)(void *user, int i, int steps, int t, const float *
  * finite (x then holds it as it is). Random stream: the start takes n*dim normals (x_T, or the
  * noise of SDEdit's start), then n*dim more for the known entries' start when there are known
  * entries; every step that adds noise takes n*dim, then n*dim more for the known entries
- * (none on the last step), and every RePaint jump n*dim. */
+ * (none on the last step), and every RePaint jump n*dim. With a padding mask each of these
+ * draws takes one normal per present entry instead (dfs_draw_noise), so that samples padded
+ * alike give, bit for bit, what the same samples cut down to their present entries give. */
 dfs_status dfs_sample(const dfs_schedule *s, const dfs_sampler_config *c, dfs_model_fn model,
                       void *model_user, const int *labels, int n, size_t dim, dfs_rng *rng,
                       float *x, dfs_sample_cb cb, void *cb_user);
@@ -171,6 +277,18 @@ dfs_status dfs_nll_bpd(const dfs_schedule *s, dfs_prediction pred, dfs_model_fn 
 dfs_status dfs_nll_bpd_terms(const dfs_schedule *s, dfs_prediction pred, dfs_model_fn model,
                              void *user, const int *labels, const float *x0, int n, size_t dim,
                              dfs_rng *rng, double *bpd, double *terms);
+/* The same with masks (m may be NULL): the bound of the modelled entries (present, not known)
+ * given the known ones, in bits per modelled dimension of each image: every term is summed
+ * over the modelled entries only and divided by their number in that image. The model sees
+ * x_t on all present entries (the known ones noised too, as when sampling), 0 on padded ones.
+ * Random stream: per (image, t) pair one normal per present entry (dim without padding), so
+ * images padded alike give, bit for bit, the bound of the same images cut down to their
+ * present entries. Only present entries need be in [-1, 1]. DFS_ERR_ARG for an image with no
+ * modelled entry, or with a projection (a bound in a subspace needs its own dimension count
+ * and decoder; not done). */
+dfs_status dfs_nll_bpd_masked(const dfs_schedule *s, dfs_prediction pred, dfs_model_fn model,
+                              void *user, const int *labels, const float *x0, const dfs_masks *m,
+                              int n, size_t dim, dfs_rng *rng, double *bpd, double *terms);
 
 
 #ifdef __cplusplus

@@ -13,13 +13,19 @@
  * posterior_log_variance_clipped), the decoder uses beta_tilde at index 1. Every one of the T
  * terms is evaluated (exact sum, no importance sampling over t), one model call per (image, t).
  *
+ * With masks (dfs_nll_bpd_masked) every term is a sum over dimensions, and only the modelled
+ * ones (present, not known) are summed: the bound of those given the known entries, which the
+ * model sees noised like the rest. Bits per dimension then divide by each image's number of
+ * modelled entries. Padded entries draw no noise and are 0 in x_t, so an image padded to any
+ * width has the bound of the image cut down to its present entries.
+ *
  * References
  *   DDPM    Ho, Jain, Abbeel 2020, "Denoising Diffusion Probabilistic Models", eq. 5, 7, 13
  *   IDDPM   Nichol, Dhariwal 2021, "Improved Denoising Diffusion Probabilistic Models", sec. 2,
  *           and their code (improved-diffusion: normal_kl, discretized_gaussian_log_likelihood,
  *           _vb_terms_bpd, _prior_bpd)
  */
-#include "diffuse/diffusion.h"
+#include "masks.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -66,6 +72,12 @@ dfs_status dfs_nll_bpd(const dfs_schedule *s, dfs_prediction pred, dfs_model_fn 
 dfs_status dfs_nll_bpd_terms(const dfs_schedule *s, dfs_prediction pred, dfs_model_fn model,
                              void *user, const int *labels, const float *x0, int n, size_t dim,
                              dfs_rng *rng, double *bpd, double *terms) {
+    return dfs_nll_bpd_masked(s, pred, model, user, labels, x0, NULL, n, dim, rng, bpd, terms);
+}
+
+dfs_status dfs_nll_bpd_masked(const dfs_schedule *s, dfs_prediction pred, dfs_model_fn model,
+                              void *user, const int *labels, const float *x0, const dfs_masks *m,
+                              int n, size_t dim, dfs_rng *rng, double *bpd, double *terms) {
     if (!s || !s->beta || !model || !x0 || !rng || !bpd) {
         dfs_set_error("dfs_nll_bpd: schedule, model, x0, rng and bpd must not be NULL");
         return DFS_ERR_ARG;
@@ -84,8 +96,14 @@ dfs_status dfs_nll_bpd_terms(const dfs_schedule *s, dfs_prediction pred, dfs_mod
                       n, dim);
         return DFS_ERR_ARG;
     }
+    if (m && m->project) {
+        dfs_set_error("dfs_nll_bpd: the bound takes no projection (in a subspace it needs its own "
+                      "dimension count and decoder)");
+        return DFS_ERR_ARG;
+    }
+    const uint8_t *present = m ? m->present : NULL;
     for (size_t i = 0; i < (size_t)n * dim; i++)
-        if (!(x0[i] >= -1.0f && x0[i] <= 1.0f)) {
+        if ((!present || present[i]) && !(x0[i] >= -1.0f && x0[i] <= 1.0f)) {
             dfs_set_error("dfs_nll_bpd: x0[%zu] = %g is outside [-1, 1] (8-bit data as p/127.5 - 1)",
                           i, (double)x0[i]);
             return DFS_ERR_ARG;
@@ -98,18 +116,33 @@ dfs_status dfs_nll_bpd_terms(const dfs_schedule *s, dfs_prediction pred, dfs_mod
         dfs_set_error("dfs_nll_bpd: %zu images of %zu values do not fit in memory", chunk, dim);
         return DFS_ERR_NOMEM;
     }
-    /* xt, out, x0hat: (chunk, dim) each; ts, lab: (chunk) */
+    /* xt, out, x0hat: (chunk, dim) each; ts, lab: (chunk); to_bpd: (n) */
     float *buf = malloc(3 * chunk * dim * sizeof(float));
     int *ts = malloc(2 * chunk * sizeof(int));
-    if (!buf || !ts) {
+    double *to_bpd = malloc((size_t)n * sizeof(double));
+    if (!buf || !ts || !to_bpd) {
         free(buf);
         free(ts);
+        free(to_bpd);
         dfs_set_error("dfs_nll_bpd: out of memory for %zu images of %zu values", chunk, dim);
         return DFS_ERR_NOMEM;
     }
     float *xt = buf, *out = buf + chunk * dim, *x0hat = buf + 2 * chunk * dim;
     int *lab = ts + chunk;
-    const double nats_to_bpd = 1.0 / ((double)dim * M_LN2);
+    /* nats to bits per modelled dimension, per image */
+    for (int i = 0; i < n; i++) {
+        const dfs_masks mi = {present ? present + (size_t)i * dim : NULL,
+                              m && m->known_mask ? m->known_mask + (size_t)i * dim : NULL, NULL, NULL};
+        const size_t cnt = dfs_masks_count(&mi, 1, dim);
+        if (cnt == 0) {
+            free(buf);
+            free(ts);
+            free(to_bpd);
+            dfs_set_error("dfs_nll_bpd: image %d has no modelled entry (all padded or known)", i);
+            return DFS_ERR_ARG;
+        }
+        to_bpd[i] = 1.0 / ((double)cnt * M_LN2);
+    }
     if (terms) memset(terms, 0, (size_t)(T + 1) * sizeof(double));
 
     /* L_T: KL(N(sqrt(abar) x0, 1 - abar) || N(0, 1)) at the last index (IDDPM _prior_bpd). */
@@ -117,8 +150,9 @@ dfs_status dfs_nll_bpd_terms(const dfs_schedule *s, dfs_prediction pred, dfs_mod
     for (int i = 0; i < n; i++) {
         double kl = 0;
         for (size_t j = 0; j < dim; j++)
-            kl += dfs_normal_kl(sa_T * x0[(size_t)i * dim + j], lv_T, 0.0, 0.0);
-        bpd[i] = kl * nats_to_bpd;
+            if (masks_modelled(m, (size_t)i * dim + j))
+                kl += dfs_normal_kl(sa_T * x0[(size_t)i * dim + j], lv_T, 0.0, 0.0);
+        bpd[i] = kl * to_bpd[i];
         if (terms) terms[T] += bpd[i] / n;
     }
 
@@ -131,13 +165,16 @@ dfs_status dfs_nll_bpd_terms(const dfs_schedule *s, dfs_prediction pred, dfs_mod
             ts[b] = t;
             lab[b] = labels ? labels[i] : 0;
             float *x = xt + b * dim;
-            dfs_rng_fill_normal(rng, x, dim);
+            const dfs_masks mi = {present ? present + (size_t)i * dim : NULL, NULL, NULL, NULL};
+            dfs_draw_noise(&mi, rng, x, 1, dim);
             dfs_q_sample(s, t, x0 + (size_t)i * dim, x, x, dim); /* DDPM eq. 4, in place */
+            masks_pad(mi.present, x, dim);
         }
         dfs_status ms = model(user, xt, ts, labels ? lab : NULL, (int)nb, out);
         if (ms != DFS_OK) { /* the model failed (out of memory): its error stands */
             free(buf);
             free(ts);
+            free(to_bpd);
             return ms;
         }
         for (size_t b = 0; b < nb; b++) {
@@ -146,12 +183,14 @@ dfs_status dfs_nll_bpd_terms(const dfs_schedule *s, dfs_prediction pred, dfs_mod
             const float *x = xt + b * dim, *xs = x0 + (size_t)i * dim;
             float *xh = x0hat + b * dim;
             dfs_pred_to_eps_x0(s, pred, t, x, out + b * dim, NULL, xh, dim);
+            const size_t o = (size_t)i * dim; /* the image's first entry, for the masks */
             double nats = 0;
             if (t == 0) {
                 /* L_0: the reverse-step mean at index 0 is x0_hat (post_c0 = 1, post_ct = 0);
                  * variance beta_tilde at index 1 (IDDPM posterior_log_variance_clipped). */
                 double log_scale = 0.5 * log(s->beta_tilde[1]);
                 for (size_t j = 0; j < dim; j++) {
+                    if (!masks_modelled(m, o + j)) continue;
                     double mean = s->post_c0[0] * xh[j] + s->post_ct[0] * x[j];
                     nats -= dfs_discretized_gaussian_loglik(xs[j], mean, log_scale);
                 }
@@ -160,16 +199,18 @@ dfs_status dfs_nll_bpd_terms(const dfs_schedule *s, dfs_prediction pred, dfs_mod
                  * one with the true x_0, one with x0_hat; both variances beta_tilde_t. */
                 double c0 = s->post_c0[t], ct = s->post_ct[t], lv = log(s->beta_tilde[t]);
                 for (size_t j = 0; j < dim; j++) {
+                    if (!masks_modelled(m, o + j)) continue;
                     double mq = c0 * xs[j] + ct * x[j], mp = c0 * xh[j] + ct * x[j];
                     nats += dfs_normal_kl(mq, lv, mp, lv);
                 }
             }
-            bpd[i] += nats * nats_to_bpd;
-            if (terms) terms[t] += nats * nats_to_bpd / n;
+            bpd[i] += nats * to_bpd[i];
+            if (terms) terms[t] += nats * to_bpd[i] / n;
         }
     }
     free(buf);
     free(ts);
+    free(to_bpd);
     for (int i = 0; i < n; i++)
         if (!isfinite(bpd[i])) {
             dfs_set_error("dfs_nll_bpd: the bound for image %d is not finite", i);

@@ -20,12 +20,19 @@
  *
  * Random stream (fixed, so that samples are reproducible from a seed): x_T takes n*dim normals
  * first; then every step that adds noise takes n*dim normals, in element order. Steps that
- * add no noise (the last step, DDIM with eta = 0, dpm++2m, heun) take none.
+ * add no noise (the last step, DDIM with eta = 0, dpm++2m, heun) take none. With a padding
+ * mask every draw takes one normal per present entry instead (dfs_draw_noise).
+ *
+ * Padding and projection (docs/DIFFUSION.md, "Masks and projections") touch four places
+ * only: every draw goes through dfs_draw_noise (padded, projected); the model's eps and x0
+ * are padded and projected after guidance and clipping (eval_model); the dynamic threshold
+ * counts present entries only; and x is set to 0 on padded entries after every step, so that
+ * padded entries hold exactly 0 whatever a step computes there.
  *
  * Network evaluations: ddpm, ddim and dpm++2m evaluate once per visited timestep (`steps`);
  * heun twice per step except the last (2 steps - 1).
  */
-#include "diffuse/diffusion.h"
+#include "masks.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -130,28 +137,39 @@ static float select_kth(float *a, size_t n, size_t k) {
     return a[k];
 }
 
-float dfs_dynamic_threshold(float *x0, size_t dim, float p, float *scratch) {
-    DFS_ASSERT(dim >= 1 && p > 0.0f && p <= 100.0f);
-    for (size_t j = 0; j < dim; j++) scratch[j] = fabsf(x0[j]);
-    /* numpy.percentile's default ("linear"): rank r = p/100 (dim - 1), v = a_(floor r) +
+/* dfs_dynamic_threshold over the present entries of one sample only (present: its dim
+ * bytes, NULL: all): the percentile is of the m present values, and padded entries are left
+ * as they are. No present entry: nothing to do, s = 1. */
+static float threshold_present(float *x0, const uint8_t *present, size_t dim, float p, float *scratch) {
+    size_t m = 0;
+    for (size_t j = 0; j < dim; j++)
+        if (!present || present[j]) scratch[m++] = fabsf(x0[j]);
+    if (m == 0) return 1.0f;
+    /* numpy.percentile's default ("linear"): rank r = p/100 (m - 1), v = a_(floor r) +
      * (r - floor r) (a_(floor r + 1) - a_(floor r)) over the sorted values a_(i). */
-    const double r = (double)p / 100.0 * (double)(dim - 1);
+    const double r = (double)p / 100.0 * (double)(m - 1);
     size_t k = (size_t)r;
-    if (k > dim - 1) k = dim - 1;
+    if (k > m - 1) k = m - 1;
     const double frac = r - (double)k;
-    double s = select_kth(scratch, dim, k);
-    if (frac > 0.0 && k + 1 < dim) {
+    double s = select_kth(scratch, m, k);
+    if (frac > 0.0 && k + 1 < m) {
         float next = scratch[k + 1]; /* the smallest of the values above a_(k) */
-        for (size_t j = k + 2; j < dim; j++) next = scratch[j] < next ? scratch[j] : next;
+        for (size_t j = k + 2; j < m; j++) next = scratch[j] < next ? scratch[j] : next;
         s += frac * ((double)next - s);
     }
     /* Imagen sec. 2.3: s = max(s, 1); x0 = clip(x0, -s, s) / s */
     const float sf = s > 1.0 ? (float)s : 1.0f;
     for (size_t j = 0; j < dim; j++) {
+        if (present && !present[j]) continue;
         const float v = x0[j] < -sf ? -sf : x0[j] > sf ? sf : x0[j];
         x0[j] = v / sf;
     }
     return sf;
+}
+
+float dfs_dynamic_threshold(float *x0, size_t dim, float p, float *scratch) {
+    DFS_ASSERT(dim >= 1 && p > 0.0f && p <= 100.0f);
+    return threshold_present(x0, NULL, dim, p, scratch);
 }
 
 /* The model as the update rules see it: eps and x0 (n, dim) at (x, t), with classifier-free
@@ -188,7 +206,9 @@ static dfs_status eval_model(const dfs_schedule *s, const dfs_sampler_config *c,
         /* Imagen's dynamic thresholding of the (guided) x0 prediction, each sample on its own,
          * instead of the static clip; eps recomputed from it as below. */
         const size_t dim = N / (size_t)n;
-        for (int i = 0; i < n; i++) dfs_dynamic_threshold(x0 + (size_t)i * dim, dim, c->dynamic_threshold, w->thr);
+        for (int i = 0; i < n; i++)
+            threshold_present(x0 + (size_t)i * dim, c->present ? c->present + (size_t)i * dim : NULL, dim,
+                              c->dynamic_threshold, w->thr);
 #pragma omp parallel for schedule(static) if (N >= 65536)
         for (size_t j = 0; j < N; j++) eps[j] = (float)((x[j] - sa * x0[j]) / sb);
     } else if (c->clip_x0) {
@@ -200,6 +220,18 @@ static dfs_status eval_model(const dfs_schedule *s, const dfs_sampler_config *c,
             x0[j] = z0;
             eps[j] = (float)((x[j] - sa * z0) / sb);
         }
+    }
+    /* Padded entries are not modelled: whatever the model wrote there is dropped. Then the
+     * projection, after guidance and clipping (which need not keep the subspace), of both
+     * eps and x0: x_t = sqrt(abar) x0 + sqrt(1 - abar) eps holds before, so for x_t in the
+     * subspace it holds after, and the update rules that combine them stay in it. */
+    masks_pad(c->present, eps, N);
+    masks_pad(c->present, x0, N);
+    if (c->project) {
+        c->project(c->project_user, eps, c->present, n, N / (size_t)n);
+        c->project(c->project_user, x0, c->present, n, N / (size_t)n);
+        masks_pad(c->present, eps, N);
+        masks_pad(c->present, x0, N);
     }
     return DFS_OK;
 }
@@ -216,8 +248,9 @@ typedef struct {
     void *model_user;
     const int *labels;
     int n, guided, steps;
-    size_t N;
+    size_t N, dim;
     dfs_rng *rng;
+    const dfs_masks *mk; /* the padding mask and projection of every draw */
     scratch *w;
     int fresh; /* dpm++2m: no previous x0 to extrapolate with (the first step, or the first
                   after a RePaint jump) */
@@ -234,7 +267,7 @@ static dfs_status posterior_update(sampler_run *r, double c0, double ct, double 
                                    float *x) {
     scratch *w = r->w;
     const size_t N = r->N;
-    if (sigma > 0.0) dfs_rng_fill_normal(r->rng, w->z, N);
+    if (sigma > 0.0) dfs_draw_noise(r->mk, r->rng, w->z, r->n, r->dim);
     else memset(w->z, 0, N * sizeof(float));
 #pragma omp parallel for schedule(static) if (N >= 65536)
     for (size_t j = 0; j < N; j++)
@@ -338,11 +371,12 @@ static dfs_status step_heun(sampler_run *r, int i, double abar_t, double abar_p,
 static const step_fn step_table[DFS_SAMPLER_COUNT] = {step_ddpm, step_ddim, step_dpmpp_2m,
                                                       step_heun};
 
-/* x = sqrt(abar) x0 + sqrt(1 - abar) z, z ~ N(0, I) (DDPM eq. 4), on the entries where mask is
- * set (all when mask is NULL). */
-static void q_sample(dfs_rng *rng, float *z, const float *x0, const uint8_t *mask, double abar,
-                     float *x, size_t N) {
-    dfs_rng_fill_normal(rng, z, N);
+/* x = sqrt(abar) x0 + sqrt(1 - abar) z, z ~ N(0, I) (DDPM eq. 4) drawn by dfs_draw_noise, on
+ * the entries where mask is set (all when mask is NULL). z may be x. */
+static void q_sample(const sampler_run *r, float *z, const float *x0, const uint8_t *mask, double abar,
+                     float *x) {
+    const size_t N = r->N;
+    dfs_draw_noise(r->mk, r->rng, z, r->n, r->dim);
     const double sa = sqrt(abar), sb = sqrt(1.0 - abar);
     for (size_t j = 0; j < N; j++)
         if (!mask || mask[j]) x[j] = (float)(sa * x0[j] + sb * z[j]);
@@ -350,7 +384,7 @@ static void q_sample(dfs_rng *rng, float *z, const float *x0, const uint8_t *mas
 
 /* Known entries after a step to abar_p (RePaint, Lugmayr et al. 2022, Algorithm 1 line 5 and
  * 7: x_known ~ q(x_t' | x0 = known), combined with the sampled unknown entries): a fresh draw
- * of N normals; at the end (abar_p = 1) the known values themselves, exactly. */
+ * (dfs_draw_noise); at the end (abar_p = 1) the known values themselves, exactly. */
 static void hold_known(sampler_run *r, double abar_p, int last, float *x) {
     const dfs_sampler_config *c = r->c;
     if (!c->known) return;
@@ -359,7 +393,7 @@ static void hold_known(sampler_run *r, double abar_p, int last, float *x) {
             if (c->known_mask[j]) x[j] = c->known[j];
         return;
     }
-    q_sample(r->rng, r->w->z, c->known, c->known_mask, abar_p, x, r->N);
+    q_sample(r, r->w->z, c->known, c->known_mask, abar_p, x);
 }
 
 /* RePaint's resampling jump (Algorithm 1 line 9, with jumps of several steps as in its sec.
@@ -368,7 +402,7 @@ static void hold_known(sampler_run *r, double abar_p, int last, float *x) {
 static void jump_back(sampler_run *r, double abar_from, double abar_to, float *x) {
     const double a = abar_to / abar_from;
     const double ca = sqrt(a), cz = sqrt(1.0 - a);
-    dfs_rng_fill_normal(r->rng, r->w->z, r->N);
+    dfs_draw_noise(r->mk, r->rng, r->w->z, r->n, r->dim);
     for (size_t j = 0; j < r->N; j++) x[j] = (float)(ca * x[j] + cz * r->w->z[j]);
 }
 
@@ -495,16 +529,18 @@ dfs_status dfs_sample(const dfs_schedule *s, const dfs_sampler_config *c, dfs_mo
             w.lb[n + k] = c->null_label;
         }
     }
-    sampler_run r = {s, c, model, model_user, labels, n, guided, steps, N, rng, &w, 1};
+    const dfs_masks mk = {c->present, NULL, c->project, c->project_user};
+    sampler_run r = {s, c, model, model_user, labels, n, guided, steps, N, dim, rng, &mk, &w, 1};
 
     /* The start, at position p0 of the visited steps: x_T ~ N(0, I), or for SDEdit (Meng et
      * al. 2022, sec. 3) the initial image noised to the step where the run begins,
      * x_t0 ~ q(x_t0 | x0 = init); the same n*dim normals either way. Known entries start
      * noised to t0 too. */
     const int p0 = dfs_sampler_start(c);
-    if (c->init) q_sample(rng, x, c->init, NULL, s->abar[w.ts[p0]], x, N);
-    else dfs_rng_fill_normal(rng, x, N);
-    if (c->known) q_sample(rng, w.z, c->known, c->known_mask, s->abar[w.ts[p0]], x, N);
+    if (c->init) q_sample(&r, x, c->init, NULL, s->abar[w.ts[p0]], x);
+    else dfs_draw_noise(&mk, rng, x, n, dim);
+    if (c->known) q_sample(&r, w.z, c->known, c->known_mask, s->abar[w.ts[p0]], x);
+    masks_pad(c->present, x, N);
 
     /* RePaint's schedule of jumps (sec. 4.2): after the step that leaves (steps - p) visited
      * steps to go, for p a multiple of `jump` away from the end, go back `jump` steps by the
@@ -538,11 +574,13 @@ dfs_status dfs_sample(const dfs_schedule *s, const dfs_sampler_config *c, dfs_mo
         }
         r.fresh = 0;
         hold_known(&r, abar_p, last, x);
+        masks_pad(c->present, x, N);
         if (cb) cb(cb_user, i, steps, t, x, n);
         i++;
         if (jump && jumps_left[i] > 0) {
             jumps_left[i]--;
             jump_back(&r, abar_p, s->abar[w.ts[i - jump]], x);
+            masks_pad(c->present, x, N);
             i -= jump;
             r.fresh = 1; /* dpm++2m's previous x0 belongs to another branch */
         }
