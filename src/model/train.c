@@ -1,7 +1,11 @@
 /* train.c - one training step of the simple loss (Ho et al. 2020, Algorithm 1):
  * x0 ~ data, t ~ U{0..T-1}, eps ~ N(0, I), loss = || target - net(sqrt(abar_t) x0 +
  * sqrt(1 - abar_t) eps, t) ||^2, with labels dropped for classifier-free guidance (Ho &
- * Salimans 2022) and AdamW + EMA after the backward pass. */
+ * Salimans 2022) and AdamW + EMA after the backward pass.
+ *
+ * The diffusion side of the step (the draws of t and eps, x_t, the target, the masked loss and
+ * its gradient) is the core's (src/diffusion/loss.c), which works on any (n, dim) tensor; this
+ * file adds the images, the labels, the U-Net and the optimiser. */
 #include "diffuse/kernels.h"
 #include "diffuse/model.h"
 #include "../engine/tape.h"
@@ -145,6 +149,43 @@ static int next_index(dfs_trainer *t, long seen) {
     return t->perm[seen % n];
 }
 
+/* The core's masked loss (dfs_masked_mse) as an op on the tape: out is pred's (n, dim) rows
+ * against target, with masks m (NULL: none, then it is dfs_mse bit for bit); m must outlive
+ * the backward pass. Images have no masks, so the steps below pass NULL; with masks, the
+ * data-parallel step would weight each worker's mean by its share of the modelled entries
+ * (dfs_masks_count) instead of its share nb / B of the images. */
+static void diffusion_loss_bw(dfs_graph *g, dfs_node *nd) {
+    dfs_tensor *a = nd->in[0], *b = nd->in[1];
+    const dfs_masks *m = nd->saved;
+    const int n = nd->i[0];
+    const size_t dim = a->n / (size_t)n;
+    int fresh;
+    float *da = dfs_grad_for_write(g, a, &fresh);
+    /* the core writes the gradient: into da when it is fresh, else into scratch, then added */
+    float *d = fresh ? da : dfs_graph_scratch(g, 0, a->n * sizeof(float));
+    float *work = m && m->project ? dfs_graph_scratch(g, 1, a->n * sizeof(float)) : NULL;
+    dfs_masked_mse_backward(d, m, a->data, b->data, n, dim, nd->out->grad[0], work);
+    if (!fresh)
+        for (size_t i = 0; i < a->n; i++) da[i] += d[i];
+}
+
+static dfs_tensor *diffusion_loss(dfs_graph *g, dfs_tensor *pred, dfs_tensor *target, const dfs_masks *m) {
+    DFS_ASSERT(pred && target && pred->n == target->n && pred->n > 0 && pred->ndim >= 1);
+    const int n = pred->shape[0];
+    const size_t dim = pred->n / (size_t)n;
+    dfs_tensor *out = dfs_tensor_new(g, 1, (int[]){1});
+    float *work = m && m->project ? dfs_graph_scratch(g, 1, pred->n * sizeof(float)) : NULL;
+    out->data[0] = dfs_masked_mse(m, pred->data, target->data, n, dim, work);
+    /* only pred is an input of the recorded op; target rides along in in[1] for backward */
+    dfs_node *nd = dfs_record(g, diffusion_loss_bw, out, 1, &pred);
+    if (nd) {
+        nd->in[1] = target;
+        nd->i[0] = n;
+        nd->saved = (void *)m;
+    }
+    return out;
+}
+
 /* Forward, loss and (if the loss is finite) backward of the whole batch in one graph; the
  * ops spread their work over the threads themselves. The loss goes to *L. DFS_ERR_NOMEM (with
  * the error set) when the activations do not fit: the allocation jumps back here. */
@@ -161,7 +202,7 @@ static dfs_status serial_step(dfs_trainer *t, float *L) {
     const int shape[4] = {B, u->in_channels, u->image_size, u->image_size};
     dfs_tensor *x = dfs_tensor_wrap(g, t->xt, 4, shape);
     dfs_tensor *pred = dfs_unet_forward(m->net, g, x, t->t, cond ? t->labels : NULL);
-    dfs_tensor *loss = dfs_mse(g, pred, dfs_tensor_wrap(g, t->target, 4, shape));
+    dfs_tensor *loss = diffusion_loss(g, pred, dfs_tensor_wrap(g, t->target, 4, shape), NULL);
     *L = loss->data[0];
     if (isfinite(*L)) {
         dfs_params_zero_grad(m->net->params);
@@ -240,7 +281,7 @@ static dfs_status parallel_step(dfs_trainer *t, int n, float *Lout) {
                 const int shape[4] = {nb, u->in_channels, u->image_size, u->image_size};
                 dfs_tensor *x = dfs_tensor_wrap(g, t->xt + (size_t)lo * dim, 4, shape);
                 dfs_tensor *pred = dfs_unet_forward(m->net, g, x, t->t + lo, cond ? t->labels + lo : NULL);
-                wk->out = dfs_mse(g, pred, dfs_tensor_wrap(g, t->target + (size_t)lo * dim, 4, shape));
+                wk->out = diffusion_loss(g, pred, dfs_tensor_wrap(g, t->target + (size_t)lo * dim, 4, shape), NULL);
                 wk->loss = wk->out->data[0] * (float)nb / (float)B;
             }
         } else {
@@ -289,7 +330,7 @@ dfs_status dfs_trainer_step(dfs_trainer *t, float *loss_out) {
     /* A text model's label is the image's row of the caption table; row `rows` is the empty
      * caption, which caption dropout puts in its place. */
     const int text = u->text.dim > 0;
-    const int B = t->c.batch, T = m->cfg.T, null = text ? dfs_unet_context_rows(m->net) : u->num_classes;
+    const int B = t->c.batch, null = text ? dfs_unet_context_rows(m->net) : u->num_classes;
     const int cond = text || null > 0;
     const size_t dim = t->dim;
 
@@ -300,14 +341,11 @@ dfs_status dfs_trainer_step(dfs_trainer *t, float *loss_out) {
         int lab = text ? idx : (d->labels && null > 0) ? d->labels[idx] : null;
         if (cond && dfs_rng_uniform(rng) < t->c.cond_drop) lab = null;
         t->labels[i] = lab;
-        t->t[i] = (int)dfs_rng_below(rng, (uint32_t)T);
+        t->t[i] = dfs_draw_t(&m->sched, rng);
     }
-    dfs_rng_fill_normal(rng, t->eps, (size_t)B * dim);
-    for (int i = 0; i < B; i++) {
-        dfs_q_sample(&m->sched, t->t[i], t->x0 + i * dim, t->eps + i * dim, t->xt + i * dim, dim);
-        dfs_pred_target(&m->sched, m->cfg.prediction, t->t[i], t->x0 + i * dim,
-                        t->eps + i * dim, t->target + i * dim, dim);
-    }
+    /* the diffusion side (src/diffusion/loss.c): eps, x_t and the target; no masks for images */
+    dfs_draw_noise(NULL, rng, t->eps, B, dim);
+    dfs_train_inputs(&m->sched, m->cfg.prediction, NULL, t->t, t->x0, t->eps, B, dim, t->xt, t->target);
 
     int nt = 1;
 #ifdef _OPENMP
