@@ -128,6 +128,21 @@ static double worst_z(const double m[D], const double c[D][D], const double em[D
     return z;
 }
 
+/* exact_eps on rows of DW = D + 2 values whose last two are padding: NaN written there, which
+ * the sampler must ignore (at most 64 rows) */
+#define DW (D + 2)
+static dfs_status padded_eps(void *user, const float *x, const int *t, const int *labels, int n, float *out) {
+    static float in[64 * D], o[64 * D];
+    if (n > 64) return DFS_ERR_ARG;
+    for (int i = 0; i < n; i++) memcpy(in + i * D, x + (size_t)i * DW, D * sizeof(float));
+    exact_eps(user, in, t, labels, n, o);
+    for (int i = 0; i < n; i++) {
+        memcpy(out + (size_t)i * DW, o + i * D, D * sizeof(float));
+        out[(size_t)i * DW + D] = out[(size_t)i * DW + D + 1] = NAN;
+    }
+    return DFS_OK;
+}
+
 enum { N = 4000 };
 static float xs[N * D], known[N * D], init[N * D];
 static uint8_t kmask[N * D];
@@ -223,6 +238,33 @@ static void test_repaint(void) {
         CHECK(same, "%s: known entries come back bit for bit", dfs_sampler_names[kind]);
         CHECK(em.calls == dfs_sampler_evals(&c), "%s: %ld calls, dfs_sampler_evals %ld",
               dfs_sampler_names[kind], em.calls, dfs_sampler_evals(&c));
+        /* the same rows padded with two absent entries, one of them marked known (padding
+         * wins): padded entries take no random numbers, so the samples are the same bit for
+         * bit, and the padded entries come back +0 */
+        static float kp[64 * DW], xp[64 * DW];
+        static uint8_t mp[64 * DW], pres[64 * DW];
+        for (int i = 0; i < 64; i++) {
+            memcpy(kp + i * DW, known + i * D, D * sizeof(float));
+            memcpy(mp + i * DW, kmask + i * D, D);
+            kp[i * DW + D] = kp[i * DW + D + 1] = 5.0f;
+            mp[i * DW + D] = 1;
+            mp[i * DW + D + 1] = 0;
+            for (int j = 0; j < DW; j++) pres[i * DW + j] = j < D;
+        }
+        c.known = kp;
+        c.known_mask = mp;
+        c.present = pres;
+        dfs_rng_seed(&rng, 13);
+        em.gt = -1;
+        CHECK(dfs_sample(&s, &c, padded_eps, &em, NULL, 64, DW, &rng, xp, NULL, NULL) == DFS_OK,
+              "%s with known entries and padding: %s", dfs_sampler_names[kind], dfs_last_error());
+        same = 1;
+        for (int i = 0; i < 64; i++) {
+            same &= memcmp(&xp[i * DW], &xs[i * D], D * sizeof(float)) == 0;
+            for (int j = D; j < DW; j++) same &= xp[i * DW + j] == 0.0f && !signbit(xp[i * DW + j]);
+        }
+        CHECK(same, "%s: padded rows sample as the unpadded ones bit for bit, padding +0 (known or not)",
+              dfs_sampler_names[kind]);
     }
     dfs_schedule_free(&s);
 }
