@@ -21,14 +21,20 @@ void cli_progress_start(cli_progress *p, const char *what, long total, long done
     p->done0 = done0;
     p->tty = isatty(2);
     p->every = lines > 0 ? (total / lines > 0 ? total / lines : 1) : 0;
+    p->prev = done0;
     p->t0 = cli_now();
 }
 
 void cli_progress_update(cli_progress *p, long done, double eta, const char *fmt, ...) {
     const double now = cli_now(), el = now - p->t0;
     const int end = done >= p->total;
-    if (p->tty ? p->drawn && !end && now - p->last < REDRAW_S : !p->every || (!end && done % p->every))
-        return;
+    if (p->tty) {
+        if (p->drawn && !end && now - p->last < REDRAW_S) return;
+    } else { /* a line where the count passes a multiple of `every` (in steps of 1: reaches it) */
+        const long prev = done < p->prev ? 0 : p->prev; /* a count that starts again: an epoch */
+        p->prev = done;
+        if (!p->every || (!end && done / p->every == prev / p->every)) return;
+    }
     p->last = now;
     p->drawn = 1;
     if (eta == CLI_ETA_AUTO)
