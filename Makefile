@@ -39,15 +39,15 @@ LIB_REF   := $(BUILD)/libdiffuse-ref.a
 LIBS      := $(LIB_EXTRA) $(LIB_CORE)
 CLI_SRC  := $(wildcard cli/*.c)
 CLI_OBJ  := $(CLI_SRC:cli/%.c=$(BUILD)/cli/%.o)
-TEST_SRC := $(wildcard tests/test_*.c)
-TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TEST_SRC := $(wildcard tests/unit/test_*.c)
+TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 # Programs for the PyTorch parity tests (tests/parity*.sh), next to their Python halves.
 PARITY_SRC := $(wildcard tests/parity/*.c)
 PARITY_BIN := $(PARITY_SRC:tests/parity/%.c=$(BUILD)/tests/parity/%)
 # Programs a user runs (installed as diffuse-nn-eval, diffuse-t2i-eval).
 TOOL_SRC := $(wildcard tools/*.c)
 TOOL_BIN := $(TOOL_SRC:tools/%.c=$(BUILD)/tools/%)
-# The smallest programs that show the API; they see <diffuse.h> only (tests/examples.sh runs them).
+# The smallest programs that show the API; they see <diffuse.h> only (tests/build/examples.sh runs them).
 EXAMPLE_SRC := $(wildcard examples/*.c)
 EXAMPLE_BIN := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
 
@@ -86,7 +86,7 @@ $(BUILD)/diffuse: $(CLI_OBJ) $(LIBS)
 	$(CC) $(CFLAGS) $(OMP) -o $@ $^ $(LDLIBS)
 
 # Tests may use the private headers (-Isrc: "engine/tape.h") and the reference loops.
-$(BUILD)/tests/%: tests/%.c tests/check.h $(LIB_HDR) $(LIBS) $(LIB_REF)
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h $(LIB_HDR) $(LIBS) $(LIB_REF)
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) $(OMP) $(CPPFLAGS) -Isrc $(INC_EXTRA) -o $@ $< $(LIB_REF) $(LIBS) $(LDLIBS)
 
@@ -109,7 +109,7 @@ $(BUILD)/sgemm_peak: bench/sgemm_peak.c
 	$(CC) $(WARN) $(CFLAGS) $(OMP) $(CPPFLAGS) -o $@ $< $(LIBS_BLAS)
 
 # The whole suite: unit tests, PyTorch parity, CLI tests, the examples, an install into a
-# temporary prefix (tests/install.sh). Prints "N passed, N failed".
+# temporary prefix (tests/build/install.sh). Prints "N passed, N failed".
 test: setup
 	@$(MAKE) --no-print-directory all
 	@sh tests/run.sh $(BUILD)
@@ -242,7 +242,7 @@ uninstall:
 include fuzz/fuzz.mk
 
 format:
-	clang-format -i include/*.h include/diffuse/*.h src/*/*.c src/*/*.h cli/*.c tests/*.c tests/*.h \
+	clang-format -i include/*.h include/diffuse/*.h src/*/*.c src/*/*.h cli/*.c tests/unit/*.c tests/unit/*.h \
 	  tests/parity/*.c tools/*.c examples/*.c
 
 # every build folder: build/, build-asan/ and the build-*/ that BUILD=... made (all gitignored)

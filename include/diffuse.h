@@ -3,7 +3,7 @@
  *
  * diffuse trains denoising diffusion models (Ho et al. 2020) and samples from them. The
  * library is built in layers; each layer uses only the ones above it in this list, and a test
- * (tests/layers.sh) checks that of every include and every call. docs/ARCHITECTURE.md has the
+ * (tests/build/layers.sh) checks that of every include and every call. docs/ARCHITECTURE.md has the
  * picture and the path of one training step through the files.
  *
  *   libdiffuse (BLAS, OpenMP, zlib, libpng, cJSON)

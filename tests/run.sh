@@ -1,5 +1,7 @@
 #!/bin/sh
-# Runs the test program BUILD/tests/test_X of every tests/test_X.c and every tests/*.sh script,
+# Runs the test program BUILD/tests/test_X of every tests/unit/test_X.c and every script of
+# tests/{unit,parity,cli,build}/*.sh (unit: the library's C tests; parity: against PyTorch; cli:
+# the diffuse program; build: the layers, the examples, an install),
 # adds up their "N passed, N failed" lines and prints the total. Exits non-zero if anything
 # failed: a failed check, a missing test program, a program or script that printed no summary
 # line, exited non-zero, or (outside the sanitizer run) ran no checks at all.
@@ -51,8 +53,8 @@ run() {
     [ "$f" -eq 0 ] || broken="$broken $name"
     echo "-- $name done in $(( $(date +%s) - start ))s"
 }
-# one program per tests/test_*.c; a missing one is a failure, not a program less to run
-for src in tests/test_*.c; do
+# one program per tests/unit/test_*.c; a missing one is a failure, not a program less to run
+for src in tests/unit/test_*.c; do
     name=$(basename "$src" .c)
     if [ ! -x "$BUILD/tests/$name" ]; then
         echo "$name: $BUILD/tests/$name is missing (make BUILD=$BUILD all builds it)"
@@ -61,9 +63,8 @@ for src in tests/test_*.c; do
     fi
     run "$name" "$BUILD/tests/$name"
 done
-for s in tests/*.sh; do
-    case $s in tests/run.sh|tests/lib.sh) continue ;; esac
-    case $SET:$s in numerics:tests/parity*) ;; numerics:*) continue ;; esac
+for s in tests/unit/*.sh tests/parity/*.sh tests/cli/*.sh tests/build/*.sh; do
+    case $SET:$s in numerics:tests/parity/*) ;; numerics:*) continue ;; esac
     if [ ! -f "$s" ]; then echo "run.sh: no test scripts in $(pwd)/tests"; failed run.sh; continue; fi
     run "$(basename "$s")" sh "$s" "$BUILD"
 done

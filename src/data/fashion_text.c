@@ -22,7 +22,7 @@ const char *const dfs_fashion_tone_words[DFS_TONE_COUNT] = {"dark", "", "light"}
 const char *const dfs_fashion_size_words[DFS_SIZE_COUNT] = {"small", "", "large"};
 
 /* Per class (row 10: all classes pooled): brightness terciles lo, hi; coverage terciles lo, hi.
- * Measured on train-images-idx3-ubyte.gz (tests/test_text_data.c checks each third holds
+ * Measured on train-images-idx3-ubyte.gz (tests/unit/test_text_data.c checks each third holds
  * 30-37% of every class). */
 static const float terciles[NCLS + 1][4] = {
     {134.73f, 186.25f, 0.5089f, 0.5604f}, // T-shirt/top

@@ -20,7 +20,7 @@
 /* exp(x) in float with plain arithmetic, so that `omp simd` loops vectorise it: exp(x) =
  * 2^n exp(r), n = round(x log2 e), r = x - n ln 2 with ln 2 in two parts (Cody & Waite 1980),
  * exp(r) = 1 + r + r^2 P(r) with the degree-5 P of Cephes' expf (Moshier 1989). Relative
- * error below 3e-7 (tests/test_ops_b.c); x is clamped to [-87, 88], where exp stays a normal
+ * error below 3e-7 (tests/unit/test_ops_b.c); x is clamped to [-87, 88], where exp stays a normal
  * float. */
 static inline float dfs_expf(float x) {
     x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);

@@ -1,6 +1,6 @@
 /* attn_dump.c OUT.safetensors - runs dfs_attention forward and backward on fixed random inputs
  * (several shapes, heads and masks) and writes inputs, outputs and gradients for
- * torch_attn.py to repeat in PyTorch (tests/parity_attn.sh). */
+ * torch_attn.py to repeat in PyTorch (tests/parity/parity_attn.sh). */
 #include "diffuse.h"
 
 #include <stdio.h>

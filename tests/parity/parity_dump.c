@@ -1,5 +1,5 @@
 /* parity_dump.c - run a U-Net once and K AdamW steps on a fixed batch and write everything
- * PyTorch needs to repeat it (torch_parity.py; tests/parity.sh, tests/parity_text_unet.sh).
+ * PyTorch needs to repeat it (torch_parity.py; tests/parity/parity.sh, tests/parity/parity_text_unet.sh).
  *
  *   parity_dump [--text] OUT.safetensors
  *

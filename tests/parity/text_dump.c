@@ -1,7 +1,7 @@
 /* text_dump.c OUT.safetensors - runs the text encoder (src/nn/text.c) forward and backward on a
  * fixed batch of token ids with padding, and writes its parameters, the inputs, the outputs and
  * every parameter gradient for torch_text.py to repeat in PyTorch
- * (tests/parity_text.sh). The loss is sum(R1 * tokens) + sum(R2 * pooled). */
+ * (tests/parity/parity_text.sh). The loss is sum(R1 * tokens) + sum(R2 * pooled). */
 #include "diffuse.h"
 
 #include <stdio.h>

@@ -3,7 +3,7 @@ the batch that parity_dump.c wrote: parameter count and names, forward output, e
 parameter's gradient, and the losses and weight updates of K AdamW steps. For a
 text-conditioned U-Net (parity_dump --text) also the caption table, a ctx layer in every
 attention block and the gradients of the text encoder, text_proj and ctx layers as groups.
-Several dumps of the same model and batch (tests/parity.sh: the fast kernels and BLAS) share one
+Several dumps of the same model and batch (tests/parity/parity.sh: the fast kernels and BLAS) share one
 reference. Prints each comparison and ends with "torch_parity: N passed, N failed"; exits 1 if
 anything failed.
 

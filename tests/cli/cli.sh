@@ -2,7 +2,7 @@
 # cli.sh BUILD - the diffuse program end to end: help, errors (one line, exit 2, no partial
 # output), training with metrics, checkpoints and Ctrl-C, resume, sampling to PNG and .npy,
 # noise strips and info.
-NAME=cli.sh; BUILD=${1:-build}; . "$(dirname "$0")/lib.sh"
+NAME=cli.sh; BUILD=${1:-build}; . "$(dirname "$0")/../lib.sh"
 
 # help
 for c in train sample noise info bench export eval; do

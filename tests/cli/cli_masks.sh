@@ -3,7 +3,7 @@
 # returns the kept pixels unchanged and fills the rest; --init (SDEdit) runs the share of the
 # steps its strength asks for; the options' errors; and the shipped models sample byte for byte
 # as they did before the diffusion core learnt known entries (the samplers' step table).
-NAME=cli_masks; BUILD=${1:-build}; . "$(dirname "$0")/lib.sh"
+NAME=cli_masks; BUILD=${1:-build}; . "$(dirname "$0")/../lib.sh"
 M=models/fmnist.safetensors
 
 # a 28 x 28 gray test image: a bright square on a ramp, every byte value known

@@ -2,7 +2,7 @@
 # cli_data.sh BUILD - diffuse data: help, one-line errors with exit 2, build --limit 20 of both
 # builders (PNGs + metadata.jsonl readable back), show of folders and builders, .txt folders,
 # unknown-word warnings and the grid.
-NAME=cli_data.sh; BUILD=${1:-build}; . "$(dirname "$0")/lib.sh"
+NAME=cli_data.sh; BUILD=${1:-build}; . "$(dirname "$0")/../lib.sh"
 
 # help
 "$D" data --help >"$T/h" 2>&1; check "data --help exits 0" [ $? -eq 0 ]

@@ -1,7 +1,7 @@
 /* test_text.c - the transformer text encoder (src/nn/text.c): every parameter's gradient against
  * central finite differences, independence from padding (what sits in masked positions changes
  * nothing that is kept), the pooled vector as the mean of the kept tokens, and bad configs
- * rejected. PyTorch parity of the whole encoder is tests/parity_text.sh. */
+ * rejected. PyTorch parity of the whole encoder is tests/parity/parity_text.sh. */
 #include "check.h"
 #include "diffuse.h"
 #include "gradcheck.h"

@@ -1,7 +1,7 @@
 #!/bin/sh
 # cli_plot.sh BUILD - diffuse plot: a loss curve from a metrics.csv, several files and columns,
 # a log axis, and every bad file or option as one line on stderr with exit status 2 and no PNG.
-NAME=cli_plot; BUILD=${1:-build}; . "$(dirname "$0")/lib.sh"
+NAME=cli_plot; BUILD=${1:-build}; . "$(dirname "$0")/../lib.sh"
 
 "$D" plot --help >"$T/h" 2>&1; check "plot --help exits 0" [ $? -eq 0 ]
 check "plot --help prints usage" grep -q "usage: diffuse plot" "$T/h"

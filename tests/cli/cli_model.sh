@@ -11,7 +11,7 @@
 # the sample's 5 nearest training images hold the caption for at least 50% of them
 # (72.5% with this seed; 70.0% at the issue's 200 captions and DDIM 50 steps,
 # docs/TEXT_TO_IMAGE.md). Under the sanitizer only the loading is checked.
-NAME=cli_model; BUILD=${1:-build}; . "$(dirname "$0")/lib.sh"
+NAME=cli_model; BUILD=${1:-build}; . "$(dirname "$0")/../lib.sh"
 M=models/fmnist.safetensors
 
 check "the shipped model is there" [ -s "$M" ]

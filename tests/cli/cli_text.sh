@@ -4,7 +4,7 @@
 # checkpoint and through export, diffuse sample --prompt / --prompts / --negative-prompt /
 # --dynamic-threshold to PNG and .npy, the unknown-words warning, and every error as one line
 # with exit status 2. Tiny models and a few steps: it checks the plumbing, not image quality.
-NAME=cli_text; BUILD=${1:-build}; . "$(dirname "$0")/lib.sh"
+NAME=cli_text; BUILD=${1:-build}; . "$(dirname "$0")/../lib.sh"
 
 # a tiny text model: small U-Net, a 1-layer encoder 16 wide; one thread (tiny tensors)
 TINY="--preset small --batch 8 --threads 1 --text-dim 16 --text-layers 1 --text-heads 2 --log-every 1"

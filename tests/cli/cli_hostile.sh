@@ -4,7 +4,7 @@
 # program cannot read back. Each case failed on the code before the fix: the IDX and PNG
 # cases by running out of the memory limit (or decoding 1 GiB), the symlink cases by loading
 # a folder twice or switching caption formats silently, the long caption by training.
-NAME=cli_hostile; BUILD=${1:-build}; . "$(dirname "$0")/lib.sh"
+NAME=cli_hostile; BUILD=${1:-build}; . "$(dirname "$0")/../lib.sh"
 
 # A shell with a 1 GB address-space limit: a loader that trusts a header's sizes with malloc
 # fails there with "out of memory" instead of the format error. The sanitizer's shadow memory

@@ -188,7 +188,7 @@ def svg(layers, edges, files):
                    f'stroke="#555" stroke-width="1" marker-end="url(#a)"/>')
     out.append(f'<text x="{left}" y="{height - 10}" fill="#555">blue: libdiffuse.a (BLAS, OpenMP, zlib, libpng, '
                f'cJSON); orange: libdiffuse-extra.a (FreeType, HarfBuzz, LAPACK); grey: tests only. '
-               f'Made by tests/layers.py --svg.</text>')
+               f'Made by tests/build/layers.py --svg.</text>')
     out.append("</svg>")
     return "\n".join(out) + "\n"
 

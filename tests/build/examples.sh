@@ -2,11 +2,11 @@
 # examples.sh BUILD [DIR] - the programs of examples/ run and do what they say: engine's gradient
 # matches its closed form, and train_sample trains (the loss falls), samples and writes a PNG of
 # one 28x28 sample per class in one row with a 2-pixel border (10 * 30 + 2 = 302 x 32, gray).
-# DIR holds the example programs (default BUILD/examples); tests/install.sh passes the ones it
+# DIR holds the example programs (default BUILD/examples); tests/build/install.sh passes the ones it
 # built against an installed copy of the library. The sanitizer run leaves out train_sample's
 # training and sampling (a few seconds here, over four minutes there; the library's trainer and
 # samplers run under the sanitizers in the test programs).
-NAME=examples; BUILD=${1:-build}; . "$(dirname "$0")/lib.sh"
+NAME=examples; BUILD=${1:-build}; . "$(dirname "$0")/../lib.sh"
 EX=${2:-$BUILD/examples}
 
 # png_info FILE: "WIDTHxHEIGHT colour-type" from the IHDR chunk, or nothing if FILE is no PNG

@@ -5,6 +5,6 @@
 # steps on a batch that includes a padded caption, junk under a mask and the empty caption;
 # tests/parity/torch_parity.py repeats it with tests/parity/torch_unet.py's text path (float64,
 # and float32 to measure the conditioning its tolerances come from) and compares the output,
-# every gradient and the losses and updates, as for tests/parity.sh.
-NAME=torch_parity; BUILD=${1:-build}; . "$(dirname "$0")/lib.sh"
+# every gradient and the losses and updates, as for tests/parity/parity.sh.
+NAME=torch_parity; BUILD=${1:-build}; . "$(dirname "$0")/../lib.sh"
 parity tests/parity/torch_parity.py "$BUILD/tests/parity/parity_dump" --text

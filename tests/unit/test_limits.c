@@ -1,6 +1,6 @@
 /* test_limits.c - the writers never write what the readers refuse (issue 14): a safetensors
  * header past the readers' 100 MB, a tokenizer word past 128 bytes. The folder- and file-level
- * cases (IDX and PNG bombs, links, long captions) are in tests/cli_hostile.sh. */
+ * cases (IDX and PNG bombs, links, long captions) are in tests/cli/cli_hostile.sh. */
 #include "check.h"
 #include "diffuse.h"
 

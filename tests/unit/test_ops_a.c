@@ -752,7 +752,7 @@ static float *fused_run(const fused_case *c, dfs_tensor **in, const float *dout,
  *           library takes in double: the errors of dz carried through, a few roundings of each
  *           term, and the error 3u (|x| + |mu|) rstd of xhat.
  * Every bound is for both sides (factor 2). */
-#define EPS_EXP 3e-7 /* relative error of dfs_expf, checked in tests/test_ops_b.c */
+#define EPS_EXP 3e-7 /* relative error of dfs_expf, checked in tests/unit/test_ops_b.c */
 typedef struct {
     double *out, *g[8];
 } fused_bound;

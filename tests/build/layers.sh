@@ -1,10 +1,10 @@
 #!/bin/sh
 # layers.sh BUILD - the library's folders are layers (src/LAYERS): every include and every call
-# points down (tests/layers.py). Then the check itself is shown to catch what it is for: an
+# points down (tests/build/layers.py). Then the check itself is shown to catch what it is for: an
 # upward include added to a copy of the tree, an include of the umbrella header, and an upward
 # call between two object files compiled for the purpose.
-NAME=layers; BUILD=${1:-build}; . "$(dirname "$0")/lib.sh"
-L=tests/layers.py
+NAME=layers; BUILD=${1:-build}; . "$(dirname "$0")/../lib.sh"
+L=tests/build/layers.py
 
 "$PY" $L --obj "$BUILD/obj" >"$T/out" 2>&1; rc=$?
 check "the tree's includes and calls point down: $(cat "$T/out")" [ $rc -eq 0 ]
@@ -59,6 +59,6 @@ check "a downward call between objects passes: $(cat "$T/out")" [ $rc -eq 0 ]
 
 # the picture in docs/ARCHITECTURE.md is the one the objects give now
 "$PY" $L --obj "$BUILD/obj" --svg "$T/layers.svg" >/dev/null 2>&1
-same_files "docs/images/layers.svg is up to date (python3 tests/layers.py --obj build/obj --svg docs/images/layers.svg)" \
+same_files "docs/images/layers.svg is up to date (python3 tests/build/layers.py --obj build/obj --svg docs/images/layers.svg)" \
     "$T/layers.svg" docs/images/layers.svg
 summary

@@ -3,7 +3,7 @@
  * central finite differences; the empty caption and masked padding behave as specified; the
  * caption table's errors; checkpoints with the text config and the tokenizer; a trainer that
  * learns two captions apart; Imagen's dynamic thresholding on cases with a known answer, in every
- * sampler. PyTorch parity of the whole text U-Net is tests/parity_text_unet.sh. */
+ * sampler. PyTorch parity of the whole text U-Net is tests/parity/parity_text_unet.sh. */
 #include "check.h"
 #include "diffuse.h"
 #include "gradcheck.h" /* U32, max_err, CHECK_RATIO */

@@ -3,7 +3,7 @@
 # line on stderr, exit 2, no output file), a short training run with its metadata, a stop by
 # SIGTERM that still saves, and the shipped models/classifier.safetensors evaluated on the
 # Fashion-MNIST test set (>= 0.90; the first 2000 images under the sanitizer run).
-NAME=cli_classifier; BUILD=${1:-build}; . "$(dirname "$0")/lib.sh"
+NAME=cli_classifier; BUILD=${1:-build}; . "$(dirname "$0")/../lib.sh"
 M=models/classifier.safetensors
 
 # help

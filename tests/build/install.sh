@@ -4,15 +4,15 @@
 #   - the layout: headers, static and shared libraries with their sonames and links, the
 #     pkg-config files, the programs (diffuse, diffuse-nn-eval, diffuse-t2i-eval), the models;
 #   - examples/*.c built outside the source tree with `cc $(pkg-config --cflags --libs
-#     diffuse-extra)` (shared) and run by tests/examples.sh; the same with `pkg-config --static`
+#     diffuse-extra)` (shared) and run by tests/build/examples.sh; the same with `pkg-config --static`
 #     and the archives; with the core library alone (`pkg-config diffuse`);
 #   - the installed programs' --help;
 #   - `make uninstall` leaves no file behind; the same again with DESTDIR staging.
 # Reuses BUILD's objects: the -fPIC copies of the library objects (BUILD/pic) are the only
 # compile. Skipped in the sanitizer run (it checks packaging, not memory).
-NAME=install; BUILD=${1:-build}; . "$(dirname "$0")/lib.sh"
+NAME=install; BUILD=${1:-build}; . "$(dirname "$0")/../lib.sh"
 skip_under_sanitizer
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 P=$T/prefix
 PCP=$P/lib/pkgconfig
 CC=${CC:-cc}
@@ -86,10 +86,10 @@ for src in "$ROOT"/examples/*.c; do
 done
 check "engine on the core library alone runs" sh -c "LD_LIBRARY_PATH='$P/lib' '$T/core/engine' >/dev/null"
 unset PKG_CONFIG_PATH
-LD_LIBRARY_PATH="$P/lib" sh "$ROOT/tests/examples.sh" "$BUILD" "$T/shared" >"$T/ex.out" 2>&1; rc=$?
-check "tests/examples.sh passes on the shared builds: $(grep FAIL "$T/ex.out" | head -n 3)" [ $rc -eq 0 ]
-sh "$ROOT/tests/examples.sh" "$BUILD" "$T/static" >"$T/ex.out" 2>&1; rc=$?
-check "tests/examples.sh passes on the static builds: $(grep FAIL "$T/ex.out" | head -n 3)" [ $rc -eq 0 ]
+LD_LIBRARY_PATH="$P/lib" sh "$ROOT/tests/build/examples.sh" "$BUILD" "$T/shared" >"$T/ex.out" 2>&1; rc=$?
+check "tests/build/examples.sh passes on the shared builds: $(grep FAIL "$T/ex.out" | head -n 3)" [ $rc -eq 0 ]
+sh "$ROOT/tests/build/examples.sh" "$BUILD" "$T/static" >"$T/ex.out" 2>&1; rc=$?
+check "tests/build/examples.sh passes on the static builds: $(grep FAIL "$T/ex.out" | head -n 3)" [ $rc -eq 0 ]
 
 # ---- the installed programs
 for p in diffuse diffuse-nn-eval diffuse-t2i-eval; do

@@ -2,7 +2,7 @@
  * double-precision loops (with and without a key mask, one and several heads, Lq != Lk,
  * D != Dv), backward against central finite differences, self-attention with q = k = v the same
  * tensor, masked keys getting no gradient, and the batch/head OpenMP path against one thread.
- * PyTorch parity is tests/parity_attn.sh. */
+ * PyTorch parity is tests/parity/parity_attn.sh. */
 #include "check.h"
 #include "diffuse.h"
 #include "gradcheck.h"

@@ -18,7 +18,7 @@
  *    up to the test images whose prediction float rounding could flip (see test_shipped).
  *
  * With --dump-parity FILE it instead writes the cross-entropy and tiny-network cases for
- * tests/parity/torch_classifier.py (tests/parity_classifier.sh) and exits. */
+ * tests/parity/torch_classifier.py (tests/parity/parity_classifier.sh) and exits. */
 #include "check.h"
 #include "diffuse.h"
 #include "gradcheck.h"

@@ -6,7 +6,7 @@
 # line of a sampling run (cli/progress.c): plain lines when stderr is not a terminal, one line
 # redrawn in place on a terminal, counting network evaluations (RePaint's steps go back and
 # forth, the count does not).
-NAME=cli_commands; BUILD=${1:-build}; . "$(dirname "$0")/lib.sh"
+NAME=cli_commands; BUILD=${1:-build}; . "$(dirname "$0")/../lib.sh"
 M=models/fmnist.safetensors
 
 # --- the table of commands ----------------------------------------------------------------------
