@@ -51,6 +51,10 @@ TOOL_BIN := $(TOOL_SRC:tools/%.c=$(BUILD)/tools/%)
 EXAMPLE_SRC := $(wildcard examples/*.c)
 EXAMPLE_BIN := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
 
+# The sub-makes of test, test-asan, test-cpus, demo and bench build on every core, unless this
+# make already runs in parallel (make -jN test), whose job slots they then share.
+JOBS = $(if $(findstring jobserver,$(MAKEFLAGS)),,-j$(shell nproc))
+
 .PHONY: all setup test test-asan test-cpus demo bench sgemm-peak shared install uninstall \
         clean format fuzz
 
@@ -111,12 +115,12 @@ $(BUILD)/sgemm_peak: bench/sgemm_peak.c
 # The whole suite: unit tests, PyTorch parity, CLI tests, the examples, an install into a
 # temporary prefix (tests/build/install.sh). Prints "N passed, N failed".
 test: setup
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory $(JOBS) all
 	@sh tests/run.sh $(BUILD)
 
 # Same tests under AddressSanitizer and UndefinedBehaviorSanitizer (slow parts skipped).
 test-asan: setup
-	@$(MAKE) --no-print-directory all BUILD=build-asan \
+	@$(MAKE) --no-print-directory $(JOBS) all BUILD=build-asan \
 	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
 	@DFS_SANITIZE=1 ASAN_OPTIONS=detect_leaks=1 sh tests/run.sh build-asan
 
@@ -124,19 +128,19 @@ test-asan: setup
 # on this machine does not take: an AVX2-only build (-march=x86-64-v3) run as an AVX2-only CPU
 # (DFS_CPU=avx2; OpenBLAS's Haswell kernels), and the BLAS kernels (DFS_KERNELS=blas).
 test-cpus: setup
-	@$(MAKE) --no-print-directory all BUILD=build-v3 OPT="-O2 -march=x86-64-v3"
+	@$(MAKE) --no-print-directory $(JOBS) all BUILD=build-v3 OPT="-O2 -march=x86-64-v3"
 	@echo "== AVX2-only: build-v3, DFS_CPU=avx2 OPENBLAS_CORETYPE=Haswell"
 	@DFS_CPU=avx2 OPENBLAS_CORETYPE=Haswell sh tests/run.sh build-v3 numerics
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory $(JOBS) all
 	@echo "== BLAS kernels: $(BUILD), DFS_KERNELS=blas"
 	@DFS_KERNELS=blas sh tests/run.sh $(BUILD) numerics
 
 demo: setup
-	@$(MAKE) --no-print-directory $(BUILD)/diffuse
+	@$(MAKE) --no-print-directory $(JOBS) $(BUILD)/diffuse
 	@sh scripts/demo.sh $(BUILD)
 
 bench: setup
-	@$(MAKE) --no-print-directory $(BUILD)/diffuse $(BUILD)/sgemm_peak
+	@$(MAKE) --no-print-directory $(JOBS) $(BUILD)/diffuse $(BUILD)/sgemm_peak
 	@sh bench/run.sh $(BUILD)
 
 # ---- Shared libraries and installation ---------------------------------------------------------

@@ -7,12 +7,14 @@
 # Rows already in OUTDIR are reused, so an interrupted run resumes where it stopped.
 # Environment: DIFFUSE (the binary), GUIDANCE (w of the guided rows, default 2), THREADS (2),
 # CHUNK (draw each row with diffuse sample in files of CHUNK samples under OUTDIR/chunks, kept
-# across interruptions, then pool them in one diffuse eval; default 0: one eval per row).
+# across interruptions, then pool them in one diffuse eval; default 0: one eval per row),
+# EVAL_OPTS (more options for every diffuse eval, e.g. --ref SRC; default none).
 set -u
 MODEL=${1:?usage: bench/quality.sh MODEL [N] [OUTDIR] [ROWS]}
 N=${2:-2000}
 OUT=${3:-runs/quality}
 D=${DIFFUSE:-build/diffuse}
+EVAL_OPTS=${EVAL_OPTS:-}
 W=${GUIDANCE:-2}
 T=${THREADS:-2}
 CHUNK=${CHUNK:-0}
@@ -51,7 +53,7 @@ for row in $ROWS; do
             fi
             set -- "$@" --samples "$f"; c=$((c + 1))
         done
-        "$D" eval --fd --acc "$@" --seed 1 --threads "$T" --json "${j%.json}.part.json" || exit 1
+        "$D" eval --fd --acc "$@" $EVAL_OPTS --seed 1 --threads "$T" --json "${j%.json}.part.json" || exit 1
         secs=$(cat "$OUT/chunks/$MT-$s-$k-w$g-n$N-by$CHUNK-"*.seconds | awk '{ t += $1 } END { printf "%.1f", t }')
         # the model, the sampler's settings and the summed sampling time, as a row drawn in one
         # go has them (numbers rewritten by awk, so that ".5" becomes the JSON number 0.5)
@@ -64,7 +66,7 @@ for row in $ROWS; do
             rm -f "${j%.json}.part.json" || exit 1
     else
         "$D" eval --fd --acc --model "$MODEL" --sampler "$s" --steps "$k" --guidance "$g" --n "$N" \
-            --seed 1 --threads "$T" --json "$j" || exit 1
+            $EVAL_OPTS --seed 1 --threads "$T" --json "$j" || exit 1
     fi
 done
 

@@ -81,12 +81,13 @@ static const char *train_help =
     "  --sample-every N    write a sample grid every N steps (default 1000, 0 = never); for a\n"
     "                      text model its columns are captions of the data (listed in\n"
     "                      RUNDIR/samples-captions.txt), drawn with guidance 3\n"
+    "  --sample-steps N    DDIM steps of those grids (default 50, at most T)\n"
     "  --save-every N      write RUNDIR/last.safetensors every N steps (default 500)\n"
     "  --log-every N       write a metrics.csv line every N steps (default 10)\n";
 
 typedef struct {
     const char *data, *labels, *out, *resume, *preset, *init;
-    long limit, steps, batch, warmup, sample_every, save_every, log_every, threads, T, channels;
+    long limit, steps, batch, warmup, sample_every, sample_steps, save_every, log_every, threads, T, channels;
     double minutes, lr, wd, clip, ema, cond_drop, dropout;
     uint64_t seed;
     int unconditional, schedule, prediction;
@@ -276,9 +277,10 @@ static int out_holds_other_run(const train_args *a, const char *ckpt, const char
     return 0;
 }
 
-/* A grid of EMA samples: for a class model one row per class pair, 2 per class; for a text
- * model (ncap > 0) one column per caption row caps[], 2 per caption, with guidance 3. */
-static int write_samples(dfs_model *m, const char *path, uint64_t seed, const int *caps, int ncap) {
+/* A grid of EMA samples drawn by DDIM in `steps` steps: for a class model one row per class
+ * pair, 2 per class; for a text model (ncap > 0) one column per caption row caps[], 2 per
+ * caption, with guidance 3. */
+static int write_samples(dfs_model *m, const char *path, uint64_t seed, const int *caps, int ncap, int steps) {
     const dfs_unet_config *u = &m->cfg.unet;
     int ncls = ncap > 0 ? ncap : u->num_classes, n = ncls > 0 ? (ncls <= 10 ? 2 * ncls : 20) : 16;
     int cols = ncls > 0 && ncls <= 10 ? ncls : 8;
@@ -293,7 +295,7 @@ static int write_samples(dfs_model *m, const char *path, uint64_t seed, const in
     dfs_sample_request rq; /* the EMA weights (raw = 0), the model's null class or empty caption */
     dfs_sample_request_default(&rq);
     rq.sampler.kind = DFS_SAMPLER_DDIM;
-    rq.sampler.steps = m->cfg.T < 50 ? m->cfg.T : 50;
+    rq.sampler.steps = steps < m->cfg.T ? steps : m->cfg.T;
     rq.sampler.guidance = ncap > 0 ? 3.0f : 1.0f;
     rq.labels = ncls > 0 ? labels : NULL;
     rq.n = n;
@@ -311,7 +313,7 @@ enum { O_IMG = 300, O_BASE, O_MULT, O_BLOCKS, O_ATTN, O_GROUPS, O_CLASSES };
 enum { O_TEXT = 400, O_TDIM, O_TLAYERS, O_THEADS, O_TLEN, O_MINCOUNT };
 enum { O_LABELS = 256, O_LIMIT, O_UNCOND, O_CHANNELS, O_DROPOUT, O_SCHEDULE, O_T, O_PRED,
        O_STEPS, O_MINUTES, O_BATCH, O_LR, O_WARMUP, O_WD, O_CLIP, O_EMA, O_CDROP, O_RESUME, O_INIT,
-       O_SEED, O_THREADS, O_SEVERY, O_SAVE, O_LOG, O_PRESET, O_DATA, O_OUT };
+       O_SEED, O_THREADS, O_SEVERY, O_SSTEPS, O_SAVE, O_LOG, O_PRESET, O_DATA, O_OUT };
 
 /* One training run: the options, and what cmd_train sets up, owns and frees (run_free). */
 typedef struct {
@@ -359,6 +361,7 @@ static int parse_args(train_run *r, int argc, char **argv) {
         {"cond-drop", required_argument, 0, O_CDROP}, {"out", required_argument, 0, O_OUT},
         {"resume", required_argument, 0, O_RESUME}, {"init", required_argument, 0, O_INIT}, {"seed", required_argument, 0, O_SEED},
         {"threads", required_argument, 0, O_THREADS}, {"sample-every", required_argument, 0, O_SEVERY},
+        {"sample-steps", required_argument, 0, O_SSTEPS},
         {"save-every", required_argument, 0, O_SAVE}, {"log-every", required_argument, 0, O_LOG},
         {"image-size", required_argument, 0, O_IMG}, {"base-channels", required_argument, 0, O_BASE},
         {"mult", required_argument, 0, O_MULT}, {"blocks", required_argument, 0, O_BLOCKS},
@@ -370,7 +373,8 @@ static int parse_args(train_run *r, int argc, char **argv) {
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     train_args *a = &r->a;
     *a = (train_args){.preset = "fmnist", .steps = 10000, .batch = 64, .warmup = 500, .sample_every = 1000,
-                      .save_every = 500, .log_every = 10, .threads = 2, .T = 1000, .channels = 1, .lr = 2e-4,
+                      .sample_steps = 50, .save_every = 500, .log_every = 10, .threads = 2, .T = 1000,
+                      .channels = 1, .lr = 2e-4,
                       .clip = 1.0, .ema = 0.9999, .cond_drop = 0.1, .schedule = DFS_SCHEDULE_LINEAR,
                       .prediction = DFS_PRED_EPS, .classes = -1, .text_dim = 64, .text_layers = 2,
                       .text_heads = 4, .text_len = 16, .min_count = 1};
@@ -419,6 +423,7 @@ static int parse_args(train_run *r, int argc, char **argv) {
         case O_SEED: if (cli_u64("--seed", optarg, &a->seed)) return 2; break;
         case O_THREADS: if (cli_int("--threads", optarg, 1, 256, &a->threads)) return 2; break;
         case O_SEVERY: if (cli_int("--sample-every", optarg, 0, 1000000000, &a->sample_every)) return 2; break;
+        case O_SSTEPS: if (cli_int("--sample-steps", optarg, 1, 100000, &a->sample_steps)) return 2; break;
         case O_SAVE: if (cli_int("--save-every", optarg, 1, 1000000000, &a->save_every)) return 2; break;
         case O_LOG: if (cli_int("--log-every", optarg, 1, 1000000000, &a->log_every)) return 2; break;
         default:
@@ -672,7 +677,7 @@ static int train_loop(train_run *r, dfs_status *last, int *csv_err) {
         }
         if (a->sample_every > 0 && st->step % a->sample_every == 0) {
             snprintf(r->tmp, sizeof r->tmp, "%s/samples-%06ld.png", a->out, st->step);
-            if ((rc = write_samples(r->m, r->tmp, a->seed, r->caps, r->ncap)) != 0) break;
+            if ((rc = write_samples(r->m, r->tmp, a->seed, r->caps, r->ncap, (int)a->sample_steps)) != 0) break;
         }
     }
     cli_progress_end(&bar);

@@ -47,7 +47,7 @@ expect_error "--init of a corrupt file" "garbage.safetensors" "$D" train --data 
 check "no run folder after a failed --init" [ ! -e "$T/r/last.safetensors" ]
 
 # fashion-captions: a straight run of 4 steps with sample grids, and 2 + resume to 4
-"$D" train --data fashion-captions --limit 64 --text $TINY --steps 4 --seed 3 --sample-every 4 \
+"$D" train --data fashion-captions --limit 64 --text $TINY --steps 4 --seed 3 --sample-every 4 --sample-steps 5 \
     --out "$T/run" 2>"$T/train.err"
 check "train --text exits 0" [ $? -eq 0 ]
 check "train --text says what it trains" grep -q "text-to-image U-Net" "$T/train.err"
