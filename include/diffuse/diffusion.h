@@ -30,25 +30,30 @@ typedef struct {
     double *post_ct;       /* posterior mean coefficient of x_t (DDPM eq. 7) */
 } dfs_schedule;
 
-/* Linear: b from 1e-4 to 0.02 (DDPM sec. 4). Cosine: Nichol & Dhariwal 2021 eq. 17, s = 0.008,
- * b clipped at 0.999. */
+/* Linear: b from 1e-4 to 0.02 (DDPM sec. 4; b = 1e-4 when T = 1). Cosine: Nichol & Dhariwal 2021
+ * eq. 17, s = 0.008, b clipped at 0.999. T in 1..100000. The seven arrays are one block owned by
+ * s, freed by dfs_schedule_free (safe after a failed init, which leaves s zeroed).
+ * DFS_ERR_ARG (s NULL, unknown kind, T out of range), DFS_ERR_NOMEM. */
 dfs_status dfs_schedule_init(dfs_schedule *s, dfs_schedule_kind kind, int T);
 void dfs_schedule_free(dfs_schedule *s);
-/* Parse "linear"/"cosine" etc.; -1 if unknown. */
+/* The index of an exact name in dfs_schedule_names / dfs_prediction_names; -1 if unknown or
+ * NULL. */
 int dfs_schedule_from_name(const char *name);
 int dfs_prediction_from_name(const char *name);
 
-/* x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps  (DDPM eq. 4), n floats. */
+/* x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps  (DDPM eq. 4), n floats. In these elementwise
+ * functions an output may alias an input; t out of 0..T-1 is an assertion failure. */
 void dfs_q_sample(const dfs_schedule *s, int t, const float *x0, const float *eps, float *xt,
                   size_t n);
 /* One forward step x_t = sqrt(1 - b_t) x_{t-1} + sqrt(b_t) eps  (DDPM eq. 2). */
 void dfs_q_step(const dfs_schedule *s, int t, const float *xprev, const float *eps, float *xt,
                 size_t n);
-/* Posterior q(x_{t-1} | x_t, x_0): mean (n floats) and variance beta_tilde_t (DDPM eq. 6-7). */
+/* Posterior q(x_{t-1} | x_t, x_0): mean (n floats) and variance beta_tilde_t (DDPM eq. 6-7).
+ * mean or var may be NULL. */
 void dfs_q_posterior(const dfs_schedule *s, int t, const float *x0, const float *xt,
                      float *mean, size_t n, double *var);
 /* Conversions among parameterisations at step t, given x_t. v = sqrt(abar) eps -
- * sqrt(1-abar) x0 (Salimans & Ho 2022 sec. 4). Any of the outputs may be NULL. */
+ * sqrt(1-abar) x0 (Salimans & Ho 2022 sec. 4). Either output (eps, x0) may be NULL. */
 void dfs_pred_to_eps_x0(const dfs_schedule *s, dfs_prediction kind, int t, const float *xt,
                         const float *pred, float *eps, float *x0, size_t n);
 /* Training target for the given parameterisation from x0 and eps at step t. */
@@ -81,8 +86,8 @@ void dfs_pred_target(const dfs_schedule *s, dfs_prediction kind, int t, const fl
  * (n, dim), changed in place; present is the padding mask of those n rows (NULL: all). */
 typedef void (*dfs_project_fn)(void *user, float *v, const uint8_t *present, int n, size_t dim);
 
-/* The masks and the projection of a training batch or a bound; all NULL (zeroed struct): an
- * ordinary dense tensor. */
+/* The masks and the projection of a training batch or a bound (the bound refuses a
+ * projection); all NULL (zeroed struct): an ordinary dense tensor. */
 typedef struct {
     const uint8_t *present;    /* (n, dim) padding mask, NULL: all present */
     const uint8_t *known_mask; /* (n, dim) conditioning entries, NULL: none */
@@ -134,17 +139,17 @@ int dfs_draw_t(const dfs_schedule *s, dfs_rng *rng);
 void dfs_train_inputs(const dfs_schedule *s, dfs_prediction pred, const dfs_masks *m, const int *t,
                       const float *x0, const float *eps, int n, size_t dim, float *xt, float *target);
 /* The masked loss: the mean over the modelled entries M of (P out - target)^2, P the
- * projection (identity when m->project is NULL):
+ * projection (identity when m is NULL or m->project is NULL; P out is padded before and after):
  *     L = 1/|M| sum_{j in M} ((P out)_j - target_j)^2
- * summed in double and rounded once; 0 when M is empty. With no masks it is the same number,
- * bit for bit, as dfs_mse. work: n*dim floats of scratch when there is a projection, else
+ * summed in double and rounded once; 0 when M is empty. With no masks and no projection it is
+ * the same number, bit for bit, as dfs_mse (the same OpenMP reduction). work: n*dim floats of scratch when there is a projection, else
  * unused (may be NULL). */
 float dfs_masked_mse(const dfs_masks *m, const float *out, const float *target, int n, size_t dim,
                      float *work);
 /* Its gradient with respect to out, times dloss, written (=, not added) to dout (n, dim):
  *     dL/dout = P^T r = P r,  r_j = 2 dloss / |M| ((P out)_j - target_j) on M, 0 elsewhere,
- * so entries outside M get 0 when there is no projection, and padded entries always do. With
- * no masks it is dfs_mse's gradient bit for bit. work as for dfs_masked_mse. */
+ * so entries outside M get 0 when there is no projection, and padded entries always do; all 0
+ * when M is empty. With no masks and no projection it is dfs_mse's gradient bit for bit. work as for dfs_masked_mse. */
 void dfs_masked_mse_backward(float *dout, const dfs_masks *m, const float *out, const float *target,
                              int n, size_t dim, float dloss, float *work);
 
@@ -154,7 +159,9 @@ void dfs_masked_mse_backward(float *dout, const dfs_masks *m, const float *out, 
 
 /* ddpm     ancestral (DDPM), `steps` network evaluations
  * ddim     DDIM (eta), `steps` network evaluations
- * dpm++2m  DPM-Solver++(2M), deterministic multistep; `steps` network evaluations
+ * dpm++2m  DPM-Solver++(2M) (Lu et al. 2022, Alg. 2), deterministic multistep, first order on
+ *          the first step (and after a RePaint jump) and on the last two; `steps` network
+ *          evaluations
  * heun     Heun 2nd order on the probability-flow ODE (Karras et al. 2022, Alg. 1), deterministic;
  *          `steps` timesteps visited, 2 steps - 1 network evaluations (see docs/DIFFUSION.md) */
 typedef enum {
@@ -169,20 +176,24 @@ extern const char *const dfs_sampler_names[DFS_SAMPLER_COUNT];
 int dfs_sampler_from_name(const char *name);
 
 /* The network as the samplers see it: write the model output (in its parameterisation) for
- * x (n, dim) at steps t[n] with labels[n] (NULL when unconditional) into out (n, dim), and
- * return DFS_OK. Any other status (after dfs_set_error) stops the sampler, which returns it. */
+ * x (n, dim) at steps t[n] with labels[n] (NULL when the caller passed no labels) into out
+ * (n, dim), and return DFS_OK. Any other status (after dfs_set_error) stops the sampler (or the
+ * bound), which returns it. */
 typedef dfs_status (*dfs_model_fn)(void *user, const float *x, const int *t, const int *labels, int n,
                                    float *out);
 
 typedef struct {
-    dfs_sampler_kind kind;
-    int steps;           /* timesteps visited (<= T): network evaluations, 2 steps - 1 for heun */
-    float eta;           /* DDIM eta: 0 deterministic, 1 ~ DDPM variance */
-    int var_beta_tilde;  /* DDPM: 1 uses beta-tilde_t, 0 uses beta_t (DDPM sec. 3.2) */
-    float guidance;      /* guidance scale w: 1 = conditional only (no null pass), 0 = unconditional */
-    int clip_x0;         /* clip predicted x0 to [-1, 1] (default 1) */
-    dfs_prediction prediction;
-    int null_label;      /* label meaning "no class" (num_classes) */
+    dfs_sampler_kind kind;      /* default ddpm */
+    int steps;           /* timesteps visited, 1..T (default 1000); network evaluations: see
+                            dfs_sampler_evals */
+    float eta;           /* DDIM eta >= 0 (default 0): 0 deterministic, 1 ~ DDPM variance */
+    int var_beta_tilde;  /* DDPM: 1 (default) uses beta-tilde_t, 0 uses beta_t (DDPM sec. 3.2) */
+    float guidance;      /* guidance scale w (default 1): 1 = conditional only (no null pass),
+                            0 = unconditional; acts only when dfs_sample gets labels */
+    int clip_x0;         /* clip predicted x0 to [-1, 1] and recompute eps from it (default 1) */
+    dfs_prediction prediction; /* the model's parameterisation (default eps) */
+    int null_label;      /* label meaning "no class" for guidance's null pass; the default 0 is a
+                            placeholder: set num_classes (dfs_model_sample does) */
     float dynamic_threshold; /* Imagen's dynamic thresholding (Saharia et al. 2022 sec. 2.3):
                                 percentile P in (0, 100] of |x0| per sample (of its present
                                 entries); 0 = off (default), then clip_x0 applies */
@@ -190,15 +201,18 @@ typedef struct {
      * known_mask[j] != 0 (j over the n*dim values), the sample is held to known[j] and never
      * modelled: it starts at, and after every step is replaced by, a fresh draw of
      * q(x_t | x0 = known) at the step's noise level (RePaint, Lugmayr et al. 2022, Alg. 1), and
-     * the result holds known[j] exactly. Both NULL (default): nothing known. */
+     * the result holds known[j] exactly. Both or neither (DFS_ERR_ARG); both NULL (default):
+     * nothing known. */
     const float *known;         /* (n, dim) */
     const uint8_t *known_mask;  /* (n, dim) */
-    int resample;   /* RePaint's r: each stretch of `jump` steps is sampled r times, going back
-                       by the forward process in between (sec. 4.2); 0 or 1 = replacement only */
-    int jump;       /* RePaint's jump length j, in steps visited (0: 1, Algorithm 1) */
+    int resample;   /* RePaint's r, 0..1000: each stretch of `jump` steps is sampled r times,
+                       going back by the forward process in between (sec. 4.2); 0 or 1 =
+                       replacement only; r > 1 needs known entries (DFS_ERR_ARG) */
+    int jump;       /* RePaint's jump length j, in steps visited, 0..steps (0: 1, Algorithm 1) */
     /* SDEdit (Meng et al. 2022): start from init (n, dim) noised to the step that leaves
      * floor(steps * strength) steps (at least 1) to run, instead of from pure noise. NULL:
-     * off (default). strength in (0, 1]: 1 starts from the noisiest step visited. */
+     * off (default). strength in (0, 1] (default 1; DFS_ERR_ARG otherwise when init is set):
+     * 1 starts from init noised to the noisiest step visited. */
     const float *init;
     float strength;
     /* Padding (sets of varying size): entries with present[j] == 0 are not part of the sample;
@@ -214,32 +228,43 @@ typedef struct {
     void *project_user;
 } dfs_sampler_config;
 
+/* Zeroes c, then sets the defaults given above. */
 void dfs_sampler_config_default(dfs_sampler_config *c);
-/* The timesteps a sampler with `steps` steps visits, descending, written to ts[steps].
- * Evenly spaced ("trailing"-free, leading spacing): ts[i] = round((steps-1-i) * (T-1)/(steps-1)). */
+/* The timesteps a sampler with `steps` steps visits, descending, written to ts[steps]: evenly
+ * spaced over [0, T-1] with both ends included (diffusers' "linspace" spacing), rounded to
+ * nearest, halves up: ts[i] = round((steps-1-i) * (T-1)/(steps-1)); steps == 1 gives T-1.
+ * Needs 1 <= steps <= T (assertion). */
 void dfs_sampler_timesteps(int T, int steps, int *ts);
 
 /* The visited step a run starts at: 0, or with an initial image (SDEdit)
  * steps - max(1, floor(steps * strength)). */
 int dfs_sampler_start(const dfs_sampler_config *c);
 /* Network evaluations of one run (per sample batch; guidance makes each one pass of 2n), with
- * RePaint's resampling and SDEdit's shorter run counted. */
+ * RePaint's resampling and SDEdit's shorter run counted: one per step taken, two for heun
+ * except on the last step. Neither function checks c. */
 long dfs_sampler_evals(const dfs_sampler_config *c);
 
-/* Called after each step with the current x (n, dim), step index i of steps. With RePaint's
- * resampling, i goes back by `jump` after each jump. */
+/* Called after each step with the current x (n, dim) (known entries and padding already
+ * applied), the index i of the visited step just taken (0..steps-1, from dfs_sampler_start)
+ * and its timestep t = ts[i]. After a RePaint jump the steps from i + 1 - jump are taken
+ * again, so the next call's i is i + 1 - jump. */
 typedef void (*dfs_sample_cb)(void *user, int i, int steps, int t, const float *x, int n);
 
-/* Draw n samples of dim floats each into x (n*dim floats), starting from N(0, I) drawn from
- * rng. labels[n] may be NULL (unconditional). With guidance w != 1 the model is evaluated on
- * labels and on null_label in one call of 2n items, eps = eps_u + w (eps_c - eps_u) (Ho &
- * Salimans 2022 eq. 6, whose w is this w - 1). DFS_ERR_NAN if any value of the result is not
- * finite (x then holds it as it is). Random stream: the start takes n*dim normals (x_T, or the
- * noise of SDEdit's start), then n*dim more for the known entries' start when there are known
- * entries; every step that adds noise takes n*dim, then n*dim more for the known entries
- * (none on the last step), and every RePaint jump n*dim. With a padding mask each of these
- * draws takes one normal per present entry instead (dfs_draw_noise), so that samples padded
- * alike give, bit for bit, what the same samples cut down to their present entries give. */
+/* Draw n samples of dim floats each into x (n*dim floats; its contents are ignored), starting
+ * from N(0, I) drawn from rng (or from c->init, SDEdit). labels[n] may be NULL: then every
+ * model call gets NULL labels and there is no guidance, whatever c->guidance. With labels and
+ * guidance w != 1 the model is evaluated on labels and on null_label in one call of 2n items,
+ * eps = eps_u + w (eps_c - eps_u) (Ho & Salimans 2022 eq. 6, whose w is this w - 1).
+ * DFS_ERR_ARG for a NULL s, c, model, rng or x, n < 1, dim < 1 or a bad config; DFS_ERR_NOMEM;
+ * a status the model returns (x then holds the run so far); DFS_ERR_NAN if any value of the
+ * result is not finite (x then holds it as it is).
+ * Random stream, in this order: the start takes one draw (x_T, or the noise of SDEdit's start),
+ * then one more for the known entries' start when there are known entries; each step then
+ * takes one draw if it adds noise (ddpm, ddim with eta > 0; never the last step), then one
+ * for the known entries when there are any (not on the last step); each RePaint jump, after
+ * its step, takes one. A draw is n*dim normals in element order, or with a padding mask one
+ * normal per present entry (dfs_draw_noise), so that samples padded alike give, bit for bit,
+ * what the same samples cut down to their present entries give. */
 dfs_status dfs_sample(const dfs_schedule *s, const dfs_sampler_config *c, dfs_model_fn model,
                       void *model_user, const int *labels, int n, size_t dim, dfs_rng *rng,
                       float *x, dfs_sample_cb cb, void *cb_user);
@@ -247,8 +272,8 @@ dfs_status dfs_sample(const dfs_schedule *s, const dfs_sampler_config *c, dfs_mo
 
 /* Imagen's dynamic thresholding of one predicted x0 (dim floats) in place (Saharia et al. 2022
  * sec. 2.3): s = the p-th percentile of |x0| (linear interpolation between order statistics,
- * as numpy.percentile), s = max(s, 1), x0 = clip(x0, -s, s) / s. scratch: dim floats. Returns
- * s. */
+ * as numpy.percentile), s = max(s, 1), x0 = clip(x0, -s, s) / s. p in (0, 100] and dim >= 1
+ * (assertions). scratch: dim floats, overwritten. Returns s. */
 float dfs_dynamic_threshold(float *x0, size_t dim, float p, float *scratch);
 
 
@@ -266,12 +291,17 @@ double dfs_discretized_gaussian_loglik(double x, double mean, double log_scale);
  * p/127.5 - 1), evaluated at all T steps (exact sum, no subsampling): prior KL at T-1, the KL of
  * the posterior q(x_{t-1}|x_t,x_0) to the model's reverse step for t >= 1 with x_t drawn from
  * q(x_t|x_0) (rng), and the discretized Gaussian decoder at t = 0. The reverse steps use the
- * fixed variance beta_tilde_t (beta_tilde_1 at t = 0). bpd[n] gets bits per dimension per
- * image. labels[n] may be NULL. docs/EVAL.md has the formulas. */
+ * fixed variance beta_tilde_t (beta_tilde_1 at t = 0) and the unclipped predicted x0. bpd[n]
+ * gets bits per dimension per image. labels[n] may be NULL. The model is called on batches of
+ * max(n, 64) (image, t) pairs (fewer at the end). Random stream: dim normals per (image, t)
+ * pair, t = 0..T-1 outermost, images in order within each t. DFS_ERR_ARG for a NULL s, model,
+ * x0, rng or bpd, T < 2, n < 1, dim < 1 or a value outside [-1, 1]; DFS_ERR_NOMEM; a status
+ * the model returns; DFS_ERR_NAN if a bound is not finite. docs/EVAL.md has the formulas. */
 dfs_status dfs_nll_bpd(const dfs_schedule *s, dfs_prediction pred, dfs_model_fn model, void *user,
                        const int *labels, const float *x0, int n, size_t dim, dfs_rng *rng,
                        double *bpd);
-/* The same, also writing each term's mean over the n images (bits/dim) to terms[T + 1]:
+/* The same, also writing each term's mean over the n images (bits/dim) to terms[T + 1]
+ * (zeroed first):
  * terms[0] the decoder, terms[t] (1 <= t < T) the KL at step t, terms[T] the prior. terms may
  * be NULL. */
 dfs_status dfs_nll_bpd_terms(const dfs_schedule *s, dfs_prediction pred, dfs_model_fn model,
@@ -281,11 +311,11 @@ dfs_status dfs_nll_bpd_terms(const dfs_schedule *s, dfs_prediction pred, dfs_mod
  * given the known ones, in bits per modelled dimension of each image: every term is summed
  * over the modelled entries only and divided by their number in that image. The model sees
  * x_t on all present entries (the known ones noised too, as when sampling), 0 on padded ones.
- * Random stream: per (image, t) pair one normal per present entry (dim without padding), so
+ * Random stream: per (image, t) pair, in the order above, one normal per present entry, so
  * images padded alike give, bit for bit, the bound of the same images cut down to their
- * present entries. Only present entries need be in [-1, 1]. DFS_ERR_ARG for an image with no
- * modelled entry, or with a projection (a bound in a subspace needs its own dimension count
- * and decoder; not done). */
+ * present entries. Only present entries need be in [-1, 1]. DFS_ERR_ARG also for an image with
+ * no modelled entry, or when m has a projection (a bound in a subspace needs its own dimension
+ * count and decoder; not done). */
 dfs_status dfs_nll_bpd_masked(const dfs_schedule *s, dfs_prediction pred, dfs_model_fn model,
                               void *user, const int *labels, const float *x0, const dfs_masks *m,
                               int n, size_t dim, dfs_rng *rng, double *bpd, double *terms);
