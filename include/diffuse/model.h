@@ -20,21 +20,24 @@ typedef struct {
     int set;                /* 0: nothing recorded */
     dfs_sampler_kind kind;
     int steps;              /* 1..T */
-    float guidance;         /* classifier-free guidance scale (1 = conditional only) */
+    float guidance;         /* classifier-free guidance scale (1 = conditional only); a loaded
+                               one is within [-100, 100] */
 } dfs_sampling_recipe;
 
+/* No _default function: diffuse train's defaults are given in brackets. */
 typedef struct {
     dfs_unet_config unet;
-    dfs_schedule_kind schedule; /* linear */
-    int T;                      /* 1000 */
-    dfs_prediction prediction;  /* eps */
+    dfs_schedule_kind schedule; /* (linear) */
+    int T;                      /* 1..100000 (1000) */
+    dfs_prediction prediction;  /* (eps) */
 } dfs_model_config;
 
 typedef struct {
     dfs_model_config cfg;
     dfs_unet *net;
     dfs_schedule sched;
-    int max_batch;     /* images per inference pass (64), over all threads together */
+    int max_batch;     /* images per inference pass (64), over all threads together (each of
+                          nt threads takes max_batch / nt at a time) */
     struct dfs_model_graphs *graphs; /* private to src/model/model.c: the inference graphs */
     struct dfs_tokenizer *tokenizer; /* text models: the captions' tokenizer (owned, freed by
                                         dfs_model_free; saved in checkpoints), else NULL */
@@ -42,20 +45,26 @@ typedef struct {
                                         "sampling"); .set = 0 when none were recorded */
 } dfs_model;
 
-/* Build a model with freshly initialised weights (seeded). NULL on error (dfs_last_error). */
+/* Build a model with freshly initialised weights (seeded), no tokenizer, no sampling recipe;
+ * owned by the caller (dfs_model_free). NULL on error (dfs_last_error): T outside 1..100000,
+ * unknown prediction or schedule, bad U-Net config, out of memory. */
 dfs_model *dfs_model_new(const dfs_model_config *c, uint64_t seed);
 void dfs_model_free(dfs_model *m);
 /* dfs_model_fn for the samplers: user is a dfs_model *. No-grad, eval mode, in chunks of
- * max_batch images. With several threads it is data-parallel: each thread runs the whole
- * network on its own share of the images. Results depend on how the images are split into
- * passes only at float rounding level (OpenBLAS's time-embedding GEMMs and the strided convs
- * see the pass's size). DFS_ERR_NOMEM when the activations do not fit (dfs_graph_alloc). */
+ * max_batch images. With several threads (and not called inside a parallel region) it is
+ * data-parallel: each thread runs the whole network on its own share of the images. Results
+ * depend on how the images are split into passes only at float rounding level (OpenBLAS's
+ * time-embedding GEMMs and the strided convs see the pass's size). It uses the model's own
+ * graphs: do not call it on one model from two threads at once. DFS_ERR_NOMEM when the
+ * activations do not fit (dfs_graph_alloc). */
 dfs_status dfs_model_predict(void *model, const float *x, const int *t, const int *labels, int n,
                              float *out);
-/* Text models: Tokenize n texts with m->tokenizer (dfs_tokenizer_encode, at text.max_len; on_unknown is
- * called with every word outside the vocabulary, may be NULL) and attach them as the table.
- * *truncated (may be NULL) gets the number of words dropped for length. DFS_ERR_ARG for a model
- * without text or tokenizer. */
+/* Text models: Tokenize n texts with m->tokenizer (dfs_tokenizer_encode, at text.max_len;
+ * on_unknown, which may be NULL, is called with every encoded word outside the vocabulary) and
+ * attach them as the caption table, rows 0..n-1, replacing the previous one (row n is then the
+ * empty caption). *truncated (may be NULL) gets the number of words dropped for length, over all
+ * texts. DFS_ERR_ARG for a model without text or tokenizer, or a bad n; DFS_ERR_NOMEM; the
+ * tokenizer's or dfs_unet_set_context's status. */
 dfs_status dfs_model_set_prompts(dfs_model *m, const char *const *texts, int n,
                                  dfs_unknown_fn on_unknown, void *user, int *truncated);
 
@@ -67,12 +76,14 @@ typedef struct {
     dfs_sampler_config sampler; /* its prediction and null_label are ignored: the model's own are
                                    used (null_label below can override the latter) */
     const int *labels;  /* n class labels, or rows of the caption table for a text model; NULL:
-                           unconditional (the model's null label for every sample when guided) */
+                           unconditional, one pass with the model's own null label for every
+                           sample (no guidance; null_label below is not used) */
     int n;              /* samples */
     int raw;            /* 0 (default): the EMA weights; 1: the live (raw) weights */
-    int null_label;     /* -1 (default): the model's own "no condition": num_classes for a class
-                           model, the row after the caption table (the empty caption) for a text
-                           model; >= 0: this label or row (a negative prompt) */
+    int null_label;     /* guidance's null pass. -1 (default): the model's own "no condition":
+                           num_classes for a class model, the row after the caption table (the
+                           empty caption) for a text model; >= 0: this label or row (a negative
+                           prompt) */
     dfs_sample_cb cb;   /* progress callback (may be NULL) and its user pointer */
     void *cb_user;
 } dfs_sample_request;
@@ -80,7 +91,9 @@ typedef struct {
 void dfs_sample_request_default(dfs_sample_request *r);
 /* Draw r->n samples from m into x (n * dim floats, dim = channels * size * size), with the
  * model's prediction type and null label, on its EMA weights unless r->raw (the weights are
- * swapped back before it returns). The same random stream as dfs_sample. */
+ * swapped back before it returns, so m changes while it runs: no other thread may use m
+ * meanwhile). The same random stream and statuses as dfs_sample, and DFS_ERR_ARG for
+ * r->n < 1. */
 dfs_status dfs_model_sample(dfs_model *m, const dfs_sample_request *r, dfs_rng *rng, float *x);
 
 /* ------------------------------------------------------------------------------------------ */
@@ -106,19 +119,31 @@ typedef enum {
  * printed by cJSON; the caller frees it with cJSON_free() (free() unless the program installed
  * cJSON hooks). NULL when out of memory. */
 char *dfs_unet_config_json(const dfs_unet_config *c);
-/* Write atomically. train_json (may be NULL) is stored as the "train" metadata. */
+/* Write atomically: the weights (DFS_CKPT_FULL: the live ones, "ema.*" and the AdamW moments;
+ * else the EMA weights under the plain names), and as metadata the configuration, the state
+ * when st != NULL, m->sampling when set, m->tokenizer when there is one, and train_json (may be
+ * NULL) as "train". DFS_ERR_ARG for an unknown kind, DFS_CKPT_FULL without st, st's generator
+ * never seeded, or a float16 checkpoint with a weight beyond 65504; else the writer's status. */
 dfs_status dfs_checkpoint_save(const char *path, const dfs_model *m, const dfs_train_state *st,
                                const char *train_json, dfs_ckpt_kind kind);
 /* Load a checkpoint: builds the model from its metadata and loads weights (and EMA, optimiser
- * state and *st when present and st != NULL). *has_optim tells whether it is resumable. */
+ * state, tokenizer and sampling recipe when present; without "ema.*" the EMA starts from the
+ * weights). *st (st may be NULL) gets the stored state, zeroed when there is none. *has_optim
+ * (may be NULL) tells whether it is resumable. *train_json (may be NULL) gets a malloc'ed copy
+ * of the "train" metadata, or NULL. *m is the caller's (dfs_model_free), NULL on error:
+ * DFS_ERR_FORMAT for a malformed or inconsistent file, DFS_ERR_SHAPE for a tensor of the wrong
+ * shape, else the reader's or dfs_model_new's (DFS_ERR_ARG) status. */
 dfs_status dfs_checkpoint_load(const char *path, dfs_model **m, dfs_train_state *st,
                                int *has_optim, char **train_json);
 /* Start m from the weights of another checkpoint (fine-tuning, or a text model from a class
  * model): every parameter of m whose name is stored in path with the same shape takes the
- * stored EMA weights ("ema.NAME", else "NAME"); the rest keep their values. The EMA is reset
- * to the weights. *loaded / *total count tensors (NULL to skip); fresh, when not NULL, gets a
- * malloc'ed comma-separated list of the tensors left as they were (empty string if none).
- * DFS_ERR_SHAPE if no tensor matches: the checkpoint is for another network. */
+ * stored EMA weights ("ema.NAME" when stored, else "NAME"; float32 or float16); the rest keep
+ * their values. On success the EMA is reset to the weights. *loaded / *total count tensors
+ * (NULL to skip); fresh, when not NULL, gets on success a malloc'ed comma-separated list of the
+ * tensors left as they were (empty string if none), else NULL. DFS_ERR_SHAPE if no tensor
+ * matches: the checkpoint is for another network; DFS_ERR_FORMAT for a file that is not a
+ * diffuse checkpoint or a non-finite weight (the weights loaded so far stay); DFS_ERR_ARG for a
+ * NULL m or path. */
 dfs_status dfs_checkpoint_init_from(dfs_model *m, const char *path, int *loaded, int *total,
                                     char **fresh);
 
@@ -127,23 +152,31 @@ dfs_status dfs_checkpoint_init_from(dfs_model *m, const char *path, int *loaded,
 /* ------------------------------------------------------------------------------------------ */
 
 typedef struct {
-    int batch;             /* 64 */
-    dfs_adamw_config opt;
-    float cond_drop;       /* probability of replacing a label with "no class" (0.1) */
+    int batch;             /* 1..4096 (64) */
+    dfs_adamw_config opt;  /* dfs_adamw_config_default; lr must be in (0, 1) */
+    float cond_drop;       /* probability in [0, 1] of replacing a label with "no class" (the
+                              empty caption for a text model) (0.1); unused when unconditional */
 } dfs_train_config;
 
 void dfs_train_config_default(dfs_train_config *c);
 
 typedef struct dfs_trainer dfs_trainer;
 struct dfs_dataset;
-/* The trainer keeps a reference to m and data (both must outlive it). Data must match the
- * model's image size and channels (DFS_ERR_SHAPE otherwise). */
+/* The trainer keeps a reference to m, data and st (all must outlive it); st->seed orders the
+ * data and st->rng draws the steps. Data must match the model's image size and channels,
+ * have no more classes than the model, and for a text model one caption row per image
+ * (DFS_ERR_SHAPE otherwise). DFS_ERR_ARG for a batch, cond_drop or lr out of range or empty
+ * data; DFS_ERR_NOMEM. */
 dfs_status dfs_trainer_new(dfs_trainer **out, dfs_model *m, const dfs_train_config *c,
                            const struct dfs_dataset *data, dfs_train_state *st);
 void dfs_trainer_free(dfs_trainer *t);
-/* One step: batch, noise, forward, loss, backward, AdamW, EMA. Returns the loss in *loss.
- * DFS_ERR_NAN (weights untouched) if the loss or gradient is not finite; DFS_ERR_NOMEM if the
- * activations do not fit in memory: weights, EMA, AdamW state, step and images seen are
+/* One step: batch, noise, forward, loss, backward, AdamW, EMA. Returns the loss in *loss (may
+ * be NULL). Random stream (st->rng): per image a uniform for label dropout (conditional models
+ * only) and t (dfs_draw_t), then batch * dim normals for the noise, then the dropout: one u64
+ * per thread to seed each worker's generator when data-parallel, else drawn directly.
+ * DFS_ERR_NAN if the loss or gradient is not finite (weights, EMA, AdamW state, step and images
+ * seen untouched; the generator has drawn the step); DFS_ERR_NOMEM if the activations do not
+ * fit in memory: weights, EMA, AdamW state, step and images seen are
  * untouched, but the run's generator has drawn that step's batch, and the gradients may hold
  * part of a backward pass (the next step clears them). */
 dfs_status dfs_trainer_step(dfs_trainer *t, float *loss);
