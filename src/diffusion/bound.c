@@ -1,4 +1,4 @@
-/* eval.c - the variational bound on the negative log-likelihood of data under a trained
+/* bound.c - the variational bound on the negative log-likelihood of data under a trained
  * diffusion model, in bits per dimension.
  *
  *   -log p(x_0) <= L_T + sum_{t>1} L_{t-1} + L_0                          (DDPM eq. 5)
