@@ -1,4 +1,5 @@
-/* diffuse/io.h - files: atomic writes, IDX, PNG, .npy, safetensors; image data sets. Part of diffuse.h. */
+/* diffuse/io.h - files: atomic writes, IDX, PNG, .npy, safetensors, CSV series; image sets.
+ * Part of diffuse.h. */
 #ifndef DIFFUSE_IO_H
 #define DIFFUSE_IO_H
 
@@ -72,6 +73,57 @@ dfs_status dfs_open_read(const char *path, FILE **f);
 /* The same as a file descriptor (for gzdopen and the like): >= 0, or -1 with the error set. */
 int dfs_open_read_fd(const char *path);
 
+
+/* ------------------------------------------------------------------------------------------ */
+/* Time series from CSV                                                                        */
+/* ------------------------------------------------------------------------------------------ */
+
+/* A regular time series: step k is at times[k] = times[0] + k * step. Missing entries (an empty
+ * field, or a step with no row at all) are NaN in values and 0 in observed. */
+typedef struct dfs_series {
+    int n_steps, n_features;
+    float *values;     /* (n_steps, n_features), NaN where missing */
+    uint8_t *observed; /* (n_steps, n_features), 1 observed, 0 missing */
+    int64_t *times;    /* n_steps, seconds since 1970-01-01 00:00:00 UTC */
+    int64_t step;      /* seconds between steps; 0 when the file has a single row */
+    char **names;      /* n_features column names, in the order of values' columns */
+} dfs_series;
+
+typedef struct dfs_csv_options {
+    /* The timestamp column's name; NULL: the first column whose field in the first data row
+     * is a date or date-time. */
+    const char *time_column;
+    /* The value columns by name, in the order wanted (n_columns of them); NULL: every column
+     * but the timestamp column, in file order (each must then be numeric). */
+    const char *const *columns;
+    int n_columns;
+    /* The step in seconds; 0: the smallest difference between consecutive timestamps. */
+    int64_t step;
+} dfs_csv_options;
+
+/* Largest CSV file, line, and output (n_steps * n_features) that dfs_csv_load_series accepts. */
+#define DFS_CSV_MAX_BYTES ((int64_t)1 << 28)
+#define DFS_CSV_MAX_LINE 65536
+#define DFS_CSV_MAX_CELLS ((int64_t)1 << 26)
+
+/* Read a comma-separated file with a header row into a regular series (opt may be NULL for the
+ * defaults above). Timestamps are ISO dates "2012-01-01" or date-times "2010-01-01 00:00:00"
+ * (or with 'T', seconds optional, an optional 'Z'), years 0000-9999, all read as UTC: no time
+ * zones, so a daylight-saving jump is simply a gap. The date may also be written 2012/01/01 (as
+ * Debian's vega-datasets copies are) or 20120101. Rows must be strictly increasing in time,
+ * each difference a whole multiple of the step; the missing steps become rows of NaN with
+ * observed 0. Numbers are decimal ([+-]digits[.digits][e[+-]digits]; no nan, inf or hex);
+ * an empty field is missing. Lines end in LF or CRLF; a UTF-8 byte order mark is skipped.
+ * Quoted fields (RFC 4180) are not supported: a '"' is an error. Errors (DFS_ERR_FORMAT, with
+ * "PATH: line N: why" in dfs_last_error) for a ragged row, a bad number or timestamp, a
+ * duplicate or backward timestamp, an unknown column, a step that is not a multiple, a NUL
+ * byte, or a line, file or output over the limits. On error *s is zeroed; on success the
+ * caller frees it with dfs_series_free. */
+dfs_status dfs_csv_load_series(dfs_series *s, const char *path, const dfs_csv_options *opt);
+void dfs_series_free(dfs_series *s);
+/* Seconds since the Unix epoch (UTC) of an ISO date or date-time as above, the whole of
+ * text[0..len); DFS_ERR_FORMAT (no error message set) if it is not one. */
+dfs_status dfs_csv_parse_time(const char *text, size_t len, int64_t *seconds);
 
 /* ------------------------------------------------------------------------------------------ */
 /* safetensors                                                                                 */
