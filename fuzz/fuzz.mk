@@ -6,7 +6,7 @@
 #   sh fuzz/replay.sh BUILD    replays fuzz/regressions and fuzz/corpus through the gcc builds
 #                              $(BUILD)/fuzz/replay_NAME (built with `all`; no clang needed)
 
-FUZZ_NAMES   := safetensors checkpoint classifier npy idx png tokenizer captions
+FUZZ_NAMES   := safetensors checkpoint classifier npy idx png tokenizer captions csv
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
@@ -36,6 +36,7 @@ $(FUZZ_BUILD)/obj/%.o: src/%.c $(LIB_HDR)
 	$(FUZZ_CC) $(FUZZ_LIBWARN) $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link $(CPPFLAGS) $(INC_EXTRA) -c $< -o $@
 
 $(FUZZ_BUILD)/libdiffuse.a: $(FUZZ_LIB_OBJ)
+	@rm -f $@ # ar adds to an old archive: members of files since moved or removed would stay
 	ar rcs $@ $^
 
 $(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c $(FUZZ_COMMON) $(FUZZ_BUILD)/libdiffuse.a
