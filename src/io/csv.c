@@ -12,19 +12,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- timestamps -------------------------------------------------------------------------- */
-
-/* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar (H. Hinnant,
- * "chrono-Compatible Low-Level Date Algorithms", days_from_civil). */
-static int64_t days_from_civil(int64_t y, int m, int d) {
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;                                  // [0, 399]
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1; // [0, 365]
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;          // [0, 146096]
-    return era * 146097 + doe - 719468;
-}
 
 /* n decimal digits at t into *v; 0 if any is not a digit. */
 static int digits(const char *t, int n, int *v) {
@@ -62,7 +52,10 @@ dfs_status dfs_csv_parse_time(const char *t, size_t n, int64_t *seconds) {
     int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] + (mo == 2 && leap)) return DFS_ERR_FORMAT;
     if (h > 23 || mi > 59 || s > 59) return DFS_ERR_FORMAT;
-    *seconds = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s;
+    /* the fields are checked above, so glibc's timegm (UTC, proleptic Gregorian) only adds up */
+    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d,
+                    .tm_hour = h, .tm_min = mi, .tm_sec = s};
+    *seconds = (int64_t)timegm(&tm);
     return DFS_OK;
 }
 
