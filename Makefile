@@ -16,7 +16,7 @@ BLASDIR := /usr/lib/$(MULTIARCH)/$(BLAS)
 # rendering, caption data sets, sample-quality metrics) adds FreeType, HarfBuzz and LAPACK.
 # src/ref (reference loops that tests compare the fast paths to) is linked into tests only.
 LAYERS_CORE  := base io kernels engine ops nn diffusion model
-LAYERS_EXTRA := render data eval
+LAYERS_EXTRA := render data eval series
 INC_EXTRA := $(shell pkg-config --cflags freetype2 harfbuzz 2>/dev/null)
 CPPFLAGS := -Iinclude -I/usr/include/$(MULTIARCH)/$(BLAS)
 LIBS_BLAS  := -L$(BLASDIR) -Wl,-rpath,$(BLASDIR) -lopenblas
@@ -67,7 +67,7 @@ setup:
 # Library objects see the public headers and their own layer's private ones (by relative path).
 $(BUILD)/obj/%.o: src/%.c $(LIB_HDR)
 	@mkdir -p $(dir $@)
-	$(CC) $(WARN) $(CFLAGS) $(OMP) $(CPPFLAGS) $(if $(filter render/% data/% eval/%,$*),$(INC_EXTRA)) -c $< -o $@
+	$(CC) $(WARN) $(CFLAGS) $(OMP) $(CPPFLAGS) $(if $(filter render/% data/% eval/% series/%,$*),$(INC_EXTRA)) -c $< -o $@
 
 $(LIB_CORE): $(call obj,$(CORE_SRC))
 	@rm -f $@
@@ -158,7 +158,7 @@ SO_LDFLAGS = -shared -Wl,-soname,$(notdir $(@:.so.$(VERSION)=.so.$(SOVERSION))) 
 
 $(BUILD)/pic/%.o: src/%.c $(LIB_HDR)
 	@mkdir -p $(dir $@)
-	$(CC) $(WARN) $(CFLAGS) -fPIC $(OMP) $(CPPFLAGS) $(if $(filter render/% data/% eval/%,$*),$(INC_EXTRA)) -c $< -o $@
+	$(CC) $(WARN) $(CFLAGS) -fPIC $(OMP) $(CPPFLAGS) $(if $(filter render/% data/% eval/% series/%,$*),$(INC_EXTRA)) -c $< -o $@
 
 $(SO_CORE): $(call pic,$(CORE_SRC))
 	$(CC) $(CFLAGS) $(OMP) $(SO_LDFLAGS) -o $@ $^ $(LIBS_CORE)

@@ -22,7 +22,8 @@
  *   libdiffuse-extra (FreeType, HarfBuzz, LAPACK)
  *     render     text and line charts in PNGs                                       src/render
  *     data       captioned image sets for text-to-image models                      src/data
- *     eval       feature statistics, Frechet distance, nearest neighbours            src/eval
+ *     eval       feature statistics, Frechet distance, nearest neighbours, CRPS      src/eval
+ *     series     time series: windows, CSDI models, forecasts, imputation, baselines src/series
  *
  * kernels has no public header beyond the kernel choice (diffuse/kernels.h); ref has none.
  * examples/ has programs that use this header, built and run by make test.
@@ -55,5 +56,6 @@
 #include "diffuse/render.h"
 #include "diffuse/data.h"
 #include "diffuse/eval.h"
+#include "diffuse/series.h"
 
 #endif /* DIFFUSE_H */
