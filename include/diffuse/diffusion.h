@@ -12,9 +12,14 @@ extern "C" {
 /* Diffusion: schedule, forward process, posteriors, parameterisations                         */
 /* ------------------------------------------------------------------------------------------ */
 
-typedef enum { DFS_SCHEDULE_LINEAR, DFS_SCHEDULE_COSINE, DFS_SCHEDULE_COUNT } dfs_schedule_kind;
+typedef enum {
+    DFS_SCHEDULE_LINEAR,
+    DFS_SCHEDULE_COSINE,
+    DFS_SCHEDULE_QUAD,
+    DFS_SCHEDULE_COUNT
+} dfs_schedule_kind;
 typedef enum { DFS_PRED_EPS, DFS_PRED_X0, DFS_PRED_V, DFS_PRED_COUNT } dfs_prediction;
-extern const char *const dfs_schedule_names[DFS_SCHEDULE_COUNT]; /* "linear", "cosine" */
+extern const char *const dfs_schedule_names[DFS_SCHEDULE_COUNT]; /* "linear", "cosine", "quad" */
 extern const char *const dfs_prediction_names[DFS_PRED_COUNT];   /* "eps", "x0", "v" */
 
 /* Arrays indexed by t = 0..T-1 (t = 0 is the first noising step, x_1 in the paper). */
@@ -31,7 +36,8 @@ typedef struct {
 } dfs_schedule;
 
 /* Linear: b from 1e-4 to 0.02 (DDPM sec. 4; b = 1e-4 when T = 1). Cosine: Nichol & Dhariwal 2021
- * eq. 17, s = 0.008, b clipped at 0.999. T in 1..100000. The seven arrays are one block owned by
+ * eq. 17, s = 0.008, b clipped at 0.999. Quad: CSDI's (Tashiro et al. 2021, made for T = 50):
+ * sqrt(b) evenly spaced from sqrt(1e-4) to sqrt(0.5). T in 1..100000. The seven arrays are one block owned by
  * s, freed by dfs_schedule_free (safe after a failed init, which leaves s zeroed).
  * DFS_ERR_ARG (s NULL, unknown kind, T out of range), DFS_ERR_NOMEM. */
 dfs_status dfs_schedule_init(dfs_schedule *s, dfs_schedule_kind kind, int T);

@@ -9,6 +9,8 @@
  *   DDPM    Ho, Jain, Abbeel 2020, "Denoising Diffusion Probabilistic Models"
  *   IDDPM   Nichol, Dhariwal 2021, "Improved Denoising Diffusion Probabilistic Models"
  *   v-pred  Salimans, Ho 2022, "Progressive Distillation for Fast Sampling of Diffusion Models"
+ *   CSDI    Tashiro, Song, Song, Ermon 2021, "CSDI: Conditional Score-based Diffusion Models for
+ *           Probabilistic Time Series Imputation"
  */
 #include "diffuse/diffusion.h"
 
@@ -18,7 +20,7 @@
 
 #define DFS_T_MAX 100000
 
-const char *const dfs_schedule_names[DFS_SCHEDULE_COUNT] = {"linear", "cosine"};
+const char *const dfs_schedule_names[DFS_SCHEDULE_COUNT] = {"linear", "cosine", "quad"};
 const char *const dfs_prediction_names[DFS_PRED_COUNT] = {"eps", "x0", "v"};
 
 static int name_lookup(const char *const *names, int count, const char *name) {
@@ -78,6 +80,15 @@ dfs_status dfs_schedule_init(dfs_schedule *s, dfs_schedule_kind kind, int T) {
         /* DDPM sec. 4: b_1 = 1e-4 ... b_T = 0.02, linearly spaced (T = 1 gives b = 1e-4). */
         for (int t = 0; t < T; t++)
             s->beta[t] = T == 1 ? 1e-4 : 1e-4 + (0.02 - 1e-4) * (double)t / (double)(T - 1);
+    } else if (kind == DFS_SCHEDULE_QUAD) {
+        /* CSDI's "quad" schedule (their config: beta_start 1e-4, beta_end 0.5, T = 50): the
+         * square roots of b are evenly spaced, b_t = (sqrt(1e-4) + (sqrt(0.5) - sqrt(1e-4))
+         * t / (T - 1))^2, so b rises from 1e-4 to 0.5 (T = 1 gives b = 1e-4). */
+        const double r0 = sqrt(1e-4), r1 = sqrt(0.5);
+        for (int t = 0; t < T; t++) {
+            double r = T == 1 ? r0 : r0 + (r1 - r0) * (double)t / (double)(T - 1);
+            s->beta[t] = r * r;
+        }
     } else {
         /* IDDPM eq. 17: abar(t) = f(t)/f(0); b_t = 1 - abar_t / abar_{t-1}, clipped at 0.999.
          * Index t here is step t+1 of the paper. */

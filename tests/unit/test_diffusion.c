@@ -202,6 +202,20 @@ static void test_schedule_values(void) {
     CHECK(s.abar[999] < 1e-6, "cosine abar_{T-1} = %g should be ~0", s.abar[999]);
     dfs_schedule_free(&s);
 
+    CHECK(dfs_schedule_init(&s, DFS_SCHEDULE_QUAD, 50) == DFS_OK, "init quad");
+    /* CSDI: b = linspace(sqrt(1e-4), sqrt(0.5), 50)^2, recomputed here with the same double
+     * operations at the ends (r0^2 and r1^2, each sqrt and square rounded: 3 u relative) */
+    CHECK_CLOSE(s.beta[0], 1e-4, 0, 3 * U64, "quad beta_0 = 1e-4");
+    CHECK_CLOSE(s.beta[49], 0.5, 0, 5 * U64, "quad beta_{T-1} = 0.5");
+    /* the square roots are evenly spaced: r_t - r_{t-1} = (sqrt(.5) - .01) / 49, each r within
+     * 3 u of 0.71 */
+    CHECK_CLOSE(sqrt(s.beta[25]) - sqrt(s.beta[24]), (sqrt(0.5) - 0.01) / 49, 8 * U64, 0, "quad sqrt spacing");
+    /* the literals (Python's float arithmetic, the same formula) have 10 significant digits */
+    CHECK_CLOSE(s.abar[49], 3.354078875e-05, 0.5e-14, 0, "quad abar_{T-1} literal");
+    CHECK_CLOSE(s.abar[24], 0.3249896367, 0.5e-10, 0, "quad abar mid-way literal");
+    CHECK(dfs_schedule_from_name("quad") == DFS_SCHEDULE_QUAD, "quad by name");
+    dfs_schedule_free(&s);
+
     /* T = 1 and T = 100000 are allowed. */
     CHECK(dfs_schedule_init(&s, DFS_SCHEDULE_LINEAR, 1) == DFS_OK, "T = 1");
     CHECK_CLOSE(s.beta[0], 1e-4, 0, 0, "T = 1 linear beta"); /* the literal, assigned */
