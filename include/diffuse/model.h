@@ -151,6 +151,35 @@ dfs_status dfs_checkpoint_init_from(dfs_model *m, const char *path, int *loaded,
 /* Training                                                                                    */
 /* ------------------------------------------------------------------------------------------ */
 
+/* The network side of a training step, for any denoiser (src/model/step.c). A denoiser is its
+ * parameters and a forward pass on the tape: forward(user, g, lo, nb) records on g the
+ * prediction for rows [lo, lo + nb) of the caller's batch (the inputs x_t, t and any
+ * conditioning are the caller's, reached through user) and returns it as nb * dim floats in
+ * any shape. It may be called from several threads at once on different rows, each with a
+ * graph of its own, so it must not write shared state. */
+typedef struct {
+    dfs_params *params;
+    dfs_tensor *(*forward)(void *user, dfs_graph *g, int lo, int nb);
+    void *user;
+} dfs_denoiser;
+
+/* The graphs (and per-thread workers) a training step runs in; reused from step to step. */
+typedef struct dfs_step dfs_step;
+dfs_step *dfs_step_new(void); /* NULL when out of memory */
+void dfs_step_free(dfs_step *s);
+/* Forward of the B rows, the masked loss dfs_masked_mse(m, pred, target) (m may be NULL) and,
+ * if it is finite, its gradient into d->params's gradients (overwritten). With several OpenMP
+ * threads (outside a parallel region) the rows are split among them, each running forward and
+ * backward in a graph of its own with serial ops, and the gradients are summed: each share is
+ * weighted by its modelled entries, so the result is the batch's mean and gradient, equal to
+ * the one-thread step's up to float rounding. rng: dropout (the one-thread step draws from it
+ * directly; the data-parallel step draws one u64 per thread to seed each worker's generator).
+ * *loss (may be NULL) gets the loss, NaN or infinite when it is not finite (then the
+ * gradients are not written, DFS_OK). DFS_ERR_NOMEM when the activations do not fit (gradients
+ * may hold part of a backward pass); DFS_ERR_ARG for NULL arguments or B < 1. */
+dfs_status dfs_step_run(dfs_step *s, const dfs_denoiser *d, int B, size_t dim, const float *target,
+                        const dfs_masks *m, dfs_rng *rng, float *loss);
+
 typedef struct {
     int batch;             /* 1..4096 (64) */
     dfs_adamw_config opt;  /* dfs_adamw_config_default; lr must be in (0, 1) */
