@@ -135,6 +135,20 @@ dfs_status dfs_checkpoint_save(const char *path, const dfs_model *m, const dfs_t
  * shape, else the reader's or dfs_model_new's (DFS_ERR_ARG) status. */
 dfs_status dfs_checkpoint_load(const char *path, dfs_model **m, dfs_train_state *st,
                                int *has_optim, char **train_json);
+/* The pieces of a checkpoint, for other networks' files (the time-series models, src/series):
+ * dfs_params_write adds p's tensors to w as a checkpoint of that kind stores them (above);
+ * for DFS_CKPT_SAMPLING_F16 *half gets the float16 copy they point into, which the caller
+ * frees after writing (else NULL); path only names the file in messages. dfs_params_read
+ * loads them back from f with every check of dfs_checkpoint_load (shapes, finite values, EMA
+ * all or none, moments both or neither, no tensor left over); *has_optim (may be NULL) tells
+ * whether the moments were there. dfs_train_state_json gives the "state" metadata (free with
+ * cJSON_free; NULL when out of memory), dfs_train_state_parse reads it back (DFS_ERR_FORMAT
+ * when malformed). */
+dfs_status dfs_params_write(dfs_st_writer *w, const dfs_params *p, dfs_ckpt_kind kind,
+                            uint16_t **half, const char *path);
+dfs_status dfs_params_read(const char *path, const dfs_safetensors *f, dfs_params *p, int *has_optim);
+char *dfs_train_state_json(const dfs_train_state *st);
+dfs_status dfs_train_state_parse(const char *path, const char *json, dfs_train_state *st);
 /* Start m from the weights of another checkpoint (fine-tuning, or a text model from a class
  * model): every parameter of m whose name is stored in path with the same shape takes the
  * stored EMA weights ("ema.NAME" when stored, else "NAME"; float32 or float16); the rest keep

@@ -113,36 +113,16 @@ static void rng_to_json(cJSON *o, const dfs_rng *r) {
  * hang in rejection sampling): such a state was never seeded, and is neither saved nor loaded. */
 static int rng_seeded(const dfs_rng *r) { return (r->s[0] | r->s[1] | r->s[2] | r->s[3]) != 0; }
 
-dfs_status dfs_checkpoint_save(const char *path, const dfs_model *m, const dfs_train_state *st,
-                               const char *train_json, dfs_ckpt_kind kind) {
-    if (kind < 0 || kind >= DFS_CKPT_COUNT) {
-        dfs_set_error("unknown checkpoint kind %d", (int)kind);
-        return DFS_ERR_ARG;
-    }
-    /* what load refuses is not written: moments without a state, a generator never seeded */
-    if (kind == DFS_CKPT_FULL && !st) {
-        dfs_set_error("checkpoint_save: %s: a full checkpoint needs the training state", path);
-        return DFS_ERR_ARG;
-    }
-    if (st && !rng_seeded(&st->rng)) {
-        dfs_set_error("checkpoint_save: %s: the state's generator is all zero (never seeded: dfs_rng_seed)", path);
-        return DFS_ERR_ARG;
-    }
-    const dfs_params *p = m->net->params;
-    dfs_st_writer *w = dfs_st_writer_new();
+dfs_status dfs_params_write(dfs_st_writer *w, const dfs_params *p, dfs_ckpt_kind kind,
+                            uint16_t **half_out, const char *path) {
+    *half_out = NULL;
     uint16_t *half = NULL;
-    char *ujson = NULL, *djson = NULL, *sjson = NULL, *tokjson = NULL;
     dfs_status s = DFS_OK;
-    if (!w) {
-        dfs_set_error("out of memory");
-        return DFS_ERR_NOMEM;
-    }
     /* sampling checkpoints store the EMA weights under the plain names */
     const float *weights = kind == DFS_CKPT_FULL ? p->data : p->ema;
     if (kind == DFS_CKPT_SAMPLING_F16) {
         half = malloc(p->n * sizeof *half);
         if (!half) {
-            dfs_st_writer_free(w);
             dfs_set_error("out of memory");
             return DFS_ERR_NOMEM;
         }
@@ -151,12 +131,12 @@ dfs_status dfs_checkpoint_save(const char *path, const dfs_model *m, const dfs_t
                 dfs_set_error("checkpoint_save: %s: a weight of %g is outside float16's range (65504); save it as "
                               "float32", path, weights[i]);
                 free(half);
-                dfs_st_writer_free(w);
                 return DFS_ERR_ARG;
             }
             half[i] = dfs_f32_to_f16(weights[i]);
         }
     }
+    *half_out = half;
     size_t off = 0;
     for (int i = 0; i < p->count && s == DFS_OK; i++) {
         const dfs_tensor *t = p->t[i];
@@ -181,6 +161,46 @@ dfs_status dfs_checkpoint_save(const char *path, const dfs_model *m, const dfs_t
         if (s == DFS_OK) s = dfs_st_writer_add(w, "optim.m", DFS_DT_F32, 1, &flat, p->m);
         if (s == DFS_OK) s = dfs_st_writer_add(w, "optim.v", DFS_DT_F32, 1, &flat, p->v);
     }
+    return s;
+}
+
+char *dfs_train_state_json(const dfs_train_state *st) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "step", (double)st->step);
+    cJSON_AddNumberToObject(o, "images_seen", (double)st->images_seen);
+    char seed[24];
+    snprintf(seed, sizeof seed, "%" PRIu64, st->seed);
+    cJSON_AddStringToObject(o, "seed", seed);
+    cJSON_AddNumberToObject(o, "wall_seconds", st->wall_seconds);
+    rng_to_json(o, &st->rng);
+    char *j = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return j;
+}
+
+dfs_status dfs_checkpoint_save(const char *path, const dfs_model *m, const dfs_train_state *st,
+                               const char *train_json, dfs_ckpt_kind kind) {
+    if (kind < 0 || kind >= DFS_CKPT_COUNT) {
+        dfs_set_error("unknown checkpoint kind %d", (int)kind);
+        return DFS_ERR_ARG;
+    }
+    /* what load refuses is not written: moments without a state, a generator never seeded */
+    if (kind == DFS_CKPT_FULL && !st) {
+        dfs_set_error("checkpoint_save: %s: a full checkpoint needs the training state", path);
+        return DFS_ERR_ARG;
+    }
+    if (st && !rng_seeded(&st->rng)) {
+        dfs_set_error("checkpoint_save: %s: the state's generator is all zero (never seeded: dfs_rng_seed)", path);
+        return DFS_ERR_ARG;
+    }
+    dfs_st_writer *w = dfs_st_writer_new();
+    uint16_t *half = NULL;
+    char *ujson = NULL, *djson = NULL, *sjson = NULL, *tokjson = NULL;
+    if (!w) {
+        dfs_set_error("out of memory");
+        return DFS_ERR_NOMEM;
+    }
+    dfs_status s = dfs_params_write(w, m->net->params, kind, &half, path);
     ujson = dfs_unet_config_json(&m->cfg.unet);
     cJSON *d = cJSON_CreateObject();
     cJSON_AddStringToObject(d, "schedule", dfs_schedule_names[m->cfg.schedule]);
@@ -188,18 +208,7 @@ dfs_status dfs_checkpoint_save(const char *path, const dfs_model *m, const dfs_t
     cJSON_AddStringToObject(d, "prediction", dfs_prediction_names[m->cfg.prediction]);
     djson = cJSON_PrintUnformatted(d);
     cJSON_Delete(d);
-    if (st) {
-        cJSON *o = cJSON_CreateObject();
-        cJSON_AddNumberToObject(o, "step", (double)st->step);
-        cJSON_AddNumberToObject(o, "images_seen", (double)st->images_seen);
-        char seed[24];
-        snprintf(seed, sizeof seed, "%" PRIu64, st->seed);
-        cJSON_AddStringToObject(o, "seed", seed);
-        cJSON_AddNumberToObject(o, "wall_seconds", st->wall_seconds);
-        rng_to_json(o, &st->rng);
-        sjson = cJSON_PrintUnformatted(o);
-        cJSON_Delete(o);
-    }
+    if (st) sjson = dfs_train_state_json(st);
     if (s == DFS_OK) s = dfs_st_writer_meta(w, "format", FORMAT_NAME);
     if (s == DFS_OK) s = dfs_st_writer_meta(w, "unet", ujson);
     if (s == DFS_OK) s = dfs_st_writer_meta(w, "diffusion", djson);
@@ -339,7 +348,7 @@ static int parse_u64(const char *s, int base, uint64_t *out) {
     return 1;
 }
 
-static dfs_status parse_state(const char *path, const char *json, dfs_train_state *st) {
+dfs_status dfs_train_state_parse(const char *path, const char *json, dfs_train_state *st) {
     cJSON *o = cJSON_Parse(json);
     const cJSON *step = cJSON_GetObjectItemCaseSensitive(o, "step");
     const cJSON *seen = cJSON_GetObjectItemCaseSensitive(o, "images_seen");
@@ -379,6 +388,49 @@ static dfs_status parse_state(const char *path, const char *json, dfs_train_stat
         return DFS_ERR_FORMAT;
     }
     return DFS_OK;
+}
+
+dfs_status dfs_params_read(const char *path, const dfs_safetensors *f, dfs_params *p, int *has_optim) {
+    dfs_status s = DFS_OK;
+    if (has_optim) *has_optim = 0;
+    char name[320];
+    int n_ema = 0;
+    for (int i = 0; i < p->count && s == DFS_OK; i++) {
+        dfs_tensor *t = p->t[i];
+        const dfs_st_tensor *w = dfs_st_find(f, t->name);
+        if (!w) {
+            dfs_set_error("%s: tensor %s is missing", path, t->name);
+            s = DFS_ERR_FORMAT;
+            break;
+        }
+        s = load_tensor(path, w, t, t->name, t->data);
+        snprintf(name, sizeof name, "ema.%s", t->name);
+        const dfs_st_tensor *e = dfs_st_find(f, name);
+        if (s == DFS_OK && e) s = load_tensor(path, e, t, name, p->ema + (t->data - p->data));
+        if (e) n_ema++;
+    }
+    /* EMA: all of it or none (then it starts from the weights); a part would be lost */
+    if (s == DFS_OK && n_ema > 0 && n_ema < p->count) {
+        dfs_set_error("%s: %d of the %d ema.* tensors are missing", path, p->count - n_ema, p->count);
+        s = DFS_ERR_FORMAT;
+    }
+    if (s == DFS_OK && n_ema == 0) dfs_params_ema_init(p);
+    const dfs_st_tensor *om = dfs_st_find(f, "optim.m"), *ov = dfs_st_find(f, "optim.v");
+    if (s == DFS_OK && !om != !ov) {
+        dfs_set_error("%s: %s without %s", path, om ? "optim.m" : "optim.v", om ? "optim.v" : "optim.m");
+        s = DFS_ERR_FORMAT;
+    }
+    /* nothing else: a tensor the config does not use means config and weights disagree
+     * (dropping it, and then losing it in the next save or export, would be silent) */
+    int want = p->count + n_ema + (om && ov ? 2 : 0);
+    if (s == DFS_OK && f->count != want) s = unexpected_tensor(path, f, p);
+    if (s == DFS_OK && om && ov) {
+        dfs_tensor flat = {.ndim = 1, .shape = {(int)p->n}, .n = p->n};
+        s = load_tensor(path, om, &flat, "optim.m", p->m);
+        if (s == DFS_OK) s = load_tensor(path, ov, &flat, "optim.v", p->v);
+        if (s == DFS_OK && has_optim) *has_optim = 1;
+    }
+    return s;
 }
 
 dfs_status dfs_checkpoint_load(const char *path, dfs_model **out, dfs_train_state *st,
@@ -427,52 +479,16 @@ dfs_status dfs_checkpoint_load(const char *path, dfs_model **out, dfs_train_stat
     dfs_model *m = NULL;
     if (s == DFS_OK && !(m = dfs_model_new(&mc, 0))) s = DFS_ERR_ARG;
     if (s == DFS_OK) {
-        dfs_params *p = m->net->params;
-        char name[320];
-        int n_ema = 0;
-        for (int i = 0; i < p->count && s == DFS_OK; i++) {
-            dfs_tensor *t = p->t[i];
-            const dfs_st_tensor *w = dfs_st_find(&f, t->name);
-            if (!w) {
-                dfs_set_error("%s: tensor %s is missing", path, t->name);
-                s = DFS_ERR_FORMAT;
-                break;
-            }
-            s = load_tensor(path, w, t, t->name, t->data);
-            snprintf(name, sizeof name, "ema.%s", t->name);
-            const dfs_st_tensor *e = dfs_st_find(&f, name);
-            if (s == DFS_OK && e) s = load_tensor(path, e, t, name, p->ema + (t->data - p->data));
-            if (e) n_ema++;
-        }
-        /* EMA: all of it or none (then it starts from the weights); a part would be lost */
-        if (s == DFS_OK && n_ema > 0 && n_ema < p->count) {
-            dfs_set_error("%s: %d of the %d ema.* tensors are missing", path, p->count - n_ema, p->count);
-            s = DFS_ERR_FORMAT;
-        }
-        if (s == DFS_OK && n_ema == 0) dfs_params_ema_init(p);
-        const dfs_st_tensor *om = dfs_st_find(&f, "optim.m"), *ov = dfs_st_find(&f, "optim.v");
-        if (s == DFS_OK && !om != !ov) {
-            dfs_set_error("%s: %s without %s", path, om ? "optim.m" : "optim.v", om ? "optim.v" : "optim.m");
-            s = DFS_ERR_FORMAT;
-        }
-        /* nothing else: a tensor the config does not use means config and weights disagree
-         * (dropping it, and then losing it in the next save or export, would be silent) */
-        int want = p->count + n_ema + (om && ov ? 2 : 0);
-        if (s == DFS_OK && f.count != want) s = unexpected_tensor(path, &f, p);
-        if (s == DFS_OK && om && ov) {
-            dfs_tensor flat = {.ndim = 1, .shape = {(int)p->n}, .n = p->n};
-            s = load_tensor(path, om, &flat, "optim.m", p->m);
-            if (s == DFS_OK) s = load_tensor(path, ov, &flat, "optim.v", p->v);
-            if (s == DFS_OK && has_optim) *has_optim = 1;
-        }
+        s = dfs_params_read(path, &f, m->net->params, has_optim);
+        const int om = dfs_st_find(&f, "optim.m") != NULL;
         const char *state = dfs_st_meta(&f, "state");
-        if (s == DFS_OK && om && ov && !state) { // diffuse train writes both or neither
+        if (s == DFS_OK && om && !state) { // diffuse train writes both or neither
             dfs_set_error("%s: optimiser moments but no \"state\" metadata to resume from", path);
             s = DFS_ERR_FORMAT;
         }
         if (s == DFS_OK && st) {
             memset(st, 0, sizeof *st);
-            if (state) s = parse_state(path, state, st);
+            if (state) s = dfs_train_state_parse(path, state, st);
         }
         if (s == DFS_OK) s = load_tokenizer(path, &f, m);
         if (s == DFS_OK) s = parse_sampling(path, dfs_st_meta(&f, "sampling"), m);
