@@ -37,6 +37,52 @@ dfs_status dfs_nearest(const float *q, int nq, const float *r, int nr, int dim, 
                        float *dist);
 
 
+/* ------------------------------------------------------------------------------------------ */
+/* Probabilistic forecasts: CRPS and coverage of sample ensembles, as CSDI (src/eval/crps.c)  */
+/* ------------------------------------------------------------------------------------------ */
+
+/* The quantile levels of the quantile CRPS: q = 0.05, 0.10, ..., 0.95 (CSDI's). */
+#define DFS_CRPS_LEVELS 19
+
+/* Scores of a sample forecast over its scored entries (n of them), computed in double. Q(q) is an
+ * entry's q-quantile of its S samples by linear interpolation between order statistics (numpy's
+ * default, torch.quantile's): rank h = q (S - 1), Q = x_(floor h) + frac(h) (x_(floor h + 1) -
+ * x_(floor h)) with x_(0) <= ... <= x_(S-1), rounded as torch.quantile rounds it (numpy.quantile
+ * can differ by one rounding). y is the entry's truth. */
+typedef struct {
+    /* mean over the 19 levels and the entries of 2 |(Q(q) - y)((y <= Q(q)) - q)|: twice the
+     * pinball loss, whose integral over q in (0, 1) is the CRPS (Laio & Tamea 2007) */
+    double crps_quantile;
+    /* mean over the entries of the exact CRPS of the samples' empirical distribution,
+     * (1/S) sum_i |x_i - y| - (1/(2 S^2)) sum_{i,j} |x_i - x_j| (Gneiting & Raftery 2007, eq. 21;
+     * all S^2 pairs: the plain form, not the "fair" one with S (S - 1)) */
+    double crps_sample;
+    /* the same sums over the entries divided by sum |y| instead of n: ncrps_quantile is the "CRPS"
+     * of CSDI (Tashiro et al. 2021, utils.py calc_quantile_CRPS). NaN or infinite when every
+     * scored truth is 0. */
+    double ncrps_quantile, ncrps_sample;
+    /* mean |Q(0.5) - y|. CSDI's MAE takes torch.median instead, the lower of the two middle
+     * samples when S is even. */
+    double mae_median;
+    /* fractions of the entries with Q(0.25) <= y <= Q(0.75), and Q(0.05) <= y <= Q(0.95) */
+    double cover50, cover90;
+    long n; /* scored entries */
+} dfs_forecast_scores;
+
+/* Scores S-sample forecasts of W windows (tasks) of P entries each (P = L K: steps x features).
+ *   samples (W, S, P): sample s of window w is samples[(w S + s) P + p]
+ *   truth   (W, P)
+ *   mask    (W, P) or NULL: nonzero scores an entry; NULL scores every entry
+ * An entry whose truth is NaN is skipped even where the mask scores it; an unscored entry's
+ * samples are not read into any sum (they may be NaN). The windows are scored in parallel (OpenMP)
+ * and their sums added in window order: the result does not depend on the thread count.
+ * DFS_ERR_ARG for a NULL samples, truth or out, W, S or P < 1, or no entry to score;
+ * DFS_ERR_NAN if a scored entry has a non-finite sample or an infinite truth; DFS_ERR_NOMEM if
+ * W sums or S doubles per thread cannot be allocated. On any error the fields of *out are NaN and
+ * n is 0. */
+dfs_status dfs_forecast_score(const float *samples, const float *truth, const uint8_t *mask, int W,
+                              int S, size_t P, dfs_forecast_scores *out);
+
 #ifdef __cplusplus
 }
 #endif
