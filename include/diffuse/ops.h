@@ -34,8 +34,11 @@ dfs_tensor *dfs_group_norm_silu(dfs_graph *g, dfs_tensor *x, dfs_tensor *gamma,
 /* LayerNorm over the last dimension; gamma/beta (D) or NULL (1 and 0). */
 dfs_tensor *dfs_layer_norm(dfs_graph *g, dfs_tensor *x, dfs_tensor *gamma, dfs_tensor *beta,
                            float eps);
-dfs_tensor *dfs_silu(dfs_graph *g, dfs_tensor *x);   /* x * sigmoid(x) */
-dfs_tensor *dfs_gelu(dfs_graph *g, dfs_tensor *x);   /* tanh approximation */
+dfs_tensor *dfs_silu(dfs_graph *g, dfs_tensor *x);    /* x * sigmoid(x) */
+dfs_tensor *dfs_gelu(dfs_graph *g, dfs_tensor *x);    /* tanh approximation */
+dfs_tensor *dfs_sigmoid(dfs_graph *g, dfs_tensor *x); /* 1 / (1 + exp(-x)), stable for any x */
+dfs_tensor *dfs_tanh(dfs_graph *g, dfs_tensor *x);    /* tanh(x) */
+dfs_tensor *dfs_relu(dfs_graph *g, dfs_tensor *x);    /* max(x, 0); gradient 0 at x = 0 */
 /* Elementwise with NumPy broadcasting (shapes aligned on the right). */
 dfs_tensor *dfs_add(dfs_graph *g, dfs_tensor *a, dfs_tensor *b);
 dfs_tensor *dfs_mul(dfs_graph *g, dfs_tensor *a, dfs_tensor *b);
@@ -46,6 +49,8 @@ dfs_tensor *dfs_reshape(dfs_graph *g, dfs_tensor *x, int ndim, const int *shape)
 dfs_tensor *dfs_concat(dfs_graph *g, dfs_tensor *a, dfs_tensor *b, int dim);
 /* x[..., start:start+len, ...] along dim, copied (a negative dim counts from the end). */
 dfs_tensor *dfs_slice(dfs_graph *g, dfs_tensor *x, int dim, int start, int len);
+/* Dims reordered, copied: out.shape[i] = x.shape[perm[i]] for i < x->ndim (as torch.permute). */
+dfs_tensor *dfs_permute(dfs_graph *g, dfs_tensor *x, const int *perm);
 /* Nearest-neighbour upsampling of (N,C,H,W) by an integer factor. */
 dfs_tensor *dfs_upsample_nearest(dfs_graph *g, dfs_tensor *x, int factor);
 /* Softmax over the last dimension. */

@@ -1,5 +1,6 @@
-/* ops/elem.c - elementwise ops, broadcasting add/mul, softmax, embedding, dropout, losses and
- * the sinusoidal timestep embedding, each with its backward.
+/* ops/elem.c - elementwise ops (SiLU, GELU, sigmoid, tanh, ReLU), broadcasting add/mul,
+ * softmax, embedding, dropout, losses and the sinusoidal timestep embedding, each with its
+ * backward.
  *
  * Size key: N batch, C channels, H W height width, R rows, D features (last dim), V vocabulary.
  * Backward functions accumulate (+=) into the grads of inputs that require grad; an input with
@@ -78,6 +79,107 @@ dfs_tensor *dfs_gelu(dfs_graph *g, dfs_tensor *x) {
         y[i] = 0.5f * v * (1.0f + tanhf(GELU_K * (v + GELU_A * v * v * v)));
     }
     dfs_record(g, gelu_bw, out, 1, &x);
+    return out;
+}
+
+/* ---- sigmoid, tanh, ReLU ------------------------------------------------------------------
+ * Each backward recomputes its derivative from x, as SiLU's does: s (1 - s) and 1 - tanh^2
+ * formed from the rounded output lose all relative accuracy where the output rounds to +-1
+ * (|x| > 17 for the sigmoid, > 9 for tanh), e / (1 + e)^2 does not. */
+
+/* exp(z) for z <= 0, vectorisable and right down to the subnormals: dfs_expf clamps at -87,
+ * where exp leaves the normal floats; below that exp(z) = exp(z / 2)^2, which the multiply
+ * rounds into the subnormals (to 0 below -104, as exp(z) itself rounds). */
+static inline float exp_nonpos(float z) {
+    const int deep = !(z >= -87.0f);
+    const float h = dfs_expf(deep ? 0.5f * z : z);
+    return deep ? h * h : h;
+}
+
+/* sigmoid(x) = 1 / (1 + e^-x) for x >= 0 and e^x / (1 + e^x) for x < 0: with e = e^-|x| <= 1
+ * the sum 1 + e never overflows and both branches are accurate to a few roundings. */
+static void sigmoid_bw(dfs_graph *g, dfs_node *nd) {
+    dfs_tensor *x = nd->in[0];
+    int fresh;
+    float *dx = dfs_grad_for_write(g, x, &fresh);
+    const float *dy = nd->out->grad, *xd = x->data;
+    long n = (long)x->n;
+#pragma omp parallel for simd if (n >= PAR_MIN)
+    for (long i = 0; i < n; i++) {
+        /* s'(x) = s(x) (1 - s(x)) = e / (1 + e)^2, e = exp(-|x|) (even in x) */
+        float e = exp_nonpos(-fabsf(xd[i])), r = 1.0f / (1.0f + e);
+        float d = dy[i] * (e * r * r);
+        dx[i] = fresh ? d : dx[i] + d;
+    }
+}
+
+dfs_tensor *dfs_sigmoid(dfs_graph *g, dfs_tensor *x) {
+    DFS_ASSERT(x);
+    dfs_tensor *out = dfs_tensor_like(g, x);
+    const float *xd = x->data;
+    float *y = out->data;
+    long n = (long)x->n;
+#pragma omp parallel for simd if (n >= PAR_MIN)
+    for (long i = 0; i < n; i++) {
+        float v = xd[i], e = exp_nonpos(-fabsf(v)), d = 1.0f + e;
+        y[i] = v >= 0.0f ? 1.0f / d : e / d;
+    }
+    dfs_record(g, sigmoid_bw, out, 1, &x);
+    return out;
+}
+
+/* tanh by libm (tanhf, within 2 ulps in glibc); tanh'(x) = 1 - tanh^2 x = 4 e / (1 + e)^2,
+ * e = exp(-2 |x|). */
+static void tanh_bw(dfs_graph *g, dfs_node *nd) {
+    dfs_tensor *x = nd->in[0];
+    int fresh;
+    float *dx = dfs_grad_for_write(g, x, &fresh);
+    const float *dy = nd->out->grad, *xd = x->data;
+    long n = (long)x->n;
+#pragma omp parallel for simd if (n >= PAR_MIN)
+    for (long i = 0; i < n; i++) {
+        float e = exp_nonpos(-2.0f * fabsf(xd[i])), r = 1.0f / (1.0f + e);
+        float d = dy[i] * (4.0f * e * r * r);
+        dx[i] = fresh ? d : dx[i] + d;
+    }
+}
+
+dfs_tensor *dfs_tanh(dfs_graph *g, dfs_tensor *x) {
+    DFS_ASSERT(x);
+    dfs_tensor *out = dfs_tensor_like(g, x);
+    const float *xd = x->data;
+    float *y = out->data;
+    long n = (long)x->n;
+#pragma omp parallel for if (n >= PAR_MIN)
+    for (long i = 0; i < n; i++) y[i] = tanhf(xd[i]);
+    dfs_record(g, tanh_bw, out, 1, &x);
+    return out;
+}
+
+/* relu(x) = max(x, 0) (Nair & Hinton 2010; a NaN stays NaN); relu'(x) = 1 for x > 0, else 0,
+ * at x = 0 too, as PyTorch's (the subgradient 0). */
+static void relu_bw(dfs_graph *g, dfs_node *nd) {
+    dfs_tensor *x = nd->in[0];
+    int fresh;
+    float *dx = dfs_grad_for_write(g, x, &fresh);
+    const float *dy = nd->out->grad, *xd = x->data;
+    long n = (long)x->n;
+#pragma omp parallel for simd if (n >= PAR_MIN)
+    for (long i = 0; i < n; i++) {
+        float d = xd[i] > 0.0f ? dy[i] : 0.0f;
+        dx[i] = fresh ? d : dx[i] + d;
+    }
+}
+
+dfs_tensor *dfs_relu(dfs_graph *g, dfs_tensor *x) {
+    DFS_ASSERT(x);
+    dfs_tensor *out = dfs_tensor_like(g, x);
+    const float *xd = x->data;
+    float *y = out->data;
+    long n = (long)x->n;
+#pragma omp parallel for simd if (n >= PAR_MIN)
+    for (long i = 0; i < n; i++) y[i] = xd[i] > 0.0f || xd[i] != xd[i] ? xd[i] : 0.0f;
+    dfs_record(g, relu_bw, out, 1, &x);
     return out;
 }
 

@@ -1,7 +1,9 @@
 /* ops/shape.c - ops that move data without arithmetic: reshape, concat, slice, nearest
- * upsampling. Each backward routes the output gradient back to where the element came from.
+ * upsampling, permute. Each backward routes the output gradient back to where the element came
+ * from.
  *
- * Size key: N batch, C channels, H W height width, F upsampling factor. A tensor seen around
+ * Size key: N batch, C channels, H W height width, F upsampling factor; for permute's CSDI
+ * example B batch, K features, L time steps, C channels. A tensor seen around
  * one dim d is (outer, len_d, inner) with outer = prod shape[:d], inner = prod shape[d+1:].
  * Copies of more than PAR_MIN floats are split over threads; a backward that writes the whole
  * gradient of an input with no gradient buffer yet stores into it instead of clearing it
@@ -170,5 +172,103 @@ dfs_tensor *dfs_upsample_nearest(dfs_graph *g, dfs_tensor *x, int factor) {
     }
     dfs_node *n = dfs_record(g, upsample_backward, out, 1, (dfs_tensor *[]){x});
     if (n) n->i[0] = F;
+    return out;
+}
+
+/* ---- permute: out.shape[i] = x.shape[perm[i]] (a copy) ---------------------------------------
+ * Output element (o_0 .. o_{n-1}) is x's element with index o_i along dim perm[i]. The dims at
+ * the end that perm leaves in place (perm[i] == i for i >= k) form rows of `inner` floats that
+ * are contiguous in both tensors and are copied whole; the k dims before them are walked as an
+ * odometer, in chunks that the threads share. (B, K, L, C) -> (B, L, K, C) is thus B L K
+ * memcpys of C floats. When the last dim moves (k == n) the rows are the output's last dim,
+ * gathered with x's stride along perm[n-1]. Backward is the inverse permutation of dout. As
+ * torch.permute, but a copy rather than a strided view: tensors here are always contiguous. */
+
+/* dst (+)= src permuted by perm: src has ndim dims of shape s; add accumulates. */
+static void permute_copy(float *dst, const float *src, int ndim, const int *s, const int *perm,
+                         int add) {
+    /* src's strides; the output's shape and its dims' strides in src */
+    size_t st[DFS_MAXDIM], os[DFS_MAXDIM], is[DFS_MAXDIM];
+    size_t n = 1;
+    for (int d = ndim - 1; d >= 0; d--) {
+        st[d] = n;
+        n *= (size_t)s[d];
+    }
+    if (n == 0) return;
+    for (int d = 0; d < ndim; d++) {
+        os[d] = (size_t)s[perm[d]];
+        is[d] = st[perm[d]];
+    }
+    int k = ndim; /* dims k.. stay in place */
+    while (k > 0 && perm[k - 1] == k - 1) k--;
+    size_t inner = 1, len, step; /* each row: len floats, step apart in src (1: contiguous) */
+    for (int d = k; d < ndim; d++) inner *= os[d];
+    int nd = k; /* dims of the odometer over rows */
+    if (k == ndim && ndim > 0) {
+        nd = ndim - 1, len = os[ndim - 1], step = is[ndim - 1];
+    } else {
+        len = inner, step = 1;
+    }
+    const size_t rows = n / len;
+    /* chunks of rows, one odometer start each: enough for the threads to share evenly */
+    const long nchunk = (long)(rows < 256 ? rows : 256);
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
+    for (long c = 0; c < nchunk; c++) {
+        const size_t r0 = rows * (size_t)c / (size_t)nchunk,
+                     r1 = rows * (size_t)(c + 1) / (size_t)nchunk;
+        size_t idx[DFS_MAXDIM], off = 0, r = r0;
+        for (int d = nd - 1; d >= 0; d--) { /* unravel r0 over os[0..nd) */
+            idx[d] = r % os[d];
+            r /= os[d];
+            off += idx[d] * is[d];
+        }
+        for (size_t row = r0; row < r1; row++) {
+            float *dr = dst + row * len;  // (len)
+            const float *sr = src + off;  // (len) step apart
+            if (step == 1 && !add)
+                memcpy(dr, sr, len * sizeof(float));
+            else if (step == 1)
+                for (size_t j = 0; j < len; j++) dr[j] += sr[j];
+            else if (!add)
+                for (size_t j = 0; j < len; j++) dr[j] = sr[j * step];
+            else
+                for (size_t j = 0; j < len; j++) dr[j] += sr[j * step];
+            for (int d = nd - 1; d >= 0; d--) { /* next row: the odometer, carries leftwards */
+                off += is[d];
+                if (++idx[d] < os[d]) break;
+                off -= idx[d] * is[d];
+                idx[d] = 0;
+            }
+        }
+    }
+}
+
+static void permute_backward(dfs_graph *g, dfs_node *node) {
+    dfs_tensor *x = node->in[0];
+    const int nd = x->ndim;
+    int inv[DFS_MAXDIM];
+    for (int d = 0; d < nd; d++) inv[node->i[d]] = d;
+    int fresh;
+    float *dx = dfs_grad_for_write(g, x, &fresh); // (x's shape)
+    /* dx = dout (out's shape) permuted by the inverse */
+    permute_copy(dx, node->out->grad, nd, node->out->shape, inv, !fresh);
+}
+
+dfs_tensor *dfs_permute(dfs_graph *g, dfs_tensor *x, const int *perm) {
+    _Static_assert(DFS_MAXDIM <= sizeof ((dfs_node *)0)->i / sizeof(int),
+                   "dfs_node.i holds the permutation");
+    DFS_ASSERT(x && (x->ndim == 0 || perm));
+    const int nd = x->ndim;
+    int shape[DFS_MAXDIM] = {0}, seen[DFS_MAXDIM] = {0};
+    for (int d = 0; d < nd; d++) {
+        DFS_ASSERT(perm[d] >= 0 && perm[d] < nd && !seen[perm[d]]); /* a permutation of 0..n-1 */
+        seen[perm[d]] = 1;
+        shape[d] = x->shape[perm[d]];
+    }
+    dfs_tensor *out = dfs_tensor_new(g, nd, shape);
+    permute_copy(out->data, x->data, nd, x->shape, perm, 0);
+    dfs_node *n = dfs_record(g, permute_backward, out, 1, (dfs_tensor *[]){x});
+    if (n)
+        for (int d = 0; d < nd; d++) n->i[d] = perm[d];
     return out;
 }

@@ -14,6 +14,9 @@
  * after training "final.<name>"; metadata "unet" is the config as checkpoints store it. With
  * --text also the caption table "input.tokens" (R, L) and "input.mask" (R, L) as I64; the labels
  * are then rows of the table, one of them R, the empty caption.
+ * Without --text also the ops the U-Net does not use, each alone (dump_ops): "ops.x", and for
+ * each op "ops.<op>.out" = op(ops.x), "ops.<op>.R" and "ops.<op>.dx", the gradient of
+ * sum(R out); a permute's "ops.<op>.perm" (I64).
  *
  * Size key: N batch, C channels, H W image size, K training steps, R table rows, L tokens. */
 #include "diffuse.h"
@@ -48,6 +51,49 @@ static float step_loss(dfs_unet *net, dfs_graph *g, float *x, const int *t, cons
     float l = loss->data[0];
     dfs_graph_reset(g);
     return l;
+}
+
+/* The ops that a CSDI denoiser adds and the U-Net does not use, one at a time on one input
+ * X (2, 3, 4, 5) = 4 N(0, 1), its first elements set to 0, 100, -100, 30, -30 (relu's kink,
+ * the saturated tails). The data must outlive w (the writer keeps pointers): static. */
+enum { OPS = 5, OPS_N = 2 * 3 * 4 * 5 };
+static const char *const op_name[OPS] = {"sigmoid", "tanh", "relu", "permute_0213",
+                                         "permute_3102"};
+static const int64_t op_perm[OPS][4] = {{0}, {0}, {0}, {0, 2, 1, 3}, {3, 1, 0, 2}};
+static float ops_x[OPS_N], ops_r[OPS][OPS_N], ops_out[OPS][OPS_N], ops_dx[OPS][OPS_N];
+static char ops_names[OPS][4][40];
+
+static dfs_status dump_ops(dfs_st_writer *w, dfs_graph *g, dfs_rng *rng) {
+    const int xs[4] = {2, 3, 4, 5};
+    const int64_t xs64[4] = {2, 3, 4, 5}, ps[1] = {4};
+    for (int i = 0; i < OPS_N; i++) ops_x[i] = 4.0f * dfs_rng_normal(rng);
+    memcpy(ops_x, (float[]){0.0f, 100.0f, -100.0f, 30.0f, -30.0f}, 5 * sizeof(float));
+    dfs_status st = dfs_st_writer_add(w, "ops.x", DFS_DT_F32, 4, xs64, ops_x);
+    for (int k = 0; k < OPS && st == DFS_OK; k++) {
+        dfs_graph_reset(g);
+        dfs_tensor *x = dfs_tensor_wrap(g, ops_x, 4, xs), *y;
+        x->requires_grad = 1;
+        int perm[4];
+        for (int d = 0; d < 4; d++) perm[d] = (int)op_perm[k][d];
+        y = k == 0 ? dfs_sigmoid(g, x) : k == 1 ? dfs_tanh(g, x) : k == 2 ? dfs_relu(g, x)
+                                                                  : dfs_permute(g, x, perm);
+        dfs_rng_fill_normal(rng, ops_r[k], OPS_N);
+        dfs_backward_grad(g, y, ops_r[k]);
+        memcpy(ops_out[k], y->data, sizeof ops_out[k]);
+        memcpy(ops_dx[k], x->grad, sizeof ops_dx[k]);
+        int64_t ys[4];
+        for (int d = 0; d < 4; d++) ys[d] = y->shape[d];
+        const char *what[4] = {"out", "R", "dx", "perm"};
+        for (int j = 0; j < 4; j++)
+            snprintf(ops_names[k][j], sizeof ops_names[k][j], "ops.%s.%s", op_name[k], what[j]);
+        const float *data[3] = {ops_out[k], ops_r[k], ops_dx[k]};
+        for (int j = 0; j < 3 && st == DFS_OK; j++)
+            st = dfs_st_writer_add(w, ops_names[k][j], DFS_DT_F32, 4, j == 2 ? xs64 : ys, data[j]);
+        if (st == DFS_OK && k >= 3)
+            st = dfs_st_writer_add(w, ops_names[k][3], DFS_DT_I64, 1, ps, op_perm[k]);
+    }
+    dfs_graph_reset(g);
+    return st;
 }
 
 /* The small text U-Net of the header comment. */
@@ -182,6 +228,7 @@ int main(int argc, char **argv) {
     if (st == DFS_OK) st = dfs_st_writer_meta(w, "train", "{\"lr\":1e-3,\"betas\":[0.9,0.999],"
                                                           "\"eps\":1e-8,\"weight_decay\":0.01,"
                                                           "\"warmup\":0,\"clip\":1.0}");
+    if (st == DFS_OK && !text) st = dump_ops(w, g, &drng);
     if (st == DFS_OK) st = dfs_st_writer_write(w, path);
     if (st != DFS_OK) return fail(path);
     printf("parity_dump: %d parameter tensors, %zu floats, loss %.6f -> %s\n", p->count, p->n, loss, path);

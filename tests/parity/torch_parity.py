@@ -3,6 +3,8 @@ the batch that parity_dump.c wrote: parameter count and names, forward output, e
 parameter's gradient, and the losses and weight updates of K AdamW steps. For a
 text-conditioned U-Net (parity_dump --text) also the caption table, a ctx layer in every
 attention block and the gradients of the text encoder, text_proj and ctx layers as groups.
+Without --text also the ops a CSDI denoiser adds and the U-Net does not use (sigmoid, tanh,
+relu, permute), each alone: output and input gradient (compare_ops).
 Several dumps of the same model and batch (tests/parity/parity.sh: the fast kernels and BLAS) share one
 reference. Prints each comparison and ends with "torch_parity: N passed, N failed"; exits 1 if
 anything failed.
@@ -133,6 +135,36 @@ def adam_bounds(r64, r32, sizes):
     return bound
 
 
+def compare_ops(c):
+    """The single ops of parity_dump.c's dump_ops: op(ops.x) and the gradient of sum(R op(x))
+    against autograd in float64, as the output above: max |c - ref| / max |ref| within
+    tol_of(PyTorch float32's own deviation). relu and permute copy or zero values (and their
+    gradients R's): those must be exact."""
+    names = sorted({k.split(".")[1] for k in c if k.startswith("ops.") and k != "ops.x"})
+    check(set(names) == {"sigmoid", "tanh", "relu", "permute_0213", "permute_3102"},
+          f"the dump has the single ops: {', '.join(names)}")
+    for name in names:
+        def op(x):
+            if name.startswith("permute_"):
+                return x.permute(*c[f"ops.{name}.perm"].tolist())
+            return getattr(torch, name)(x)
+        ref = {}
+        for dtype in (torch.float64, torch.float32):
+            x = c["ops.x"].to(dtype, copy=True).requires_grad_()  # a leaf of its own
+            y = op(x)
+            y.backward(c[f"ops.{name}.R"].to(dtype))
+            ref[dtype] = (y.detach().double(), x.grad.double())
+        exact = name == "relu" or name.startswith("permute_")
+        for i, what in enumerate(("out", "dx")):
+            want, f32 = ref[torch.float64][i], ref[torch.float32][i]
+            scale = want.abs().max().item()
+            got = c[f"ops.{name}.{what}"].double()
+            err = (got - want).abs().max().item() / scale if got.shape == want.shape else math.inf
+            tol = 0.0 if exact else tol_of((f32 - want).abs().max().item() / scale)
+            check(err <= tol, f"ops {name} {what}: max rel error {err:.3e} (<= {tol:.3g}"
+                  f"{', exact' if exact else ''})")
+
+
 def main(paths):
     torch.set_num_threads(2)
     torch.manual_seed(0)
@@ -182,7 +214,7 @@ def main(paths):
         c, cmeta = read_safetensors(path)
         print(f"torch_parity: {path}")
         in_file = sorted(k for k in c if "." in k and k.split(".")[0] not in
-                         ("input", "grad", "final", "train"))
+                         ("input", "grad", "final", "train", "ops"))
         check(in_file == sorted(names) and len(names) == len(model.state_dict()),
               f"{len(in_file)} parameter tensors in the file, {len(names)} in the model, same "
               f"names: {in_file == sorted(names)}")
@@ -192,6 +224,11 @@ def main(paths):
             torch.equal(c[k], ts[k]) for k in names + ["input.x", "input.t", "input.labels",
                                                           "input.target"] if k in c)
         check(same, "the same model, weights and batch as the reference")
+
+        # The single ops (parity_dump.c without --text).
+        check(text or "ops.x" in c, "the dump has the single ops (ops.*) unless --text")
+        if "ops.x" in c:
+            compare_ops(c)
 
         # Forward and loss.
         err = (c["output"].double() - r64["out"]).abs().max().item() / scale_out
