@@ -62,6 +62,11 @@ dfs_status dfs_npy_write_i32(const char *path, const int32_t *data, int ndim,
 dfs_status dfs_npy_read_u8(const char *path, uint8_t **data, int *ndim, size_t *shape);
 /* The same for a little-endian int32 ('<i4') array, e.g. the labels diffuse sample writes. */
 dfs_status dfs_npy_read_i32(const char *path, int32_t **data, int *ndim, size_t *shape);
+/* float32 ('<f4') and float64 ('<f8') arrays: series windows, samples, timestamps. */
+dfs_status dfs_npy_write_f32(const char *path, const float *data, int ndim, const size_t *shape);
+dfs_status dfs_npy_write_f64(const char *path, const double *data, int ndim, const size_t *shape);
+dfs_status dfs_npy_read_f32(const char *path, float **data, int *ndim, size_t *shape);
+dfs_status dfs_npy_read_f64(const char *path, double **data, int *ndim, size_t *shape);
 
 /* Write `size` bytes to path atomically: path.tmp.PID, fsync, rename, fsync the directory.
  * DFS_ERR_IO if path exists and is not a regular file. */

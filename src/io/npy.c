@@ -76,6 +76,14 @@ dfs_status dfs_npy_write_i32(const char *path, const int32_t *data, int ndim,
     return npy_write(path, "<i4", 4, data, ndim, shape);
 }
 
+dfs_status dfs_npy_write_f32(const char *path, const float *data, int ndim, const size_t *shape) {
+    return npy_write(path, "<f4", 4, data, ndim, shape);
+}
+
+dfs_status dfs_npy_write_f64(const char *path, const double *data, int ndim, const size_t *shape) {
+    return npy_write(path, "<f8", 8, data, ndim, shape);
+}
+
 /* ---- reader ------------------------------------------------------------------------------ */
 
 typedef struct {
@@ -127,7 +135,14 @@ static int parse_size(cursor *c, size_t *v) {
 }
 
 /* Parse the header dict; shape gets up to DFS_MAXDIM entries. Returns NULL or a reason. */
-static const char *parse_header(cursor *c, int is_i32, int *ndim, size_t *shape) {
+static const char *want_error(const char *want) {
+    if (!strcmp(want, "u1")) return "dtype is not uint8 ('|u1')";
+    if (!strcmp(want, "i4")) return "dtype is not little-endian int32 ('<i4')";
+    if (!strcmp(want, "f4")) return "dtype is not little-endian float32 ('<f4')";
+    return "dtype is not little-endian float64 ('<f8')";
+}
+
+static const char *parse_header(cursor *c, const char *want, int *ndim, size_t *shape) {
     int have_descr = 0, have_order = 0, have_shape = 0;
     if (!eat(c, '{')) return "header is not a dict";
     for (;;) {
@@ -139,13 +154,10 @@ static const char *parse_header(cursor *c, int is_i32, int *ndim, size_t *shape)
             char descr[32];
             if (have_descr++) return "duplicate 'descr'";
             if (!parse_str(c, descr, sizeof descr)) return "bad 'descr' value";
-            if (is_i32) {
-                if (strcmp(descr, "<i4") && strcmp(descr, "|i4") && strcmp(descr, "i4"))
-                    return "dtype is not little-endian int32 ('<i4')";
-            } else if (strcmp(descr, "|u1") && strcmp(descr, "<u1") && strcmp(descr, ">u1") &&
-                       strcmp(descr, "u1")) {
-                return "dtype is not uint8 ('|u1')";
-            }
+            /* want is "u1", "i4", "f4" or "f8": little-endian ('<'), or '|' and '>' for a byte */
+            const char *d = descr;
+            if (*d == '<' || (want[1] == '1' && (*d == '|' || *d == '>'))) d++;
+            if (strcmp(d, want)) return want_error(want);
         } else if (!strcmp(key, "fortran_order")) {
             if (have_order++) return "duplicate 'fortran_order'";
             skip_ws(c);
@@ -186,7 +198,8 @@ static const char *parse_header(cursor *c, int is_i32, int *ndim, size_t *shape)
 
 /* Read a uint8 (elsize 1) or little-endian int32 (elsize 4) .npy file (versions 1.0 and 2.0).
  * *data is malloc'ed (the caller frees it); shape must have room for DFS_MAXDIM entries. */
-static dfs_status npy_read(const char *path, size_t elsize, void **data, int *ndim, size_t *shape) {
+static dfs_status npy_read(const char *path, const char *want, size_t elsize, void **data, int *ndim,
+                           size_t *shape) {
     if (!path || !data || !ndim || !shape) {
         dfs_set_error("npy_read: NULL argument");
         return DFS_ERR_ARG;
@@ -235,7 +248,7 @@ static dfs_status npy_read(const char *path, size_t elsize, void **data, int *nd
     cursor c = {hdr, hdr + hlen};
     size_t shp[DFS_MAXDIM];
     int nd = 0;
-    const char *why = parse_header(&c, elsize == 4, &nd, shp);
+    const char *why = parse_header(&c, want, &nd, shp);
     if (why) {
         dfs_set_error("%s: bad .npy header: %s", path, why);
         goto done;
@@ -299,14 +312,28 @@ done:
 
 dfs_status dfs_npy_read_u8(const char *path, uint8_t **data, int *ndim, size_t *shape) {
     void *p = NULL;
-    dfs_status st = npy_read(path, 1, &p, ndim, shape);
+    dfs_status st = npy_read(path, "u1", 1, &p, ndim, shape);
     *data = p;
     return st;
 }
 
 dfs_status dfs_npy_read_i32(const char *path, int32_t **data, int *ndim, size_t *shape) {
     void *p = NULL;
-    dfs_status st = npy_read(path, 4, &p, ndim, shape);
+    dfs_status st = npy_read(path, "i4", 4, &p, ndim, shape);
+    *data = p;
+    return st;
+}
+
+dfs_status dfs_npy_read_f32(const char *path, float **data, int *ndim, size_t *shape) {
+    void *p = NULL;
+    dfs_status st = npy_read(path, "f4", 4, &p, ndim, shape);
+    *data = p;
+    return st;
+}
+
+dfs_status dfs_npy_read_f64(const char *path, double **data, int *ndim, size_t *shape) {
+    void *p = NULL;
+    dfs_status st = npy_read(path, "f8", 8, &p, ndim, shape);
     *data = p;
     return st;
 }
