@@ -55,6 +55,58 @@ dfs_status dfs_adamw_step(dfs_params *p, const dfs_adamw_config *c, long step, f
 void dfs_params_ema_init(dfs_params *p);
 
 /* ------------------------------------------------------------------------------------------ */
+/* CSDI: the denoiser for windows of time series (src/nn/csdi.c)                               */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Tashiro et al. 2021. Values in parentheses are CSDI's (dfs_csdi_config_default). */
+#define DFS_CSDI_MAX_CALENDAR 16
+typedef struct {
+    int features;    /* K the feature embedding has rows for: a window may have up to K (1) */
+    int channels;    /* C, residual channels (64) */
+    int layers;      /* residual layers (4) */
+    int heads;       /* attention heads, dividing channels (8) */
+    int ff;          /* the transformers' feed-forward width (64) */
+    int step_dim;    /* diffusion-step embedding width, >= 2 (128) */
+    int time_dim;    /* sinusoidal embedding of the step's position in the window (128) */
+    int feature_dim; /* learned embedding of each feature (16); 0: none */
+    int calendar;    /* calendar values per time step that the caller gives (0..16) (0) */
+} dfs_csdi_config;
+
+typedef struct dfs_csdi dfs_csdi;
+
+/* One forward pass: B windows of L steps and K features, every array row-major (B, L, K). */
+typedef struct {
+    int B, L, K;
+    const float *xt;          /* the noisy values; read where cond_mask is 0 */
+    const float *cond;        /* the conditioning (observed) values; read where cond_mask is 1 */
+    const uint8_t *cond_mask; /* 1: a conditioning entry (clean, given); 0: to be denoised */
+    const int *t;             /* (B) diffusion steps */
+    const float *calendar;    /* (B, L, calendar): e.g. sin/cos of hour of day and day of year;
+                                 NULL when the config has none */
+} dfs_csdi_input;
+
+void dfs_csdi_config_default(dfs_csdi_config *c);
+/* DFS_ERR_ARG with a message for a config out of the ranges above. */
+dfs_status dfs_csdi_config_check(const dfs_csdi_config *c);
+/* Side-information channels: time_dim + feature_dim + calendar + 1 (the mask). */
+int dfs_csdi_side_dim(const dfs_csdi_config *c);
+/* A net with its parameters allocated and initialised (CSDI's init: 1x1 projections
+ * kaiming-normal, linear layers PyTorch's uniform, the last projection zero), EMA = weights.
+ * NULL on a bad config or out of memory (dfs_last_error). */
+dfs_csdi *dfs_csdi_new(const dfs_csdi_config *c, dfs_rng *rng);
+void dfs_csdi_free(dfs_csdi *n);
+/* Initialise the weights again from rng (then EMA = weights). */
+void dfs_csdi_init(dfs_csdi *n, dfs_rng *rng);
+const dfs_csdi_config *dfs_csdi_config_of(const dfs_csdi *n);
+dfs_params *dfs_csdi_params(dfs_csdi *n);
+/* The predicted noise (B, L, K) on g; in is read during the call only. Wrong sizes (K above
+ * features, a missing array) stop at DFS_ASSERT. */
+dfs_tensor *dfs_csdi_forward(dfs_csdi *n, dfs_graph *g, const dfs_csdi_input *in);
+/* Floating-point operations of one forward pass of one window of L steps and K features (two
+ * per multiply-add, matrix products only). */
+double dfs_csdi_flops(const dfs_csdi_config *c, int L, int K);
+
+/* ------------------------------------------------------------------------------------------ */
 /* U-Net noise predictor                                                                       */
 /* ------------------------------------------------------------------------------------------ */
 
