@@ -32,6 +32,110 @@ typedef struct {
  * series, or a known entry that s does not observe. */
 dfs_status dfs_series_task_check(const dfs_series_task *t);
 
+/* ------------------------------------------------------------------------------------------ */
+/* Models: CSDI over windows of a series (src/series/model.c)                                  */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Calendar values the model sees per time step: sin and cos of the hour of day and of the day
+ * of the year (2 pi (seconds since midnight) / 86400 and 2 pi (seconds since 1 January) /
+ * the year's length), UTC. */
+#define DFS_SERIES_CALENDAR 4
+/* out (n, DFS_SERIES_CALENDAR) for n timestamps (seconds since 1970 UTC). */
+void dfs_series_calendar(const int64_t *times, int n, float *out);
+
+typedef struct {
+    dfs_csdi_config net;        /* net.features and net.calendar are set by the model */
+    dfs_schedule_kind schedule; /* (quad) */
+    int T;                      /* (50) */
+    int window;                 /* L of the training windows (63) */
+} dfs_series_config;
+
+void dfs_series_config_default(dfs_series_config *c);
+
+/* A trained (or training) CSDI model of one kind of series: K features with their names and
+ * their normalisation (each feature's mean and standard deviation over the observed entries
+ * of the training span; the net sees (value - mean) / std), the step it was trained at, and
+ * its sampling recipe. */
+typedef struct {
+    dfs_series_config cfg;
+    int K;
+    char **names;     /* K */
+    double *mean, *sd; /* K */
+    int64_t step;     /* seconds between steps of the training series */
+    dfs_csdi *net;
+    dfs_schedule sched;
+    dfs_sampling_recipe sampling; /* .set = 0: ancestral sampling, all T steps */
+    int max_batch;    /* windows per forward pass per thread (64) */
+} dfs_series_model;
+
+/* A fresh model for the features of s, normalised on its rows [0, train_end). DFS_ERR_ARG
+ * (message set) for a bad config, a feature with fewer than two observed training values or
+ * with no spread; DFS_ERR_NOMEM. */
+dfs_status dfs_series_model_new(dfs_series_model **out, const dfs_series_config *c,
+                                const dfs_series *s, int train_end, uint64_t seed);
+void dfs_series_model_free(dfs_series_model *m);
+/* Checkpoints: the format and checks of dfs_checkpoint_save / _load (the "series" and "csdi"
+ * metadata instead of "unet"); DFS_CKPT_FULL needs st. A file of another kind of model is
+ * refused with DFS_ERR_FORMAT and a message that says what it is. */
+dfs_status dfs_series_save(const char *path, const dfs_series_model *m, const dfs_train_state *st,
+                           const char *train_json, dfs_ckpt_kind kind);
+dfs_status dfs_series_load(const char *path, dfs_series_model **m, dfs_train_state *st,
+                           int *has_optim, char **train_json);
+/* The features of m in s, by name: idx[k] = the column of s holding m's feature k.
+ * DFS_ERR_SHAPE (message set) if one is missing. */
+dfs_status dfs_series_match(const dfs_series_model *m, const dfs_series *s, int *idx);
+
+/* Training (CSDI's loss, Tashiro et al. 2021 Algorithm 1): windows of cfg.window steps from
+ * the training span, each split into conditioning and target entries by one of the masks
+ * below, eps-prediction loss on the target entries only, AdamW and EMA. */
+typedef struct {
+    int batch;             /* windows per step (16) */
+    dfs_adamw_config opt;  /* lr 1e-3, warm-up 100, EMA 0.999, clip 1 */
+    /* the shares of the training masks (normalised to sum 1): */
+    float p_random;        /* each observed entry a target with a probability drawn U(0,1)
+                              per window (CSDI's random strategy) (0.3) */
+    float p_forecast;      /* the last H steps targets, H ~ U{1..3L/10} (0.3) */
+    float p_block;         /* per feature one gap of U{1..L/4} steps (0.25) */
+    float p_history;       /* the missing pattern of another training window (CSDI's
+                              historical strategy; random when that hides nothing) (0.15) */
+} dfs_series_train_config;
+
+void dfs_series_train_config_default(dfs_series_train_config *c);
+typedef struct dfs_series_trainer dfs_series_trainer;
+/* The trainer keeps references to m, s and st. The windows are every start in
+ * 0..train_end - window with an observed entry. DFS_ERR_ARG for a bad batch or lr, a
+ * training span shorter than the window; DFS_ERR_SHAPE when s lacks one of m's features. */
+dfs_status dfs_series_trainer_new(dfs_series_trainer **out, dfs_series_model *m,
+                                  const dfs_series_train_config *c, const dfs_series *s,
+                                  int train_end, dfs_train_state *st);
+void dfs_series_trainer_free(dfs_series_trainer *t);
+/* Windows in the training set. */
+int dfs_series_trainer_windows(const dfs_series_trainer *t);
+/* The learning rate of the following steps (a schedule), in (0, 1). */
+void dfs_series_trainer_set_lr(dfs_series_trainer *t, float lr);
+/* One step; *loss (may be NULL) gets the loss. Statuses as dfs_trainer_step. */
+dfs_status dfs_series_trainer_step(dfs_series_trainer *t, float *loss);
+
+/* Sampling: W windows of L steps, values in the data's units with NaN (or known 0) where
+ * unknown; S samples of each, written to out (W, S, L, K), the known entries copied from
+ * values bit for bit. The model's EMA weights are used unless raw. */
+typedef struct {
+    const float *values;    /* (W, L, K) */
+    const uint8_t *known;   /* (W, L, K): 1 = given (must be finite in values) */
+    const int64_t *times;   /* (W, L) timestamps (for the calendar values) */
+    int W, L, S;
+    dfs_sampler_config sampler; /* kind, steps, eta; the rest is set here (no clipping) */
+    int raw;
+    dfs_sample_cb cb;       /* called after each step of each group of windows */
+    void *cb_user;
+} dfs_series_request;
+
+void dfs_series_request_default(dfs_series_request *r);
+/* DFS_ERR_ARG for a bad request (sizes, a known entry that is not finite, a sampler
+ * config); DFS_ERR_NOMEM; DFS_ERR_NAN when a sample is not finite. */
+dfs_status dfs_series_sample(dfs_series_model *m, const dfs_series_request *r, dfs_rng *rng,
+                             float *out);
+
 /* BASELINES BEGIN -------------------------------------------------------------------------- */
 /* Baselines (src/series/baselines.c). Each writes S sample paths per window to out
  * (W, S, L, K), in the data's units, with the known entries copied from the series. */
