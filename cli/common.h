@@ -62,5 +62,6 @@ int cmd_eval(int argc, char **argv);       /* cli/cmd_eval.c */
 int cmd_classifier(int argc, char **argv); /* cli/cmd_classifier.c */
 int cmd_data(int argc, char **argv);       /* cli/cmd_data.c */
 int cmd_plot(int argc, char **argv);       /* cli/cmd_plot.c */
+int cmd_series(int argc, char **argv);    /* cli/cmd_series.c */
 
 #endif

@@ -254,6 +254,7 @@ static const cli_command commands[] = {
     {"classifier", cmd_classifier, "train or evaluate the image classifier that eval's --fd and --acc use"},
     {"data", cmd_data, "build and show captioned image folders (fashion-captions, emoji)"},
     {"plot", cmd_plot, "draw a loss curve (a column of metrics.csv) as a PNG chart"},
+    {"series", cmd_series, "time series: train CSDI models, forecast, impute, score, baselines, fan charts"},
 };
 #define NCOMMANDS (sizeof commands / sizeof *commands)
 

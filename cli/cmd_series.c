@@ -1,0 +1,591 @@
+/* cmd_series.c - diffuse series: probabilistic forecasting and imputation of time series with
+ * CSDI models (train, forecast, impute); windows, eval, baselines and plot are in
+ * series_tasks.c. */
+#include "series.h"
+#include "progress.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+static const char series_help[] =
+    "usage: diffuse series SUBCOMMAND [options]\n"
+    "\n"
+    "Probabilistic forecasts and imputations of time series as sample ensembles, from CSDI\n"
+    "models (Tashiro et al. 2021; docs/TIME_SERIES.md).\n"
+    "\n"
+    "subcommands:\n"
+    "  train       train a model on a CSV of timestamped columns, up to a date\n"
+    "  forecast    draw the next steps of context windows\n"
+    "  impute      fill the missing entries of windows\n"
+    "  windows     cut a series into a task's windows (.npy files)\n"
+    "  eval        CRPS, MAE and interval coverage of samples against the truth\n"
+    "  baselines   the same scores for climatology, persistence, autoregression, interpolation\n"
+    "              and a conditional Gaussian on a task's windows\n"
+    "  plot        a fan chart of one window\n"
+    "\n"
+    "Run 'diffuse series SUBCOMMAND --help' for its options.\n";
+
+/* ---- train --------------------------------------------------------------------------------- */
+
+static const char train_help[] =
+    "usage: diffuse series train --data CSV --columns A,B --until DATE --out RUNDIR [options]\n"
+    "\n"
+    "Train a CSDI model (Tashiro et al. 2021) on the rows of a CSV up to --until: windows of\n"
+    "--window steps, each split into given and target entries by random, forecast (the last\n"
+    "steps), gap and historical masks, the noise-prediction loss on the targets only. Writes\n"
+    "RUNDIR/last.safetensors (resumable), RUNDIR/model.safetensors (the EMA weights, for\n"
+    "sampling) and RUNDIR/metrics.csv. Ctrl-C or SIGTERM saves a checkpoint and exits with 0.\n"
+    "\n"
+    "data:\n"
+    "  --data CSV          a CSV with a header row and a timestamp column, or one of Debian's:\n"
+    "                      seattle-weather, seattle-temps, sf-temps (python3-vega-datasets),\n"
+    "                      co2 (python3-statsmodels)\n"
+    "  --columns A,B       the value columns (default: all)\n"
+    "  --until DATE        the last row of the training span (a date: its whole day)\n"
+    "model (ignored with --resume):\n"
+    "  --window N          steps per training window (default 63)\n"
+    "  --channels N        residual channels (default 64)\n"
+    "  --layers N          residual layers (default 4)\n"
+    "  --heads N           attention heads, dividing --channels (default 8)\n"
+    "  --ff N              the transformers' feed-forward width (default 64)\n"
+    "  --time-dim N        the time position embedding's width (default 128)\n"
+    "  --feature-dim N     the feature embedding's width (default 16)\n"
+    "  --T N               diffusion steps (default 50)\n"
+    "  --schedule NAME     quad (CSDI's, default), linear or cosine\n"
+    "training:\n"
+    "  --steps N           optimiser steps (default 3000)\n"
+    "  --minutes M         stop after M minutes (default: no limit)\n"
+    "  --batch N           windows per step (default 16)\n"
+    "  --lr X              peak learning rate (default 1e-3), divided by 10 at 75% and at 90%\n"
+    "                      of --steps (CSDI's schedule), after 100 warm-up steps\n"
+    "  --seed N            (default 1)\n"
+    "  --save-every N      checkpoint every N steps (default 500)\n"
+    "  --log-every N       a metrics.csv line every N steps (default 10)\n"
+    "  --resume            continue RUNDIR/last.safetensors\n"
+    "  --threads N         OpenMP threads (default: all)\n";
+
+typedef struct {
+    const char *data, *columns, *until, *out;
+    dfs_series_config mc;
+    long steps, batch, seed, save_every, log_every, threads;
+    double minutes, lr;
+    int resume;
+} strain_args;
+
+static int parse_train(strain_args *a, int argc, char **argv) {
+    memset(a, 0, sizeof *a);
+    dfs_series_config_default(&a->mc);
+    a->steps = 3000, a->batch = 16, a->seed = 1, a->save_every = 500, a->log_every = 10, a->lr = 1e-3;
+    static const struct option opts[] = {
+        {"data", required_argument, 0, 'd'}, {"columns", required_argument, 0, 'c'}, {"until", required_argument, 0, 'u'},
+        {"out", required_argument, 0, 'o'}, {"window", required_argument, 0, 'w'}, {"channels", required_argument, 0, 'C'},
+        {"layers", required_argument, 0, 'L'}, {"heads", required_argument, 0, 'H'}, {"ff", required_argument, 0, 'F'},
+        {"time-dim", required_argument, 0, 'E'}, {"feature-dim", required_argument, 0, 'G'}, {"T", required_argument, 0, 'T'},
+        {"schedule", required_argument, 0, 'S'}, {"steps", required_argument, 0, 's'}, {"minutes", required_argument, 0, 'm'},
+        {"batch", required_argument, 0, 'b'}, {"lr", required_argument, 0, 'r'}, {"seed", required_argument, 0, 'e'},
+        {"save-every", required_argument, 0, 'v'}, {"log-every", required_argument, 0, 'l'}, {"resume", no_argument, 0, 'R'},
+        {"threads", required_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int o;
+    long v;
+    dfs_csdi_config *n = &a->mc.net;
+    optind = 1;
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (o) {
+        case 'd': a->data = optarg; break;
+        case 'c': a->columns = optarg; break;
+        case 'u': a->until = optarg; break;
+        case 'o': a->out = optarg; break;
+        case 'w': if (cli_int("--window", optarg, 2, 100000, &v)) return 2; a->mc.window = (int)v; break;
+        case 'C': if (cli_int("--channels", optarg, 1, 4096, &v)) return 2; n->channels = (int)v; break;
+        case 'L': if (cli_int("--layers", optarg, 1, 64, &v)) return 2; n->layers = (int)v; break;
+        case 'H': if (cli_int("--heads", optarg, 1, 4096, &v)) return 2; n->heads = (int)v; break;
+        case 'F': if (cli_int("--ff", optarg, 1, 16384, &v)) return 2; n->ff = (int)v; break;
+        case 'E': if (cli_int("--time-dim", optarg, 0, 4096, &v)) return 2; n->time_dim = (int)v; break;
+        case 'G': if (cli_int("--feature-dim", optarg, 0, 4096, &v)) return 2; n->feature_dim = (int)v; break;
+        case 'T': if (cli_int("--T", optarg, 1, 100000, &v)) return 2; a->mc.T = (int)v; break;
+        case 'S':
+            if ((a->mc.schedule = dfs_schedule_from_name(optarg)) < 0)
+                return cli_fail("--schedule must be quad, linear or cosine, not '%s'", optarg);
+            break;
+        case 's': if (cli_int("--steps", optarg, 1, 100000000, &a->steps)) return 2; break;
+        case 'm': if (cli_float("--minutes", optarg, 0.001, 1e7, &a->minutes)) return 2; break;
+        case 'b': if (cli_int("--batch", optarg, 1, 4096, &a->batch)) return 2; break;
+        case 'r': if (cli_float("--lr", optarg, 1e-8, 0.999, &a->lr)) return 2; break;
+        case 'e': if (cli_int("--seed", optarg, 0, 1L << 62, &a->seed)) return 2; break;
+        case 'v': if (cli_int("--save-every", optarg, 1, 100000000, &a->save_every)) return 2; break;
+        case 'l': if (cli_int("--log-every", optarg, 1, 100000000, &a->log_every)) return 2; break;
+        case 'R': a->resume = 1; break;
+        case 'j': if (cli_int("--threads", optarg, 1, 1024, &a->threads)) return 2; break;
+        case 'h': fputs(train_help, stdout); return 0;
+        default: return cli_bad_option("series train", argv);
+        }
+    }
+    if (optind < argc) return cli_fail("series train: unexpected argument '%s'", argv[optind]);
+    if (!a->out) return cli_fail("series train: --out RUNDIR is required");
+    if (!a->until) return cli_fail("series train: --until DATE (the end of the training span) is required");
+    return -1;
+}
+
+/* the learning rate at a step: CSDI's MultiStepLR (x0.1 at 75% and 90% of the run) */
+static float lr_at(const strain_args *a, long step) {
+    double f = step >= (long)(0.9 * a->steps) ? 0.01 : step >= (long)(0.75 * a->steps) ? 0.1 : 1.0;
+    return (float)(a->lr * f);
+}
+
+static int series_train(int argc, char **argv) {
+    strain_args a;
+    int rc = parse_train(&a, argc, argv);
+    if (rc >= 0) return rc;
+    rc = 0;
+    if (a.threads > 0) dfs_set_threads((int)a.threads);
+    dfs_series s;
+    if (series_load("train", a.data, a.columns, &s)) return 2;
+    int train_end;
+    if (series_rows_until("train", &s, a.until, &train_end)) {
+        dfs_series_free(&s);
+        return 2;
+    }
+    char ckpt[4200], final[4200], csv[4200], tj[8192];
+    snprintf(ckpt, sizeof ckpt, "%s/last.safetensors", a.out);
+    snprintf(final, sizeof final, "%s/model.safetensors", a.out);
+    snprintf(csv, sizeof csv, "%s/metrics.csv", a.out);
+    dfs_series_model *m = NULL;
+    dfs_train_state st;
+    memset(&st, 0, sizeof st);
+    dfs_status ds;
+    struct stat sb;
+    if (a.resume) {
+        int has_optim = 0;
+        if ((ds = dfs_series_load(ckpt, &m, &st, &has_optim, NULL)) != DFS_OK) rc = cli_fail_status(ds);
+        else if (!has_optim) rc = cli_fail("series train: %s holds no optimiser state to resume", ckpt);
+    } else if (stat(ckpt, &sb) == 0) {
+        rc = cli_fail("series train: %s already holds a run (%s); continue it with --resume or choose another --out",
+                      a.out, ckpt);
+    } else {
+        if ((ds = dfs_series_model_new(&m, &a.mc, &s, train_end, (uint64_t)a.seed)) != DFS_OK) rc = cli_fail_status(ds);
+        st.seed = (uint64_t)a.seed;
+        dfs_rng_seed(&st.rng, (uint64_t)a.seed ^ 0x5eed5eedULL);
+    }
+    dfs_series_train_config tc;
+    dfs_series_train_config_default(&tc);
+    tc.batch = (int)a.batch;
+    tc.opt.lr = (float)a.lr;
+    dfs_series_trainer *tr = NULL;
+    if (!rc && (ds = dfs_series_trainer_new(&tr, m, &tc, &s, train_end, &st)) != DFS_OK) rc = cli_fail_status(ds);
+    FILE *mf = NULL;
+    if (!rc && mkdir(a.out, 0777) != 0 && errno != EEXIST) rc = cli_fail("cannot create %s: %s", a.out, strerror(errno));
+    if (!rc && !(mf = fopen(csv, a.resume ? "a" : "w"))) rc = cli_fail("cannot write %s: %s", csv, strerror(errno));
+    if (!rc && ftell(mf) == 0) fputs("step,loss,lr,windows_seen,windows_per_s,elapsed_s\n", mf);
+    snprintf(tj, sizeof tj, "{\"data\":\"%s\",\"columns\":\"%s\",\"until\":\"%s\",\"batch\":%ld,\"lr\":%g,\"steps\":%ld}",
+             a.data ? a.data : "", a.columns ? a.columns : "", a.until, a.batch, a.lr, a.steps);
+    if (!rc)
+        fprintf(stderr, "series train: %d features (%s%s), %d training rows to %s, %d windows of %d steps; CSDI %zu "
+                        "parameters (%d channels, %d layers), %s schedule, T = %d\n",
+                m->K, m->names[0], m->K > 1 ? ", ..." : "", train_end, a.until, dfs_series_trainer_windows(tr),
+                m->cfg.window, dfs_csdi_params(m->net)->n, m->cfg.net.channels, m->cfg.net.layers,
+                dfs_schedule_names[m->cfg.schedule], m->cfg.T);
+    cli_catch_signals();
+    cli_progress bar;
+    cli_progress_start(&bar, "step", a.steps, st.step, 100);
+    const double t0 = cli_now(), wall0 = st.wall_seconds;
+    const long step0 = st.step;
+    double avg = 0;
+    int have = 0;
+    ds = DFS_OK;
+    while (!rc && st.step < a.steps && !cli_interrupted()) {
+        if (a.minutes > 0 && cli_now() - t0 > a.minutes * 60) break;
+        float loss;
+        dfs_series_trainer_set_lr(tr, lr_at(&a, st.step));
+        if ((ds = dfs_series_trainer_step(tr, &loss)) != DFS_OK) {
+            cli_progress_end(&bar);
+            rc = cli_fail("%s; stopping%s", dfs_last_error(), ds == DFS_ERR_NAN ? " (the last checkpoint is kept: resume with a lower --lr)" : "");
+            break;
+        }
+        avg = have ? 0.98 * avg + 0.02 * loss : loss;
+        have = 1;
+        const double el = cli_now() - t0, wps = (st.step - step0) * (double)a.batch / (el > 0 ? el : 1e-9);
+        st.wall_seconds = wall0 + el;
+        if (st.step % a.log_every == 0 || st.step == a.steps) {
+            if (fprintf(mf, "%ld,%.9g,%.6g,%ld,%.2f,%.2f\n", st.step, loss, lr_at(&a, st.step - 1), st.images_seen, wps,
+                        st.wall_seconds) < 0 || fflush(mf) != 0) {
+                cli_progress_end(&bar);
+                rc = cli_fail("cannot write %s: %s; stopping", csv, strerror(errno));
+                break;
+            }
+        }
+        cli_progress_update(&bar, st.step, CLI_ETA_AUTO, "loss %.4f | %.1f windows/s", avg, wps);
+        if (st.step % a.save_every == 0 && (ds = dfs_series_save(ckpt, m, &st, tj, DFS_CKPT_FULL)) != DFS_OK) {
+            cli_progress_end(&bar);
+            rc = cli_fail_status(ds);
+        }
+    }
+    cli_progress_end(&bar);
+    if (mf && fclose(mf) != 0 && !rc) rc = cli_fail("cannot write %s: %s", csv, strerror(errno));
+    if (m && tr && ds != DFS_ERR_NAN && st.step > step0) {
+        dfs_status s1 = dfs_series_save(ckpt, m, &st, tj, DFS_CKPT_FULL);
+        dfs_status s2 = s1 == DFS_OK ? dfs_series_save(final, m, NULL, tj, DFS_CKPT_SAMPLING) : s1;
+        if (s2 != DFS_OK && !rc) rc = cli_fail_status(s2);
+        if (!rc)
+            fprintf(stderr, "%s at step %ld (%.1f s of training): %s (resumable), %s (sampling)\n",
+                    cli_interrupted() ? "interrupted" : "done", st.step, st.wall_seconds, ckpt, final);
+    }
+    dfs_series_trainer_free(tr);
+    dfs_series_model_free(m);
+    dfs_series_free(&s);
+    return rc;
+}
+
+/* ---- sampling: forecast and impute --------------------------------------------------------- */
+
+typedef struct {
+    const char *model, *input, *times, *out;
+    long horizon, samples, steps, use_context, seed, chunk;
+    double eta;
+    int sampler, raw;
+} ssample_args;
+
+static const char sampling_help[] =
+    "sampling:\n"
+    "  --samples N         samples per window (default 100)\n"
+    "  --sampler NAME      ddpm (ancestral, CSDI's; default) or ddim; the model's recorded\n"
+    "                      sampler when it has one\n"
+    "  --steps N           timesteps visited (default: all T for ddpm, the model's recipe)\n"
+    "  --eta X             DDIM's eta (default 0)\n"
+    "  --seed N            (default 1)\n"
+    "  --raw               the live weights instead of the EMA (a training checkpoint)\n"
+    "  --times T.npy       (windows, steps) float64 seconds since 1970 UTC of the input's steps\n"
+    "                      (the calendar values); default: PREFIX-times.npy beside a\n"
+    "                      PREFIX-context.npy or PREFIX-values.npy from 'series windows'\n";
+
+static const char forecast_help[] =
+    "usage: diffuse series forecast --model M --context CTX --horizon H --out F.npy|F.csv [options]\n"
+    "\n"
+    "Draw --samples continuations of --horizon steps after each context window. CTX is a float32\n"
+    ".npy (windows, steps, features) in the data's units with NaN where missing (as 'series\n"
+    "windows' writes), or a CSV with the model's columns (one window: all its rows). F is\n"
+    "(windows, samples, horizon, features) in the data's units, or a CSV of rows window,\n"
+    "sample, time, features. The model sees the last (its window - H) steps of each context\n"
+    "(--use-context to change).\n"
+    "  --model M           a series model (diffuse series train's model.safetensors)\n"
+    "  --context CTX\n"
+    "  --horizon H\n"
+    "  --use-context N     context steps the model sees (default: its window - H)\n"
+    "  --out F\n";
+
+static const char impute_help[] =
+    "usage: diffuse series impute --model M --values V.npy|V.csv --out F.npy [options]\n"
+    "\n"
+    "Fill the missing entries (NaN, or an empty field or a missing row of a CSV) of each window\n"
+    "with --samples draws; the given entries come back unchanged, bit for bit. V is a float32\n"
+    ".npy (windows, steps, features) or a CSV with the model's columns (one window; cut into\n"
+    "pieces of --chunk steps that are imputed one by one). F is (windows, samples, steps,\n"
+    "features).\n"
+    "  --model M\n"
+    "  --values V\n"
+    "  --chunk N           a CSV's piece length (default: the model's window)\n"
+    "  --out F\n";
+
+static int parse_sampling(ssample_args *a, int argc, char **argv, int forecast) {
+    memset(a, 0, sizeof *a);
+    a->samples = 100, a->seed = 1, a->sampler = -1;
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'M'}, {"context", required_argument, 0, 'c'}, {"values", required_argument, 0, 'V'},
+        {"horizon", required_argument, 0, 'H'}, {"samples", required_argument, 0, 'n'}, {"sampler", required_argument, 0, 'k'},
+        {"steps", required_argument, 0, 's'}, {"eta", required_argument, 0, 'e'}, {"seed", required_argument, 0, 'S'},
+        {"raw", no_argument, 0, 'r'}, {"times", required_argument, 0, 't'}, {"use-context", required_argument, 0, 'u'},
+        {"chunk", required_argument, 0, 'C'}, {"out", required_argument, 0, 'o'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    const char *cmd = forecast ? "series forecast" : "series impute";
+    int o;
+    optind = 1;
+    while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (o) {
+        case 'M': a->model = optarg; break;
+        case 'c': if (!forecast) return cli_fail("%s: --context is forecast's; give --values", cmd); a->input = optarg; break;
+        case 'V': if (forecast) return cli_fail("%s: --values is impute's; give --context", cmd); a->input = optarg; break;
+        case 'H':
+            if (!forecast) return cli_fail("%s: --horizon is forecast's", cmd);
+            if (cli_int("--horizon", optarg, 1, 100000, &a->horizon)) return 2;
+            break;
+        case 'n': if (cli_int("--samples", optarg, 1, 100000, &a->samples)) return 2; break;
+        case 'k':
+            if ((a->sampler = dfs_sampler_from_name(optarg)) < 0 || (a->sampler != DFS_SAMPLER_DDPM && a->sampler != DFS_SAMPLER_DDIM))
+                return cli_fail("%s: --sampler must be ddpm or ddim, not '%s'", cmd, optarg);
+            break;
+        case 's': if (cli_int("--steps", optarg, 1, 100000, &a->steps)) return 2; break;
+        case 'e': if (cli_float("--eta", optarg, 0, 10, &a->eta)) return 2; break;
+        case 'S': if (cli_int("--seed", optarg, 0, 1L << 62, &a->seed)) return 2; break;
+        case 'r': a->raw = 1; break;
+        case 't': a->times = optarg; break;
+        case 'u': if (cli_int("--use-context", optarg, 1, 100000, &a->use_context)) return 2; break;
+        case 'C': if (cli_int("--chunk", optarg, 1, 100000, &a->chunk)) return 2; break;
+        case 'o': a->out = optarg; break;
+        case 'h': printf("%s\n%s", forecast ? forecast_help : impute_help, sampling_help); return 0;
+        default: return cli_bad_option(cmd, argv);
+        }
+    }
+    if (optind < argc) return cli_fail("%s: unexpected argument '%s'", cmd, argv[optind]);
+    if (!a->model || !a->input || !a->out) return cli_fail("%s: --model, --%s and --out are required", cmd, forecast ? "context" : "values");
+    if (forecast && !a->horizon) return cli_fail("%s: --horizon is required", cmd);
+    if (cli_out_ok(cmd, "--out", a->out)) return 2;
+    return -1;
+}
+
+/* The input windows: X (W, L, K) in the model's feature order, NaN where missing, and the
+ * timestamps (W, L). From a .npy (and its times) or a CSV (one window). 0 or 2. */
+static int read_input(const char *cmd, const ssample_args *a, const dfs_series_model *m, float **X, int64_t **T,
+                      int *W, int *L) {
+    *X = NULL, *T = NULL;
+    const int K = m->K;
+    if (ends_with(a->input, ".csv")) {
+        dfs_series s;
+        const char *cols[4096];
+        for (int k = 0; k < K; k++) cols[k] = m->names[k];
+        dfs_csv_options o = {.columns = cols, .n_columns = K, .step = m->step};
+        dfs_status st = dfs_csv_load_series(&s, a->input, &o);
+        if (st != DFS_OK) return cli_fail_status(st);
+        *W = 1, *L = s.n_steps;
+        *X = malloc((size_t)s.n_steps * K * sizeof(float));
+        *T = malloc((size_t)s.n_steps * sizeof(int64_t));
+        if (!*X || !*T) {
+            dfs_series_free(&s);
+            return cli_fail("%s: out of memory", cmd);
+        }
+        for (size_t j = 0; j < (size_t)s.n_steps * K; j++) (*X)[j] = s.observed[j] ? s.values[j] : NAN;
+        memcpy(*T, s.times, (size_t)s.n_steps * sizeof(int64_t));
+        dfs_series_free(&s);
+        return 0;
+    }
+    size_t sh[DFS_MAXDIM], ts[DFS_MAXDIM];
+    int nd, td;
+    dfs_status st = dfs_npy_read_f32(a->input, X, &nd, sh);
+    if (st != DFS_OK) return cli_fail_status(st);
+    if (nd != 3 || (int)sh[2] != K || sh[0] < 1 || sh[1] < 1 || sh[0] > 10000000 || sh[1] > 100000)
+        return cli_fail("%s: %s must be (windows, steps, %d features: %s%s)", cmd, a->input, K, m->names[0], K > 1 ? ", ..." : "");
+    *W = (int)sh[0], *L = (int)sh[1];
+    char tp[4200];
+    const char *times = a->times;
+    if (!times) {
+        size_t n = strlen(a->input);
+        const char *suf = ends_with(a->input, "-context.npy") ? "-context.npy" : ends_with(a->input, "-values.npy") ? "-values.npy" : NULL;
+        if (!suf) return cli_fail("%s: give --times T.npy: the model needs each step's date for its calendar values", cmd);
+        snprintf(tp, sizeof tp, "%.*s-times.npy", (int)(n - strlen(suf)), a->input);
+        times = tp;
+    }
+    double *td64;
+    if ((st = dfs_npy_read_f64(times, &td64, &td, ts)) != DFS_OK) return cli_fail_status(st);
+    if (td != 2 || (int)ts[0] != *W || (int)ts[1] != *L) {
+        free(td64);
+        return cli_fail("%s: %s must be (windows, steps) = (%d, %d)", cmd, times, *W, *L);
+    }
+    *T = malloc((size_t)*W * *L * sizeof(int64_t));
+    if (!*T) {
+        free(td64);
+        return cli_fail("%s: out of memory", cmd);
+    }
+    for (size_t j = 0; j < (size_t)*W * *L; j++) {
+        if (!(fabs(td64[j]) < 1e15)) {
+            free(td64);
+            return cli_fail("%s: %s holds a time that is not a number of seconds", cmd, times);
+        }
+        (*T)[j] = (int64_t)td64[j];
+    }
+    free(td64);
+    return 0;
+}
+
+typedef struct {
+    cli_progress bar;
+    long done;
+} sample_progress;
+
+static void on_step(void *user, int i, int steps, int t, const float *x, int n) {
+    (void)i, (void)steps, (void)t, (void)x, (void)n;
+    sample_progress *p = user;
+    p->done++;
+    cli_progress_update(&p->bar, p->done, CLI_ETA_AUTO, NULL);
+}
+
+/* Fill the request's sampler from the options and the model's recipe. */
+static void sampler_of(const ssample_args *a, const dfs_series_model *m, dfs_sampler_config *c) {
+    dfs_sampler_config_default(c);
+    c->kind = a->sampler >= 0 ? (dfs_sampler_kind)a->sampler : m->sampling.set ? m->sampling.kind : DFS_SAMPLER_DDPM;
+    c->steps = a->steps ? (int)a->steps : m->sampling.set && (a->sampler < 0 || a->sampler == (int)m->sampling.kind)
+                                              ? m->sampling.steps : m->cfg.T;
+    if (c->steps > m->cfg.T) c->steps = m->cfg.T;
+    c->eta = (float)a->eta;
+}
+
+static int write_output(const char *cmd, const char *out, const float *F, int W, int S, int H, const dfs_series_model *m,
+                        const int64_t *times) {
+    const int K = m->K;
+    if (!ends_with(out, ".csv")) {
+        size_t shape[4] = {(size_t)W, (size_t)S, (size_t)H, (size_t)K};
+        return series_write_npy(out, F, 4, shape);
+    }
+    /* a CSV: window, sample, time, features; written to memory, then atomically */
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) return cli_fail("%s: out of memory", cmd);
+    fprintf(f, "window,sample,time");
+    for (int k = 0; k < K; k++) fprintf(f, ",%s", m->names[k]);
+    fputc('\n', f);
+    for (int w = 0; w < W; w++)
+        for (int q = 0; q < S; q++)
+            for (int h = 0; h < H; h++) {
+                time_t tt = (time_t)times[(size_t)w * H + h];
+                struct tm tm;
+                char ts[32];
+                gmtime_r(&tt, &tm);
+                strftime(ts, sizeof ts, "%Y-%m-%d %H:%M:%S", &tm);
+                fprintf(f, "%d,%d,%s", w, q, ts);
+                for (int k = 0; k < K; k++) fprintf(f, ",%.9g", F[(((size_t)w * S + q) * H + h) * K + k]);
+                fputc('\n', f);
+            }
+    if (fclose(f) != 0) {
+        free(buf);
+        return cli_fail("%s: out of memory", cmd);
+    }
+    dfs_status st = dfs_write_atomic(out, buf, len);
+    free(buf);
+    return st == DFS_OK ? 0 : cli_fail_status(st);
+}
+
+static int series_sampling(int argc, char **argv, int forecast) {
+    const char *cmd = forecast ? "series forecast" : "series impute";
+    ssample_args a;
+    int rc = parse_sampling(&a, argc, argv, forecast);
+    if (rc >= 0) return rc;
+    rc = 0;
+    dfs_series_model *m;
+    dfs_status ds = dfs_series_load(a.model, &m, NULL, NULL, NULL);
+    if (ds != DFS_OK) return cli_fail_status(ds);
+    const int K = m->K, S = (int)a.samples;
+    float *X = NULL, *V = NULL, *F = NULL, *out = NULL;
+    int64_t *T = NULL, *TW = NULL;
+    uint8_t *known = NULL;
+    int W = 0, L = 0;
+    rc = read_input(cmd, &a, m, &X, &T, &W, &L);
+    /* the windows the model sees: forecast: the last C context steps and H new ones; impute:
+     * the input itself, a CSV cut into chunks */
+    int C = 0, H = (int)a.horizon, Lm = L, nwin = W;
+    if (!rc && forecast) {
+        C = a.use_context ? (int)a.use_context : m->cfg.window - H;
+        if (C < 1) C = L;
+        if (C > L) C = L;
+        Lm = C + H;
+    } else if (!rc && ends_with(a.input, ".csv")) {
+        Lm = a.chunk ? (int)a.chunk : m->cfg.window;
+        if (Lm > L) Lm = L;
+        nwin = (L + Lm - 1) / Lm;
+    }
+    const size_t Dm = (size_t)Lm * K;
+    if (!rc) {
+        V = malloc((size_t)nwin * Dm * sizeof(float));
+        known = malloc((size_t)nwin * Dm);
+        TW = malloc((size_t)nwin * Lm * sizeof(int64_t));
+        F = malloc((size_t)nwin * S * Dm * sizeof(float));
+        if (!V || !known || !TW || !F) rc = cli_fail("%s: out of memory for %d x %d samples", cmd, nwin, S);
+    }
+    long given = 0, missing = 0;
+    for (int w = 0; !rc && w < nwin; w++) {
+        for (int l = 0; l < Lm; l++) {
+            /* the source row: forecast: context row L - C + l (l < C); impute: chunk rows, the
+             * last chunk of a CSV shifted back to end at the last row */
+            int src_w = forecast || nwin == W ? w : 0;
+            int row = forecast ? L - C + l : nwin == W ? l : (w * Lm + Lm <= L ? w * Lm : L - Lm) + l;
+            for (int k = 0; k < K; k++) {
+                float v = forecast && l >= C ? NAN : X[((size_t)src_w * L + row) * K + k];
+                V[w * Dm + (size_t)l * K + k] = v;
+                known[w * Dm + (size_t)l * K + k] = isfinite(v);
+                given += isfinite(v);
+                missing += !isfinite(v);
+            }
+            TW[(size_t)w * Lm + l] = forecast && l >= C ? T[(size_t)w * L + L - 1] + (int64_t)(l - C + 1) * m->step
+                                                        : T[(size_t)src_w * L + row];
+        }
+    }
+    if (!rc && missing == 0) rc = cli_fail("%s: nothing to draw: every entry of %s is given", cmd, a.input);
+    if (!rc) {
+        dfs_series_request r;
+        dfs_series_request_default(&r);
+        r.values = V, r.known = known, r.times = TW, r.W = nwin, r.L = Lm, r.S = S, r.raw = a.raw;
+        sampler_of(&a, m, &r.sampler);
+        sample_progress pr = {0};
+        const long groups = (nwin + (4096 / S > 0 ? 4096 / S : 1) - 1) / (4096 / S > 0 ? 4096 / S : 1);
+        cli_progress_start(&pr.bar, "sampler steps", groups * r.sampler.steps, 0, 10);
+        r.cb = on_step, r.cb_user = &pr;
+        fprintf(stderr, "%s: %d window(s) of %d steps (%ld given, %ld to draw) x %d samples, %s, %d steps\n", cmd, nwin, Lm, given,
+                missing, S, dfs_sampler_names[r.sampler.kind], r.sampler.steps);
+        dfs_rng rng;
+        dfs_rng_seed(&rng, (uint64_t)a.seed);
+        double t0 = cli_now();
+        ds = dfs_series_sample(m, &r, &rng, F);
+        cli_progress_end(&pr.bar);
+        if (ds != DFS_OK) rc = cli_fail_status(ds);
+        else fprintf(stderr, "%s: %.1f s\n", cmd, cli_now() - t0);
+    }
+    if (!rc && forecast) { /* keep the horizon */
+        out = malloc((size_t)W * S * H * K * sizeof(float));
+        int64_t *TH = malloc((size_t)W * H * sizeof(int64_t));
+        if (!out || !TH) rc = cli_fail("%s: out of memory", cmd);
+        for (int w = 0; !rc && w < W; w++) {
+            for (int q = 0; q < S; q++)
+                memcpy(out + (((size_t)w * S + q) * H) * K, F + (((size_t)w * S + q) * Lm + C) * K, (size_t)H * K * sizeof(float));
+            memcpy(TH + (size_t)w * H, TW + (size_t)w * Lm + C, (size_t)H * sizeof(int64_t));
+        }
+        if (!rc) rc = write_output(cmd, a.out, out, W, S, H, m, TH);
+        free(TH);
+    } else if (!rc && nwin != W) { /* a CSV in chunks: put the pieces back together */
+        out = malloc((size_t)S * L * K * sizeof(float));
+        if (!out) rc = cli_fail("%s: out of memory", cmd);
+        for (int w = 0; !rc && w < nwin; w++) {
+            const int r0 = w * Lm + Lm <= L ? w * Lm : L - Lm;
+            for (int q = 0; q < S; q++)
+                for (int l = 0; l < Lm; l++)
+                    memcpy(out + ((size_t)q * L + r0 + l) * K, F + (((size_t)w * S + q) * Lm + l) * K, (size_t)K * sizeof(float));
+        }
+        if (!rc) rc = write_output(cmd, a.out, out, 1, S, L, m, T);
+    } else if (!rc) {
+        rc = write_output(cmd, a.out, F, W, S, L, m, T);
+    }
+    if (!rc) fprintf(stderr, "wrote %s\n", a.out);
+    free(X);
+    free(T);
+    free(V);
+    free(known);
+    free(TW);
+    free(F);
+    free(out);
+    dfs_series_model_free(m);
+    return rc;
+}
+
+static int series_forecast(int argc, char **argv) { return series_sampling(argc, argv, 1); }
+static int series_impute(int argc, char **argv) { return series_sampling(argc, argv, 0); }
+
+int cmd_series(int argc, char **argv) {
+    static const struct {
+        const char *name;
+        int (*run)(int, char **);
+    } subs[] = {{"train", series_train},         {"forecast", series_forecast}, {"impute", series_impute},
+                {"windows", series_windows},     {"eval", series_eval},         {"baselines", series_baselines},
+                {"plot", series_plot}};
+    if (argc < 2) {
+        fputs(series_help, stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        fputs(series_help, stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof subs / sizeof *subs; i++)
+        if (!strcmp(argv[1], subs[i].name)) return subs[i].run(argc - 1, argv + 1);
+    return cli_fail("series: unknown subcommand '%s' (train, forecast, impute, windows, eval, baselines, plot)", argv[1]);
+}
