@@ -1,4 +1,5 @@
-/* diffuse/render.h - text and line charts drawn into PNGs (FreeType). Part of diffuse.h. */
+/* diffuse/render.h - text, line charts and forecast fan charts drawn into PNGs (FreeType).
+ * Part of diffuse.h. */
 #ifndef DIFFUSE_RENDER_H
 #define DIFFUSE_RENDER_H
 
@@ -24,7 +25,8 @@ dfs_status dfs_png_write_grid_labeled(const char *path, const float *images, int
 #define DFS_DEFAULT_FONT "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 /* Line charts (src/render/plot.c): loss curves and other series against steps, as an RGB PNG. */
 typedef struct {
-    const double *x, *y; /* n points; a non-finite point (or y <= 0 on a log axis) breaks the line */
+    const double *x, *y; /* n points; a non-finite point (or y <= 0 on a log axis) breaks the
+                          * line, and a point left with no neighbour is drawn as a dot */
     int n;
     uint8_t rgb[3];      /* line colour */
     float width;         /* line width in pixels; 0 = 1.5 */
@@ -42,6 +44,36 @@ typedef struct {
  * the size is outside 200..8192 x 150..8192. */
 dfs_status dfs_plot_png(const char *path, const dfs_plot_series *series, int ns,
                         const dfs_plot_config *cfg);
+/* Fan charts (src/render/plot.c): probabilistic forecasts, one fan per feature on shared axes.
+ * The central 90% interval (quantiles 5 to 95 %) is a light translucent band, the central 50%
+ * (25 to 75 %) a darker one inside it, the median a line; the context (the history the
+ * forecast was conditioned on) is a line in the same colour that leads into the median; the
+ * truth, where given, is a black dashed line with a dot on each observation (when they stand
+ * 6 pixels apart or more). A dotted vertical line marks where each forecast begins. The legend,
+ * right of the plot area, names the features in their colours and then the marks. */
+typedef struct {
+    const double *x; /* n forecast positions (steps, days, ...): finite, strictly rising */
+    int n;           /* points in the forecast, >= 2 */
+    /* n values each: the 5, 25, 50, 75 and 95 % quantiles, finite (positive on a log axis)
+     * and in that order at every point */
+    const double *lo90, *lo50, *median, *hi50, *hi90;
+    const double *truth; /* n observed values, NULL for none; NaN = missing (a break) */
+    const double *context_x, *context_y; /* n_context points before x[0], NULL when 0; */
+    int n_context;                       /* a non-finite point breaks the line */
+    uint8_t rgb[3];    /* colour of the bands, the median and the context */
+    const char *label; /* feature name in the legend; NULL or "" for none */
+} dfs_plot_fan;
+/* Opacity of a fan's colour in its 90% band (a pixel there is white + 0.22 (rgb - white)), and
+ * of the 50% band blended on top of that. */
+#define DFS_PLOT_FAN_ALPHA90 0.22f
+#define DFS_PLOT_FAN_ALPHA50 0.32f
+/* Draw nf fans on shared axes (the ticks, titles and size rules of dfs_plot_png) and write the
+ * PNG atomically. cfg NULL gives the defaults. DFS_ERR_ARG, with the fan and point named and no
+ * file written, if n < 2, an array is missing, x is not finite and rising, or a band value is
+ * not finite or out of order (lo90 <= lo50 <= median <= hi50 <= hi90): quantiles out of order
+ * are a caller's bug, so they are reported rather than sorted. */
+dfs_status dfs_plot_fan_png(const char *path, const dfs_plot_fan *fans, int nf,
+                            const dfs_plot_config *cfg);
 
 #ifdef __cplusplus
 }
