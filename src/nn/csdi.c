@@ -298,7 +298,7 @@ dfs_tensor *dfs_csdi_forward(dfs_csdi *n, dfs_graph *g, const dfs_csdi_input *in
         }
         h = dfs_reshape(g, h, 2, (int[]){(int)rows, C});
         h = dfs_add(g, dfs_linear(g, h, y->mid_w, y->mid_b), dfs_linear(g, side, y->cond_w, y->cond_b));
-        h = dfs_mul(g, dfs_sigmoid(g, dfs_slice(g, h, 1, 0, C)), dfs_tanh(g, dfs_slice(g, h, 1, C, C)));
+        h = dfs_gated_tanh(g, h);
         h = dfs_linear(g, h, y->out_w, y->out_b); /* (BLK, 2C) */
         dfs_tensor *res = dfs_reshape(g, dfs_slice(g, h, 1, 0, C), 4, (int[]){B, L, K, C});
         dfs_tensor *sk = dfs_slice(g, h, 1, C, C);

@@ -47,6 +47,53 @@ dfs_tensor *dfs_silu(dfs_graph *g, dfs_tensor *x) {
     return out;
 }
 
+/* ---- the gated activation of WaveNet and CSDI: x (..., 2C) -> sigmoid(a) tanh(b) (..., C),
+ * a = x[..., :C], b = x[..., C:], in one pass (instead of two slices, two activations and a
+ * product). tanh(b) = 2 sigmoid(2 b) - 1 with the vectorised dfs_sigmoidf: within 4e-7 of
+ * tanh absolutely (not relatively, near 0), which is what the next linear layer sees. The
+ * backward: d/da = t s (1 - s), d/db = s (1 - t^2), s = sigmoid(a), t = tanh(b). ---------- */
+
+static void gated_tanh_bw(dfs_graph *g, dfs_node *nd) {
+    dfs_tensor *x = nd->in[0];
+    const long C = nd->i[0], rows = (long)(x->n / (size_t)(2 * C));
+    int fresh;
+    float *dx = dfs_grad_for_write(g, x, &fresh);
+    const float *dy = nd->out->grad, *xd = x->data;
+#pragma omp parallel for if (rows * C >= PAR_MIN)
+    for (long r = 0; r < rows; r++) {
+        const float *a = xd + r * 2 * C, *b = a + C, *d = dy + r * C;
+        float *da = dx + r * 2 * C, *db = da + C;
+#pragma omp simd
+        for (long c = 0; c < C; c++) {
+            const float s = dfs_sigmoidf(a[c]), t = 2.0f * dfs_sigmoidf(2.0f * b[c]) - 1.0f;
+            const float ga = d[c] * t * s * (1.0f - s), gb = d[c] * s * (1.0f - t * t);
+            da[c] = fresh ? ga : da[c] + ga;
+            db[c] = fresh ? gb : db[c] + gb;
+        }
+    }
+}
+
+dfs_tensor *dfs_gated_tanh(dfs_graph *g, dfs_tensor *x) {
+    DFS_ASSERT(x && x->ndim >= 1 && x->shape[x->ndim - 1] % 2 == 0 && x->shape[x->ndim - 1] > 0);
+    int shape[DFS_MAXDIM];
+    memcpy(shape, x->shape, sizeof shape);
+    const long C = shape[x->ndim - 1] / 2, rows = (long)(x->n / (size_t)(2 * C));
+    shape[x->ndim - 1] = (int)C;
+    dfs_tensor *out = dfs_tensor_new(g, x->ndim, shape);
+    const float *xd = x->data;
+    float *y = out->data;
+#pragma omp parallel for if (rows * C >= PAR_MIN)
+    for (long r = 0; r < rows; r++) {
+        const float *a = xd + r * 2 * C, *b = a + C;
+        float *o = y + r * C;
+#pragma omp simd
+        for (long c = 0; c < C; c++) o[c] = dfs_sigmoidf(a[c]) * (2.0f * dfs_sigmoidf(2.0f * b[c]) - 1.0f);
+    }
+    dfs_node *nd = dfs_record(g, gated_tanh_bw, out, 1, &x);
+    if (nd) nd->i[0] = (int)C;
+    return out;
+}
+
 /* ---- GELU, tanh approximation (Hendrycks & Gimpel 2016, sec. 2; PyTorch approximate='tanh'):
  * gelu(x) = 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3) -------------------------- */
 

@@ -215,6 +215,10 @@ static void perm_name(char *buf, size_t cap, int nd, const int *perm) {
 static dfs_tensor *f_gate(dfs_graph *g, dfs_tensor **in, void *u) {
     return dfs_mul(g, dfs_sigmoid(g, in[0]), dfs_tanh(g, in[0]));
 }
+/* the same gate fused (dfs_gated_tanh): sigmoid of the first half of the last dim times tanh of
+ * the second; its forward errs by up to 7.2e-7 absolutely (see test_gated_tanh), which over the
+ * step 2h adds 4 * 2 * 7.2e-7 / 0.02 ~ 3e-4 to the roundoff above: under TOL */
+static dfs_tensor *f_gtanh(dfs_graph *g, dfs_tensor **in, void *u) { return dfs_gated_tanh(g, in[0]); }
 static dfs_tensor *f_permute(dfs_graph *g, dfs_tensor **in, void *u) {
     return dfs_permute(g, in[0], u);
 }
@@ -243,6 +247,9 @@ static void test_gradients(void) {
     gc_both("sigmoid", f_sigmoid, x, NULL);
     gc_both("tanh", f_tanh, x, NULL);
     gc_both("sigmoid * tanh", f_gate, x, NULL);
+    dfs_tensor *xg = gc_input(3, (int[]){2, 3, 8}, &rng, 2.0f);
+    gc_both("gated_tanh (fused)", f_gtanh, xg, NULL);
+    gc_input_free(xg);
     /* relu: the central difference straddles the kink for |x| < h; keep |x| >= 0.1 */
     for (size_t i = 0; i < x->n; i++)
         if (fabsf(x->data[i]) < 0.1f) x->data[i] += x->data[i] < 0 ? -0.1f : 0.1f;
@@ -425,12 +432,37 @@ static void test_permute_asserts(void) {
     }
 }
 
+/* dfs_gated_tanh against sigmoid(a) tanh(b) in double. dfs_sigmoidf = 1 / (1 + e) with e
+ * within EPS_EXP relatively: sigmoid within s (1 - s) EPS_EXP + 2u <= 0.25 * 3e-7 + 1.2e-7 ~
+ * 2e-7 absolutely; t = 2 sigmoid(2b) - 1 within 2 * 2e-7 + u ~ 4.6e-7; s t within
+ * |t| 2e-7 + |s| 4.6e-7 + u <= 7.2e-7. On a grid over [-30, 30] in both halves. */
+static void test_gated_tanh(void) {
+    const int C = 61;
+    float xv[2 * 61];
+    double worst = 0;
+    dfs_graph *g = dfs_graph_new();
+    for (int r = 0; r < C; r++) {
+        for (int c = 0; c < C; c++) {
+            xv[c] = -30.0f + 1.0f * (float)r + 0.013f * (float)c; /* a: rows sweep the range */
+            xv[C + c] = -30.0f + 1.0f * (float)c - 0.007f * (float)r;
+        }
+        dfs_graph_reset(g);
+        dfs_tensor *y = dfs_gated_tanh(g, from(g, 2, (int[]){1, 2 * C}, xv));
+        CHECK(y->ndim == 2 && y->shape[0] == 1 && y->shape[1] == C, "gated_tanh shape");
+        for (int c = 0; c < C; c++)
+            worst = max_err(worst, fabs(y->data[c] - sigmoid_d(xv[c]) * tanh((double)xv[C + c])));
+    }
+    CHECK(worst <= 7.2e-7, "gated_tanh within 7.2e-7 of sigmoid(a) tanh(b): worst %.3g", worst);
+    dfs_graph_free(g);
+}
+
 int main(void) {
     dfs_rng_seed(&rng, 20240917);
     test_permute_asserts(); /* before any OpenMP thread exists */
     dfs_set_threads(2);
     test_act_values();
     test_gradients();
+    test_gated_tanh();
     test_act_large();
     test_permute();
     return check_summary("test_ops_c");
