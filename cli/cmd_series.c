@@ -4,6 +4,7 @@
 #include "series.h"
 #include "progress.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 static const char series_help[] =
     "usage: diffuse series SUBCOMMAND [options]\n"
@@ -138,12 +140,28 @@ static float lr_at(const strain_args *a, long step) {
     return (float)(a->lr * f);
 }
 
+/* the rate the optimiser applies at step (1-based): lr_at after AdamW's linear warm-up */
+static double lr_applied(const strain_args *a, const dfs_series_train_config *tc, long step) {
+    double lr = lr_at(a, step - 1);
+    return tc->opt.warmup > 0 && step < tc->opt.warmup ? lr * step / tc->opt.warmup : lr;
+}
+
 static int series_train(int argc, char **argv) {
     strain_args a;
     int rc = parse_train(&a, argc, argv);
     if (rc >= 0) return rc;
     rc = 0;
     if (a.threads > 0) dfs_set_threads((int)a.threads);
+    { /* the run folder's parent must exist before minutes of work (the folder is made later) */
+        char parent[4200];
+        snprintf(parent, sizeof parent, "%s", a.out);
+        char *slash = strrchr(parent, '/');
+        if (slash == parent) slash[1] = 0;
+        else if (slash) *slash = 0;
+        else snprintf(parent, sizeof parent, ".");
+        if (access(parent, W_OK) != 0)
+            return cli_fail("series train: cannot create --out %s: %s: %s", a.out, parent, strerror(errno));
+    }
     dfs_series s;
     if (series_load("train", a.data, a.columns, &s)) return 2;
     int train_end;
@@ -151,7 +169,7 @@ static int series_train(int argc, char **argv) {
         dfs_series_free(&s);
         return 2;
     }
-    char ckpt[4200], final[4200], csv[4200], tj[8192];
+    char ckpt[4200], final[4200], csv[4200];
     snprintf(ckpt, sizeof ckpt, "%s/last.safetensors", a.out);
     snprintf(final, sizeof final, "%s/model.safetensors", a.out);
     snprintf(csv, sizeof csv, "%s/metrics.csv", a.out);
@@ -182,8 +200,19 @@ static int series_train(int argc, char **argv) {
     if (!rc && mkdir(a.out, 0777) != 0 && errno != EEXIST) rc = cli_fail("cannot create %s: %s", a.out, strerror(errno));
     if (!rc && !(mf = fopen(csv, a.resume ? "a" : "w"))) rc = cli_fail("cannot write %s: %s", csv, strerror(errno));
     if (!rc && ftell(mf) == 0) fputs("step,loss,lr,windows_seen,windows_per_s,elapsed_s\n", mf);
-    snprintf(tj, sizeof tj, "{\"data\":\"%s\",\"columns\":\"%s\",\"until\":\"%s\",\"batch\":%ld,\"lr\":%g,\"steps\":%ld}",
-             a.data ? a.data : "", a.columns ? a.columns : "", a.until, a.batch, a.lr, a.steps);
+    /* the training record, "train" in the checkpoints */
+    cJSON *tr_json = cJSON_CreateObject();
+    cJSON_AddStringToObject(tr_json, "data", a.data ? a.data : "");
+    cJSON_AddStringToObject(tr_json, "columns", a.columns ? a.columns : "");
+    cJSON_AddStringToObject(tr_json, "until", a.until);
+    cJSON_AddNumberToObject(tr_json, "batch", (double)a.batch);
+    cJSON_AddNumberToObject(tr_json, "lr", a.lr);
+    cJSON_AddNumberToObject(tr_json, "steps", (double)a.steps);
+    char *tj = cJSON_PrintUnformatted(tr_json);
+    cJSON_Delete(tr_json);
+    if (!rc && !tj) rc = cli_fail("series train: out of memory");
+    if (!rc && st.step >= a.steps)
+        fprintf(stderr, "series train: %s is already at step %ld (--steps %ld): nothing to train\n", a.out, st.step, a.steps);
     if (!rc)
         fprintf(stderr, "series train: %d features (%s%s), %d training rows to %s, %d windows of %d steps; CSDI %zu "
                         "parameters (%d channels, %d layers), %s schedule, T = %d\n",
@@ -212,7 +241,7 @@ static int series_train(int argc, char **argv) {
         const double el = cli_now() - t0, wps = (st.step - step0) * (double)a.batch / (el > 0 ? el : 1e-9);
         st.wall_seconds = wall0 + el;
         if (st.step % a.log_every == 0 || st.step == a.steps) {
-            if (fprintf(mf, "%ld,%.9g,%.6g,%ld,%.2f,%.2f\n", st.step, loss, lr_at(&a, st.step - 1), st.images_seen, wps,
+            if (fprintf(mf, "%ld,%.9g,%.6g,%ld,%.2f,%.2f\n", st.step, loss, lr_applied(&a, &tc, st.step), st.images_seen, wps,
                         st.wall_seconds) < 0 || fflush(mf) != 0) {
                 cli_progress_end(&bar);
                 rc = cli_fail("cannot write %s: %s; stopping", csv, strerror(errno));
@@ -235,6 +264,7 @@ static int series_train(int argc, char **argv) {
             fprintf(stderr, "%s at step %ld (%.1f s of training): %s (resumable), %s (sampling)\n",
                     cli_interrupted() ? "interrupted" : "done", st.step, st.wall_seconds, ckpt, final);
     }
+    cJSON_free(tj);
     dfs_series_trainer_free(tr);
     dfs_series_model_free(m);
     dfs_series_free(&s);

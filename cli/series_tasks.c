@@ -100,13 +100,13 @@ int series_task_option(int o, const char *arg, series_task_args *a, int *rc) {
     switch (o) {
     case 1000: a->from = arg; return 1;
     case 1001: a->to = arg; return 1;
-    case 1002: *rc = cli_int("--every", arg, 1, 1000000, &a->every); return 1;
-    case 1003: *rc = cli_int("--context", arg, 1, 100000, &a->context); return 1;
-    case 1004: *rc = cli_int("--horizon", arg, 1, 100000, &a->horizon); return 1;
-    case 1005: *rc = cli_int("--length", arg, 1, 100000, &a->length); return 1;
-    case 1006: *rc = cli_int("--windows", arg, 1, 1000000, &a->windows); return 1;
+    case 1002: *rc = cli_int("--every", arg, 1, 1000000, &a->every) ? 2 : 0; return 1;
+    case 1003: *rc = cli_int("--context", arg, 1, 100000, &a->context) ? 2 : 0; return 1;
+    case 1004: *rc = cli_int("--horizon", arg, 1, 100000, &a->horizon) ? 2 : 0; return 1;
+    case 1005: *rc = cli_int("--length", arg, 1, 100000, &a->length) ? 2 : 0; return 1;
+    case 1006: *rc = cli_int("--windows", arg, 1, 1000000, &a->windows) ? 2 : 0; return 1;
     case 1007: a->hide = arg; return 1;
-    case 1008: *rc = cli_u64("--task-seed", arg, &a->seed); return 1;
+    case 1008: *rc = cli_u64("--task-seed", arg, &a->seed) ? 2 : 0; return 1;
     default: return 0;
     }
 }
@@ -241,6 +241,7 @@ int series_windows(int argc, char **argv) {
     }
     if (optind < argc) return cli_fail("series windows: unexpected argument '%s'", argv[optind]);
     if (!out) return cli_fail("series windows: --out PREFIX is required");
+    if (cli_out_ok("series windows", "--out", out)) return 2;
     dfs_series s;
     if (series_load("windows", data, columns, &s)) return 2;
     series_task t;
@@ -439,6 +440,7 @@ int series_baselines(int argc, char **argv) {
     }
     if (optind < argc) return cli_fail("series baselines: unexpected argument '%s'", argv[optind]);
     if (!until) return cli_fail("series baselines: --until DATE (the end of the training span) is required");
+    if (out && cli_out_ok("series baselines", "--out", out)) return 2;
     dfs_series s;
     if (series_load("baselines", data, columns, &s)) return 2;
     series_task t;

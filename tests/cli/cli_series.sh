@@ -8,8 +8,7 @@
 # missing folders, each one line with status 2 and nothing written.
 #
 # The .npy files are read by a small standard-library reader ($T/npy.py; numpy is not needed).
-# CHECK_SERIES_BUGS=1 also runs the checks of known bugs, which fail on the code as it is (see
-# the section at the end); without it they are counted out and named on one line.
+# The section at the end checks four bugs these tests found (now fixed).
 NAME=cli_series; BUILD=${1:-build}; . "$(dirname "$0")/../lib.sh"
 export OMP_NUM_THREADS=1
 CSV=/usr/lib/python3/dist-packages/vega_datasets/_data/seattle-weather.csv
@@ -490,13 +489,12 @@ for c in forecast impute plot; do
     expect_error "$c --out in a folder that does not exist" "series $c: --out .*nodir/F.*: the folder .*nodir does not exist$" \
         "$D" series $c "$@"
 done
-expect_error "train --out in a folder that does not exist" "cannot create .*nodir/run: No such file or directory" \
+expect_error "train --out in a folder that does not exist" "cannot create --out .*nodir/run: .*nodir: No such file or directory" \
     "$D" series train --data "$T/good.csv" $CT --out "$T/nodir/run"
 check "and nothing created" [ ! -e "$T/nodir" ]
 
-# --- known bugs (CHECK_SERIES_BUGS=1 runs them) ------------------------------------------------------------------
-if [ -n "$CHECK_SERIES_BUGS" ]; then
-    # 1. a bad task option to windows or baselines exits 255: series_task_option stores cli_int's -1
+# --- four bugs found when these tests were written, fixed since ---------------------------------------------------
+    # 1. a bad task option to windows or baselines exited 255 (series_task_option kept cli_int's -1)
     for o in "--horizon 0" "--context x" "--every 0" "--length 0" "--windows 0" "--task-seed -1"; do
         expect_error "windows $o: exit 2" "expects a" "$D" series windows --data seattle-weather --columns $COLS $o --out "$T/bug"
         expect_error "baselines $o: exit 2" "expects a" "$D" series baselines $TRAIN $o
@@ -514,12 +512,9 @@ if [ -n "$CHECK_SERIES_BUGS" ]; then
         check "$f.safetensors' metadata is JSON with a quote in --data: $(npy metadata "$T/quote/$f.safetensors" 2>&1)" \
             npy metadata "$T/quote/$f.safetensors"
     done
-    # 4. --resume to a --steps the run has passed says so (it exits 0 in silence)
+    # 4. --resume to a --steps the run has passed says so (it exited 0 in silence)
     "$D" series train $TRAIN --steps 10 --resume --out "$R" 2>"$T/e"; rc=$?
     check "resume to --steps 10 of a run at step 40: exit 0 (got $rc)" [ $rc -eq 0 ]
     check "saying the run is at step 40: $(tail -n 1 "$T/e")" grep -q "step 40" "$T/e"
-else
-    echo "$NAME: the checks of 4 known bugs are left out (CHECK_SERIES_BUGS=1 runs them)"
-fi
 check "model.safetensors' metadata is JSON for a plain --data: $(npy metadata "$M" 2>&1)" npy metadata "$M"
 summary
