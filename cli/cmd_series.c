@@ -47,7 +47,8 @@ static const char train_help[] =
     "data:\n"
     "  --data CSV          a CSV with a header row and a timestamp column, or one of Debian's:\n"
     "                      seattle-weather, seattle-temps, sf-temps (python3-vega-datasets),\n"
-    "                      co2 (python3-statsmodels)\n"
+    "                      co2 (python3-statsmodels); A+B joins files on their time steps, the\n"
+    "                      columns then named A.COLUMN (seattle-temps+sf-temps)\n"
     "  --columns A,B       the value columns (default: all)\n"
     "  --until DATE        the last row of the training span (a date: its whole day)\n"
     "model (ignored with --resume):\n"
@@ -65,7 +66,8 @@ static const char train_help[] =
     "  --minutes M         stop after M minutes (default: no limit)\n"
     "  --batch N           windows per step (default 16)\n"
     "  --lr X              peak learning rate (default 1e-3), divided by 10 at 75% and at 90%\n"
-    "                      of --steps (CSDI's schedule), after 100 warm-up steps\n"
+    "                      of the run (CSDI's schedule; of --steps, or of --minutes when that\n"
+    "                      comes first), after 100 warm-up steps\n"
     "  --seed N            (default 1)\n"
     "  --save-every N      checkpoint every N steps (default 500)\n"
     "  --log-every N       a metrics.csv line every N steps (default 10)\n"
@@ -134,16 +136,14 @@ static int parse_train(strain_args *a, int argc, char **argv) {
     return -1;
 }
 
-/* the learning rate at a step: CSDI's MultiStepLR (x0.1 at 75% and 90% of the run) */
-static float lr_at(const strain_args *a, long step) {
-    double f = step >= (long)(0.9 * a->steps) ? 0.01 : step >= (long)(0.75 * a->steps) ? 0.1 : 1.0;
+/* The learning rate after `step` steps and `minutes` of training: CSDI's MultiStepLR, x0.1 at
+ * 75% and again at 90% of the run, the run's progress being the larger of its share of
+ * --steps and of --minutes (so that a run stopped by the clock still anneals). */
+static float lr_at(const strain_args *a, long step, double minutes) {
+    double done = (double)step / a->steps;
+    if (a->minutes > 0 && minutes / a->minutes > done) done = minutes / a->minutes;
+    double f = done >= 0.9 ? 0.01 : done >= 0.75 ? 0.1 : 1.0;
     return (float)(a->lr * f);
-}
-
-/* the rate the optimiser applies at step (1-based): lr_at after AdamW's linear warm-up */
-static double lr_applied(const strain_args *a, const dfs_series_train_config *tc, long step) {
-    double lr = lr_at(a, step - 1);
-    return tc->opt.warmup > 0 && step < tc->opt.warmup ? lr * step / tc->opt.warmup : lr;
 }
 
 static int series_train(int argc, char **argv) {
@@ -230,7 +230,8 @@ static int series_train(int argc, char **argv) {
     while (!rc && st.step < a.steps && !cli_interrupted()) {
         if (a.minutes > 0 && cli_now() - t0 > a.minutes * 60) break;
         float loss;
-        dfs_series_trainer_set_lr(tr, lr_at(&a, st.step));
+        const float lr = lr_at(&a, st.step, st.wall_seconds / 60);
+        dfs_series_trainer_set_lr(tr, lr);
         if ((ds = dfs_series_trainer_step(tr, &loss)) != DFS_OK) {
             cli_progress_end(&bar);
             rc = cli_fail("%s; stopping%s", dfs_last_error(), ds == DFS_ERR_NAN ? " (the last checkpoint is kept: resume with a lower --lr)" : "");
@@ -241,7 +242,8 @@ static int series_train(int argc, char **argv) {
         const double el = cli_now() - t0, wps = (st.step - step0) * (double)a.batch / (el > 0 ? el : 1e-9);
         st.wall_seconds = wall0 + el;
         if (st.step % a.log_every == 0 || st.step == a.steps) {
-            if (fprintf(mf, "%ld,%.9g,%.6g,%ld,%.2f,%.2f\n", st.step, loss, lr_applied(&a, &tc, st.step), st.images_seen, wps,
+            if (fprintf(mf, "%ld,%.9g,%.6g,%ld,%.2f,%.2f\n", st.step, loss, tc.opt.warmup > 0 && st.step < tc.opt.warmup ? (double)lr * st.step / tc.opt.warmup : lr,
+                        st.images_seen, wps,
                         st.wall_seconds) < 0 || fflush(mf) != 0) {
                 cli_progress_end(&bar);
                 rc = cli_fail("cannot write %s: %s; stopping", csv, strerror(errno));

@@ -23,10 +23,45 @@ const char *series_data_path(const char *spec) {
     return spec;
 }
 
+/* Join b's columns to a's (the same steps), naming each column FILE.COLUMN. 0 or 2. */
+static int join_series(const char *cmd, dfs_series *a, const char *aname, dfs_series *b, const char *bname, int first) {
+    if (a->n_steps != b->n_steps || a->step != b->step || a->times[0] != b->times[0])
+        return cli_fail("series %s: %s and %s do not cover the same time steps (%d and %d steps from %lld and %lld, every %lld and %lld s)",
+                        cmd, aname, bname, a->n_steps, b->n_steps, (long long)a->times[0], (long long)b->times[0],
+                        (long long)a->step, (long long)b->step);
+    const int n = a->n_steps, Ka = a->n_features, Kb = b->n_features, K = Ka + Kb;
+    float *v = malloc((size_t)n * K * sizeof(float));
+    uint8_t *o = malloc((size_t)n * K);
+    char **names = calloc((size_t)K, sizeof *names);
+    if (!v || !o || !names) {
+        free(v), free(o), free(names);
+        return cli_fail("series %s: out of memory", cmd);
+    }
+    for (int i = 0; i < n; i++) {
+        memcpy(v + (size_t)i * K, a->values + (size_t)i * Ka, (size_t)Ka * sizeof(float));
+        memcpy(v + (size_t)i * K + Ka, b->values + (size_t)i * Kb, (size_t)Kb * sizeof(float));
+        memcpy(o + (size_t)i * K, a->observed + (size_t)i * Ka, (size_t)Ka);
+        memcpy(o + (size_t)i * K + Ka, b->observed + (size_t)i * Kb, (size_t)Kb);
+    }
+    for (int k = 0; k < K; k++) {
+        const char *file = k < Ka ? aname : bname, *col = k < Ka ? a->names[k] : b->names[k - Ka];
+        size_t len = strlen(file) + strlen(col) + 2;
+        if ((names[k] = malloc(len))) {
+            if (k < Ka && !first) snprintf(names[k], len, "%s", col); /* already FILE.COLUMN */
+            else snprintf(names[k], len, "%s.%s", file, col);
+        }
+    }
+    for (int k = 0; k < Ka; k++) free(a->names[k]);
+    free(a->names), free(a->values), free(a->observed);
+    a->values = v, a->observed = o, a->names = names, a->n_features = K;
+    dfs_series_free(b);
+    return 0;
+}
+
 int series_load(const char *cmd, const char *spec, const char *columns, dfs_series *s) {
     if (!spec) return cli_fail("series %s: --data is required (a CSV file, or seattle-weather, "
-                               "seattle-temps, sf-temps, co2)", cmd);
-    char buf[4096];
+                               "seattle-temps, sf-temps, co2; several joined with +)", cmd);
+    char buf[4096], specs[4096];
     const char *names[256];
     int n = 0;
     dfs_csv_options o = {0};
@@ -41,10 +76,31 @@ int series_load(const char *cmd, const char *spec, const char *columns, dfs_seri
         o.columns = names;
         o.n_columns = n;
     }
-    dfs_status st = dfs_csv_load_series(s, series_data_path(spec), &o);
+    /* FILE+FILE...: the files' columns side by side, on the same time steps */
+    if (strlen(spec) >= sizeof specs) return cli_fail("series %s: --data is too long", cmd);
+    strcpy(specs, spec);
+    char *save = NULL, *first = strtok_r(specs, "+", &save);
+    if (!first) return cli_fail("series %s: --data names no file", cmd);
+    dfs_status st = dfs_csv_load_series(s, series_data_path(first), &o);
     if (st != DFS_OK) return cli_fail_status(st);
-    if (s->n_steps < 2) return cli_fail("series %s: %s has %d time step(s); at least 2 are needed", cmd,
-                                        spec, s->n_steps);
+    int joined = 0;
+    for (char *next = strtok_r(NULL, "+", &save); next; next = strtok_r(NULL, "+", &save)) {
+        dfs_series b;
+        if ((st = dfs_csv_load_series(&b, series_data_path(next), &o)) != DFS_OK) {
+            dfs_series_free(s);
+            return cli_fail_status(st);
+        }
+        if (join_series(cmd, s, first, &b, next, !joined)) {
+            dfs_series_free(&b);
+            dfs_series_free(s);
+            return 2;
+        }
+        joined = 1;
+    }
+    if (s->n_steps < 2) {
+        dfs_series_free(s);
+        return cli_fail("series %s: %s has %d time step(s); at least 2 are needed", cmd, spec, s->n_steps);
+    }
     return 0;
 }
 
@@ -214,7 +270,8 @@ static const char windows_help[] =
     "            PREFIX-truth.npy (the same, nothing hidden), PREFIX-mask.npy (uint8, 1 = a\n"
     "            hidden entry to score), PREFIX-times.npy (windows, length)\n"
     "\n"
-    "  --data CSV          a CSV file, or seattle-weather, seattle-temps, sf-temps, co2\n"
+    "  --data CSV          a CSV file, or seattle-weather, seattle-temps, sf-temps, co2;\n"
+    "                      A+B joins two files on their time steps (columns named A.COLUMN)\n"
     "  --columns A,B       the value columns (default: all)\n"
     "  --out PREFIX        where the files go\n";
 
