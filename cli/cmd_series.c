@@ -110,7 +110,7 @@ static int parse_train(strain_args *a, int argc, char **argv) {
         case 'L': if (cli_int("--layers", optarg, 1, 64, &v)) return 2; n->layers = (int)v; break;
         case 'H': if (cli_int("--heads", optarg, 1, 4096, &v)) return 2; n->heads = (int)v; break;
         case 'F': if (cli_int("--ff", optarg, 1, 16384, &v)) return 2; n->ff = (int)v; break;
-        case 'E': if (cli_int("--time-dim", optarg, 0, 4096, &v)) return 2; n->time_dim = (int)v; break;
+        case 'E': if (cli_int("--time-dim", optarg, 0, 4096, &v)) return 2; n->time_dim = (int)v; break; /* 1: refused by the config check */
         case 'G': if (cli_int("--feature-dim", optarg, 0, 4096, &v)) return 2; n->feature_dim = (int)v; break;
         case 'T': if (cli_int("--T", optarg, 1, 100000, &v)) return 2; a->mc.T = (int)v; break;
         case 'S':

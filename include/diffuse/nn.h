@@ -67,7 +67,8 @@ typedef struct {
     int heads;       /* attention heads, dividing channels (8) */
     int ff;          /* the transformers' feed-forward width (64) */
     int step_dim;    /* diffusion-step embedding width, >= 2 (128) */
-    int time_dim;    /* sinusoidal embedding of the step's position in the window (128) */
+    int time_dim;    /* sinusoidal embedding of the step's position in the window, 0 (none)
+                        or 2..4096 (128) */
     int feature_dim; /* learned embedding of each feature (16); 0: none */
     int calendar;    /* calendar values per time step that the caller gives (0..16) (0) */
 } dfs_csdi_config;
@@ -88,7 +89,8 @@ typedef struct {
 void dfs_csdi_config_default(dfs_csdi_config *c);
 /* DFS_ERR_ARG with a message for a config out of the ranges above. */
 dfs_status dfs_csdi_config_check(const dfs_csdi_config *c);
-/* Side-information channels: time_dim + feature_dim + calendar + 1 (the mask). */
+/* Side-information channels: time_dim + feature_dim + calendar + 1 (the mask), in the order
+ * [time position embedding, calendar values, mask, feature embedding] (cond.weight's columns). */
 int dfs_csdi_side_dim(const dfs_csdi_config *c);
 /* A net with its parameters allocated and initialised (CSDI's init: 1x1 projections
  * kaiming-normal, linear layers PyTorch's uniform, the last projection zero), EMA = weights.

@@ -8,8 +8,8 @@
  *
  *   in    = [cond * mask, x_t * (1 - mask)]                          (B, L, K, 2)
  *   x     = ReLU(Linear_2->C(in))                                     (B, L, K, C)
- *   side  = [time embedding of the position (sinusoidal), learned feature embedding,
- *            calendar features, mask]                                 (B, L, K, S)
+ *   side  = [time embedding of the position (sinusoidal), calendar values, mask,
+ *            learned feature embedding]                               (B, L, K, S)
  *   e     = SiLU(Linear(SiLU(Linear(sinusoidal(t)))))                 (B, E)
  *   per residual layer:
  *     y = x + Linear_E->C(e)                        (broadcast over L and K)
@@ -26,6 +26,7 @@
  * predicts 0. */
 #include "diffuse/nn.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,11 +69,11 @@ dfs_status dfs_csdi_config_check(const dfs_csdi_config *c) {
     if (!c || c->features < 1 || c->features > 4096 || c->channels < 1 || c->channels > 4096 ||
         c->layers < 1 || c->layers > 64 || c->heads < 1 || c->channels % c->heads != 0 ||
         c->ff < 1 || c->ff > 16384 || c->step_dim < 2 || c->step_dim > 4096 ||
-        c->time_dim < 0 || c->time_dim > 4096 || c->feature_dim < 0 || c->feature_dim > 4096 ||
+        c->time_dim < 0 || c->time_dim == 1 || c->time_dim > 4096 || c->feature_dim < 0 || c->feature_dim > 4096 ||
         c->calendar < 0 || c->calendar > DFS_CSDI_MAX_CALENDAR) {
         if (c)
             dfs_set_error("CSDI: bad config (features %d (1..4096), channels %d, layers %d (1..64), "
-                          "heads %d (must divide channels), ff %d, step_dim %d, time_dim %d, "
+                          "heads %d (must divide channels), ff %d, step_dim %d, time_dim %d (0 or 2..4096), "
                           "feature_dim %d, calendar %d (0..%d))",
                           c->features, c->channels, c->layers, c->heads, c->ff, c->step_dim,
                           c->time_dim, c->feature_dim, c->calendar, DFS_CSDI_MAX_CALENDAR);
@@ -269,6 +270,8 @@ dfs_tensor *dfs_csdi_forward(dfs_csdi *n, dfs_graph *g, const dfs_csdi_input *in
                in->cond && in->cond_mask && in->t && (c->calendar == 0 || in->calendar));
     const int B = in->B, L = in->L, K = in->K, C = c->channels;
     const size_t rows = (size_t)B * L * K;
+    /* tensor shapes are ints: the widest activation, (B L K, 3C) of the qkv projection */
+    DFS_ASSERT(rows * 3 * (size_t)(C > c->ff ? C : c->ff) <= INT_MAX);
     /* the two input channels: the observed values where conditioned, x_t elsewhere */
     dfs_tensor *inp = dfs_tensor_new(g, 2, (int[]){(int)rows, 2});
     for (size_t r = 0; r < rows; r++) {

@@ -130,6 +130,7 @@ static void test_config(void) {
         {"step_dim 1", offsetof(dfs_csdi_config, step_dim), 1},
         {"step_dim 4097", offsetof(dfs_csdi_config, step_dim), 4097},
         {"time_dim -1", offsetof(dfs_csdi_config, time_dim), -1},
+        {"time_dim 1 (a sinusoidal embedding needs 2)", offsetof(dfs_csdi_config, time_dim), 1},
         {"time_dim 4097", offsetof(dfs_csdi_config, time_dim), 4097},
         {"feature_dim -1", offsetof(dfs_csdi_config, feature_dim), -1},
         {"feature_dim 4097", offsetof(dfs_csdi_config, feature_dim), 4097},
