@@ -1,7 +1,8 @@
 #!/bin/sh
 # make demo: show the forward process on a Fashion-MNIST image, then sample a labelled grid of
 # all ten classes and a reverse-diffusion trajectory from the shipped model
-# (models/fmnist.safetensors). Without a shipped model (or with DEMO_TRAIN=1) it first trains
+# (models/fmnist.safetensors), then 100 futures of a week of Seattle's weather from the shipped
+# time-series model (models/weather-daily.safetensors) as a fan chart. Without a shipped model (or with DEMO_TRAIN=1) it first trains
 # the 'small' U-Net for at most three minutes and samples from that. Everything goes to demo/.
 set -e
 BUILD=${1:-build}
@@ -25,3 +26,17 @@ $D sample --model "$MODEL" --n 40 --sampler dpm++2m --steps 20 --guidance 1.2 --
 echo "demo: sampling took $(( $(date +%s) - start )) s"
 echo "demo: wrote demo/noising.png, demo/samples.png (one column per class, named on top)"
 echo "      and demo/trajectory.png (rows: samples; columns: pure noise -> result)"
+WEATHER=models/weather-daily.safetensors
+if [ -f "$WEATHER" ]; then
+    echo "== 100 possible weeks of Seattle's weather after 2015-03-01, from $WEATHER (demo/forecast.png)"
+    start=$(date +%s)
+    $D series windows --data seattle-weather --columns temp_max,temp_min --from 2015-03-01 --to 2015-03-01 \
+        --context 56 --horizon 7 --out demo/weather 2>/dev/null
+    $D series forecast --model "$WEATHER" --context demo/weather-context.npy --horizon 7 --samples 100 \
+        --seed 1 --out demo/weather-samples.npy 2>/dev/null
+    $D series plot --samples demo/weather-samples.npy --context demo/weather-context.npy \
+        --truth demo/weather-truth.npy --names "temp_max (C)","temp_min (C)" \
+        --xlabel "days from 2015-03-01" --title "Seattle: 100 sampled weeks, 50% and 90% bands, and what happened" \
+        --out demo/forecast.png
+    echo "demo: the forecast took $(( $(date +%s) - start )) s; wrote demo/forecast.png"
+fi
