@@ -124,6 +124,41 @@ int cmd_noise(int argc, char **argv) {
 
 /* ---- info ------------------------------------------------------------------------------------ */
 
+/* Whether path is a checkpoint with "series" metadata (a time-series model). */
+static int is_series_model(const char *path) {
+    dfs_safetensors f;
+    if (dfs_st_load(&f, path) != DFS_OK) return 0;
+    int yes = dfs_st_meta(&f, "series") != NULL;
+    dfs_st_free(&f);
+    return yes;
+}
+
+static int info_series(const char *path) {
+    dfs_series_model *m;
+    dfs_train_state st;
+    int has_optim;
+    char *tj = NULL;
+    dfs_status s = dfs_series_load(path, &m, &st, &has_optim, &tj);
+    if (s != DFS_OK) return cli_fail_status(s);
+    const dfs_csdi_config *c = &m->cfg.net;
+    printf("checkpoint:   %s (%s)\n", path, has_optim ? "resumable: weights, EMA, AdamW state" : "sampling weights");
+    printf("model:        CSDI time series, %d channels, %d layers, %d heads, feed-forward %d, embeddings: "
+           "step %d, time %d, feature %d, %d calendar values\n",
+           c->channels, c->layers, c->heads, c->ff, c->step_dim, c->time_dim, c->feature_dim, c->calendar);
+    printf("features:     ");
+    for (int k = 0; k < m->K; k++) printf("%s%s (mean %.6g, sd %.6g)", k ? ", " : "", m->names[k], m->mean[k], m->sd[k]);
+    printf("\nstep:         %lld s between rows; trained on windows of %d steps\n", (long long)m->step, m->cfg.window);
+    printf("parameters:   %zu\n", dfs_csdi_params(m->net)->n);
+    printf("diffusion:    %s schedule, T = %d, predicts eps\n", dfs_schedule_names[m->cfg.schedule], m->cfg.T);
+    printf("flops:        %.3f MFLOP per window of %d steps forward\n", dfs_csdi_flops(c, m->cfg.window, m->K) * 1e-6, m->cfg.window);
+    if (m->sampling.set) printf("sampling:     %s, %d steps (recommended)\n", dfs_sampler_names[m->sampling.kind], m->sampling.steps);
+    if (st.step > 0) printf("step:         %ld\nwindows seen: %ld\ntrain time:   %.1f s\n", st.step, st.images_seen, st.wall_seconds);
+    if (tj) printf("training:     %s\n", tj);
+    free(tj);
+    dfs_series_model_free(m);
+    return 0;
+}
+
 int cmd_info(int argc, char **argv) {
     if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
         fputs("usage: diffuse info CKPT\n\nPrint a checkpoint's model configuration, parameter count and training state.\n", stdout);
@@ -134,6 +169,7 @@ int cmd_info(int argc, char **argv) {
     dfs_train_state st;
     int has_optim;
     char *tj = NULL;
+    if (is_series_model(argv[1])) return info_series(argv[1]);
     dfs_status s = dfs_checkpoint_load(argv[1], &m, &st, &has_optim, &tj);
     if (s != DFS_OK) return cli_fail_status(s);
     const dfs_unet_config *u = &m->cfg.unet;

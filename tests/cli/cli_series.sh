@@ -517,4 +517,11 @@ check "and nothing created" [ ! -e "$T/nodir" ]
     check "resume to --steps 10 of a run at step 40: exit 0 (got $rc)" [ $rc -eq 0 ]
     check "saying the run is at step 40: $(tail -n 1 "$T/e")" grep -q "step 40" "$T/e"
 check "model.safetensors' metadata is JSON for a plain --data: $(npy metadata "$M" 2>&1)" npy metadata "$M"
+# diffuse info tells a time-series model from an image model
+"$D" info "$M" >"$T/info" 2>&1; rc=$?
+check "info on a series model: exit 0 (got $rc)" [ $rc -eq 0 ]
+check "info names CSDI and the features: $(head -n 3 "$T/info" | tr '\n' ' ')" grep -q "CSDI time series" "$T/info"
+check "info gives the normalisation of temp_max" grep -q "temp_max (mean" "$T/info"
+"$D" info "$R/last.safetensors" >"$T/info2" 2>&1
+check "info gives the training state of a resumable file" grep -q "^step: *[0-9]" "$T/info2"
 summary
