@@ -74,6 +74,10 @@ uint64_t dfs_rng_u64(dfs_rng *r);
 float dfs_rng_uniform(dfs_rng *r);            /* [0, 1) with 24 random bits */
 uint32_t dfs_rng_below(dfs_rng *r, uint32_t n); /* uniform integer in [0, n), unbiased; n >= 1 */
 float dfs_rng_normal(dfs_rng *r);             /* standard normal */
+/* The data order of a training epoch: perm = a Fisher-Yates shuffle of 0..n-1 with a generator
+ * seeded by (seed, epoch), so that a run's position in its data is a function of how many
+ * items it has seen, and resuming needs no extra state. */
+void dfs_epoch_order(int *perm, int n, uint64_t seed, long epoch);
 void dfs_rng_fill_normal(dfs_rng *r, float *out, size_t n);
 
 

@@ -144,3 +144,15 @@ void dfs_rng_fill_normal(dfs_rng *r, float *out, size_t n) {
     for (size_t i = 0; i < n; i++) out[i] = dfs_rng_normal(r);
 }
 
+void dfs_epoch_order(int *perm, int n, uint64_t seed, long epoch) {
+    dfs_rng r;
+    dfs_rng_seed(&r, seed ^ (0x9e3779b97f4a7c15ULL * (uint64_t)(epoch + 1)));
+    for (int i = 0; i < n; i++) perm[i] = i;
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)dfs_rng_below(&r, (uint32_t)i + 1);
+        int tmp = perm[i];
+        perm[i] = perm[j];
+        perm[j] = tmp;
+    }
+}
+

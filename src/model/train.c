@@ -122,15 +122,7 @@ nomem:
 static int next_index(dfs_trainer *t, long seen) {
     long n = t->d->n, epoch = seen / n;
     if (epoch != t->perm_epoch) {
-        dfs_rng r;
-        dfs_rng_seed(&r, t->st->seed ^ (0x9e3779b97f4a7c15ULL * (uint64_t)(epoch + 1)));
-        for (int i = 0; i < n; i++) t->perm[i] = i;
-        for (int i = (int)n - 1; i > 0; i--) {
-            int j = (int)dfs_rng_below(&r, (uint32_t)i + 1);
-            int tmp = t->perm[i];
-            t->perm[i] = t->perm[j];
-            t->perm[j] = tmp;
-        }
+        dfs_epoch_order(t->perm, (int)n, t->st->seed, epoch);
         t->perm_epoch = epoch;
     }
     return t->perm[seen % n];
