@@ -1,0 +1,100 @@
+/* test_step.c - the network side of a training step for any denoiser (dfs_step_run,
+ * src/model/step.c): with masks, the one-thread and the data-parallel step give the loss and
+ * the gradient of the core's masked loss, computed here directly. */
+#include "diffuse.h"
+#include "check.h"
+
+#include <string.h>
+
+/* a denoiser: out = x W^T + b on rows [lo, lo + nb) of a (n, dim) batch */
+typedef struct {
+    dfs_tensor *w, *b;
+    const float *x;
+    int dim;
+} lin;
+
+static dfs_tensor *lin_rows(void *user, dfs_graph *g, int lo, int nb) {
+    lin *l = user;
+    dfs_tensor *x = dfs_tensor_wrap(g, (float *)l->x + (size_t)lo * l->dim, 2, (int[]){nb, l->dim});
+    return dfs_linear(g, x, l->w, l->b);
+}
+
+static void test_masked_step(int threads) {
+    const int n = 7, dim = 12;
+    dfs_params *p = dfs_params_new();
+    lin l = {.dim = dim};
+    l.w = dfs_params_add(p, "w", 2, (int[]){dim, dim});
+    l.b = dfs_params_add(p, "b", 1, (int[]){dim});
+    CHECK(dfs_params_finalize(p) == DFS_OK, "params");
+    dfs_rng r;
+    dfs_rng_seed(&r, 5);
+    float x[7 * 12], target[7 * 12];
+    uint8_t present[7 * 12], known[7 * 12];
+    for (size_t i = 0; i < p->n; i++) p->data[i] = dfs_rng_normal(&r) * 0.3f;
+    for (int j = 0; j < n * dim; j++) {
+        x[j] = dfs_rng_normal(&r);
+        target[j] = dfs_rng_normal(&r);
+        present[j] = dfs_rng_uniform(&r) < 0.8f;
+        known[j] = dfs_rng_uniform(&r) < 0.3f;
+    }
+    /* row 2 has no modelled entry at all: its share is 0 */
+    for (int k = 0; k < dim; k++) known[2 * dim + k] = 1;
+    l.x = x;
+    const dfs_masks m = {.present = present, .known_mask = known};
+    /* the reference: out, the masked loss and its gradient by the core, the parameter gradient
+     * by hand (dW = dout^T x, db = column sums), all in double */
+    double gw[12 * 12] = {0}, gb[12] = {0};
+    float outf[7 * 12], dout[7 * 12];
+    for (int i = 0; i < n; i++)
+        for (int o = 0; o < dim; o++) {
+            double s = l.b->data[o];
+            for (int k = 0; k < dim; k++) s += (double)l.w->data[o * dim + k] * x[i * dim + k];
+            outf[i * dim + o] = (float)s;
+        }
+    const float want = dfs_masked_mse(&m, outf, target, n, dim, NULL);
+    dfs_masked_mse_backward(dout, &m, outf, target, n, dim, 1.0f, NULL);
+    for (int i = 0; i < n; i++)
+        for (int o = 0; o < dim; o++) {
+            gb[o] += dout[i * dim + o];
+            for (int k = 0; k < dim; k++) gw[o * dim + k] += (double)dout[i * dim + o] * x[i * dim + k];
+        }
+    dfs_set_threads(threads);
+    dfs_step *st = dfs_step_new();
+    const dfs_denoiser d = {p, lin_rows, &l};
+    float loss = 0;
+    CHECK(dfs_step_run(st, &d, n, dim, target, &m, &r, &loss) == DFS_OK, "step");
+    /* the loss: a mean of ~50 squares of O(1) numbers, the same sums in another grouping (the
+     * per-thread means weighted by their shares): within 50 u relatively */
+    CHECK_CLOSE(loss, want, 0, 50 * 6e-8, threads == 1 ? "masked loss, one thread" : "masked loss, two threads");
+    /* the gradients: sums of <= 7 products of O(1) terms, by float GEMMs: within 20 u of
+     * sum |terms| (~ 7 * max |dout| |x|, max |dout| ~ 0.1, |x| <= 4) */
+    double worst = 0;
+    for (int i = 0; i < dim * dim; i++) worst = max_err(worst, fabs(p->grad[i] - gw[i]));
+    for (int o = 0; o < dim; o++) worst = max_err(worst, fabs(p->grad[dim * dim + o] - gb[o]));
+    CHECK(worst <= 20 * 6e-8 * 7 * 0.4 * 4 + 1e-7, "gradient of the masked loss (%d threads): worst %.3g", threads, worst);
+    /* the data-parallel step weights each worker's mean by its share of modelled entries: with
+     * equal weights by rows instead, row 2 (nothing modelled) would pull the mean down */
+    dfs_step_free(st);
+    dfs_params_free(p);
+}
+
+static void test_errors(void) {
+    dfs_step *st = dfs_step_new();
+    float t[4] = {0};
+    dfs_rng r;
+    dfs_rng_seed(&r, 1);
+    CHECK(dfs_step_run(st, NULL, 1, 4, t, NULL, &r, NULL) == DFS_ERR_ARG, "NULL denoiser refused");
+    dfs_params *p = dfs_params_new();
+    dfs_params_finalize(p);
+    const dfs_denoiser d = {p, lin_rows, NULL};
+    CHECK(dfs_step_run(st, &d, 0, 4, t, NULL, &r, NULL) == DFS_ERR_ARG, "an empty batch refused");
+    dfs_params_free(p);
+    dfs_step_free(st);
+}
+
+int main(void) {
+    test_masked_step(1);
+    test_masked_step(2);
+    test_errors();
+    return check_summary("test_step");
+}
