@@ -104,6 +104,9 @@ dfs_params *dfs_csdi_params(dfs_csdi *n);
 /* The predicted noise (B, L, K) on g; in is read during the call only. Wrong sizes (K above
  * features, a missing array) stop at DFS_ASSERT. */
 dfs_tensor *dfs_csdi_forward(dfs_csdi *n, dfs_graph *g, const dfs_csdi_input *in);
+/* The number of parameters dfs_csdi_new allocates for c (a valid config), without allocating
+ * them: a checkpoint's config is checked against the bytes it holds before the net is built. */
+size_t dfs_csdi_param_count(const dfs_csdi_config *c);
 /* Floating-point operations of one forward pass of one window of L steps and K features (two
  * per multiply-add, matrix products only). */
 double dfs_csdi_flops(const dfs_csdi_config *c, int L, int K);

@@ -314,6 +314,15 @@ dfs_tensor *dfs_csdi_forward(dfs_csdi *n, dfs_graph *g, const dfs_csdi_input *in
     return dfs_reshape(g, o, 3, (int[]){B, L, K});
 }
 
+size_t dfs_csdi_param_count(const dfs_csdi_config *c) {
+    const size_t C = (size_t)c->channels, E = (size_t)c->step_dim, F = (size_t)c->ff;
+    const size_t S = (size_t)dfs_csdi_side_dim(c);
+    const size_t tlayer = (3 * C * C + 3 * C) + (C * C + C) + (F * C + F) + (C * F + C) + 4 * C;
+    const size_t layer = (E * C + C) + 2 * tlayer + (2 * C * C + 2 * C) + (2 * C * S + 2 * C) + (2 * C * C + 2 * C);
+    return (2 * C + C) + 2 * (E * E + E) + (size_t)c->features * (size_t)c->feature_dim + (size_t)c->layers * layer +
+           (C * C + C) + (C + 1);
+}
+
 double dfs_csdi_flops(const dfs_csdi_config *c, int L, int K) {
     const double C = c->channels, E = c->step_dim, S = dfs_csdi_side_dim(c), F = c->ff;
     const double tok = (double)L * K;

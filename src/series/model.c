@@ -306,6 +306,18 @@ dfs_status dfs_series_load(const char *path, dfs_series_model **out, dfs_train_s
     dfs_series_model *m = NULL;
     s = parse_meta(path, &f, &c, &sj);
     const int K = c.net.features;
+    /* the weights are at least 2 bytes each (float16): a config asking for more than the file
+     * holds is refused before the net, which could be gigabytes, is allocated */
+    if (s == DFS_OK) {
+        dfs_csdi_config cc = c.net;
+        size_t have = 0;
+        for (int i = 0; i < f.count; i++) have += f.t[i].nbytes;
+        if (dfs_csdi_config_check(&cc) != DFS_OK || dfs_csdi_param_count(&cc) > have / 2) {
+            dfs_set_error("%s: its \"csdi\" config (%s) does not fit the %zu bytes of tensors it holds", path,
+                          dfs_csdi_config_check(&cc) != DFS_OK ? "invalid" : "too many parameters", have);
+            s = DFS_ERR_FORMAT;
+        }
+    }
     if (s == DFS_OK && (s = model_alloc(&m, &c, K, 0)) != DFS_OK && s == DFS_ERR_ARG) s = DFS_ERR_FORMAT;
     if (s == DFS_OK) {
         const cJSON *names = cJSON_GetObjectItemCaseSensitive(sj, "names");

@@ -181,6 +181,14 @@ static void test_params(void) {
     const dfs_params *p = dfs_csdi_params(n);
     CHECK(p->n == 3253 && p->count == 75, "tiny: %zu floats in %d tensors, want 3253 in 75", p->n,
           p->count);
+    CHECK(dfs_csdi_param_count(&c) == 3253, "dfs_csdi_param_count: %zu, want 3253", dfs_csdi_param_count(&c));
+    dfs_csdi_config d;
+    dfs_csdi_config_default(&d);
+    d.features = 2, d.calendar = 4;
+    dfs_csdi *dn = dfs_csdi_new(&d, &r); /* the shipped daily model's config: 415,585 */
+    CHECK(dn && dfs_csdi_param_count(&d) == dfs_csdi_params(dn)->n && dfs_csdi_params(dn)->n == 415585,
+          "dfs_csdi_param_count of the default config with 2 features: %zu", dfs_csdi_param_count(&d));
+    dfs_csdi_free(dn);
     /* PyTorch-style names, the shapes the formulas above assume */
     const struct {
         const char *name;

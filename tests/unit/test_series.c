@@ -220,21 +220,25 @@ static void test_model(void) {
     CHECK(dfs_series_load(P("unet.safetensors"), &r, NULL, NULL, NULL) == DFS_ERR_FORMAT && !r && err_has("image model"),
           "refused with a message that says it is an image model: %s", dfs_last_error());
     /* malformed series metadata */
-    const char *bad[][2] = {{"{\"names\":[\"a\"],\"mean\":[0],\"std\":[1],\"step\":86400,\"window\":8}", "names, mean, std"},
-                            {"{\"names\":[\"a\",\"b\"],\"mean\":[0,0],\"std\":[1,0],\"step\":86400,\"window\":8}", "names, mean, std"},
-                            {"{\"names\":[\"a\",\"b\"],\"mean\":[0,0],\"std\":[1,1],\"step\":86400}", "metadata"}};
-    for (int i = 0; i < 3; i++) {
+    const char *bad[][3] = {
+        {"series", "{\"names\":[\"a\"],\"mean\":[0],\"std\":[1],\"step\":86400,\"window\":8}", "names, mean, std"},
+        {"series", "{\"names\":[\"a\",\"b\"],\"mean\":[0,0],\"std\":[1,0],\"step\":86400,\"window\":8}", "names, mean, std"},
+        {"series", "{\"names\":[\"a\",\"b\"],\"mean\":[0,0],\"std\":[1,1],\"step\":86400}", "metadata"},
+        /* a hostile header: 4096 channels in 64 layers (tens of GB) for a file of a few KB */
+        {"csdi", "{\"features\":2,\"channels\":4096,\"layers\":64,\"heads\":8,\"ff\":64,\"step_dim\":8,"
+                 "\"time_dim\":4,\"feature_dim\":2,\"calendar\":4}", "too many parameters"}};
+    for (int i = 0; i < 4; i++) {
         /* the good file's tensors and metadata, with "series" replaced */
         dfs_safetensors f;
         CHECK(dfs_st_load(&f, P("samp.safetensors")) == DFS_OK, "reload");
         dfs_st_writer *w = dfs_st_writer_new();
         for (int j = 0; j < f.count; j++) dfs_st_writer_add(w, f.t[j].name, f.t[j].dtype, f.t[j].ndim, f.t[j].shape, f.t[j].data);
         for (int j = 0; j < f.nmeta; j++) dfs_st_writer_meta(w, f.meta_keys[j], f.meta_vals[j]);
-        dfs_st_writer_meta(w, "series", bad[i][0]);
+        dfs_st_writer_meta(w, bad[i][0], bad[i][1]);
         CHECK(dfs_st_writer_write(w, P("meta.safetensors")) == DFS_OK, "write");
         dfs_st_writer_free(w);
         dfs_st_free(&f);
-        CHECK(dfs_series_load(P("meta.safetensors"), &r, NULL, NULL, NULL) == DFS_ERR_FORMAT && !r && err_has(bad[i][1]),
+        CHECK(dfs_series_load(P("meta.safetensors"), &r, NULL, NULL, NULL) == DFS_ERR_FORMAT && !r && err_has(bad[i][2]),
               "bad series metadata %d refused: %s", i, dfs_last_error());
     }
     dfs_series_model_free(m);
