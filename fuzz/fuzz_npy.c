@@ -1,4 +1,4 @@
-/* fuzz_npy.c - .npy arrays: the same bytes through dfs_npy_read_u8 and dfs_npy_read_i32 (magic,
+/* fuzz_npy.c - .npy arrays: the same bytes through dfs_npy_read_u8, _i32, _f32 and _f64 (magic,
  * version 1.0 / 2.0 header, the Python-dict header, shape overflow, file size). A successful
  * read must return exactly prod(shape) elements (ASan checks the reads). */
 #include "diffuse.h"
@@ -33,5 +33,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     ndim = -1;
     s = dfs_npy_read_i32(path, &i32, &ndim, shape);
     check("dfs_npy_read_i32", s, i32, ndim, shape, 4);
+    float *f32 = NULL;
+    ndim = -1;
+    s = dfs_npy_read_f32(path, &f32, &ndim, shape);
+    check("dfs_npy_read_f32", s, f32, ndim, shape, 4);
+    double *f64 = NULL;
+    ndim = -1;
+    s = dfs_npy_read_f64(path, &f64, &ndim, shape);
+    check("dfs_npy_read_f64", s, f64, ndim, shape, 8);
     return 0;
 }

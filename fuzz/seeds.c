@@ -7,6 +7,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -139,6 +140,35 @@ static void npy(void) {
     ok(dfs_npy_write_u8(path("npy", "u8-empty.npy"), u8, 2, (size_t[]){0, 3}), "npy empty");
 }
 
+/* A tiny time-series model (2 features), resumable and float16, for fuzz_series.c. */
+static void series(void) {
+    dfs_series sr = {.n_steps = 12, .n_features = 2, .step = 86400};
+    float v[24];
+    uint8_t o[24];
+    int64_t t[12];
+    char n0[] = "tmax", n1[] = "tmin", *names[2] = {n0, n1};
+    for (int i = 0; i < 24; i++) v[i] = (float)(i % 5) + (float)(i % 2) * 3, o[i] = 1;
+    for (int i = 0; i < 12; i++) t[i] = 1262304000 + (int64_t)i * 86400;
+    sr.values = v, sr.observed = o, sr.times = t, sr.names = names;
+    dfs_series_config c;
+    dfs_series_config_default(&c);
+    c.window = 4, c.net.channels = 4, c.net.heads = 2, c.net.layers = 1, c.net.ff = 4;
+    c.net.step_dim = 4, c.net.time_dim = 2, c.net.feature_dim = 2;
+    dfs_series_model *m;
+    ok(dfs_series_model_new(&m, &c, &sr, 12, 1), "series model");
+    dfs_train_state st;
+    memset(&st, 0, sizeof st);
+    st.step = 3, st.images_seen = 12, st.seed = 1;
+    dfs_rng_seed(&st.rng, 3);
+    ok(dfs_series_save(path("series", "tiny-full.safetensors"), m, &st, "{\"steps\":3}", DFS_CKPT_FULL), "save series");
+    ok(dfs_series_save(path("series", "tiny-f16.safetensors"), m, NULL, NULL, DFS_CKPT_SAMPLING_F16), "save series f16");
+    dfs_series_model_free(m);
+    float f[6] = {1, -2, 0.5f, NAN, 3, 4};
+    ok(dfs_npy_write_f32(path("npy", "f32-2x3.npy"), f, 2, (size_t[]){2, 3}), "npy f32");
+    double d[2] = {1262304000.0, 0.25};
+    ok(dfs_npy_write_f64(path("npy", "f64-2.npy"), d, 1, (size_t[]){2}), "npy f64");
+}
+
 static void png(void) {
     uint8_t px[5 * 7 * 3];
     for (size_t i = 0; i < sizeof px; i++) px[i] = (uint8_t)(i * 37);
@@ -158,5 +188,6 @@ int main(int argc, char **argv) {
     classifier();
     npy();
     png();
+    series();
     return 0;
 }

@@ -21,7 +21,7 @@
  * 2^n exp(r), n = round(x log2 e), r = x - n ln 2 with ln 2 in two parts (Cody & Waite 1980),
  * exp(r) = 1 + r + r^2 P(r) with the degree-5 P of Cephes' expf (Moshier 1989). Relative
  * error below 3e-7 (tests/unit/test_ops_b.c); x is clamped to [-87, 88], where exp stays a normal
- * float. */
+ * float; a NaN gives NaN. */
 static inline float dfs_expf(float x) {
     x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
     float n = x * 1.44269504088896341f + 12582912.0f; /* + 1.5 * 2^23 rounds to an integer */
@@ -35,6 +35,7 @@ static inline float dfs_expf(float x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
+    n = n == n ? n : 0.0f; /* a NaN x: no NaN-to-int conversion (undefined); r and p carry it */
     int32_t e = ((int32_t)n + 127) * (1 << 23);
     float s;
     memcpy(&s, &e, sizeof s);

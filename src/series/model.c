@@ -740,6 +740,12 @@ dfs_status dfs_series_sample(dfs_series_model *m, const dfs_series_request *r, d
             for (size_t j = 0; j < D; j++) {
                 known[w * D + j] = kn[j] != 0;
                 cond[w * D + j] = kn[j] ? (float)((v[j] - m->mean[j % K]) / m->sd[j % K]) : 0.0f;
+                if (!isfinite(cond[w * D + j])) {
+                    dfs_set_error("series sampling: window %d, step %zu, feature %s: %g is out of range for the "
+                                  "model's normalisation (mean %g, sd %g)", w0 + w, j / K, m->names[j % K], v[j],
+                                  m->mean[j % K], m->sd[j % K]);
+                    s = DFS_ERR_ARG;
+                }
             }
             dfs_series_calendar(r->times + (size_t)(w0 + w) * L, L, cal + (size_t)w * L * DFS_SERIES_CALENDAR);
             for (int q = 0; q < S; q++) {
@@ -747,6 +753,7 @@ dfs_status dfs_series_sample(dfs_series_model *m, const dfs_series_request *r, d
                 memcpy(km + ((size_t)w * S + q) * D, known + w * D, D);
             }
         }
+        if (s != DFS_OK) break;
         P.cond = cond, P.known = known, P.cal = cal;
         sc.known = kv;
         sc.known_mask = km;

@@ -453,6 +453,11 @@ static void test_gated_tanh(void) {
             worst = max_err(worst, fabs(y->data[c] - sigmoid_d(xv[c]) * tanh((double)xv[C + c])));
     }
     CHECK(worst <= 7.2e-7, "gated_tanh within 7.2e-7 of sigmoid(a) tanh(b): worst %.3g", worst);
+    /* a NaN goes through (dfs_expf turns it into no integer: that conversion is undefined) */
+    dfs_graph_reset(g);
+    float nan2[2] = {NAN, 0.5f};
+    dfs_tensor *yn = dfs_gated_tanh(g, from(g, 2, (int[]){1, 2}, nan2));
+    CHECK(isnan(yn->data[0]), "gated_tanh of a NaN gate is NaN, got %g", yn->data[0]);
     dfs_graph_free(g);
 }
 
