@@ -279,7 +279,7 @@ typedef struct {
     const char *model, *input, *times, *out;
     long horizon, samples, steps, use_context, seed, chunk;
     double eta;
-    int sampler, raw;
+    int sampler, raw, var_beta;
 } ssample_args;
 
 static const char sampling_help[] =
@@ -289,6 +289,8 @@ static const char sampling_help[] =
     "                      sampler when it has one\n"
     "  --steps N           timesteps visited (default: all T for ddpm, the model's recipe)\n"
     "  --eta X             DDIM's eta (default 0)\n"
+    "  --variance V        ddpm's reverse-step variance: tilde (the posterior's, beta-tilde_t;\n"
+    "                      default, CSDI's) or beta (beta_t, larger: wider samples)\n"
     "  --seed N            (default 1)\n"
     "  --raw               the live weights instead of the EMA (a training checkpoint)\n"
     "  --times T.npy       (windows, steps) float64 seconds since 1970 UTC of the input's steps\n"
@@ -331,7 +333,8 @@ static int parse_sampling(ssample_args *a, int argc, char **argv, int forecast) 
         {"horizon", required_argument, 0, 'H'}, {"samples", required_argument, 0, 'n'}, {"sampler", required_argument, 0, 'k'},
         {"steps", required_argument, 0, 's'}, {"eta", required_argument, 0, 'e'}, {"seed", required_argument, 0, 'S'},
         {"raw", no_argument, 0, 'r'}, {"times", required_argument, 0, 't'}, {"use-context", required_argument, 0, 'u'},
-        {"chunk", required_argument, 0, 'C'}, {"out", required_argument, 0, 'o'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"chunk", required_argument, 0, 'C'}, {"out", required_argument, 0, 'o'}, {"variance", required_argument, 0, 'v'},
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *cmd = forecast ? "series forecast" : "series impute";
     int o;
     optind = 1;
@@ -356,6 +359,10 @@ static int parse_sampling(ssample_args *a, int argc, char **argv, int forecast) 
         case 't': a->times = optarg; break;
         case 'u': if (cli_int("--use-context", optarg, 1, 100000, &a->use_context)) return 2; break;
         case 'C': if (cli_int("--chunk", optarg, 1, 100000, &a->chunk)) return 2; break;
+        case 'v':
+            if (strcmp(optarg, "tilde") && strcmp(optarg, "beta")) return cli_fail("%s: --variance must be tilde or beta, not '%s'", cmd, optarg);
+            a->var_beta = !strcmp(optarg, "beta");
+            break;
         case 'o': a->out = optarg; break;
         case 'h': printf("%s\n%s", forecast ? forecast_help : impute_help, sampling_help); return 0;
         default: return cli_bad_option(cmd, argv);
@@ -451,6 +458,7 @@ static void sampler_of(const ssample_args *a, const dfs_series_model *m, dfs_sam
                                               ? m->sampling.steps : m->cfg.T;
     if (c->steps > m->cfg.T) c->steps = m->cfg.T;
     c->eta = (float)a->eta;
+    c->var_beta_tilde = !a->var_beta;
 }
 
 static int write_output(const char *cmd, const char *out, const float *F, int W, int S, int H, const dfs_series_model *m,

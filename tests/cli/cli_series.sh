@@ -476,6 +476,14 @@ expect_error "--samples 0" "--samples expects an integer in 1..100000, got '0'" 
     "$D" series forecast --model "$M" --context "$T/fc-context.npy" --horizon 5 --samples 0 --out "$T/bad.npy"
 expect_error "--sampler heun" "series forecast: --sampler must be ddpm or ddim, not 'heun'" \
     "$D" series forecast --model "$M" --context "$T/fc-context.npy" --horizon 5 --sampler heun --out "$T/bad.npy"
+expect_error "--variance wide" "series forecast: --variance must be tilde or beta, not 'wide'" \
+    "$D" series forecast --model "$M" --context "$T/fc-context.npy" --horizon 5 --variance wide --out "$T/bad.npy"
+# ddpm with beta_t as the reverse variance: other samples than beta-tilde's from the same seed
+"$D" series forecast --model "$M" --context "$T/fc-context.npy" --horizon 5 --samples 3 --steps 5 --variance beta \
+    --out "$T/vb.npy" 2>/dev/null
+"$D" series forecast --model "$M" --context "$T/fc-context.npy" --horizon 5 --samples 3 --steps 5 \
+    --out "$T/vt.npy" 2>/dev/null
+check "--variance beta draws other samples than the default" sh -c "[ -s '$T/vb.npy' ] && ! cmp -s '$T/vb.npy' '$T/vt.npy'"
 expect_error "--values to forecast" "series forecast: --values is impute's; give --context" \
     "$D" series forecast --model "$M" --values "$T/fc-context.npy" --horizon 5 --out "$T/bad.npy"
 check "no output file after any of them" [ ! -e "$T/bad.npy" ]
