@@ -614,7 +614,11 @@ typedef struct {
     const float *cond;     /* (group windows, L K) normalised */
     const uint8_t *known;  /* (group windows, L K) */
     const float *cal;      /* (group windows, L, 4) */
-    dfs_graph **g;         /* one per thread */
+    struct pred_worker {   /* one per thread, made once per dfs_series_sample call */
+        dfs_graph *g;
+        float *cbuf, *calbuf; /* a pass's conditioning values and calendar values */
+        uint8_t *kbuf;        /* and its mask */
+    } *w;
     int ng;
     char err[256];
 } predictor;
@@ -656,7 +660,6 @@ static dfs_status series_predict(void *user, const float *x, const int *t, const
                                  float *out) {
     (void)labels;
     predictor *P = user;
-    const size_t D = (size_t)P->L * P->K;
     const int pass = P->m->max_batch;
     int nt = P->ng < n ? P->ng : n;
     dfs_status status = DFS_OK;
@@ -668,14 +671,9 @@ static dfs_status series_predict(void *user, const float *x, const int *t, const
         team = omp_get_num_threads();
 #endif
         const int lo = (int)((long)k * n / team), hi = (int)((long)(k + 1) * n / team);
-        float *cbuf = malloc((size_t)pass * D * sizeof(float));
-        uint8_t *kbuf = malloc((size_t)pass * D);
-        float *calbuf = malloc((size_t)pass * P->L * DFS_SERIES_CALENDAR * sizeof(float));
-        dfs_status s = cbuf && kbuf && calbuf ? DFS_OK : DFS_ERR_NOMEM;
-        if (s == DFS_OK && hi > lo) s = predict_rows(P, P->g[k], x, t, lo, hi, pass, out, cbuf, kbuf, calbuf);
-        free(cbuf);
-        free(kbuf);
-        free(calbuf);
+        struct pred_worker *wk = &P->w[k];
+        dfs_status s = DFS_OK;
+        if (hi > lo) s = predict_rows(P, wk->g, x, t, lo, hi, pass, out, wk->cbuf, wk->kbuf, wk->calbuf);
         if (s != DFS_OK) {
 #pragma omp critical(dfs_series_predict)
             {
@@ -725,10 +723,17 @@ dfs_status dfs_series_sample(dfs_series_model *m, const dfs_series_request *r, d
     float *kv = malloc(rows * D * sizeof(float));
     uint8_t *km = malloc(rows * D);
     float *x = malloc(rows * D * sizeof(float));
-    P.g = calloc((size_t)nt, sizeof *P.g);
-    dfs_status s = cond && known && cal && kv && km && x && P.g ? DFS_OK : DFS_ERR_NOMEM;
-    for (int i = 0; s == DFS_OK && i < nt; i++)
-        if (!(P.g[i] = dfs_graph_new())) s = DFS_ERR_NOMEM;
+    P.w = calloc((size_t)nt, sizeof *P.w);
+    dfs_status s = cond && known && cal && kv && km && x && P.w ? DFS_OK : DFS_ERR_NOMEM;
+    const size_t pass = (size_t)m->max_batch;
+    for (int i = 0; s == DFS_OK && i < nt; i++) {
+        struct pred_worker *wk = &P.w[i];
+        wk->g = dfs_graph_new();
+        wk->cbuf = malloc(pass * D * sizeof(float));
+        wk->kbuf = malloc(pass * D);
+        wk->calbuf = malloc(pass * L * DFS_SERIES_CALENDAR * sizeof(float));
+        if (!wk->g || !wk->cbuf || !wk->kbuf || !wk->calbuf) s = DFS_ERR_NOMEM;
+    }
     if (s != DFS_OK) dfs_set_error("series sampling: out of memory");
     dfs_params *p = dfs_csdi_params(m->net);
     if (!r->raw) dfs_params_swap_ema(p);
@@ -770,8 +775,11 @@ dfs_status dfs_series_sample(dfs_series_model *m, const dfs_series_request *r, d
             }
     }
     if (!r->raw) dfs_params_swap_ema(p);
-    for (int i = 0; P.g && i < nt; i++) dfs_graph_free(P.g[i]);
-    free(P.g);
+    for (int i = 0; P.w && i < nt; i++) {
+        dfs_graph_free(P.w[i].g);
+        free(P.w[i].cbuf), free(P.w[i].kbuf), free(P.w[i].calbuf);
+    }
+    free(P.w);
     free(cond);
     free(known);
     free(cal);
