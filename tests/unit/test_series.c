@@ -41,8 +41,9 @@ static dfs_series make_series(int n, int K) {
     memset(s.observed, 1, (size_t)n * K);
     for (int i = 0; i < n; i++) s.times[i] = T("2000-01-01") + (int64_t)i * 86400;
     for (int k = 0; k < K; k++) {
-        s.names[k] = malloc(8);
-        snprintf(s.names[k], 8, "f%d", k);
+        s.names[k] = malloc(16);
+        if (!s.names[k]) exit(2);
+        snprintf(s.names[k], 16, "f%d", k);
     }
     return s;
 }
