@@ -5,7 +5,7 @@
 # the samples and the scores go to OUTDIR (default runs/series-TRACK); a task whose samples are
 # there already is not drawn again, so an interrupted run resumes.
 # Environment: DIFFUSE (the binary, default build/diffuse), SAMPLES (100), SAMPLERS (the model
-# rows, default "ddpm:50 ddim:10"), TASKS (a subset of the track's task names); OMP_NUM_THREADS.
+# rows, default "ddpm:50 ddim:10"; KIND:STEPS[:VARIANCE], e.g. ddpm:50:beta), TASKS (a subset of the track's task names); OMP_NUM_THREADS.
 #
 #   daily   seattle-weather temp_max,temp_min, trained to 2014-12-31:
 #           f7     a 56-day context, the next 7 days, origins every day 2015-01-01..2015-12-25
@@ -60,23 +60,24 @@ for t in $TASKS; do
     $D series windows $DATA $opts --out "$w" || exit 1
     case $t in f*) forecast=1 ;; *) forecast=0 ;; esac
     for s in $SAMPLERS; do
-        kind=${s%%:*}; steps=${s#*:}
-        f="$w-$kind$steps.npy"
+        kind=${s%%:*}; rest=${s#*:}; steps=${rest%%:*}; var=""; vopt=""
+        case $rest in *:*) var=${rest#*:}; vopt="--variance $var" ;; esac
+        f="$w-$kind$steps${var:+-$var}.npy"
         if [ ! -s "$f" ]; then
             start=$(date +%s)
             if [ $forecast = 1 ]; then
                 h=$(echo "$opts" | sed 's/.*--horizon \([0-9]*\).*/\1/')
                 $D series forecast --model "$MODEL" --context "$w-context.npy" --horizon "$h" --samples "$S" \
-                    --sampler "$kind" --steps "$steps" --out "$f" 2>"$f.log" || { cat "$f.log"; exit 1; }
+                    --sampler "$kind" --steps "$steps" $vopt --out "$f" 2>"$f.log" || { cat "$f.log"; exit 1; }
             else
                 $D series impute --model "$MODEL" --values "$w-values.npy" --samples "$S" \
-                    --sampler "$kind" --steps "$steps" --out "$f" 2>"$f.log" || { cat "$f.log"; exit 1; }
+                    --sampler "$kind" --steps "$steps" $vopt --out "$f" 2>"$f.log" || { cat "$f.log"; exit 1; }
             fi
-            echo "   $kind $steps steps: $(( $(date +%s) - start )) s (diffuse series $([ $forecast = 1 ] && echo forecast || echo impute) --model $MODEL ... --sampler $kind --steps $steps --samples $S)"
+            echo "   $kind $steps steps: $(( $(date +%s) - start )) s (diffuse series $([ $forecast = 1 ] && echo forecast || echo impute) --model $MODEL ... --sampler $kind --steps $steps ${vopt:+$vopt }--samples $S)"
         fi
         mask=""
         [ $forecast = 0 ] && mask="--mask $w-mask.npy"
-        $D series eval --samples "$f" --truth "$w-truth.npy" $mask | sed "s|^$f |model $kind-$steps|"
+        $D series eval --samples "$f" --truth "$w-truth.npy" $mask | sed "s|^$f |model $kind-$steps${var:+-$var}|"
     done
     echo "   baselines: diffuse series baselines $DATA --until $UNTIL $opts --samples $S"
     $D series baselines $DATA --until $UNTIL $opts --samples "$S" 2>/dev/null | tail -n +2

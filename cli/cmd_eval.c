@@ -182,18 +182,13 @@ static int eval_nll(const eval_opts *o, dfs_model *m, eval_results *r) {
     double t0 = cli_now(), sum = 0;
     cli_progress bar;
     cli_progress_start(&bar, "images", n, 0, 10);
-    /* the bound is no sampling run (dfs_model_sample swaps the weights for those): the EMA
-     * weights are put in place here, and back after */
-    if (!o->so.raw) dfs_params_swap_ema(m->net->params);
     for (long i = 0; i < n; i += o->batch) {
         int nb = (int)(n - i < o->batch ? n - i : o->batch);
-        s = dfs_nll_bpd(&m->sched, m->cfg.prediction, dfs_model_predict, m, ncls > 0 ? lab + i : NULL,
-                        x + (size_t)i * dim, nb, dim, &rng, bpd + i);
+        s = dfs_model_nll_bpd(m, ncls > 0 ? lab + i : NULL, x + (size_t)i * dim, nb, o->so.raw, &rng, bpd + i);
         if (s != DFS_OK) break;
         for (int k = 0; k < nb; k++) sum += bpd[i + k];
         cli_progress_update(&bar, i + nb, CLI_ETA_AUTO, "mean %.4f bits/dim", sum / (i + nb));
     }
-    if (!o->so.raw) dfs_params_swap_ema(m->net->params);
     cli_progress_end(&bar);
     if (s != DFS_OK) {
         rc = cli_fail_status(s);

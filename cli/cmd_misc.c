@@ -151,7 +151,9 @@ static int info_series(const char *path) {
     printf("parameters:   %zu\n", dfs_csdi_params(m->net)->n);
     printf("diffusion:    %s schedule, T = %d, predicts eps\n", dfs_schedule_names[m->cfg.schedule], m->cfg.T);
     printf("flops:        %.3f MFLOP per window of %d steps forward\n", dfs_csdi_flops(c, m->cfg.window, m->K) * 1e-6, m->cfg.window);
-    if (m->sampling.set) printf("sampling:     %s, %d steps (recommended)\n", dfs_sampler_names[m->sampling.kind], m->sampling.steps);
+    if (m->sampling.set)
+        printf("sampling:     %s, %d steps%s (recommended)\n", dfs_sampler_names[m->sampling.kind], m->sampling.steps,
+               m->sampling.var_beta ? ", variance beta" : "");
     if (st.step > 0) printf("step:         %ld\nwindows seen: %ld\ntrain time:   %.1f s\n", st.step, st.images_seen, st.wall_seconds);
     if (tj) printf("training:     %s\n", tj);
     free(tj);
@@ -191,8 +193,9 @@ int cmd_info(int argc, char **argv) {
     printf("diffusion:    %s schedule, T = %d, predicts %s\n", dfs_schedule_names[m->cfg.schedule], m->cfg.T, dfs_prediction_names[m->cfg.prediction]);
     printf("flops:        %.3f GFLOP per image forward\n", dfs_unet_flops(u) * 1e-9);
     if (m->sampling.set)
-        printf("sampling:     %s, %d steps, guidance %g (recommended; sample and eval use it by default)\n",
-               dfs_sampler_names[m->sampling.kind], m->sampling.steps, (double)m->sampling.guidance);
+        printf("sampling:     %s, %d steps, guidance %g%s (recommended; sample and eval use it by default)\n",
+               dfs_sampler_names[m->sampling.kind], m->sampling.steps, (double)m->sampling.guidance,
+               m->sampling.var_beta ? ", variance beta" : "");
     if (st.step > 0 || st.images_seen > 0) {
         printf("step:         %ld\n", st.step);
         printf("images seen:  %ld\n", st.images_seen);
@@ -206,18 +209,39 @@ int cmd_info(int argc, char **argv) {
 
 /* ---- export ---------------------------------------------------------------------------------- */
 
+/* export for a time-series model: the same, through dfs_series_load / _save */
+static int export_series(const char *model, const char *out, const dfs_sampling_recipe *rec, dfs_ckpt_kind kind) {
+    dfs_series_model *m;
+    char *tjson = NULL;
+    dfs_train_state st;
+    dfs_status s = dfs_series_load(model, &m, &st, NULL, &tjson);
+    if (s != DFS_OK) return cli_fail_status(s);
+    if (rec->set && rec->steps > m->cfg.T) {
+        free(tjson);
+        dfs_series_model_free(m);
+        return cli_fail("export: --steps %d is more than the model's T = %d", rec->steps, m->cfg.T);
+    }
+    if (rec->set) m->sampling = *rec;
+    s = dfs_series_save(out, m, st.step > 0 ? &st : NULL, tjson, kind);
+    free(tjson);
+    dfs_series_model_free(m);
+    if (s != DFS_OK) return cli_fail_status(s);
+    fprintf(stderr, "wrote %s (EMA weights, %s)\n", out, kind == DFS_CKPT_SAMPLING_F16 ? "float16" : "float32");
+    return 0;
+}
+
 int cmd_export(int argc, char **argv) {
     const char *model = NULL, *out = NULL;
     int kind = DFS_CKPT_SAMPLING_F16, sampler = -1;
     long steps = -1;
     double guidance = 1.0;
-    int set_guidance = 0;
-    enum { O_MODEL = 256, O_OUT, O_F16, O_F32, O_SAMPLER, O_STEPS, O_GUID };
+    int set_guidance = 0, var_beta = -1;
+    enum { O_MODEL = 256, O_OUT, O_F16, O_F32, O_SAMPLER, O_STEPS, O_GUID, O_VAR };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL}, {"out", required_argument, 0, O_OUT},
         {"f16", no_argument, 0, O_F16}, {"f32", no_argument, 0, O_F32},
         {"sampler", required_argument, 0, O_SAMPLER}, {"steps", required_argument, 0, O_STEPS},
-        {"guidance", required_argument, 0, O_GUID},
+        {"guidance", required_argument, 0, O_GUID}, {"variance", required_argument, 0, O_VAR},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int o;
     optind = 1;
@@ -226,19 +250,23 @@ int cmd_export(int argc, char **argv) {
         switch (o) {
         case 'h':
             fputs("usage: diffuse export --model CKPT --out FILE.safetensors [--f16 | --f32]\n"
-                  "                      [--sampler NAME --steps N [--guidance W]]\n\n"
+                  "                      [--sampler NAME --steps N [--guidance W] [--variance V]]\n\n"
                   "Write the EMA weights of a training checkpoint as a sampling-only model (no\n"
                   "optimiser state), in float16 (default, half the size) or float32. The training\n"
-                  "record, step, images seen and training time go with it (diffuse info shows them).\n\n"
+                  "record, step, images seen and training time go with it (diffuse info shows them).\n"
+                  "Image models and time-series models (diffuse series train's) alike.\n\n"
                   "  --model CKPT        the checkpoint to read (diffuse train's, or an exported model)\n"
                   "  --out FILE          the model to write (.safetensors); never over a training\n"
                   "                      checkpoint or over --model itself\n"
                   "  --f16, --f32        float16 weights (default) or float32\n"
                   "  --sampler NAME --steps N [--guidance W]\n"
                   "                      record the settings the model samples best with (ddpm, ddim,\n"
-                  "                      dpm++2m or heun; steps 1..T; guidance default 1): diffuse\n"
-                  "                      sample and eval use them for what they are not given. Without\n"
-                  "                      these, the settings CKPT carries (if any) go with it\n", stdout);
+                  "                      dpm++2m or heun; steps 1..T; guidance default 1, none for a\n"
+                  "                      series model): diffuse sample, eval, series forecast and\n"
+                  "                      series impute use them for what they are not given. Without\n"
+                  "                      these, the settings CKPT carries (if any) go with it\n"
+                  "  --variance V        with --sampler ddpm: the reverse variance to record, beta-tilde\n"
+                  "                      (default) or beta\n", stdout);
             return 0;
         case O_SAMPLER:
             if ((sampler = dfs_sampler_from_name(optarg)) < 0)
@@ -246,6 +274,11 @@ int cmd_export(int argc, char **argv) {
             break;
         case O_STEPS: if (cli_int("--steps", optarg, 1, 100000, &steps)) return 2; break;
         case O_GUID: if (cli_float("--guidance", optarg, -100, 100, &guidance)) return 2; set_guidance = 1; break;
+        case O_VAR:
+            if (strcmp(optarg, "beta") && strcmp(optarg, "beta-tilde"))
+                return cli_fail("export: --variance must be beta or beta-tilde, not '%s'", optarg);
+            var_beta = !strcmp(optarg, "beta");
+            break;
         case O_MODEL: model = optarg; break;
         case O_OUT: out = optarg; break;
         case O_F16: kind = DFS_CKPT_SAMPLING_F16; break;
@@ -256,8 +289,10 @@ int cmd_export(int argc, char **argv) {
     if (optind < argc) return cli_fail("export: unexpected argument '%s'", argv[optind]);
     if (!model || !out) return cli_fail("export: --model CKPT and --out FILE are required");
     if (!ends_with(out, ".safetensors")) return cli_fail("export: --out must end in .safetensors: '%s'", out);
-    if ((sampler >= 0) != (steps > 0) || (set_guidance && sampler < 0))
-        return cli_fail("export: --sampler and --steps go together (and --guidance with them)");
+    if ((sampler >= 0) != (steps > 0) || (set_guidance && sampler < 0) || (var_beta >= 0 && sampler < 0))
+        return cli_fail("export: --sampler and --steps go together (and --guidance and --variance with them)");
+    if (var_beta >= 0 && sampler != DFS_SAMPLER_DDPM)
+        return cli_fail("export: --variance is ddpm's; the sampler is %s", dfs_sampler_names[sampler]);
     /* never over a training checkpoint (its own input, or another run's): that would throw away
      * the optimiser state and EMA that resuming needs. Over a sampling model is fine. */
     struct stat so, sm;
@@ -271,6 +306,12 @@ int cmd_export(int argc, char **argv) {
         if (same) return cli_fail("export: --out is the --model file itself; write to a new file");
         if (full) return cli_fail("export: %s holds a resumable training checkpoint; write to a new file", out);
     }
+    const dfs_sampling_recipe rec = {sampler >= 0, (dfs_sampler_kind)(sampler >= 0 ? sampler : 0), (int)steps,
+                                     (float)guidance, var_beta == 1};
+    if (is_series_model(model)) {
+        if (set_guidance) return cli_fail("export: %s is a time-series model: no --guidance", model);
+        return export_series(model, out, &rec, (dfs_ckpt_kind)kind);
+    }
     dfs_model *m;
     char *tjson = NULL; /* the training record (data, class names, ...) travels with the weights, */
     dfs_train_state st; /* and so do the step, images seen and training time */
@@ -282,7 +323,7 @@ int cmd_export(int argc, char **argv) {
             dfs_model_free(m);
             return cli_fail("export: --steps %ld is more than the model's T = %d", steps, m->cfg.T);
         }
-        m->sampling = (dfs_sampling_recipe){1, (dfs_sampler_kind)sampler, (int)steps, (float)guidance};
+        m->sampling = rec;
     }
     s = dfs_checkpoint_save(out, m, st.step > 0 ? &st : NULL, tjson, (dfs_ckpt_kind)kind);
     free(tjson);

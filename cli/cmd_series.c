@@ -289,8 +289,9 @@ static const char sampling_help[] =
     "                      sampler when it has one\n"
     "  --steps N           timesteps visited (default: all T for ddpm, the model's recipe)\n"
     "  --eta X             DDIM's eta (default 0)\n"
-    "  --variance V        ddpm's reverse-step variance: tilde (the posterior's, beta-tilde_t;\n"
-    "                      default, CSDI's) or beta (beta_t, larger: wider samples)\n"
+    "  --variance V        ddpm's reverse-step variance: beta-tilde (or tilde; the posterior's,\n"
+    "                      CSDI's) or beta (beta_t, larger: wider samples); default the\n"
+    "                      model's recipe, else beta-tilde\n"
     "  --seed N            (default 1)\n"
     "  --raw               the live weights instead of the EMA (a training checkpoint)\n"
     "  --times T.npy       (windows, steps) float64 seconds since 1970 UTC of the input's steps\n"
@@ -327,7 +328,7 @@ static const char impute_help[] =
 
 static int parse_sampling(ssample_args *a, int argc, char **argv, int forecast) {
     memset(a, 0, sizeof *a);
-    a->samples = 100, a->seed = 1, a->sampler = -1;
+    a->samples = 100, a->seed = 1, a->sampler = -1, a->var_beta = -1;
     static const struct option opts[] = {
         {"model", required_argument, 0, 'M'}, {"context", required_argument, 0, 'c'}, {"values", required_argument, 0, 'V'},
         {"horizon", required_argument, 0, 'H'}, {"samples", required_argument, 0, 'n'}, {"sampler", required_argument, 0, 'k'},
@@ -360,7 +361,8 @@ static int parse_sampling(ssample_args *a, int argc, char **argv, int forecast) 
         case 'u': if (cli_int("--use-context", optarg, 1, 100000, &a->use_context)) return 2; break;
         case 'C': if (cli_int("--chunk", optarg, 1, 100000, &a->chunk)) return 2; break;
         case 'v':
-            if (strcmp(optarg, "tilde") && strcmp(optarg, "beta")) return cli_fail("%s: --variance must be tilde or beta, not '%s'", cmd, optarg);
+            if (strcmp(optarg, "beta-tilde") && strcmp(optarg, "tilde") && strcmp(optarg, "beta"))
+                return cli_fail("%s: --variance must be beta-tilde (or tilde) or beta, not '%s'", cmd, optarg);
             a->var_beta = !strcmp(optarg, "beta");
             break;
         case 'o': a->out = optarg; break;
@@ -458,7 +460,9 @@ static void sampler_of(const ssample_args *a, const dfs_series_model *m, dfs_sam
                                               ? m->sampling.steps : m->cfg.T;
     if (c->steps > m->cfg.T) c->steps = m->cfg.T;
     c->eta = (float)a->eta;
-    c->var_beta_tilde = !a->var_beta;
+    /* the recipe's variance goes with the recipe's sampler */
+    const int recipe = m->sampling.set && c->kind == m->sampling.kind;
+    c->var_beta_tilde = a->var_beta >= 0 ? !a->var_beta : !(recipe && m->sampling.var_beta);
 }
 
 static int write_output(const char *cmd, const char *out, const float *F, int W, int S, int H, const dfs_series_model *m,

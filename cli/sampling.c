@@ -38,6 +38,7 @@ int cli_sampling_option(cli_sampling *o, int opt, const char *arg) {
         if (!strcmp(arg, "beta-tilde")) o->var_tilde = 1;
         else if (!strcmp(arg, "beta")) o->var_tilde = 0;
         else return cli_fail("--variance must be beta-tilde or beta, not '%s'", arg);
+        o->set_variance = 1;
         return 0;
     case CLI_O_DTHR:
         if (cli_float("--dynamic-threshold", arg, 0, 100, &o->dthr)) return 2;
@@ -63,7 +64,8 @@ void cli_sampling_help(FILE *f, const cli_sampling *o) {
             "                      null class's, for a text model the empty caption's (or the\n"
             "                      negative prompt's)\n"
             "  --eta E             DDIM noise (0 = deterministic, default)\n"
-            "  --variance NAME     DDPM variance: beta-tilde (default) or beta\n"
+            "  --variance NAME     DDPM variance: beta-tilde or beta (default: the model's\n"
+            "                      recommendation, else beta-tilde)\n"
             "  --dynamic-threshold P   Imagen's dynamic thresholding (Saharia et al. 2022, sec. 2.3):\n"
             "                      at every step s = the P-th percentile of |x0| of each sample,\n"
             "                      s = max(s, 1), x0 = clip(x0, -s, s) / s, instead of clipping x0 to\n"
@@ -82,6 +84,7 @@ int cli_sampling_resolve(cli_sampling *o, const char *cmd, const char *model_pat
         if (!o->set_sampler) o->sampler = r->kind;
         if (o->steps < 0 && o->sampler == r->kind) o->steps = r->steps;
         if (!o->set_guidance && conditioned) o->guidance = r->guidance;
+        if (!o->set_variance && o->sampler == r->kind) o->var_tilde = !r->var_beta;
         o->used_recipe = !o->set_sampler || !o->set_guidance;
     }
     if (o->steps < 0)
@@ -91,9 +94,10 @@ int cli_sampling_resolve(cli_sampling *o, const char *cmd, const char *model_pat
 
 void cli_sampling_say_recipe(const cli_sampling *o, const dfs_model *m) {
     if (!o->used_recipe) return;
-    fprintf(stderr, "the model's recommended settings: %s, %d steps, guidance %g (--sampler, --steps and "
-                    "--guidance change them)\n",
-            dfs_sampler_names[m->sampling.kind], m->sampling.steps, (double)m->sampling.guidance);
+    fprintf(stderr, "the model's recommended settings: %s, %d steps, guidance %g%s (--sampler, --steps, "
+                    "--guidance and --variance change them)\n",
+            dfs_sampler_names[m->sampling.kind], m->sampling.steps, (double)m->sampling.guidance,
+            m->sampling.var_beta ? ", variance beta" : "");
 }
 
 void cli_sampling_request(const cli_sampling *o, dfs_sample_request *r, const int *labels, int n) {

@@ -31,7 +31,7 @@ typedef struct {
     double guidance;
     double dthr;           /* dynamic thresholding percentile; 0 = off */
     int raw;               /* the live weights instead of the EMA weights */
-    int set_sampler, set_guidance; /* given on the command line */
+    int set_sampler, set_guidance, set_variance; /* given on the command line */
     int used_recipe;       /* cli_sampling_resolve took the model's recommended settings */
     /* the command's defaults, for cli_sampling_resolve and the help */
     dfs_sampler_kind default_sampler;

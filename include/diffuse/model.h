@@ -22,6 +22,7 @@ typedef struct {
     int steps;              /* 1..T */
     float guidance;         /* classifier-free guidance scale (1 = conditional only); a loaded
                                one is within [-100, 100] */
+    int var_beta;           /* DDPM's reverse variance: 1 beta_t, 0 beta-tilde_t (the default) */
 } dfs_sampling_recipe;
 
 /* No _default function: diffuse train's defaults are given in brackets. */
@@ -95,6 +96,10 @@ void dfs_sample_request_default(dfs_sample_request *r);
  * meanwhile). The same random stream and statuses as dfs_sample, and DFS_ERR_ARG for
  * r->n < 1. */
 dfs_status dfs_model_sample(dfs_model *m, const dfs_sample_request *r, dfs_rng *rng, float *x);
+/* dfs_nll_bpd of n images x (labels may be NULL) under m: its prediction type, its EMA weights
+ * unless raw (swapped in and back as dfs_model_sample does). */
+dfs_status dfs_model_nll_bpd(dfs_model *m, const int *labels, const float *x, int n, int raw,
+                             dfs_rng *rng, double *bpd);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Checkpoints (safetensors; names in docs/CHECKPOINTS.md)                                     */
@@ -149,6 +154,13 @@ dfs_status dfs_params_write(dfs_st_writer *w, const dfs_params *p, dfs_ckpt_kind
 dfs_status dfs_params_read(const char *path, const dfs_safetensors *f, dfs_params *p, int *has_optim);
 char *dfs_train_state_json(const dfs_train_state *st);
 dfs_status dfs_train_state_parse(const char *path, const char *json, dfs_train_state *st);
+/* The "sampling" metadata: {"sampler": NAME, "steps": N, "guidance": W} with "variance": "beta"
+ * added when r->var_beta, written into buf (DFS_RECIPE_JSON bytes); parsed back with steps
+ * checked against 1..T, guidance against [-100, 100] and nothing else allowed (DFS_ERR_FORMAT
+ * naming path otherwise; json NULL: no recipe, r->set = 0). */
+#define DFS_RECIPE_JSON 192
+void dfs_sampling_recipe_json(const dfs_sampling_recipe *r, char *buf);
+dfs_status dfs_sampling_recipe_parse(const char *path, const char *json, int T, dfs_sampling_recipe *r);
 /* Start m from the weights of another checkpoint (fine-tuning, or a text model from a class
  * model): every parameter of m whose name is stored in path with the same shape takes the
  * stored EMA weights ("ema.NAME" when stored, else "NAME"; float32 or float16); the rest keep

@@ -84,6 +84,8 @@ typedef struct {
     const int *t;             /* (B) diffusion steps */
     const float *calendar;    /* (B, L, calendar): e.g. sin/cos of hour of day and day of year;
                                  NULL when the config has none */
+    const float *const *side; /* NULL, or (B) blocks from dfs_csdi_side_cache, one per window:
+                                 then calendar and the feature embedding are not read */
 } dfs_csdi_input;
 
 void dfs_csdi_config_default(dfs_csdi_config *c);
@@ -104,6 +106,14 @@ dfs_params *dfs_csdi_params(dfs_csdi *n);
 /* The predicted noise (B, L, K) on g; in is read during the call only. Wrong sizes (K above
  * features, a missing array) stop at DFS_ASSERT. */
 dfs_tensor *dfs_csdi_forward(dfs_csdi *n, dfs_graph *g, const dfs_csdi_input *in);
+/* The side information's projection in every residual layer depends on the mask and the
+ * calendar, not on x_t or t: a sampler computes it once per window instead of at every step.
+ * dfs_csdi_side_floats is the size of one window's block (layers L K 2C floats);
+ * dfs_csdi_side_cache fills in->B blocks at out (xt and t are not read), on g without a tape,
+ * from the weights as they are now (swap EMA in first). A forward given these blocks as
+ * in->side gives the same values as one without. */
+size_t dfs_csdi_side_floats(const dfs_csdi *n, int L, int K);
+void dfs_csdi_side_cache(dfs_csdi *n, dfs_graph *g, const dfs_csdi_input *in, float *out);
 /* The number of parameters dfs_csdi_new allocates for c (a valid config), without allocating
  * them: a checkpoint's config is checked against the bytes it holds before the net is built. */
 size_t dfs_csdi_param_count(const dfs_csdi_config *c);

@@ -215,9 +215,8 @@ dfs_status dfs_checkpoint_save(const char *path, const dfs_model *m, const dfs_t
     if (s == DFS_OK && sjson) s = dfs_st_writer_meta(w, "state", sjson);
     if (s == DFS_OK && train_json) s = dfs_st_writer_meta(w, "train", train_json);
     if (s == DFS_OK && m->sampling.set) {
-        char rec[160];
-        snprintf(rec, sizeof rec, "{\"sampler\":\"%s\",\"steps\":%d,\"guidance\":%.9g}",
-                 dfs_sampler_names[m->sampling.kind], m->sampling.steps, (double)m->sampling.guidance);
+        char rec[DFS_RECIPE_JSON];
+        dfs_sampling_recipe_json(&m->sampling, rec);
         s = dfs_st_writer_meta(w, "sampling", rec);
     }
     if (s == DFS_OK && m->tokenizer) {
@@ -237,23 +236,29 @@ dfs_status dfs_checkpoint_save(const char *path, const dfs_model *m, const dfs_t
     return s;
 }
 
-/* The "sampling" metadata, {"sampler": NAME, "steps": N, "guidance": W}, when present: what
- * save writes; anything else is a corrupt file. */
-static dfs_status parse_sampling(const char *path, const char *json, dfs_model *m) {
-    memset(&m->sampling, 0, sizeof m->sampling);
+void dfs_sampling_recipe_json(const dfs_sampling_recipe *r, char *buf) {
+    snprintf(buf, DFS_RECIPE_JSON, "{\"sampler\":\"%s\",\"steps\":%d,\"guidance\":%.9g%s}",
+             dfs_sampler_names[r->kind], r->steps, (double)r->guidance, r->var_beta ? ",\"variance\":\"beta\"" : "");
+}
+
+dfs_status dfs_sampling_recipe_parse(const char *path, const char *json, int T, dfs_sampling_recipe *r) {
+    memset(r, 0, sizeof *r);
     if (!json) return DFS_OK;
     cJSON *o = cJSON_Parse(json);
     const cJSON *sm = cJSON_GetObjectItemCaseSensitive(o, "sampler");
     const cJSON *gw = cJSON_GetObjectItemCaseSensitive(o, "guidance");
+    const cJSON *var = cJSON_GetObjectItemCaseSensitive(o, "variance");
     int kind = cJSON_IsString(sm) ? dfs_sampler_from_name(sm->valuestring) : -1, steps = 0;
-    int ok = cJSON_IsObject(o) && kind >= 0 && get_int(o, "steps", &steps) && steps >= 1 &&
-             steps <= m->cfg.T && cJSON_IsNumber(gw) && isfinite(gw->valuedouble) &&
-             fabs(gw->valuedouble) <= 100 && cJSON_GetArraySize(o) == 3;
-    if (ok) m->sampling = (dfs_sampling_recipe){1, (dfs_sampler_kind)kind, steps, (float)gw->valuedouble};
+    const int beta = cJSON_IsString(var) && !strcmp(var->valuestring, "beta");
+    int ok = cJSON_IsObject(o) && kind >= 0 && get_int(o, "steps", &steps) && steps >= 1 && steps <= T &&
+             cJSON_IsNumber(gw) && isfinite(gw->valuedouble) && fabs(gw->valuedouble) <= 100 &&
+             (!var || beta || (cJSON_IsString(var) && !strcmp(var->valuestring, "beta-tilde"))) &&
+             cJSON_GetArraySize(o) == 3 + (var != NULL);
+    if (ok) *r = (dfs_sampling_recipe){1, (dfs_sampler_kind)kind, steps, (float)gw->valuedouble, beta};
     cJSON_Delete(o);
     if (!ok) {
         dfs_set_error("%s: malformed \"sampling\" metadata (a sampler name, steps in 1..%d, a "
-                      "guidance in [-100, 100])", path, m->cfg.T);
+                      "guidance in [-100, 100], a variance beta or beta-tilde)", path, T);
         return DFS_ERR_FORMAT;
     }
     return DFS_OK;
@@ -491,7 +496,7 @@ dfs_status dfs_checkpoint_load(const char *path, dfs_model **out, dfs_train_stat
             if (state) s = dfs_train_state_parse(path, state, st);
         }
         if (s == DFS_OK) s = load_tokenizer(path, &f, m);
-        if (s == DFS_OK) s = parse_sampling(path, dfs_st_meta(&f, "sampling"), m);
+        if (s == DFS_OK) s = dfs_sampling_recipe_parse(path, dfs_st_meta(&f, "sampling"), m->cfg.T, &m->sampling);
         const char *tj = dfs_st_meta(&f, "train");
         if (s == DFS_OK && train_json && tj) *train_json = strdup(tj);
     }

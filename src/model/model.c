@@ -168,6 +168,17 @@ dfs_status dfs_model_sample(dfs_model *m, const dfs_sample_request *r, dfs_rng *
     return s;
 }
 
+dfs_status dfs_model_nll_bpd(dfs_model *m, const int *labels, const float *x, int n, int raw,
+                             dfs_rng *rng, double *bpd) {
+    const dfs_unet_config *u = &m->cfg.unet;
+    const size_t dim = (size_t)u->in_channels * u->image_size * u->image_size;
+    const int ema = !raw && m->net->params->ema;
+    if (ema) dfs_params_swap_ema(m->net->params);
+    dfs_status s = dfs_nll_bpd(&m->sched, m->cfg.prediction, dfs_model_predict, m, labels, x, n, dim, rng, bpd);
+    if (ema) dfs_params_swap_ema(m->net->params);
+    return s;
+}
+
 dfs_status dfs_model_set_prompts(dfs_model *m, const char *const *texts, int n,
                                  dfs_unknown_fn on_unknown, void *user, int *truncated) {
     if (truncated) *truncated = 0;

@@ -264,10 +264,40 @@ static dfs_tensor *side_info(dfs_csdi *n, dfs_graph *g, const dfs_csdi_input *in
     return dfs_concat(g, s0, dfs_embedding(g, n->feat_emb, idx, (int)rows), 1);
 }
 
+size_t dfs_csdi_side_floats(const dfs_csdi *n, int L, int K) {
+    return (size_t)n->cfg.layers * L * K * 2 * n->cfg.channels;
+}
+
+void dfs_csdi_side_cache(dfs_csdi *n, dfs_graph *g, const dfs_csdi_input *in, float *out) {
+    const dfs_csdi_config *c = &n->cfg;
+    DFS_ASSERT(in && in->B >= 1 && in->L >= 1 && in->K >= 1 && in->K <= c->features && in->cond_mask &&
+               (c->calendar == 0 || in->calendar) && out);
+    const size_t D = (size_t)in->L * in->K, C2 = 2 * (size_t)c->channels;
+    const int grad = dfs_graph_grad_enabled(g);
+    dfs_graph_set_grad(g, 0);
+    dfs_tensor *side = side_info(n, g, in);
+    for (int l = 0; l < c->layers; l++) {
+        dfs_tensor *p = dfs_linear(g, side, n->layer[l].cond_w, n->layer[l].cond_b); /* (B D, 2C) */
+        for (int b = 0; b < in->B; b++)
+            memcpy(out + ((size_t)b * c->layers + l) * D * C2, p->data + (size_t)b * D * C2,
+                   D * C2 * sizeof(float));
+    }
+    dfs_graph_set_grad(g, grad);
+}
+
+/* layer l's side projection (B L K, 2C) gathered from the per-window blocks */
+static dfs_tensor *cached_side(const dfs_csdi *n, dfs_graph *g, const dfs_csdi_input *in, int l) {
+    const size_t D = (size_t)in->L * in->K, C2 = 2 * (size_t)n->cfg.channels;
+    dfs_tensor *t = dfs_tensor_new(g, 2, (int[]){(int)((size_t)in->B * D), (int)C2});
+    for (int b = 0; b < in->B; b++)
+        memcpy(t->data + (size_t)b * D * C2, in->side[b] + (size_t)l * D * C2, D * C2 * sizeof(float));
+    return t;
+}
+
 dfs_tensor *dfs_csdi_forward(dfs_csdi *n, dfs_graph *g, const dfs_csdi_input *in) {
     const dfs_csdi_config *c = &n->cfg;
     DFS_ASSERT(in && in->B >= 1 && in->L >= 1 && in->K >= 1 && in->K <= c->features && in->xt &&
-               in->cond && in->cond_mask && in->t && (c->calendar == 0 || in->calendar));
+               in->cond && in->cond_mask && in->t && (c->calendar == 0 || in->calendar || in->side));
     const int B = in->B, L = in->L, K = in->K, C = c->channels;
     const size_t rows = (size_t)B * L * K;
     /* tensor shapes are ints: the widest activation, (B L K, 3C) of the qkv projection */
@@ -280,7 +310,7 @@ dfs_tensor *dfs_csdi_forward(dfs_csdi *n, dfs_graph *g, const dfs_csdi_input *in
         inp->data[2 * r + 1] = m ? 0.0f : in->xt[r];
     }
     dfs_tensor *x = dfs_relu(g, dfs_linear(g, inp, n->in_w, n->in_b)); /* (BLK, C) */
-    dfs_tensor *side = side_info(n, g, in);                            /* (BLK, S) */
+    dfs_tensor *side = in->side ? NULL : side_info(n, g, in);          /* (BLK, S) */
     dfs_tensor *e = dfs_timestep_embedding(g, in->t, B, c->step_dim);
     e = dfs_silu(g, dfs_linear(g, e, n->emb1_w, n->emb1_b));
     e = dfs_silu(g, dfs_linear(g, e, n->emb2_w, n->emb2_b));           /* (B, E) */
@@ -300,7 +330,8 @@ dfs_tensor *dfs_csdi_forward(dfs_csdi *n, dfs_graph *g, const dfs_csdi_input *in
             h = transformer(g, &y->feat, dfs_reshape(g, h, 3, (int[]){B * L, K, C}), C, c->heads);
         }
         h = dfs_reshape(g, h, 2, (int[]){(int)rows, C});
-        h = dfs_add(g, dfs_linear(g, h, y->mid_w, y->mid_b), dfs_linear(g, side, y->cond_w, y->cond_b));
+        dfs_tensor *sp = side ? dfs_linear(g, side, y->cond_w, y->cond_b) : cached_side(n, g, in, l);
+        h = dfs_add(g, dfs_linear(g, h, y->mid_w, y->mid_b), sp);
         h = dfs_gated_tanh(g, h);
         h = dfs_linear(g, h, y->out_w, y->out_b); /* (BLK, 2C) */
         dfs_tensor *res = dfs_reshape(g, dfs_slice(g, h, 1, 0, C), 4, (int[]){B, L, K, C});

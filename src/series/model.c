@@ -228,9 +228,10 @@ dfs_status dfs_series_save(const char *path, const dfs_series_model *m, const df
     if (s == DFS_OK && stj) s = dfs_st_writer_meta(w, "state", stj);
     if (s == DFS_OK && train_json) s = dfs_st_writer_meta(w, "train", train_json);
     if (s == DFS_OK && m->sampling.set) {
-        char rec[160];
-        snprintf(rec, sizeof rec, "{\"sampler\":\"%s\",\"steps\":%d,\"guidance\":1}",
-                 dfs_sampler_names[m->sampling.kind], m->sampling.steps);
+        char rec[DFS_RECIPE_JSON];
+        dfs_sampling_recipe r = m->sampling;
+        r.guidance = 1.0f; /* no guidance for these models */
+        dfs_sampling_recipe_json(&r, rec);
         s = dfs_st_writer_meta(w, "sampling", rec);
     }
     if (s == DFS_OK) s = dfs_st_writer_write(w, path);
@@ -347,19 +348,11 @@ dfs_status dfs_series_load(const char *path, dfs_series_model **out, dfs_train_s
         memset(st, 0, sizeof *st);
         if (state) s = dfs_train_state_parse(path, state, st);
     }
-    if (s == DFS_OK && dfs_st_meta(&f, "sampling")) {
-        cJSON *r = cJSON_Parse(dfs_st_meta(&f, "sampling"));
-        const cJSON *k = cJSON_GetObjectItemCaseSensitive(r, "sampler");
-        int kind = cJSON_IsString(k) ? dfs_sampler_from_name(k->valuestring) : -1;
-        if (kind < 0 || !get_int(r, "steps", 1, c.T, &m->sampling.steps)) {
-            dfs_set_error("%s: malformed \"sampling\" metadata", path);
-            s = DFS_ERR_FORMAT;
-        } else {
-            m->sampling.set = 1;
-            m->sampling.kind = kind;
-            m->sampling.guidance = 1.0f;
-        }
-        cJSON_Delete(r);
+    if (s == DFS_OK) s = dfs_sampling_recipe_parse(path, dfs_st_meta(&f, "sampling"), c.T, &m->sampling);
+    if (s == DFS_OK && m->sampling.set && m->sampling.guidance != 1.0f) {
+        dfs_set_error("%s: \"sampling\" metadata with guidance %g: a series model has none", path,
+                      (double)m->sampling.guidance);
+        s = DFS_ERR_FORMAT;
     }
     const char *tj = dfs_st_meta(&f, "train");
     if (s == DFS_OK && train_json && tj) *train_json = strdup(tj);
@@ -613,19 +606,22 @@ typedef struct {
     int L, K, S;
     const float *cond;     /* (group windows, L K) normalised */
     const uint8_t *known;  /* (group windows, L K) */
-    const float *cal;      /* (group windows, L, 4) */
+    const float *side;     /* (group windows, dfs_csdi_side_floats): the side projections */
+    size_t side_n;         /* floats per window there */
     struct pred_worker {   /* one per thread, made once per dfs_series_sample call */
         dfs_graph *g;
-        float *cbuf, *calbuf; /* a pass's conditioning values and calendar values */
-        uint8_t *kbuf;        /* and its mask */
+        float *cbuf;          /* a pass's conditioning values */
+        uint8_t *kbuf;        /* its mask */
+        const float **sbuf;   /* and its windows' side projections */
     } *w;
     int ng;
     char err[256];
 } predictor;
 
 /* rows [lo, hi) through graph g in passes of at most `pass` rows */
-static dfs_status predict_rows(predictor *P, dfs_graph *g, const float *x, const int *t, int lo,
-                               int hi, int pass, float *out, float *cbuf, uint8_t *kbuf, float *calbuf) {
+static dfs_status predict_rows(predictor *P, struct pred_worker *wk, const float *x, const int *t, int lo,
+                               int hi, int pass, float *out) {
+    dfs_graph *g = wk->g;
     const int L = P->L, K = P->K;
     const size_t D = (size_t)L * K;
     jmp_buf jb;
@@ -641,14 +637,13 @@ static dfs_status predict_rows(predictor *P, dfs_graph *g, const float *x, const
         const int nb = hi - i < pass ? hi - i : pass;
         for (int r = 0; r < nb; r++) {
             const int w = (i + r) / P->S;
-            memcpy(cbuf + r * D, P->cond + w * D, D * sizeof(float));
-            memcpy(kbuf + r * D, P->known + w * D, D);
-            memcpy(calbuf + (size_t)r * L * DFS_SERIES_CALENDAR, P->cal + (size_t)w * L * DFS_SERIES_CALENDAR,
-                   (size_t)L * DFS_SERIES_CALENDAR * sizeof(float));
+            memcpy(wk->cbuf + r * D, P->cond + w * D, D * sizeof(float));
+            memcpy(wk->kbuf + r * D, P->known + w * D, D);
+            wk->sbuf[r] = P->side + (size_t)w * P->side_n;
         }
         dfs_graph_reset(g);
-        dfs_csdi_input in = {.B = nb, .L = L, .K = K, .xt = x + (size_t)i * D, .cond = cbuf,
-                             .cond_mask = kbuf, .t = t + i, .calendar = calbuf};
+        dfs_csdi_input in = {.B = nb, .L = L, .K = K, .xt = x + (size_t)i * D, .cond = wk->cbuf,
+                             .cond_mask = wk->kbuf, .t = t + i, .side = wk->sbuf};
         dfs_tensor *y = dfs_csdi_forward(P->m->net, g, &in);
         memcpy(out + (size_t)i * D, y->data, (size_t)nb * D * sizeof(float));
     }
@@ -673,7 +668,7 @@ static dfs_status series_predict(void *user, const float *x, const int *t, const
         const int lo = (int)((long)k * n / team), hi = (int)((long)(k + 1) * n / team);
         struct pred_worker *wk = &P->w[k];
         dfs_status s = DFS_OK;
-        if (hi > lo) s = predict_rows(P, wk->g, x, t, lo, hi, pass, out, wk->cbuf, wk->kbuf, wk->calbuf);
+        if (hi > lo) s = predict_rows(P, wk, x, t, lo, hi, pass, out);
         if (s != DFS_OK) {
 #pragma omp critical(dfs_series_predict)
             {
@@ -684,6 +679,30 @@ static dfs_status series_predict(void *user, const float *x, const int *t, const
     }
     if (status != DFS_OK) dfs_set_error("series sampling: %s", P->err);
     return status;
+}
+
+/* The side projections of W windows (dfs_csdi_side_cache), in passes of max_batch windows */
+static dfs_status side_projections(dfs_series_model *m, dfs_graph *g, int W, int L, int K,
+                                   const uint8_t *known, const float *cal, float *out) {
+    const size_t D = (size_t)L * K, n = dfs_csdi_side_floats(m->net, L, K);
+    jmp_buf jb;
+    if (setjmp(jb)) {
+        dfs_graph_set_oom_jump(g, NULL);
+        dfs_graph_reset(g);
+        dfs_set_error("series sampling: out of memory for the side information");
+        return DFS_ERR_NOMEM;
+    }
+    dfs_graph_set_oom_jump(g, &jb);
+    for (int i = 0; i < W; i += m->max_batch) {
+        const int nb = W - i < m->max_batch ? W - i : m->max_batch;
+        dfs_graph_reset(g);
+        dfs_csdi_input in = {.B = nb, .L = L, .K = K, .cond_mask = known + (size_t)i * D,
+                             .calendar = cal + (size_t)i * L * DFS_SERIES_CALENDAR};
+        dfs_csdi_side_cache(m->net, g, &in, out + (size_t)i * n);
+    }
+    dfs_graph_reset(g);
+    dfs_graph_set_oom_jump(g, NULL);
+    return DFS_OK;
 }
 
 dfs_status dfs_series_sample(dfs_series_model *m, const dfs_series_request *r, dfs_rng *rng,
@@ -708,7 +727,9 @@ dfs_status dfs_series_sample(dfs_series_model *m, const dfs_series_request *r, d
     sc.guidance = 1.0f;
     /* windows go through the sampler in groups, so that memory stays bounded and the
      * progress callback sees each group */
+    const size_t side_n = dfs_csdi_side_floats(m->net, L, K);
     int G = (int)(4096 / S);
+    if ((size_t)G * side_n > ((size_t)64 << 20)) G = (int)(((size_t)64 << 20) / side_n); /* 256 MiB */
     if (G < 1) G = 1;
     if (G > W) G = W;
     const size_t rows = (size_t)G * S;
@@ -716,23 +737,24 @@ dfs_status dfs_series_sample(dfs_series_model *m, const dfs_series_request *r, d
 #ifdef _OPENMP
     nt = omp_in_parallel() ? 1 : omp_get_max_threads();
 #endif
-    predictor P = {.m = m, .L = L, .K = K, .S = S, .ng = nt};
+    predictor P = {.m = m, .L = L, .K = K, .S = S, .ng = nt, .side_n = side_n};
     float *cond = malloc((size_t)G * D * sizeof(float));
     uint8_t *known = malloc((size_t)G * D);
     float *cal = malloc((size_t)G * L * DFS_SERIES_CALENDAR * sizeof(float));
     float *kv = malloc(rows * D * sizeof(float));
     uint8_t *km = malloc(rows * D);
     float *x = malloc(rows * D * sizeof(float));
+    float *side = malloc((size_t)G * side_n * sizeof(float));
     P.w = calloc((size_t)nt, sizeof *P.w);
-    dfs_status s = cond && known && cal && kv && km && x && P.w ? DFS_OK : DFS_ERR_NOMEM;
+    dfs_status s = cond && known && cal && kv && km && x && side && P.w ? DFS_OK : DFS_ERR_NOMEM;
     const size_t pass = (size_t)m->max_batch;
     for (int i = 0; s == DFS_OK && i < nt; i++) {
         struct pred_worker *wk = &P.w[i];
         wk->g = dfs_graph_new();
         wk->cbuf = malloc(pass * D * sizeof(float));
         wk->kbuf = malloc(pass * D);
-        wk->calbuf = malloc(pass * L * DFS_SERIES_CALENDAR * sizeof(float));
-        if (!wk->g || !wk->cbuf || !wk->kbuf || !wk->calbuf) s = DFS_ERR_NOMEM;
+        wk->sbuf = malloc(pass * sizeof *wk->sbuf);
+        if (!wk->g || !wk->cbuf || !wk->kbuf || !wk->sbuf) s = DFS_ERR_NOMEM;
     }
     if (s != DFS_OK) dfs_set_error("series sampling: out of memory");
     dfs_params *p = dfs_csdi_params(m->net);
@@ -759,7 +781,9 @@ dfs_status dfs_series_sample(dfs_series_model *m, const dfs_series_request *r, d
             }
         }
         if (s != DFS_OK) break;
-        P.cond = cond, P.known = known, P.cal = cal;
+        s = side_projections(m, P.w[0].g, gw, L, K, known, cal, side);
+        if (s != DFS_OK) break;
+        P.cond = cond, P.known = known, P.side = side;
         sc.known = kv;
         sc.known_mask = km;
         s = dfs_sample(&m->sched, &sc, series_predict, &P, NULL, gw * S, D, rng, x, r->cb, r->cb_user);
@@ -777,12 +801,13 @@ dfs_status dfs_series_sample(dfs_series_model *m, const dfs_series_request *r, d
     if (!r->raw) dfs_params_swap_ema(p);
     for (int i = 0; P.w && i < nt; i++) {
         dfs_graph_free(P.w[i].g);
-        free(P.w[i].cbuf), free(P.w[i].kbuf), free(P.w[i].calbuf);
+        free(P.w[i].cbuf), free(P.w[i].kbuf), free(P.w[i].sbuf);
     }
     free(P.w);
     free(cond);
     free(known);
     free(cal);
+    free(side);
     free(kv);
     free(km);
     free(x);

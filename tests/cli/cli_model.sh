@@ -51,19 +51,32 @@ if [ -z "$DFS_SANITIZE" ]; then
 else
     echo "$NAME: skipped under the sanitizer run: a plain sample against the explicit recommended settings"
 fi
-# a malformed recommendation is a corrupt file, refused with its reason
-"$PY" - "$M" "$T/badrec.safetensors" <<'EOF'
+# a malformed recommendation is a corrupt file, refused with its reason; a well-formed one with a
+# variance is read back, and export carries it
+cat >"$T/rec.py" <<'EOF'
 import json, struct, sys
 b = open(sys.argv[1], "rb").read()
 n = struct.unpack("<Q", b[:8])[0]
 h = json.loads(b[8:8 + n])
-h["__metadata__"]["sampling"] = json.dumps({"sampler": "dpm++2m", "steps": 5000, "guidance": 1.2})
+h["__metadata__"]["sampling"] = sys.argv[3]
 hb = json.dumps(h).encode()
 hb += b" " * (-len(hb) % 8)
 open(sys.argv[2], "wb").write(struct.pack("<Q", len(hb)) + hb + b[8 + n:])
 EOF
-expect_error "steps past T in the recommendation are refused" 'malformed "sampling" metadata' \
-    "$D" info "$T/badrec.safetensors"
+for bad in '{"sampler": "dpm++2m", "steps": 5000, "guidance": 1.2}' \
+           '{"sampler": "ddpm", "steps": 5, "guidance": 1, "variance": "wide"}' \
+           '{"sampler": "ddpm", "steps": 5, "guidance": 1, "variance": 1}' \
+           '{"sampler": "ddpm", "steps": 5, "guidance": 1, "extra": 1}'; do
+    "$PY" "$T/rec.py" "$M" "$T/badrec.safetensors" "$bad"
+    expect_error "a recommendation $bad is refused" 'malformed "sampling" metadata' "$D" info "$T/badrec.safetensors"
+done
+"$PY" "$T/rec.py" "$M" "$T/varrec.safetensors" '{"sampler": "ddpm", "steps": 5, "guidance": 1.5, "variance": "beta"}'
+"$D" info "$T/varrec.safetensors" >"$T/varrec.info" 2>&1
+check "a recommendation with variance beta is read" \
+    grep -q "^sampling:     ddpm, 5 steps, guidance 1.5, variance beta" "$T/varrec.info"
+"$D" export --model "$T/varrec.safetensors" --out "$T/varrec2.safetensors" 2>/dev/null
+"$D" info "$T/varrec2.safetensors" >"$T/varrec2.info" 2>&1
+check "and export carries it" grep -q "^sampling:     ddpm, 5 steps, guidance 1.5, variance beta" "$T/varrec2.info"
 
 F=models/fashion-text.safetensors
 "$D" info "$F" >"$T/finfo" 2>&1

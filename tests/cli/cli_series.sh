@@ -476,7 +476,7 @@ expect_error "--samples 0" "--samples expects an integer in 1..100000, got '0'" 
     "$D" series forecast --model "$M" --context "$T/fc-context.npy" --horizon 5 --samples 0 --out "$T/bad.npy"
 expect_error "--sampler heun" "series forecast: --sampler must be ddpm or ddim, not 'heun'" \
     "$D" series forecast --model "$M" --context "$T/fc-context.npy" --horizon 5 --sampler heun --out "$T/bad.npy"
-expect_error "--variance wide" "series forecast: --variance must be tilde or beta, not 'wide'" \
+expect_error "--variance wide" "series forecast: --variance must be beta-tilde (or tilde) or beta, not 'wide'" \
     "$D" series forecast --model "$M" --context "$T/fc-context.npy" --horizon 5 --variance wide --out "$T/bad.npy"
 # ddpm with beta_t as the reverse variance: other samples than beta-tilde's from the same seed
 "$D" series forecast --model "$M" --context "$T/fc-context.npy" --horizon 5 --samples 3 --steps 5 --variance beta \
@@ -484,6 +484,25 @@ expect_error "--variance wide" "series forecast: --variance must be tilde or bet
 "$D" series forecast --model "$M" --context "$T/fc-context.npy" --horizon 5 --samples 3 --steps 5 \
     --out "$T/vt.npy" 2>/dev/null
 check "--variance beta draws other samples than the default" sh -c "[ -s '$T/vb.npy' ] && ! cmp -s '$T/vb.npy' '$T/vt.npy'"
+# the variance recorded by export in the model's recipe, used when --variance is not given
+"$D" export --model "$M" --out "$T/rec.safetensors" --f32 --sampler ddpm --steps 5 --variance beta 2>/dev/null
+check "export of a series model with a recipe exits 0" [ $? -eq 0 ]
+"$D" info "$T/rec.safetensors" >"$T/rec.info" 2>&1
+check "info shows the recorded recipe" grep -q "^sampling:     ddpm, 5 steps, variance beta (recommended)" "$T/rec.info"
+check "info: the export holds sampling weights" grep -q "(sampling weights)" "$T/rec.info"
+"$D" series forecast --model "$T/rec.safetensors" --context "$T/fc-context.npy" --horizon 5 --samples 3 \
+    --out "$T/vr.npy" 2>/dev/null
+check "the recipe's variance and steps are used: the samples of --steps 5 --variance beta" cmp -s "$T/vr.npy" "$T/vb.npy"
+"$D" series forecast --model "$T/rec.safetensors" --context "$T/fc-context.npy" --horizon 5 --samples 3 \
+    --variance beta-tilde --out "$T/vr2.npy" 2>/dev/null
+check "--variance beta-tilde overrides the recipe" cmp -s "$T/vr2.npy" "$T/vt.npy"
+expect_error "export --variance with ddim" "export: --variance is ddpm's; the sampler is ddim" \
+    "$D" export --model "$M" --out "$T/bad.safetensors" --sampler ddim --steps 5 --variance beta
+expect_error "export --guidance of a series model" "is a time-series model: no --guidance" \
+    "$D" export --model "$M" --out "$T/bad.safetensors" --sampler ddim --steps 5 --guidance 2
+expect_error "export --steps above T" "export: --steps 60 is more than the model's T = " \
+    "$D" export --model "$M" --out "$T/bad.safetensors" --sampler ddim --steps 60
+check "no file from the refused exports" [ ! -e "$T/bad.safetensors" ]
 expect_error "--values to forecast" "series forecast: --values is impute's; give --context" \
     "$D" series forecast --model "$M" --values "$T/fc-context.npy" --horizon 5 --out "$T/bad.npy"
 check "no output file after any of them" [ ! -e "$T/bad.npy" ]

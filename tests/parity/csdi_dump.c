@@ -97,7 +97,7 @@ int main(int argc, char **argv) {
             cal[i] = unif(&rng);
         for (int b = 0; b < B; b++)
             t64[b] = t[b] = (int)dfs_rng_below(&rng, 50);
-        dfs_csdi_input in = {B, L, K, xt, cond, mask, t, cal};
+        dfs_csdi_input in = {B, L, K, xt, cond, mask, t, cal, NULL};
         dfs_graph *g = dfs_graph_new();
         dfs_params_zero_grad(p);
         dfs_tensor *o = dfs_csdi_forward(n, g, &in);

@@ -74,7 +74,7 @@ static void batch_new(batch *b, int B, int L, int K, int NC, dfs_rng *r) {
         b->t[i] = (int)dfs_rng_below(r, 50);
     for (size_t i = 0; i < (size_t)B * L * NC; i++)
         b->cal[i] = unif(r);
-    b->in = (dfs_csdi_input){B, L, K, b->xt, b->cond, b->mask, b->t, b->cal};
+    b->in = (dfs_csdi_input){B, L, K, b->xt, b->cond, b->mask, b->t, b->cal, NULL};
 }
 
 static void batch_free(batch *b) {
@@ -643,6 +643,68 @@ static void test_permutation(void) {
 
 /* ---- 5. flops ------------------------------------------------------------------------------- */
 
+
+/* The side projections cached per window (dfs_csdi_side_cache, what a sampler computes once)
+ * give the forward's values: bit for bit when made in one call over the same B windows (the
+ * same GEMM on the same rows), within PERM_TOL of the largest output when made one window at a
+ * time (the cond GEMM then sums over fewer rows: the reordering argument above). The calendar
+ * is not read then. A control: the blocks of two windows swapped change the output. */
+static void test_side_cache(void) {
+    dfs_csdi_config c;
+    tiny_config(&c);
+    dfs_rng r;
+    dfs_rng_seed(&r, 23);
+    dfs_csdi *n = dfs_csdi_new(&c, &r);
+    if (!n) {
+        CHECK(0, "new tiny: %s", dfs_last_error());
+        return;
+    }
+    randomise(n, &r);
+    enum { B = 3, L = 6, K = 4, W = L * K };
+    batch b;
+    batch_new(&b, B, L, K, c.calendar, &r);
+    const size_t per = dfs_csdi_side_floats(n, L, K);
+    CHECK(per == (size_t)c.layers * W * 2 * c.channels, "one window's block: %zu floats", per);
+    float *all = malloc(B * per * sizeof(float)), *one = malloc(B * per * sizeof(float));
+    dfs_graph *g = dfs_graph_new();
+    dfs_csdi_side_cache(n, g, &b.in, all);
+    for (int i = 0; i < B; i++) {
+        dfs_graph_reset(g);
+        dfs_csdi_input in1 = {.B = 1, .L = L, .K = K, .cond_mask = b.mask + i * W, .calendar = b.cal + i * L * c.calendar};
+        dfs_csdi_side_cache(n, g, &in1, one + i * per);
+    }
+    dfs_graph_free(g);
+
+    float *o0 = predict(n, &b.in);
+    const float *blocks[B];
+    dfs_csdi_input in = b.in;
+    in.calendar = NULL;
+    in.side = blocks;
+    for (int i = 0; i < B; i++) blocks[i] = all + i * per;
+    float *o1 = predict(n, &in);
+    CHECK(!memcmp(o0, o1, B * W * sizeof(float)), "side projections cached in one call: the same bits");
+    for (int i = 0; i < B; i++) blocks[i] = one + i * per;
+    float *o2 = predict(n, &in);
+    double worst = 0, scale = 0;
+    for (int i = 0; i < B * W; i++) {
+        worst = max_err(worst, fabs(o2[i] - o0[i]));
+        scale = fmax(scale, fabs(o0[i]));
+    }
+    CHECK(scale > 0, "the net predicts something");
+    CHECK_RATIO(err_ratio(worst, PERM_TOL * scale),
+                "side projections cached a window at a time: max difference %.3g, allowed %.3g", worst,
+                PERM_TOL * scale);
+    blocks[0] = one + per, blocks[1] = one;
+    float *o3 = predict(n, &in);
+    worst = 0;
+    for (int i = 0; i < W; i++) worst = fmax(worst, fabs(o3[i] - o0[i]));
+    CHECK(worst > 100 * PERM_TOL * scale, "two windows' blocks swapped: window 0 moves by %.3g", worst);
+    free(o0), free(o1), free(o2), free(o3);
+    free(all), free(one);
+    batch_free(&b);
+    dfs_csdi_free(n);
+}
+
 /* The small config, one window of L = 5 steps and K = 3 features (15 tokens), multiply-adds of
  * every matrix product:
  *   input 2 -> 8 on 15 tokens                                          240
@@ -676,6 +738,7 @@ int main(void) {
     test_gradients();
     test_invariances();
     test_permutation();
+    test_side_cache();
     test_flops();
     return check_summary("test_csdi");
 }

@@ -713,6 +713,50 @@ static void test_init_from(void) {
     dfs_model_free(a), dfs_model_free(b), dfs_model_free(c);
 }
 
+/* dfs_model_nll_bpd: the bound of the EMA weights (the same bits as dfs_nll_bpd with the EMA
+ * swapped in by hand, same seed), of the live ones with raw, and the model's weights are as
+ * before afterwards. A control: EMA and live weights differ, so do their bounds. */
+static void test_model_nll(void) {
+    dfs_model_config mc;
+    dfs_unet_config_preset(&mc.unet, "small");
+    mc.unet.dropout = 0;
+    mc.schedule = DFS_SCHEDULE_LINEAR;
+    mc.T = 8;
+    mc.prediction = DFS_PRED_EPS;
+    dfs_model *m = dfs_model_new(&mc, 31);
+    if (!m) {
+        CHECK(0, "new model: %s", dfs_last_error());
+        return;
+    }
+    dfs_params *p = m->net->params;
+    for (size_t i = 0; i < p->n; i++) p->ema[i] = p->data[i] * 0.9f;
+    float *before = malloc(p->n * sizeof(float));
+    memcpy(before, p->data, p->n * sizeof(float));
+    const size_t dim = (size_t)mc.unet.in_channels * mc.unet.image_size * mc.unet.image_size;
+    float *x = malloc(2 * dim * sizeof(float));
+    dfs_rng r;
+    dfs_rng_seed(&r, 5);
+    for (size_t i = 0; i < 2 * dim; i++) x[i] = 2 * dfs_rng_uniform(&r) - 1;
+    double ema[2], raw[2], hand[2];
+    dfs_rng_seed(&r, 6);
+    dfs_status s1 = dfs_model_nll_bpd(m, NULL, x, 2, 0, &r, ema);
+    dfs_rng_seed(&r, 6);
+    dfs_status s2 = dfs_model_nll_bpd(m, NULL, x, 2, 1, &r, raw);
+    CHECK(s1 == DFS_OK && s2 == DFS_OK, "dfs_model_nll_bpd runs: %s", dfs_last_error());
+    CHECK(!memcmp(before, p->data, p->n * sizeof(float)), "the live weights are back afterwards");
+    dfs_params_swap_ema(p);
+    dfs_rng_seed(&r, 6);
+    dfs_nll_bpd(&m->sched, mc.prediction, dfs_model_predict, m, NULL, x, 2, dim, &r, hand);
+    dfs_params_swap_ema(p);
+    CHECK(ema[0] == hand[0] && ema[1] == hand[1], "the EMA weights' bound: %.9g %.9g, by hand %.9g %.9g", ema[0],
+          ema[1], hand[0], hand[1]);
+    CHECK(raw[0] != ema[0] && isfinite(raw[0]) && isfinite(ema[0]),
+          "raw: the live weights' bound %.9g, not the EMA's %.9g", raw[0], ema[0]);
+    free(before);
+    free(x);
+    dfs_model_free(m);
+}
+
 int main(void) {
     dfs_set_threads(2);
     if (!mkdtemp(tmpdir)) return 1;
@@ -722,6 +766,7 @@ int main(void) {
     test_out_of_memory();
     test_checkpoint_and_resume();
     test_init_from();
+    test_model_nll();
     test_learning();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
