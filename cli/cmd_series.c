@@ -63,7 +63,8 @@ static const char train_help[] =
     "  --schedule NAME     quad (CSDI's, default), linear or cosine\n"
     "training:\n"
     "  --steps N           optimiser steps (default 3000)\n"
-    "  --minutes M         stop after M minutes (default: no limit)\n"
+    "  --minutes M         stop when the run has trained M minutes, counted over resumes as\n"
+    "                      --steps counts steps (default: no limit)\n"
     "  --batch N           windows per step (default 16)\n"
     "  --lr X              peak learning rate (default 1e-3), divided by 10 at 75% and at 90%\n"
     "                      of the run (CSDI's schedule; of --steps, or of --minutes when that\n"
@@ -213,6 +214,9 @@ static int series_train(int argc, char **argv) {
     if (!rc && !tj) rc = cli_fail("series train: out of memory");
     if (!rc && st.step >= a.steps)
         fprintf(stderr, "series train: %s is already at step %ld (--steps %ld): nothing to train\n", a.out, st.step, a.steps);
+    else if (!rc && a.minutes > 0 && st.wall_seconds >= a.minutes * 60)
+        fprintf(stderr, "series train: %s has trained %.1f minutes already (--minutes %g): nothing to train\n", a.out,
+                st.wall_seconds / 60, a.minutes);
     if (!rc)
         fprintf(stderr, "series train: %d features (%s%s), %d training rows to %s, %d windows of %d steps; CSDI %zu "
                         "parameters (%d channels, %d layers), %s schedule, T = %d\n",
@@ -228,7 +232,7 @@ static int series_train(int argc, char **argv) {
     int have = 0;
     ds = DFS_OK;
     while (!rc && st.step < a.steps && !cli_interrupted()) {
-        if (a.minutes > 0 && cli_now() - t0 > a.minutes * 60) break;
+        if (a.minutes > 0 && st.wall_seconds >= a.minutes * 60) break; /* the run's total, as lr_at */
         float loss;
         const float lr = lr_at(&a, st.step, st.wall_seconds / 60);
         dfs_series_trainer_set_lr(tr, lr);

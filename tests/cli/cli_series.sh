@@ -237,6 +237,13 @@ check "metrics.csv goes on from step 20 (steps: $(steps "$R/metrics.csv"))" [ "$
 check "keeping its first rows" sh -c "head -n 5 '$R/metrics.csv' | cmp -s - '$T/metrics.before'"
 check "and one header, its steps rising" rising "$R/metrics.csv"
 other_files "the checkpoint moved on" "$T/last.before" "$R/last.safetensors"
+# --minutes counts the run's whole training time, as --steps counts its steps (and as the
+# learning-rate schedule does): a run past it trains nothing more
+cp "$R/last.safetensors" "$T/last.before2"
+"$D" series train $TRAIN --threads 1 --steps 80 --minutes 0.001 --resume --out "$R" 2>"$T/resume2.err"; rc=$?
+check "--resume with --minutes below the time trained exits 0 (got $rc)" [ $rc -eq 0 ]
+check "and says there is nothing to train" grep -q "has trained .* minutes already (--minutes 0.001): nothing to train" "$T/resume2.err"
+same_files "and leaves the checkpoint as it was" "$T/last.before2" "$R/last.safetensors"
 expect_error "--resume of a folder without a run" "nothing/last.safetensors: cannot open" \
     "$D" series train $TRAIN --steps 10 --resume --out "$T/nothing"
 check "and creates no folder" [ ! -e "$T/nothing" ]
