@@ -148,7 +148,8 @@ const char series_task_help[] =
     "  --length N          impute: steps per window (windows do not overlap)\n"
     "  --windows N         impute: how many windows\n"
     "  --hide SPEC         impute: random:P hides a share P of the observed entries, gap:N one\n"
-    "                      gap of N steps per feature at a random place\n"
+    "                      gap of N steps per feature at a random place, none nothing (the\n"
+    "                      data's own missing entries are the ones to fill; none to score)\n"
     "  --task-seed N       impute: the seed of the hidden entries' draw (default 1)\n";
 
 int series_task_option(int o, const char *arg, series_task_args *a, int *rc) {
@@ -209,7 +210,9 @@ int series_task_make(const char *cmd, const dfs_series *s, const series_task_arg
     long gap = 0;
     if (!t->forecast) {
         char *end;
-        if (!strncmp(a->hide, "random:", 7)) {
+        if (!strcmp(a->hide, "none")) {
+            /* nothing hidden: the entries to fill are the data's own missing ones */
+        } else if (!strncmp(a->hide, "random:", 7)) {
             p = strtod(a->hide + 7, &end);
             if (*end || !(p > 0 && p < 1)) p = -1;
         } else if (!strncmp(a->hide, "gap:", 4)) {
@@ -220,7 +223,7 @@ int series_task_make(const char *cmd, const dfs_series *s, const series_task_arg
         }
         if (p < 0 || gap < 0) {
             series_task_free(t);
-            return cli_fail("series %s: --hide must be random:P with 0 < P < 1 or gap:N with 1 <= N <= --length, not '%s'", cmd, a->hide);
+            return cli_fail("series %s: --hide must be random:P with 0 < P < 1, gap:N with 1 <= N <= --length, or none, not '%s'", cmd, a->hide);
         }
     }
     dfs_rng rng;

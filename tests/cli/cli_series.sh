@@ -72,6 +72,8 @@ elif cmd == 'finite':  # every value finite
         sys.exit('%s: %d values not finite, the first at %d' % (args[0], len(bad), bad[0]))
 elif cmd == 'ones':  # the number of ones in a uint8 mask
     print(sum(load(args[0])[3]))
+elif cmd == 'nans':  # the number of NaNs in a float array
+    print(sum(1 for x in load(args[0])[3] if x != x))
 elif cmd == 'forecast-task':  # CTX TRUTH TIMES SRC FIRST CONTEXT: the windows are the CSV's rows
     _, cs, _, c = load(args[0]); _, ys, _, y = load(args[1]); _, ts, _, t = load(args[2])
     src, first, C = source(args[3], ['temp_max', 'temp_min']), day(args[4]), int(args[5])
@@ -104,6 +106,9 @@ elif cmd == 'impute-task':  # VALUES TRUTH MASK TIMES SRC FIRST HIDE
         share = sum(m) / len(m)
         if not 0.1 < share < 0.5:
             sys.exit('random:0.3 hid a share %.3f' % share)
+    elif hide == 'none':  # nothing hidden: the values are the truth
+        if sum(m):
+            sys.exit('--hide none hid %d entries' % sum(m))
     else:  # gap:N: each window and feature hides one run of exactly N steps
         n = int(hide[4:])
         for w in range(W):
@@ -288,7 +293,7 @@ check "fc-times.npy is (10, 20) float64 ($(npy shape "$T/fc-times.npy" 2>&1))" s
 check "the contexts, truths and times are the CSV's rows: $(npy forecast-task "$T/fc-context.npy" "$T/fc-truth.npy" \
     "$T/fc-times.npy" "$CSV" 2015-01-01 20 2>&1)" \
     npy forecast-task "$T/fc-context.npy" "$T/fc-truth.npy" "$T/fc-times.npy" "$CSV" 2015-01-01 20
-for hide in random:0.3 gap:4; do
+for hide in none random:0.3 gap:4; do
     p=$T/im_${hide%%:*}
     "$D" series windows --data seattle-weather --columns $COLS --from 2015-01-01 --length 14 --windows 3 \
         --hide $hide --out "$p" 2>"$T/w.err"; rc=$?
@@ -305,6 +310,11 @@ done
 check "gap:4 hides 4 steps of each of 2 features in 3 windows ($(npy ones "$T/im_gap-mask.npy" 2>&1))" \
     [ "$(npy ones "$T/im_gap-mask.npy" 2>&1)" = 24 ]
 check "and says so" grep -q "3 windows of 14 steps x 2 features, 24 entries to score$" "$T/w.err"
+"$D" series windows --data co2 --columns co2 --from 1963-10-05 --length 64 --windows 1 --hide none --out "$T/co2" 2>"$T/w.err"
+check "--hide none on co2 around its 1964 gap: exit 0, nothing to score ($(cat "$T/w.err"))" \
+    grep -q "1 windows of 64 steps x 1 features, 0 entries to score$" "$T/w.err"
+check "and the data's own 22 missing weeks are NaN in the values ($(npy nans "$T/co2-values.npy" 2>&1))" \
+    [ "$(npy nans "$T/co2-values.npy" 2>&1)" = 22 ]
 
 # --- forecast -------------------------------------------------------------------------------------------
 "$D" series forecast --model "$M" --context "$T/fc-context.npy" --horizon 5 --samples 5 $SAMP --out "$T/F.npy" \
