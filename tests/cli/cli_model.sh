@@ -82,6 +82,8 @@ F=models/fashion-text.safetensors
 "$D" info "$F" >"$T/finfo" 2>&1
 check "info reads the text model" [ $? -eq 0 ]
 check "text conditioning with its tokenizer's 30 words" grep -q "^conditioning: text (encoder 64 wide, 2 layers, 4 heads, 30 words" "$T/finfo"
+check "fashion-text records its documented settings" \
+    grep -q "^sampling:     ddim, 50 steps, guidance 3 (recommended" "$T/finfo"
 if [ -z "$DFS_SANITIZE" ]; then
     "$BUILD/tools/t2i_eval" "$F" --n 2 --guidance 3 --steps 20 --sampler dpm++2m --threads 2 >"$T/t2i.out" 2>&1
     check "t2i_eval exits 0" [ $? -eq 0 ]
@@ -98,6 +100,14 @@ check "info reads the emoji model" [ $? -eq 0 ]
 check "emoji: sampling weights" grep -q "(sampling weights)" "$T/einfo"
 check "emoji: text conditioning with its tokenizer's 1779 words" grep -q "^conditioning: text (encoder 128 wide, 2 layers, 4 heads, 1779 words" "$T/einfo"
 check "emoji: 3x32x32 images" grep -q "^model:        U-Net 3x32x32" "$T/einfo"
+check "emoji records its documented settings" grep -q "^sampling:     ddim, 50 steps, guidance 3 (recommended" "$T/einfo"
+if [ -z "$DFS_SANITIZE" ]; then
+    "$D" sample --model "$E" --prompt "red book, objects, book paper" --n 2 --seed 3 --out "$T/e1.npy" 2>"$T/e1.err"
+    "$D" sample --model "$E" --prompt "red book, objects, book paper" --n 2 --seed 3 --sampler ddim --steps 50 \
+        --guidance 3 --out "$T/e2.npy" 2>/dev/null
+    same_files "a plain emoji sample is the documented DDIM 50, guidance 3" "$T/e1.npy" "$T/e2.npy"
+    check "and says so" grep -q "^the model's recommended settings: ddim, 50 steps, guidance 3" "$T/e1.err"
+fi
 if [ -z "$DFS_SANITIZE" ]; then
     "$BUILD/tools/nn_eval" "$E" --n 40 --steps 20 --guidance 3 --threads 2 >"$T/nn.out" 2>&1
     check "nn_eval exits 0" [ $? -eq 0 ]
