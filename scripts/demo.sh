@@ -2,8 +2,10 @@
 # make demo: show the forward process on a Fashion-MNIST image, then sample a labelled grid of
 # all ten classes and a reverse-diffusion trajectory from the shipped model
 # (models/fmnist.safetensors), then 100 futures of a week of Seattle's weather from the shipped
-# time-series model (models/weather-daily.safetensors) as a fan chart. Without a shipped model (or with DEMO_TRAIN=1) it first trains
-# the 'small' U-Net for at most three minutes and samples from that. Everything goes to demo/.
+# time-series model (models/weather-daily.safetensors) as a fan chart, and the weeks missing from
+# Mauna Loa's CO2 record in 1964 filled by models/co2.safetensors. Without a shipped image model
+# (or with DEMO_TRAIN=1) it first trains the 'small' U-Net for at most three minutes and samples
+# from that. Everything goes to demo/.
 set -e
 BUILD=${1:-build}
 D=$BUILD/diffuse
@@ -39,4 +41,17 @@ if [ -f "$WEATHER" ]; then
         --xlabel "days from 2015-03-01" --title "Seattle: 100 sampled weeks, 50% and 90% bands, and what happened" \
         --out demo/forecast.png
     echo "demo: the forecast took $(( $(date +%s) - start )) s; wrote demo/forecast.png"
+fi
+CO2=models/co2.safetensors
+if [ -f "$CO2" ]; then
+    echo "== the weeks missing from Mauna Loa's CO2 record in 1964, filled 100 ways by $CO2 (demo/co2.png)"
+    start=$(date +%s)
+    $D series windows --data co2 --columns co2 --from 1963-10-05 --length 64 --windows 1 --hide none \
+        --out demo/co2 2>/dev/null
+    $D series impute --model "$CO2" --values demo/co2-values.npy --samples 100 --seed 1 \
+        --out demo/co2-samples.npy 2>/dev/null
+    $D series plot --samples demo/co2-samples.npy --truth demo/co2-truth.npy --names "CO2 (ppm)" \
+        --xlabel "weeks from 1963-10-05" --title "Mauna Loa CO2: 100 fillings of the weeks missing in 1964" \
+        --out demo/co2.png
+    echo "demo: the gap filling took $(( $(date +%s) - start )) s; wrote demo/co2.png"
 fi
