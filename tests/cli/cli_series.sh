@@ -568,4 +568,22 @@ check "info names CSDI and the features: $(head -n 3 "$T/info" | tr '\n' ' ')" g
 check "info gives the normalisation of temp_max" grep -q "temp_max (mean" "$T/info"
 "$D" info "$R/last.safetensors" >"$T/info2" 2>&1
 check "info gives the training state of a resumable file" grep -q "^step: *[0-9]" "$T/info2"
+
+# --- the shipped models: each loads, and fills a window of its own data with the given entries
+# back bit for bit (a few DDIM draws: what they score is docs/TIME_SERIES.md's)
+for m in weather-daily:seattle-weather:temp_max,temp_min:2015-01-01:28 \
+         weather-hourly:seattle-temps+sf-temps:temp:2010-11-01:48 co2:co2:co2:1963-10-05:64; do
+    IFS=: read -r name data cols from len <<EOM
+$m
+EOM
+    f=models/$name.safetensors
+    "$D" info "$f" >"$T/sinfo" 2>&1
+    check "$f: info says sampling weights of a CSDI model" grep -q "(sampling weights)" "$T/sinfo"
+    "$D" series windows --data $data --columns $cols --from $from --length $len --windows 2 --hide random:0.2 \
+        --out "$T/ship_$name" 2>/dev/null
+    "$D" series impute --model "$f" --values "$T/ship_${name}-values.npy" --samples 3 --sampler ddim --steps 5 \
+        --out "$T/ship_$name.npy" 2>/dev/null
+    check "$f imputes 2 windows, the given entries back bit for bit: $(npy given "$T/ship_${name}-values.npy" \
+        "$T/ship_$name.npy" 2>&1)" npy given "$T/ship_${name}-values.npy" "$T/ship_$name.npy"
+done
 summary
