@@ -89,6 +89,37 @@ dfs_tensor *dfs_mean(dfs_graph *g, dfs_tensor *x);
  * after Vaswani et al. 2017). */
 dfs_tensor *dfs_timestep_embedding(dfs_graph *g, const int *t, int n, int dim);
 
+/* --- Graph ops for EGNNs on padded molecules (src/ops/graph.c) ---------------------------- */
+/* An E(n)-equivariant graph network (Satorras et al. 2021; EDM's form, Hoogeboom et al. 2022)
+ * on dense batches: positions x (B, M, 3) and node features h (B, M, C) of B molecules padded
+ * to M atoms, edge arrays (B, M, M, C) with edge i -> j at [b, i, j, :]. Padding is handled by
+ * the constant weights of dfs_pair_sum and the mask of dfs_center_masked. EDM's coordinate
+ * update sum_j (x_i - x_j) / (sqrt(||x_i - x_j||^2 + 1e-8) + 1) phi_ij, for instance:
+ *     d = dfs_pair_diff(g, x);                                      // (B, M, M, 3)
+ *     r = dfs_add_scalar(g, dfs_sqrt(g, dfs_sum_last(g, dfs_mul(g, d, d)), 1e-8f), 1.0f);
+ *     u = dfs_mul(g, dfs_mul(g, d, dfs_recip(g, r)), phi);          // phi (B, M, M, 1)
+ *     x_new = dfs_add(g, x, dfs_pair_sum(g, u, w));                 // (B, M, 3)
+ * dfs_mul and dfs_add broadcast (B, M, M, 3) against (B, M, M, 1). */
+/* h (B, M, C) -> (B, M, M, C): out[b,i,j,:] = h[b,i,:] (which 0) or h[b,j,:] (which 1). */
+dfs_tensor *dfs_pair_expand(dfs_graph *g, dfs_tensor *h, int which);
+/* x (B, M, D) -> (B, M, M, D): out[b,i,j,:] = x[b,i,:] - x[b,j,:] (0 on the diagonal). */
+dfs_tensor *dfs_pair_diff(dfs_graph *g, dfs_tensor *x);
+/* e (B, M, M, C) -> (B, M, C): out[b,i,:] = sum_j w[b,i,j] e[b,i,j,:]. w (B, M, M) is a
+ * constant (no gradient; copied), NULL for all ones; for an EGNN, node_mask_i node_mask_j
+ * (i != j) / normalisation. */
+dfs_tensor *dfs_pair_sum(dfs_graph *g, dfs_tensor *e, const float *w);
+/* (..., D) -> (..., 1): the sum over the last dim. */
+dfs_tensor *dfs_sum_last(dfs_graph *g, dfs_tensor *x);
+/* Elementwise sqrt(x + eps), 1 / x and x + b. Domains are not checked: x + eps < 0 gives NaN,
+ * x + eps == 0 gives 0 with an infinite gradient, 1 / 0 is inf (and so its gradient). */
+dfs_tensor *dfs_sqrt(dfs_graph *g, dfs_tensor *x, float eps);
+dfs_tensor *dfs_recip(dfs_graph *g, dfs_tensor *x);
+dfs_tensor *dfs_add_scalar(dfs_graph *g, dfs_tensor *x, float b);
+/* x (B, M, D) minus the mean over each molecule's atoms present (mask (B, M) != 0; copied),
+ * 0 on padding atoms and for a molecule with none (EDM's remove_mean_with_mask). Backward is
+ * the same projection (it is symmetric). */
+dfs_tensor *dfs_center_masked(dfs_graph *g, dfs_tensor *x, const uint8_t *mask);
+
 
 #ifdef __cplusplus
 }
