@@ -25,6 +25,16 @@ LIBS_EXTRA := -llapacke -lharfbuzz -lfreetype
 LDLIBS  := $(LIBS_EXTRA) $(LIBS_CORE)
 OMP     := -fopenmp
 
+# MPI (docs/DISTRIBUTED.md): where mpicc is found, the CLI's cli/mpi.c is compiled with its flags
+# and -DDFS_MPI and the program linked with MPI, so that mpirun -np N diffuse train runs
+# data-parallel; DFS_MPI=0 builds without it, as on a machine without OpenMPI (the library itself
+# never sees MPI). Switching it needs a BUILD of its own, or make clean.
+DFS_MPI ?= $(if $(shell command -v mpicc 2>/dev/null),1,0)
+ifeq ($(DFS_MPI),1)
+MPI_CFLAGS := -DDFS_MPI $(patsubst -I%,-isystem %,$(shell mpicc --showme:compile))
+MPI_LIBS   := $(shell mpicc --showme:link)
+endif
+
 CORE_SRC  := $(foreach l,$(LAYERS_CORE),$(wildcard src/$(l)/*.c))
 EXTRA_SRC := $(foreach l,$(LAYERS_EXTRA),$(wildcard src/$(l)/*.c))
 REF_SRC   := $(wildcard src/ref/*.c)
@@ -84,10 +94,10 @@ $(LIB_REF): $(call obj,$(REF_SRC))
 # The command line sees the public headers only.
 $(BUILD)/cli/%.o: cli/%.c $(PUB_HDR) $(wildcard cli/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(WARN) $(CFLAGS) $(OMP) $(CPPFLAGS) -c $< -o $@
+	$(CC) $(WARN) $(CFLAGS) $(OMP) $(CPPFLAGS) $(if $(filter mpi,$*),$(MPI_CFLAGS)) -c $< -o $@
 
 $(BUILD)/diffuse: $(CLI_OBJ) $(LIBS)
-	$(CC) $(CFLAGS) $(OMP) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(OMP) -o $@ $^ $(LDLIBS) $(MPI_LIBS)
 
 # Tests may use the private headers (-Isrc: "engine/tape.h") and the reference loops.
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h $(LIB_HDR) $(LIBS) $(LIB_REF)

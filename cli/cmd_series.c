@@ -2,6 +2,7 @@
  * CSDI models (train, forecast, impute); windows, eval, baselines and plot are in
  * series_tasks.c. */
 #include "series.h"
+#include "mpi.h"
 #include "progress.h"
 
 #include <cjson/cJSON.h>
@@ -73,7 +74,11 @@ static const char train_help[] =
     "  --save-every N      checkpoint every N steps (default 500)\n"
     "  --log-every N       a metrics.csv line every N steps (default 10)\n"
     "  --resume            continue RUNDIR/last.safetensors\n"
-    "  --threads N         OpenMP threads (default: all)\n";
+    "  --threads N         OpenMP threads (default: all)\n"
+    "several processes (docs/DISTRIBUTED.md):\n"
+    "  mpirun -np N diffuse series train ... trains data-parallel: every rank reads the CSV\n"
+    "  (and --resume's checkpoint) and takes its share of every batch; rank 0 alone writes\n"
+    "  RUNDIR. N ranks of --threads 1 give what one process of --threads N gives, bit for bit.\n";
 
 typedef struct {
     const char *data, *columns, *until, *out;
@@ -127,7 +132,7 @@ static int parse_train(strain_args *a, int argc, char **argv) {
         case 'l': if (cli_int("--log-every", optarg, 1, 100000000, &a->log_every)) return 2; break;
         case 'R': a->resume = 1; break;
         case 'j': if (cli_int("--threads", optarg, 1, 1024, &a->threads)) return 2; break;
-        case 'h': fputs(train_help, stdout); return 0;
+        case 'h': fputs(train_help, stdout); fputs(cli_mpi_help, stdout); return 0;
         default: return cli_bad_option("series train", argv);
         }
     }
@@ -147,11 +152,37 @@ static float lr_at(const strain_args *a, long step, double minutes) {
     return (float)(a->lr * f);
 }
 
+static int series_train_run(int argc, char **argv);
+
+/* Over several processes (cli/mpi.c) every rank runs the same trainer on the same batches and
+ * takes its share of each; rank 0 alone writes the run folder and speaks. */
 static int series_train(int argc, char **argv) {
+    int rc = cli_mpi_start("series train");
+    return cli_mpi_end(rc ? rc : series_train_run(argc, argv));
+}
+
+/* A checksum of what every rank must share before the first step (cli_mpi_same). */
+static uint64_t series_checksum(dfs_series_model *m, const dfs_train_state *st, const dfs_series *s) {
+    const dfs_params *p = dfs_csdi_params(m->net);
+    uint64_t h = CLI_FNV_SEED;
+    const float *blocks[4] = {p->data, p->ema, p->m, p->v};
+    for (int k = 0; k < 4; k++)
+        if (blocks[k]) h = cli_fnv(h, blocks[k], p->n * sizeof(float));
+    const long n[4] = {st->step, st->images_seen, s->n_steps, s->n_features};
+    h = cli_fnv(h, n, sizeof n);
+    h = cli_fnv(h, &st->seed, sizeof st->seed);
+    h = cli_fnv(h, st->rng.s, sizeof st->rng.s);
+    h = cli_fnv(h, s->values, (size_t)s->n_steps * s->n_features * sizeof *s->values);
+    return cli_fnv(h, s->observed, (size_t)s->n_steps * s->n_features * sizeof *s->observed);
+}
+
+static int series_train_run(int argc, char **argv) {
     strain_args a;
     int rc = parse_train(&a, argc, argv);
-    if (rc >= 0) return rc;
+    if (rc == 0) return 0; /* --help */
+    if (rc > 0) return cli_mpi_agree(rc);
     rc = 0;
+    const int lead = cli_mpi_rank() == 0;
     if (a.threads > 0) dfs_set_threads((int)a.threads);
     { /* the run folder's parent must exist before minutes of work (the folder is made later) */
         char parent[4200];
@@ -160,16 +191,16 @@ static int series_train(int argc, char **argv) {
         if (slash == parent) slash[1] = 0;
         else if (slash) *slash = 0;
         else snprintf(parent, sizeof parent, ".");
-        if (access(parent, W_OK) != 0)
-            return cli_fail("series train: cannot create --out %s: %s: %s", a.out, parent, strerror(errno));
+        if (lead && access(parent, W_OK) != 0) /* rank 0 alone writes */
+            rc = cli_fail("series train: cannot create --out %s: %s: %s", a.out, parent, strerror(errno));
     }
+    /* up to the first step a failure sets rc and skips the rest, so that every rank reaches
+     * cli_mpi_agree below and a failure on one rank stops them all */
     dfs_series s;
-    if (series_load("train", a.data, a.columns, &s)) return 2;
-    int train_end;
-    if (series_rows_until("train", &s, a.until, &train_end)) {
-        dfs_series_free(&s);
-        return 2;
-    }
+    memset(&s, 0, sizeof s);
+    int train_end = 0;
+    if (!rc && series_load("train", a.data, a.columns, &s)) rc = 2;
+    if (!rc && series_rows_until("train", &s, a.until, &train_end)) rc = 2;
     char ckpt[4200], final[4200], csv[4200];
     snprintf(ckpt, sizeof ckpt, "%s/last.safetensors", a.out);
     snprintf(final, sizeof final, "%s/model.safetensors", a.out);
@@ -179,11 +210,12 @@ static int series_train(int argc, char **argv) {
     memset(&st, 0, sizeof st);
     dfs_status ds;
     struct stat sb;
-    if (a.resume) {
+    if (rc) {
+    } else if (a.resume) {
         int has_optim = 0;
         if ((ds = dfs_series_load(ckpt, &m, &st, &has_optim, NULL)) != DFS_OK) rc = cli_fail_status(ds);
         else if (!has_optim) rc = cli_fail("series train: %s holds no optimiser state to resume", ckpt);
-    } else if (stat(ckpt, &sb) == 0) {
+    } else if (lead && stat(ckpt, &sb) == 0) {
         rc = cli_fail("series train: %s already holds a run (%s); continue it with --resume or choose another --out",
                       a.out, ckpt);
     } else {
@@ -198,9 +230,9 @@ static int series_train(int argc, char **argv) {
     dfs_series_trainer *tr = NULL;
     if (!rc && (ds = dfs_series_trainer_new(&tr, m, &tc, &s, train_end, &st)) != DFS_OK) rc = cli_fail_status(ds);
     FILE *mf = NULL;
-    if (!rc && mkdir(a.out, 0777) != 0 && errno != EEXIST) rc = cli_fail("cannot create %s: %s", a.out, strerror(errno));
-    if (!rc && !(mf = fopen(csv, a.resume ? "a" : "w"))) rc = cli_fail("cannot write %s: %s", csv, strerror(errno));
-    if (!rc && ftell(mf) == 0) fputs("step,loss,lr,windows_seen,windows_per_s,elapsed_s\n", mf);
+    if (lead && !rc && mkdir(a.out, 0777) != 0 && errno != EEXIST) rc = cli_fail("cannot create %s: %s", a.out, strerror(errno));
+    if (lead && !rc && !(mf = fopen(csv, a.resume ? "a" : "w"))) rc = cli_fail("cannot write %s: %s", csv, strerror(errno));
+    if (mf && !rc && ftell(mf) == 0) fputs("step,loss,lr,windows_seen,windows_per_s,elapsed_s\n", mf);
     /* the training record, "train" in the checkpoints */
     cJSON *tr_json = cJSON_CreateObject();
     cJSON_AddStringToObject(tr_json, "data", a.data ? a.data : "");
@@ -212,12 +244,15 @@ static int series_train(int argc, char **argv) {
     char *tj = cJSON_PrintUnformatted(tr_json);
     cJSON_Delete(tr_json);
     if (!rc && !tj) rc = cli_fail("series train: out of memory");
-    if (!rc && st.step >= a.steps)
+    rc = cli_mpi_agree(rc); /* a rank that failed said why */
+    if (!rc) rc = cli_mpi_same(series_checksum(m, &st, &s), "weights, training state or data");
+    if (!lead) {
+    } else if (!rc && st.step >= a.steps)
         fprintf(stderr, "series train: %s is already at step %ld (--steps %ld): nothing to train\n", a.out, st.step, a.steps);
     else if (!rc && a.minutes > 0 && st.wall_seconds >= a.minutes * 60)
         fprintf(stderr, "series train: %s has trained %.1f minutes already (--minutes %g): nothing to train\n", a.out,
                 st.wall_seconds / 60, a.minutes);
-    if (!rc)
+    if (!rc && lead)
         fprintf(stderr, "series train: %d features (%s%s), %d training rows to %s, %d windows of %d steps; CSDI %zu "
                         "parameters (%d channels, %d layers), %s schedule, T = %d\n",
                 m->K, m->names[0], m->K > 1 ? ", ..." : "", train_end, a.until, dfs_series_trainer_windows(tr),
@@ -225,50 +260,61 @@ static int series_train(int argc, char **argv) {
                 dfs_schedule_names[m->cfg.schedule], m->cfg.T);
     cli_catch_signals();
     cli_progress bar;
-    cli_progress_start(&bar, "step", a.steps, st.step, 100);
+    cli_progress_start(&bar, "step", a.steps, st.step, lead ? 100 : 0);
     const double t0 = cli_now(), wall0 = st.wall_seconds;
     const long step0 = st.step;
     double avg = 0;
-    int have = 0;
+    int have = 0, stop = 0;
     ds = DFS_OK;
-    while (!rc && st.step < a.steps && !cli_interrupted()) {
+    while (!rc && st.step < a.steps) {
+        /* every rank stops at the same step and sees the same clock (the largest), which the
+         * learning rate's schedule reads */
+        stop = cli_interrupted();
+        cli_mpi_step_agree(&stop, &st.wall_seconds);
+        if (stop) break;
         if (a.minutes > 0 && st.wall_seconds >= a.minutes * 60) break; /* the run's total, as lr_at */
         float loss;
         const float lr = lr_at(&a, st.step, st.wall_seconds / 60);
         dfs_series_trainer_set_lr(tr, lr);
         if ((ds = dfs_series_trainer_step(tr, &loss)) != DFS_OK) {
             cli_progress_end(&bar);
-            rc = cli_fail("%s; stopping%s", dfs_last_error(), ds == DFS_ERR_NAN ? " (the last checkpoint is kept: resume with a lower --lr)" : "");
+            if (ds == DFS_ERR_NAN && !lead) rc = 2; /* the loss is every rank's: rank 0 says it */
+            else rc = cli_fail("%s; stopping%s", dfs_last_error(), ds == DFS_ERR_NAN ? " (the last checkpoint is kept: resume with a lower --lr)" : "");
+            if (ds != DFS_ERR_NAN) cli_mpi_abort(rc); /* this rank's alone: the others wait in the next sum */
             break;
         }
         avg = have ? 0.98 * avg + 0.02 * loss : loss;
         have = 1;
         const double el = cli_now() - t0, wps = (st.step - step0) * (double)a.batch / (el > 0 ? el : 1e-9);
         st.wall_seconds = wall0 + el;
+        if (!lead) continue;
         if (st.step % a.log_every == 0 || st.step == a.steps) {
             if (fprintf(mf, "%ld,%.9g,%.6g,%ld,%.2f,%.2f\n", st.step, loss, tc.opt.warmup > 0 && st.step < tc.opt.warmup ? (double)lr * st.step / tc.opt.warmup : lr,
                         st.images_seen, wps,
                         st.wall_seconds) < 0 || fflush(mf) != 0) {
                 cli_progress_end(&bar);
                 rc = cli_fail("cannot write %s: %s; stopping", csv, strerror(errno));
+                if (cli_mpi_ranks() > 1 && dfs_series_save(ckpt, m, &st, tj, DFS_CKPT_FULL) == DFS_OK)
+                    fprintf(stderr, "diffuse: the checkpoint of step %ld is saved to %s\n", st.step, ckpt);
+                cli_mpi_abort(rc);
                 break;
             }
         }
         cli_progress_update(&bar, st.step, CLI_ETA_AUTO, "loss %.4f | %.1f windows/s", avg, wps);
         if (st.step % a.save_every == 0 && (ds = dfs_series_save(ckpt, m, &st, tj, DFS_CKPT_FULL)) != DFS_OK) {
             cli_progress_end(&bar);
-            rc = cli_fail_status(ds);
+            rc = cli_mpi_abort(cli_fail_status(ds));
         }
     }
     cli_progress_end(&bar);
     if (mf && fclose(mf) != 0 && !rc) rc = cli_fail("cannot write %s: %s", csv, strerror(errno));
-    if (m && tr && ds != DFS_ERR_NAN && st.step > step0) {
+    if (lead && m && tr && ds != DFS_ERR_NAN && st.step > step0) {
         dfs_status s1 = dfs_series_save(ckpt, m, &st, tj, DFS_CKPT_FULL);
         dfs_status s2 = s1 == DFS_OK ? dfs_series_save(final, m, NULL, tj, DFS_CKPT_SAMPLING) : s1;
         if (s2 != DFS_OK && !rc) rc = cli_fail_status(s2);
         if (!rc)
             fprintf(stderr, "%s at step %ld (%.1f s of training): %s (resumable), %s (sampling)\n",
-                    cli_interrupted() ? "interrupted" : "done", st.step, st.wall_seconds, ckpt, final);
+                    stop ? "interrupted" : "done", st.step, st.wall_seconds, ckpt, final);
     }
     cJSON_free(tj);
     dfs_series_trainer_free(tr);

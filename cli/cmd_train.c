@@ -1,6 +1,7 @@
 /* cmd_train.c - diffuse train: the training loop with progress, metrics, sample grids,
  * checkpoints, resume and clean stops on Ctrl-C / SIGTERM. */
 #include "common.h"
+#include "mpi.h"
 #include "progress.h"
 #include "t2i.h"
 
@@ -83,7 +84,12 @@ static const char *train_help =
     "                      RUNDIR/samples-captions.txt), drawn with guidance 3\n"
     "  --sample-steps N    DDIM steps of those grids (default 50, at most T)\n"
     "  --save-every N      write RUNDIR/last.safetensors every N steps (default 500)\n"
-    "  --log-every N       write a metrics.csv line every N steps (default 10)\n";
+    "  --log-every N       write a metrics.csv line every N steps (default 10)\n"
+    "several processes (docs/DISTRIBUTED.md):\n"
+    "  mpirun -np N diffuse train ... (or srun) trains data-parallel: every rank reads the\n"
+    "  data (and --resume's checkpoint), takes its share of every batch of --batch images and\n"
+    "  runs --threads threads; rank 0 alone writes RUNDIR. N ranks of 1 thread give what one\n"
+    "  process of --threads N gives, bit for bit. A failed rank stops them all.\n";
 
 typedef struct {
     const char *data, *labels, *out, *resume, *preset, *init;
@@ -332,6 +338,7 @@ typedef struct {
     FILE *mf;                   /* metrics.csv */
     char *tj;                   /* the training record, saved in every checkpoint */
     char *data_owned, *labels_owned; /* --data and --labels read from a resumed record */
+    double wall0;               /* the training time before this run (a resumed one's) */
 } train_run;
 
 static void run_free(train_run *r) {
@@ -384,7 +391,7 @@ static int parse_args(train_run *r, int argc, char **argv) {
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (o > 0 && o < (int)sizeof r->given) r->given[o] = 1;
         switch (o) {
-        case 'h': fputs(train_help, stdout); return 0;
+        case 'h': fputs(train_help, stdout); fputs(cli_mpi_help, stdout); return 0;
         case O_DATA: a->data = optarg; break;
         case O_LABELS: a->labels = optarg; break;
         case O_OUT: a->out = optarg; break;
@@ -442,7 +449,7 @@ static int parse_args(train_run *r, int argc, char **argv) {
         return cli_fail("train: %s is captioned data; add --text to train a text-to-image model", a->data);
     snprintf(r->ckpt, sizeof r->ckpt, "%s/last.safetensors", a->out);
     snprintf(r->csv, sizeof r->csv, "%s/metrics.csv", a->out);
-    if (out_holds_other_run(a, r->ckpt, r->csv)) return 2;
+    if (cli_mpi_rank() == 0 && out_holds_other_run(a, r->ckpt, r->csv)) return 2; /* rank 0 writes */
     return -1;
 }
 
@@ -476,10 +483,11 @@ static int resume_run(train_run *r) {
                 {O_WARMUP, "--warmup", tc->opt.warmup}, {O_WD, "--weight-decay", tc->opt.weight_decay},
                 {O_CLIP, "--clip", tc->opt.clip},      {O_EMA, "--ema", tc->opt.ema_decay},
                 {O_CDROP, "--cond-drop", tc->cond_drop}, {O_LIMIT, "--limit", (double)a->limit}};
-    for (size_t k = 0; k < sizeof kept / sizeof *kept; k++)
+    for (size_t k = 0; k < sizeof kept / sizeof *kept && cli_mpi_rank() == 0; k++)
         if (r->given[kept[k].opt])
             fprintf(stderr, "diffuse: note: %s ignored; the resumed run keeps its %g\n", kept[k].name, kept[k].v);
-    fprintf(stderr, "resuming %s at step %ld (%ld images seen)\n", a->resume, r->st.step, r->st.images_seen);
+    if (cli_mpi_rank() == 0)
+        fprintf(stderr, "resuming %s at step %ld (%ld images seen)\n", a->resume, r->st.step, r->st.images_seen);
     return 0;
 }
 
@@ -528,7 +536,8 @@ static int new_model(train_run *r) {
         int loaded, total;
         char *fresh = NULL;
         if ((s = dfs_checkpoint_init_from(r->m, a->init, &loaded, &total, &fresh)) != DFS_OK) return cli_fail_status(s);
-        fprintf(stderr, "initialised %d of %d tensors from %s%s%.300s%s\n", loaded, total, a->init,
+        if (cli_mpi_rank() == 0)
+            fprintf(stderr, "initialised %d of %d tensors from %s%s%.300s%s\n", loaded, total, a->init,
                 *fresh ? "; fresh: " : "", fresh, strlen(fresh) > 300 ? "..." : "");
         free(fresh);
         snprintf(r->a.init_note, sizeof r->a.init_note, "%.400s (%d of %d tensors)", a->init, loaded, total);
@@ -565,11 +574,12 @@ static int load_data(train_run *r) {
             cli_words_free(&uw);
             return cli_fail_status(s);
         }
-        if (r->a.resume) cli_words_warn(&uw);
+        if (cli_mpi_rank() != 0) {
+        } else if (r->a.resume) cli_words_warn(&uw);
         else if (uw.count > 0)
             fprintf(stderr, "diffuse: note: %ld caption words (%d distinct) are rarer than --min-count %ld and encode as <unk>\n",
                     uw.count, uw.n, r->a.min_count);
-        if (truncated > 0)
+        if (truncated > 0 && cli_mpi_rank() == 0)
             fprintf(stderr, "diffuse: note: %d caption words past the model's %d tokens were dropped\n", truncated,
                     u->text.max_len);
         cli_words_free(&uw);
@@ -600,6 +610,7 @@ static int load_data(train_run *r) {
  * 0, or 2 after a message, before any step is trained. */
 static int open_run(train_run *r) {
     const train_args *a = &r->a;
+    if (cli_mpi_rank() != 0) return 0; /* rank 0 alone writes the run */
     if (mkdir(a->out, 0777) != 0 && errno != EEXIST) return cli_fail("cannot create %s: %s", a->out, strerror(errno));
     if (a->resume && trim_metrics(r->csv, r->st.step)) return 2;
     if (!(r->mf = fopen(r->csv, a->resume ? "a" : "w"))) return cli_fail("cannot write %s: %s", r->csv, strerror(errno));
@@ -631,18 +642,25 @@ static int train_loop(train_run *r, dfs_status *last, int *csv_err) {
     double loss_avg = 0;
     int have_avg = 0;
     float loss = 0;
+    /* over several processes rank 0 (the lead) alone writes; a failure that is one rank's
+     * alone (not the loss, which every rank shares) stops all ranks (cli_mpi_abort) */
+    const int lead = cli_mpi_rank() == 0, many = cli_mpi_ranks() > 1;
     cli_progress bar; /* a line a hundredth of the run when stderr is not a terminal */
-    cli_progress_start(&bar, "step", a->steps, step0, 100);
+    cli_progress_start(&bar, "step", a->steps, step0, lead ? 100 : 0);
     *csv_err = 0;
     while (st->step < a->steps) {
-        if (cli_interrupted()) break;
-        if (a->minutes > 0 && cli_now() - t0 > a->minutes * 60) break;
+        int stop = cli_interrupted() || (a->minutes > 0 && cli_now() - t0 > a->minutes * 60);
+        double unused = 0;
+        cli_mpi_step_agree(&stop, &unused); /* every rank stops at the same step */
+        if (stop) break;
         s = dfs_trainer_step(r->tr, &loss);
         if (s != DFS_OK) {
             cli_progress_end(&bar);
             struct stat cb;
             if (s != DFS_ERR_NAN)
-                rc = cli_fail_status(s);
+                rc = cli_mpi_abort(cli_fail_status(s));
+            else if (!lead)
+                rc = 2; /* the loss is every rank's: rank 0 says it */
             else if (stat(r->ckpt, &cb) == 0)
                 rc = cli_fail("%s; stopping. The last checkpoint (%s) is kept: resume it with a lower --lr", dfs_last_error(), r->ckpt);
             else
@@ -655,29 +673,36 @@ static int train_loop(train_run *r, dfs_status *last, int *csv_err) {
         double el = cli_now() - t0;
         double ips = (double)(st->step - step0) * tc->batch / (el > 0 ? el : 1e-9);
         st->wall_seconds = wall0 + el;
-        if (st->step % a->log_every == 0 || st->step == a->steps) {
+        if (lead && (st->step % a->log_every == 0 || st->step == a->steps)) {
             float lr = tc->opt.warmup > 0 && st->step < tc->opt.warmup ? tc->opt.lr * st->step / tc->opt.warmup : tc->opt.lr;
             if (fprintf(r->mf, "%ld,%.9g,%.6g,%ld,%.2f,%.2f\n", st->step, loss, lr, st->images_seen, ips, st->wall_seconds) < 0 ||
                 fflush(r->mf) != 0) {
                 *csv_err = errno ? errno : EIO;
                 cli_progress_end(&bar);
                 rc = cli_fail("cannot write %s: %s; stopping", r->csv, strerror(*csv_err));
+                if (many && dfs_checkpoint_save(r->ckpt, r->m, st, r->tj, DFS_CKPT_FULL) == DFS_OK)
+                    fprintf(stderr, "diffuse: the checkpoint of step %ld is saved to %s\n", st->step, r->ckpt);
+                cli_mpi_abort(rc);
                 break;
             }
         }
+        if (!lead) continue;
         double eta = ips > 0 ? (double)(a->steps - st->step) * tc->batch / ips : -1;
         if (a->minutes > 0 && a->minutes * 60 - el < eta) eta = a->minutes * 60 - el;
         cli_progress_update(&bar, st->step, eta, "loss %.4f | %.1f img/s", loss_avg, ips);
         if (st->step % a->save_every == 0) {
             if ((s = dfs_checkpoint_save(r->ckpt, r->m, st, r->tj, DFS_CKPT_FULL)) != DFS_OK) {
                 cli_progress_end(&bar);
-                rc = cli_fail_status(s);
+                rc = cli_mpi_abort(cli_fail_status(s));
                 break;
             }
         }
         if (a->sample_every > 0 && st->step % a->sample_every == 0) {
             snprintf(r->tmp, sizeof r->tmp, "%s/samples-%06ld.png", a->out, st->step);
-            if ((rc = write_samples(r->m, r->tmp, a->seed, r->caps, r->ncap, (int)a->sample_steps)) != 0) break;
+            if ((rc = write_samples(r->m, r->tmp, a->seed, r->caps, r->ncap, (int)a->sample_steps)) != 0) {
+                cli_mpi_abort(rc);
+                break;
+            }
         }
     }
     cli_progress_end(&bar);
@@ -690,6 +715,7 @@ static int train_loop(train_run *r, dfs_status *last, int *csv_err) {
  * and the closing line. Returns the run's exit status. */
 static int finish_run(train_run *r, int rc, dfs_status last, int csv_err, long step0) {
     const dfs_train_state *st = &r->st;
+    if (cli_mpi_rank() != 0) return rc; /* rank 0 writes */
     FILE *mf = r->mf;
     r->mf = NULL;
     if (fclose(mf) != 0 && rc == 0) rc = cli_fail("cannot write %s: %s", r->csv, strerror(errno));
@@ -707,16 +733,52 @@ static int finish_run(train_run *r, int rc, dfs_status last, int csv_err, long s
         else
             fprintf(stderr, "done: step %ld, %ld images seen, %.1f s; checkpoint %s\n", st->step, st->images_seen,
                     st->wall_seconds, r->ckpt);
+        double sum_s;
+        long sums;
+        cli_mpi_sum_time(&sum_s, &sums);
+        if (sums > 0 && st->step > step0)
+            fprintf(stderr, "%d ranks: the gradient sum took %.2f ms per step, %.1f%% of the step time\n",
+                    cli_mpi_ranks(), 1e3 * sum_s / sums, 100 * sum_s / (st->wall_seconds - r->wall0 > 0 ? st->wall_seconds - r->wall0 : 1));
     }
     return rc;
 }
 
+/* A checksum of what every rank must share before the first step: the weights, EMA and AdamW
+ * moments, the training state and the images (their labels and captions follow from the same
+ * --data). */
+static uint64_t run_checksum(const train_run *r) {
+    const dfs_params *p = r->m->net->params;
+    uint64_t h = CLI_FNV_SEED;
+    const float *blocks[4] = {p->data, p->ema, p->m, p->v};
+    for (int k = 0; k < 4; k++)
+        if (blocks[k]) h = cli_fnv(h, blocks[k], p->n * sizeof(float));
+    const long s[2] = {r->st.step, r->st.images_seen};
+    h = cli_fnv(h, s, sizeof s);
+    h = cli_fnv(h, &r->st.seed, sizeof r->st.seed);
+    h = cli_fnv(h, r->st.rng.s, sizeof r->st.rng.s);
+    const dfs_dataset *d = r->dp;
+    const int dims[4] = {d->n, d->c, d->h, d->w};
+    h = cli_fnv(h, dims, sizeof dims);
+    return cli_fnv(h, d->pixels, (size_t)d->n * d->c * d->h * d->w);
+}
+
+static int train_main(int argc, char **argv);
+
 int cmd_train(int argc, char **argv) {
+    int rc = cli_mpi_start("train");
+    return cli_mpi_end(rc ? rc : train_main(argc, argv));
+}
+
+static int train_main(int argc, char **argv) {
     train_run run;
     train_run *r = &run;
     memset(r, 0, sizeof *r);
     int rc = parse_args(r, argc, argv);
-    if (rc >= 0) return rc;
+    if (rc == 0) return 0; /* --help */
+    if (rc > 0) { /* the options are every rank's, but only rank 0 looks at --out */
+        run_free(r);
+        return cli_mpi_agree(rc);
+    }
     const train_args *a = &r->a;
     dfs_set_threads((int)a->threads);
     dfs_train_config_default(&r->tc);
@@ -730,14 +792,19 @@ int cmd_train(int argc, char **argv) {
     r->text = a->text;
     /* a resumed model first (it says what the data are); captions before a new model (it takes
      * their size, channels and vocabulary) */
+    int agreed = 0;
     if ((a->resume && (rc = resume_run(r))) || (r->text && (rc = load_captions(r))) ||
-        (!a->resume && (rc = new_model(r))) || (rc = load_data(r)) || (rc = open_run(r))) {
+        (!a->resume && (rc = new_model(r))) || (rc = load_data(r)) || (rc = open_run(r)) ||
+        (agreed = 1, rc = cli_mpi_agree(0)) || (rc = cli_mpi_same(run_checksum(r), "weights, training state or data"))) {
+        /* a rank that failed said why; the others learn it in cli_mpi_agree and stop too */
+        if (!agreed) rc = cli_mpi_agree(rc);
         run_free(r);
         return rc;
     }
     const dfs_unet_config *u = &r->m->cfg.unet;
     const dfs_dataset *dp = r->dp;
-    if (r->text)
+    if (cli_mpi_rank() != 0) {
+    } else if (r->text)
         fprintf(stderr, "training text-to-image U-Net (%zu parameters, %s; text encoder %d wide, %d layers, %d words, "
                 "%d tokens) on %d captioned %dx%dx%d images of %s, batch %d, %ld threads\n",
                 r->m->net->params->n, dfs_schedule_names[r->m->cfg.schedule], u->text.dim, u->text.layers,
@@ -746,6 +813,10 @@ int cmd_train(int argc, char **argv) {
         fprintf(stderr, "training %s U-Net (%zu parameters, %s) on %d images of %s, batch %d, %ld threads\n",
                 u->num_classes ? "class-conditional" : "unconditional", r->m->net->params->n,
                 dfs_schedule_names[r->m->cfg.schedule], dp->n, a->data, r->tc.batch, a->threads);
+    if (cli_mpi_rank() == 0 && cli_mpi_ranks() > 1)
+        fprintf(stderr, "data-parallel over %d ranks: %ld threads each, %d images of every batch per thread\n",
+                cli_mpi_ranks(), a->threads, r->tc.batch / (cli_mpi_ranks() * (int)a->threads));
+    r->wall0 = r->st.wall_seconds;
     cli_catch_signals();
     const long step0 = r->st.step;
     dfs_status last;

@@ -4,7 +4,9 @@
 
 #include "diffuse.h"
 
-/* Print "diffuse: <message>" on stderr and return 2 (the exit status for user errors). */
+/* Print "diffuse: <cli_who><message>" on stderr and return 2 (the exit status for user errors).
+ * cli_who is empty, or "rank N: " in a run over several processes (cli/mpi.c). */
+extern char cli_who[32];
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The same with the library's last error line. */
 int cli_fail_status(dfs_status s);

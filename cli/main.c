@@ -15,10 +15,13 @@
 #include <time.h>
 #include <unistd.h>
 
+char cli_who[32];
+
 int cli_fail(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     fputs("diffuse: ", stderr);
+    fputs(cli_who, stderr);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);

@@ -206,6 +206,34 @@ void dfs_step_free(dfs_step *s);
 dfs_status dfs_step_run(dfs_step *s, const dfs_denoiser *d, int B, size_t dim, const float *target,
                         const dfs_masks *m, dfs_rng *rng, float *loss);
 
+/* Data parallel over processes (docs/DISTRIBUTED.md). The library knows no network: the
+ * program hands it a sum over its processes (the CLI's is MPI, cli/mpi.c), and every process
+ * runs the same trainer on the same batch. dfs_step_run then takes only this process's share
+ * of the workers: with T_r worker threads on rank r (dfs_set_threads; they may differ), the
+ * batch is split among W = T_0 + ... + T_{R-1} workers exactly as one process of W threads
+ * splits it, worker j of the whole being thread j - (T_0 + ... + T_{r-1}) of rank r; the run's
+ * generator draws W dropout seeds, every process all of them; the W losses are summed in
+ * worker order, the T_r gradients of a process in thread order and the R partial sums in rank
+ * order. So R processes of one thread give the same losses and gradients, bit for bit, as one
+ * process of R threads; with T_r > 1 the order of the gradient sum differs from one process's,
+ * and the results agree to float rounding (reproducible for a given layout). Every process
+ * then applies the same AdamW step to the same sum. */
+typedef struct {
+    int rank, ranks; /* this process, 0..ranks-1, of ranks >= 1 */
+    /* buf (n floats, n may be 0) of every process becomes, on every process, the sum over the
+     * ranks in rank order, out[i] = ((0.0f + buf_0[i]) + buf_1[i]) + ... + buf_{R-1}[i], in
+     * float: the same result whatever the network (MPI_SUM's order is the implementation's,
+     * hence this contract). Called by all processes at the same points, from the thread that
+     * called dfs_step_run, with the same n. A status other than DFS_OK ends the step with it. */
+    dfs_status (*sum)(void *user, float *buf, size_t n);
+    void *user;
+} dfs_reducer;
+/* Set the process-wide reducer that every dfs_step_run (so every trainer) uses from now on:
+ * copied; NULL, or one of ranks == 1, returns to this process alone (the default). Call it
+ * before training, not while a step runs. DFS_ERR_ARG for a rank outside 0..ranks-1, ranks < 1
+ * or a NULL sum (the reducer is then unchanged). */
+dfs_status dfs_set_reducer(const dfs_reducer *r);
+
 typedef struct {
     int batch;             /* 1..4096 (64) */
     dfs_adamw_config opt;  /* dfs_adamw_config_default; lr must be in (0, 1) */

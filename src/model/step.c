@@ -29,8 +29,11 @@ struct dfs_step {
         const dfs_masks *mp; /* &m, or NULL for no masks */
         float share;  /* the share of the batch mean its mean carries */
         int failed;   /* out of memory in this step */
+        char err[256]; /* its message then */
     } *w;
     int nw;
+    float *xbuf;      /* (nx) what the processes exchange besides the gradient: worker counts, losses */
+    size_t nx;
 };
 
 dfs_step *dfs_step_new(void) {
@@ -52,6 +55,7 @@ void dfs_step_free(dfs_step *s) {
         free(s->w[i].grad);
     }
     free(s->w);
+    free(s->xbuf);
     dfs_graph_free(s->g);
     free(s);
 }
@@ -160,93 +164,163 @@ static dfs_status ensure_workers(dfs_step *s, int n, size_t np) {
     return DFS_OK;
 }
 
-/* Data-parallel step: thread k runs forward and backward of rows [kB/n, (k+1)B/n) in a graph
- * of its own, every op serial inside it, with its own dropout generator and its own parameter
- * gradients (dfs_graph_redirect_grads); the n gradients are then added. The threads meet
- * twice per step instead of at every op (hundreds of barriers), which also keeps the speed
- * when another process takes a core. Each worker's loss is its mean scaled by its share of the
- * modelled entries (of the rows, nb / B, when there are no masks), so the sum is the batch mean
- * and the summed gradient is the batch gradient. The dropout masks (and so the result, at
- * float rounding) depend on the thread count; a run is reproducible for a given count. A
- * worker that runs out of memory jumps back within its own thread (never across the parallel
- * region), goes on to meet the others at the barrier, and the step returns DFS_ERR_NOMEM with
- * its message. */
-static dfs_status parallel_step(dfs_step *s, int n, const dfs_denoiser *d, int B, size_t dim,
-                                const float *target, const dfs_masks *m, dfs_rng *rng, float *Lout) {
+/* The process-wide reducer (dfs_set_reducer); .ranks == 1: this process alone. */
+static dfs_reducer reducer = {.rank = 0, .ranks = 1};
+
+dfs_status dfs_set_reducer(const dfs_reducer *r) {
+    if (!r) {
+        reducer = (dfs_reducer){.rank = 0, .ranks = 1};
+        return DFS_OK;
+    }
+    if (r->ranks < 1 || r->rank < 0 || r->rank >= r->ranks || !r->sum) {
+        dfs_set_error("dfs_set_reducer: rank %d of %d ranks, or no sum", r->rank, r->ranks);
+        return DFS_ERR_ARG;
+    }
+    reducer = *r;
+    return DFS_OK;
+}
+
+/* s->xbuf with room for n floats, zeroed; NULL when out of memory */
+static float *exchange_buf(dfs_step *s, size_t n) {
+    if (n > s->nx) {
+        float *b = realloc(s->xbuf, n * sizeof(float));
+        if (!b) return NULL;
+        s->xbuf = b;
+        s->nx = n;
+    }
+    memset(s->xbuf, 0, n * sizeof(float));
+    return s->xbuf;
+}
+
+/* Forward and loss of worker k (global worker j of W) on rows [jB/W, (j+1)B/W); a worker
+ * without rows has loss 0 and no gradient. Out of memory jumps back here: failed, loss NaN. */
+static void worker_forward(dfs_step *s, int k, int j, int W, const dfs_denoiser *d, int B, size_t dim,
+                           const float *target, const dfs_masks *m, double total) {
+    struct worker *wk = &s->w[k];
     dfs_params *p = d->params;
-    for (int k = 0; k < n; k++) dfs_rng_seed(&s->w[k].rng, dfs_rng_u64(rng));
-    (void)dfs_get_kernels(); /* read DFS_KERNELS before the threads do */
-    const double total = m ? (double)dfs_masks_count(m, B, dim) : (double)B;
-    float L = 0.0f;
-    int team = 1, oom = 0;
-    char err[512] = "";
-#pragma omp parallel num_threads(n)
-    {
-        int k = 0;
-#ifdef _OPENMP
-        k = omp_get_thread_num();
-#pragma omp single
-        team = omp_get_num_threads();
-#endif
-        struct worker *wk = &s->w[k];
-        const int lo = (int)((long)k * B / team), hi = (int)((long)(k + 1) * B / team), nb = hi - lo;
-        wk->mp = rows_of(m, lo, dim, &wk->m);
-        wk->share = !m ? (float)nb / (float)B
-                    : total > 0 ? (float)((double)dfs_masks_count(wk->mp, nb, dim) / total) : 0.0f;
-        dfs_graph *g = wk->g;
-        dfs_graph_reset(g);
-        dfs_graph_set_grad(g, 1);
-        dfs_graph_set_training(g, 1, &wk->rng);
-        dfs_graph_redirect_grads(g, p->grad, p->n, wk->grad);
-        memset(wk->grad, 0, p->n * sizeof(float));
-        jmp_buf jb;
-        wk->out = NULL;
-        wk->failed = 0;
-        wk->loss = 0.0f;
+    const int lo = (int)((long)j * B / W), hi = (int)((long)(j + 1) * B / W), nb = hi - lo;
+    wk->mp = rows_of(m, lo, dim, &wk->m);
+    wk->share = !m ? (float)nb / (float)B
+                : total > 0 ? (float)((double)dfs_masks_count(wk->mp, nb, dim) / total) : 0.0f;
+    dfs_graph *g = wk->g;
+    dfs_graph_reset(g);
+    dfs_graph_set_grad(g, 1);
+    dfs_graph_set_training(g, 1, &wk->rng);
+    dfs_graph_redirect_grads(g, p->grad, p->n, wk->grad);
+    memset(wk->grad, 0, p->n * sizeof(float));
+    jmp_buf jb;
+    wk->out = NULL;
+    wk->failed = 0;
+    wk->loss = 0.0f;
+    if (setjmp(jb) == 0) {
+        dfs_graph_set_oom_jump(g, &jb);
+        if (nb > 0) {
+            const int shape[2] = {nb, (int)dim};
+            dfs_tensor *pred = dfs_reshape(g, forward_rows(d, g, lo, nb, dim), 2, shape);
+            dfs_tensor *tg = dfs_tensor_wrap(g, (float *)target + (size_t)lo * dim, 2, shape);
+            wk->out = diffusion_loss(g, pred, tg, wk->mp);
+            wk->loss = wk->out->data[0] * wk->share;
+        }
+    } else {
+        wk->failed = 1;
+        wk->loss = NAN;
+        snprintf(wk->err, sizeof wk->err, "%s", dfs_last_error());
+    }
+    dfs_graph_set_oom_jump(g, NULL);
+}
+
+/* Backward of worker k when the batch loss is finite, seeded with its share. */
+static void worker_backward(dfs_step *s, int k, float L) {
+    struct worker *wk = &s->w[k];
+    dfs_graph *g = wk->g;
+    jmp_buf jb;
+    if (!wk->failed && wk->out && isfinite(L)) {
         if (setjmp(jb) == 0) {
             dfs_graph_set_oom_jump(g, &jb);
-            if (nb > 0) {
-                const int shape[2] = {nb, (int)dim};
-                dfs_tensor *pred = dfs_reshape(g, forward_rows(d, g, lo, nb, dim), 2, shape);
-                dfs_tensor *tg = dfs_tensor_wrap(g, (float *)target + (size_t)lo * dim, 2, shape);
-                wk->out = diffusion_loss(g, pred, tg, wk->mp);
-                wk->loss = wk->out->data[0] * wk->share;
-            }
+            dfs_backward_grad(g, wk->out, &wk->share);
         } else {
             wk->failed = 1;
-            wk->loss = NAN;
-        }
-#pragma omp barrier
-#pragma omp single
-        for (int j = 0; j < team; j++) L += s->w[j].loss;
-        /* the implicit barrier of single: L is complete */
-        if (!wk->failed && wk->out && isfinite(L)) {
-            if (setjmp(jb) == 0) dfs_backward_grad(g, wk->out, &wk->share);
-            else wk->failed = 1;
-        }
-        dfs_graph_set_oom_jump(g, NULL);
-        if (wk->failed) {
-            dfs_graph_reset(g);
-#pragma omp critical(dfs_train_error)
-            {
-                oom = 1;
-                snprintf(err, sizeof err, "%s", dfs_last_error());
-            }
+            snprintf(wk->err, sizeof wk->err, "%s", dfs_last_error());
         }
     }
-    if (oom) {
-        dfs_set_error("%s", err);
-        return DFS_ERR_NOMEM;
+    dfs_graph_set_oom_jump(g, NULL);
+    if (wk->failed) dfs_graph_reset(g);
+}
+
+/* Data-parallel step: worker k runs forward and backward of rows [jB/W, (j+1)B/W), j = off + k
+ * of the W workers of all processes (W = n, off = 0 for one process), in a graph of its own,
+ * every op serial inside it, with its own dropout generator and its own parameter gradients
+ * (dfs_graph_redirect_grads); the gradients are then added. The threads meet twice per step
+ * instead of at every op (hundreds of barriers), which also keeps the speed when another
+ * process takes a core. Each worker's loss is its mean scaled by its share of the modelled
+ * entries (of the rows, nb / B, when there are no masks), so the sum is the batch mean and the
+ * summed gradient is the batch gradient. The dropout masks (and so the result, at float
+ * rounding) depend on the worker count; a run is reproducible for a given count. A worker that
+ * runs out of memory jumps back within its own call (never across the parallel loop), its loss
+ * is NaN so that no process runs backward, and the step returns DFS_ERR_NOMEM with its
+ * message; with several processes it still takes part in the sums (a gradient of NaN, which
+ * makes AdamW refuse the step everywhere). R: the other processes, or NULL. */
+static dfs_status parallel_step(dfs_step *s, int n, const dfs_denoiser *d, int B, size_t dim,
+                                const float *target, const dfs_masks *m, dfs_rng *rng, float *Lout,
+                                const dfs_reducer *R) {
+    dfs_params *p = d->params;
+    int W = n, off = 0;
+    dfs_status st;
+    if (R) { /* every process's worker count, in rank order: the layout of the workers */
+        float *cnt = exchange_buf(s, (size_t)R->ranks);
+        if (!cnt) goto nomem;
+        cnt[R->rank] = (float)n;
+        if ((st = R->sum(R->user, cnt, (size_t)R->ranks)) != DFS_OK) return st;
+        W = 0;
+        for (int r = 0; r < R->ranks; r++) {
+            if (r == R->rank) off = W;
+            W += (int)cnt[r];
+        }
+        if (!exchange_buf(s, (size_t)W)) goto nomem;
     }
+    for (int j = 0; j < W; j++) { /* W seeds in worker order; this process keeps its own */
+        uint64_t seed = dfs_rng_u64(rng);
+        if (j >= off && j < off + n) dfs_rng_seed(&s->w[j - off].rng, seed);
+    }
+    (void)dfs_get_kernels(); /* read DFS_KERNELS before the threads do */
+    const double total = m ? (double)dfs_masks_count(m, B, dim) : (double)B;
+#pragma omp parallel for num_threads(n) schedule(static, 1)
+    for (int k = 0; k < n; k++) worker_forward(s, k, off + k, W, d, B, dim, target, m, total);
+    /* the batch loss: every worker's share in worker order, from all processes */
+    float L = 0.0f;
+    if (R) {
+        float *lv = s->xbuf;
+        memset(lv, 0, (size_t)W * sizeof(float));
+        for (int k = 0; k < n; k++) lv[off + k] = s->w[k].loss;
+        if ((st = R->sum(R->user, lv, (size_t)W)) != DFS_OK) return st;
+        for (int j = 0; j < W; j++) L += lv[j];
+    } else {
+        for (int j = 0; j < n; j++) L += s->w[j].loss;
+    }
+#pragma omp parallel for num_threads(n) schedule(static, 1)
+    for (int k = 0; k < n; k++) worker_backward(s, k, L);
+    int oom = -1; /* the first worker that ran out of memory */
+    for (int k = 0; k < n && oom < 0; k++)
+        if (s->w[k].failed) oom = k;
     *Lout = L;
-    if (!isfinite(L)) return DFS_OK;
+    /* a NaN loss (a worker out of memory in forward included) is every process's: no sum */
+    if (!isfinite(L) || (oom >= 0 && !R)) goto done;
 #pragma omp parallel for schedule(static)
     for (long i = 0; i < (long)p->n; i++) {
         float sum = 0.0f;
-        for (int j = 0; j < team; j++) sum += s->w[j].grad[i];
-        p->grad[i] = sum;
+        for (int j = 0; j < n; j++) sum += s->w[j].grad[i];
+        p->grad[i] = oom >= 0 ? NAN : sum;
+    }
+    if (R && (st = R->sum(R->user, p->grad, p->n)) != DFS_OK) return st;
+done:
+    if (oom >= 0) {
+        dfs_set_error("%s", s->w[oom].err);
+        return DFS_ERR_NOMEM;
     }
     return DFS_OK;
+nomem:
+    dfs_set_error("out of memory for the exchange between processes");
+    return DFS_ERR_NOMEM;
 }
 
 dfs_status dfs_step_run(dfs_step *s, const dfs_denoiser *d, int B, size_t dim, const float *target,
@@ -259,11 +333,21 @@ dfs_status dfs_step_run(dfs_step *s, const dfs_denoiser *d, int B, size_t dim, c
 #ifdef _OPENMP
     nt = omp_in_parallel() ? 1 : omp_get_max_threads();
 #endif
-    if (nt > B) nt = B;
-    if (nt > 1 && ensure_workers(s, nt, d->params->n) != DFS_OK) nt = 1;
+    const dfs_reducer *R = reducer.ranks > 1 ? &reducer : NULL;
     float L = NAN;
-    dfs_status st = nt > 1 ? parallel_step(s, nt, d, B, dim, target, m, rng, &L)
-                           : serial_step(s, d, B, dim, target, m, rng, &L);
+    dfs_status st;
+    if (R) { /* several processes: always the workers, whose layout the processes share */
+        if (ensure_workers(s, nt, d->params->n) != DFS_OK) {
+            dfs_set_error("out of memory for the training step's workers");
+            return DFS_ERR_NOMEM;
+        }
+        st = parallel_step(s, nt, d, B, dim, target, m, rng, &L, R);
+    } else {
+        if (nt > B) nt = B;
+        if (nt > 1 && ensure_workers(s, nt, d->params->n) != DFS_OK) nt = 1;
+        st = nt > 1 ? parallel_step(s, nt, d, B, dim, target, m, rng, &L, NULL)
+                    : serial_step(s, d, B, dim, target, m, rng, &L);
+    }
     if (loss) *loss = L;
     return st;
 }
