@@ -16,7 +16,7 @@ BLASDIR := /usr/lib/$(MULTIARCH)/$(BLAS)
 # rendering, caption data sets, sample-quality metrics) adds FreeType, HarfBuzz and LAPACK.
 # src/ref (reference loops that tests compare the fast paths to) is linked into tests only.
 LAYERS_CORE  := base io kernels engine ops nn diffusion model
-LAYERS_EXTRA := render data eval series
+LAYERS_EXTRA := render data eval series mol
 INC_EXTRA := $(shell pkg-config --cflags freetype2 harfbuzz 2>/dev/null)
 CPPFLAGS := -Iinclude -I/usr/include/$(MULTIARCH)/$(BLAS)
 LIBS_BLAS  := -L$(BLASDIR) -Wl,-rpath,$(BLASDIR) -lopenblas

@@ -24,6 +24,8 @@
  *     data       captioned image sets for text-to-image models                      src/data
  *     eval       feature statistics, Frechet distance, nearest neighbours, CRPS      src/eval
  *     series     time series: windows, CSDI models, forecasts, imputation, baselines src/series
+ *     mol        molecules: XYZ and SDF files, EDM's bond and stability rules,     src/mol
+ *                canonical forms for uniqueness and novelty
  *
  * kernels has no public header beyond the kernel choice (diffuse/kernels.h); ref has none.
  * examples/ has programs that use this header, built and run by make test.
@@ -57,5 +59,6 @@
 #include "diffuse/data.h"
 #include "diffuse/eval.h"
 #include "diffuse/series.h"
+#include "diffuse/mol.h"
 
 #endif /* DIFFUSE_H */
