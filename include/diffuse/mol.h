@@ -133,6 +133,72 @@ dfs_status dfs_sdf_parse(const char *name, const char *text, size_t len, dfs_mol
  * bad bonds (as dfs_mol_set_bonds), a title longer than 80 characters or with a line break. */
 dfs_status dfs_sdf_write(const char *path, const dfs_mol *mols, int n);
 
+/* ------------------------------------------------------------------------------------------ */
+/* EDM's rules (src/mol/rules.c)                                                                */
+/* ------------------------------------------------------------------------------------------ */
+
+/* EDM's bond order of atoms of elements za and zb at distance d Angstrom (get_bond_order in
+ * qm9/bond_analyze.py): with l1, l2, l3 its single, double and triple bond lengths in pm and
+ * margins 10, 5, 3 pm, 0 if 100 d >= l1 + 10 or there is no l1 for the pair, else 3 if
+ * 100 d < l2 + 5 and 100 d < l3 + 3, else 2 if 100 d < l2 + 5, else 1. As in EDM the double
+ * bond length of C and S is looked up from C only: (C, S) can give 2, (S, C) never does.
+ * d is used in double precision; EDM's float32 distances can fall on the other side of a
+ * threshold when d is within about 1e-7 relative of it. */
+int dfs_mol_bond_order(int za, int zb, double d);
+/* Whether `valence` (the sum of an atom's bond orders) is allowed for element z by EDM's
+ * allowed_bonds: H 1, B 3, C 4, N 3, O 2, F 1, Al 3, Si 4, P 3 or 5, S 4, Cl 1, As 3, Br 1,
+ * I 1, Hg 1 or 2, Bi 3 or 5. Elements not in that table allow nothing. */
+int dfs_mol_valence_allowed(int z, int valence);
+
+/* Replace m's bonds by EDM's: every pair i < j with dfs_mol_bond_order(z[i], z[j], |p_i - p_j|)
+ * > 0 (the order check_stability uses), in that order. */
+dfs_status dfs_mol_perceive_bonds(dfs_mol *m);
+
+typedef struct {
+    int n_atoms;
+    int n_stable;    /* atoms whose valence is allowed */
+    int stable;      /* every atom stable (EDM's molecule stability; true for 0 atoms) */
+    int n_fragments; /* connected parts of the bond graph */
+    int valid;       /* stable and exactly one fragment */
+} dfs_mol_check;
+
+/* EDM's check_stability (qm9/analyze.py) on m's positions: the valence of an atom is the sum of
+ * dfs_mol_bond_order over all other atoms; m->bonds and charges are not used (EDM ignores
+ * formal charges, so NH4+ is unstable). Over a set of samples, EDM's atom stability is
+ * sum n_stable / sum n_atoms and its molecule stability the share of stable molecules.
+ * valid is this project's validity (issue 17): one connected fragment whose valences are all
+ * allowed. EDM's own validity is RDKit sanitising the largest fragment, which accepts charged
+ * atoms and several fragments; it is not reproduced here. */
+dfs_status dfs_mol_check_edm(const dfs_mol *m, dfs_mol_check *out);
+/* The same on m's own bonds (from a file): valences in half units (aromatic 3, single 2, double
+ * 4, triple 6), compared with twice the allowed valences. Positions are not used. */
+dfs_status dfs_mol_check_bonds(const dfs_mol *m, dfs_mol_check *out);
+
+/* A canonical form of m's labelled bond graph (element and formal charge of each atom, m->bonds
+ * with their orders; positions not used) as a malloc'ed string the caller frees: two molecules
+ * get the same string exactly when their labelled graphs are isomorphic. It is found by colour
+ * refinement (1-dimensional Weisfeiler-Lehman with bond orders) and individualisation, as in
+ * McKay's nauty (McKay and Piperno 2014, "Practical graph isomorphism, II"), branching only once
+ * over atoms that are interchangeable twins (e.g. the H atoms of one CH3). The string starts
+ * with "v1:" and lists the atoms (symbol, charge) in canonical order, then the bonds.
+ * Limit: when the search exceeds DFS_MOL_CANON_MAX_NODES (highly symmetric graphs), the string
+ * starts with "wl:" and is the refinement's colour history only; isomorphic graphs still get
+ * equal strings, but some non-isomorphic ones may too (1-WL cannot tell apart e.g. regular
+ * graphs with the same labels, such as cyclohexane and two cyclopropanes).
+ * The search is an isomorphism invariant, so two isomorphic graphs always take the same path. */
+#define DFS_MOL_CANON_MAX_NODES 20000
+dfs_status dfs_mol_canonical(const dfs_mol *m, char **form);
+
+/* EDM's uniqueness and novelty (Sec. 5.1, rdkit_functions.py: over the valid molecules, the
+ * share of distinct forms; over those, the share not in the training set), on canonical forms.
+ * NULL entries (e.g. invalid molecules) are skipped. *n_unique = distinct non-NULL forms;
+ * first (n, may be NULL) gets 1 at the first occurrence of each. */
+dfs_status dfs_mol_unique(const char *const *forms, int n, int *n_unique, uint8_t *first);
+/* *n_novel = entries of forms (non-NULL, counted with repeats) not among train[0..n_train);
+ * novel (n, may be NULL) gets 1 for each of them. */
+dfs_status dfs_mol_novel(const char *const *forms, int n, const char *const *train, int n_train,
+                         int *n_novel, uint8_t *novel);
+
 #ifdef __cplusplus
 }
 #endif
