@@ -4,7 +4,10 @@
 #include "diffuse.h"
 #include "check.h"
 
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 /* a denoiser: out = x W^T + b on rows [lo, lo + nb) of a (n, dim) batch */
 typedef struct {
@@ -92,7 +95,108 @@ static void test_errors(void) {
     dfs_step_free(st);
 }
 
+/* The reducer's contract without MPI: two processes (fork) summing through pipes, rank 0
+ * writing first, give with one thread each what one process of two threads gives, bit for
+ * bit: the loss, the gradient and the generator's state after the step. */
+typedef struct {
+    int rank, rd, wr;
+} pipe_reducer;
+
+static int full_io(int fd, void *p, size_t n, int out) {
+    char *b = p;
+    while (n > 0) {
+        ssize_t k = out ? write(fd, b, n) : read(fd, b, n);
+        if (k <= 0) return -1;
+        b += k, n -= (size_t)k;
+    }
+    return 0;
+}
+
+static dfs_status pipe_sum(void *user, float *buf, size_t n) {
+    pipe_reducer *r = user;
+    float *other = malloc(n * sizeof(float) + 1);
+    if (!other) return DFS_ERR_NOMEM;
+    int e = r->rank == 0 ? full_io(r->wr, buf, n * sizeof(float), 1) || full_io(r->rd, other, n * sizeof(float), 0)
+                         : full_io(r->rd, other, n * sizeof(float), 0) || full_io(r->wr, buf, n * sizeof(float), 1);
+    for (size_t i = 0; !e && i < n; i++) /* (0 + rank 0's) + rank 1's */
+        buf[i] = r->rank == 0 ? (0.0f + buf[i]) + other[i] : (0.0f + other[i]) + buf[i];
+    free(other);
+    return e ? DFS_ERR_IO : DFS_OK;
+}
+
+/* one step of the masked linear denoiser from fixed data; *out gets loss, gradient, rng state */
+static void reducer_step(float *out, size_t nout) {
+    const int n = 7, dim = 12;
+    dfs_params *p = dfs_params_new();
+    lin l = {.dim = dim};
+    l.w = dfs_params_add(p, "w", 2, (int[]){dim, dim});
+    l.b = dfs_params_add(p, "b", 1, (int[]){dim});
+    dfs_params_finalize(p);
+    dfs_rng r;
+    dfs_rng_seed(&r, 9);
+    static float x[7 * 12], target[7 * 12];
+    static uint8_t present[7 * 12], known[7 * 12];
+    for (size_t i = 0; i < p->n; i++) p->data[i] = dfs_rng_normal(&r) * 0.3f;
+    for (int j = 0; j < n * dim; j++) {
+        x[j] = dfs_rng_normal(&r), target[j] = dfs_rng_normal(&r);
+        present[j] = dfs_rng_uniform(&r) < 0.8f, known[j] = dfs_rng_uniform(&r) < 0.3f;
+    }
+    l.x = x;
+    const dfs_masks m = {.present = present, .known_mask = known};
+    dfs_step *st = dfs_step_new();
+    const dfs_denoiser d = {p, lin_rows, &l};
+    memset(out, 0xff, nout * sizeof(float));
+    if (dfs_step_run(st, &d, n, dim, target, &m, &r, &out[0]) == DFS_OK && 1 + p->n + 8 <= nout) {
+        memcpy(out + 1, p->grad, p->n * sizeof(float));
+        memcpy(out + 1 + p->n, r.s, sizeof r.s);
+    }
+    dfs_step_free(st);
+    dfs_params_free(p);
+}
+
+static void test_reducer(void) {
+    enum { NOUT = 1 + 12 * 12 + 12 + 8 };
+    static float want[NOUT], got[NOUT], child[NOUT];
+    dfs_set_threads(2);
+    reducer_step(want, NOUT);
+    int a[2], b[2], res[2];
+    if (pipe(a) || pipe(b) || pipe(res)) {
+        CHECK(0, "pipes for the two processes");
+        return;
+    }
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) { /* rank 1: reads a, writes b; its result back through res */
+        dfs_set_threads(1);
+        pipe_reducer pr = {1, a[0], b[1]};
+        dfs_reducer red = {.rank = 1, .ranks = 2, .sum = pipe_sum, .user = &pr};
+        dfs_set_reducer(&red);
+        reducer_step(child, NOUT);
+        _exit(full_io(res[1], child, sizeof child, 1) ? 1 : 0);
+    }
+    CHECK(pid > 0, "fork");
+    if (pid < 0) return;
+    dfs_set_threads(1);
+    pipe_reducer pr = {0, b[0], a[1]};
+    dfs_reducer red = {.rank = 0, .ranks = 2, .sum = pipe_sum, .user = &pr};
+    CHECK(dfs_set_reducer(&red) == DFS_OK, "a reducer of 2 ranks");
+    reducer_step(got, NOUT);
+    dfs_set_reducer(NULL);
+    int rc = full_io(res[0], child, sizeof child, 0), status = 0;
+    waitpid(pid, &status, 0);
+    CHECK(rc == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0, "rank 1 ran its step");
+    CHECK(memcmp(got, want, sizeof want) == 0, "rank 0 of 2, one thread each: the loss (%.9g vs %.9g), gradient "
+          "and generator of one process of two threads, bit for bit", got[0], want[0]);
+    CHECK(memcmp(child, want, sizeof want) == 0, "rank 1 of 2: the same, bit for bit (loss %.9g)", child[0]);
+    for (int k = 0; k < 2; k++) close(a[k]), close(b[k]), close(res[k]);
+    dfs_reducer bad = {.rank = 2, .ranks = 2, .sum = pipe_sum};
+    CHECK(dfs_set_reducer(&bad) == DFS_ERR_ARG, "rank 2 of 2 refused");
+    bad = (dfs_reducer){.rank = 0, .ranks = 2, .sum = NULL};
+    CHECK(dfs_set_reducer(&bad) == DFS_ERR_ARG, "a reducer without a sum refused");
+}
+
 int main(void) {
+    test_reducer(); /* first, before other tests leave work to OpenMP (its child runs one-thread teams only) */
     test_masked_step(1);
     test_masked_step(2);
     test_errors();
