@@ -315,6 +315,13 @@ static int series_train_run(int argc, char **argv) {
         if (!rc)
             fprintf(stderr, "%s at step %ld (%.1f s of training): %s (resumable), %s (sampling)\n",
                     stop ? "interrupted" : "done", st.step, st.wall_seconds, ckpt, final);
+        double sum_s, wait_s, run_s = st.wall_seconds - wall0 > 0 ? st.wall_seconds - wall0 : 1e-9;
+        long sums;
+        cli_mpi_sum_time(&sum_s, &wait_s, &sums);
+        if (!rc && sums > 0)
+            fprintf(stderr, "%d ranks: the gradient sum took %.2f ms per step, %.1f%% of the step time; rank 0 "
+                    "waited %.2f ms per step for the slowest rank\n", cli_mpi_ranks(), 1e3 * sum_s / sums,
+                    100 * sum_s / run_s, 1e3 * wait_s / sums);
     }
     cJSON_free(tj);
     dfs_series_trainer_free(tr);

@@ -733,12 +733,13 @@ static int finish_run(train_run *r, int rc, dfs_status last, int csv_err, long s
         else
             fprintf(stderr, "done: step %ld, %ld images seen, %.1f s; checkpoint %s\n", st->step, st->images_seen,
                     st->wall_seconds, r->ckpt);
-        double sum_s;
+        double sum_s, wait_s, run_s = st->wall_seconds - r->wall0 > 0 ? st->wall_seconds - r->wall0 : 1e-9;
         long sums;
-        cli_mpi_sum_time(&sum_s, &sums);
+        cli_mpi_sum_time(&sum_s, &wait_s, &sums);
         if (sums > 0 && st->step > step0)
-            fprintf(stderr, "%d ranks: the gradient sum took %.2f ms per step, %.1f%% of the step time\n",
-                    cli_mpi_ranks(), 1e3 * sum_s / sums, 100 * sum_s / (st->wall_seconds - r->wall0 > 0 ? st->wall_seconds - r->wall0 : 1));
+            fprintf(stderr, "%d ranks: the gradient sum took %.2f ms per step, %.1f%% of the step time; rank 0 "
+                    "waited %.2f ms per step for the slowest rank\n", cli_mpi_ranks(), 1e3 * sum_s / sums,
+                    100 * sum_s / run_s, 1e3 * wait_s / sums);
     }
     return rc;
 }

@@ -39,7 +39,7 @@ int cli_mpi_agree(int rc) { return rc; }
 void cli_mpi_step_agree(int *stop, double *wall) { (void)stop, (void)wall; }
 int cli_mpi_same(uint64_t h, const char *what) { return (void)h, (void)what, 0; }
 int cli_mpi_abort(int rc) { return rc; }
-void cli_mpi_sum_time(double *seconds, long *calls) { *seconds = 0, *calls = 0; }
+void cli_mpi_sum_time(double *seconds, double *wait, long *calls) { *seconds = 0, *wait = 0, *calls = 0; }
 int cli_mpi_end(int rc) { return rc; }
 
 #else
@@ -53,7 +53,8 @@ static struct {
     float *recv;      /* (cap) the chunks of the other ranks */
     size_t cap;
     int *cnt, *dsp;   /* (ranks) chunk sizes and offsets */
-    double sum_s;     /* time in the gradient sums */
+    double sum_s;     /* time in the gradient sums, less the wait for the slowest rank */
+    double wait_s;    /* the wait (a barrier before each gradient sum) */
     long sum_n;
     size_t grad_n;    /* the largest sum seen: the gradient */
 } mp = {.rank = 0, .ranks = 1};
@@ -76,7 +77,15 @@ static dfs_status mpi_sum(void *user, float *buf, size_t n) {
         dfs_set_error("a sum of %zu floats is beyond MPI's int counts", n);
         return DFS_ERR_ARG;
     }
-    const double t0 = now();
+    /* the gradient (the largest sum of a step) is timed: the wait for the slowest rank (a
+     * barrier, one latency) apart from the sum itself */
+    const int timed = n >= mp.grad_n;
+    double t0 = now(), waited = 0;
+    if (timed) {
+        MPI_Barrier(MPI_COMM_WORLD);
+        waited = now() - t0;
+        t0 = now();
+    }
     for (int r = 0; r < R; r++) {
         mp.dsp[r] = (int)((long long)r * (long long)n / R);
         mp.cnt[r] = (int)((long long)(r + 1) * (long long)n / R) - mp.dsp[r];
@@ -108,10 +117,11 @@ static dfs_status mpi_sum(void *user, float *buf, size_t n) {
         dfs_set_error("MPI_Allgatherv failed");
         return DFS_ERR_IO;
     }
-    if (n >= mp.grad_n) { /* the gradient is the largest sum of a step */
-        if (n > mp.grad_n) mp.sum_s = 0, mp.sum_n = 0;
+    if (timed) {
+        if (n > mp.grad_n) mp.sum_s = 0, mp.wait_s = 0, mp.sum_n = 0;
         mp.grad_n = n;
         mp.sum_s += now() - t0;
+        mp.wait_s += waited;
         mp.sum_n++;
     }
     return DFS_OK;
@@ -183,8 +193,9 @@ int cli_mpi_abort(int rc) {
     return rc;
 }
 
-void cli_mpi_sum_time(double *seconds, long *calls) {
+void cli_mpi_sum_time(double *seconds, double *wait, long *calls) {
     *seconds = mp.sum_s;
+    *wait = mp.wait_s;
     *calls = mp.sum_n;
 }
 

@@ -29,8 +29,9 @@ int cli_mpi_same(uint64_t h, const char *what);
 /* A failure on this rank alone in the middle of a run (the others wait in the next step's
  * sum): after its message, MPI_Abort ends every rank with status rc. Returns rc without MPI. */
 int cli_mpi_abort(int rc);
-/* The seconds spent in the gradient sums and their count, for the closing line. */
-void cli_mpi_sum_time(double *seconds, long *calls);
+/* For the closing line: the seconds spent in the gradient sums, those spent before them
+ * waiting for the slowest rank, and the number of sums. */
+void cli_mpi_sum_time(double *seconds, double *wait, long *calls);
 /* MPI_Finalize when MPI was started; returns rc. */
 int cli_mpi_end(int rc);
 /* FNV-1a over n bytes, continued from h (start with CLI_FNV_SEED). */
