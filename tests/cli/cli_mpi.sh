@@ -139,9 +139,11 @@ check "one message from rank 0: $(grep '^diffuse' "$T/f2.err")" \
 
 LONG="--data fashion-mnist --limit 64 --preset small --batch 8 --steps 100000 --log-every 1 --sample-every 0 --threads 1"
 # rank_pid MPIRUN_PID RANK: the process of that rank (the launcher's child with its rank)
+# (read from /proc: procps may be missing)
 rank_pid() {
-    for c in $(ps -o pid= --ppid "$1"); do
-        tr '\0' '\n' <"/proc/$c/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2" && echo "$c"
+    for c in /proc/[0-9]*; do
+        [ "$(sed -E 's/^.*\) [A-Za-z] ([0-9]+) .*/\1/' "$c/stat" 2>/dev/null)" = "$1" ] || continue
+        tr '\0' '\n' <"$c/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2" && echo "${c#/proc/}"
     done
 }
 # a rank killed mid-run: every rank stops, non-zero; the last checkpoint is whole and resumes
