@@ -95,27 +95,22 @@ dfs_tensor *dfs_gated_tanh(dfs_graph *g, dfs_tensor *x) {
 }
 
 /* ---- GELU, tanh approximation (Hendrycks & Gimpel 2016, sec. 2; PyTorch approximate='tanh'):
- * gelu(x) = 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3), computed as x sigmoid(2u)
- * (the same function, since 0.5 (1 + tanh(u)) = sigmoid(2u)) with the vectorised dfs_sigmoidf:
- * no tanhf call, and no cancellation in 1 + tanh(u) for negative x. The backward:
- * d/dx = s + x s (1 - s) 2 u', s = sigmoid(2u), u' = sqrt(2/pi) (1 + 3 0.044715 x^2). ----- */
+ * gelu(x) = 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3) -------------------------- */
 
 #define GELU_K 0.7978845608028654f /* sqrt(2 / pi) */
 #define GELU_A 0.044715f
 
 static void gelu_bw(dfs_graph *g, dfs_node *nd) {
     dfs_tensor *x = nd->in[0];
-    int fresh;
-    float *dx = dfs_grad_for_write(g, x, &fresh);
+    float *dx = dfs_grad(g, x);
     const float *dy = nd->out->grad, *xd = x->data;
     long n = (long)x->n;
-#pragma omp parallel for simd if (n >= PAR_MIN)
+#pragma omp parallel for if (n >= PAR_MIN)
     for (long i = 0; i < n; i++) {
-        const float v = xd[i];
-        const float s = dfs_sigmoidf(2.0f * GELU_K * (v + GELU_A * v * v * v));
-        const float du = 2.0f * GELU_K * (1.0f + 3.0f * GELU_A * v * v);
-        const float d = dy[i] * (s + v * s * (1.0f - s) * du);
-        dx[i] = fresh ? d : dx[i] + d;
+        float v = xd[i];
+        float th = tanhf(GELU_K * (v + GELU_A * v * v * v));
+        float du = GELU_K * (1.0f + 3.0f * GELU_A * v * v);
+        dx[i] += dy[i] * (0.5f * (1.0f + th) + 0.5f * v * (1.0f - th * th) * du);
     }
 }
 
@@ -125,10 +120,10 @@ dfs_tensor *dfs_gelu(dfs_graph *g, dfs_tensor *x) {
     const float *xd = x->data;
     float *y = out->data;
     long n = (long)x->n;
-#pragma omp parallel for simd if (n >= PAR_MIN)
+#pragma omp parallel for if (n >= PAR_MIN)
     for (long i = 0; i < n; i++) {
-        const float v = xd[i];
-        y[i] = v * dfs_sigmoidf(2.0f * GELU_K * (v + GELU_A * v * v * v));
+        float v = xd[i];
+        y[i] = 0.5f * v * (1.0f + tanhf(GELU_K * (v + GELU_A * v * v * v)));
     }
     dfs_record(g, gelu_bw, out, 1, &x);
     return out;
