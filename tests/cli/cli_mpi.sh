@@ -130,6 +130,12 @@ check "a data file missing on one rank: non-zero exit ($rc)" [ $rc -ne 0 ]
 check "one message, from rank 1: $(grep '^diffuse' "$T/f1.err")" [ "$(grep -c '^diffuse' "$T/f1.err")" -eq 1 ]
 check "it names the rank and the file" grep -q "^diffuse: rank 1: --data $T/missing.idx: no such file" "$T/f1.err"
 check "no checkpoint" [ ! -e "$T/f1/last.safetensors" ]
+# a run folder that holds a run: rank 0 alone looks, and all stop
+$MPIRUN -np 2 "$D" train $IMG --steps 2 --threads 1 --out "$T/r2" >/dev/null 2>"$T/f0.err"; rc=$?
+check "an --out that holds a run: non-zero exit ($rc)" [ $rc -ne 0 ]
+check "one message, from rank 0: $(grep '^diffuse' "$T/f0.err")" \
+    [ "$(grep -c '^diffuse: rank 0: train: .* already holds a run' "$T/f0.err")" -eq 1 ]
+same_ckpt "and the run is untouched" "$T/t2/last.safetensors" "$T/r2/last.safetensors"
 # other data on rank 1
 $MPIRUN -np 1 "$D" train --data fashion-mnist --limit 64 $ONE --out "$T/f2" : \
     -np 1 "$D" train --data fashion-mnist --limit 32 $ONE --out "$T/f2" >/dev/null 2>"$T/f2.err"; rc=$?
