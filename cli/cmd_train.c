@@ -339,6 +339,7 @@ typedef struct {
     char *tj;                   /* the training record, saved in every checkpoint */
     char *data_owned, *labels_owned; /* --data and --labels read from a resumed record */
     double wall0;               /* the training time before this run (a resumed one's) */
+    int interrupted;            /* stopped by a signal (on any rank) */
 } train_run;
 
 static void run_free(train_run *r) {
@@ -649,9 +650,10 @@ static int train_loop(train_run *r, dfs_status *last, int *csv_err) {
     cli_progress_start(&bar, "step", a->steps, step0, lead ? 100 : 0);
     *csv_err = 0;
     while (st->step < a->steps) {
-        int stop = cli_interrupted() || (a->minutes > 0 && cli_now() - t0 > a->minutes * 60);
+        int stop = cli_interrupted() ? 2 : a->minutes > 0 && cli_now() - t0 > a->minutes * 60;
         double unused = 0;
         cli_mpi_step_agree(&stop, &unused); /* every rank stops at the same step */
+        r->interrupted = stop == 2;         /* a signal on any rank */
         if (stop) break;
         s = dfs_trainer_step(r->tr, &loss);
         if (s != DFS_OK) {
@@ -727,7 +729,7 @@ static int finish_run(train_run *r, int rc, dfs_status last, int csv_err, long s
             fprintf(stderr, "diffuse: the checkpoint of step %ld is saved to %s\n", st->step, r->ckpt);
     }
     if (rc == 0) {
-        if (cli_interrupted())
+        if (r->interrupted || cli_interrupted())
             fprintf(stderr, "interrupted at step %ld: checkpoint saved to %s (continue with --resume %s)\n", st->step,
                     r->ckpt, r->ckpt);
         else

@@ -163,9 +163,9 @@ int cli_mpi_agree(int rc) {
 
 void cli_mpi_step_agree(int *stop, double *wall) {
     if (!mp.started) return;
-    double v[2] = {*stop ? 1.0 : 0.0, *wall}, all[2];
+    double v[2] = {(double)*stop, *wall}, all[2];
     MPI_Allreduce(v, all, 2, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
-    *stop = all[0] > 0;
+    *stop = (int)all[0];
     *wall = all[1];
 }
 

@@ -19,8 +19,8 @@ int cli_mpi_rank(void);
 int cli_mpi_ranks(void);
 /* The largest of every rank's rc: a setup that failed on one rank (which said why) stops all. */
 int cli_mpi_agree(int rc);
-/* Once per step, before it: *stop (a signal, --minutes) and *wall (the run's seconds) become
- * the largest over the ranks, so that every rank stops at the same step and a schedule on the
+/* Once per step, before it: *stop (a reason to stop, e.g. 1 for --minutes, 2 for a signal)
+ * and *wall (the run's seconds) become the largest over the ranks, so that every rank stops at the same step and a schedule on the
  * clock sees the same time everywhere. */
 void cli_mpi_step_agree(int *stop, double *wall);
 /* 0 when every rank has the same value h of what (a checksum of the model, state and data),
