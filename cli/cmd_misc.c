@@ -217,9 +217,10 @@ static int export_series(const char *model, const char *out, const dfs_sampling_
     dfs_status s = dfs_series_load(model, &m, &st, NULL, &tjson);
     if (s != DFS_OK) return cli_fail_status(s);
     if (rec->set && rec->steps > m->cfg.T) {
+        const int T = m->cfg.T;
         free(tjson);
         dfs_series_model_free(m);
-        return cli_fail("export: --steps %d is more than the model's T = %d", rec->steps, m->cfg.T);
+        return cli_fail("export: --steps %d is more than the model's T = %d", rec->steps, T);
     }
     if (rec->set) m->sampling = *rec;
     s = dfs_series_save(out, m, st.step > 0 ? &st : NULL, tjson, kind);
@@ -319,9 +320,10 @@ int cmd_export(int argc, char **argv) {
     if (s != DFS_OK) return cli_fail_status(s);
     if (sampler >= 0) {
         if (steps > m->cfg.T) {
+            const int T = m->cfg.T;
             free(tjson);
             dfs_model_free(m);
-            return cli_fail("export: --steps %ld is more than the model's T = %d", steps, m->cfg.T);
+            return cli_fail("export: --steps %ld is more than the model's T = %d", steps, T);
         }
         m->sampling = rec;
     }

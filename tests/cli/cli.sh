@@ -380,6 +380,9 @@ check "a rerun reuses the chunk files (draws none)" sh -c "! grep -q 'chunk [0-9
 
 expect_error "class out of range" "--class expects" "$D" sample --model "$T/run/last.safetensors" --class 10 --out "$T/c.png"
 expect_error "steps above T" "more than the model" "$D" sample --model "$T/run/last.safetensors" --steps 5000 --out "$T/c.png"
+expect_error "export --steps above T" "export: --steps 5000 is more than the model's T = 1000" \
+    "$D" export --model "$T/run/last.safetensors" --out "$T/big.safetensors" --sampler ddim --steps 5000
+check "and writes nothing" [ ! -e "$T/big.safetensors" ]
 
 # noise strip
 "$D" noise --data fashion-mnist --index 0 --at 0,100,500,999 --out "$T/noise.png" 2>/dev/null
