@@ -75,6 +75,11 @@ dfs_status dfs_write_atomic(const char *path, const void *data, size_t size);
  * with "PATH: not a regular file" instead of being opened (opening a FIFO would wait for a
  * writer forever). DFS_ERR_IO with the error set on failure. */
 dfs_status dfs_open_read(const char *path, FILE **f);
+/* The whole file at path in a malloc'ed, NUL-terminated buffer (*size bytes before the NUL).
+ * A file over max bytes is refused with DFS_ERR_FORMAT, naming what it was to be read as
+ * (e.g. "a CSV series"); DFS_ERR_IO (cannot open, seek or read it whole) and DFS_ERR_NOMEM
+ * otherwise, with the message set and *buf NULL. */
+dfs_status dfs_read_file(const char *path, int64_t max, const char *what, char **buf, size_t *size);
 /* The same as a file descriptor (for gzdopen and the like): >= 0, or -1 with the error set. */
 int dfs_open_read_fd(const char *path);
 

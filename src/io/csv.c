@@ -167,43 +167,6 @@ static int field_is(field f, const char *name) {
     return strlen(name) == f.n && !memcmp(f.p, name, f.n);
 }
 
-/* Read the whole file into a malloc'ed, NUL-terminated buffer. */
-static dfs_status slurp(const char *path, char **buf, size_t *size) {
-    FILE *f;
-    if (dfs_open_read(path, &f)) return DFS_ERR_IO;
-    dfs_status st = DFS_ERR_IO;
-    long sz = -1;
-    if (fseek(f, 0, SEEK_END) == 0) sz = ftell(f);
-    if (sz < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        dfs_set_error("%s: cannot seek: %s", path, strerror(errno));
-        goto done;
-    }
-    if ((int64_t)sz > DFS_CSV_MAX_BYTES) {
-        dfs_set_error("%s: %ld bytes, more than the %lld a CSV series may have", path, sz,
-                      (long long)DFS_CSV_MAX_BYTES);
-        st = DFS_ERR_FORMAT;
-        goto done;
-    }
-    *buf = malloc((size_t)sz + 1);
-    if (!*buf) {
-        dfs_set_error("%s: out of memory", path);
-        st = DFS_ERR_NOMEM;
-        goto done;
-    }
-    *size = fread(*buf, 1, (size_t)sz, f);
-    if (*size != (size_t)sz) {
-        dfs_set_error("%s: short read (%zu of %ld bytes)", path, *size, sz);
-        free(*buf);
-        *buf = NULL;
-        goto done;
-    }
-    (*buf)[*size] = 0;
-    st = DFS_OK;
-done:
-    fclose(f);
-    return st;
-}
-
 dfs_status dfs_csv_load_series(dfs_series *s, const char *path, const dfs_csv_options *opt) {
     if (!s || !path) {
         dfs_set_error("dfs_csv_load_series: NULL argument");
@@ -225,7 +188,7 @@ dfs_status dfs_csv_load_series(dfs_series *s, const char *path, const dfs_csv_op
             }
     char *buf = NULL;
     size_t size = 0;
-    dfs_status st = slurp(path, &buf, &size);
+    dfs_status st = dfs_read_file(path, DFS_CSV_MAX_BYTES, "a CSV series", &buf, &size);
     if (st) return st;
     st = DFS_ERR_FORMAT;
     field *hdr = NULL, *fl = NULL;

@@ -9,7 +9,6 @@
 
 /* Read path into a malloc'ed, NUL-terminated buffer of *size bytes (at most
  * DFS_MOL_MAX_BYTES). DFS_ERR_IO, DFS_ERR_FORMAT (too large), DFS_ERR_NOMEM. */
-dfs_status mol_slurp(const char *path, char **buf, size_t *size);
 
 /* Lines of a text, each without its "\n" or "\r\n". */
 typedef struct {

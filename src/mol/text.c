@@ -9,45 +9,6 @@
 
 #include "mol_internal.h"
 
-dfs_status mol_slurp(const char *path, char **buf, size_t *size) {
-    *buf = NULL;
-    *size = 0;
-    FILE *f;
-    if (dfs_open_read(path, &f)) return DFS_ERR_IO;
-    dfs_status st = DFS_ERR_IO;
-    long sz = -1;
-    if (fseek(f, 0, SEEK_END) == 0) sz = ftell(f);
-    if (sz < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        dfs_set_error("%s: cannot seek: %s", path, strerror(errno));
-        goto done;
-    }
-    if ((int64_t)sz > DFS_MOL_MAX_BYTES) {
-        dfs_set_error("%s: %ld bytes, more than the %lld a molecule file may have", path, sz,
-                      (long long)DFS_MOL_MAX_BYTES);
-        st = DFS_ERR_FORMAT;
-        goto done;
-    }
-    *buf = malloc((size_t)sz + 1);
-    if (!*buf) {
-        dfs_set_error("%s: out of memory (%ld bytes)", path, sz);
-        st = DFS_ERR_NOMEM;
-        goto done;
-    }
-    *size = fread(*buf, 1, (size_t)sz, f);
-    if (*size != (size_t)sz) {
-        dfs_set_error("%s: short read (%zu of %ld bytes)", path, *size, sz);
-        free(*buf);
-        *buf = NULL;
-        *size = 0;
-        goto done;
-    }
-    (*buf)[*size] = 0;
-    st = DFS_OK;
-done:
-    fclose(f);
-    return st;
-}
-
 /* ---- lines ------------------------------------------------------------------------------- */
 
 void mol_lines_init(mol_lines *L, const char *text, size_t len) {

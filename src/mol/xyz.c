@@ -154,7 +154,7 @@ dfs_status dfs_xyz_read(const char *path, dfs_mol_set *out) {
     memset(out, 0, sizeof *out);
     char *buf;
     size_t size;
-    dfs_status st = mol_slurp(path, &buf, &size);
+    dfs_status st = dfs_read_file(path, DFS_MOL_MAX_BYTES, "a molecule file", &buf, &size);
     if (st) return st;
     st = dfs_xyz_parse(path, buf, size, out);
     free(buf);
