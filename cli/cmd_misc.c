@@ -18,7 +18,7 @@ static const char *noise_help =
     "  --index I           which image of the data (default 0)\n"
     "  --image PNG         a single PNG instead (kept at its size; gray or RGB)\n"
     "  --at LIST           comma-separated steps in 0..T-1 (default 0,100,250,500,999)\n"
-    "  --schedule NAME     linear (default), cosine or quad (CSDI's)\n"
+    "  --schedule NAME     linear (default), cosine, quad (CSDI's) or poly2 (EDM's)\n"
     "  --T N               diffusion steps (default 1000)\n"
     "  --seed S            noise seed (default 0)\n"
     "  --scale N           enlarge each image N times (nearest; default 1)\n"
@@ -51,7 +51,7 @@ int cmd_noise(int argc, char **argv) {
         case O_INDEX: if (cli_int("--index", optarg, 0, 1000000000, &index)) return 2; break;
         case O_T: if (cli_int("--T", optarg, 2, 100000, &T)) return 2; break;
         case O_SEED: if (cli_u64("--seed", optarg, &seed)) return 2; break;
-        case O_SCHED: if ((schedule = dfs_schedule_from_name(optarg)) < 0) return cli_fail("--schedule must be linear, cosine or quad, not '%s'", optarg); break;
+        case O_SCHED: if ((schedule = dfs_schedule_from_name(optarg)) < 0) return cli_fail("--schedule must be linear, cosine, quad or poly2, not '%s'", optarg); break;
         default: return cli_bad_option("noise", argv);
         }
     }

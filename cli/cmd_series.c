@@ -61,7 +61,7 @@ static const char train_help[] =
     "  --time-dim N        the time position embedding's width (default 128)\n"
     "  --feature-dim N     the feature embedding's width (default 16)\n"
     "  --T N               diffusion steps (default 50)\n"
-    "  --schedule NAME     quad (CSDI's, default), linear or cosine\n"
+    "  --schedule NAME     quad (CSDI's, default), linear, cosine or poly2 (EDM's)\n"
     "training:\n"
     "  --steps N           optimiser steps (default 3000)\n"
     "  --minutes M         stop when the run has trained M minutes, counted over resumes as\n"
@@ -121,7 +121,7 @@ static int parse_train(strain_args *a, int argc, char **argv) {
         case 'T': if (cli_int("--T", optarg, 1, 100000, &v)) return 2; a->mc.T = (int)v; break;
         case 'S':
             if ((a->mc.schedule = dfs_schedule_from_name(optarg)) < 0)
-                return cli_fail("--schedule must be quad, linear or cosine, not '%s'", optarg);
+                return cli_fail("--schedule must be quad, linear, cosine or poly2, not '%s'", optarg);
             break;
         case 's': if (cli_int("--steps", optarg, 1, 100000000, &a->steps)) return 2; break;
         case 'm': if (cli_float("--minutes", optarg, 0.001, 1e7, &a->minutes)) return 2; break;

@@ -57,7 +57,7 @@ static const char *train_help =
     "  --groups N          GroupNorm groups (fmnist: 8)\n"
     "  --classes N         number of classes (fmnist: 10; 0 = unconditional)\n"
     "  --dropout P         dropout in residual blocks (fmnist: 0.1)\n"
-    "  --schedule NAME     linear (default), cosine or quad (CSDI's)\n"
+    "  --schedule NAME     linear (default), cosine, quad (CSDI's) or poly2 (EDM's)\n"
     "  --T N               diffusion steps (default 1000)\n"
     "  --prediction NAME   eps (default), x0 or v\n"
     "optimisation (with --resume, --batch to --cond-drop and --limit are the run's own):\n"
@@ -416,7 +416,7 @@ static int parse_args(train_run *r, int argc, char **argv) {
         case O_MULT: a->mult = optarg; break;
         case O_ATTN: a->attn = optarg; break;
         case O_DROPOUT: if (cli_float("--dropout", optarg, 0, 0.99, &a->dropout)) return 2; a->set_dropout = 1; break;
-        case O_SCHEDULE: if ((a->schedule = dfs_schedule_from_name(optarg)) < 0) return cli_fail("--schedule must be linear, cosine or quad, not '%s'", optarg); break;
+        case O_SCHEDULE: if ((a->schedule = dfs_schedule_from_name(optarg)) < 0) return cli_fail("--schedule must be linear, cosine, quad or poly2, not '%s'", optarg); break;
         case O_PRED: if ((a->prediction = dfs_prediction_from_name(optarg)) < 0) return cli_fail("--prediction must be eps, x0 or v, not '%s'", optarg); break;
         case O_T: if (cli_int("--T", optarg, 2, 100000, &a->T)) return 2; break;
         case O_STEPS: if (cli_int("--steps", optarg, 1, 1000000000, &a->steps)) return 2; break;

@@ -16,10 +16,11 @@ typedef enum {
     DFS_SCHEDULE_LINEAR,
     DFS_SCHEDULE_COSINE,
     DFS_SCHEDULE_QUAD,
+    DFS_SCHEDULE_POLY2,
     DFS_SCHEDULE_COUNT
 } dfs_schedule_kind;
 typedef enum { DFS_PRED_EPS, DFS_PRED_X0, DFS_PRED_V, DFS_PRED_COUNT } dfs_prediction;
-extern const char *const dfs_schedule_names[DFS_SCHEDULE_COUNT]; /* "linear", "cosine", "quad" */
+extern const char *const dfs_schedule_names[DFS_SCHEDULE_COUNT]; /* "linear", "cosine", "quad", "poly2" */
 extern const char *const dfs_prediction_names[DFS_PRED_COUNT];   /* "eps", "x0", "v" */
 
 /* Arrays indexed by t = 0..T-1 (t = 0 is the first noising step, x_1 in the paper). */
@@ -37,7 +38,11 @@ typedef struct {
 
 /* Linear: b from 1e-4 to 0.02 (DDPM sec. 4; b = 1e-4 when T = 1). Cosine: Nichol & Dhariwal 2021
  * eq. 17, s = 0.008, b clipped at 0.999. Quad: CSDI's (Tashiro et al. 2021, made for T = 50):
- * sqrt(b) evenly spaced from sqrt(1e-4) to sqrt(0.5). T in 1..100000. The seven arrays are one block owned by
+ * sqrt(b) evenly spaced from sqrt(1e-4) to sqrt(0.5). Poly2: EDM's "polynomial_2" (Hoogeboom et
+ * al. 2022, appendix B; made for T = 1000): abar_t = (1 - 2s)(1 - ((t+1)/T)^2)^2 + s, s = 1e-5,
+ * with the bracket's step ratios clipped below at 0.001 (only the last, where the bracket is
+ * 0): abar_t is EDM's noise level t + 1, its level 0 being the data here. T in 1..100000. The
+ * seven arrays are one block owned by
  * s, freed by dfs_schedule_free (safe after a failed init, which leaves s zeroed).
  * DFS_ERR_ARG (s NULL, unknown kind, T out of range), DFS_ERR_NOMEM. */
 dfs_status dfs_schedule_init(dfs_schedule *s, dfs_schedule_kind kind, int T);

@@ -11,6 +11,8 @@
  *   v-pred  Salimans, Ho 2022, "Progressive Distillation for Fast Sampling of Diffusion Models"
  *   CSDI    Tashiro, Song, Song, Ermon 2021, "CSDI: Conditional Score-based Diffusion Models for
  *           Probabilistic Time Series Imputation"
+ *   EDM     Hoogeboom, Satorras, Vignac, Welling 2022, "Equivariant Diffusion for Molecule
+ *           Generation in 3D" (sec. 3 and appendix B, the polynomial schedule)
  */
 #include "diffuse/diffusion.h"
 
@@ -20,7 +22,7 @@
 
 #define DFS_T_MAX 100000
 
-const char *const dfs_schedule_names[DFS_SCHEDULE_COUNT] = {"linear", "cosine", "quad"};
+const char *const dfs_schedule_names[DFS_SCHEDULE_COUNT] = {"linear", "cosine", "quad", "poly2"};
 const char *const dfs_prediction_names[DFS_PRED_COUNT] = {"eps", "x0", "v"};
 
 static int name_lookup(const char *const *names, int count, const char *name) {
@@ -88,6 +90,25 @@ dfs_status dfs_schedule_init(dfs_schedule *s, dfs_schedule_kind kind, int T) {
         for (int t = 0; t < T; t++) {
             double r = T == 1 ? r0 : r0 + (r1 - r0) * (double)t / (double)(T - 1);
             s->beta[t] = r * r;
+        }
+    } else if (kind == DFS_SCHEDULE_POLY2) {
+        /* EDM's "polynomial_2" schedule with precision s = 1e-5, on EDM's T + 1 levels u = 0..T:
+         * a2(u) = (1 - (u/T)^2)^2 (numpy's linspace(0, T+1, T+1) / (T+1) is u/T), each ratio
+         * a2(u)/a2(u-1) clipped below at 0.001 (only the last one, 0, is), then
+         * a2 := (1 - 2s) a2 + s. abar_t here is EDM's level u = t + 1, so every x_t has EDM's
+         * noise level; EDM's level 0 (a2 = 1 - s, noise of variance s on the data) is the data
+         * itself here. */
+        const double prec = 1e-5;
+        double raw = 1.0, prev = 1.0 - prec; /* a2 at EDM's level 0, after the precision step */
+        for (int u = 1; u <= T; u++) {
+            double f = (double)u / (double)T;
+            double r = (1.0 - f * f) * (1.0 - f * f);
+            double step = r / raw; /* the unclipped ratio a2(u)/a2(u-1) */
+            if (step < 0.001) step = 0.001;
+            raw *= step;
+            double a2 = (1.0 - 2.0 * prec) * raw + prec;
+            s->beta[u - 1] = 1.0 - (u == 1 ? a2 : a2 / prev);
+            prev = a2;
         }
     } else {
         /* IDDPM eq. 17: abar(t) = f(t)/f(0); b_t = 1 - abar_t / abar_{t-1}, clipped at 0.999.

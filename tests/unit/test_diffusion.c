@@ -216,6 +216,27 @@ static void test_schedule_values(void) {
     CHECK(dfs_schedule_from_name("quad") == DFS_SCHEDULE_QUAD, "quad by name");
     dfs_schedule_free(&s);
 
+    CHECK(dfs_schedule_init(&s, DFS_SCHEDULE_POLY2, 1000) == DFS_OK, "init poly2");
+    /* EDM's closed form on every step but the last, whose ratio is clipped: abar_t =
+     * (1 - 2e-5)(1 - ((t+1)/1000)^2)^2 + 1e-5 (EDM's levels 1..T of linspace(0, T+1, T+1)/(T+1)). schedule.c gets abar as a running product of
+     * 1 - b_t, each b_t = 1 - a_t/a_{t-1} rounded to u: the relative error adds up to about
+     * u sum_t 1/a_t <= 1000 u / min a_t, with a_t >= 0.5 except the last two steps (~1e4 u) */
+    double worst = 0;
+    for (int t = 0; t < 999; t++) {
+        double f = (t + 1) / 1000.0, want = (1 - 2e-5) * (1 - f * f) * (1 - f * f) + 1e-5;
+        double r = fabs(s.abar[t] / want - 1);
+        if (r > worst) worst = r;
+    }
+    CHECK(worst < 1e-12, "poly2 abar_t = EDM's closed form before the last step (worst %.2e)", worst);
+    /* the literals: EDM's own computation (numpy's linspace, clip, cumprod, float64), 13
+     * significant digits; the last step's ratio is clipped at 0.001 */
+    CHECK_CLOSE(s.abar[0], 9.999880000410e-01, 0.5e-12, 0, "poly2 abar_0 literal");
+    CHECK_CLOSE(s.abar[499], 5.624987500000e-01, 0.5e-12, 0, "poly2 abar mid-way literal");
+    CHECK_CLOSE(s.abar[998], 1.399592107998e-05, 0.5e-17, 1e-10, "poly2 abar_{T-2} literal");
+    CHECK_CLOSE(s.abar[999], 1.000399592108e-05, 0.5e-17, 1e-10, "poly2 abar_{T-1} (clipped) literal");
+    CHECK(dfs_schedule_from_name("poly2") == DFS_SCHEDULE_POLY2, "poly2 by name");
+    dfs_schedule_free(&s);
+
     /* T = 1 and T = 100000 are allowed. */
     CHECK(dfs_schedule_init(&s, DFS_SCHEDULE_LINEAR, 1) == DFS_OK, "T = 1");
     CHECK_CLOSE(s.beta[0], 1e-4, 0, 0, "T = 1 linear beta"); /* the literal, assigned */
