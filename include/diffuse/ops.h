@@ -108,6 +108,19 @@ dfs_tensor *dfs_pair_diff(dfs_graph *g, dfs_tensor *x);
  * constant (no gradient; copied), NULL for all ones; for an EGNN, node_mask_i node_mask_j
  * (i != j) / normalisation. */
 dfs_tensor *dfs_pair_sum(dfs_graph *g, dfs_tensor *e, const float *w);
+/* a, c (B, M, C), e (B, M, M, K), w (C, K) -> (B, M, M, C):
+ * out[b,i,j,:] = silu(a[b,i,:] + c[b,j,:] + w e[b,i,j,:]); e and w both NULL for no edge term.
+ * An EGNN edge MLP's first layer SiLU(Linear([h_i, h_j, e_ij])) with weight [W_a W_b W_e] and
+ * bias b is dfs_pair_silu(linear(h, W_a, b), linear(h, W_b), e, W_e): the node terms per atom
+ * (M rows, not M^2), no (B, M, M, 2C + K) concatenation, no pre-activation kept (backward
+ * recomputes it). a may be c. */
+dfs_tensor *dfs_pair_silu(dfs_graph *g, dfs_tensor *a, dfs_tensor *c, dfs_tensor *e,
+                          dfs_tensor *w);
+/* e (B, M, M, C), s (B, M, M, 1) -> (B, M, C): out[b,i,:] = sum_j w[b,i,j] s[b,i,j] e[b,i,j,:],
+ * w as dfs_pair_sum's (constant, copied; NULL for all ones), s a tensor with a gradient: the
+ * gated sums of an EGNN (attention on messages, phi_ij on coordinate differences) without the
+ * gated (B, M, M, C) array. */
+dfs_tensor *dfs_pair_sum_gated(dfs_graph *g, dfs_tensor *e, dfs_tensor *s, const float *w);
 /* (..., D) -> (..., 1): the sum over the last dim. */
 dfs_tensor *dfs_sum_last(dfs_graph *g, dfs_tensor *x);
 /* Elementwise sqrt(x + eps), 1 / x and x + b. Domains are not checked: x + eps < 0 gives NaN,

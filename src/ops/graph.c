@@ -1,15 +1,17 @@
 /* ops/graph.c - the ops an E(n)-equivariant graph network (EGNN: Satorras et al. 2021; in the
  * form EDM uses it, Hoogeboom et al. 2022, app. B) needs on dense padded batches of molecules:
- * pair expansion and pair differences of node arrays into edge arrays, the masked sum over
- * neighbours, the sum over the last dim, sqrt / reciprocal / scalar shift, and the masked
- * removal of the centre of mass. Each with its backward.
+ * pair expansion and pair differences of node arrays into edge arrays, the first layer of an
+ * edge MLP formed from per-atom terms, the masked (and gated) sums over neighbours, the sum over
+ * the last dim, sqrt / reciprocal / scalar shift, and the masked removal of the centre of mass.
+ * Each with its backward.
  *
- * Size key: B molecules, M atoms per molecule (padded), C features, D coordinates (3).
- * Node arrays are (B, M, C); edge arrays (B, M, M, C) hold edge i -> j at [b, i, j, :].
- * Backward functions accumulate (+=) into the grads of inputs that require grad; an input with
- * no gradient buffer yet gets one that is written (=) directly (dfs_grad_for_write). Every
- * backward here writes each element of its input's gradient exactly once, so each runs in
- * parallel over the rows it writes, without atomics. */
+ * Size key: B molecules, M atoms per molecule (padded), C features, D coordinates (3), K edge
+ * attributes. Node arrays are (B, M, C); edge arrays (B, M, M, C) hold edge i -> j at
+ * [b, i, j, :]. Backward functions accumulate (+=) into the grads of inputs that require grad;
+ * an input with no gradient buffer yet gets one that is written (=) directly
+ * (dfs_grad_for_write). Every backward here writes each element of its input's gradient from
+ * one thread, in an order that does not depend on the thread count (in parallel over the rows
+ * it writes, or over molecules), without atomics. */
 #include "ops.h"
 
 #include <math.h>
@@ -70,6 +72,144 @@ dfs_tensor *dfs_pair_expand(dfs_graph *g, dfs_tensor *h, int which) {
     }
     dfs_node *nd = dfs_record(g, pair_expand_bw, out, 1, &h);
     if (nd) nd->i[0] = which;
+    return out;
+}
+
+/* ---- an edge MLP's first layer: out[b,i,j,:] = silu(a[b,i,:] + c[b,j,:] + w e[b,i,j,:]) ----
+ * EGNN eq. 3's edge MLP phi_e(h_i, h_j, e_ij) starts with SiLU(Linear([h_i, h_j, e_ij])), which
+ * is silu(W_a h_i + b + W_b h_j + W_e e_ij): the node terms a = W_a h + b and c = W_b h are M
+ * rows per molecule, and this op forms the M^2 activations from them in one pass, the K edge
+ * attributes (K = 2 in EDM) through w (C, K). It keeps nothing but its inputs: backward
+ * recomputes z = a_i + c_j + w e_ij and, with s = sigmoid(z), dz = dout s (1 + z (1 - s)):
+ *   da[b, i, :] = sum_j dz[b, i, j, :]          dc[b, j, :] = sum_i dz[b, i, j, :]
+ *   de[b, i, j, k] = sum_c dz[b, i, j, c] w[c, k]
+ *   dw[c, k] = sum_{b, i, j} dz[b, i, j, c] e[b, i, j, k]
+ * one molecule per thread (the column sums dc stay within it); dw adds per-molecule partial
+ * sums in molecule order, so the result does not depend on the thread count. */
+
+/* z = a_i + c_j + sum_k e_k wt[k, :], C entries; wt (K, C) is w transposed */
+static inline void pair_pre(float *z, const float *ai, const float *cj, const float *ej,
+                            const float *wt, int C, int K) {
+#pragma omp simd
+    for (int ch = 0; ch < C; ch++)
+        z[ch] = ai[ch] + cj[ch];
+    for (int k = 0; k < K; k++) {
+        const float ek = ej[k], *wk = wt + (size_t)k * C;
+#pragma omp simd
+        for (int ch = 0; ch < C; ch++)
+            z[ch] += ek * wk[ch];
+    }
+}
+
+static void pair_silu_bw(dfs_graph *g, dfs_node *nd) {
+    dfs_tensor *a = nd->in[0], *c = nd->in[1], *e = nd->in[2], *w = nd->in[3];
+    const int B = a->shape[0], M = a->shape[1], C = a->shape[2], K = e ? e->shape[3] : 0;
+    const float *wt = nd->saved;     // (K, C)
+    const float *dy = nd->out->grad; // (B, M, M, C)
+    int fa = 0, fc = 0, fe = 0, fw = 0;
+    float *da = a->requires_grad ? dfs_grad_for_write(g, a, &fa) : NULL;      // (B, M, C)
+    float *dc = c->requires_grad ? dfs_grad_for_write(g, c, &fc) : NULL;      // a == c: fc = 0
+    float *de = e && e->requires_grad ? dfs_grad_for_write(g, e, &fe) : NULL; // (B, M, M, K)
+    const int need_w = e && w->requires_grad;
+    /* scratch: dz rows (B, C), per-molecule partial sums of dw transposed (B, K, C) */
+    float *zb = dfs_graph_alloc(g, (size_t)B * C * sizeof(float));
+    float *pw = need_w ? dfs_graph_alloc(g, (size_t)B * K * C * sizeof(float)) : NULL;
+#pragma omp parallel for if (nd->out->n >= PAR_MIN)
+    for (int b = 0; b < B; b++) {
+        float *z = zb + (size_t)b * C, *p = pw ? pw + (size_t)b * K * C : NULL;
+        const size_t nb = (size_t)b * M * C; /* the molecule's first node row */
+        if (da && fa) memset(da + nb, 0, (size_t)M * C * sizeof(float));
+        if (dc && fc) memset(dc + nb, 0, (size_t)M * C * sizeof(float));
+        if (p) memset(p, 0, (size_t)K * C * sizeof(float));
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < M; j++) {
+                const size_t ij = ((size_t)b * M + i) * M + j; /* edge (b, i, j) */
+                const float *ej = e ? e->data + ij * K : NULL, *d = dy + ij * C;
+                pair_pre(z, a->data + nb + (size_t)i * C, c->data + nb + (size_t)j * C, ej, wt, C,
+                         K);
+#pragma omp simd
+                for (int ch = 0; ch < C; ch++) {
+                    const float s = dfs_sigmoidf(z[ch]);
+                    z[ch] = d[ch] * s * (1.0f + z[ch] * (1.0f - s)); /* now dz */
+                }
+                if (da) {
+                    float *t = da + nb + (size_t)i * C;
+#pragma omp simd
+                    for (int ch = 0; ch < C; ch++)
+                        t[ch] += z[ch];
+                }
+                if (dc) {
+                    float *t = dc + nb + (size_t)j * C;
+#pragma omp simd
+                    for (int ch = 0; ch < C; ch++)
+                        t[ch] += z[ch];
+                }
+                for (int k = 0; k < K; k++) {
+                    const float *wk = wt + (size_t)k * C;
+                    if (de) {
+                        float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+                        for (int ch = 0; ch < C; ch++)
+                            dot += z[ch] * wk[ch];
+                        de[ij * K + k] = fe ? dot : de[ij * K + k] + dot;
+                    }
+                    if (p) {
+                        const float ek = ej[k];
+                        float *pk = p + (size_t)k * C;
+#pragma omp simd
+                        for (int ch = 0; ch < C; ch++)
+                            pk[ch] += z[ch] * ek;
+                    }
+                }
+            }
+    }
+    if (need_w) { /* dw (C, K): the molecules' partial sums in order */
+        float *dw = dfs_grad_for_write(g, w, &fw);
+        for (int ch = 0; ch < C; ch++)
+            for (int k = 0; k < K; k++) {
+                float sum = 0.0f;
+                for (int b = 0; b < B; b++)
+                    sum += pw[((size_t)b * K + k) * C + ch];
+                dw[(size_t)ch * K + k] = fw ? sum : dw[(size_t)ch * K + k] + sum;
+            }
+    }
+}
+
+dfs_tensor *dfs_pair_silu(dfs_graph *g, dfs_tensor *a, dfs_tensor *c, dfs_tensor *e,
+                          dfs_tensor *w) {
+    assert_node(a);
+    assert_node(c);
+    const int B = a->shape[0], M = a->shape[1], C = a->shape[2];
+    DFS_ASSERT(c->shape[0] == B && c->shape[1] == M && c->shape[2] == C);
+    DFS_ASSERT((e == NULL) == (w == NULL));
+    int K = 0;
+    if (e) {
+        assert_edge(e);
+        K = e->shape[3];
+        DFS_ASSERT(e->shape[0] == B && e->shape[1] == M);
+        DFS_ASSERT(w->ndim == 2 && w->shape[0] == C && w->shape[1] == K);
+    }
+    /* w transposed, (K, C), so that the inner loops run along C; kept for backward */
+    float *wt = dfs_graph_alloc(g, (size_t)(K ? K : 1) * C * sizeof(float));
+    for (int ch = 0; ch < C; ch++)
+        for (int k = 0; k < K; k++)
+            wt[(size_t)k * C + ch] = w->data[(size_t)ch * K + k];
+    dfs_tensor *out = dfs_tensor_new(g, 4, (int[]){B, M, M, C}); // (B, M, M, C)
+#pragma omp parallel for if (out->n >= PAR_MIN)
+    for (long r = 0; r < (long)B * M; r++) { /* r = (b, i): the M rows out[b, i, :, :] */
+        const long b = r / M;
+        const float *ai = a->data + (size_t)r * C, *cb = c->data + (size_t)b * M * C;
+        for (int j = 0; j < M; j++) {
+            float *o = out->data + ((size_t)r * M + j) * C;
+            pair_pre(o, ai, cb + (size_t)j * C, e ? e->data + ((size_t)r * M + j) * K : NULL, wt, C,
+                     K);
+#pragma omp simd
+            for (int ch = 0; ch < C; ch++)
+                o[ch] *= dfs_sigmoidf(o[ch]);
+        }
+    }
+    dfs_node *nd = dfs_record(g, pair_silu_bw, out, 4, (dfs_tensor *[]){a, c, e, w});
+    if (nd) nd->saved = wt;
     return out;
 }
 
@@ -157,6 +297,74 @@ dfs_tensor *dfs_pair_sum(dfs_graph *g, dfs_tensor *e, const float *w) {
         }
     }
     dfs_node *nd = dfs_record(g, pair_sum_bw, out, 1, &e);
+    if (nd && w) { /* the caller's weights may change before backward: keep a copy */
+        const size_t bytes = (size_t)B * M * M * sizeof(float);
+        float *copy = dfs_graph_alloc(g, bytes ? bytes : 1);
+        if (bytes) memcpy(copy, w, bytes);
+        nd->saved = copy;
+    }
+    return out;
+}
+
+/* ---- gated sum over neighbours: out[b,i,:] = sum_j w[b,i,j] s[b,i,j] e[b,i,j,:] -------------
+ * The sums of EDM's GCL with attention, sum_j w_ij att_ij m_ij, and of its coordinate update,
+ * sum_j w_ij phi_ij d_ij (EGNN eqs. 4-5), without forming the gated edge array: s (B, M, M, 1)
+ * is a tensor with a gradient, w the constant weights of dfs_pair_sum (NULL: all ones).
+ * Backward: de[b, i, j, :] = w_ij s_ij dout[b, i, :],
+ *           ds[b, i, j] = w_ij e[b, i, j, :] . dout[b, i, :]. */
+
+static void pair_sum_gated_bw(dfs_graph *g, dfs_node *nd) {
+    dfs_tensor *e = nd->in[0], *s = nd->in[1];
+    const int B = e->shape[0], M = e->shape[1], C = e->shape[3];
+    const float *w = nd->saved; // (B, M, M) or NULL
+    int fe = 0, fs = 0;
+    float *de = e->requires_grad ? dfs_grad_for_write(g, e, &fe) : NULL; // (B, M, M, C)
+    float *ds = s->requires_grad ? dfs_grad_for_write(g, s, &fs) : NULL; // (B, M, M, 1)
+    const float *dy = nd->out->grad;                                     // (B, M, C)
+#pragma omp parallel for if (e->n >= PAR_MIN)
+    for (long r = 0; r < (long)B * M; r++) { /* r = (b, i) */
+        const float *d = dy + (size_t)r * C;
+        for (int j = 0; j < M; j++) {
+            const size_t rj = (size_t)r * M + j;
+            const float wij = w ? w[rj] : 1.0f, q = wij * s->data[rj];
+            const float *t = e->data + rj * C;
+            if (de) {
+                float *o = de + rj * C;
+#pragma omp simd
+                for (int ch = 0; ch < C; ch++)
+                    o[ch] = fe ? q * d[ch] : o[ch] + q * d[ch];
+            }
+            if (ds) {
+                float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+                for (int ch = 0; ch < C; ch++)
+                    dot += t[ch] * d[ch];
+                ds[rj] = fs ? wij * dot : ds[rj] + wij * dot;
+            }
+        }
+    }
+}
+
+dfs_tensor *dfs_pair_sum_gated(dfs_graph *g, dfs_tensor *e, dfs_tensor *s, const float *w) {
+    assert_edge(e);
+    const int B = e->shape[0], M = e->shape[1], C = e->shape[3];
+    DFS_ASSERT(s && s->ndim == 4 && s->shape[0] == B && s->shape[1] == M && s->shape[2] == M &&
+               s->shape[3] == 1);
+    dfs_tensor *out = dfs_tensor_new(g, 3, (int[]){B, M, C}); // (B, M, C)
+#pragma omp parallel for if (e->n >= PAR_MIN)
+    for (long r = 0; r < (long)B * M; r++) {
+        float *o = out->data + (size_t)r * C;
+        memset(o, 0, (size_t)C * sizeof(float));
+        for (int j = 0; j < M; j++) {
+            const size_t rj = (size_t)r * M + j;
+            const float q = (w ? w[rj] : 1.0f) * s->data[rj];
+            const float *t = e->data + rj * C;
+#pragma omp simd
+            for (int ch = 0; ch < C; ch++)
+                o[ch] += q * t[ch];
+        }
+    }
+    dfs_node *nd = dfs_record(g, pair_sum_gated_bw, out, 2, (dfs_tensor *[]){e, s});
     if (nd && w) { /* the caller's weights may change before backward: keep a copy */
         const size_t bytes = (size_t)B * M * M * sizeof(float);
         float *copy = dfs_graph_alloc(g, bytes ? bytes : 1);

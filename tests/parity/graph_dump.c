@@ -1,18 +1,19 @@
 /* graph_dump.c OUT.safetensors - runs the EGNN ops of src/ops/graph.c (pair_expand, pair_diff,
- * pair_sum, sum_last, sqrt, recip, add_scalar, center_masked) and EDM's coordinate update
- * composed from them, forward and backward (dout = R, random) on fixed random inputs, and
- * writes inputs, constants, outputs and gradients for torch_graph.py to repeat in PyTorch
- * (tests/parity/parity_graph.sh). Four padded molecules of M = 6 slots: 6 atoms, 4, 1 and
- * none. Tensors of case NAME: NAME.in0, NAME.in1 (inputs), NAME.R, NAME.out, NAME.d0, NAME.d1
- * (gradients of the inputs), NAME.w (edge weights) and NAME.mask (node mask, as floats) where
- * the op has them; scalar arguments as metadata NAME.eps, NAME.b. */
+ * pair_sum, sum_last, sqrt, recip, add_scalar, center_masked, pair_silu, pair_sum_gated) and
+ * EDM's coordinate update composed from them, forward and backward (dout = R, random) on fixed
+ * random inputs, and writes inputs, constants, outputs and gradients for torch_graph.py to
+ * repeat in PyTorch (tests/parity/parity_graph.sh). Four padded molecules of M = 6 slots: 6
+ * atoms, 4, 1 and none. Tensors of case NAME: NAME.in0 .. NAME.in3 (inputs, as many as the op
+ * has), NAME.R, NAME.out, NAME.d0 .. NAME.d3 (gradients of the inputs), NAME.w (edge weights)
+ * and NAME.mask (node mask, as floats) where the op has them; scalar arguments as metadata
+ * NAME.eps, NAME.b. */
 #include "diffuse.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { B = 4, M = 6, C = 5, D = 3, MAXKEEP = 128 };
+enum { B = 4, M = 6, C = 5, D = 3, K = 2, MAXKEEP = 128 };
 /* node mask: molecule 0 full, 1 four atoms scattered, 2 one atom, 3 none */
 static const uint8_t node_mask[B * M] = {1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 0, 1,
                                          0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0};
@@ -81,11 +82,14 @@ typedef enum {
     OP_ADD_SCALAR,
     OP_CENTER,
     OP_EGNN,
+    OP_PSILU,
+    OP_GATED,
     OP_COUNT
 } op_id;
-static const char *op_name[OP_COUNT] = {"pair_expand0", "pair_expand1",  "pair_diff", "pair_sum",
-                                        "pair_sum_nw",  "sum_last",      "sqrt",      "recip",
-                                        "add_scalar",   "center_masked", "egnn"};
+static const char *op_name[OP_COUNT] = {"pair_expand0",  "pair_expand1",  "pair_diff", "pair_sum",
+                                        "pair_sum_nw",   "sum_last",      "sqrt",      "recip",
+                                        "add_scalar",    "center_masked", "egnn",      "pair_silu",
+                                        "pair_sum_gated"};
 
 /* EDM's coordinate update (Hoogeboom et al. 2022, app. B, eq. 12) with phi_ij = h_i . h_j:
  * out_i = sum_j w_ij phi_ij (x_i - x_j) / (sqrt(|x_i - x_j|^2 + 1e-8) + 1) */
@@ -100,45 +104,65 @@ static dfs_tensor *egnn(dfs_graph *g, dfs_tensor *x, dfs_tensor *h, const float 
 
 static void run(dfs_st_writer *wr, dfs_rng *rng, op_id op) {
     const char *name = op_name[op];
-    int nin = 1, nd0 = 3, s0[4] = {B, M, C, 0}, nd1 = 3, s1[4] = {B, M, C, 0};
+    /* inputs: count, dims and shapes (node arrays (B, M, C) unless set) */
+    int nin = 1, nd[4] = {3, 3, 3, 3}, sh[4][4];
+    for (int k = 0; k < 4; k++)
+        sh[k][0] = B, sh[k][1] = M, sh[k][2] = C, sh[k][3] = 0;
     switch (op) {
     case OP_DIFF:
     case OP_CENTER:
-        s0[2] = D;
+        sh[0][2] = D;
         break;
     case OP_PSUM:
     case OP_PSUM_NOW:
-        nd0 = 4, s0[2] = M, s0[3] = C;
+        nd[0] = 4, sh[0][2] = M, sh[0][3] = C;
         break;
     case OP_SUM_LAST:
-        nd0 = 4, s0[2] = M, s0[3] = D;
+        nd[0] = 4, sh[0][2] = M, sh[0][3] = D;
         break;
     case OP_SQRT:
     case OP_RECIP:
     case OP_ADD_SCALAR:
-        nd0 = 4, s0[2] = M, s0[3] = 1;
+        nd[0] = 4, sh[0][2] = M, sh[0][3] = 1;
         break;
     case OP_EGNN:
-        nin = 2, s0[2] = D;
+        nin = 2, sh[0][2] = D;
+        break;
+    case OP_PSILU: /* a, c (B, M, C), e (B, M, M, K), w (C, K) */
+        nin = 4, nd[2] = 4, sh[2][2] = M, sh[2][3] = K;
+        nd[3] = 2, sh[3][0] = C, sh[3][1] = K;
+        break;
+    case OP_GATED: /* e (B, M, M, D), s (B, M, M, 1) */
+        nin = 2, nd[0] = 4, sh[0][2] = M, sh[0][3] = D;
+        nd[1] = 4, sh[1][2] = M, sh[1][3] = 1;
         break;
     default:
         break;
     }
-    size_t n0 = 1, n1 = 1;
-    for (int d = 0; d < nd0; d++)
-        n0 *= (size_t)s0[d];
-    for (int d = 0; d < nd1; d++)
-        n1 *= (size_t)s1[d];
-    float *x0 = randn(rng, n0, op == OP_EGNN ? 1.5f : 1.0f), *x1 = NULL;
+    size_t n[4];
+    float *x[4] = {NULL, NULL, NULL, NULL};
+    for (int k = 0; k < nin; k++) {
+        n[k] = 1;
+        for (int d = 0; d < nd[k]; d++)
+            n[k] *= (size_t)sh[k][d];
+    }
+    x[0] = randn(rng, n[0], op == OP_EGNN ? 1.5f : 1.0f);
     if (op == OP_SQRT) /* squared distances: >= 0 */
-        for (size_t i = 0; i < n0; i++)
-            x0[i] *= x0[i];
+        for (size_t i = 0; i < n[0]; i++)
+            x[0][i] *= x[0][i];
     if (op == OP_RECIP) /* 1 + distance, either sign: |x| >= 1 */
-        for (size_t i = 0; i < n0; i++)
-            x0[i] = (i % 2 ? 1.0f : -1.0f) * (1.0f + x0[i] * x0[i]);
-    if (nin == 2) x1 = randn(rng, n1, 0.5f);
+        for (size_t i = 0; i < n[0]; i++)
+            x[0][i] = (i % 2 ? 1.0f : -1.0f) * (1.0f + x[0][i] * x[0][i]);
+    if (op == OP_EGNN) x[1] = randn(rng, n[1], 0.5f);
+    if (op == OP_PSILU) /* EDM's edge attributes are squared distances: >= 0 */
+        for (int k = 1; k < 4; k++) {
+            x[k] = randn(rng, n[k], 1.0f);
+            for (size_t i = 0; k == 2 && i < n[k]; i++)
+                x[k][i] *= x[k][i];
+        }
+    if (op == OP_GATED) x[1] = randn(rng, n[1], 1.0f);
     float *w = NULL;
-    if (op == OP_PSUM) { /* random weights on the edges between atoms present */
+    if (op == OP_PSUM || op == OP_GATED) { /* random weights on the edges between atoms present */
         w = egnn_weights();
         for (size_t i = 0; i < (size_t)B * M * M; i++)
             w[i] *= (M - 1) * 2 * dfs_rng_uniform(rng);
@@ -147,11 +171,12 @@ static void run(dfs_st_writer *wr, dfs_rng *rng, op_id op) {
     }
 
     dfs_graph *g = dfs_graph_new();
-    dfs_tensor *a = dfs_tensor_wrap(g, x0, nd0, s0),
-               *b = x1 ? dfs_tensor_wrap(g, x1, nd1, s1) : NULL;
-    a->requires_grad = 1;
-    if (b) b->requires_grad = 1;
-    dfs_tensor *out;
+    dfs_tensor *t[4] = {NULL, NULL, NULL, NULL};
+    for (int k = 0; k < nin; k++) {
+        t[k] = dfs_tensor_wrap(g, x[k], nd[k], sh[k]);
+        t[k]->requires_grad = 1;
+    }
+    dfs_tensor *a = t[0], *out;
     switch (op) {
     case OP_EXPAND0:
         out = dfs_pair_expand(g, a, 0);
@@ -183,19 +208,26 @@ static void run(dfs_st_writer *wr, dfs_rng *rng, op_id op) {
     case OP_CENTER:
         out = dfs_center_masked(g, a, node_mask);
         break;
+    case OP_PSILU:
+        out = dfs_pair_silu(g, t[0], t[1], t[2], t[3]);
+        break;
+    case OP_GATED:
+        out = dfs_pair_sum_gated(g, t[0], t[1], w);
+        break;
     default:
-        out = egnn(g, a, b, w);
+        out = egnn(g, a, t[1], w);
         break;
     }
     float *R = randn(rng, out->n, 1.0f);
     dfs_backward_grad(g, out, R);
-    add(wr, name, "in0", nd0, s0, x0);
     add(wr, name, "R", out->ndim, out->shape, R);
     add(wr, name, "out", out->ndim, out->shape, copy(out->data, out->n));
-    add(wr, name, "d0", nd0, s0, copy(a->grad, n0));
-    if (b) {
-        add(wr, name, "in1", nd1, s1, x1);
-        add(wr, name, "d1", nd1, s1, copy(b->grad, n1));
+    for (int k = 0; k < nin; k++) {
+        char in[8], dn[8];
+        snprintf(in, sizeof in, "in%d", k);
+        snprintf(dn, sizeof dn, "d%d", k);
+        add(wr, name, in, nd[k], sh[k], x[k]);
+        add(wr, name, dn, nd[k], sh[k], copy(t[k]->grad, n[k]));
     }
     if (w) add(wr, name, "w", 3, (int[]){B, M, M}, w);
     if (op == OP_CENTER) {

@@ -12,6 +12,9 @@ outputs and the input gradients (autograd of sum(out * R)). The ops, as EDM (Hoo
                   x holds there, and 0 for an empty molecule
   egnn            EDM's coordinate update sum_j w_ij phi_ij (x_i - x_j) / (sqrt(d_ij^2 + eps)
                   + 1), phi_ij = h_i . h_j
+  pair_silu       F.silu(a[:, :, None] + c[:, None] + e @ w.T): an EGNN edge MLP's first layer
+                  from per-atom terms (in EDM's form, F.silu(Linear(cat[h_i, h_j, e_ij])))
+  pair_sum_gated  pair_sum(e * s, w)
 The reference is float64; each comparison (max |C - ref| over the largest |ref|) must come
 within SAFETY times PyTorch float32's own deviation from it on the same inputs, the measure of
 how well conditioned that quantity is, and within SAFETY FLOOR_U roundings at least
@@ -24,6 +27,7 @@ import sys
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from torch_check import Checks, run  # noqa: E402
@@ -32,7 +36,7 @@ from torch_unet import read_safetensors  # noqa: E402
 check = Checks("torch_graph", quiet=True)
 U, SAFETY, FLOOR_U = 2.0 ** -24, 8, 4
 CASES = ("pair_expand0", "pair_expand1", "pair_diff", "pair_sum", "pair_sum_nw", "sum_last",
-         "sqrt", "recip", "add_scalar", "center_masked", "egnn")
+         "sqrt", "recip", "add_scalar", "center_masked", "egnn", "pair_silu", "pair_sum_gated")
 
 
 def tol_of(dev):
@@ -83,13 +87,17 @@ def forward(case, ins, c, meta):
         return x + f32(meta["add_scalar.b"])
     if case == "center_masked":
         return center_masked(x, c["mask"])
+    if case == "pair_silu":
+        return F.silu(x[:, :, None, :] + ins[1][:, None, :, :] + ins[2] @ ins[3].T)
+    if case == "pair_sum_gated":
+        return pair_sum(x * ins[1], c["w"])
     return egnn(x, ins[1], c["w"], f32(meta["egnn.eps"]))
 
 
 def main(path):
     t, meta = read_safetensors(path)
     for case in CASES:
-        nin = 2 if f"{case}.in1" in t else 1
+        nin = sum(f"{case}.in{k}" in t for k in range(4))
         r = {}
         for dt in (torch.float64, torch.float32):
             ins = [t[f"{case}.in{k}"].to(dt).clone().requires_grad_(True) for k in range(nin)]

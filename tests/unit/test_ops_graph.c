@@ -1,5 +1,6 @@
 /* test_ops_graph.c - the EGNN ops of src/ops/graph.c (pair_expand, pair_diff, pair_sum,
- * sum_last, sqrt, recip, add_scalar, center_masked) on dense padded molecules.
+ * sum_last, sqrt, recip, add_scalar, center_masked, and the fused pair_silu and pair_sum_gated)
+ * on dense padded molecules.
  *
  * 1. Forward values and gradients against closed forms on small hand-made inputs, exactly
  *    where the op is a copy or one exact float operation on these dyadic values, else within a
@@ -14,6 +15,11 @@
  *    E(3) equivariance: an orthogonal Q applied to x applies Q to the output, within a bound
  *    derived from the rounding of each op.
  * 6. Large tensors (the OpenMP paths) against naive loops; wrong shapes stop at DFS_ASSERT.
+ * 7. The fused ops of the EGNN: dfs_pair_silu against its reference composition (pair_expand,
+ *    linear, add, silu) and dfs_pair_sum_gated against dfs_pair_sum(dfs_mul(e, s)), forward
+ *    and backward within bounds derived from the rounding of each; finite differences for every
+ *    input (fresh and accumulated gradients, a == c, no edge term); one thread and two give
+ *    the same bits on tensors large enough for the threaded loops.
  * PyTorch parity of every op and of the composed update: tests/parity/parity_graph.sh. */
 #include "check.h"
 #include "diffuse.h"
@@ -222,14 +228,17 @@ static void test_values(void) {
     const uint8_t m2[2] = {1, 1};
     for (int rec = 0; rec < 2; rec++) {
         dfs_graph_set_grad(g, rec);
-        dfs_tensor *outs[] = {dfs_pair_expand(g, p, 0),
-                              dfs_pair_diff(g, p),
-                              dfs_pair_sum(g, dfs_pair_diff(g, p), NULL),
-                              dfs_sum_last(g, p),
-                              dfs_sqrt(g, p, 0),
-                              dfs_recip(g, p),
-                              dfs_add_scalar(g, p, 1),
-                              dfs_center_masked(g, p, m2)};
+        dfs_tensor *outs[] = {
+            dfs_pair_expand(g, p, 0),
+            dfs_pair_diff(g, p),
+            dfs_pair_sum(g, dfs_pair_diff(g, p), NULL),
+            dfs_sum_last(g, p),
+            dfs_sqrt(g, p, 0),
+            dfs_recip(g, p),
+            dfs_add_scalar(g, p, 1),
+            dfs_center_masked(g, p, m2),
+            dfs_pair_silu(g, p, p, NULL, NULL),
+            dfs_pair_sum_gated(g, dfs_pair_diff(g, p), dfs_sum_last(g, dfs_pair_diff(g, p)), NULL)};
         int bad = 0;
         for (size_t k = 0; k < sizeof outs / sizeof outs[0]; k++)
             bad += outs[k]->requires_grad != rec;
@@ -769,11 +778,310 @@ static void test_large(void) {
     dfs_graph_free(g);
 }
 
+/* ---- 7. the fused EGNN ops ------------------------------------------------------------------
+ * dfs_pair_silu(a, c, e, w) = silu(a_i + c_j + w e_ij) and dfs_pair_sum_gated(e, s, w) =
+ * sum_j w_ij s_ij e_ij, each against the composition of the plain ops it replaces. */
+
+enum { FB = 2, FM = 4, FC = 5, FK = 2 };
+
+static dfs_tensor *f_psilu(dfs_graph *g, dfs_tensor **in, void *u) {
+    return dfs_pair_silu(g, in[0], in[1], in[2], in[3]);
+}
+/* the same on scaled copies: backward stores into fresh gradient buffers */
+static dfs_tensor *f_psilu_fresh(dfs_graph *g, dfs_tensor **in, void *u) {
+    dfs_tensor *s[4];
+    for (int k = 0; k < 4; k++)
+        s[k] = dfs_scale(g, in[k], 1.0f);
+    return dfs_pair_silu(g, s[0], s[1], s[2], s[3]);
+}
+/* a == c, and no edge term */
+static dfs_tensor *f_psilu_same(dfs_graph *g, dfs_tensor **in, void *u) {
+    return dfs_pair_silu(g, in[0], in[0], NULL, NULL);
+}
+/* the reference: silu(pair_expand(a, 0) + pair_expand(c, 1) + linear(e, w)) */
+static dfs_tensor *f_psilu_ref(dfs_graph *g, dfs_tensor **in, void *u) {
+    dfs_tensor *z = dfs_add(g, dfs_pair_expand(g, in[0], 0), dfs_pair_expand(g, in[1], 1));
+    if (in[2]) z = dfs_add(g, z, dfs_linear(g, in[2], in[3], NULL));
+    return dfs_silu(g, z);
+}
+
+static dfs_tensor *f_gated(dfs_graph *g, dfs_tensor **in, void *u) {
+    return dfs_pair_sum_gated(g, in[0], in[1], ((op_args *)u)->w);
+}
+static dfs_tensor *f_gated_fresh(dfs_graph *g, dfs_tensor **in, void *u) {
+    return dfs_pair_sum_gated(g, dfs_scale(g, in[0], 1.0f), dfs_scale(g, in[1], 1.0f),
+                              ((op_args *)u)->w);
+}
+static dfs_tensor *f_gated_ref(dfs_graph *g, dfs_tensor **in, void *u) {
+    return dfs_pair_sum(g, dfs_mul(g, in[0], in[1]), ((op_args *)u)->w);
+}
+
+/* Finite differences. silu is smooth (its second derivative within +-0.5, its third within
+ * +-0.6), the gated sum bilinear in (e, s). With a, c ~ N(0, 1), e ~ N(0, 0.25), w (C, K) ~
+ * N(0, 1) and R ~ N(0, 1) (|R| <= 4): truncation h^2/6 |d3L/dx3| is largest for an element of
+ * w, whose third derivative sums |R| 0.6 |e|^3 over the B M M = 32 edges: about
+ * 32 * 4 * 0.6 * 0.4 = 31 (|e|^3 is 0.4 on average), so 1.7e-5 * 31 = 5e-4 at h = 1e-2; for a
+ * or c (M = 4 terms, no e) 7e-5. Roundoff: each of the 160 outputs (O(1)) carries a few u;
+ * an element of w moves all of them: 8 sqrt(160) 3u 4 / (2h) ~ 3e-4. TOL (1e-3) holds both; a
+ * wrong term errs by O(1). */
+static void test_fused_gradients(void) {
+    dfs_tensor *a = gc_input(3, (int[]){FB, FM, FC}, &rng, 1.0f);
+    dfs_tensor *c = gc_input(3, (int[]){FB, FM, FC}, &rng, 1.0f);
+    dfs_tensor *e = gc_input(4, (int[]){FB, FM, FM, FK}, &rng, 0.5f);
+    dfs_tensor *w = gc_input(2, (int[]){FC, FK}, &rng, 1.0f);
+    dfs_tensor *in[4] = {a, c, e, w};
+    gradcheck("pair_silu", f_psilu, in, 4, NULL, 1e-2f, TOL);
+    gradcheck("pair_silu (fresh grads)", f_psilu_fresh, in, 4, NULL, 1e-2f, TOL);
+    gradcheck("pair_silu (a == c, no edge term)", f_psilu_same, in, 1, NULL, 1e-2f, TOL);
+    /* the gated sum: linear in each single element, so H_LIN; s of both signs, a weight of 2
+     * and zeros (test_gradients' weights) */
+    const uint8_t mask[FB * FM] = {1, 1, 1, 1, 1, 0, 1, 1};
+    float wt[FB * FM * FM];
+    edge_weights(wt, mask, FB, FM, (float)(FM - 1));
+    wt[1] = 2.0f;
+    op_args args = {.w = wt};
+    dfs_tensor *ge = gc_input(4, (int[]){FB, FM, FM, 3}, &rng, 1.0f);
+    dfs_tensor *gs = gc_input(4, (int[]){FB, FM, FM, 1}, &rng, 1.0f);
+    dfs_tensor *gin[2] = {ge, gs};
+    gradcheck("pair_sum_gated", f_gated, gin, 2, &args, H_LIN, TOL);
+    gradcheck("pair_sum_gated (fresh grads)", f_gated_fresh, gin, 2, &args, H_LIN, TOL);
+    args.w = NULL;
+    gradcheck("pair_sum_gated (w NULL)", f_gated, gin, 2, &args, H_LIN, TOL);
+    gc_input_free(a), gc_input_free(c), gc_input_free(e), gc_input_free(w);
+    gc_input_free(ge), gc_input_free(gs);
+}
+
+/* Forward and backward against the reference compositions, on B = 3 molecules of M = 24 and
+ * C = 24 (41,472 floats per edge array: the threaded loops), with one thread and fresh
+ * gradient buffers, then with two threads and buffers of zeros that backward adds to: both
+ * must give the same values (0 + g is g; only a zero's sign may differ), and the second run is
+ * checked against the reference.
+ *
+ * pair_silu. Both sides evaluate z = a_i + c_j + sum_k w_k e_k, K + 2 terms, in float (in
+ * other orders): each within gamma_{K+2} sum|terms| of the exact z, so they differ by
+ * dz <= 2 sum_err(K + 2, sum|terms|). Both apply the same float silu (z * sigmoid, dfs_expf):
+ * the outputs differ by <= 1.1 dz (|silu'| <= 1.1) plus the float silu's own rounding at two
+ * arguments, 2 * 6e-7 |silu(z)| (dfs_expf 3e-7, four roundings). Backward, both form
+ * g = dout s (1 + z (1 - s)) (silu_bw's formula) from their z: they differ by
+ * <= |dout| (0.5 dz + 2e-6 (s + |z s (1 - s)|)) (|silu''| <= 0.5; the formula's own rounding,
+ * 1e-6 of its terms, on each side); then da_i = sum_j g_ij, dc_j = sum_i g_ij (pair_expand's
+ * backward), de = g w and dw = g^T e (GEMMs), sums in other orders on each side:
+ * |diff| <= sum |g diffs| |factor| + 2 sum_err(n, sum |g factor|).
+ * pair_sum_gated. The fast side sums (w s) e, the reference w (s e): two roundings each, so
+ * the products differ by <= 4u |w s e|, the sums of M by 2 sum_err(M, .) more; backward
+ * de = (w s) dout against s (w dout) (4u), ds = w (e . dout) against the sum of (w dout_c) e_c
+ * (band_reduce, two roundings a term, added in double): 2 sum_err(C, .) + 4u. All checked at
+ * 1.01 times the bound. */
+static double bound_ratio(double diff, double bound) {
+    return err_ratio(diff, 1.01 * bound);
+}
+
+/* a[i] == b[i] for all i: the same bits but for the sign of a zero (0 + -0 is +0) */
+static int same_values(const float *a, const float *b, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!(a[i] == b[i])) return 0;
+    return 1;
+}
+
+static void test_fused_reference(void) {
+    enum { B = 3, M = 24, C = 24, K = 2, NE = B * M * M };
+    dfs_rng r;
+    dfs_rng_seed(&r, 77);
+    float *av = malloc(sizeof(float) * B * M * C), *cv = malloc(sizeof(float) * B * M * C);
+    float *ev = malloc(sizeof(float) * NE * K), *wv = malloc(sizeof(float) * C * K);
+    float *dout = malloc(sizeof(float) * NE * C);
+    dfs_rng_fill_normal(&r, av, (size_t)B * M * C);
+    dfs_rng_fill_normal(&r, cv, (size_t)B * M * C);
+    dfs_rng_fill_normal(&r, ev, (size_t)NE * K);
+    dfs_rng_fill_normal(&r, wv, (size_t)C * K);
+    dfs_rng_fill_normal(&r, dout, (size_t)NE * C);
+    const int T0 = dfs_get_threads();
+    static const char *part[5] = {"output", "da", "dc", "de", "dw"};
+    const size_t nn[5] = {(size_t)NE * C, (size_t)B * M * C, (size_t)B * M * C, (size_t)NE * K,
+                          (size_t)C * K};
+    float *keep[2][5]; /* out, da, dc, de, dw of the fused op with 1 and 2 threads */
+    double worst[5] = {0};
+    for (int th = 0; th < 2; th++) {
+        dfs_set_threads(th + 1);
+        dfs_tensor *x[2][4], *out[2];
+        dfs_graph *g[2];
+        for (int v = 0; v < 2; v++) { /* 0 fused, 1 reference */
+            g[v] = dfs_graph_new();
+            x[v][0] = from(g[v], 3, (int[]){B, M, C}, av);
+            x[v][1] = from(g[v], 3, (int[]){B, M, C}, cv);
+            x[v][2] = from(g[v], 4, (int[]){B, M, M, K}, ev);
+            x[v][3] = from(g[v], 2, (int[]){C, K}, wv);
+            for (int k = 0; k < 4; k++) {
+                x[v][k]->requires_grad = 1;
+                if (th) x[v][k]->grad = dfs_tensor_zeros(g[v], 1, (int[]){(int)x[v][k]->n})->data;
+            }
+            out[v] = v ? f_psilu_ref(g[v], x[v], NULL) : f_psilu(g[v], x[v], NULL);
+            dfs_backward_grad(g[v], out[v], dout);
+        }
+        const float *got[5] = {out[0]->data, x[0][0]->grad, x[0][1]->grad, x[0][2]->grad,
+                               x[0][3]->grad};
+        for (int q = 0; q < 5; q++) {
+            keep[th][q] = malloc(nn[q] * sizeof(float));
+            memcpy(keep[th][q], got[q], nn[q] * sizeof(float));
+        }
+        if (th == 1) { /* the bounds, once: per edge and channel, g's difference bound and |g| */
+            double *gb = malloc(sizeof(double) * NE * C), *ga = malloc(sizeof(double) * NE * C);
+            for (size_t ij = 0; ij < (size_t)NE; ij++) {
+                const size_t b = ij / (M * M), i = ij / M % M, j = ij % M;
+                for (int ch = 0; ch < C; ch++) {
+                    const size_t at = ij * C + ch;
+                    const double ai = av[(b * M + i) * C + ch], cj = cv[(b * M + j) * C + ch];
+                    double z = ai + cj, abs = fabs(ai) + fabs(cj);
+                    for (int k = 0; k < K; k++) {
+                        z += (double)wv[ch * K + k] * ev[ij * K + k];
+                        abs += fabs((double)wv[ch * K + k] * ev[ij * K + k]);
+                    }
+                    const double dz = 2 * sum_err(K + 2, abs), s = 1 / (1 + exp(-z));
+                    const double fwd = 1.1 * dz + 2 * 6e-7 * fabs(z * s);
+                    worst[0] = max_err(worst[0],
+                                       bound_ratio(fabs(out[0]->data[at] - out[1]->data[at]), fwd));
+                    gb[at] = fabs(dout[at]) * (0.5 * dz + 2e-6 * (s + fabs(z * s * (1 - s))));
+                    ga[at] = fabs(dout[at] * s * (1 + z * (1 - s)));
+                }
+            }
+            for (int v = 0; v < 2; v++) /* da (sums over j), dc (sums over i): M terms */
+                for (int b = 0; b < B; b++)
+                    for (int m = 0; m < M; m++)
+                        for (int ch = 0; ch < C; ch++) {
+                            double sb = 0, sa = 0;
+                            for (int o = 0; o < M; o++) {
+                                const size_t at =
+                                    (((size_t)b * M + (v ? o : m)) * M + (v ? m : o)) * C + ch;
+                                sb += gb[at], sa += ga[at];
+                            }
+                            const size_t at = ((size_t)b * M + m) * C + ch;
+                            const double d = fabs(x[0][v]->grad[at] - x[1][v]->grad[at]);
+                            worst[1 + v] =
+                                max_err(worst[1 + v], bound_ratio(d, sb + 2 * sum_err(M, sa + sb)));
+                        }
+            for (size_t ij = 0; ij < (size_t)NE; ij++) /* de: C terms */
+                for (int k = 0; k < K; k++) {
+                    double sb = 0, sa = 0;
+                    for (int ch = 0; ch < C; ch++) {
+                        sb += gb[ij * C + ch] * fabs(wv[ch * K + k]);
+                        sa += ga[ij * C + ch] * fabs(wv[ch * K + k]);
+                    }
+                    const double d = fabs(x[0][2]->grad[ij * K + k] - x[1][2]->grad[ij * K + k]);
+                    worst[3] = max_err(worst[3], bound_ratio(d, sb + 2 * sum_err(C, sa + sb)));
+                }
+            for (int ch = 0; ch < C; ch++) /* dw: B M M terms */
+                for (int k = 0; k < K; k++) {
+                    double sb = 0, sa = 0;
+                    for (size_t ij = 0; ij < (size_t)NE; ij++) {
+                        sb += gb[ij * C + ch] * fabs(ev[ij * K + k]);
+                        sa += ga[ij * C + ch] * fabs(ev[ij * K + k]);
+                    }
+                    const double d = fabs(x[0][3]->grad[ch * K + k] - x[1][3]->grad[ch * K + k]);
+                    worst[4] = max_err(worst[4], bound_ratio(d, sb + 2 * sum_err(NE, sa + sb)));
+                }
+            free(gb);
+            free(ga);
+        }
+        dfs_graph_free(g[0]);
+        dfs_graph_free(g[1]);
+    }
+    for (int q = 0; q < 5; q++) {
+        CHECK_RATIO(worst[q], "pair_silu %s against the composition: %.3g of the bound", part[q],
+                    worst[q]);
+        CHECK(same_values(keep[0][q], keep[1][q], nn[q]),
+              "pair_silu %s: one thread with fresh gradients and two adding to zeros give the "
+              "same values",
+              part[q]);
+        free(keep[0][q]);
+        free(keep[1][q]);
+    }
+
+    /* the gated sum, with EGNN weights (padding atoms among the molecules) */
+    enum { GC = 16 };
+    uint8_t mask[B * M];
+    for (int i = 0; i < B * M; i++)
+        mask[i] = i % 7 != 3;
+    float *wt = malloc(sizeof(float) * NE), *sv = malloc(sizeof(float) * NE);
+    float *gv = malloc(sizeof(float) * NE * GC);
+    edge_weights(wt, mask, B, M, 3.0f);
+    dfs_rng_fill_normal(&r, gv, (size_t)NE * GC);
+    dfs_rng_fill_normal(&r, sv, (size_t)NE);
+    static const char *gpart[3] = {"output", "de", "ds"};
+    const size_t gn[3] = {(size_t)B * M * GC, (size_t)NE * GC, (size_t)NE};
+    float *gkeep[2][3];
+    double gw[3] = {0};
+    for (int th = 0; th < 2; th++) {
+        dfs_set_threads(th + 1);
+        dfs_graph *g[2];
+        dfs_tensor *x[2][2], *out[2];
+        op_args args = {.w = wt};
+        for (int v = 0; v < 2; v++) {
+            g[v] = dfs_graph_new();
+            x[v][0] = from(g[v], 4, (int[]){B, M, M, GC}, gv);
+            x[v][1] = from(g[v], 4, (int[]){B, M, M, 1}, sv);
+            for (int k = 0; k < 2; k++) {
+                x[v][k]->requires_grad = 1;
+                if (th) x[v][k]->grad = dfs_tensor_zeros(g[v], 1, (int[]){(int)x[v][k]->n})->data;
+            }
+            out[v] = v ? f_gated_ref(g[v], x[v], &args) : f_gated(g[v], x[v], &args);
+            dfs_backward_grad(g[v], out[v], dout); /* dout's first B M GC floats */
+        }
+        const float *got[3] = {out[0]->data, x[0][0]->grad, x[0][1]->grad};
+        for (int q = 0; q < 3; q++) {
+            gkeep[th][q] = malloc(gn[q] * sizeof(float));
+            memcpy(gkeep[th][q], got[q], gn[q] * sizeof(float));
+        }
+        for (size_t rr = 0; th == 1 && rr < (size_t)B * M; rr++)
+            for (int ch = 0; ch < GC; ch++) {
+                double abs = 0;
+                for (int j = 0; j < M; j++) {
+                    const size_t rj = rr * M + j;
+                    abs += fabs((double)wt[rj] * sv[rj] * gv[rj * GC + ch]);
+                    const double d =
+                        fabs(x[0][0]->grad[rj * GC + ch] - x[1][0]->grad[rj * GC + ch]);
+                    gw[1] = max_err(gw[1], bound_ratio(d, 4 * U32 *
+                                                              fabs((double)wt[rj] * sv[rj] *
+                                                                   dout[rr * GC + ch])));
+                }
+                const double d = fabs(out[0]->data[rr * GC + ch] - out[1]->data[rr * GC + ch]);
+                gw[0] = max_err(gw[0], bound_ratio(d, 2 * sum_err(M, abs) + 4 * U32 * abs));
+            }
+        for (size_t rj = 0; th == 1 && rj < (size_t)NE; rj++) {
+            double abs = 0;
+            for (int ch = 0; ch < GC; ch++)
+                abs += fabs((double)wt[rj] * gv[rj * GC + ch] * dout[rj / M * GC + ch]);
+            const double d = fabs(x[0][1]->grad[rj] - x[1][1]->grad[rj]);
+            gw[2] = max_err(gw[2], bound_ratio(d, 2 * sum_err(GC, abs) + 4 * U32 * abs));
+        }
+        dfs_graph_free(g[0]);
+        dfs_graph_free(g[1]);
+    }
+    for (int q = 0; q < 3; q++) {
+        CHECK_RATIO(gw[q], "pair_sum_gated %s against pair_sum(mul): %.3g of the bound", gpart[q],
+                    gw[q]);
+        CHECK(same_values(gkeep[0][q], gkeep[1][q], gn[q]),
+              "pair_sum_gated %s: one thread with fresh gradients and two adding to zeros give "
+              "the same values",
+              gpart[q]);
+        free(gkeep[0][q]);
+        free(gkeep[1][q]);
+    }
+    dfs_set_threads(T0);
+    free(av), free(cv), free(ev), free(wv), free(dout), free(wt), free(gv), free(sv);
+}
+
 /* Wrong shapes stop at DFS_ASSERT (abort): each in a child process, its stderr discarded. */
 static void test_asserts(void) {
-    static const char *what[] = {"pair_expand which 2",          "pair_expand of a 4-d tensor",
-                                 "pair_diff of a 2-d tensor",    "pair_sum over (1, 2, 3, 1)",
-                                 "center_masked without a mask", "sum_last of a 0-d tensor"};
+    static const char *what[] = {"pair_expand which 2",
+                                 "pair_expand of a 4-d tensor",
+                                 "pair_diff of a 2-d tensor",
+                                 "pair_sum over (1, 2, 3, 1)",
+                                 "center_masked without a mask",
+                                 "sum_last of a 0-d tensor",
+                                 "pair_silu with e but no w",
+                                 "pair_silu with w (C, K + 1)",
+                                 "pair_silu of a and c of other sizes",
+                                 "pair_sum_gated with s (1, 2, 2, 3)"};
     for (int c = 0; c < (int)(sizeof what / sizeof what[0]); c++) {
         fflush(NULL);
         pid_t pid = fork();
@@ -798,8 +1106,22 @@ static void test_asserts(void) {
             case 4:
                 dfs_center_masked(g, t3, NULL);
                 break;
-            default:
+            case 5:
                 dfs_sum_last(g, dfs_tensor_zeros(g, 0, NULL));
+                break;
+            case 6:
+                dfs_pair_silu(g, t3, t3, dfs_tensor_zeros(g, 4, (int[]){1, 2, 2, 2}), NULL);
+                break;
+            case 7:
+                dfs_pair_silu(g, t3, t3, dfs_tensor_zeros(g, 4, (int[]){1, 2, 2, 2}),
+                              dfs_tensor_zeros(g, 2, (int[]){3, 3}));
+                break;
+            case 8:
+                dfs_pair_silu(g, t3, dfs_tensor_zeros(g, 3, (int[]){1, 2, 4}), NULL, NULL);
+                break;
+            default:
+                dfs_pair_sum_gated(g, dfs_tensor_zeros(g, 4, (int[]){1, 2, 2, 3}),
+                                   dfs_tensor_zeros(g, 4, (int[]){1, 2, 2, 3}), NULL);
                 break;
             }
             _exit(0); /* it returned: the check below fails */
@@ -825,5 +1147,7 @@ int main(void) {
     test_egnn_gradients();
     test_egnn_rotation();
     test_large();
+    test_fused_gradients();
+    test_fused_reference();
     return check_summary("test_ops_graph");
 }
