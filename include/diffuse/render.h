@@ -75,6 +75,77 @@ typedef struct {
 dfs_status dfs_plot_fan_png(const char *path, const dfs_plot_fan *fans, int nf,
                             const dfs_plot_config *cfg);
 
+/* ------------------------------------------------------------------------------------------ */
+/* 3-D scenes of spheres and sticks (src/render/scene.c)                                       */
+/* ------------------------------------------------------------------------------------------ */
+/*
+ * A small ray-casting rasteriser for ball-and-stick pictures; it knows nothing of chemistry
+ * (src/mol/render.c turns molecules into scenes). Orthographic projection along the view's z
+ * axis with a depth buffer per sample; shading is ambient + Lambert + a Blinn-Phong highlight
+ * from one light at the upper left front; depth cueing blends surfaces toward view.fog_rgb the
+ * farther they are; each pixel averages supersample^2 samples (antialiasing).
+ *
+ *   dfs_scene s = {spheres, n_spheres, sticks, n_sticks};
+ *   dfs_scene_view v;
+ *   dfs_scene_fit(&s, 1, rot, w, h, 8.0f, &v);   // the whole scene in the panel, 8 px margin
+ *   dfs_scene_render(&s, &v, rgb, w, h);         // rgb: (h, w, 3), the caller's
+ */
+typedef struct {
+    float c[3];     /* centre */
+    float r;        /* radius, > 0 */
+    uint8_t rgb[3]; /* colour */
+} dfs_scene_sphere;
+/* A cylinder from a to b; the half at a has colour rgb_a, the half at b rgb_b. Its flat ends
+ * are drawn, so a stick ending inside a sphere is hidden there. */
+typedef struct {
+    float a[3], b[3];
+    float r; /* radius, > 0 */
+    uint8_t rgb_a[3], rgb_b[3];
+} dfs_scene_stick;
+typedef struct {
+    const dfs_scene_sphere *spheres;
+    int n_spheres;
+    const dfs_scene_stick *sticks;
+    int n_sticks;
+} dfs_scene;
+/* Where the camera is and how the picture looks. A scene point p is seen at q = rot p (x to
+ * the right, y up, z toward the viewer) and drawn at pixel (w/2 + scale (q.x - centre[0]),
+ * h/2 - scale (q.y - centre[1])), pixel (i, j) covering [i, i+1) x [j, j+1). rot should be a
+ * rotation (orthonormal, determinant +1): radii are not transformed, and a mirror would show
+ * the mirror-image scene. */
+typedef struct {
+    float rot[9];          /* row-major 3 x 3 */
+    float centre[2];       /* view x, y at the middle of the picture */
+    float scale;           /* pixels per scene unit, > 0 */
+    float z_near, z_far;   /* view depths (q.z) where depth cueing starts and where it is full */
+    float fog;             /* 0..1: at z_far and beyond, colour = (1 - fog) shaded + fog fog_rgb */
+    uint8_t fog_rgb[3];
+    uint8_t background[3]; /* where no surface is */
+    int supersample;       /* samples per pixel along each axis, 1..DFS_SCENE_MAX_SUPERSAMPLE */
+} dfs_scene_view;
+#define DFS_SCENE_MAX_SUPERSAMPLE 8
+/* Largest picture side dfs_scene_render draws. */
+#define DFS_SCENE_MAX_SIDE 8192
+/* The view that fits scenes[0..n) together (their union) into a w x h picture, margin pixels
+ * clear on every side, seen through rot (NULL: the identity): the centre and scale from the
+ * bounding box of the rotated spheres and sticks (radii included), z_near and z_far the
+ * largest and smallest view depth of the sphere centres and stick ends (z_far = z_near - 1
+ * for a flat scene). The rest are the defaults: white background, fog 0.40 toward dark
+ * slate (40, 44, 56), supersample 3. Fitting several scenes together gives them one view:
+ * the frames of an animation then share centre, scale and depth cue. A scene with nothing in
+ * it gets centre 0 and scale min(w, h) / 10. DFS_ERR_ARG (message set) for n < 1, w or h
+ * outside 1..DFS_SCENE_MAX_SIDE, a margin that leaves no room, a coordinate or radius that is
+ * not finite, or a radius <= 0. */
+dfs_status dfs_scene_fit(const dfs_scene *scenes, int n, const float *rot, int w, int h,
+                         float margin, dfs_scene_view *view);
+/* Draw s through view into rgb (h, w, 3), row-major, which the caller owns; every pixel is
+ * written. Deterministic: the same scene and view give the same bytes. DFS_ERR_ARG (message
+ * set) for w or h outside 1..DFS_SCENE_MAX_SIDE, supersample outside its range, a scale or
+ * fog out of range, a coordinate or radius that is not finite, or a radius <= 0;
+ * DFS_ERR_NOMEM. */
+dfs_status dfs_scene_render(const dfs_scene *s, const dfs_scene_view *view, uint8_t *rgb, int w,
+                            int h);
+
 #ifdef __cplusplus
 }
 #endif
