@@ -199,6 +199,68 @@ dfs_status dfs_mol_unique(const char *const *forms, int n, int *n_unique, uint8_
 dfs_status dfs_mol_novel(const char *const *forms, int n, const char *const *train, int n_train,
                          int *n_novel, uint8_t *novel);
 
+/* ------------------------------------------------------------------------------------------ */
+/* Pictures: ball and stick (src/mol/render.c)                                                 */
+/* ------------------------------------------------------------------------------------------ */
+/*
+ * Molecules drawn with the render layer's scene rasteriser (dfs_scene_render): every atom a
+ * ball in its Jmol (CPK) colour, every bond a stick coloured half by half after its atoms
+ * (double and triple bonds as two and three thinner parallel sticks side by side on screen,
+ * aromatic ones as a stick with a dashed one beside it), shaded, antialiased and darkened with
+ * depth. Bonds are m->bonds, or EDM's bonds from the distances (dfs_mol_perceive_bonds) when a
+ * molecule has none. Each molecule is seen along its principal axes (dfs_mol_view_axes) and
+ * scaled to fill its panel, but never beyond DFS_MOL_RENDER_MIN_SPAN, so that a water
+ * molecule is not drawn as large as a sugar. Pictures are deterministic: the same molecules
+ * give the same PNG bytes.
+ *
+ *   dfs_mol_render_grid("mols.png", set.mols, set.n, NULL, 4, 240, NULL);
+ */
+
+/* The Jmol colour of element z in rgb and its ball radius in Angstrom (0.23 of its van der
+ * Waals radius, Bondi 1964): H white, C grey, N blue, O red, F green, S yellow, P orange,
+ * Cl green, Br dark red, I violet; any other element (or z outside 1..DFS_MOL_MAX_Z) a
+ * blue-grey ball of radius 0.40. */
+float dfs_mol_atom_style(int z, uint8_t rgb[3]);
+/* The least a panel spans inside its margins, in Angstrom: a molecule smaller than that is
+ * drawn at the scale of one that size instead of filling the panel. */
+#define DFS_MOL_RENDER_MIN_SPAN 4.0f
+/* Smallest and largest panel side in pixels. */
+#define DFS_MOL_RENDER_MIN_PX 32
+#define DFS_MOL_RENDER_MAX_PX 4096
+/* The view along m's principal axes, as a rotation for dfs_scene_view.rot (row-major): its rows
+ * are the eigenvectors of the covariance of the atom positions, largest spread first (screen
+ * x), smallest last (toward the viewer), the third row the cross product of the first two so
+ * that rot is a proper rotation (a mirror would show the other enantiomer). Each of the first
+ * two rows has its largest component positive, so the view does not depend on the eigensolver's
+ * signs. Fewer than 2 atoms, or non-finite positions: the identity. */
+void dfs_mol_view_axes(const dfs_mol *m, float rot[9]);
+/* Draw m into one square panel rgb (px, px, 3), row-major, the caller's: seen through rot (NULL:
+ * dfs_mol_view_axes(m)), centred and scaled to fit with a margin of px / 16. xy (m->n, 2), if
+ * not NULL, gets the pixel position of each atom's centre (x right, y down; pixel (i, j) covers
+ * [i, i+1) x [j, j+1)). A molecule with no atoms is an empty panel. DFS_ERR_ARG (message set)
+ * for px outside DFS_MOL_RENDER_MIN_PX..DFS_MOL_RENDER_MAX_PX, a position that is not finite;
+ * DFS_ERR_NOMEM. */
+dfs_status dfs_mol_render_panel(const dfs_mol *m, const float *rot, int px, uint8_t *rgb,
+                                float *xy);
+/* Write mols[0..n) as one PNG (atomically): a grid of min(cols, n) columns and as many rows as
+ * needed of px x px panels, in order along the rows, on white with 1-pixel light grey frames.
+ * captions NULL: no captions; else n strings (NULL or "" leaves a panel's blank), each set in
+ * font (NULL: DFS_DEFAULT_FONT of diffuse/render.h) centred in a strip under its panel, in a
+ * smaller size where it would be wider than the panel and clipped if still too wide.
+ * DFS_ERR_ARG (message set, no file written) for n < 1, cols < 1, px out of range, a grid
+ * larger than a PNG allows (65536 pixels a side), a position that is not finite; DFS_ERR_IO
+ * or DFS_ERR_FORMAT from the font (missing, unusable) or the write; DFS_ERR_NOMEM. */
+dfs_status dfs_mol_render_grid(const char *path, const dfs_mol *mols, int n,
+                               const char *const *captions, int cols, int px, const char *font);
+/* One molecule's trajectory (e.g. the states of a denoising run) as one row of panels: every
+ * frame is seen through the same view, dfs_mol_view_axes of the last frame (the finished
+ * molecule), at the same scale and centre, fitted to hold all the frames; so a change between
+ * two panels is a motion of the atoms. Bonds are each frame's own, or perceived per frame
+ * (they appear as the atoms settle). Frames may differ in atoms and elements. captions, font,
+ * px, errors: as dfs_mol_render_grid. */
+dfs_status dfs_mol_render_trajectory(const char *path, const dfs_mol *frames, int nframes,
+                                     const char *const *captions, int px, const char *font);
+
 #ifdef __cplusplus
 }
 #endif
