@@ -18,7 +18,7 @@ static const char *render_help =
     "across, smallest toward you) and scaled to its panel, a small one no larger than a\n"
     "molecule 4 Angstrom across. Bonds are the file's own (SDF); where a molecule has none (XYZ\n"
     "files) they are found from the distances with EDM's bond-length tables, as 'diffuse mol\n"
-    "eval' finds them. The same file gives the same PNG, byte for byte.\n"
+    "eval' finds them. Run twice on the same file, it writes the same PNG byte for byte.\n"
     "\n"
     "  --in FILE           the molecules: multi-frame XYZ (.xyz) or SDF V2000 (.sdf, .mol)\n"
     "                      (required)\n"
