@@ -398,6 +398,86 @@ dfs_status dfs_classifier_train(dfs_classifier *c, const dfs_dataset *d,
                                 void *user);
 
 
+/* ------------------------------------------------------------------------------------------ */
+/* EGNN: the denoiser for molecules (src/nn/egnn.c)                                            */
+/* ------------------------------------------------------------------------------------------ */
+
+/* The E(n)-equivariant graph network of Satorras et al. 2021 in the form EDM uses as its noise
+ * predictor (Hoogeboom et al. 2022, app. B; their egnn_new.py and EGNN_dynamics_QM9, with
+ * sin_embedding off and aggregation "sum"). B molecules of up to M atoms (padded), each atom
+ * 3 coordinates and F features, fully connected between the atoms present of a molecule:
+ *   h = Linear_{F+1 -> nf}([h, t])                   t the normalised time, per atom
+ *   layers blocks, each with edge attributes e_ij = [|x_i - x_j|^2, |x0_i - x0_j|^2] (x0 the
+ *   input positions) and d_ij = (x_i - x_j) / (sqrt(|x_i - x_j|^2 + 1e-8) + norm_constant):
+ *     sublayers GCLs:   m_ij = SiLU(Linear(SiLU(Linear([h_i, h_j, e_ij]))))
+ *                       m_ij *= sigmoid(Linear_{nf -> 1}(m_ij))            (attention)
+ *                       h_i += Linear(SiLU(Linear([h_i, sum_j w_ij m_ij]))); h *= node mask
+ *     the coordinates:  phi_ij = Linear_{nf -> 1, no bias}(SiLU(Linear(SiLU(Linear(
+ *                              [h_i, h_j, e_ij])))))
+ *                       phi_ij = coords_range tanh(phi_ij)                   (tanh)
+ *                       x_i += sum_j w_ij d_ij phi_ij
+ *   w_ij = 1 / normalization_factor between distinct atoms present of one molecule, else 0.
+ *   out = [centre(x - x0), Linear_{nf -> F+1}(h)[:F] node mask] (B, M, 3 + F): the position part
+ *   with zero centre of mass over each molecule's atoms (EDM's remove_mean_with_mask), 0 on
+ *   padding. A rotation or reflection of the input positions rotates the position part and
+ *   leaves the features; a translation changes nothing.
+ * Values in parentheses are dfs_egnn_config_default's (EDM's QM9 model: nf 256, 9 layers). */
+typedef struct {
+    int features;               /* F: node features in and out (6: one-hot H C N O F + charge) */
+    int hidden;                 /* nf (64) */
+    int layers;                 /* equivariant blocks (4) */
+    int sublayers;              /* GCLs per block (1) */
+    int attention;              /* 0 or 1: the edge gate sigmoid(Linear(m_ij)) (1) */
+    int tanh;                   /* 0 or 1: phi = coords_range tanh(phi) (1) */
+    float coords_range;         /* (15) */
+    float norm_constant;        /* added to |x_i - x_j| in d_ij, >= 0 (1) */
+    float normalization_factor; /* the neighbour sums are divided by it, > 0 (1) */
+} dfs_egnn_config;
+
+typedef struct dfs_egnn dfs_egnn;
+
+/* One forward pass: B molecules of M atom slots, arrays row-major. */
+typedef struct {
+    int B, M;
+    const float *xh;          /* (B, M, 3 + F): positions, then features; padded slots not read */
+    const float *t;           /* (B): the time t / T in [0, 1] */
+    const uint8_t *node_mask; /* (B, M): nonzero for an atom present */
+} dfs_egnn_input;
+
+void dfs_egnn_config_default(dfs_egnn_config *c);
+/* DFS_ERR_ARG with a message for a config out of range: features 1..4096, hidden 1..4096,
+ * layers 1..64, sublayers 1..16, attention and tanh 0 or 1, coords_range finite and > 0,
+ * norm_constant finite and >= 0, normalization_factor finite and > 0. */
+dfs_status dfs_egnn_config_check(const dfs_egnn_config *c);
+/* A net with its parameters allocated and initialised (PyTorch's default Linear init, the
+ * coordinate head's last Linear xavier-uniform with gain 0.001, as EDM), EMA = weights. NULL on
+ * a bad config or out of memory (dfs_last_error). The parameters carry the names of EDM's
+ * EGNN module: "embedding.weight", "e_block_L.gcl_S.edge_mlp.0.weight" (.2, node_mlp.0, .2,
+ * att_mlp.0), "e_block_L.gcl_equiv.coord_mlp.0.weight" (.2, .4 without bias),
+ * "embedding_out.bias", ..., in its order. */
+dfs_egnn *dfs_egnn_new(const dfs_egnn_config *c, dfs_rng *rng);
+void dfs_egnn_free(dfs_egnn *n);
+/* Initialise the weights again from rng (then EMA = weights). */
+void dfs_egnn_init(dfs_egnn *n, dfs_rng *rng);
+const dfs_egnn_config *dfs_egnn_config_of(const dfs_egnn *n);
+dfs_params *dfs_egnn_params(dfs_egnn *n);
+/* The prediction (B, M, 3 + F) on g, as above; in is read during the call only. Anything in a
+ * padded slot of xh is ignored (the output there is 0). Wrong sizes or a missing array stop at
+ * DFS_ASSERT. */
+dfs_tensor *dfs_egnn_forward(dfs_egnn *n, dfs_graph *g, const dfs_egnn_input *in);
+/* The same on a tensor xh (B, M, 3 + F) of g, which may require grad (the gradient with
+ * respect to the input: guidance, tests). Padded slots are multiplied by 0 as EDM does, so they
+ * must be finite. */
+dfs_tensor *dfs_egnn_apply(dfs_egnn *n, dfs_graph *g, dfs_tensor *xh, const float *t,
+                           const uint8_t *node_mask);
+/* The number of parameters dfs_egnn_new allocates for c (a valid config), without allocating
+ * them. */
+size_t dfs_egnn_param_count(const dfs_egnn_config *c);
+/* Floating-point operations of one forward pass of one molecule of M atom slots (two per
+ * multiply-add, matrix products only, the M^2 edges of padded slots included). */
+double dfs_egnn_flops(const dfs_egnn_config *c, int M);
+
+
 #ifdef __cplusplus
 }
 #endif
