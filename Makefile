@@ -13,15 +13,16 @@ BLAS    ?= openblas-openmp
 BLASDIR := /usr/lib/$(MULTIARCH)/$(BLAS)
 # The library is two archives (docs/ARCHITECTURE.md): the core, from the engine to models and
 # checkpoints, needs BLAS, OpenMP, zlib, libpng and cJSON only; the extra part (text and chart
-# rendering, caption data sets, sample-quality metrics) adds FreeType, HarfBuzz and LAPACK.
+# rendering, caption data sets, sample-quality metrics) adds FreeType, HarfBuzz and LAPACK, and
+# libxml2 for the molecules' CML files (src/mol/build.c).
 # src/ref (reference loops that tests compare the fast paths to) is linked into tests only.
 LAYERS_CORE  := base io kernels engine ops nn diffusion model
 LAYERS_EXTRA := render data eval series mol
-INC_EXTRA := $(shell pkg-config --cflags freetype2 harfbuzz 2>/dev/null)
+INC_EXTRA := $(shell pkg-config --cflags freetype2 harfbuzz libxml-2.0 2>/dev/null)
 CPPFLAGS := -Iinclude -I/usr/include/$(MULTIARCH)/$(BLAS)
 LIBS_BLAS  := -L$(BLASDIR) -Wl,-rpath,$(BLASDIR) -lopenblas
 LIBS_CORE  := $(LIBS_BLAS) -lpng -lz -lcjson -lm
-LIBS_EXTRA := -llapacke -lharfbuzz -lfreetype
+LIBS_EXTRA := -llapacke -lharfbuzz -lfreetype -lxml2
 LDLIBS  := $(LIBS_EXTRA) $(LIBS_CORE)
 OMP     := -fopenmp
 
@@ -77,7 +78,7 @@ setup:
 # Library objects see the public headers and their own layer's private ones (by relative path).
 $(BUILD)/obj/%.o: src/%.c $(LIB_HDR)
 	@mkdir -p $(dir $@)
-	$(CC) $(WARN) $(CFLAGS) $(OMP) $(CPPFLAGS) $(if $(filter render/% data/% eval/% series/%,$*),$(INC_EXTRA)) -c $< -o $@
+	$(CC) $(WARN) $(CFLAGS) $(OMP) $(CPPFLAGS) $(if $(filter render/% data/% eval/% series/% mol/%,$*),$(INC_EXTRA)) -c $< -o $@
 
 $(LIB_CORE): $(call obj,$(CORE_SRC))
 	@rm -f $@
@@ -168,7 +169,7 @@ SO_LDFLAGS = -shared -Wl,-soname,$(notdir $(@:.so.$(VERSION)=.so.$(SOVERSION))) 
 
 $(BUILD)/pic/%.o: src/%.c $(LIB_HDR)
 	@mkdir -p $(dir $@)
-	$(CC) $(WARN) $(CFLAGS) -fPIC $(OMP) $(CPPFLAGS) $(if $(filter render/% data/% eval/% series/%,$*),$(INC_EXTRA)) -c $< -o $@
+	$(CC) $(WARN) $(CFLAGS) -fPIC $(OMP) $(CPPFLAGS) $(if $(filter render/% data/% eval/% series/% mol/%,$*),$(INC_EXTRA)) -c $< -o $@
 
 $(SO_CORE): $(call pic,$(CORE_SRC))
 	$(CC) $(CFLAGS) $(OMP) $(SO_LDFLAGS) -o $@ $^ $(LIBS_CORE)
