@@ -261,6 +261,152 @@ dfs_status dfs_mol_render_grid(const char *path, const dfs_mol *mols, int n,
 dfs_status dfs_mol_render_trajectory(const char *path, const dfs_mol *frames, int nframes,
                                      const char *const *captions, int px, const char *font);
 
+/* ------------------------------------------------------------------------------------------ */
+/* A QM9-like training set from Debian packages (src/mol/build.c; issue 17)                     */
+/* ------------------------------------------------------------------------------------------ */
+/*
+ * No Debian package ships QM9 (Ramakrishnan et al. 2014), so dfs_moldata_build gathers small
+ * molecules with 3-D coordinates from four packages, keeps those a QM9-like model can learn
+ * and drops repeats:
+ *
+ *   dfs_moldata_options o;
+ *   dfs_moldata_options_default(&o);            // every source, obabel from PATH
+ *   dfs_moldata d;
+ *   dfs_moldata_build(&d, &o);                  // minutes: obabel --gen3d for the SMILES
+ *   dfs_moldata_write(&d, "data/molecules");    // molecules.xyz, molecules.sdf, sources.json
+ *   dfs_moldata_free(&d);
+ *
+ * The filter (dfs_moldata_filter): only H, C, N, O, F; at most 9 heavy atoms; every formal
+ * charge 0; one fragment (the source's bonds where it has them, else EDM's perceived ones);
+ * hydrogens explicit and coordinates in 3-D. Repeats are found by dfs_mol_canonical on EDM's
+ * perceived bonds (the form that novelty uses), and the first molecule of a form is kept, in
+ * the order of the sources below and, within one, of its files (sorted by path) or entries.
+ */
+
+/* CML (Chemical Markup Language, Murray-Rust and Rzepa 1999, xml-cml.org/schema) as
+ * chemical-structures-data and Avogadro write it, read with libxml2: the first <molecule>
+ * element (the root or its first descendant of that name, in any or no namespace), its
+ * atomArray/atom elements (id, elementType, x3 y3 z3 or else x2 y2, formalCharge,
+ * hydrogenCount) and bondArray/bond elements (atomRefs2 "id1 id2"; order 1|S, 2|D, 3|T, A for
+ * aromatic, none read as single). The title is the <molecule>'s <name>, else its id, else "".
+ * Refused with DFS_ERR_FORMAT and "FILE: line N: ...": XML that is not well-formed (libxml2's
+ * message), no <molecule>, an atomArray in CML's array form, an atom without id or with an id
+ * used twice, an elementType that is no element (such as the dummy "Du"), coordinates that
+ * are not finite numbers or only some of x3/y3/z3, a bond to an unknown id or to itself, the
+ * same bond twice, an unknown order, more than DFS_MOL_MAX_ATOMS atoms. The network and
+ * external entities are never loaded. DFS_ERR_IO for a file that cannot be read. */
+typedef struct {
+    int dim;        /* 3: every atom has x3 y3 z3; 2: x2 y2 only (z = 0); 0: no coordinates */
+    int implicit_h; /* hydrogens declared by hydrogenCount beyond the explicit H atoms bonded */
+} dfs_cml_info;
+dfs_status dfs_cml_read(const char *path, dfs_mol *m, dfs_cml_info *info);
+dfs_status dfs_cml_parse(const char *name, const char *text, size_t len, dfs_mol *m,
+                         dfs_cml_info *info);
+
+/* The sources, in the order in which they are read and deduplicated. */
+typedef enum {
+    DFS_MOLSRC_CHEMICAL_STRUCTURES, /* chemical-structures-data: every GROUP/NAME.cml in
+                                       /usr/share/chemical-structures */
+    DFS_MOLSRC_AVOGADRO,            /* libavogadro-data: every .cml at any depth in
+                                       /usr/share/avogadro2/molecules */
+    DFS_MOLSRC_G2,                  /* python3-ase: the G2 set (Curtiss et al. 1997), ASE's
+                                       /usr/lib/python3/dist-packages/ase/collections/g2.json;
+                                       no bonds, so EDM's perceived ones */
+    DFS_MOLSRC_NCI,                 /* rdkit-data: /usr/share/RDKit/Data/NCI/first_5K.smi,
+                                       SMILES made 3-D by obabel --gen3d */
+    DFS_MOLSRC_COUNT
+} dfs_molsrc;
+/* "chemical-structures", "avogadro", "g2", "nci" */
+extern const char *const dfs_molsrc_names[DFS_MOLSRC_COUNT];
+/* The Debian package of each ("chemical-structures-data", ...). */
+extern const char *const dfs_molsrc_packages[DFS_MOLSRC_COUNT];
+/* The source named name[0..len), or -1. */
+int dfs_molsrc_find(const char *name, size_t len);
+
+/* Why a molecule is not in the set; the first reason that applies, in this order. */
+typedef enum {
+    DFS_MOLDROP_NONE = 0,   /* kept by the filter */
+    DFS_MOLDROP_UNREADABLE, /* the file, entry or SMILES could not be read (a warning says why) */
+    DFS_MOLDROP_ELEMENT,    /* an element other than H, C, N, O, F */
+    DFS_MOLDROP_HEAVY,      /* more than max_heavy atoms other than H */
+    DFS_MOLDROP_CHARGED,    /* a formal charge other than 0 */
+    DFS_MOLDROP_NO_3D,      /* no 3-D coordinates: 2-D or none in the file, obabel's --gen3d
+                               left every atom at the origin, or two atoms closer than 0.5 A */
+    DFS_MOLDROP_IMPLICIT_H, /* hydrogens counted but not given as atoms (CML hydrogenCount) */
+    DFS_MOLDROP_FRAGMENTS,  /* more than one fragment (or no atoms) */
+    DFS_MOLDROP_OPEN_SHELL, /* g2: a radical or a lone atom, which ASE marks with magnetic
+                               moments (initial_magmoms); QM9 has closed shells only */
+    DFS_MOLDROP_DUPLICATE,  /* the form of a molecule kept before */
+    DFS_MOLDROP_COUNT
+} dfs_moldrop;
+/* "kept", "unreadable", "element", "heavy-atoms", "charged", "no-3d", "implicit-h",
+ * "fragments", "open-shell", "duplicate" */
+extern const char *const dfs_moldrop_names[DFS_MOLDROP_COUNT];
+
+/* The filter on one molecule: *why = DFS_MOLDROP_NONE, or the first of ELEMENT, HEAVY, CHARGED,
+ * NO_3D (two atoms closer than 0.5 A, which includes every atom at the origin), FRAGMENTS that
+ * applies. Fragments are counted on m->bonds when has_bonds (a file's bonds), else on EDM's
+ * perceived bonds (dfs_mol_check_edm); one atom is one fragment, no atoms none. DFS_ERR_ARG
+ * (bad bonds), DFS_ERR_NOMEM. */
+dfs_status dfs_moldata_filter(const dfs_mol *m, int has_bonds, int max_heavy, dfs_moldrop *why);
+
+typedef struct {
+    unsigned sources;   /* bit (1u << s) for each dfs_molsrc s to read; 0 reads none */
+    int limit;          /* per source: only the first `limit` files, entries or SMILES lines
+                           (0 = all) */
+    int max_heavy;      /* 9 */
+    const char *root;   /* prepended to the packages' paths (a test's copy); NULL or "" = "" */
+    const char *obabel; /* the program run for the SMILES; "obabel" (found through PATH) */
+    const char *gen3d;  /* obabel's --gen3d speed; "med" (Open Babel 3.1.1's "fast" and
+                           "fastest" return before copying the coordinates: all zeros) */
+    dfs_progress_fn progress; /* the gen3d pass: molecules done of those sent; may be NULL */
+    void *progress_user;
+} dfs_moldata_options;
+void dfs_moldata_options_default(dfs_moldata_options *o);
+
+typedef struct {
+    int read;                        /* files, entries or SMILES lines read */
+    int dropped[DFS_MOLDROP_COUNT];  /* by reason; dropped[DFS_MOLDROP_NONE] is unused (0) */
+    int filtered;                    /* passed the filter: read - unreadable - the filter's drops */
+    int kept;                        /* in the set: filtered - duplicates */
+    int file_bonds;                  /* of kept, how many carry the source's bonds (the rest
+                                        EDM's perceived ones) */
+    double seconds;                  /* time spent on this source */
+} dfs_molsrc_count;
+
+typedef struct {
+    dfs_mol_set mols;  /* the set, titles "SOURCE NAME" (NAME has no spaces, and the title at
+                          most 80 characters: a CML file's path below the package folder
+                          without .cml, G2's name, "ID:SMILES" for NCI with the line's ID) */
+    int *source;       /* (mols.n) the dfs_molsrc of each */
+    char **forms;      /* (mols.n) dfs_mol_canonical on EDM's perceived bonds, all distinct */
+    dfs_molsrc_count count[DFS_MOLSRC_COUNT];
+    unsigned sources;  /* the sources read (the options' mask) */
+    int max_heavy;
+    char *root;        /* the options' root, or NULL */
+    char *obabel_version; /* `obabel -V`'s first line when NCI was read, else NULL */
+    char *gen3d;          /* the --gen3d speed used when NCI was read, else NULL */
+} dfs_moldata;
+
+/* Build the set. Each source's files are read from the packages' paths under o->root; a
+ * source whose file or folder is missing fails with DFS_ERR_IO naming the path and the Debian
+ * package to install. A file that cannot be read is counted (DFS_MOLDROP_UNREADABLE) and its
+ * message logged as a warning, once per file. NCI: the SMILES lines go through one obabel pass
+ * without coordinates (-h: explicit hydrogens) that the filter sees, then the survivors through
+ * `obabel --gen3d SPEED -h`; obabel missing (DFS_ERR_IO, naming the package openbabel), killed
+ * or exiting non-zero (DFS_ERR_IO with its last message), or writing what the SDF reader
+ * refuses for every molecule, fails the build. Open Babel 3.1.1 seeds --gen3d from the clock
+ * (rand.cpp, OBRandom::TimeSeed) and has no option to fix it, so NCI's coordinates, unlike
+ * everything else here, differ between builds. *d is zeroed on failure. DFS_ERR_ARG for bad
+ * options; DFS_ERR_NOMEM. */
+dfs_status dfs_moldata_build(dfs_moldata *d, const dfs_moldata_options *o);
+/* Write DIR/molecules.xyz (one frame per molecule, the title as comment), DIR/molecules.sdf
+ * (V2000, with the source's bonds or EDM's perceived ones) and, last, DIR/sources.json (the
+ * filter, and each source's package, counts and drops by reason), each atomically. DIR is
+ * created if missing (not its parents); existing files of those names are replaced. */
+dfs_status dfs_moldata_write(const dfs_moldata *d, const char *dir);
+void dfs_moldata_free(dfs_moldata *d);
+
 #ifdef __cplusplus
 }
 #endif
