@@ -1,5 +1,5 @@
 /* cmd_data.c - diffuse data: build captioned image folders (fashion-captions, emoji) and show
- * what a captioned data set holds. */
+ * what a captioned data set holds; build the molecule set (molecules). */
 #include "common.h"
 #include "progress.h"
 
@@ -12,9 +12,11 @@
 
 static const char *data_help =
     "usage: diffuse data build NAME --out DIR [options]\n"
+    "       diffuse data build molecules --out DIR [--sources LIST] [--limit N] [--root DIR]\n"
     "       diffuse data show DIR|NAME [options]\n"
     "\n"
-    "Captioned images for text-to-image training (docs/TEXT_TO_IMAGE.md).\n"
+    "Captioned images for text-to-image training (docs/TEXT_TO_IMAGE.md), and a QM9-like set\n"
+    "of small molecules for 3-D molecule generation.\n"
     "\n"
     "build writes DIR/000000.png, ... and DIR/metadata.jsonl, one line per image:\n"
     "{\"file_name\": \"000000.png\", \"text\": CAPTION, ...} (the Hugging Face imagefolder\n"
@@ -25,6 +27,17 @@ static const char *data_help =
     "  emoji              Noto Color Emoji (fonts-noto-color-emoji), 32x32 RGB on white, with\n"
     "                     the names of emoji-test.txt (unicode-data): \"red apple, food drink,\n"
     "                     food fruit\"; skin-tone variants left out unless --skin-tones\n"
+    "  molecules          molecules from four Debian packages with H, C, N, O, F only, at most\n"
+    "                     9 heavy atoms, no charges, one fragment, explicit hydrogens and 3-D\n"
+    "                     coordinates, each bond graph once (the first source wins):\n"
+    "                       chemical-structures  chemical-structures-data, CML files\n"
+    "                       avogadro             libavogadro-data, CML files\n"
+    "                       g2                   python3-ase, the G2 set (closed shells only)\n"
+    "                       nci                  rdkit-data, the SMILES of NCI's first_5K.smi\n"
+    "                                            made 3-D by obabel --gen3d (openbabel; minutes,\n"
+    "                                            and the coordinates differ between builds)\n"
+    "                     It writes DIR/molecules.xyz, DIR/molecules.sdf (with bonds) and\n"
+    "                     DIR/sources.json, and prints the counts per source on stdout.\n"
     "\n"
     "show prints the counts, the vocabulary size of a word tokenizer built from the captions\n"
     "and the first captions of a folder (metadata.jsonl, or NAME.txt beside each NAME.png) or of\n"
@@ -33,7 +46,10 @@ static const char *data_help =
     "options:\n"
     "  --out DIR           build: the folder to write (created if missing)\n"
     "  --split S           fashion-captions: train (60000 images, default) or test (10000)\n"
-    "  --limit N           only the first N images\n"
+    "  --limit N           only the first N images (molecules: files, entries or SMILES lines\n"
+    "                      per source)\n"
+    "  --sources LIST      molecules: the sources to read, comma-separated (default all four)\n"
+    "  --root DIR          molecules: read the packages' files under DIR instead of / (a copy)\n"
     "  --seed S            fashion-captions: seed of the synonym choice (default 0)\n"
     "  --size N            image height = width (default: 28 fashion, 32 emoji; folders: the\n"
     "                      first image's)\n"
@@ -172,6 +188,74 @@ static int show(const dfs_caption_set *cs, const char *src, long nshow, long max
     return rc;
 }
 
+/* The sources of --sources LIST ("g2,nci") as a mask, or -1 after the message. */
+static long parse_sources(const char *list) {
+    unsigned mask = 0;
+    const char *p = list;
+    for (;;) {
+        size_t n = strcspn(p, ",");
+        int s = dfs_molsrc_find(p, n);
+        if (s < 0) {
+            char names[128] = "";
+            for (int k = 0; k < DFS_MOLSRC_COUNT; k++)
+                snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s",
+                         k ? ", " : "", dfs_molsrc_names[k]);
+            cli_fail("--sources: unknown source '%.*s' (%s)", (int)n, p, names);
+            return -1;
+        }
+        mask |= 1u << s;
+        if (!p[n]) break;
+        p += n + 1;
+    }
+    return mask;
+}
+
+/* diffuse data build molecules: the set built, written, and its counts as a table. */
+static int build_molecules(const char *out, long limit, unsigned sources, const char *root) {
+    dfs_moldata_options o;
+    dfs_moldata_options_default(&o);
+    o.sources = sources;
+    o.limit = (int)limit;
+    o.root = root;
+    cli_progress b;
+    cli_progress_start(&b, "obabel --gen3d", -1, 0, 0);
+    o.progress = bar;
+    o.progress_user = &b;
+    dfs_moldata d;
+    double t0 = cli_now();
+    dfs_status s = dfs_moldata_build(&d, &o);
+    cli_progress_end(&b);
+    if (s) return cli_fail_status(s);
+    if ((s = dfs_moldata_write(&d, out))) {
+        dfs_moldata_free(&d);
+        return cli_fail_status(s);
+    }
+    printf("%-20s %6s %9s %10s %6s %8s  %s\n", "source", "read", "filtered", "duplicate", "kept",
+           "time", "left out by the filter");
+    dfs_molsrc_count tot = {0};
+    for (int k = 0; k < DFS_MOLSRC_COUNT; k++) {
+        if (!(sources >> k & 1)) continue;
+        const dfs_molsrc_count *c = &d.count[k];
+        printf("%-20s %6d %9d %10d %6d %6.1f s ", dfs_molsrc_names[k], c->read, c->filtered,
+               c->dropped[DFS_MOLDROP_DUPLICATE], c->kept, c->seconds);
+        int any = 0;
+        for (int r = 1; r < DFS_MOLDROP_DUPLICATE; r++)
+            if (c->dropped[r]) printf("%s %s %d", any++ ? "," : "", dfs_moldrop_names[r], c->dropped[r]);
+        printf("%s\n", any ? "" : " none");
+        tot.read += c->read, tot.filtered += c->filtered, tot.kept += c->kept;
+        tot.dropped[DFS_MOLDROP_DUPLICATE] += c->dropped[DFS_MOLDROP_DUPLICATE];
+    }
+    printf("%-20s %6d %9d %10d %6d %6.1f s\n", "total", tot.read, tot.filtered,
+           tot.dropped[DFS_MOLDROP_DUPLICATE], tot.kept, cli_now() - t0);
+    fprintf(stderr, "wrote %s: %d molecules in molecules.xyz and molecules.sdf, counts in "
+            "sources.json (%.1f s)\n", out, d.mols.n, cli_now() - t0);
+    if (d.obabel_version)
+        fprintf(stderr, "nci: 3-D coordinates by %s, --gen3d %s (seeded from the clock: they "
+                "differ between builds)\n", d.obabel_version, d.gen3d);
+    dfs_moldata_free(&d);
+    return 0;
+}
+
 int cmd_data(int argc, char **argv) {
     if (argc < 2) return cli_fail("data: give 'build NAME --out DIR' or 'show DIR|NAME' (see diffuse data --help)");
     const char *sub = argv[1];
@@ -181,18 +265,21 @@ int cmd_data(int argc, char **argv) {
     }
     int build = !strcmp(sub, "build");
     if (!build && strcmp(sub, "show")) return cli_fail("data: unknown subcommand '%s' (build or show)", sub);
-    const char *out = NULL, *split = NULL, *encode = NULL, *grid = NULL;
+    const char *out = NULL, *split = NULL, *encode = NULL, *grid = NULL, *sources = NULL,
+               *root = NULL;
     long limit = 0, size = 0, channels = 0, nshow = 8, max_vocab = 0;
     uint64_t seed = 0;
     int skin = 0, set_seed = 0;
-    enum { O_OUT = 256, O_SPLIT, O_LIMIT, O_SEED, O_SIZE, O_CH, O_SKIN, O_N, O_VOCAB, O_ENC, O_GRID };
+    enum { O_OUT = 256, O_SPLIT, O_LIMIT, O_SEED, O_SIZE, O_CH, O_SKIN, O_N, O_VOCAB, O_ENC, O_GRID,
+           O_SOURCES, O_ROOT };
     static const struct option opts[] = {
         {"out", required_argument, 0, O_OUT},       {"split", required_argument, 0, O_SPLIT},
         {"limit", required_argument, 0, O_LIMIT},   {"seed", required_argument, 0, O_SEED},
         {"size", required_argument, 0, O_SIZE},     {"channels", required_argument, 0, O_CH},
         {"skin-tones", no_argument, 0, O_SKIN},     {"n", required_argument, 0, O_N},
         {"max-vocab", required_argument, 0, O_VOCAB}, {"encode", required_argument, 0, O_ENC},
-        {"grid", required_argument, 0, O_GRID},     {"help", no_argument, 0, 'h'},
+        {"grid", required_argument, 0, O_GRID},     {"sources", required_argument, 0, O_SOURCES},
+        {"root", required_argument, 0, O_ROOT},     {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0}};
     int o;
     optind = 1; // argv[0] is the subcommand
@@ -204,6 +291,8 @@ int cmd_data(int argc, char **argv) {
         case O_SPLIT: split = optarg; break;
         case O_ENC: encode = optarg; break;
         case O_GRID: grid = optarg; break;
+        case O_SOURCES: sources = optarg; break;
+        case O_ROOT: root = optarg; break;
         case O_SKIN: skin = 1; break;
         case O_LIMIT: if (cli_int("--limit", optarg, 1, 1000000000, &limit)) return 2; break;
         case O_SIZE: if (cli_int("--size", optarg, 1, 4096, &size)) return 2; break;
@@ -222,14 +311,21 @@ int cmd_data(int argc, char **argv) {
         }
     }
     int nargs = argc - 1 - optind;
-    if (nargs < 1) return cli_fail("data %s: give %s", sub, build ? "a builder: fashion-captions or emoji" : "a folder or a builder name");
+    if (nargs < 1) return cli_fail("data %s: give %s", sub, build ? "a builder: fashion-captions, emoji or molecules" : "a folder or a builder name");
     if (nargs > 1) return cli_fail("data %s: unexpected argument '%s'", sub, argv[1 + optind + 1]);
     const char *src = argv[1 + optind];
 
     int is_fashion = !strcmp(src, "fashion-captions") || !strcmp(src, "fashion-captions-test");
     int is_emoji = !strcmp(src, "emoji");
-    if (build && !is_fashion && !is_emoji)
-        return cli_fail("data build: unknown builder '%s' (fashion-captions or emoji)", src);
+    int is_mol = !strcmp(src, "molecules");
+    if (build && !is_fashion && !is_emoji && !is_mol)
+        return cli_fail("data build: unknown builder '%s' (fashion-captions, emoji or molecules)", src);
+    if (!build && is_mol)
+        return cli_fail("data show: molecules is built, not shown (its counts are in DIR/sources.json)");
+    if ((sources || root) && !is_mol) return cli_fail("--sources and --root apply to molecules only");
+    if (is_mol && (split || set_seed || skin || size || channels))
+        return cli_fail("data build molecules: --split, --seed, --skin-tones, --size and --channels "
+                        "are for the image builders");
     if (build && !out) return cli_fail("data build: --out DIR is required");
     if (!build && (out)) return cli_fail("data show: --out is for build (show writes only --grid)");
     if (build && (encode || grid || max_vocab))
@@ -244,6 +340,12 @@ int cmd_data(int argc, char **argv) {
     if (build && !*out) return cli_fail("data build: --out is empty");
     if (build && !dir_is_new_or_empty(out))
         return cli_fail("data build: %s exists and is not empty (choose a new folder)", out);
+    if (is_mol) {
+        long mask = sources ? parse_sources(sources) : (1L << DFS_MOLSRC_COUNT) - 1;
+        if (mask < 0) return 2;
+        if (root && !*root) return cli_fail("--root is empty");
+        return build_molecules(out, limit, (unsigned)mask, root);
+    }
 
     dfs_caption_options co;
     dfs_caption_options_default(&co);

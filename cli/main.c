@@ -255,7 +255,7 @@ static const cli_command commands[] = {
     {"bench", cmd_bench, "time training steps and forward passes"},
     {"eval", cmd_eval, "FD and class accuracy of samples (--fd --acc), likelihood bound (--nll)"},
     {"classifier", cmd_classifier, "train or evaluate the image classifier that eval's --fd and --acc use"},
-    {"data", cmd_data, "build and show captioned image folders (fashion-captions, emoji)"},
+    {"data", cmd_data, "build and show captioned image folders (fashion-captions, emoji); build molecules"},
     {"plot", cmd_plot, "draw a loss curve (a column of metrics.csv) as a PNG chart"},
     {"series", cmd_series, "time series: train CSDI models, forecast, impute, score, baselines, fan charts"},
 };
