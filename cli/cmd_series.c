@@ -4,6 +4,7 @@
 #include "series.h"
 #include "mpi.h"
 #include "progress.h"
+#include "train_loop.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -142,16 +143,6 @@ static int parse_train(strain_args *a, int argc, char **argv) {
     return -1;
 }
 
-/* The learning rate after `step` steps and `minutes` of training: CSDI's MultiStepLR, x0.1 at
- * 75% and again at 90% of the run, the run's progress being the larger of its share of
- * --steps and of --minutes (so that a run stopped by the clock still anneals). */
-static float lr_at(const strain_args *a, long step, double minutes) {
-    double done = (double)step / a->steps;
-    if (a->minutes > 0 && minutes / a->minutes > done) done = minutes / a->minutes;
-    double f = done >= 0.9 ? 0.01 : done >= 0.75 ? 0.1 : 1.0;
-    return (float)(a->lr * f);
-}
-
 static int series_train_run(int argc, char **argv);
 
 /* Over several processes (cli/mpi.c) every rank runs the same trainer on the same batches and
@@ -174,6 +165,25 @@ static uint64_t series_checksum(dfs_series_model *m, const dfs_train_state *st, 
     h = cli_fnv(h, st->rng.s, sizeof st->rng.s);
     h = cli_fnv(h, s->values, (size_t)s->n_steps * s->n_features * sizeof *s->values);
     return cli_fnv(h, s->observed, (size_t)s->n_steps * s->n_features * sizeof *s->observed);
+}
+
+/* The training loop's (cli/train_loop.h) two calls on a series run. */
+typedef struct {
+    dfs_series_model *m;
+    dfs_series_trainer *tr;
+    dfs_train_state *st;
+    const char *train_json;
+} series_loop_user;
+
+static dfs_status series_loop_step(void *user, float lr, float *loss) {
+    series_loop_user *u = user;
+    dfs_series_trainer_set_lr(u->tr, lr);
+    return dfs_series_trainer_step(u->tr, loss);
+}
+
+static dfs_status series_loop_save(void *user, const char *path, int full) {
+    series_loop_user *u = user;
+    return dfs_series_save(path, u->m, full ? u->st : NULL, u->train_json, full ? DFS_CKPT_FULL : DFS_CKPT_SAMPLING);
 }
 
 static int series_train_run(int argc, char **argv) {
@@ -258,71 +268,13 @@ static int series_train_run(int argc, char **argv) {
                 m->K, m->names[0], m->K > 1 ? ", ..." : "", train_end, a.until, dfs_series_trainer_windows(tr),
                 m->cfg.window, dfs_csdi_params(m->net)->n, m->cfg.net.channels, m->cfg.net.layers,
                 dfs_schedule_names[m->cfg.schedule], m->cfg.T);
-    cli_catch_signals();
-    cli_progress bar;
-    cli_progress_start(&bar, "step", a.steps, st.step, lead ? 100 : 0);
-    const double t0 = cli_now(), wall0 = st.wall_seconds;
-    const long step0 = st.step;
-    double avg = 0;
-    int have = 0, stop = 0;
-    ds = DFS_OK;
-    while (!rc && st.step < a.steps) {
-        /* every rank stops at the same step and sees the same clock (the largest), which the
-         * learning rate's schedule reads */
-        stop = cli_interrupted();
-        cli_mpi_step_agree(&stop, &st.wall_seconds);
-        if (stop) break;
-        if (a.minutes > 0 && st.wall_seconds >= a.minutes * 60) break; /* the run's total, as lr_at */
-        float loss;
-        const float lr = lr_at(&a, st.step, st.wall_seconds / 60);
-        dfs_series_trainer_set_lr(tr, lr);
-        if ((ds = dfs_series_trainer_step(tr, &loss)) != DFS_OK) {
-            cli_progress_end(&bar);
-            if (ds == DFS_ERR_NAN && !lead) rc = 2; /* the loss is every rank's: rank 0 says it */
-            else rc = cli_fail("%s; stopping%s", dfs_last_error(), ds == DFS_ERR_NAN ? " (the last checkpoint is kept: resume with a lower --lr)" : "");
-            if (ds != DFS_ERR_NAN) cli_mpi_abort(rc); /* this rank's alone: the others wait in the next sum */
-            break;
-        }
-        avg = have ? 0.98 * avg + 0.02 * loss : loss;
-        have = 1;
-        const double el = cli_now() - t0, wps = (st.step - step0) * (double)a.batch / (el > 0 ? el : 1e-9);
-        st.wall_seconds = wall0 + el;
-        if (!lead) continue;
-        if (st.step % a.log_every == 0 || st.step == a.steps) {
-            if (fprintf(mf, "%ld,%.9g,%.6g,%ld,%.2f,%.2f\n", st.step, loss, tc.opt.warmup > 0 && st.step < tc.opt.warmup ? (double)lr * st.step / tc.opt.warmup : lr,
-                        st.images_seen, wps,
-                        st.wall_seconds) < 0 || fflush(mf) != 0) {
-                cli_progress_end(&bar);
-                rc = cli_fail("cannot write %s: %s; stopping", csv, strerror(errno));
-                if (cli_mpi_ranks() > 1 && dfs_series_save(ckpt, m, &st, tj, DFS_CKPT_FULL) == DFS_OK)
-                    fprintf(stderr, "diffuse: the checkpoint of step %ld is saved to %s\n", st.step, ckpt);
-                cli_mpi_abort(rc);
-                break;
-            }
-        }
-        cli_progress_update(&bar, st.step, CLI_ETA_AUTO, "loss %.4f | %.1f windows/s", avg, wps);
-        if (st.step % a.save_every == 0 && (ds = dfs_series_save(ckpt, m, &st, tj, DFS_CKPT_FULL)) != DFS_OK) {
-            cli_progress_end(&bar);
-            rc = cli_mpi_abort(cli_fail_status(ds));
-        }
-    }
-    cli_progress_end(&bar);
+    series_loop_user u = {m, tr, &st, tj};
+    cli_train_loop L = {.unit = "windows", .ckpt = ckpt, .final = final, .csv = csv, .metrics = mf,
+                        .steps = a.steps, .batch = a.batch, .save_every = a.save_every, .log_every = a.log_every,
+                        .minutes = a.minutes, .lr = a.lr, .warmup = tc.opt.warmup, .user = &u,
+                        .step = series_loop_step, .save = series_loop_save};
+    if (!rc) rc = cli_train_loop_run(&L, &st);
     if (mf && fclose(mf) != 0 && !rc) rc = cli_fail("cannot write %s: %s", csv, strerror(errno));
-    if (lead && m && tr && ds != DFS_ERR_NAN && st.step > step0) {
-        dfs_status s1 = dfs_series_save(ckpt, m, &st, tj, DFS_CKPT_FULL);
-        dfs_status s2 = s1 == DFS_OK ? dfs_series_save(final, m, NULL, tj, DFS_CKPT_SAMPLING) : s1;
-        if (s2 != DFS_OK && !rc) rc = cli_fail_status(s2);
-        if (!rc)
-            fprintf(stderr, "%s at step %ld (%.1f s of training): %s (resumable), %s (sampling)\n",
-                    stop ? "interrupted" : "done", st.step, st.wall_seconds, ckpt, final);
-        double sum_s, wait_s, run_s = st.wall_seconds - wall0 > 0 ? st.wall_seconds - wall0 : 1e-9;
-        long sums;
-        cli_mpi_sum_time(&sum_s, &wait_s, &sums);
-        if (!rc && sums > 0)
-            fprintf(stderr, "%d ranks: the gradient sum took %.2f ms per step, %.1f%% of the step time; rank 0 "
-                    "waited %.2f ms per step for the slowest rank\n", cli_mpi_ranks(), 1e3 * sum_s / sums,
-                    100 * sum_s / run_s, 1e3 * wait_s / sums);
-    }
     cJSON_free(tj);
     dfs_series_trainer_free(tr);
     dfs_series_model_free(m);

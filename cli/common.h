@@ -65,6 +65,7 @@ int cmd_classifier(int argc, char **argv); /* cli/cmd_classifier.c */
 int cmd_data(int argc, char **argv);       /* cli/cmd_data.c */
 int cmd_plot(int argc, char **argv);       /* cli/cmd_plot.c */
 int cmd_series(int argc, char **argv);    /* cli/cmd_series.c */
+int cmd_mol(int argc, char **argv);       /* cli/cmd_mol.c */
 int cmd_mol_render(int argc, char **argv); /* cli/cmd_mol_render.c: argv[0] "render" */
 
 #endif

@@ -258,6 +258,7 @@ static const cli_command commands[] = {
     {"data", cmd_data, "build and show captioned image folders (fashion-captions, emoji); build molecules"},
     {"plot", cmd_plot, "draw a loss curve (a column of metrics.csv) as a PNG chart"},
     {"series", cmd_series, "time series: train CSDI models, forecast, impute, score, baselines, fan charts"},
+    {"mol", cmd_mol, "3-D molecules: train EDM models, sample, score by EDM's rules, render"},
 };
 #define NCOMMANDS (sizeof commands / sizeof *commands)
 

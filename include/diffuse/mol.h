@@ -25,6 +25,7 @@
 #define DIFFUSE_MOL_H
 
 #include "diffuse/io.h"
+#include "diffuse/model.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -198,6 +199,114 @@ dfs_status dfs_mol_unique(const char *const *forms, int n, int *n_unique, uint8_
  * novel (n, may be NULL) gets 1 for each of them. */
 dfs_status dfs_mol_novel(const char *const *forms, int n, const char *const *train, int n_train,
                          int *n_novel, uint8_t *novel);
+
+/* The root-mean-square deviation in Angstrom of two conformations of the same atoms after
+ * centring and the best rotation (Kabsch 1976; reflections are not allowed), the rotation from
+ * LAPACK's SVD (src/mol/align.c). permute = 0: atom i of a is atom i of b (their elements must
+ * agree); 1: the least RMSD over every matching of b's atoms to a's of the same element (up to
+ * a million matchings, in a fixed order: for small molecules). DFS_ERR_ARG for different
+ * atom counts or formulas, DFS_ERR_NAN if the SVD fails. */
+dfs_status dfs_mol_rmsd(const dfs_mol *a, const dfs_mol *b, int permute, double *rmsd);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Generating molecules: EDM on the diffusion core (src/mol/model.c)                            */
+/* ------------------------------------------------------------------------------------------ */
+/*
+ * EDM (Hoogeboom et al. 2022): a molecule of a atoms is a row of M atom slots of
+ * DFS_MOL_WIDTH floats each, (x, y, z, h), padded to the model's M by the core's padding mask.
+ * x is the position in Angstrom, centred (zero centre of mass, the core's projection
+ * dfs_project_zero_com keeps noise and predictions there); h is the one-hot type among H, C,
+ * N, O, F times 0.25 and the atomic number times 0.1 (EDM's normalize_factors [1, 4, 10] and
+ * its "charges", which for QM9 are the atomic numbers; the formal charges of the training set
+ * are all 0 by the filter). Diffusion runs jointly on x and h with eps prediction, EDM's
+ * polynomial_2 schedule (poly2, T = 1000) and the EGNN of include/diffuse/nn.h as the denoiser,
+ * fed the time (t+1)/T. The number of atoms of a sample is drawn from the training set's
+ * histogram. A sample's types are the argmax of the one-hot part.
+ */
+#define DFS_MOL_TYPES 5               /* H, C, N, O, F */
+#define DFS_MOL_WIDTH (3 + DFS_MOL_TYPES + 1)
+/* The atomic number of type k (1, 6, 7, 8, 9), and the type of atomic number z (-1 if none). */
+int dfs_mol_type_z(int k);
+int dfs_mol_z_type(int z);
+
+typedef struct {
+    dfs_egnn_config net;        /* features = DFS_MOL_TYPES + 1 (set by the model) */
+    dfs_schedule_kind schedule; /* poly2 */
+    int T;                      /* 1000 */
+} dfs_mol_config;
+void dfs_mol_config_default(dfs_mol_config *c);
+
+typedef struct {
+    dfs_mol_config cfg;
+    int M;                   /* atom slots: the largest training molecule */
+    long *sizes;             /* (M + 1): training molecules with each number of atoms */
+    dfs_egnn *net;
+    dfs_schedule sched;
+    dfs_sampling_recipe sampling; /* .set = 0: ancestral sampling, all T steps */
+    int max_batch;           /* molecules per forward pass per thread (64) */
+} dfs_mol_model;
+
+/* A fresh model for the training molecules set[0..n): every atom H, C, N, O or F, 1..
+ * DFS_MOL_MAX_SLOTS atoms each (DFS_ERR_ARG naming the molecule otherwise). */
+#define DFS_MOL_MAX_SLOTS 256
+dfs_status dfs_mol_model_new(dfs_mol_model **out, const dfs_mol_config *c, const dfs_mol *set,
+                             int n, uint64_t seed);
+void dfs_mol_model_free(dfs_mol_model *m);
+/* Checkpoints: the format and checks of dfs_checkpoint_save / _load with "egnn" and
+ * "molecules" metadata; a file of another kind of model is refused with DFS_ERR_FORMAT and a
+ * message that says what it is. */
+dfs_status dfs_mol_save(const char *path, const dfs_mol_model *m, const dfs_train_state *st,
+                        const char *train_json, dfs_ckpt_kind kind);
+dfs_status dfs_mol_load(const char *path, dfs_mol_model **m, dfs_train_state *st,
+                        int *has_optim, char **train_json);
+
+/* One molecule as a model row (M * DFS_MOL_WIDTH floats) and its padding mask (the same
+ * count of bytes): positions centred on their mean, types encoded as above, padding 0.
+ * DFS_ERR_ARG for an element other than H, C, N, O, F or more than M atoms. */
+dfs_status dfs_mol_encode(const dfs_mol_model *m, const dfs_mol *mol, float *row, uint8_t *present);
+/* The first `atoms` slots of a row as a molecule (out is made here; free with dfs_mol_free):
+ * the positions, each atom's type the largest of its one-hot values. */
+dfs_status dfs_mol_decode(const dfs_mol_model *m, const float *row, int atoms, dfs_mol *out);
+
+/* Training: EDM's loss (the mean squared error of the predicted eps over the present entries,
+ * x and h together), AdamW with EMA; molecules in a shuffled order per epoch, as the image
+ * trainer. The trainer keeps references to m, set and st. */
+typedef struct {
+    int batch;            /* molecules per step (64) */
+    dfs_adamw_config opt; /* lr 1e-3, warm-up 100, EMA 0.999, clip 1 */
+} dfs_mol_train_config;
+void dfs_mol_train_config_default(dfs_mol_train_config *c);
+typedef struct dfs_mol_trainer dfs_mol_trainer;
+dfs_status dfs_mol_trainer_new(dfs_mol_trainer **out, dfs_mol_model *m, const dfs_mol_train_config *c,
+                               const dfs_mol *set, int n, dfs_train_state *st);
+void dfs_mol_trainer_free(dfs_mol_trainer *t);
+void dfs_mol_trainer_set_lr(dfs_mol_trainer *t, float lr);
+/* One step; *loss (may be NULL) gets the loss. Statuses as dfs_trainer_step. */
+dfs_status dfs_mol_trainer_step(dfs_mol_trainer *t, float *loss);
+
+/* Sampling n molecules. With a fragment, its atoms fill the first slots of every sample and are
+ * held fixed through the core's known entries (positions and types; DiffSBDD's and DiffLinker's
+ * conditioning), the model adding the rest: the fragment is centred for sampling and every
+ * sample moved back, its fragment atoms copied from the fragment exactly. */
+typedef struct {
+    int n;                      /* molecules */
+    int atoms;                  /* atoms per molecule, 1..M; 0: drawn from the training sizes
+                                   (at least the fragment's) */
+    dfs_sampler_config sampler; /* kind, steps, eta, variance; the rest is set here */
+    const dfs_mol *fragment;    /* NULL, or atoms of H, C, N, O, F held fixed */
+    int raw;                    /* 1: the raw weights instead of the EMA ones */
+    int group;                  /* molecules per sampler run (0: 256) */
+    int *sizes;                 /* NULL, or (n): gets the atom counts before the first run */
+    /* called after each step of each group with the rows x (group, M * DFS_MOL_WIDTH) and the
+     * index of the group's first molecule (for trajectories and progress) */
+    void (*cb)(void *user, int first, int i, int steps, const float *x, int rows);
+    void *cb_user;
+} dfs_mol_request;
+void dfs_mol_request_default(dfs_mol_request *r);
+/* out (r->n, zeroed) gets the molecules. Random
+ * stream: the sizes first (one dfs_rng_below per molecule), then each group's sampler run.
+ * DFS_ERR_ARG for a bad request; DFS_ERR_NOMEM; DFS_ERR_NAN when a sample is not finite. */
+dfs_status dfs_mol_sample(dfs_mol_model *m, const dfs_mol_request *r, dfs_rng *rng, dfs_mol *out);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Pictures: ball and stick (src/mol/render.c)                                                 */

@@ -1,0 +1,85 @@
+/* train_loop.c - the training loop of 'series train' and 'mol train' (cli/train_loop.h). */
+#include "train_loop.h"
+#include "mpi.h"
+#include "progress.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+float cli_train_lr(const cli_train_loop *L, long step, double minutes) {
+    double done = (double)step / L->steps;
+    if (L->minutes > 0 && minutes / L->minutes > done) done = minutes / L->minutes;
+    double f = done >= 0.9 ? 0.01 : done >= 0.75 ? 0.1 : 1.0;
+    return (float)(L->lr * f);
+}
+
+int cli_train_loop_run(const cli_train_loop *L, dfs_train_state *st) {
+    const int lead = cli_mpi_rank() == 0;
+    int rc = 0, stop = 0;
+    cli_catch_signals();
+    cli_progress bar;
+    cli_progress_start(&bar, "step", L->steps, st->step, lead ? 100 : 0);
+    const double t0 = cli_now(), wall0 = st->wall_seconds;
+    const long step0 = st->step;
+    double avg = 0;
+    int have = 0;
+    dfs_status ds = DFS_OK;
+    while (st->step < L->steps) {
+        /* every rank stops at the same step and sees the same clock (the largest), which the
+         * learning rate's schedule reads */
+        stop = cli_interrupted();
+        cli_mpi_step_agree(&stop, &st->wall_seconds);
+        if (stop) break;
+        if (L->minutes > 0 && st->wall_seconds >= L->minutes * 60) break; /* the run's total */
+        float loss;
+        const float lr = cli_train_lr(L, st->step, st->wall_seconds / 60);
+        if ((ds = L->step(L->user, lr, &loss)) != DFS_OK) {
+            cli_progress_end(&bar);
+            if (ds == DFS_ERR_NAN && !lead) rc = 2; /* the loss is every rank's: rank 0 says it */
+            else rc = cli_fail("%s; stopping%s", dfs_last_error(), ds == DFS_ERR_NAN ? " (the last checkpoint is kept: resume with a lower --lr)" : "");
+            if (ds != DFS_ERR_NAN) cli_mpi_abort(rc); /* this rank's alone: the others wait in the next sum */
+            break;
+        }
+        avg = have ? 0.98 * avg + 0.02 * loss : loss;
+        have = 1;
+        const double el = cli_now() - t0, rate = (st->step - step0) * (double)L->batch / (el > 0 ? el : 1e-9);
+        st->wall_seconds = wall0 + el;
+        if (!lead) continue;
+        if (st->step % L->log_every == 0 || st->step == L->steps) {
+            const double shown = L->warmup > 0 && st->step < L->warmup ? (double)lr * st->step / L->warmup : lr;
+            if (fprintf(L->metrics, "%ld,%.9g,%.6g,%ld,%.2f,%.2f\n", st->step, loss, shown, st->images_seen, rate,
+                        st->wall_seconds) < 0 || fflush(L->metrics) != 0) {
+                cli_progress_end(&bar);
+                rc = cli_fail("cannot write %s: %s; stopping", L->csv, strerror(errno));
+                if (cli_mpi_ranks() > 1 && L->save(L->user, L->ckpt, 1) == DFS_OK)
+                    fprintf(stderr, "diffuse: the checkpoint of step %ld is saved to %s\n", st->step, L->ckpt);
+                cli_mpi_abort(rc);
+                break;
+            }
+        }
+        cli_progress_update(&bar, st->step, CLI_ETA_AUTO, "loss %.4f | %.1f %s/s", avg, rate, L->unit);
+        if (st->step % L->save_every == 0 && (ds = L->save(L->user, L->ckpt, 1)) != DFS_OK) {
+            cli_progress_end(&bar);
+            rc = cli_mpi_abort(cli_fail_status(ds));
+            break;
+        }
+    }
+    cli_progress_end(&bar);
+    if (lead && ds != DFS_ERR_NAN && st->step > step0) {
+        dfs_status s1 = L->save(L->user, L->ckpt, 1);
+        dfs_status s2 = s1 == DFS_OK ? L->save(L->user, L->final, 0) : s1;
+        if (s2 != DFS_OK && !rc) rc = cli_fail_status(s2);
+        if (!rc)
+            fprintf(stderr, "%s at step %ld (%.1f s of training): %s (resumable), %s (sampling)\n",
+                    stop ? "interrupted" : "done", st->step, st->wall_seconds, L->ckpt, L->final);
+        double sum_s, wait_s, run_s = st->wall_seconds - wall0 > 0 ? st->wall_seconds - wall0 : 1e-9;
+        long sums;
+        cli_mpi_sum_time(&sum_s, &wait_s, &sums);
+        if (!rc && sums > 0)
+            fprintf(stderr, "%d ranks: the gradient sum took %.2f ms per step, %.1f%% of the step time; rank 0 "
+                    "waited %.2f ms per step for the slowest rank\n", cli_mpi_ranks(), 1e3 * sum_s / sums,
+                    100 * sum_s / run_s, 1e3 * wait_s / sums);
+    }
+    return rc;
+}

@@ -1,0 +1,35 @@
+/* train_loop.h - the loop of a training command, written once for 'series train' and 'mol train'
+ * (cli/train_loop.c): the steps with their learning rate, metrics.csv, the progress bar,
+ * checkpoints every N steps and at the end, Ctrl-C and SIGTERM, --minutes over resumes, and
+ * the ranks of an MPI run stopping together. */
+#ifndef DFS_CLI_TRAIN_LOOP_H
+#define DFS_CLI_TRAIN_LOOP_H
+
+#include "common.h"
+
+typedef struct {
+    const char *unit;             /* what a batch holds, for the bar: "windows", "molecules" */
+    const char *ckpt, *final;     /* RUNDIR/last.safetensors, RUNDIR/model.safetensors */
+    const char *csv;              /* RUNDIR/metrics.csv, for messages */
+    FILE *metrics;                /* open on rank 0 (a header line already there), else NULL */
+    long steps, batch, save_every, log_every;
+    double minutes;               /* 0: no limit; else the run's total over resumes */
+    double lr;                    /* the peak rate */
+    int warmup;                   /* the optimiser's warm-up steps (metrics.csv shows the ramp) */
+    void *user;
+    /* one optimiser step at learning rate lr */
+    dfs_status (*step)(void *user, float lr, float *loss);
+    /* a checkpoint: resumable (full, with the state) or for sampling */
+    dfs_status (*save)(void *user, const char *path, int full);
+} cli_train_loop;
+
+/* CSDI's MultiStepLR: lr x0.1 at 75% and again at 90% of the run, the run's progress being
+ * the larger of its share of steps and of minutes (so that a run stopped by the clock still
+ * anneals). */
+float cli_train_lr(const cli_train_loop *L, long step, double minutes);
+
+/* Train from st->step to L->steps (or L->minutes), rank 0 writing and speaking. Returns 0 or
+ * the exit status after a message; st->wall_seconds counts the training time. */
+int cli_train_loop_run(const cli_train_loop *L, dfs_train_state *st);
+
+#endif
