@@ -1,0 +1,162 @@
+#!/bin/sh
+# cli_mol.sh BUILD - diffuse mol train, sample and eval: a tiny model trained on three molecules
+# (metrics, checkpoints, resume to the same weights as one run, SIGTERM saving once), samples
+# as XYZ and SDF (sizes from the training set or --atoms, the same file twice from one seed, a
+# fragment that comes back unchanged, the trajectory), eval's figures against numbers worked
+# out by hand (EDM's rule on water, methane, a broken water and a stretched methane), and bad
+# input refused with one line: a missing or corrupt set, an element the model does not know,
+# another kind of checkpoint, bad options.
+NAME=cli_mol; BUILD=${1:-build}; . "$(dirname "$0")/../lib.sh"
+
+"$D" mol --help >"$T/h" 2>&1; check "mol --help exits 0" [ $? -eq 0 ]
+for sub in train sample eval render; do
+    check "mol --help lists $sub" grep -q "^  $sub " "$T/h"
+    "$D" mol $sub --help >"$T/h_$sub" 2>&1; check "mol $sub --help exits 0" [ $? -eq 0 ]
+done
+check "train --help names every option" sh -c 'for o in --data --out --hidden --layers --sublayers --attention --T --schedule --steps --minutes --batch --lr --seed --save-every --log-every --resume --threads; do grep -q -e "$o" "$1" || exit 1; done' - "$T/h_train"
+check "sample --help names every option" sh -c 'for o in --model --out --n --atoms --fragment --sampler --steps --eta --variance --trajectory --seed --raw --threads; do grep -q -e "$o" "$1" || exit 1; done' - "$T/h_sample"
+
+# water, methane and ethanol (ethanol: the largest, 9 atoms)
+cat >"$T/set.xyz" <<'EOF'
+3
+water
+O 0.000 0.000 0.000
+H 0.757 0.586 0.000
+H -0.757 0.586 0.000
+5
+methane
+C 0.000 0.000 0.000
+H 0.629 0.629 0.629
+H -0.629 -0.629 0.629
+H -0.629 0.629 -0.629
+H 0.629 -0.629 -0.629
+9
+ethanol
+C -0.0077 -0.0073 0.0063
+C 1.5093 0.0081 -0.0099
+O 1.9652 1.3476 -0.0057
+H -0.4027 -1.0254 -0.0166
+H -0.3840 0.5042 -0.8921
+H -0.3845 0.4745 0.9160
+H 1.8793 -0.5190 0.8800
+H 1.8751 -0.4890 -0.9174
+H 2.9270 1.3140 -0.0164
+EOF
+TINY="--hidden 16 --layers 1 --T 20 --batch 4 --threads 2"
+"$D" mol train --data "$T/set.xyz" --out "$T/run" $TINY --steps 6 --save-every 3 --log-every 2 2>"$T/e"; rc=$?
+check "train exits 0: $(tail -n 1 "$T/e")" [ $rc -eq 0 ]
+check "train says what it trains" grep -q "3 molecules of up to 9 atoms" "$T/e"
+check "train writes last and model" [ -s "$T/run/last.safetensors" ] && [ -s "$T/run/model.safetensors" ]
+check "metrics.csv has a header and 3 rows" [ "$(wc -l <"$T/run/metrics.csv")" -eq 4 ]
+check "metrics.csv counts molecules" grep -q "^6,.*,24," "$T/run/metrics.csv"
+"$D" info "$T/run/model.safetensors" >/dev/null 2>&1 # any status: it must not crash
+check "info on a molecule model does not crash" [ $? -lt 128 ]
+# resume: 3 + 3 steps give the weights of one run of 6
+"$D" mol train --data "$T/set.xyz" --out "$T/r2" $TINY --steps 3 --save-every 3 --log-every 2 2>"$T/e"
+"$D" mol train --data "$T/set.xyz" --out "$T/r2" $TINY --steps 6 --save-every 3 --log-every 2 --resume 2>"$T/e"; rc=$?
+check "resume exits 0: $(tail -n 1 "$T/e")" [ $rc -eq 0 ]
+same_files "3 + 3 resumed steps give the model of 6 steps" "$T/run/model.safetensors" "$T/r2/model.safetensors"
+expect_error "a second run into the same folder refused" "already holds a run" \
+    "$D" mol train --data "$T/set.xyz" --out "$T/run" $TINY --steps 6
+# SIGTERM saves once and exits 0
+"$D" mol train --data "$T/set.xyz" --out "$T/sig" $TINY --steps 100000 --save-every 100000 --log-every 1 2>"$T/e_sig" &
+pid=$!
+wait_until $pid 60 has_rows "$T/sig/metrics.csv"
+kill -TERM $pid; wait $pid; rc=$?
+check "SIGTERM: exit 0 ($rc): $(tail -n 1 "$T/e_sig")" [ $rc -eq 0 ]
+check "SIGTERM: says interrupted and saves" grep -q "^interrupted at step" "$T/e_sig"
+"$D" mol sample --model "$T/sig/last.safetensors" --n 1 --steps 2 --out "$T/sig.xyz" 2>"$T/e"; rc=$?
+check "SIGTERM: the checkpoint is whole (it samples): $(tail -n 1 "$T/e")" [ $rc -eq 0 ]
+
+# sampling
+M="$T/run/model.safetensors"
+"$D" mol sample --model "$M" --n 5 --steps 10 --out "$T/a.xyz" --seed 3 2>"$T/e"; rc=$?
+check "sample exits 0: $(tail -n 1 "$T/e")" [ $rc -eq 0 ]
+check "5 frames" [ "$(grep -c '^sample ' "$T/a.xyz")" -eq 5 ]
+check "sizes from the training set (3, 5 or 9 atoms)" sh -c '! grep -E "^[0-9]+$" "$1" | grep -qvxE "3|5|9"' - "$T/a.xyz"
+"$D" mol sample --model "$M" --n 5 --steps 10 --out "$T/b.xyz" --seed 3 2>"$T/e"
+same_files "one seed gives the same file" "$T/a.xyz" "$T/b.xyz"
+"$D" mol sample --model "$M" --n 3 --atoms 7 --steps 10 --out "$T/c.sdf" --trajectory "$T/traj.xyz" 2>"$T/e"; rc=$?
+check "sample --atoms 7 to SDF with a trajectory exits 0: $(tail -n 1 "$T/e")" [ $rc -eq 0 ]
+check "every SDF molecule has 7 atoms" [ "$(grep -c '^  7 .*V2000' "$T/c.sdf")" -eq 3 ]
+check "the trajectory has 10 frames of 7 atoms" [ "$(grep -cx ' *7' "$T/traj.xyz")" -eq 10 ]
+check "the trajectory ends at the last step" grep -q "step 10 of 10" "$T/traj.xyz"
+"$D" mol render --in "$T/traj.xyz" --trajectory --out "$T/traj.png" --size 64 2>"$T/e"
+check "the trajectory renders" [ -s "$T/traj.png" ]
+# a fragment: water's O-H, far from the origin
+printf '2\nfragment\nO 10.000000 -3.000000 2.500000\nH 10.759000 -2.412400 2.500000\n' >"$T/frag.xyz"
+"$D" mol sample --model "$M" --n 3 --atoms 5 --steps 10 --fragment "$T/frag.xyz" --out "$T/f.xyz" 2>"$T/e"; rc=$?
+check "sample --fragment exits 0: $(tail -n 1 "$T/e")" [ $rc -eq 0 ]
+check "the fragment's two atoms come back in every sample" [ "$(grep -c '^O  *10.000000 -3.000000 2.500000$' "$T/f.xyz")" -eq 3 ] && [ "$(grep -c '^H  *10.759000 -2.412400 2.500000$' "$T/f.xyz")" -eq 3 ]
+expect_error "--atoms fewer than the fragment refused" "fewer than the fragment" \
+    "$D" mol sample --model "$M" --n 1 --atoms 1 --fragment "$T/frag.xyz" --out "$T/x.xyz"
+expect_error "--atoms above the slots refused" "more than the model's 9 atom slots" \
+    "$D" mol sample --model "$M" --n 1 --atoms 12 --out "$T/x.xyz"
+expect_error "--out of another kind refused" "must end in .xyz or .sdf" "$D" mol sample --model "$M" --out "$T/x.png"
+expect_error "--steps above T refused" "more than the model's T = 20" "$D" mol sample --model "$M" --steps 50 --out "$T/x.xyz"
+expect_error "an unknown sampler refused" "must be ddpm, ddim" "$D" mol sample --model "$M" --sampler euler --out "$T/x.xyz"
+
+# eval: EDM's rule by hand. water and methane are stable; "broken water" has an H 2 A from O
+# (the O has one bond: unstable; the bonded H stable, the far one not: 1 of 3, two fragments);
+# a stretched methane's C-H 1.5 A bonds none (0 of 5)
+cat >"$T/ev.xyz" <<'EOF'
+3
+water
+O 0.000 0.000 0.000
+H 0.757 0.586 0.000
+H -0.757 0.586 0.000
+5
+methane
+C 0.000 0.000 0.000
+H 0.629 0.629 0.629
+H -0.629 -0.629 0.629
+H -0.629 0.629 -0.629
+H 0.629 -0.629 -0.629
+3
+broken water
+O 0.000 0.000 0.000
+H 0.757 0.586 0.000
+H -2.000 0.000 0.000
+5
+stretched methane
+C 0.000 0.000 0.000
+H 0.866 0.866 0.866
+H -0.866 -0.866 0.866
+H -0.866 0.866 -0.866
+H 0.866 -0.866 -0.866
+3
+water again
+O 1.000 1.000 1.000
+H 1.757 1.586 1.000
+H 0.243 1.586 1.000
+EOF
+"$D" mol eval --samples "$T/ev.xyz" --train "$T/set.xyz" --json "$T/ev.json" >"$T/o" 2>"$T/e"; rc=$?
+check "eval exits 0: $(tail -n 1 "$T/e")" [ $rc -eq 0 ]
+# atoms: 3 + 5 + 1 + 0 + 3 = 12 stable of 19
+check "atom stability 12/19 = 63.2%" grep -q "^atom stability *63.2%" "$T/o"
+check "molecule stability 3/5 = 60.0%" grep -q "^molecule stability *60.0%" "$T/o"
+check "validity 3/5 = 60.0%" grep -q "^validity *60.0%" "$T/o"
+check "uniqueness 2/3 = 66.7% (water twice)" grep -q "^uniqueness (of valid) *66.7%" "$T/o"
+check "novelty 0/2 (water and methane are in the set)" grep -q "^novelty (of unique) *0.0%" "$T/o"
+check "the training set scored beside (3 of 3 stable)" grep -q "^molecule stability *60.0% *100.0%" "$T/o"
+check "the JSON has the figures" grep -q '"validity":	0.6' "$T/ev.json"
+"$D" mol eval --samples "$T/ev.xyz" --train "$T/ev.xyz" >"$T/o2" 2>"$T/e"
+check "against itself nothing is novel" grep -q "^novelty (of unique) *0.0%" "$T/o2"
+printf '3\nformaldehyde-ish\nC 0 0 0\nO 1.21 0 0\nH -0.55 0.95 0\n' >"$T/new.xyz"
+"$D" mol eval --samples "$T/ev.xyz" --train "$T/new.xyz" >"$T/o3" 2>"$T/e"
+check "against another set both are novel (100%)" grep -q "^novelty (of unique) *100.0%" "$T/o3"
+
+# bad input
+expect_error "a missing set refused" "molecules.xyz\|No such file\|cannot" "$D" mol train --data "$T/none" --out "$T/x"
+printf '3\nbad\nO 0 0 0\nH 1 x 0\n' >"$T/bad.xyz"
+expect_error "a corrupt XYZ refused with its line" "bad.xyz: line 4" "$D" mol train --data "$T/bad.xyz" --out "$T/x"
+printf '2\nHCl\nCl 0 0 0\nH 1.27 0 0\n' >"$T/cl.xyz"
+expect_error "an element the model does not know refused" "atom 1 is Cl" "$D" mol train --data "$T/cl.xyz" --out "$T/x"
+: >"$T/empty.xyz"
+expect_error "an empty set refused" "holds no molecules" "$D" mol train --data "$T/empty.xyz" --out "$T/x"
+expect_error "train without --data refused" "--data" "$D" mol train --out "$T/x"
+expect_error "a series checkpoint is not a molecule model" "not a molecule model" \
+    "$D" mol sample --model models/weather-daily.safetensors --out "$T/x.xyz"
+expect_error "eval without --samples refused" "--samples" "$D" mol eval
+expect_error "an unknown subcommand refused" "unknown subcommand" "$D" mol frobnicate
+summary
