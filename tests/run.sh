@@ -11,10 +11,14 @@
 # environment cannot make 'make test' skip them and pass; what a sanitizer run skips is listed
 # before the total.
 # A second argument 'numerics' runs only the test programs and the PyTorch parity scripts (the
-# kernels and the numerics), which 'make test-cpus' repeats on the other CPU paths.
+# kernels and the numerics), which 'make test-cpus' repeats on the other CPU paths; 'conv' only
+# those of them that run the convolution kernels (a program that links dfs_conv2d, a parity
+# script that runs one), for the BLAS-kernels pass: DFS_KERNELS changes nothing else.
 BUILD=${1:-build}
 SET=${2:-all}
-case $SET in all|numerics) ;; *) echo "run.sh: unknown set '$SET' (all or numerics)"; exit 2 ;; esac
+case $SET in all|numerics|conv) ;; *) echo "run.sh: unknown set '$SET' (all, numerics or conv)"; exit 2 ;; esac
+# whether program $1 holds the convolution (nm lists what the static link pulled in)
+has_conv() { nm "$1" 2>/dev/null | grep -q ' T dfs_conv2d$'; }
 export DFS_TEST_SET=$SET # test_train leaves its learning checks (minutes, not numerics) to 'all' 
 pass=0; fail=0; broken=""
 log=$(mktemp) || exit 1
@@ -61,10 +65,17 @@ for src in tests/unit/test_*.c; do
         failed "$name"
         continue
     fi
+    if [ "$SET" = conv ] && ! has_conv "$BUILD/tests/$name"; then continue; fi
     run "$name" "$BUILD/tests/$name"
 done
 for s in tests/unit/*.sh tests/parity/*.sh tests/cli/*.sh tests/build/*.sh; do
-    case $SET:$s in numerics:tests/parity/*) ;; numerics:*) continue ;; esac
+    case $SET:$s in numerics:tests/parity/*|conv:tests/parity/*) ;; numerics:*|conv:*) continue ;; esac
+    if [ "$SET" = conv ]; then
+        progs=$(grep -o 'BUILD/tests/[a-z_/]*' "$s" | sed "s|^BUILD|$BUILD|" | sort -u)
+        any=0
+        for p in $progs; do has_conv "$p" && any=1; done
+        [ $any = 1 ] || continue
+    fi
     if [ ! -f "$s" ]; then echo "run.sh: no test scripts in $(pwd)/tests"; failed run.sh; continue; fi
     run "$(basename "$s")" sh "$s" "$BUILD"
 done

@@ -241,8 +241,10 @@ static void test_com_noise(void) {
  * Seeds and sizes are fixed; measured here (2,000 steps, 8 s on one thread), the eight samples
  * came within 0.035 Angstrom, the threshold is 0.1 (600 steps left half of them above it). */
 static void test_learn_one(void) {
-    if (getenv("DFS_SANITIZE")) {
-        printf("test_mol_model: the learning check skipped under the sanitizer (too slow)\n");
+    const char *set = getenv("DFS_TEST_SET");
+    if (getenv("DFS_SANITIZE") || (set && strcmp(set, "all"))) {
+        printf("test_mol_model: the learning check skipped under %s\n",
+               getenv("DFS_SANITIZE") ? "the sanitizer (too slow)" : "the numerics set (make test runs it)");
         return;
     }
     dfs_mol mol;
