@@ -1,13 +1,13 @@
 #!/bin/sh
-# cli_mpi.sh BUILD - diffuse train and diffuse series train over several processes with mpirun
+# cli_mpi.sh BUILD - diffuse train, series train and mol train over several processes with mpirun
 # (docs/DISTRIBUTED.md): 2 ranks of 1 thread against 1 process of 2 threads, bit for bit (the
-# losses of metrics.csv and every tensor of the checkpoints, images and time series), 3 ranks
-# against 3 threads, 2 ranks of 2 threads against 4 threads (the same first loss, then float
-# rounding), resume across a change in the number of ranks both ways; and the faults: a
-# missing data file on one rank, different data on one rank, a rank killed mid-run (the last
-# checkpoint stays whole and resumes), SIGTERM on the launcher (rank 0 saves once, at the step
-# of the last metrics row). Without MPI (no mpirun, or a diffuse built with DFS_MPI=0) it checks
-# that --help says how to enable it and skips the rest.
+# losses of metrics.csv and every tensor of the checkpoints, images, time series and molecules),
+# 3 ranks against 3 threads, 2 ranks of 2 threads against 4 threads (the same first loss, then
+# float rounding), resume across a change in the number of ranks both ways (molecules: 2 ranks
+# to 1 process); and the faults: a missing data file on one rank, different data on one rank,
+# a rank killed mid-run (the last checkpoint stays whole and resumes), SIGTERM on the launcher
+# (rank 0 saves once, at the step of the last metrics row). Without MPI (no mpirun, or a diffuse
+# built with DFS_MPI=0) it checks that --help says how to enable it and skips the rest.
 #
 # The checkpoints are compared by a small standard-library reader ($T/st.py): the tensors'
 # bytes and the training state less its wall-clock seconds.
@@ -23,9 +23,13 @@ if ! command -v mpirun >/dev/null 2>&1 || grep -q "built without MPI" "$T/help";
     check "train --help says how to enable MPI" grep -q "libopenmpi-dev" "$T/help"
     "$D" series train --help >"$T/shelp" 2>&1
     check "series train --help says how to enable MPI" grep -q "libopenmpi-dev" "$T/shelp"
+    "$D" mol train --help >"$T/mhelp" 2>&1
+    check "mol train --help says how to enable MPI" grep -q "libopenmpi-dev" "$T/mhelp"
     if grep -q "built without MPI" "$T/help"; then
         expect_error "a launcher's environment refused by a build without MPI" "built without MPI" \
             env OMPI_COMM_WORLD_SIZE=2 "$D" train --data fashion-mnist --out "$T/x"
+        expect_error "and by mol train" "mol train: started by an MPI launcher, but this diffuse is built without MPI" \
+            env OMPI_COMM_WORLD_SIZE=2 "$D" mol train --data "$T/none.xyz" --out "$T/x"
     fi
     echo "$NAME: the mpirun checks skipped under a build without MPI (no mpirun, or DFS_MPI=0)"
     summary; exit $?
@@ -123,6 +127,53 @@ losses "$T/s2/metrics.csv" >"$T/s2.loss"; losses "$T/sr2/metrics.csv" >"$T/sr2.l
 same_files "series, 2 ranks x 1 thread: the losses of 2 threads" "$T/s2.loss" "$T/sr2.loss"
 same_ckpt "series, 2 ranks x 1 thread: the checkpoint of 2 threads" "$T/s2/last.safetensors" "$T/sr2/last.safetensors"
 check "series: rank 0 alone speaks" [ "$(grep -c '^done at step 8' "$T/sr2.err")" -eq 1 ]
+
+# molecules (mol train: EDM's EGNN): water, methane and ethanol, a tiny model. The losses, the
+# checkpoint, and a resume across a change in the number of ranks: 2 steps on 2 ranks, then 1
+# process of 2 threads to step 4, against 4 steps at once. (1 thread differs from 2 from the
+# second step on, so this compares the split of the batch, not one worker's numbers twice.)
+cat >"$T/mol.xyz" <<'EOF'
+3
+water
+O 0.000 0.000 0.000
+H 0.757 0.586 0.000
+H -0.757 0.586 0.000
+5
+methane
+C 0.000 0.000 0.000
+H 0.629 0.629 0.629
+H -0.629 -0.629 0.629
+H -0.629 0.629 -0.629
+H 0.629 -0.629 -0.629
+9
+ethanol
+C -0.0077 -0.0073 0.0063
+C 1.5093 0.0081 -0.0099
+O 1.9652 1.3476 -0.0057
+H -0.4027 -1.0254 -0.0166
+H -0.3840 0.5042 -0.8921
+H -0.3845 0.4745 0.9160
+H 1.8793 -0.5190 0.8800
+H 1.8751 -0.4890 -0.9174
+H 2.9270 1.3140 -0.0164
+EOF
+MOL="--data $T/mol.xyz --hidden 16 --layers 1 --T 20 --batch 4 --log-every 1 --save-every 2"
+"$D" mol train $MOL --steps 4 --threads 2 --out "$T/m2" 2>"$T/m2.err"; rc=$?
+check "mol: 1 process x 2 threads trains (rc $rc): $(tail -n 1 "$T/m2.err")" [ $rc -eq 0 ]
+$MPIRUN -np 2 "$D" mol train $MOL --steps 4 --threads 1 --out "$T/mr2" >/dev/null 2>"$T/mr2.err"; rc=$?
+check "mol: 2 ranks x 1 thread train (rc $rc): $(tail -n 3 "$T/mr2.err")" [ $rc -eq 0 ]
+losses "$T/m2/metrics.csv" >"$T/m2.loss"; losses "$T/mr2/metrics.csv" >"$T/mr2.loss"
+same_files "mol, 2 ranks x 1 thread: the losses of 2 threads" "$T/m2.loss" "$T/mr2.loss"
+same_ckpt "mol, 2 ranks x 1 thread: the weights, EMA, moments and state of 2 threads" \
+    "$T/m2/last.safetensors" "$T/mr2/last.safetensors"
+check "mol: rank 0 alone speaks" [ "$(grep -c '^done at step 4' "$T/mr2.err")" -eq 1 ]
+$MPIRUN -np 2 "$D" mol train $MOL --steps 2 --threads 1 --out "$T/mg" >/dev/null 2>"$T/mg.err"; rc=$?
+check "mol: 2 ranks x 1 thread, 2 steps (rc $rc): $(tail -n 3 "$T/mg.err")" [ $rc -eq 0 ]
+"$D" mol train $MOL --steps 4 --threads 2 --resume --out "$T/mg" 2>"$T/mg2.err"; rc=$?
+check "mol: 2 ranks' checkpoint resumed by 1 process (rc $rc): $(tail -n 1 "$T/mg2.err")" [ $rc -eq 0 ]
+same_ckpt "mol, resumed by 1 process: what 4 steps at once give" "$T/m2/last.safetensors" "$T/mg/last.safetensors"
+losses "$T/mg/metrics.csv" >"$T/mg.loss"
+same_files "mol, resumed: the losses of 4 steps at once" "$T/m2.loss" "$T/mg.loss"
 
 # ---- faults --------------------------------------------------------------------------------
 ONE="--preset small --batch 8 --steps 4 --sample-every 0 --threads 1"
