@@ -6,7 +6,8 @@
 #   sh fuzz/replay.sh BUILD    replays fuzz/regressions and fuzz/corpus through the gcc builds
 #                              $(BUILD)/fuzz/replay_NAME (built with `all`; no clang needed)
 
-FUZZ_NAMES   := safetensors checkpoint classifier npy idx png tokenizer captions csv series
+FUZZ_NAMES   := safetensors checkpoint classifier npy idx png tokenizer captions csv series mol cml \
+                molckpt
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60

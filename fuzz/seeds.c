@@ -1,6 +1,7 @@
 /* seeds.c - writes the seed files of fuzz/corpus that the library itself makes: a safetensors
  * file with every dtype, tiny model checkpoints (class, text with tokenizer; full and float16),
- * a tiny classifier, .npy arrays, PNGs and tokenizer JSON. `make fuzz-seeds` runs it (then
+ * a tiny classifier, .npy arrays, PNGs, tokenizer JSON, molecules as XYZ and SDF and a tiny
+ * molecule model (full and float16). `make fuzz-seeds` runs it (then
  * fuzz/seeds.py for the formats written byte by byte); the outputs are committed, so this only
  * needs running again when a format changes. Usage: seeds OUTDIR (OUTDIR/<harness>/...). */
 #include "diffuse.h"
@@ -176,6 +177,45 @@ static void png(void) {
     ok(dfs_png_write(path("png", "gray-4x4.png"), px, 1, 4, 4), "png gray");
 }
 
+/* Molecules for fuzz_mol.c (XYZ and SDF) and a tiny molecule model for fuzz_molckpt.c. */
+static void molecule(dfs_mol *m, const char *title, int n, const int *z, const double *pos) {
+    ok(dfs_mol_init(m, n), "molecule");
+    ok(dfs_mol_set_title(m, title), "title");
+    memcpy(m->z, z, sizeof *z * (size_t)n);
+    memcpy(m->pos, pos, sizeof *pos * 3 * (size_t)n);
+    ok(dfs_mol_perceive_bonds(m), "bonds");
+}
+
+static void molecules(void) {
+    dfs_mol m[3];
+    molecule(&m[0], "water", 3, (int[]){8, 1, 1},
+             (double[]){0, 0, 0.1173, 0, 0.7572, -0.4692, 0, -0.7572, -0.4692});
+    molecule(&m[1], "methanol", 6, (int[]){6, 8, 1, 1, 1, 1},
+             (double[]){-0.0467, 0.6636, 0, -0.0467, -0.7591, 0, -1.0856, 0.9762, 0, 0.4340, 1.0770, 0.8873,
+                        0.4340, 1.0770, -0.8873, 0.8617, -1.0836, 0});
+    molecule(&m[2], "ammonium", 5, (int[]){7, 1, 1, 1, 1},
+             (double[]){0, 0, 0, 0.5900, 0.5900, 0.5900, -0.5900, -0.5900, 0.5900, -0.5900, 0.5900, -0.5900,
+                        0.5900, -0.5900, -0.5900});
+    m[2].charge[0] = 1;
+    ok(dfs_xyz_write(path("mol", "water-methanol.xyz"), m, 2), "xyz");
+    ok(dfs_sdf_write(path("mol", "water-methanol-ammonium.sdf"), m, 3), "sdf");
+
+    dfs_mol_config c;
+    dfs_mol_config_default(&c);
+    c.net.hidden = 4, c.net.layers = 1, c.T = 20;
+    dfs_mol_model *mm;
+    ok(dfs_mol_model_new(&mm, &c, m, 2, 1), "molecule model");
+    dfs_train_state st;
+    memset(&st, 0, sizeof st);
+    st.step = 2, st.images_seen = 4, st.seed = 1;
+    dfs_rng_seed(&st.rng, 2);
+    ok(dfs_mol_save(path("molckpt", "tiny-full.safetensors"), mm, &st, "{\"steps\":2}", DFS_CKPT_FULL), "save mol");
+    mm->sampling = (dfs_sampling_recipe){1, DFS_SAMPLER_DDIM, 5, 1.0f, 0};
+    ok(dfs_mol_save(path("molckpt", "tiny-f16.safetensors"), mm, NULL, NULL, DFS_CKPT_SAMPLING_F16), "save mol f16");
+    dfs_mol_model_free(mm);
+    for (int i = 0; i < 3; i++) dfs_mol_free(&m[i]);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: seeds OUTDIR\n");
@@ -189,5 +229,6 @@ int main(int argc, char **argv) {
     npy();
     png();
     series();
+    molecules();
     return 0;
 }

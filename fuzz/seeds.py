@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """seeds.py - the seed files of fuzz/corpus written byte by byte (PNG variants, IDX from
-Fashion-MNIST, .npy version 2.0, tokenizer JSON, captioned-folder archives) and the hostile
-regression inputs of issue 14 in fuzz/regressions. `make fuzz-seeds` runs it after fuzz/seeds.c.
+Fashion-MNIST, .npy version 2.0, tokenizer JSON, captioned-folder archives, CML files from
+chemical-structures-data and libavogadro-data) and the hostile regression inputs of issues 14
+and 17 in fuzz/regressions. `make fuzz-seeds` runs it after fuzz/seeds.c.
 Usage: seeds.py FUZZDIR (fuzz/). Only the standard library (zlib, struct, gzip)."""
 import gzip
 import os
@@ -11,6 +12,8 @@ import zlib
 
 FUZZ = sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(os.path.abspath(__file__))
 FMNIST = "/usr/share/datasets/fashion-mnist"
+CHEMICAL_STRUCTURES = "/usr/share/chemical-structures"
+AVOGADRO = "/usr/share/avogadro2/molecules"
 
 
 def put(rel, data):
@@ -166,6 +169,63 @@ def png_bomb():
     put("regressions/png/bomb-16384x16384-rgba.png", png(w, h, 6, 8, None, idat=b"".join(parts)))
 
 
+# ---- molecules (issue 17) ------------------------------------------------------------------
+
+def copy(src, rel):
+    with open(src, "rb") as f:
+        put(rel, f.read())
+
+
+def molecules():
+    # CML as the packages ship it: namespaces, a <name>, properties (water); a double bond
+    # (formaldehyde); formal charges on nitro groups (TNT); no namespace and padded atomRefs2
+    # and orders (Avogadro)
+    copy(os.path.join(CHEMICAL_STRUCTURES, "water/water.cml"), "corpus/cml/water.cml")
+    copy(os.path.join(CHEMICAL_STRUCTURES, "aldehydes/formaldehyde.cml"), "corpus/cml/formaldehyde.cml")
+    copy(os.path.join(CHEMICAL_STRUCTURES, "aromatics/2_4_6-trinitrotoluene.cml"), "corpus/cml/trinitrotoluene.cml")
+    copy(os.path.join(AVOGADRO, "coordination/3-trigonal-planar.cml"), "corpus/cml/avogadro-trigonal-planar.cml")
+    # what the packages do not show: a <cml> wrapper in a prefixed namespace, 2-D coordinates,
+    # hydrogenCount, formalCharge, aromatic and letter orders, an id as the title
+    put("corpus/cml/wrapper-2d.cml",
+        b'<?xml version="1.0"?>\n<c:cml xmlns:c="http://www.xml-cml.org/schema">\n'
+        b'<c:molecule id="pyridinium">\n<c:atomArray>\n'
+        b'<c:atom id="n1" elementType="N" formalCharge="+1" hydrogenCount="1" x2="0" y2="1.4"/>\n'
+        b'<c:atom id="c2" elementType="C" hydrogenCount="1" x2="1.2" y2="0.7"/>\n'
+        b'<c:atom id="c3" elementType="C" hydrogenCount="1" x2="1.2" y2="-0.7"/>\n'
+        b'<c:atom id="c4" elementType="C" hydrogenCount="1" x2="0" y2="-1.4"/>\n'
+        b'<c:atom id="c5" elementType="C" hydrogenCount="1" x2="-1.2" y2="-0.7"/>\n'
+        b'<c:atom id="c6" elementType="C" hydrogenCount="1" x2="-1.2" y2="0.7" x3="-1.2" y3="0.7" z3="0"/>\n'
+        b'</c:atomArray>\n<c:bondArray>\n'
+        b'<c:bond atomRefs2="n1 c2" order="A"/><c:bond atomRefs2="c2 c3" order="1.5"/>\n'
+        b'<c:bond atomRefs2="c3 c4" order="D"/><c:bond atomRefs2="c4 c5" order="S"/>\n'
+        b'<c:bond atomRefs2="c5 c6" order="2"/><c:bond atomRefs2="c6 n1"/>\n'
+        b'</c:bondArray>\n</c:molecule>\n</c:cml>\n')
+    # hostile CML: nested entities that would expand to 1.5 GB in the title ("billion
+    # laughs"), and an external entity naming a local file; libxml2 refuses the first
+    # (amplification) and, without XML_PARSE_NOENT and DTDLOAD, never loads the second
+    ents = b'<!ENTITY a0 "lollollollollol">\n' + b"".join(
+        b'<!ENTITY a%d "%s">\n' % (i, b"&a%d;" % (i - 1) * 10) for i in range(1, 9))
+    atom = b'<atomArray><atom id="a1" elementType="H" x3="0" y3="0" z3="0"/></atomArray>'
+    put("regressions/cml/entities-1.5GB-title.cml",
+        b'<?xml version="1.0"?>\n<!DOCTYPE molecule [\n' + ents + b']>\n<molecule id="&a8;"><name>&a8;</name>'
+        + atom + b'</molecule>\n')
+    put("regressions/cml/external-entity.cml",
+        b'<?xml version="1.0"?>\n<!DOCTYPE molecule [\n<!ENTITY x SYSTEM "file:///etc/passwd">\n'
+        b'<!ENTITY % d SYSTEM "http://localhost:1/x.dtd">\n%d;\n]>\n<molecule><name>&x;</name>' + atom
+        + b'</molecule>\n')
+    # hydrogenCount is read up to 1e9 (mol_parse_int): three such counts overflowed the int sum
+    # of dfs_cml_info.implicit_h (signed overflow, UBSan); now summed in 64 bits and capped
+    put("regressions/cml/hydrogenCount-3x999999999-int-overflow.cml",
+        b'<molecule><atomArray><atom id="a" elementType="C" hydrogenCount="999999999"/>'
+        b'<atom id="b" elementType="C" hydrogenCount="999999999"/>'
+        b'<atom id="c" elementType="C" hydrogenCount="999999999"/></atomArray></molecule>')
+    # counts that promise more than the file holds: refused at the end of the file, after
+    # allocating at most the DFS_MOL_MAX_ATOMS (XYZ) or 999 (SDF) atoms
+    put("regressions/mol/xyz-count-10000-empty.xyz", b"10000\nno atoms follow\n")
+    put("regressions/mol/sdf-counts-999-999-empty.sdf",
+        b"title\n  diffuse           3D\n\n999999  0  0  0  0  0  0  0  0999 V2000\nM  END\n$$$$\n")
+
+
 if __name__ == "__main__":
     pngs()
     idx()
@@ -173,3 +233,4 @@ if __name__ == "__main__":
     tokenizers()
     captions()
     png_bomb()
+    molecules()

@@ -374,6 +374,9 @@ dfs_status dfs_cml_parse(const char *name, const char *text, size_t len, dfs_mol
     }
     if (info) {
         info->dim = dim;
+        /* a hydrogenCount may be up to 1e9 (mol_parse_int): summed in 64 bits (10000 atoms at
+         * most), then capped, so that three large counts do not overflow an int */
+        long long implicit_h = 0;
         for (int i = 0; i < m->n; i++) {
             if (hcount[i] < 0) continue;
             int explicit_h = 0;
@@ -381,8 +384,9 @@ dfs_status dfs_cml_parse(const char *name, const char *text, size_t len, dfs_mol
                 const dfs_mol_bond *b = &m->bonds[k];
                 explicit_h += (b->a == i && m->z[b->b] == 1) || (b->b == i && m->z[b->a] == 1);
             }
-            if (hcount[i] > explicit_h) info->implicit_h += hcount[i] - explicit_h;
+            if (hcount[i] > explicit_h) implicit_h += hcount[i] - explicit_h;
         }
+        info->implicit_h = implicit_h < INT_MAX ? (int)implicit_h : INT_MAX;
     }
     goto done;
 fail:

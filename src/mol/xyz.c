@@ -1,6 +1,7 @@
 /* mol/xyz.c - XYZ files, one frame per molecule: the atom count, a comment line, then one line
  * "Sym x y z" per atom. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -193,6 +194,15 @@ dfs_status dfs_xyz_write(const char *path, const dfs_mol *mols, int n) {
                               path, k, i);
                 goto bad;
             }
+            /* the reader takes numbers of at most 63 characters (mol_parse_double): "%.6f" of
+             * a coordinate of 1e56 or more is longer, and the file could not be read back */
+            for (int d = 0; d < 3; d++)
+                if (snprintf(NULL, 0, "%.6f", p[d]) > 63) {
+                    dfs_set_error("%s: molecule %d: atom %d: coordinate %g is too large to be "
+                                  "read back (want |x| < 1e55)",
+                                  path, k, i, p[d]);
+                    goto bad;
+                }
             mol_buf_printf(&b, "%-2s %.6f %.6f %.6f\n", sym, p[0], p[1], p[2]);
         }
     }
