@@ -9,7 +9,7 @@
 #   usage: sh fuzz/replay.sh [BUILD]     (BUILD defaults to build)
 BUILD=${1:-build}
 cd "$(dirname "$0")/.." || exit 2
-NAMES="safetensors checkpoint classifier npy idx png tokenizer captions csv series"
+NAMES="safetensors checkpoint classifier npy idx png tokenizer captions csv series mol cml molckpt"
 TIMEOUT=${FUZZ_REPLAY_TIMEOUT:-120}
 
 # Build the replay binaries (normally `make all` has, with the same flags as the library). A

@@ -10,7 +10,7 @@
 BUILD=${1:-build-fuzz}
 SECONDS_EACH=${2:-60}
 cd "$(dirname "$0")/.." || exit 2
-NAMES=${FUZZ_ONLY:-"safetensors checkpoint classifier npy idx png tokenizer captions csv"}
+NAMES=${FUZZ_ONLY:-"safetensors checkpoint classifier npy idx png tokenizer captions csv series mol cml molckpt"}
 
 # Memory: a harness may not allocate more than 512 MB at once (no input of at most 64 KB needs
 # that, whatever its header declares) nor hold more than 2 GB (ASan's shadow included).

@@ -213,7 +213,12 @@ typedef struct {
      * modelled: it starts at, and after every step is replaced by, a fresh draw of
      * q(x_t | x0 = known) at the step's noise level (RePaint, Lugmayr et al. 2022, Alg. 1), and
      * the result holds known[j] exactly. Both or neither (DFS_ERR_ARG); both NULL (default):
-     * nothing known. */
+     * nothing known. With a projection too, replacing the known entries takes x out of the
+     * subspace (a fixed fragment moves the centre of mass): after each replacement x becomes
+     * P x and the known values move with it (each known value plus its entry of P x - x, in a
+     * copy), so that x and the known values stay in one frame; the result then holds the known
+     * values so moved (for the zero centre of mass: all translated alike, DiffSBDD's
+     * re-centring), which the caller reads back from the result. */
     const float *known;         /* (n, dim) */
     const uint8_t *known_mask;  /* (n, dim) */
     int resample;   /* RePaint's r, 0..1000: each stretch of `jump` steps is sampled r times,

@@ -115,7 +115,8 @@ void dfs_mol_set_free(dfs_mol_set *s);
 dfs_status dfs_xyz_read(const char *path, dfs_mol_set *out);
 dfs_status dfs_xyz_parse(const char *name, const char *text, size_t len, dfs_mol_set *out);
 /* Coordinates with 6 decimals ("%.6f"); charges and bonds are not written (XYZ has neither).
- * DFS_ERR_ARG for a title with a line break, a non-finite coordinate, an unknown element. */
+ * DFS_ERR_ARG for a title with a line break, a non-finite coordinate, a coordinate too large to
+ * read back (its "%.6f" longer than 63 characters, about |x| >= 1e55), an unknown element. */
 dfs_status dfs_xyz_write(const char *path, const dfs_mol *mols, int n);
 
 /* SDF: MDL V2000 mol blocks (the CTfile format, BIOVIA 2020), each ended by "$$$$" (the last
@@ -406,7 +407,8 @@ dfs_status dfs_mol_render_trajectory(const char *path, const dfs_mol *frames, in
  * external entities are never loaded. DFS_ERR_IO for a file that cannot be read. */
 typedef struct {
     int dim;        /* 3: every atom has x3 y3 z3; 2: x2 y2 only (z = 0); 0: no coordinates */
-    int implicit_h; /* hydrogens declared by hydrogenCount beyond the explicit H atoms bonded */
+    int implicit_h; /* hydrogens declared by hydrogenCount beyond the explicit H atoms bonded
+                       (capped at INT_MAX) */
 } dfs_cml_info;
 dfs_status dfs_cml_read(const char *path, dfs_mol *m, dfs_cml_info *info);
 dfs_status dfs_cml_parse(const char *name, const char *text, size_t len, dfs_mol *m,

@@ -93,6 +93,8 @@ typedef struct {
     float *xe;    /* (n, dim) heun: the Euler predictor x_{t'} */
     int *ts;      /* (steps) visited timesteps */
     float *thr;   /* (dim) dynamic thresholding: |x0| of one sample, reordered */
+    float *kw;    /* (n, dim) known values and a projection: the known values, moved with x */
+    float *px;    /* (n, dim) known values and a projection: P x */
 } scratch;
 
 static void scratch_free(scratch *w) {
@@ -107,6 +109,8 @@ static void scratch_free(scratch *w) {
     free(w->xe);
     free(w->ts);
     free(w->thr);
+    free(w->kw);
+    free(w->px);
 }
 
 /* The k-th smallest of a[0..n-1] (0-based), by quickselect (Hoare 1961, "FIND") with a
@@ -252,6 +256,7 @@ typedef struct {
     dfs_rng *rng;
     const dfs_masks *mk; /* the padding mask and projection of every draw */
     scratch *w;
+    const float *known; /* the known values: c->known, or w->kw when they move with x */
     int fresh; /* dpm++2m: no previous x0 to extrapolate with (the first step, or the first
                   after a RePaint jump) */
 } sampler_run;
@@ -390,10 +395,27 @@ static void hold_known(sampler_run *r, double abar_p, int last, float *x) {
     if (!c->known) return;
     if (last) {
         for (size_t j = 0; j < r->N; j++)
-            if (c->known_mask[j]) x[j] = c->known[j];
+            if (c->known_mask[j]) x[j] = r->known[j];
         return;
     }
-    q_sample(r, r->w->z, c->known, c->known_mask, abar_p, x);
+    q_sample(r, r->w->z, r->known, c->known_mask, abar_p, x);
+}
+
+/* With known values and a projection, x leaves the subspace when its known entries are
+ * replaced (a fragment's atoms move the centre of mass). Project x back, and move the known
+ * values by the same change (P x - x on their entries), so that x and the known values stay
+ * in one frame: for the zero centre of mass, the whole molecule and the fragment are
+ * translated together (as DiffSBDD re-centres the combined system). */
+static void follow_projection(sampler_run *r, float *x) {
+    const dfs_sampler_config *c = r->c;
+    if (!c->known || !c->project) return;
+    float *px = r->w->px, *kw = r->w->kw;
+    memcpy(px, x, r->N * sizeof(float));
+    c->project(c->project_user, px, c->present, r->n, r->dim);
+    for (size_t j = 0; j < r->N; j++) {
+        if (c->known_mask[j]) kw[j] += px[j] - x[j];
+        x[j] = px[j];
+    }
 }
 
 /* RePaint's resampling jump (Algorithm 1 line 9, with jumps of several steps as in its sec.
@@ -515,9 +537,12 @@ dfs_status dfs_sample(const dfs_schedule *s, const dfs_sampler_config *c, dfs_mo
     if (multi) w.prev = calloc(N, sizeof(float)); /* zeroed: read (times 0) on step 0 */
     if (c->kind == DFS_SAMPLER_HEUN) w.xe = malloc(N * sizeof(float));
     if (c->dynamic_threshold > 0.0f) w.thr = malloc(dim * sizeof(float));
+    const int follow = c->known && c->project;
+    if (follow && (w.kw = malloc(N * sizeof(float))) && (w.px = malloc(N * sizeof(float))))
+        memcpy(w.kw, c->known, N * sizeof(float));
     if (!w.out || !w.eps || !w.x0 || !w.z || !w.tb || !w.ts || (guided && (!w.xin || !w.lb)) ||
         (multi && !w.prev) || (c->kind == DFS_SAMPLER_HEUN && !w.xe) ||
-        (c->dynamic_threshold > 0.0f && !w.thr)) {
+        (c->dynamic_threshold > 0.0f && !w.thr) || (follow && (!w.kw || !w.px))) {
         scratch_free(&w);
         dfs_set_error("dfs_sample: out of memory for %d x %zu samples", n, dim);
         return DFS_ERR_NOMEM;
@@ -530,7 +555,8 @@ dfs_status dfs_sample(const dfs_schedule *s, const dfs_sampler_config *c, dfs_mo
         }
     }
     const dfs_masks mk = {c->present, NULL, c->project, c->project_user};
-    sampler_run r = {s, c, model, model_user, labels, n, guided, steps, N, dim, rng, &mk, &w, 1};
+    sampler_run r = {s, c, model, model_user, labels, n, guided, steps, N, dim, rng, &mk, &w,
+                     follow ? w.kw : c->known, 1};
 
     /* The start, at position p0 of the visited steps: x_T ~ N(0, I), or for SDEdit (Meng et
      * al. 2022, sec. 3) the initial image noised to the step where the run begins,
@@ -539,8 +565,9 @@ dfs_status dfs_sample(const dfs_schedule *s, const dfs_sampler_config *c, dfs_mo
     const int p0 = dfs_sampler_start(c);
     if (c->init) q_sample(&r, x, c->init, NULL, s->abar[w.ts[p0]], x);
     else dfs_draw_noise(&mk, rng, x, n, dim);
-    if (c->known) q_sample(&r, w.z, c->known, c->known_mask, s->abar[w.ts[p0]], x);
+    if (c->known) q_sample(&r, w.z, r.known, c->known_mask, s->abar[w.ts[p0]], x);
     masks_pad(c->present, x, N);
+    follow_projection(&r, x);
 
     /* RePaint's schedule of jumps (sec. 4.2): after the step that leaves (steps - p) visited
      * steps to go, for p a multiple of `jump` away from the end, go back `jump` steps by the
@@ -575,6 +602,7 @@ dfs_status dfs_sample(const dfs_schedule *s, const dfs_sampler_config *c, dfs_mo
         r.fresh = 0;
         hold_known(&r, abar_p, last, x);
         masks_pad(c->present, x, N);
+        if (!last) follow_projection(&r, x);
         if (cb) cb(cb_user, i, steps, t, x, n);
         i++;
         if (jump && jumps_left[i] > 0) {

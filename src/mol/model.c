@@ -333,9 +333,9 @@ dfs_status dfs_mol_load(const char *path, dfs_mol_model **out, dfs_train_state *
                  e->valuedouble == floor(e->valuedouble) && (a > 0 || e->valuedouble == 0);
             if (ok) m->sizes[a] = (long)e->valuedouble, total += e->valuedouble;
         }
-        if (!ok || !(total > 0)) {
+        if (!ok || !(total > 0) || total > 2147483647.0) {
             dfs_set_error("%s: malformed \"molecules\" metadata (sizes: %d counts of molecules with 0..%d atoms, "
-                          "none with 0, some with more)", path, M + 1, M);
+                          "none with 0, some with more, at most 2^31 - 1 in all)", path, M + 1, M);
             s = DFS_ERR_FORMAT;
         }
     }
@@ -687,9 +687,15 @@ dfs_status dfs_mol_sample(dfs_mol_model *m, const dfs_mol_request *r, dfs_rng *r
         for (int i = 0; s == DFS_OK && i < gn; i++) {
             dfs_mol *o = &out[i0 + i];
             s = dfs_mol_decode(m, x + (size_t)i * D, sizes[i0 + i], o);
+            /* the sampler moved the fragment with the molecule (its known values follow the
+             * projection): the translation it ended with is where the fragment's atoms are
+             * against where they were given (their mean, the same for each up to rounding) */
+            double sh[3] = {0, 0, 0};
+            for (int a = 0; s == DFS_OK && fr && a < fr->n; a++)
+                for (int d = 0; d < 3; d++) sh[d] += ((double)x[(size_t)i * D + (size_t)a * W + d] - frow[a * W + d]) / fr->n;
             for (int a = 0; s == DFS_OK && a < o->n; a++)
                 for (int d = 0; d < 3; d++)
-                    o->pos[3 * a + d] = fr && a < fr->n ? fr->pos[3 * a + d] : o->pos[3 * a + d] + fc[d];
+                    o->pos[3 * a + d] = fr && a < fr->n ? fr->pos[3 * a + d] : o->pos[3 * a + d] - sh[d] + fc[d];
         }
     }
     if (!r->raw) dfs_params_swap_ema(p);

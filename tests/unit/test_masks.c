@@ -360,8 +360,72 @@ static void test_errors(void) {
     dfs_schedule_free(&s);
 }
 
+
+/* Known values with a projection (a fixed fragment of a molecule): x is projected back into the
+ * zero-centre-of-mass subspace after every replacement, and the known values move with it, so
+ * every step's x has zero centre of mass and the result holds the known values translated alike
+ * (one translation per sample). */
+static dfs_status half_eps(void *user, const float *x, const int *t, const int *labels, int n, float *out) {
+    (void)user, (void)t, (void)labels;
+    for (int j = 0; j < n * 12; j++) out[j] = 0.5f * x[j];
+    return DFS_OK;
+}
+
+static double worst_com;
+
+static void com_cb(void *user, int i, int steps, int t, const float *x, int n) {
+    (void)user, (void)t;
+    if (i == steps - 1) return; /* the last step places the known values: no projection after it */
+    for (int b = 0; b < n; b++)
+        for (int d = 0; d < 3; d++) {
+            double m = 0;
+            for (int a = 0; a < 4; a++) m += x[b * 12 + a * 3 + d];
+            if (fabs(m) > worst_com) worst_com = fabs(m);
+        }
+}
+
+static void test_known_projected(void) {
+    dfs_schedule s;
+    dfs_schedule_init(&s, DFS_SCHEDULE_POLY2, 50);
+    dfs_sampler_config c;
+    dfs_sampler_config_default(&c);
+    c.steps = 50;
+    c.clip_x0 = 0;
+    c.project = dfs_project_zero_com;
+    float kv[3 * 12] = {0}, x[3 * 12];
+    uint8_t km[3 * 12] = {0};
+    for (int b = 0; b < 3; b++) /* atoms 0 and 1 known, off the origin */
+        for (int j = 0; j < 6; j++) {
+            kv[b * 12 + j] = (float)(1.5 + 0.7 * j - 0.3 * b);
+            km[b * 12 + j] = 1;
+        }
+    c.known = kv, c.known_mask = km;
+    dfs_rng rng;
+    dfs_rng_seed(&rng, 9);
+    worst_com = 0;
+    CHECK(dfs_sample(&s, &c, half_eps, NULL, NULL, 3, 12, &rng, x, com_cb, NULL) == DFS_OK, "sample: %s", dfs_last_error());
+    CHECK(worst_com < 1e-5, "every step's x has zero centre of mass (worst %.1e)", worst_com);
+    double spread = 0, moved = 0;
+    for (int b = 0; b < 3; b++)
+        for (int d = 0; d < 3; d++) {
+            const double s0 = x[b * 12 + d] - kv[b * 12 + d], s1 = x[b * 12 + 3 + d] - kv[b * 12 + 3 + d];
+            if (fabs(s0 - s1) > spread) spread = fabs(s0 - s1);
+            if (fabs(s0) > moved) moved = fabs(s0);
+        }
+    CHECK(spread < 1e-4 && moved > 0.1, "the known atoms come back translated alike (spread %.1e, moved %.2f)", spread, moved);
+    /* without the projection the known values come back exactly */
+    c.project = NULL;
+    dfs_rng_seed(&rng, 9);
+    CHECK(dfs_sample(&s, &c, half_eps, NULL, NULL, 3, 12, &rng, x, NULL, NULL) == DFS_OK, "sample without projection");
+    int exact = 1;
+    for (int j = 0; j < 36; j++) exact &= !km[j] || x[j] == kv[j];
+    CHECK(exact, "without a projection the known values come back exactly");
+    dfs_schedule_free(&s);
+}
+
 int main(void) {
     setup();
+    test_known_projected();
     test_repaint();
     test_sdedit();
     test_errors();
