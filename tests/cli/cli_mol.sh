@@ -14,7 +14,7 @@ for sub in train sample eval render; do
     "$D" mol $sub --help >"$T/h_$sub" 2>&1; check "mol $sub --help exits 0" [ $? -eq 0 ]
 done
 check "train --help names every option" sh -c 'for o in --data --out --hidden --layers --sublayers --attention --T --schedule --steps --minutes --batch --lr --seed --save-every --log-every --resume --threads; do grep -q -e "$o" "$1" || exit 1; done' - "$T/h_train"
-check "sample --help names every option" sh -c 'for o in --model --out --n --atoms --fragment --sampler --steps --eta --variance --trajectory --seed --raw --threads; do grep -q -e "$o" "$1" || exit 1; done' - "$T/h_sample"
+check "sample --help names every option" sh -c 'for o in --model --out --n --atoms --fragment --resample --jump --sampler --steps --eta --variance --trajectory --seed --raw --threads; do grep -q -e "$o" "$1" || exit 1; done' - "$T/h_sample"
 
 # water, methane and ethanol (ethanol: the largest, 9 atoms)
 cat >"$T/set.xyz" <<'EOF'
@@ -88,6 +88,11 @@ printf '2\nfragment\nO 10.000000 -3.000000 2.500000\nH 10.759000 -2.412400 2.500
 "$D" mol sample --model "$M" --n 3 --atoms 5 --steps 10 --fragment "$T/frag.xyz" --out "$T/f.xyz" 2>"$T/e"; rc=$?
 check "sample --fragment exits 0: $(tail -n 1 "$T/e")" [ $rc -eq 0 ]
 check "the fragment's two atoms come back in every sample" [ "$(grep -c '^O  *10.000000 -3.000000 2.500000$' "$T/f.xyz")" -eq 3 ] && [ "$(grep -c '^H  *10.759000 -2.412400 2.500000$' "$T/f.xyz")" -eq 3 ]
+"$D" mol sample --model "$M" --n 2 --atoms 5 --steps 10 --fragment "$T/frag.xyz" --resample 3 --jump 2 --out "$T/f3.xyz" 2>"$T/e"; rc=$?
+check "sample --fragment --resample 3 exits 0: $(tail -n 1 "$T/e")" [ $rc -eq 0 ]
+check "with resampling the fragment comes back too" [ "$(grep -c '^O  *10.000000 -3.000000 2.500000$' "$T/f3.xyz")" -eq 2 ]
+expect_error "--resample without a fragment refused" "needs --fragment" \
+    "$D" mol sample --model "$M" --n 1 --resample 3 --out "$T/x.xyz"
 expect_error "--atoms fewer than the fragment refused" "fewer than the fragment" \
     "$D" mol sample --model "$M" --n 1 --atoms 1 --fragment "$T/frag.xyz" --out "$T/x.xyz"
 expect_error "--atoms above the slots refused" "more than the model's 9 atom slots" \
