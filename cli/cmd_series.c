@@ -574,8 +574,9 @@ static int series_sampling(int argc, char **argv, int forecast) {
         const long groups = (nwin + (4096 / S > 0 ? 4096 / S : 1) - 1) / (4096 / S > 0 ? 4096 / S : 1);
         cli_progress_start(&pr.bar, "sampler steps", groups * r.sampler.steps, 0, 10);
         r.cb = on_step, r.cb_user = &pr;
-        fprintf(stderr, "%s: %d window(s) of %d steps (%ld given, %ld to draw) x %d samples, %s, %d steps\n", cmd, nwin, Lm, given,
-                missing, S, dfs_sampler_names[r.sampler.kind], r.sampler.steps);
+        fprintf(stderr, "%s: %d window(s) of %d steps (%ld given, %ld to draw) x %d samples, %s, %d steps%s\n", cmd, nwin, Lm,
+                given, missing, S, dfs_sampler_names[r.sampler.kind], r.sampler.steps,
+                r.sampler.kind != DFS_SAMPLER_DDPM ? "" : r.sampler.var_beta_tilde ? ", variance beta-tilde" : ", variance beta");
         dfs_rng rng;
         dfs_rng_seed(&rng, (uint64_t)a.seed);
         double t0 = cli_now();

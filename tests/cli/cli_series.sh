@@ -497,9 +497,11 @@ expect_error "--variance wide" "series forecast: --variance must be beta-tilde (
     "$D" series forecast --model "$M" --context "$T/fc-context.npy" --horizon 5 --variance wide --out "$T/bad.npy"
 # ddpm with beta_t as the reverse variance: other samples than beta-tilde's from the same seed
 "$D" series forecast --model "$M" --context "$T/fc-context.npy" --horizon 5 --samples 3 --steps 5 --variance beta \
-    --out "$T/vb.npy" 2>/dev/null
+    --out "$T/vb.npy" 2>"$T/vb.err"
 "$D" series forecast --model "$M" --context "$T/fc-context.npy" --horizon 5 --samples 3 --steps 5 \
-    --out "$T/vt.npy" 2>/dev/null
+    --out "$T/vt.npy" 2>"$T/vt.err"
+check "it names the variance it samples with (beta)" grep -q "x 3 samples, ddpm, 5 steps, variance beta$" "$T/vb.err"
+check "it names the variance it samples with (beta-tilde)" grep -q "x 3 samples, ddpm, 5 steps, variance beta-tilde$" "$T/vt.err"
 check "--variance beta draws other samples than the default" sh -c "[ -s '$T/vb.npy' ] && ! cmp -s '$T/vb.npy' '$T/vt.npy'"
 # the variance recorded by export in the model's recipe, used when --variance is not given
 "$D" export --model "$M" --out "$T/rec.safetensors" --f32 --sampler ddpm --steps 5 --variance beta 2>/dev/null
