@@ -97,8 +97,9 @@ void dfs_pred_target(const dfs_schedule *s, dfs_prediction kind, int t, const fl
  * (n, dim), changed in place; present is the padding mask of those n rows (NULL: all). */
 typedef void (*dfs_project_fn)(void *user, float *v, const uint8_t *present, int n, size_t dim);
 
-/* The masks and the projection of a training batch or a bound (the bound refuses a
- * projection); all NULL (zeroed struct): an ordinary dense tensor. */
+/* The masks and the projection of a training batch or a bound (with a projection the bound
+ * takes continuous data and no known entries); all NULL (zeroed struct): an ordinary dense
+ * tensor. */
 typedef struct {
     const uint8_t *present;    /* (n, dim) padding mask, NULL: all present */
     const uint8_t *known_mask; /* (n, dim) conditioning entries, NULL: none */
@@ -330,8 +331,15 @@ dfs_status dfs_nll_bpd_terms(const dfs_schedule *s, dfs_prediction pred, dfs_mod
  * Random stream: per (image, t) pair, in the order above, one normal per present entry, so
  * images padded alike give, bit for bit, the bound of the same images cut down to their
  * present entries. Only present entries need be in [-1, 1]. DFS_ERR_ARG also for an image with
- * no modelled entry, or when m has a projection (a bound in a subspace needs its own dimension
- * count and decoder; not done). */
+ * no modelled entry.
+ * With a projection (m->project; no known entries then, DFS_ERR_ARG) the data are continuous
+ * and live in the subspace (EDM's positions): x0 is projected first (any range), the noise
+ * and the model's x0 are projected, the dimension of an image is r = the trace of P on its
+ * present entries (computed by projecting each unit vector: dim^2 work per image; a w - 3 for
+ * a molecule of a atoms of w values, 3 of them coordinates), the prior's variance term counts
+ * r dimensions, and the decoder is the Gaussian density N(x0; mean, beta_tilde_1 I) on the
+ * subspace: a bound on -log of a density (EDM, Hoogeboom et al. 2022 sec. 3.3, bounds
+ * densities too), in bits per dimension of the subspace, which may be negative. */
 dfs_status dfs_nll_bpd_masked(const dfs_schedule *s, dfs_prediction pred, dfs_model_fn model,
                               void *user, const int *labels, const float *x0, const dfs_masks *m,
                               int n, size_t dim, dfs_rng *rng, double *bpd, double *terms);

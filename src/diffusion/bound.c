@@ -63,6 +63,22 @@ double dfs_discretized_gaussian_loglik(double x, double mean, double log_scale) 
     return log(p > 1e-300 ? p : 1e-300);
 }
 
+/* The dimension of the projection's subspace on one image's present entries: the trace of P
+ * there, sum_j (P e_j)_j over the present j (dim projections of one unit vector each; work:
+ * dim floats). For the zero centre of mass of a atoms of width w with c coordinates:
+ * a w - c. */
+static double continuous_dims(const dfs_masks *m, const uint8_t *present, size_t dim, float *work) {
+    double tr = 0;
+    for (size_t j = 0; j < dim; j++) {
+        if (present && !present[j]) continue;
+        memset(work, 0, dim * sizeof(float));
+        work[j] = 1.0f;
+        m->project(m->project_user, work, present, 1, dim);
+        tr += work[j];
+    }
+    return floor(tr + 0.5); /* P is a projector: its trace is its rank, an integer */
+}
+
 dfs_status dfs_nll_bpd(const dfs_schedule *s, dfs_prediction pred, dfs_model_fn model, void *user,
                        const int *labels, const float *x0, int n, size_t dim, dfs_rng *rng,
                        double *bpd) {
@@ -96,13 +112,14 @@ dfs_status dfs_nll_bpd_masked(const dfs_schedule *s, dfs_prediction pred, dfs_mo
                       n, dim);
         return DFS_ERR_ARG;
     }
-    if (m && m->project) {
-        dfs_set_error("dfs_nll_bpd: the bound takes no projection (in a subspace it needs its own "
-                      "dimension count and decoder)");
+    /* With a projection the data are continuous and live in the subspace: see continuous_dims */
+    const int proj = m && m->project;
+    if (proj && m->known_mask) {
+        dfs_set_error("dfs_nll_bpd: the bound with a projection takes no known entries");
         return DFS_ERR_ARG;
     }
     const uint8_t *present = m ? m->present : NULL;
-    for (size_t i = 0; i < (size_t)n * dim; i++)
+    for (size_t i = 0; !proj && i < (size_t)n * dim; i++)
         if ((!present || present[i]) && !(x0[i] >= -1.0f && x0[i] <= 1.0f)) {
             dfs_set_error("dfs_nll_bpd: x0[%zu] = %g is outside [-1, 1] (8-bit data as p/127.5 - 1)",
                           i, (double)x0[i]);
@@ -116,32 +133,44 @@ dfs_status dfs_nll_bpd_masked(const dfs_schedule *s, dfs_prediction pred, dfs_mo
         dfs_set_error("dfs_nll_bpd: %zu images of %zu values do not fit in memory", chunk, dim);
         return DFS_ERR_NOMEM;
     }
-    /* xt, out, x0hat: (chunk, dim) each; ts, lab: (chunk); to_bpd: (n) */
+    /* xt, out, x0hat: (chunk, dim) each; ts, lab: (chunk); to_bpd, dims: (n); with a
+     * projection px0 (n, dim): the data projected */
     float *buf = malloc(3 * chunk * dim * sizeof(float));
     int *ts = malloc(2 * chunk * sizeof(int));
-    double *to_bpd = malloc((size_t)n * sizeof(double));
-    if (!buf || !ts || !to_bpd) {
+    double *to_bpd = malloc(2 * (size_t)n * sizeof(double)), *dims = to_bpd ? to_bpd + n : NULL;
+    float *px0 = proj ? malloc((size_t)n * dim * sizeof(float)) : NULL;
+    if (!buf || !ts || !to_bpd || (proj && !px0)) {
         free(buf);
         free(ts);
         free(to_bpd);
+        free(px0);
         dfs_set_error("dfs_nll_bpd: out of memory for %zu images of %zu values", chunk, dim);
         return DFS_ERR_NOMEM;
     }
     float *xt = buf, *out = buf + chunk * dim, *x0hat = buf + 2 * chunk * dim;
     int *lab = ts + chunk;
-    /* nats to bits per modelled dimension, per image */
+    /* nats to bits per modelled dimension, per image: the modelled entries, or with a
+     * projection the dimension of the subspace on the image's present entries */
+    if (proj) {
+        memcpy(px0, x0, (size_t)n * dim * sizeof(float));
+        m->project(m->project_user, px0, present, n, dim);
+        x0 = px0;
+    }
     for (int i = 0; i < n; i++) {
         const dfs_masks mi = {present ? present + (size_t)i * dim : NULL,
                               m && m->known_mask ? m->known_mask + (size_t)i * dim : NULL, NULL, NULL};
-        const size_t cnt = dfs_masks_count(&mi, 1, dim);
-        if (cnt == 0) {
+        const double cnt = proj ? continuous_dims(m, mi.present, dim, xt) : (double)dfs_masks_count(&mi, 1, dim);
+        if (!(cnt > 0.5)) {
             free(buf);
             free(ts);
             free(to_bpd);
-            dfs_set_error("dfs_nll_bpd: image %d has no modelled entry (all padded or known)", i);
+            free(px0);
+            dfs_set_error("dfs_nll_bpd: image %d has no modelled entry (all padded or known, or a projection "
+                          "onto nothing)", i);
             return DFS_ERR_ARG;
         }
-        to_bpd[i] = 1.0 / ((double)cnt * M_LN2);
+        dims[i] = cnt;
+        to_bpd[i] = 1.0 / (cnt * M_LN2);
     }
     if (terms) memset(terms, 0, (size_t)(T + 1) * sizeof(double));
 
@@ -149,9 +178,14 @@ dfs_status dfs_nll_bpd_masked(const dfs_schedule *s, dfs_prediction pred, dfs_mo
     const double sa_T = sqrt(s->abar[T - 1]), lv_T = log(1.0 - s->abar[T - 1]);
     for (int i = 0; i < n; i++) {
         double kl = 0;
-        for (size_t j = 0; j < dim; j++)
-            if (masks_modelled(m, (size_t)i * dim + j))
-                kl += dfs_normal_kl(sa_T * x0[(size_t)i * dim + j], lv_T, 0.0, 0.0);
+        if (proj) { /* in the subspace: the variance part once per dimension of it */
+            kl = 0.5 * dims[i] * (expm1(lv_T) - lv_T);
+            for (size_t j = 0; j < dim; j++)
+                if (masks_modelled(m, (size_t)i * dim + j)) kl += 0.5 * sa_T * sa_T * x0[(size_t)i * dim + j] * x0[(size_t)i * dim + j];
+        } else
+            for (size_t j = 0; j < dim; j++)
+                if (masks_modelled(m, (size_t)i * dim + j))
+                    kl += dfs_normal_kl(sa_T * x0[(size_t)i * dim + j], lv_T, 0.0, 0.0);
         bpd[i] = kl * to_bpd[i];
         if (terms) terms[T] += bpd[i] / n;
     }
@@ -165,7 +199,8 @@ dfs_status dfs_nll_bpd_masked(const dfs_schedule *s, dfs_prediction pred, dfs_mo
             ts[b] = t;
             lab[b] = labels ? labels[i] : 0;
             float *x = xt + b * dim;
-            const dfs_masks mi = {present ? present + (size_t)i * dim : NULL, NULL, NULL, NULL};
+            const dfs_masks mi = {present ? present + (size_t)i * dim : NULL, NULL, proj ? m->project : NULL,
+                                  proj ? m->project_user : NULL};
             dfs_draw_noise(&mi, rng, x, 1, dim);
             dfs_q_sample(s, t, x0 + (size_t)i * dim, x, x, dim); /* DDPM eq. 4, in place */
             masks_pad(mi.present, x, dim);
@@ -175,6 +210,7 @@ dfs_status dfs_nll_bpd_masked(const dfs_schedule *s, dfs_prediction pred, dfs_mo
             free(buf);
             free(ts);
             free(to_bpd);
+            free(px0);
             return ms;
         }
         for (size_t b = 0; b < nb; b++) {
@@ -184,8 +220,18 @@ dfs_status dfs_nll_bpd_masked(const dfs_schedule *s, dfs_prediction pred, dfs_mo
             float *xh = x0hat + b * dim;
             dfs_pred_to_eps_x0(s, pred, t, x, out + b * dim, NULL, xh, dim);
             const size_t o = (size_t)i * dim; /* the image's first entry, for the masks */
+            if (proj) m->project(m->project_user, xh, present ? present + o : NULL, 1, dim);
             double nats = 0;
-            if (t == 0) {
+            if (t == 0 && proj) {
+                /* L_0 for continuous data: -log N(x0; mean, beta_tilde_1 I) on the subspace */
+                const double v = s->beta_tilde[1];
+                nats = 0.5 * dims[i] * log(2 * M_PI * v);
+                for (size_t j = 0; j < dim; j++) {
+                    if (!masks_modelled(m, o + j)) continue;
+                    double d = xs[j] - (s->post_c0[0] * xh[j] + s->post_ct[0] * x[j]);
+                    nats += d * d / (2 * v);
+                }
+            } else if (t == 0) {
                 /* L_0: the reverse-step mean at index 0 is x0_hat (post_c0 = 1, post_ct = 0);
                  * variance beta_tilde at index 1 (IDDPM posterior_log_variance_clipped). */
                 double log_scale = 0.5 * log(s->beta_tilde[1]);
@@ -211,6 +257,7 @@ dfs_status dfs_nll_bpd_masked(const dfs_schedule *s, dfs_prediction pred, dfs_mo
     free(buf);
     free(ts);
     free(to_bpd);
+    free(px0);
     for (int i = 0; i < n; i++)
         if (!isfinite(bpd[i])) {
             dfs_set_error("dfs_nll_bpd: the bound for image %d is not finite", i);

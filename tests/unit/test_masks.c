@@ -423,9 +423,96 @@ static void test_known_projected(void) {
     dfs_schedule_free(&s);
 }
 
+/* The bound with a projection, on continuous data in a subspace. (1) Data on the line
+ * x = u (1, -1) / sqrt(2) (the zero centre of mass of two one-value atoms), u ~ N(0, su2), and
+ * the exact eps of that Gaussian: the bound in nats must sit just above the exact -log density
+ * of u (a 1-dimensional density: r = 1). (2) The prior term of a molecule of two atoms at
+ * (+-1, 0, 0): 0.5 r (v - 1 - log v) + 0.5 abar_T |x0|^2 with r = 3 (6 coordinates less the
+ * centre of mass), in bits per r dimensions. */
+static const double su2 = 0.5;
+static dfs_status line_eps(void *user, const float *x, const int *t, const int *labels, int n, float *out) {
+    const dfs_schedule *s = user;
+    (void)labels;
+    for (int i = 0; i < n; i++) {
+        const double a = s->abar[t[i]], u = (x[2 * i] - x[2 * i + 1]) / sqrt(2.0);
+        const double e = sqrt(1 - a) * u / (a * su2 + 1 - a);
+        out[2 * i] = (float)(e / sqrt(2.0));
+        out[2 * i + 1] = (float)(-e / sqrt(2.0));
+    }
+    return DFS_OK;
+}
+
+static dfs_status zero_x0_eps(void *user, const float *x, const int *t, const int *labels, int n, float *out) {
+    const dfs_schedule *s = user; /* eps = x_t / sqrt(1 - abar): x0_hat = 0 */
+    (void)labels;
+    for (int i = 0; i < n * 6; i++) out[i] = (float)(x[i] / sqrt(1 - s->abar[t[i / 6]]));
+    return DFS_OK;
+}
+
+static void test_bound_projected(void) {
+    enum { NB = 2000 };
+    dfs_schedule s;
+    dfs_schedule_init(&s, DFS_SCHEDULE_LINEAR, 1000);
+    static float x0[NB * 2];
+    static double bpd[NB];
+    dfs_rng rng;
+    dfs_rng_seed(&rng, 21);
+    double exact = 0;
+    for (int i = 0; i < NB; i++) {
+        float z;
+        dfs_rng_fill_normal(&rng, &z, 1);
+        const double u = sqrt(su2) * z;
+        x0[2 * i] = (float)(u / sqrt(2.0)), x0[2 * i + 1] = (float)(-u / sqrt(2.0));
+    }
+    const dfs_com_layout one = {1, 1};
+    const dfs_masks mk = {.project = dfs_project_zero_com, .project_user = (void *)&one};
+    CHECK(dfs_nll_bpd_masked(&s, DFS_PRED_EPS, line_eps, &s, NULL, x0, &mk, NB, 2, &rng, bpd, NULL) == DFS_OK,
+          "bound with a projection: %s", dfs_last_error());
+    /* the bound's expectation in closed form: with the exact model x0_hat = E[x0 | x_t], whose
+     * error has the posterior variance V_t = su2 (1 - a) / (a su2 + 1 - a); the KL at step t
+     * is post_c0^2 V_t / (2 beta_tilde_t), the decoder 0.5 log(2 pi bt_1) + V_0 / (2 bt_1), the
+     * prior 0.5 (v - 1 - log v) + 0.5 abar_T su2 (one dimension). It is looser than the exact
+     * -log density of u (the fixed reverse variances miss the posterior's spread). */
+    double want = 0;
+    for (int t = 0; t < 1000; t++) {
+        const double a = s.abar[t], V = su2 * (1 - a) / (a * su2 + 1 - a);
+        if (t == 0) want += 0.5 * log(2 * M_PI * s.beta_tilde[1]) + V / (2 * s.beta_tilde[1]);
+        else want += s.post_c0[t] * s.post_c0[t] * V / (2 * s.beta_tilde[t]);
+    }
+    const double vT = 1 - s.abar[999];
+    want += 0.5 * (vT - 1 - log(vT)) + 0.5 * s.abar[999] * su2;
+    double mean = 0, sq = 0;
+    for (int i = 0; i < NB; i++) {
+        const double u = (x0[2 * i] - x0[2 * i + 1]) / sqrt(2.0);
+        exact += 0.5 * log(2 * M_PI * su2) + u * u / (2 * su2);
+        const double b = bpd[i] * M_LN2; /* nats: r = 1 */
+        mean += b, sq += b * b;
+    }
+    mean /= NB;
+    const double se = sqrt((sq / NB - mean * mean) / NB);
+    CHECK(fabs(mean - want) < 3 * se, "the bound's mean %.4f nats = its closed form %.4f (SE %.4f)", mean, want, se);
+    CHECK(mean > exact / NB, "and above the exact -log density %.4f", exact / NB);
+    /* (2) the dimension count through the prior term */
+    static const float mol[6] = {1, 0, 0, -1, 0, 0};
+    double b2, terms[1001];
+    CHECK(dfs_nll_bpd_masked(&s, DFS_PRED_EPS, zero_x0_eps, &s, NULL, mol,
+                             &(dfs_masks){.project = dfs_project_zero_com}, 1, 6, &rng, &b2, terms) == DFS_OK,
+          "a molecule's bound: %s", dfs_last_error());
+    const double v = 1 - s.abar[999], want2 = (0.5 * 3 * (v - 1 - log(v)) + 0.5 * s.abar[999] * 2) / (3 * M_LN2);
+    CHECK_CLOSE(terms[1000], want2, 1e-12, 1e-9, "the prior term counts r = 3 dimensions");
+    /* known entries with a projection are refused */
+    uint8_t km[6] = {1, 0, 0, 0, 0, 0};
+    CHECK(dfs_nll_bpd_masked(&s, DFS_PRED_EPS, zero_x0_eps, &s, NULL, mol,
+                             &(dfs_masks){.known_mask = km, .project = dfs_project_zero_com}, 1, 6, &rng, &b2, NULL) ==
+                  DFS_ERR_ARG && strstr(dfs_last_error(), "no known entries"),
+          "known entries with a projection refused: %s", dfs_last_error());
+    dfs_schedule_free(&s);
+}
+
 int main(void) {
     setup();
     test_known_projected();
+    test_bound_projected();
     test_repaint();
     test_sdedit();
     test_errors();
