@@ -124,13 +124,42 @@ int cmd_noise(int argc, char **argv) {
 
 /* ---- info ------------------------------------------------------------------------------------ */
 
-/* Whether path is a checkpoint with "series" metadata (a time-series model). */
-static int is_series_model(const char *path) {
+/* Whether path is a checkpoint with metadata `key` ("series": a time-series model,
+ * "molecules": a molecule model). */
+static int has_meta(const char *path, const char *key) {
     dfs_safetensors f;
     if (dfs_st_load(&f, path) != DFS_OK) return 0;
-    int yes = dfs_st_meta(&f, "series") != NULL;
+    int yes = dfs_st_meta(&f, key) != NULL;
     dfs_st_free(&f);
     return yes;
+}
+
+static int info_mol(const char *path) {
+    dfs_mol_model *m;
+    dfs_train_state st;
+    int has_optim;
+    char *tj = NULL;
+    dfs_status s = dfs_mol_load(path, &m, &st, &has_optim, &tj);
+    if (s != DFS_OK) return cli_fail_status(s);
+    const dfs_egnn_config *c = &m->cfg.net;
+    printf("checkpoint:   %s (%s)\n", path, has_optim ? "resumable: weights, EMA, AdamW state" : "sampling weights");
+    printf("model:        EDM molecules, EGNN %d features, %d blocks of %d layers, attention %s, tanh %s "
+           "(range %g)\n", c->hidden, c->layers, c->sublayers, c->attention ? "on" : "off", c->tanh ? "on" : "off",
+           (double)c->coords_range);
+    printf("atoms:        H, C, N, O, F; up to %d per molecule; training sizes", m->M);
+    for (int a = 1; a <= m->M; a++)
+        if (m->sizes[a]) printf(" %d:%ld", a, m->sizes[a]);
+    printf("\nparameters:   %zu\n", dfs_egnn_params(m->net)->n);
+    printf("diffusion:    %s schedule, T = %d, predicts eps\n", dfs_schedule_names[m->cfg.schedule], m->cfg.T);
+    printf("flops:        %.3f MFLOP per molecule of %d slots forward\n", dfs_egnn_flops(c, m->M) * 1e-6, m->M);
+    if (m->sampling.set)
+        printf("sampling:     %s, %d steps%s (recommended)\n", dfs_sampler_names[m->sampling.kind], m->sampling.steps,
+               m->sampling.var_beta ? ", variance beta" : "");
+    if (st.step > 0) printf("step:         %ld\nmolecules:    %ld seen\ntrain time:   %.1f s\n", st.step, st.images_seen, st.wall_seconds);
+    if (tj) printf("training:     %s\n", tj);
+    free(tj);
+    dfs_mol_model_free(m);
+    return 0;
 }
 
 static int info_series(const char *path) {
@@ -171,7 +200,8 @@ int cmd_info(int argc, char **argv) {
     dfs_train_state st;
     int has_optim;
     char *tj = NULL;
-    if (is_series_model(argv[1])) return info_series(argv[1]);
+    if (has_meta(argv[1], "series")) return info_series(argv[1]);
+    if (has_meta(argv[1], "molecules")) return info_mol(argv[1]);
     dfs_status s = dfs_checkpoint_load(argv[1], &m, &st, &has_optim, &tj);
     if (s != DFS_OK) return cli_fail_status(s);
     const dfs_unet_config *u = &m->cfg.unet;
@@ -231,6 +261,27 @@ static int export_series(const char *model, const char *out, const dfs_sampling_
     return 0;
 }
 
+static int export_mol(const char *model, const char *out, const dfs_sampling_recipe *rec, dfs_ckpt_kind kind) {
+    dfs_mol_model *m;
+    char *tjson = NULL;
+    dfs_train_state st;
+    dfs_status s = dfs_mol_load(model, &m, &st, NULL, &tjson);
+    if (s != DFS_OK) return cli_fail_status(s);
+    if (rec->set && rec->steps > m->cfg.T) {
+        const int T = m->cfg.T;
+        free(tjson);
+        dfs_mol_model_free(m);
+        return cli_fail("export: --steps %d is more than the model's T = %d", rec->steps, T);
+    }
+    if (rec->set) m->sampling = *rec;
+    s = dfs_mol_save(out, m, st.step > 0 ? &st : NULL, tjson, kind);
+    free(tjson);
+    dfs_mol_model_free(m);
+    if (s != DFS_OK) return cli_fail_status(s);
+    fprintf(stderr, "wrote %s (EMA weights, %s)\n", out, kind == DFS_CKPT_SAMPLING_F16 ? "float16" : "float32");
+    return 0;
+}
+
 int cmd_export(int argc, char **argv) {
     const char *model = NULL, *out = NULL;
     int kind = DFS_CKPT_SAMPLING_F16, sampler = -1;
@@ -255,7 +306,8 @@ int cmd_export(int argc, char **argv) {
                   "Write the EMA weights of a training checkpoint as a sampling-only model (no\n"
                   "optimiser state), in float16 (default, half the size) or float32. The training\n"
                   "record, step, images seen and training time go with it (diffuse info shows them).\n"
-                  "Image models and time-series models (diffuse series train's) alike.\n\n"
+                  "Image models, time-series models (diffuse series train's) and molecule models\n"
+                  "(diffuse mol train's) alike.\n\n"
                   "  --model CKPT        the checkpoint to read (diffuse train's, or an exported model)\n"
                   "  --out FILE          the model to write (.safetensors); never over a training\n"
                   "                      checkpoint or over --model itself\n"
@@ -263,8 +315,9 @@ int cmd_export(int argc, char **argv) {
                   "  --sampler NAME --steps N [--guidance W]\n"
                   "                      record the settings the model samples best with (ddpm, ddim,\n"
                   "                      dpm++2m or heun; steps 1..T; guidance default 1, none for a\n"
-                  "                      series model): diffuse sample, eval, series forecast and\n"
-                  "                      series impute use them for what they are not given. Without\n"
+                  "                      series or molecule model): diffuse sample, eval, series\n"
+                  "                      forecast and impute, and mol sample use them for what they\n"
+                  "                      are not given. Without\n"
                   "                      these, the settings CKPT carries (if any) go with it\n"
                   "  --variance V        with --sampler ddpm: the reverse variance to record, beta-tilde\n"
                   "                      (default) or beta\n", stdout);
@@ -309,9 +362,13 @@ int cmd_export(int argc, char **argv) {
     }
     const dfs_sampling_recipe rec = {sampler >= 0, (dfs_sampler_kind)(sampler >= 0 ? sampler : 0), (int)steps,
                                      (float)guidance, var_beta == 1};
-    if (is_series_model(model)) {
+    if (has_meta(model, "series")) {
         if (set_guidance) return cli_fail("export: %s is a time-series model: no --guidance", model);
         return export_series(model, out, &rec, (dfs_ckpt_kind)kind);
+    }
+    if (has_meta(model, "molecules")) {
+        if (set_guidance) return cli_fail("export: %s is a molecule model: no --guidance", model);
+        return export_mol(model, out, &rec, (dfs_ckpt_kind)kind);
     }
     dfs_model *m;
     char *tjson = NULL; /* the training record (data, class names, ...) travels with the weights, */
