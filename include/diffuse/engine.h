@@ -22,9 +22,7 @@ typedef struct dfs_tensor {
     size_t n;          /* number of elements */
     int requires_grad; /* gradient flows into this tensor (params, or results of ops on them) */
     const char *name;  /* parameter name, NULL for activations */
-    size_t grad_cap;   /* engine use: capacity of a graph-owned grad buffer (0 = not owned) */
-    size_t data_cap;   /* engine use: capacity of graph-owned data (0 = not owned) */
-} dfs_tensor;
+} dfs_tensor;          /* the graph keeps what else it needs of the tensors it makes */
 
 typedef struct dfs_graph dfs_graph;
 

@@ -171,10 +171,27 @@ size_t dfs_shape_numel(int ndim, const int *shape) {
     return n;
 }
 
+/* A tensor the graph made, with what only the engine reads: the capacities of its
+ * graph-owned data and gradient buffers (0 = not owned), so that they can go back to the pool.
+ * Tensors made elsewhere (parameters, a caller's) have no such header: owned() tells them
+ * apart by whether the tensor lies in the graph's arena. */
+typedef struct {
+    dfs_tensor t;
+    size_t data_cap, grad_cap;
+} owned_tensor;
+
+static owned_tensor *owned(const dfs_graph *g, dfs_tensor *t) {
+    const uintptr_t p = (uintptr_t)t;
+    for (const chunk *c = g->head; c; c = c->next)
+        if (p >= (uintptr_t)c->mem && p < (uintptr_t)c->mem + c->used) return (owned_tensor *)t;
+    return NULL;
+}
+
 static dfs_tensor *tensor_header(dfs_graph *g, int ndim, const int *shape) {
     DFS_ASSERT(ndim >= 0 && ndim <= DFS_MAXDIM);
-    dfs_tensor *t = dfs_graph_alloc(g, sizeof *t);
-    memset(t, 0, sizeof *t);
+    owned_tensor *o = dfs_graph_alloc(g, sizeof *o);
+    memset(o, 0, sizeof *o);
+    dfs_tensor *t = &o->t;
     t->ndim = ndim;
     for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
     t->n = dfs_shape_numel(ndim, shape);
@@ -206,31 +223,33 @@ dfs_tensor *dfs_tensor_new(dfs_graph *g, int ndim, const int *shape) {
     dfs_tensor *t = tensor_header(g, ndim, shape);
     /* The pool holds dead memory only: released tensors' data and gradient buffers whose
      * backward has run. */
+    owned_tensor *o = (owned_tensor *)t;
     int best = pool_best(g, t->n);
     if (best >= 0) {
         t->data = g->pool[best].p;
-        t->data_cap = g->pool[best].cap;
+        o->data_cap = g->pool[best].cap;
         g->pool[best] = g->pool[--g->npool];
     } else {
         t->data = dfs_graph_alloc(g, t->n * sizeof(float));
-        t->data_cap = t->n;
+        o->data_cap = t->n;
     }
     return t;
 }
 
+/* t's data back to the pool, if the graph owns it */
 static void release_data(dfs_graph *g, dfs_tensor *t) {
-    pool_put(g, t->data, t->data_cap);
+    owned_tensor *o = t ? owned(g, t) : NULL;
+    if (!o || !o->data_cap) return;
+    pool_put(g, t->data, o->data_cap);
     t->data = NULL;
-    t->data_cap = 0;
+    o->data_cap = 0;
 }
 
 void dfs_tensor_release(dfs_graph *g, dfs_tensor *t) {
-    if (t && !g->grad_enabled && t->data_cap) release_data(g, t);
+    if (!g->grad_enabled) release_data(g, t);
 }
 
-void dfs_tensor_release_dead(dfs_graph *g, dfs_tensor *t) {
-    if (t && t->data_cap) release_data(g, t);
-}
+void dfs_tensor_release_dead(dfs_graph *g, dfs_tensor *t) { release_data(g, t); }
 
 void dfs_graph_set_recycle(dfs_graph *g, int on) { g->recycle = on; }
 
@@ -291,15 +310,19 @@ static float *grad_buffer(dfs_graph *g, dfs_tensor *t, int clear) {
         if (p >= b && p < b + g->rn * sizeof(float)) return g->rblock + (t->grad - g->rbase);
     }
     if (!t->grad) {
+        /* a tensor made elsewhere keeps a graph buffer it is given for good (until reset) */
+        owned_tensor *o = owned(g, t);
         int best = pool_best(g, t->n);
+        size_t cap;
         if (best >= 0) {
             t->grad = g->pool[best].p;
-            t->grad_cap = g->pool[best].cap;
+            cap = g->pool[best].cap;
             g->pool[best] = g->pool[--g->npool];
         } else {
             t->grad = dfs_graph_alloc(g, t->n * sizeof(float));
-            t->grad_cap = t->n;
+            cap = t->n;
         }
+        if (o) o->grad_cap = cap;
         if (clear) memset(t->grad, 0, t->n * sizeof(float));
     }
     return t->grad;
@@ -313,10 +336,11 @@ float *dfs_grad_for_write(dfs_graph *g, dfs_tensor *t, int *fresh) {
 }
 
 static void release_grad(dfs_graph *g, dfs_tensor *t) {
-    if (!t->grad_cap) return; /* not a graph-owned buffer (parameters, caller's tensors) */
-    pool_put(g, t->grad, t->grad_cap);
+    owned_tensor *o = owned(g, t);
+    if (!o || !o->grad_cap) return; /* not a graph-owned buffer (parameters, caller's tensors) */
+    pool_put(g, t->grad, o->grad_cap);
     t->grad = NULL;
-    t->grad_cap = 0;
+    o->grad_cap = 0;
 }
 
 void dfs_backward(dfs_graph *g, dfs_tensor *loss) {
@@ -337,7 +361,7 @@ void dfs_backward_grad(dfs_graph *g, dfs_tensor *out, const float *dout) {
             release_grad(g, n->out);
             /* Its consumers ran their backward before it and its producer just did: nothing
              * reads this tensor's values any more. Views (reshape) own no data and keep it. */
-            if (g->recycle && n->out->data_cap) release_data(g, n->out);
+            if (g->recycle) release_data(g, n->out);
         }
     }
 }

@@ -937,11 +937,13 @@ static void test_bound_masks(void) {
                 "(ratio %.3g)", worst);
     CHECK(ba[0] != b1[0], "the known mask changes the bound");
 
-    /* refused: a projection, an image with nothing modelled */
-    const dfs_masks mproj = {NULL, NULL, dfs_project_zero_com, NULL};
+    /* refused: a projection with known entries (test_masks checks the bound with a projection),
+     * an image with nothing modelled */
+    uint8_t onek[D] = {1, 0, 0, 0};
+    const dfs_masks mproj = {NULL, onek, dfs_project_zero_com, NULL};
     CHECK(dfs_nll_bpd_masked(&s, DFS_PRED_EPS, exact_eps, &em, NULL, xc, &mproj, 1, D, &rng, ba, NULL) == DFS_ERR_ARG &&
-              strstr(dfs_last_error(), "projection"),
-          "a projection is refused: %s", dfs_last_error());
+              strstr(dfs_last_error(), "projection takes no known entries"),
+          "a projection with known entries is refused: %s", dfs_last_error());
     uint8_t allk[D] = {1, 1, 1, 1};
     const dfs_masks mk = {NULL, allk, NULL, NULL};
     CHECK(dfs_nll_bpd_masked(&s, DFS_PRED_EPS, exact_eps, &em, NULL, xc, &mk, 1, D, &rng, ba, NULL) == DFS_ERR_ARG &&
