@@ -56,47 +56,78 @@ size_t dfs_winograd_scratch_floats(int Ci, int Co, int H, int W, int m) {
 
 /* V[k][c][col] = (B^T d B)[k / 4][k % 4] for the tile at col, B^T = [1 0 -1 0; 0 1 1 0;
  * 0 -1 1 0; 0 1 0 -1]. One tile row of one plane at a time: the 16 stores of a tile go to 16
- * rows at the same column, consecutive along the tile row (so the loop vectorises). */
+ * rows at the same column, consecutive along the tile row, and the loads are stride-2 runs,
+ * so the loop over tiles vectorises (named scalars, no local arrays, to let it). */
 static void input_transform(float *V, const dfs_winograd_fwd *p) {
     const int th = dfs_winograd_tiles(p->H), tw = dfs_winograd_tiles(p->W), Wq = p->W + 2;
-    const size_t T = (size_t)th * tw, L = (size_t)p->m * T, kstride = (size_t)p->Ci * L;
+    const size_t T = (size_t)th * tw, L = (size_t)p->m * T, ks = (size_t)p->Ci * L;
     for (int j = 0; j < p->m; j++)
         for (int c = 0; c < p->Ci; c++) {
-            const float *pl = p->xp + ((size_t)j * p->Ci + c) * p->plane; // (Hq, Wq)
+            const float *pl = p->xp + ((size_t)j * p->Ci + c) * p->plane; // (Hq, W + 2)
             for (int ty = 0; ty < th; ty++) {
-                const float *r0 = pl + (size_t)(2 * ty) * Wq, *r1 = r0 + Wq, *r2 = r1 + Wq,
-                            *r3 = r2 + Wq;
-                float *v = V + (size_t)c * L + (size_t)j * T + (size_t)ty * tw;
+                const float *restrict a = pl + (size_t)(2 * ty) * Wq, *restrict bb = a + Wq,
+                                      *restrict cc = bb + Wq, *restrict d = cc + Wq;
+                float *restrict v = V + (size_t)c * L + (size_t)j * T + (size_t)ty * tw;
 #pragma omp simd
                 for (int tx = 0; tx < tw; tx++) {
-                    const int x0 = 2 * tx;
-                    float d[4][4], t[4][4];
-                    for (int q = 0; q < 4; q++) {
-                        d[0][q] = r0[x0 + q], d[1][q] = r1[x0 + q];
-                        d[2][q] = r2[x0 + q], d[3][q] = r3[x0 + q];
-                    }
-                    for (int q = 0; q < 4; q++) { /* t = B^T d */
-                        t[0][q] = d[0][q] - d[2][q];
-                        t[1][q] = d[1][q] + d[2][q];
-                        t[2][q] = d[2][q] - d[1][q];
-                        t[3][q] = d[1][q] - d[3][q];
-                    }
-                    for (int r = 0; r < 4; r++) { /* v = t B */
-                        v[(size_t)(4 * r + 0) * kstride + tx] = t[r][0] - t[r][2];
-                        v[(size_t)(4 * r + 1) * kstride + tx] = t[r][1] + t[r][2];
-                        v[(size_t)(4 * r + 2) * kstride + tx] = t[r][2] - t[r][1];
-                        v[(size_t)(4 * r + 3) * kstride + tx] = t[r][1] - t[r][3];
-                    }
+                    const int x = 2 * tx;
+                    /* t = B^T d, column q */
+                    const float t00 = a[x] - cc[x], t01 = a[x + 1] - cc[x + 1], t02 = a[x + 2] - cc[x + 2],
+                                t03 = a[x + 3] - cc[x + 3];
+                    const float t10 = bb[x] + cc[x], t11 = bb[x + 1] + cc[x + 1], t12 = bb[x + 2] + cc[x + 2],
+                                t13 = bb[x + 3] + cc[x + 3];
+                    const float t20 = cc[x] - bb[x], t21 = cc[x + 1] - bb[x + 1], t22 = cc[x + 2] - bb[x + 2],
+                                t23 = cc[x + 3] - bb[x + 3];
+                    const float t30 = bb[x] - d[x], t31 = bb[x + 1] - d[x + 1], t32 = bb[x + 2] - d[x + 2],
+                                t33 = bb[x + 3] - d[x + 3];
+                    /* v = t B */
+                    v[0 * ks + tx] = t00 - t02, v[1 * ks + tx] = t01 + t02;
+                    v[2 * ks + tx] = t02 - t01, v[3 * ks + tx] = t01 - t03;
+                    v[4 * ks + tx] = t10 - t12, v[5 * ks + tx] = t11 + t12;
+                    v[6 * ks + tx] = t12 - t11, v[7 * ks + tx] = t11 - t13;
+                    v[8 * ks + tx] = t20 - t22, v[9 * ks + tx] = t21 + t22;
+                    v[10 * ks + tx] = t22 - t21, v[11 * ks + tx] = t21 - t23;
+                    v[12 * ks + tx] = t30 - t32, v[13 * ks + tx] = t31 + t32;
+                    v[14 * ks + tx] = t32 - t31, v[15 * ks + tx] = t31 - t33;
                 }
             }
         }
 }
 
+/* One tile row of one output plane: rows o0 (and o1 when not NULL) of W outputs, tiles
+ * [0, n) whose both columns are inside W, from mm[k * ks + tx]; s = A^T m, y = s A + b
+ * (+ the residual rows r0, r1). Inlined with constant has_res/two so each loop vectorises. */
+static inline __attribute__((always_inline)) void out_row(float *restrict o0, float *restrict o1,
+                                                          const float *restrict r0,
+                                                          const float *restrict r1,
+                                                          const float *restrict mm, size_t ks,
+                                                          int n, float b, int has_res, int two) {
+#pragma omp simd
+    for (int tx = 0; tx < n; tx++) {
+        const float m00 = mm[0 * ks + tx], m01 = mm[1 * ks + tx], m02 = mm[2 * ks + tx], m03 = mm[3 * ks + tx];
+        const float m10 = mm[4 * ks + tx], m11 = mm[5 * ks + tx], m12 = mm[6 * ks + tx], m13 = mm[7 * ks + tx];
+        const float m20 = mm[8 * ks + tx], m21 = mm[9 * ks + tx], m22 = mm[10 * ks + tx], m23 = mm[11 * ks + tx];
+        const float m30 = mm[12 * ks + tx], m31 = mm[13 * ks + tx], m32 = mm[14 * ks + tx], m33 = mm[15 * ks + tx];
+        const float s00 = m00 + m10 + m20, s01 = m01 + m11 + m21, s02 = m02 + m12 + m22, s03 = m03 + m13 + m23;
+        float y0 = s00 + s01 + s02 + b, y1 = s01 - s02 - s03 + b;
+        if (has_res) y0 += r0[2 * tx], y1 += r0[2 * tx + 1];
+        o0[2 * tx] = y0, o0[2 * tx + 1] = y1;
+        if (two) {
+            const float s10 = m10 - m20 - m30, s11 = m11 - m21 - m31, s12 = m12 - m22 - m32,
+                        s13 = m13 - m23 - m33;
+            float z0 = s10 + s11 + s12 + b, z1 = s11 - s12 - s13 + b;
+            if (has_res) z0 += r1[2 * tx], z1 += r1[2 * tx + 1];
+            o1[2 * tx] = z0, o1[2 * tx + 1] = z1;
+        }
+    }
+}
+
 /* out = A^T M A (+ bias, rowbias, res), A^T = [1 1 1 0; 0 1 -1 -1]; the outputs of a ragged
- * last tile beyond H or W are dropped. */
+ * last tile beyond H or W are dropped (an odd W: its last tile by scalar code). */
 static void output_transform(const dfs_winograd_fwd *p, const float *M) {
     const int H = p->H, W = p->W, th = dfs_winograd_tiles(H), tw = dfs_winograd_tiles(W);
-    const size_t T = (size_t)th * tw, L = (size_t)p->m * T, kstride = (size_t)p->Co * L;
+    const int full = W / 2; /* tiles with both columns inside W */
+    const size_t T = (size_t)th * tw, L = (size_t)p->m * T, ks = (size_t)p->Co * L;
     const size_t P = (size_t)H * W;
     for (int j = 0; j < p->m; j++)
         for (int co = 0; co < p->Co; co++) {
@@ -106,24 +137,25 @@ static void output_transform(const dfs_winograd_fwd *p, const float *M) {
                             (p->rowbias ? p->rowbias[(size_t)j * p->Co + co] : 0.0f);
             for (int ty = 0; ty < th; ty++) {
                 const float *mm = M + (size_t)co * L + (size_t)j * T + (size_t)ty * tw;
-                const int two_rows = 2 * ty + 1 < H;
-                for (int tx = 0; tx < tw; tx++) {
-                    float m[4][4], s[2][4];
-                    for (int k = 0; k < 16; k++) m[k / 4][k % 4] = mm[(size_t)k * kstride + tx];
-                    for (int q = 0; q < 4; q++) { /* s = A^T m */
-                        s[0][q] = m[0][q] + m[1][q] + m[2][q];
-                        s[1][q] = m[1][q] - m[2][q] - m[3][q];
-                    }
-                    const int ox = 2 * tx, oy = 2 * ty;
-                    for (int r = 0; r < 1 + two_rows; r++) { /* y = s A */
-                        const size_t at = (size_t)(oy + r) * W + ox;
-                        float y0 = s[r][0] + s[r][1] + s[r][2] + b;
-                        o[at] = rs ? y0 + rs[at] : y0;
-                        if (ox + 1 < W) {
-                            float y1 = s[r][1] - s[r][2] - s[r][3] + b;
-                            o[at + 1] = rs ? y1 + rs[at + 1] : y1;
-                        }
-                    }
+                const int two = 2 * ty + 1 < H;
+                float *o0 = o + (size_t)(2 * ty) * W, *o1 = two ? o0 + W : NULL;
+                const float *r0 = rs ? rs + (size_t)(2 * ty) * W : NULL, *r1 = rs && two ? r0 + W : NULL;
+                if (rs && two) out_row(o0, o1, r0, r1, mm, ks, full, b, 1, 1);
+                else if (rs) out_row(o0, o1, r0, r1, mm, ks, full, b, 1, 0);
+                else if (two) out_row(o0, o1, r0, r1, mm, ks, full, b, 0, 1);
+                else out_row(o0, o1, r0, r1, mm, ks, full, b, 0, 0);
+                if (full == tw) continue;
+                /* the ragged last tile of an odd W: its first column only */
+                const int tx = tw - 1, x = 2 * tx;
+                float m[4][4];
+                for (int k = 0; k < 16; k++) m[k / 4][k % 4] = mm[(size_t)k * ks + tx];
+                const float y0 = (m[0][0] + m[1][0] + m[2][0]) + (m[0][1] + m[1][1] + m[2][1]) +
+                                 (m[0][2] + m[1][2] + m[2][2]) + b;
+                o0[x] = rs ? y0 + r0[x] : y0;
+                if (two) {
+                    const float z0 = (m[1][0] - m[2][0] - m[3][0]) + (m[1][1] - m[2][1] - m[3][1]) +
+                                     (m[1][2] - m[2][2] - m[3][2]) + b;
+                    o1[x] = rs ? z0 + r1[x] : z0;
                 }
             }
         }

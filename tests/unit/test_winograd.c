@@ -223,7 +223,17 @@ static void test_unet(void) {
     dfs_unet_free(u);
 }
 
+/* DFS_CONV=winograd is read once, at the first call (nothing here has called it yet). */
+static void test_env(void) {
+    setenv("DFS_CONV", "winograd", 1);
+    CHECK(dfs_winograd_enabled() == 1, "DFS_CONV=winograd turns it on");
+    unsetenv("DFS_CONV");
+    CHECK(dfs_winograd_enabled() == 1, "read once: unsetting the variable later changes nothing");
+    CHECK(dfs_winograd_set(0) == 1 && dfs_winograd_enabled() == 0, "dfs_winograd_set(0) turns it off");
+}
+
 int main(void) {
+    test_env();
     init_cw();
     test_shapes();
     test_broken_transform();
