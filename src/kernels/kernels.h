@@ -156,6 +156,8 @@ typedef struct {
     const float *rowbias; /* (m, Co) or NULL: a per-image bias (the U-Net's time embedding) */
     const float *res;     /* (m, Co, H, W) added, or NULL */
     float *scratch;
+    int ty0, nty;         /* only tile rows [ty0, ty0 + nty) (output rows 2 ty0 ..), nty 0: all;
+                             a block of rows keeps V and M in cache when one image is large */
 } dfs_winograd_fwd;
 
 /* ceil(n / 2): tiles along a side of n outputs. */

@@ -49,6 +49,12 @@ void dfs_winograd_filter(float *U, const float *w, int Co, int Ci) {
     }
 }
 
+/* The end of the tile rows of a call: ty0 + nty, or all of them when nty is 0. */
+static int tile_rows_end(const dfs_winograd_fwd *p) {
+    const int th = dfs_winograd_tiles(p->H);
+    return p->nty > 0 && p->ty0 + p->nty < th ? p->ty0 + p->nty : th;
+}
+
 size_t dfs_winograd_scratch_floats(int Ci, int Co, int H, int W, int m) {
     const size_t L = (size_t)m * dfs_winograd_tiles(H) * dfs_winograd_tiles(W);
     return 16 * L * (size_t)(Ci + Co);
@@ -59,15 +65,15 @@ size_t dfs_winograd_scratch_floats(int Ci, int Co, int H, int W, int m) {
  * rows at the same column, consecutive along the tile row, and the loads are stride-2 runs,
  * so the loop over tiles vectorises (named scalars, no local arrays, to let it). */
 static void input_transform(float *V, const dfs_winograd_fwd *p) {
-    const int th = dfs_winograd_tiles(p->H), tw = dfs_winograd_tiles(p->W), Wq = p->W + 2;
-    const size_t T = (size_t)th * tw, L = (size_t)p->m * T, ks = (size_t)p->Ci * L;
+    const int tw = dfs_winograd_tiles(p->W), Wq = p->W + 2, ty0 = p->ty0, ty1 = tile_rows_end(p);
+    const size_t T = (size_t)(ty1 - ty0) * tw, L = (size_t)p->m * T, ks = (size_t)p->Ci * L;
     for (int j = 0; j < p->m; j++)
         for (int c = 0; c < p->Ci; c++) {
             const float *pl = p->xp + ((size_t)j * p->Ci + c) * p->plane; // (Hq, W + 2)
-            for (int ty = 0; ty < th; ty++) {
+            for (int ty = ty0; ty < ty1; ty++) {
                 const float *restrict a = pl + (size_t)(2 * ty) * Wq, *restrict bb = a + Wq,
                                       *restrict cc = bb + Wq, *restrict d = cc + Wq;
-                float *restrict v = V + (size_t)c * L + (size_t)j * T + (size_t)ty * tw;
+                float *restrict v = V + (size_t)c * L + (size_t)j * T + (size_t)(ty - ty0) * tw;
 #pragma omp simd
                 for (int tx = 0; tx < tw; tx++) {
                     const int x = 2 * tx;
@@ -125,9 +131,9 @@ static inline __attribute__((always_inline)) void out_row(float *restrict o0, fl
 /* out = A^T M A (+ bias, rowbias, res), A^T = [1 1 1 0; 0 1 -1 -1]; the outputs of a ragged
  * last tile beyond H or W are dropped (an odd W: its last tile by scalar code). */
 static void output_transform(const dfs_winograd_fwd *p, const float *M) {
-    const int H = p->H, W = p->W, th = dfs_winograd_tiles(H), tw = dfs_winograd_tiles(W);
+    const int H = p->H, W = p->W, tw = dfs_winograd_tiles(W), ty0 = p->ty0, ty1 = tile_rows_end(p);
     const int full = W / 2; /* tiles with both columns inside W */
-    const size_t T = (size_t)th * tw, L = (size_t)p->m * T, ks = (size_t)p->Co * L;
+    const size_t T = (size_t)(ty1 - ty0) * tw, L = (size_t)p->m * T, ks = (size_t)p->Co * L;
     const size_t P = (size_t)H * W;
     for (int j = 0; j < p->m; j++)
         for (int co = 0; co < p->Co; co++) {
@@ -135,8 +141,8 @@ static void output_transform(const dfs_winograd_fwd *p, const float *M) {
             const float *rs = p->res ? p->res + ((size_t)j * p->Co + co) * P : NULL;
             const float b = (p->bias ? p->bias[co] : 0.0f) +
                             (p->rowbias ? p->rowbias[(size_t)j * p->Co + co] : 0.0f);
-            for (int ty = 0; ty < th; ty++) {
-                const float *mm = M + (size_t)co * L + (size_t)j * T + (size_t)ty * tw;
+            for (int ty = ty0; ty < ty1; ty++) {
+                const float *mm = M + (size_t)co * L + (size_t)j * T + (size_t)(ty - ty0) * tw;
                 const int two = 2 * ty + 1 < H;
                 float *o0 = o + (size_t)(2 * ty) * W, *o1 = two ? o0 + W : NULL;
                 const float *r0 = rs ? rs + (size_t)(2 * ty) * W : NULL, *r1 = rs && two ? r0 + W : NULL;
@@ -162,8 +168,7 @@ static void output_transform(const dfs_winograd_fwd *p, const float *M) {
 }
 
 void dfs_winograd_run(const dfs_winograd_fwd *p) {
-    const int th = dfs_winograd_tiles(p->H), tw = dfs_winograd_tiles(p->W);
-    const int L = p->m * th * tw, Ci = p->Ci, Co = p->Co;
+    const int L = p->m * (tile_rows_end(p) - p->ty0) * dfs_winograd_tiles(p->W), Ci = p->Ci, Co = p->Co;
     float *V = p->scratch;                 // (16, Ci, L)
     float *M = V + (size_t)16 * Ci * L;    // (16, Co, L)
     input_transform(V, p);

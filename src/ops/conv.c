@@ -34,6 +34,7 @@
 #include <cblas.h>
 #include <stdint.h>
 #include <string.h>
+#include <stdlib.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -486,11 +487,24 @@ static int winograd_ok(const fgeom *G) {
            G->C > 0 && G->Co > 0;
 }
 
-/* Images per chunk: about 512 GEMM columns, at most what a thread gets, and per-thread scratch
- * under 2^21 floats unless one image needs more. */
+/* GEMM columns (tiles) per dfs_winograd_run: small enough that V (16, Ci, cols) and M
+ * (16, Co, cols) stay in cache between the transforms and the products. Measured with
+ * bench/winograd.sh on a loaded 2-CPU Xeon at 1 thread, over one fmnist forward's convs:
+ * 512 columns 0.68x the direct kernel, 256 0.8x, 128 0.92x, 64 about 1.0x. */
+static int winograd_cols(void) {
+    static int cols = 0;
+    if (!cols) {
+        const char *e = getenv("DFS_WINOGRAD_COLS"); /* for tuning with bench/winograd.sh */
+        cols = e && atoi(e) > 0 ? atoi(e) : 64;
+    }
+    return cols;
+}
+
+/* Images per chunk: about winograd_cols() GEMM columns, at most what a thread gets, and
+ * per-thread scratch under 2^21 floats unless one image needs more. */
 static int winograd_chunk(const fgeom *G, size_t plane, int T) {
     const size_t tiles = (size_t)dfs_winograd_tiles(G->Hc) * dfs_winograd_tiles(G->Wc);
-    int m = (int)((512 + tiles - 1) / tiles);
+    int m = (int)((winograd_cols() + tiles - 1) / tiles);
     const int per = (G->N + T - 1) / T;
     if (m > per) m = per;
     while (m > 1 && (size_t)m * G->C * plane + dfs_winograd_scratch_floats(G->C, G->Co, G->Hc, G->Wc, m) >
@@ -509,6 +523,7 @@ static void winograd_forward(dfs_graph *g, const fgeom *G0, float *out, const df
     G.plane = (size_t)G.Hp * G.Wp;
     const int N = G.N, C = G.C, Co = G.Co, T = dfs_op_threads(), groups = f->groups;
     const int m = winograd_chunk(&G, G.plane, T), nchunks = (N + m - 1) / m;
+    const int th = dfs_winograd_tiles(G.Hc), tw = dfs_winograd_tiles(G.Wc);
     const size_t HW = (size_t)G.H * G.W, P = G.P;
     carver cv = {NULL, 0};
     carve(&cv, (size_t)16 * Co * C * sizeof(float));
@@ -551,12 +566,14 @@ static void winograd_forward(dfs_graph *g, const fgeom *G0, float *out, const df
                                (size_t)G.Wp * sizeof(float));
             }
             memset(xp + (size_t)mm * C * G.plane, 0, 16 * sizeof(float)); /* the slack */
-            const dfs_winograd_fwd p = {
+            dfs_winograd_fwd p = {
                 .m = mm, .Ci = C, .Co = Co, .H = G.Hc, .W = G.Wc, .U = U, .xp = xp,
                 .plane = G.plane, .out = out + (size_t)n0 * Co * P, .bias = b ? b->data : NULL,
                 .rowbias = f->tadd ? f->tadd->data + (size_t)n0 * Co : NULL,
                 .res = f->res ? f->res->data + (size_t)n0 * Co * P : NULL, .scratch = scratch};
-            dfs_winograd_run(&p);
+            /* one image of more tiles than winograd_cols(): blocks of tile rows */
+            p.nty = mm == 1 ? (winograd_cols() + tw - 1) / tw : 0;
+            for (p.ty0 = 0; p.ty0 < th; p.ty0 += p.nty ? p.nty : th) dfs_winograd_run(&p);
         }
     }
 }
