@@ -137,4 +137,43 @@ int dfs_igemm_avx512(void);
 /* Force the portable loops (tests); returns the previous setting. */
 int dfs_igemm_force_portable(int on);
 
+/* ---- Winograd F(2x2,3x3) for stride-1, pad-1 3x3 convolutions (winograd.c) ----
+ * Size key: m images of a chunk, th = ceil(H/2) x tw = ceil(W/2) tiles each, L = m th tw,
+ * Hq = 2 th + 2 rows of W + 2 floats: the zero-padded input planes (interior at row 1, column
+ * 1; every other entry zero, including the extra bottom row of an odd H). */
+
+/* One chunk: out (m, Co, H, W) = conv3x3(x) + bias + rowbias + res, from the padded planes xp
+ * (m, Ci) of plane floats each (plane >= Hq (W + 2), row stride W + 2), followed by at least
+ * one zero float (an odd W reads one float past a plane's last row). scratch: at least
+ * dfs_winograd_scratch_floats(Ci, Co, H, W, m) floats. Runs single-threaded BLAS calls. */
+typedef struct {
+    int m, Ci, Co, H, W;
+    const float *U;       /* (16, Co, Ci) from dfs_winograd_filter */
+    const float *xp;      /* (m, Ci, plane) padded input */
+    size_t plane;         /* floats per padded plane, >= Hq * Wq */
+    float *out;           /* (m, Co, H, W) */
+    const float *bias;    /* (Co) or NULL */
+    const float *rowbias; /* (m, Co) or NULL: a per-image bias (the U-Net's time embedding) */
+    const float *res;     /* (m, Co, H, W) added, or NULL */
+    float *scratch;
+    int ty0, nty;         /* only tile rows [ty0, ty0 + nty) (output rows 2 ty0 ..), nty 0: all;
+                             a block of rows keeps V and M in cache when one image is large */
+} dfs_winograd_fwd;
+
+/* ceil(n / 2): tiles along a side of n outputs. */
+int dfs_winograd_tiles(int n);
+/* U (16, Co, Ci) = G g G^T of every 3x3 filter g of w (Co, Ci, 3, 3). */
+void dfs_winograd_filter(float *U, const float *w, int Co, int Ci);
+/* Floats of the scratch of a chunk of m images: V (16, Ci, L) and M (16, Co, L). */
+size_t dfs_winograd_scratch_floats(int Ci, int Co, int H, int W, int m);
+void dfs_winograd_run(const dfs_winograd_fwd *p);
+/* Tests only: add eps to the entry G[1][0] = 1/2 of the filter transform (0 restores it);
+ * returns the previous eps. */
+float dfs_winograd_test_perturb(float eps);
+/* 1 when DFS_CONV=winograd (read once, at the first call) or dfs_winograd_set(1): the no-grad
+ * forward of stride-1, pad-1 3x3 convolutions runs Winograd F(2x2,3x3). Off by default. */
+int dfs_winograd_enabled(void);
+/* Turn it on or off for the process (tests, bench); returns the previous setting. */
+int dfs_winograd_set(int on);
+
 #endif

@@ -1,4 +1,5 @@
-/* select.c - which kernels the ops run: FAST (src/kernels/igemm.c) or BLAS (diffuse/kernels.h). */
+/* select.c - which kernels the ops run: FAST (src/kernels/igemm.c) or BLAS (diffuse/kernels.h),
+ * and whether no-grad 3x3 convolutions use Winograd (DFS_CONV=winograd, src/kernels/winograd.c). */
 #include "diffuse/kernels.h"
 #include "kernels.h"
 
@@ -16,6 +17,7 @@ void dfs_set_kernels(dfs_kernels k) {
 dfs_kernels dfs_get_kernels(void) {
     if (kernels < 0) {
         (void)dfs_igemm_avx512(); /* reads DFS_CPU once, before the threads do */
+        (void)dfs_winograd_enabled(); /* and DFS_CONV */
         /* without AVX-512 the fast path would run its portable loops: slower than BLAS */
         const char *e = getenv("DFS_KERNELS");
         if (e && strcmp(e, "blas") == 0) kernels = DFS_KERNELS_BLAS;
@@ -25,3 +27,19 @@ dfs_kernels dfs_get_kernels(void) {
     return (dfs_kernels)kernels;
 }
 
+
+static int winograd = -1; /* -1: not chosen yet, read DFS_CONV */
+
+int dfs_winograd_enabled(void) {
+    if (winograd < 0) {
+        const char *e = getenv("DFS_CONV");
+        winograd = e && strcmp(e, "winograd") == 0;
+    }
+    return winograd;
+}
+
+int dfs_winograd_set(int on) {
+    int old = dfs_winograd_enabled();
+    winograd = on ? 1 : 0;
+    return old;
+}

@@ -34,6 +34,7 @@
 #include <cblas.h>
 #include <stdint.h>
 #include <string.h>
+#include <stdlib.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -473,6 +474,110 @@ static void gn_image(const fgeom *G, const dfs_planes *x, int groups, float eps,
     }
 }
 
+/* ---- Winograd F(2x2,3x3) (DFS_CONV=winograd; src/kernels/winograd.c) ----------------------
+ * The no-grad forward of a stride-1, pad-1 3x3 convolution, plain or fused: pre(x) of each
+ * image goes into zero-padded planes (C, Hq, Wq) as on the fast path (fill_padded), the
+ * filters are transformed once per call (U (16, Co, C); not cached across calls: Co*C*~100
+ * flops against the 32*Co*C*T per image of the products), and each thread runs whole chunks of
+ * m images through dfs_winograd_run, which adds bias, tadd and res as it stores. Only when
+ * nothing is recorded: the backward of these ops stays on the other paths. */
+
+static int winograd_ok(const fgeom *G) {
+    return dfs_winograd_enabled() && !G->is1d && G->KH == 3 && G->KW == 3 && G->N > 0 &&
+           G->C > 0 && G->Co > 0;
+}
+
+/* GEMM columns (tiles) per dfs_winograd_run: small enough that V (16, Ci, cols) and M
+ * (16, Co, cols) stay in cache between the transforms and the products. Measured with
+ * bench/winograd.sh on a loaded 2-CPU Xeon at 1 thread, over one fmnist forward's convs:
+ * 512 columns 0.68x the direct kernel, 256 0.8x, 128 0.92x, 64 about 1.0x. */
+static int winograd_cols(void) {
+    static int cols = 0;
+    if (!cols) {
+        const char *e = getenv("DFS_WINOGRAD_COLS"); /* for tuning with bench/winograd.sh */
+        cols = e && atoi(e) > 0 ? atoi(e) : 64;
+    }
+    return cols;
+}
+
+/* Images per chunk: about winograd_cols() GEMM columns, at most what a thread gets, and
+ * per-thread scratch under 2^21 floats unless one image needs more. */
+static int winograd_chunk(const fgeom *G, size_t plane, int T) {
+    const size_t tiles = (size_t)dfs_winograd_tiles(G->Hc) * dfs_winograd_tiles(G->Wc);
+    int m = (int)((winograd_cols() + tiles - 1) / tiles);
+    const int per = (G->N + T - 1) / T;
+    if (m > per) m = per;
+    while (m > 1 && (size_t)m * G->C * plane + dfs_winograd_scratch_floats(G->C, G->Co, G->Hc, G->Wc, m) >
+                        ((size_t)1 << 21))
+        m--;
+    return m < 1 ? 1 : m;
+}
+
+/* out (N, Co, Hc, Wc) of the fused op with pre-op act (0 none, 1 GroupNorm, 2 GroupNorm+SiLU),
+ * GroupNorm stats written to stats (as fused_fast does), dropout mask/scale as there. */
+static void winograd_forward(dfs_graph *g, const fgeom *G0, float *out, const dfs_tensor *x,
+                             const dfs_tensor *w, const dfs_tensor *b, const dfs_conv_fused *f,
+                             int act, float *stats, const uint8_t *mask, float scale) {
+    fgeom G = *G0; /* the padded planes of winograd.c: 2 ceil(Hc/2) + 2 rows of Wc + 2 */
+    G.Hp = 2 * dfs_winograd_tiles(G.Hc) + 2;
+    G.plane = (size_t)G.Hp * G.Wp;
+    const int N = G.N, C = G.C, Co = G.Co, T = dfs_op_threads(), groups = f->groups;
+    const int m = winograd_chunk(&G, G.plane, T), nchunks = (N + m - 1) / m;
+    const int th = dfs_winograd_tiles(G.Hc), tw = dfs_winograd_tiles(G.Wc);
+    const size_t HW = (size_t)G.H * G.W, P = G.P;
+    carver cv = {NULL, 0};
+    carve(&cv, (size_t)16 * Co * C * sizeof(float));
+    const size_t shared = cv.used;
+    cv.used = 0;
+    carve(&cv, ((size_t)m * C * G.plane + 16) * sizeof(float));
+    carve(&cv, dfs_winograd_scratch_floats(C, Co, G.Hc, G.Wc, m) * sizeof(float));
+    carve(&cv, (size_t)C * 2 * sizeof(float));
+    carve(&cv, HW * sizeof(float));
+    const size_t per_thread = cv.used;
+    unsigned char *mem = dfs_graph_scratch(g, 0, shared + (size_t)T * per_thread);
+    float *U = (float *)mem; // (16, Co, C)
+    dfs_winograd_filter(U, w->data, Co, C);
+    const float *gm = f->gamma ? f->gamma->data : NULL, *bt = f->beta ? f->beta->data : NULL;
+    const double work = (double)N * Co * C * (double)P;
+#pragma omp parallel num_threads(T) if (T > 1 && nchunks > 1 && work >= (double)(1 << 20))
+    {
+        carver tc = {mem + shared + (size_t)conv_thread_id() * per_thread, 0};
+        float *xp = carve(&tc, ((size_t)m * C * G.plane + 16) * sizeof(float)); // (m, C, Hq, Wc + 2)
+        float *scratch = carve(&tc, dfs_winograd_scratch_floats(C, Co, G.Hc, G.Wc, m) * sizeof(float));
+        float *coef = carve(&tc, (size_t)C * 2 * sizeof(float));
+        float *tmp = carve(&tc, HW * sizeof(float));
+#pragma omp for schedule(static)
+        for (int ch = 0; ch < nchunks; ch++) {
+            const int n0 = ch * m, mm = N - n0 < m ? N - n0 : m;
+            for (int j = 0; j < mm; j++) {
+                const int n = n0 + j;
+                const dfs_planes xpl = {x->data + (size_t)n * G.C1 * HW,
+                                        f->x2 ? f->x2->data + (size_t)n * (C - G.C1) * HW : NULL,
+                                        G.C1, HW};
+                if (act)
+                    gn_image(&G, &xpl, groups, f->eps, gm, bt, stats + (size_t)n * groups,
+                             stats + (size_t)N * groups + (size_t)n * groups, coef);
+                float *xj = xp + (size_t)j * C * G.plane;
+                fill_padded(xj, G.plane, &G, &xpl, n, act, coef, mask, scale, tmp);
+                /* fill_padded clears a border of one; an odd Hc has a second bottom row */
+                if (G.Hp > G.Hc + 2)
+                    for (int c = 0; c < C; c++)
+                        memset(xj + (size_t)c * G.plane + (size_t)(G.Hc + 2) * G.Wp, 0,
+                               (size_t)G.Wp * sizeof(float));
+            }
+            memset(xp + (size_t)mm * C * G.plane, 0, 16 * sizeof(float)); /* the slack */
+            dfs_winograd_fwd p = {
+                .m = mm, .Ci = C, .Co = Co, .H = G.Hc, .W = G.Wc, .U = U, .xp = xp,
+                .plane = G.plane, .out = out + (size_t)n0 * Co * P, .bias = b ? b->data : NULL,
+                .rowbias = f->tadd ? f->tadd->data + (size_t)n0 * Co : NULL,
+                .res = f->res ? f->res->data + (size_t)n0 * Co * P : NULL, .scratch = scratch};
+            /* one image of more tiles than winograd_cols(): blocks of tile rows */
+            p.nty = mm == 1 ? (winograd_cols() + tw - 1) / tw : 0;
+            for (p.ty0 = 0; p.ty0 < th; p.ty0 += p.nty ? p.nty : th) dfs_winograd_run(&p);
+        }
+    }
+}
+
 static void fused_backward(dfs_graph *g, dfs_node *nd);
 
 static dfs_tensor *fused_fast(dfs_graph *g, dfs_tensor *x, dfs_tensor *w, dfs_tensor *b,
@@ -506,6 +611,10 @@ static dfs_tensor *fused_fast(dfs_graph *g, dfs_tensor *x, dfs_tensor *w, dfs_te
         sv->stats = stats;
         sv->mask = mask;
         nd->saved = sv;
+    }
+    if (!nd && winograd_ok(&G)) {
+        winograd_forward(g, &G, out->data, x, w, b, f, act, stats, mask, scale);
+        return out;
     }
 
     const int T = dfs_op_threads(), nvec = (G.nq + 15) / 16;
@@ -888,11 +997,15 @@ static dfs_tensor *conv_op(dfs_graph *g, dfs_tensor *x, dfs_tensor *w, dfs_tenso
     }
     dfs_tensor *out = x->ndim == 4 ? dfs_tensor_new(g, 4, (int[]){c.N, c.Co, c.Ho, c.Wo})
                                    : dfs_tensor_new(g, 3, (int[]){c.N, c.Co, c.Wo});
-    if (dfs_get_kernels() == DFS_KERNELS_FAST && c.N > 0 && c.Ci > 0 && c.Co > 0)
+    dfs_node *n = dfs_record(g, conv_backward, out, 3, (dfs_tensor *[]){x, w, b});
+    const fgeom G = fgeom_make(x, NULL, w, 1, 0);
+    if (!n && x->ndim == 4 && same_conv_ok(c.KH, c.KW, c.ph, c.pw, stride) && winograd_ok(&G)) {
+        const dfs_conv_fused none = {.up = 1}; /* under BLAS kernels: FAST took it above */
+        winograd_forward(g, &G, out->data, x, w, b, &none, 0, NULL, NULL, 1.0f);
+    } else if (dfs_get_kernels() == DFS_KERNELS_FAST && c.N > 0 && c.Ci > 0 && c.Co > 0)
         phased_forward(g, &c, out->data, x->data, w->data, b ? b->data : NULL);
     else
         conv_forward(g, &c, out->data, x->data, w->data, b ? b->data : NULL);
-    dfs_node *n = dfs_record(g, conv_backward, out, 3, (dfs_tensor *[]){x, w, b});
     if (n) {
         n->i[0] = stride;
         n->i[1] = pad;
