@@ -58,7 +58,14 @@ int cli_train_loop_run(const cli_train_loop *L, dfs_train_state *st) {
                 break;
             }
         }
-        cli_progress_update(&bar, st->step, CLI_ETA_AUTO, "loss %.4f | %.1f %s/s", avg, rate, L->unit);
+        /* the time to the end: of --steps at this session's rate, or of --minutes if sooner */
+        double eta = CLI_ETA_AUTO;
+        if (L->minutes > 0 && st->step > step0) {
+            const double by_steps = (L->steps - st->step) * (el / (st->step - step0));
+            const double by_clock = L->minutes * 60 - st->wall_seconds;
+            eta = by_clock < by_steps ? (by_clock > 0 ? by_clock : 0) : by_steps;
+        }
+        cli_progress_update(&bar, st->step, eta, "loss %.4f | %.1f %s/s", avg, rate, L->unit);
         if (st->step % L->save_every == 0 && (ds = L->save(L->user, L->ckpt, 1)) != DFS_OK) {
             cli_progress_end(&bar);
             rc = cli_mpi_abort(cli_fail_status(ds));

@@ -223,7 +223,7 @@ static void run(dfs_st_writer *wr, dfs_rng *rng, op_id op) {
     add(wr, name, "R", out->ndim, out->shape, R);
     add(wr, name, "out", out->ndim, out->shape, copy(out->data, out->n));
     for (int k = 0; k < nin; k++) {
-        char in[8], dn[8];
+        char in[16], dn[16]; /* "in" or "d" and any int: gcc -O1 checks the whole range */
         snprintf(in, sizeof in, "in%d", k);
         snprintf(dn, sizeof dn, "d%d", k);
         add(wr, name, in, nd[k], sh[k], x[k]);
