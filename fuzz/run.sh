@@ -1,6 +1,6 @@
 #!/bin/sh
-# `make fuzz`: runs each libFuzzer harness BUILD/fuzz_NAME for SECONDS seconds, one after the
-# other, on its seed corpus fuzz/corpus/NAME plus the inputs earlier runs found
+# `make fuzz`: runs each libFuzzer harness BUILD/fuzz_NAME for SECONDS seconds, FUZZ_JOBS at a
+# time, on its seed corpus fuzz/corpus/NAME plus the inputs earlier runs found
 # (BUILD/corpus/NAME, which is where new ones go; the committed corpus is never written).
 # Prints each harness's executions and coverage (libFuzzer's final stats), copies every input
 # that failed (crash-, oom-, leak-, timeout-) to fuzz/regressions/NAME/, where
@@ -19,19 +19,17 @@ COMMON="-max_total_time=$SECONDS_EACH -print_final_stats=1 -max_len=65536 -timeo
 
 scratch=$(mktemp -d "${TMPDIR:-/dev/shm}/dfs-fuzz-run.XXXXXX" 2>/dev/null || mktemp -d) || exit 2
 trap 'rm -rf "$scratch"' EXIT INT TERM
-summary=""
-failed=""
-for name in $NAMES; do
+# one harness: NAME; its summary line goes to $scratch/NAME.line, "failed" to $scratch/NAME.failed
+one() {
+    name=$1
     bin=$BUILD/fuzz_$name
-    [ -x "$bin" ] || { echo "fuzz: $bin is missing (make fuzz-build)"; exit 2; }
     work=$BUILD/corpus/$name
     art=$BUILD/artifacts/$name
-    mkdir -p "$work" "$art" "fuzz/regressions/$name"
+    mkdir -p "$work" "$art" "fuzz/regressions/$name" "$scratch/tmp-$name"
     log=$BUILD/fuzz_$name.log
-    echo "== fuzz $name: $SECONDS_EACH s"
     start=$(date +%s)
     # shellcheck disable=SC2086
-    TMPDIR=$scratch ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} \
+    TMPDIR=$scratch/tmp-$name ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} \
         UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
         "$bin" $COMMON $FUZZ_FLAGS -artifact_prefix="$art/" "$work" "fuzz/corpus/$name" >"$log" 2>&1
     rc=$?
@@ -50,13 +48,34 @@ for name in $NAMES; do
     line="fuzz $name: ${execs:-?} execs in ${secs}s (${rate:-?}/s), ${cov:-no coverage line}, ${corp:-corp: ?}, peak RSS ${rss:-?} MB"
     if [ $rc -ne 0 ] || [ -n "$found" ]; then
         line="$line, FAILED (exit $rc)${found:+:$found}"
-        failed="$failed $name"
-        echo "---- last lines of $log:"
-        grep -v -E '^#[0-9]+' "$log" | tail -n 60
+        echo "$name" >"$scratch/$name.failed"
+        { echo "---- last lines of $log:"; grep -v -E '^#[0-9]+' "$log" | tail -n 60; } >"$scratch/$name.tail"
     fi
-    echo "$line"
-    summary="$summary$line
+    echo "$line" >"$scratch/$name.line"
+}
+for name in $NAMES; do
+    [ -x "$BUILD/fuzz_$name" ] || { echo "fuzz: $BUILD/fuzz_$name is missing (make fuzz-build)"; exit 2; }
+done
+# FUZZ_JOBS harnesses at a time (default: the number of CPUs, at most 4); each runs on one core
+jobs=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 1)}
+case $jobs in ''|*[!0-9]*|0) echo "fuzz: FUZZ_JOBS='$jobs' is not a count"; exit 2 ;; esac
+[ -n "${FUZZ_JOBS:-}" ] || [ "$jobs" -le 4 ] || jobs=4
+running=0
+for name in $NAMES; do
+    echo "== fuzz $name: $SECONDS_EACH s"
+    one "$name" &
+    running=$((running + 1))
+    if [ $running -ge "$jobs" ]; then wait; running=0; fi
+done
+wait
+summary=""
+failed=""
+for name in $NAMES; do
+    [ -f "$scratch/$name.tail" ] && cat "$scratch/$name.tail"
+    [ -f "$scratch/$name.failed" ] && failed="$failed $name"
+    summary="$summary$(cat "$scratch/$name.line" 2>/dev/null || echo "fuzz $name: no result, FAILED")
 "
+    [ -f "$scratch/$name.line" ] || failed="$failed $name"
 done
 echo "== fuzz summary"
 printf '%s' "$summary"
