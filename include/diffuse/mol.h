@@ -299,7 +299,9 @@ typedef struct {
     int group;                  /* molecules per sampler run (0: 256) */
     int *sizes;                 /* NULL, or (n): gets the atom counts before the first run */
     /* called after each step of each group with the rows x (group, M * DFS_MOL_WIDTH) and the
-     * index of the group's first molecule (for trajectories and progress) */
+     * group's first position in the run (for progress): molecule 0 is the first row of the
+     * group at position 0 (for trajectories); the others run smallest first, so a group's rows
+     * are not out[first..] */
     void (*cb)(void *user, int first, int i, int steps, const float *x, int rows);
     void *cb_user;
 } dfs_mol_request;

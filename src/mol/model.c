@@ -8,6 +8,7 @@
  *   DDPM  Ho, Jain, Abbeel 2020 (Algorithm 1, the training step)
  */
 #include "diffuse/mol.h"
+#include "mol_internal.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -374,6 +375,13 @@ void dfs_mol_train_config_default(dfs_mol_train_config *c) {
     c->opt.ema_decay = 0.999f;
 }
 
+/* Batches of like sizes. The edges of a batch cost the square of its largest molecule (every
+ * molecule is padded to it), so a batch drawn at random from the set pays for about 29 x 29
+ * pairs where its molecules have 16 atoms on average. The epoch order is cut into groups of
+ * BUCKET batches; each group is sorted by size (then by its order) and cut into its batches, so
+ * every molecule is still seen once an epoch, and a batch pads only to its own largest. */
+enum { BUCKET = 8 };
+
 struct dfs_mol_trainer {
     dfs_mol_model *m;
     dfs_mol_train_config c;
@@ -384,6 +392,9 @@ struct dfs_mol_trainer {
     uint8_t *pres;        /* (n, M W) */
     int *perm;
     long perm_epoch;
+    int *size;            /* (n) atoms of each training molecule */
+    int *grp;             /* (BUCKET B) the molecules of batch group grp_id, by size */
+    long grp_id;
     float *x0, *eps, *xt, *target, *tn; /* (B, M W) and (B) times for the net */
     uint8_t *present, *node;            /* (B, M W), (B, M) */
     int *t;
@@ -392,7 +403,7 @@ struct dfs_mol_trainer {
 void dfs_mol_trainer_free(dfs_mol_trainer *t) {
     if (!t) return;
     dfs_step_free(t->step);
-    free(t->rows), free(t->pres), free(t->perm);
+    free(t->rows), free(t->pres), free(t->perm), free(t->size), free(t->grp);
     free(t->x0), free(t->eps), free(t->xt), free(t->target), free(t->tn);
     free(t->present), free(t->node), free(t->t);
     free(t);
@@ -412,12 +423,14 @@ dfs_status dfs_mol_trainer_new(dfs_mol_trainer **out, dfs_mol_model *m, const df
     }
     dfs_mol_trainer *t = calloc(1, sizeof *t);
     if (!t) goto nomem;
-    t->m = m, t->c = *c, t->st = st, t->n = n, t->perm_epoch = -1;
+    t->m = m, t->c = *c, t->st = st, t->n = n, t->perm_epoch = -1, t->grp_id = -1;
     const size_t B = (size_t)c->batch, D = (size_t)m->M * W;
     t->step = dfs_step_new();
     t->rows = malloc((size_t)n * D * sizeof(float));
     t->pres = malloc((size_t)n * D);
     t->perm = malloc((size_t)n * sizeof(int));
+    t->size = malloc((size_t)n * sizeof(int));
+    t->grp = malloc(B * BUCKET * sizeof(int));
     t->x0 = malloc(B * D * sizeof(float));
     t->eps = malloc(B * D * sizeof(float));
     t->xt = malloc(B * D * sizeof(float));
@@ -426,12 +439,13 @@ dfs_status dfs_mol_trainer_new(dfs_mol_trainer **out, dfs_mol_model *m, const df
     t->present = malloc(B * D);
     t->node = malloc(B * (size_t)m->M);
     t->t = malloc(B * sizeof(int));
-    if (!t->step || !t->rows || !t->pres || !t->perm || !t->x0 || !t->eps || !t->xt || !t->target || !t->tn ||
+    if (!t->step || !t->rows || !t->pres || !t->perm || !t->size || !t->grp || !t->x0 || !t->eps || !t->xt || !t->target || !t->tn ||
         !t->present || !t->node || !t->t)
         goto nomem;
     for (int i = 0; i < n; i++) {
         dfs_status s = check_mol(&set[i], i, m->M);
         if (s == DFS_OK) s = dfs_mol_encode(m, &set[i], t->rows + (size_t)i * D, t->pres + (size_t)i * D);
+        t->size[i] = set[i].n;
         if (s != DFS_OK) {
             dfs_mol_trainer_free(t);
             return s;
@@ -466,20 +480,65 @@ static void node_mask(const uint8_t *present, int rows, int M, uint8_t *node) {
     for (size_t a = 0; a < (size_t)rows * M; a++) node[a] = present[a * W] != 0;
 }
 
+
+typedef struct {
+    int size, at, k;
+} by_size;
+
+static int cmp_size(const void *a, const void *b) {
+    const by_size *x = a, *y = b;
+    return x->size != y->size ? (x->size > y->size) - (x->size < y->size) : (x->at > y->at) - (x->at < y->at);
+}
+
+/* the molecule at position pos of the epoch orders (epoch pos / n, place pos % n) */
+static int at_position(dfs_mol_trainer *t, long pos) {
+    const long epoch = pos / t->n;
+    if (epoch != t->perm_epoch) {
+        dfs_epoch_order(t->perm, t->n, t->st->seed, epoch);
+        t->perm_epoch = epoch;
+    }
+    return t->perm[pos % t->n];
+}
+
+/* the molecule at position pos, once its group is sorted by size */
+static int bucketed(dfs_mol_trainer *t, long pos) {
+    const long G = (long)t->c.batch * BUCKET, id = pos / G;
+    if (id != t->grp_id) {
+        by_size *v = malloc((size_t)G * sizeof *v);
+        if (!v) return at_position(t, pos); /* unsorted: the same molecules, padded more */
+        for (long i = 0; i < G; i++) {
+            const int k = at_position(t, id * G + i);
+            v[i] = (by_size){t->size[k], (int)i, k};
+        }
+        qsort(v, (size_t)G, sizeof *v, cmp_size);
+        for (long i = 0; i < G; i++) t->grp[i] = v[i].k;
+        free(v);
+        t->grp_id = id;
+    }
+    return t->grp[pos % G];
+}
+
+int dfs_mol_trainer_batch(dfs_mol_trainer *t, long seen, int *k) {
+    int M = 1;
+    for (int i = 0; i < t->c.batch; i++) {
+        k[i] = bucketed(t, seen + i);
+        if (t->size[k[i]] > M) M = t->size[k[i]];
+    }
+    return M;
+}
+
 dfs_status dfs_mol_trainer_step(dfs_mol_trainer *t, float *loss) {
     dfs_mol_model *m = t->m;
     dfs_rng *rng = &t->st->rng;
-    const int B = t->c.batch, M = m->M;
+    const int B = t->c.batch;
+    const size_t Dfull = (size_t)m->M * W;
+    int k[4096];
+    /* the batch's rows hold its largest molecule's atoms: the first M slots of each */
+    const int M = dfs_mol_trainer_batch(t, t->st->images_seen, k);
     const size_t D = (size_t)M * W;
     for (int i = 0; i < B; i++) {
-        const long seen = t->st->images_seen + i, epoch = seen / t->n;
-        if (epoch != t->perm_epoch) {
-            dfs_epoch_order(t->perm, t->n, t->st->seed, epoch);
-            t->perm_epoch = epoch;
-        }
-        const int k = t->perm[seen % t->n];
-        memcpy(t->x0 + i * D, t->rows + (size_t)k * D, D * sizeof(float));
-        memcpy(t->present + i * D, t->pres + (size_t)k * D, D);
+        memcpy(t->x0 + i * D, t->rows + (size_t)k[i] * Dfull, D * sizeof(float));
+        memcpy(t->present + i * D, t->pres + (size_t)k[i] * Dfull, D);
         t->t[i] = dfs_draw_t(&m->sched, rng);
         t->tn[i] = (float)(t->t[i] + 1) / (float)m->cfg.T;
     }
@@ -541,28 +600,50 @@ static dfs_status predict_rows(predictor *P, dfs_graph *g, const float *x, const
         const int nb = hi - i < pass ? hi - i : pass;
         for (int r = 0; r < nb; r++) tn[r] = (float)(t[i + r] + 1) / (float)P->m->cfg.T;
         dfs_graph_reset(g);
-        dfs_egnn_input in = {.B = nb, .M = M, .xh = x + (size_t)i * D, .t = tn, .node_mask = P->node + (size_t)i * M};
+        /* the pass pads to its largest molecule, not to the model's M slots (atoms fill the
+         * first slots of a row): the edges cost the square of it */
+        int Mp = 1;
+        for (int r = 0; r < nb; r++)
+            for (int a = Mp; a < M; a++)
+                if (P->node[(size_t)(i + r) * M + a]) Mp = a + 1;
+        const size_t Dp = (size_t)Mp * W;
+        float *xp = dfs_graph_alloc(g, (size_t)nb * Dp * sizeof(float));
+        uint8_t *np = dfs_graph_alloc(g, (size_t)nb * Mp);
+        for (int r = 0; r < nb; r++) {
+            memcpy(xp + r * Dp, x + (size_t)(i + r) * D, Dp * sizeof(float));
+            memcpy(np + (size_t)r * Mp, P->node + (size_t)(i + r) * M, (size_t)Mp);
+        }
+        dfs_egnn_input in = {.B = nb, .M = Mp, .xh = xp, .t = tn, .node_mask = np};
         dfs_tensor *y = dfs_egnn_forward(P->m->net, g, &in);
-        memcpy(out + (size_t)i * D, y->data, (size_t)nb * D * sizeof(float));
+        for (int r = 0; r < nb; r++) {
+            float *o = out + (size_t)(i + r) * D;
+            memcpy(o, y->data + r * Dp, Dp * sizeof(float));
+            memset(o + Dp, 0, (D - Dp) * sizeof(float));
+        }
     }
     dfs_graph_set_oom_jump(g, NULL);
     return DFS_OK;
 }
 
+/* The rows in passes of SAMPLE_PASS molecules, the passes shared out among the threads as they
+ * come free, the last (largest, as the rows run smallest first) first. The passes are the same
+ * whatever the thread count, and so are the results. */
+enum { SAMPLE_PASS = 32 };
+
 static dfs_status mol_predict(void *user, const float *x, const int *t, const int *labels, int n, float *out) {
     (void)labels;
     predictor *P = user;
-    int nt = P->ng < n ? P->ng : n;
+    const int np = (n + SAMPLE_PASS - 1) / SAMPLE_PASS;
+    const int nt = P->ng < np ? P->ng : np;
     dfs_status status = DFS_OK;
-#pragma omp parallel num_threads(nt) if (nt > 1)
-    {
-        int k = 0, team = 1;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
+    for (int q = np - 1; q >= 0; q--) {
+        int k = 0;
 #ifdef _OPENMP
         k = omp_get_thread_num();
-        team = omp_get_num_threads();
 #endif
-        const int lo = (int)((long)k * n / team), hi = (int)((long)(k + 1) * n / team);
-        dfs_status s = hi > lo ? predict_rows(P, P->g[k], x, t, lo, hi, out) : DFS_OK;
+        const int lo = q * SAMPLE_PASS, hi = lo + SAMPLE_PASS < n ? lo + SAMPLE_PASS : n;
+        dfs_status s = predict_rows(P, P->g[k], x, t, lo, hi, out);
         if (s != DFS_OK) {
 #pragma omp critical(dfs_mol_predict)
             {
@@ -630,6 +711,20 @@ dfs_status dfs_mol_sample(dfs_mol_model *m, const dfs_mol_request *r, dfs_rng *r
         sizes[i] = a;
     }
     if (r->sizes) memcpy(r->sizes, sizes, (size_t)n * sizeof(int));
+    /* the order the molecules are sampled in: molecule 0 first (a trajectory follows the first
+     * row of the first group), then the rest smallest first, so that groups and their passes
+     * hold like sizes and pad less (predict_rows); out[] keeps the order they were drawn in */
+    int *order = malloc((size_t)n * sizeof(int));
+    by_size *v = malloc((size_t)n * sizeof *v);
+    if (!order || !v) {
+        free(sizes), free(order), free(v);
+        dfs_set_error("molecule sampling: out of memory");
+        return DFS_ERR_NOMEM;
+    }
+    for (int i = 0; i < n; i++) v[i] = (by_size){i ? sizes[i] : 0, i, i};
+    qsort(v, (size_t)n, sizeof *v, cmp_size);
+    for (int i = 0; i < n; i++) order[i] = v[i].k;
+    free(v);
     /* the fragment, centred, as the known entries of its slots */
     float *frow = NULL;
     uint8_t *fpres = NULL;
@@ -638,7 +733,7 @@ dfs_status dfs_mol_sample(dfs_mol_model *m, const dfs_mol_request *r, dfs_rng *r
         frow = malloc(D * sizeof(float));
         fpres = malloc(D);
         if (!frow || !fpres || dfs_mol_encode(m, fr, frow, fpres) != DFS_OK) {
-            free(sizes), free(frow), free(fpres);
+            free(sizes), free(order), free(frow), free(fpres);
             return DFS_ERR_NOMEM;
         }
         for (int a = 0; a < fr->n; a++)
@@ -671,7 +766,7 @@ dfs_status dfs_mol_sample(dfs_mol_model *m, const dfs_mol_request *r, dfs_rng *r
         const int gn = n - i0 < G ? n - i0 : G;
         memset(pres, 0, (size_t)gn * D);
         for (int i = 0; i < gn; i++) {
-            memset(pres + (size_t)i * D, 1, (size_t)sizes[i0 + i] * W);
+            memset(pres + (size_t)i * D, 1, (size_t)sizes[order[i0 + i]] * W);
             if (fr) {
                 memcpy(kv + (size_t)i * D, frow, D * sizeof(float));
                 memcpy(km + (size_t)i * D, fpres, D);
@@ -685,8 +780,8 @@ dfs_status dfs_mol_sample(dfs_mol_model *m, const dfs_mol_request *r, dfs_rng *r
         group_cb gc = {r, i0};
         s = dfs_sample(&m->sched, &sc, mol_predict, &P, NULL, gn, D, rng, x, r->cb ? on_step : NULL, &gc);
         for (int i = 0; s == DFS_OK && i < gn; i++) {
-            dfs_mol *o = &out[i0 + i];
-            s = dfs_mol_decode(m, x + (size_t)i * D, sizes[i0 + i], o);
+            dfs_mol *o = &out[order[i0 + i]];
+            s = dfs_mol_decode(m, x + (size_t)i * D, sizes[order[i0 + i]], o);
             /* the sampler moved the fragment with the molecule (its known values follow the
              * projection): the translation it ended with is where the fragment's atoms are
              * against where they were given (their mean, the same for each up to rounding) */
@@ -701,6 +796,6 @@ dfs_status dfs_mol_sample(dfs_mol_model *m, const dfs_mol_request *r, dfs_rng *r
     if (!r->raw) dfs_params_swap_ema(p);
     for (int i = 0; P.g && i < nt; i++) dfs_graph_free(P.g[i]);
     free(P.g);
-    free(x), free(kv), free(km), free(pres), free(node), free(frow), free(fpres), free(sizes);
+    free(x), free(kv), free(km), free(pres), free(node), free(frow), free(fpres), free(sizes), free(order);
     return s;
 }

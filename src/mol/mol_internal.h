@@ -53,4 +53,9 @@ void mol_buf_printf(mol_buf *b, const char *fmt, ...) __attribute__((format(prin
 /* Write b to path atomically, then free it; DFS_ERR_NOMEM when an append failed. */
 dfs_status mol_buf_write(mol_buf *b, const char *path);
 
+/* The training molecules (k, the trainer's batch of them) of the batch that starts at position
+ * `seen` of the epoch orders, and the slots it pads to: its largest molecule's atoms. Batches
+ * come from groups of like sizes (src/mol/model.c); exposed for the tests. */
+int dfs_mol_trainer_batch(dfs_mol_trainer *t, long seen, int *k);
+
 #endif

@@ -3,12 +3,16 @@
  * small model that learns one molecule and reproduces its geometry, and fragment completion. */
 #include "check.h"
 #include "diffuse/mol.h"
+#include "mol/mol_internal.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 /* formaldehyde (H2CO), a planar molecule of 4 atoms (C=O 1.21, C-H 1.10 Angstrom) */
 static void formaldehyde(dfs_mol *m) {
@@ -330,10 +334,108 @@ static void test_learn_one(void) {
     dfs_mol_free(&mol);
 }
 
+/* Batches of like sizes (src/mol/model.c): 100 molecules of 1 to 25 atoms, batches of 8 in
+ * groups of 64. Each group holds the molecules of its 64 places in the epoch orders, as many
+ * times each (sorting only moves them), in order of size; a batch pads to its largest, and the
+ * padded pairs of five groups come to well under those of batches in the epoch order. */
+static void test_buckets(void) {
+    enum { N = 100, BATCH = 8, G = 64 };
+    dfs_mol *set = calloc(N, sizeof *set);
+    for (int i = 0; i < N; i++) {
+        const int n = 1 + (i * 37) % 25;
+        dfs_mol_init(&set[i], n);
+        for (int a = 0; a < n; a++) {
+            set[i].z[a] = a % 3 ? 1 : 6;
+            set[i].pos[3 * a] = 1.1 * a;
+        }
+    }
+    dfs_mol_model *m = tiny_model(set, N, 10);
+    dfs_train_state st;
+    memset(&st, 0, sizeof st);
+    st.seed = 3;
+    dfs_mol_train_config tc;
+    dfs_mol_train_config_default(&tc);
+    tc.batch = BATCH;
+    dfs_mol_trainer *tr = NULL;
+    CHECK(m && dfs_mol_trainer_new(&tr, m, &tc, set, N, &st) == DFS_OK, "trainer: %s", dfs_last_error());
+    int same = 1, sorted = 1, pads = 1;
+    long pairs = 0, pairs_plain = 0;
+    int perm[N], k[BATCH];
+    long epoch = -1;
+    for (long g0 = 0; tr && g0 < 5 * G; g0 += G) {
+        int seen[N] = {0}, want[N] = {0}, last = 0;
+        for (long b = g0; b < g0 + G; b += BATCH) {
+            const int M = dfs_mol_trainer_batch(tr, b, k);
+            int big = 0, big_plain = 0;
+            for (int i = 0; i < BATCH; i++) {
+                const long pos = b + i;
+                if (pos / N != epoch) dfs_epoch_order(perm, N, st.seed, epoch = pos / N);
+                want[perm[pos % N]]++;
+                seen[k[i]]++;
+                sorted &= set[k[i]].n >= last;
+                last = set[k[i]].n;
+                if (set[k[i]].n > big) big = set[k[i]].n;
+                if (set[perm[pos % N]].n > big_plain) big_plain = set[perm[pos % N]].n;
+            }
+            pads &= M == big;
+            pairs += (long)BATCH * M * M;
+            pairs_plain += (long)BATCH * big_plain * big_plain;
+        }
+        same &= memcmp(seen, want, sizeof seen) == 0;
+    }
+    CHECK(same, "each group of 64 places holds the molecules of those places of the epoch orders");
+    CHECK(sorted, "in order of size");
+    CHECK(pads, "a batch pads to its largest molecule");
+    CHECK(pairs * 5 < pairs_plain * 3, "the padded pairs are under 60%% of those of unsorted batches (%ld, %ld; 48%% "
+          "when written)", pairs, pairs_plain);
+    dfs_mol_trainer_free(tr);
+
+    /* sampling runs molecule 0 first and the rest smallest first, each pass padded to its
+     * largest: the molecules come back in the order their sizes were drawn, with those sizes,
+     * and the same bit for bit on one thread as on two */
+    enum { S = 40 };
+    dfs_mol a[S], b[S];
+    int sizes[S];
+    memset(a, 0, sizeof a), memset(b, 0, sizeof b);
+    dfs_mol_request r;
+    dfs_mol_request_default(&r);
+    r.n = S;
+    r.sizes = sizes;
+    r.sampler.steps = 10;
+    dfs_rng rng;
+    int ok = 1;
+    for (int run = 0; m && run < 2; run++) {
+#ifdef _OPENMP
+        omp_set_num_threads(run + 1);
+#endif
+        dfs_rng_seed(&rng, 9);
+        ok &= dfs_mol_sample(m, &r, &rng, run ? b : a) == DFS_OK;
+    }
+#ifdef _OPENMP
+    omp_set_num_threads(omp_get_num_procs());
+#endif
+    CHECK(ok, "sampling %d molecules: %s", S, ok ? "" : dfs_last_error());
+    int sized = 1, same2 = 1, spread = 0;
+    for (int i = 0; ok && i < S; i++) {
+        sized &= a[i].n == sizes[i] && b[i].n == sizes[i];
+        same2 &= a[i].n == b[i].n && memcmp(a[i].pos, b[i].pos, sizeof(double) * 3 * (size_t)a[i].n) == 0 &&
+                 memcmp(a[i].z, b[i].z, sizeof(int) * (size_t)a[i].n) == 0;
+        spread += i && sizes[i] < sizes[i - 1];
+    }
+    CHECK(sized, "every molecule has the size drawn for it");
+    CHECK(spread > 0, "in the order drawn, not sorted (%d decreases in %d)", spread, S);
+    CHECK(same2, "one thread and two give the same molecules, bit for bit");
+    for (int i = 0; i < S; i++) dfs_mol_free(&a[i]), dfs_mol_free(&b[i]);
+    dfs_mol_model_free(m);
+    for (int i = 0; i < N; i++) dfs_mol_free(&set[i]);
+    free(set);
+}
+
 int main(void) {
     test_rmsd();
     test_rows();
     test_com_noise();
+    test_buckets();
     test_learn_one();
     return check_summary("test_mol_model");
 }
