@@ -55,3 +55,14 @@ if [ -f "$CO2" ]; then
         --out demo/co2.png
     echo "demo: the gap filling took $(( $(date +%s) - start )) s; wrote demo/co2.png"
 fi
+MOL=models/molecules.safetensors
+if [ -f "$MOL" ]; then
+    echo "== 8 molecules drawn by $MOL, and one molecule's denoising (demo/molecules.png, demo/mol-trajectory.png)"
+    start=$(date +%s)
+    $D mol sample --model "$MOL" --n 8 --seed 1 --out demo/molecules.sdf 2>/dev/null
+    $D mol render --in demo/molecules.sdf --out demo/molecules.png --cols 4 --size 200
+    $D mol sample --model "$MOL" --n 1 --seed 2 --trajectory demo/mol-trajectory.xyz --out demo/mol-one.xyz 2>/dev/null
+    $D mol render --in demo/mol-trajectory.xyz --trajectory --out demo/mol-trajectory.png
+    $D mol eval --samples demo/molecules.sdf
+    echo "demo: the molecules took $(( $(date +%s) - start )) s; wrote demo/molecules.png and demo/mol-trajectory.png"
+fi
