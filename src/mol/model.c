@@ -382,6 +382,11 @@ void dfs_mol_train_config_default(dfs_mol_train_config *c) {
  * every molecule is still seen once an epoch, and a batch pads only to its own largest. */
 enum { BUCKET = 8 };
 
+/* a molecule k, its size and its place: sorted by size, then place */
+typedef struct {
+    int size, at, k;
+} by_size;
+
 struct dfs_mol_trainer {
     dfs_mol_model *m;
     dfs_mol_train_config c;
@@ -393,7 +398,7 @@ struct dfs_mol_trainer {
     int *perm;
     long perm_epoch;
     int *size;            /* (n) atoms of each training molecule */
-    int *grp;             /* (BUCKET B) the molecules of batch group grp_id, by size */
+    by_size *grp;         /* (BUCKET B) the molecules of batch group grp_id, by size */
     long grp_id;
     float *x0, *eps, *xt, *target, *tn; /* (B, M W) and (B) times for the net */
     uint8_t *present, *node;            /* (B, M W), (B, M) */
@@ -430,7 +435,7 @@ dfs_status dfs_mol_trainer_new(dfs_mol_trainer **out, dfs_mol_model *m, const df
     t->pres = malloc((size_t)n * D);
     t->perm = malloc((size_t)n * sizeof(int));
     t->size = malloc((size_t)n * sizeof(int));
-    t->grp = malloc(B * BUCKET * sizeof(int));
+    t->grp = malloc(B * BUCKET * sizeof *t->grp);
     t->x0 = malloc(B * D * sizeof(float));
     t->eps = malloc(B * D * sizeof(float));
     t->xt = malloc(B * D * sizeof(float));
@@ -480,11 +485,6 @@ static void node_mask(const uint8_t *present, int rows, int M, uint8_t *node) {
     for (size_t a = 0; a < (size_t)rows * M; a++) node[a] = present[a * W] != 0;
 }
 
-
-typedef struct {
-    int size, at, k;
-} by_size;
-
 static int cmp_size(const void *a, const void *b) {
     const by_size *x = a, *y = b;
     return x->size != y->size ? (x->size > y->size) - (x->size < y->size) : (x->at > y->at) - (x->at < y->at);
@@ -504,18 +504,14 @@ static int at_position(dfs_mol_trainer *t, long pos) {
 static int bucketed(dfs_mol_trainer *t, long pos) {
     const long G = (long)t->c.batch * BUCKET, id = pos / G;
     if (id != t->grp_id) {
-        by_size *v = malloc((size_t)G * sizeof *v);
-        if (!v) return at_position(t, pos); /* unsorted: the same molecules, padded more */
         for (long i = 0; i < G; i++) {
             const int k = at_position(t, id * G + i);
-            v[i] = (by_size){t->size[k], (int)i, k};
+            t->grp[i] = (by_size){t->size[k], (int)i, k};
         }
-        qsort(v, (size_t)G, sizeof *v, cmp_size);
-        for (long i = 0; i < G; i++) t->grp[i] = v[i].k;
-        free(v);
+        qsort(t->grp, (size_t)G, sizeof *t->grp, cmp_size);
         t->grp_id = id;
     }
-    return t->grp[pos % G];
+    return t->grp[pos % G].k;
 }
 
 int dfs_mol_trainer_batch(dfs_mol_trainer *t, long seen, int *k) {
