@@ -454,26 +454,32 @@ static int mol_sample(int argc, char **argv) {
 /* ---- eval ---------------------------------------------------------------------------------- */
 
 static const char eval_help[] =
-    "usage: diffuse mol eval --samples FILE [--train SET] [--json FILE]\n"
+    "usage: diffuse mol eval --samples FILE [--train SET] [--json FILE] [--table FILE.csv]\n"
     "\n"
     "Score molecules with EDM's rules (Hoogeboom et al. 2022, sec. 5.1): bond orders from the\n"
     "distances (EDM's bond-length tables, margins 10, 5 and 3 pm), atom stability (the share of\n"
     "atoms whose valence is allowed: H 1, C 4, N 3, O 2, F 1) and molecule stability (the share\n"
-    "of molecules whose atoms all are); validity (stable and one connected fragment);\n"
-    "uniqueness (distinct canonical bond graphs among the valid) and novelty (the share of the\n"
-    "valid unique ones not in the training set). With --train the training set is scored by the\n"
-    "same rules, in a column of its own.\n"
+    "of molecules whose atoms all are). Validity reads 'allowed' as RDKit does in EDM's own\n"
+    "check: an atom may have fewer bonds (RDKit adds implicit hydrogens), never more. validity\n"
+    "is one connected fragment with no atom over; 'validity (EDM)' accepts any number of\n"
+    "fragments, as EDM keeps the largest. Uniqueness (distinct canonical bond graphs among the\n"
+    "valid) and novelty (the share of the valid unique ones not in the training set). With\n"
+    "--train the training set is scored by the same rules, in a column of its own.\n"
     "\n"
     "  --samples FILE      the molecules: .xyz, .sdf, or a folder with molecules.xyz\n"
     "  --train SET         the training molecules (a folder or a file), for novelty\n"
-    "  --json FILE         also write the figures as JSON\n";
+    "  --json FILE         also write the figures as JSON\n"
+    "  --table FILE.csv    also write one row per sample: atoms, stable atoms, stable, fragments,\n"
+    "                      atoms over their valence, valid, valid (EDM), the bonds (i-j:order,\n"
+    "                      atoms counted from 0)\n";
 
 typedef struct {
-    int n, atoms, stable_atoms, stable, valid, unique, novel;
+    int n, atoms, stable_atoms, stable, valid, valid_edm, unique, novel;
 } mol_scores;
 
-/* forms (n, NULL where invalid), malloc'ed strings of the valid ones */
-static int score_set(const dfs_mol_set *set, mol_scores *sc, char **forms) {
+/* forms (n, NULL where invalid), malloc'ed strings of the valid ones; one row per molecule to
+ * tab if not NULL */
+static int score_set(const dfs_mol_set *set, mol_scores *sc, char **forms, FILE *tab) {
     memset(sc, 0, sizeof *sc);
     sc->n = set->n;
     for (int i = 0; i < set->n; i++) {
@@ -485,9 +491,21 @@ static int score_set(const dfs_mol_set *set, mol_scores *sc, char **forms) {
             return cli_fail("mol eval: %s", dfs_last_error());
         }
         sc->atoms += c.n_atoms, sc->stable_atoms += c.n_stable, sc->stable += c.stable, sc->valid += c.valid;
-        if (c.valid && (dfs_mol_perceive_bonds(&mol) != DFS_OK || dfs_mol_canonical(&mol, &forms[i]) != DFS_OK)) {
+        sc->valid_edm += c.valid_edm;
+        if ((c.valid || tab) && dfs_mol_perceive_bonds(&mol) != DFS_OK) {
             dfs_mol_free(&mol);
             return cli_fail("mol eval: %s", dfs_last_error());
+        }
+        if (c.valid && dfs_mol_canonical(&mol, &forms[i]) != DFS_OK) {
+            dfs_mol_free(&mol);
+            return cli_fail("mol eval: %s", dfs_last_error());
+        }
+        if (tab) {
+            fprintf(tab, "%d,%d,%d,%d,%d,%d,%d,%d,", i, c.n_atoms, c.n_stable, c.stable, c.n_fragments, c.n_over, c.valid,
+                    c.valid_edm);
+            for (int k = 0; k < mol.n_bonds; k++)
+                fprintf(tab, "%s%d-%d:%d", k ? " " : "", mol.bonds[k].a, mol.bonds[k].b, mol.bonds[k].order);
+            fputc('\n', tab);
         }
         dfs_mol_free(&mol);
     }
@@ -499,9 +517,10 @@ static int score_set(const dfs_mol_set *set, mol_scores *sc, char **forms) {
 static double pct(int a, int b) { return b > 0 ? 100.0 * a / b : 0; }
 
 static int mol_eval(int argc, char **argv) {
-    const char *samples = NULL, *train = NULL, *json = NULL;
+    const char *samples = NULL, *train = NULL, *json = NULL, *table = NULL;
     static const struct option opts[] = {{"samples", required_argument, 0, 's'}, {"train", required_argument, 0, 't'},
-                                         {"json", required_argument, 0, 'J'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+                                         {"json", required_argument, 0, 'J'}, {"table", required_argument, 0, 'T'},
+                                         {"help", no_argument, 0, 'h'},    {0, 0, 0, 0}};
     int o;
     optind = 1;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -509,6 +528,7 @@ static int mol_eval(int argc, char **argv) {
         case 's': samples = optarg; break;
         case 't': train = optarg; break;
         case 'J': json = optarg; break;
+        case 'T': table = optarg; break;
         case 'h': fputs(eval_help, stdout); return 0;
         default: return cli_bad_option("mol eval", argv);
         }
@@ -516,6 +536,7 @@ static int mol_eval(int argc, char **argv) {
     if (optind < argc) return cli_fail("mol eval: unexpected argument '%s'", argv[optind]);
     if (!samples) return cli_fail("mol eval: --samples FILE is required");
     if (json && cli_out_ok("mol eval", "--json", json)) return 2;
+    if (table && cli_out_ok("mol eval", "--table", table)) return 2;
     dfs_mol_set S, Tr;
     memset(&Tr, 0, sizeof Tr);
     if (read_set("eval", samples, &S)) return 2;
@@ -524,8 +545,16 @@ static int mol_eval(int argc, char **argv) {
     mol_scores a, b;
     memset(&b, 0, sizeof b);
     if (!rc && (!fs || !ft)) rc = cli_fail("mol eval: out of memory");
-    if (!rc) rc = score_set(&S, &a, fs);
-    if (!rc && train) rc = score_set(&Tr, &b, ft);
+    char *tab_buf = NULL;
+    size_t tab_len = 0;
+    FILE *tab = NULL;
+    if (!rc && table && !(tab = open_memstream(&tab_buf, &tab_len))) rc = cli_fail("mol eval: out of memory");
+    if (tab) fputs("sample,atoms,stable_atoms,stable,fragments,over_valence,valid,valid_edm,bonds\n", tab);
+    if (!rc) rc = score_set(&S, &a, fs, tab);
+    if (tab && fclose(tab) != 0 && !rc) rc = cli_fail("mol eval: out of memory");
+    if (!rc && table && dfs_write_atomic(table, tab_buf, tab_len) != DFS_OK) rc = cli_fail("mol eval: %s", dfs_last_error());
+    free(tab_buf);
+    if (!rc && train) rc = score_set(&Tr, &b, ft, NULL);
     if (!rc && train) {
         /* novelty over the valid unique samples: count each distinct form once */
         uint8_t *first = calloc((size_t)S.n, 1);
@@ -549,6 +578,8 @@ static int mol_eval(int argc, char **argv) {
         if (train) printf(" %11.1f%%", pct(b.stable, b.n));
         printf("\n%-22s %11.1f%%", "validity", pct(a.valid, a.n));
         if (train) printf(" %11.1f%%", pct(b.valid, b.n));
+        printf("\n%-22s %11.1f%%", "validity (EDM)", pct(a.valid_edm, a.n));
+        if (train) printf(" %11.1f%%", pct(b.valid_edm, b.n));
         printf("\n%-22s %11.1f%%", "uniqueness (of valid)", pct(a.unique, a.valid));
         if (train) printf(" %11.1f%%", pct(b.unique, b.valid));
         if (train) printf("\n%-22s %11.1f%%", "novelty (of unique)", pct(a.novel, a.unique));
@@ -560,6 +591,7 @@ static int mol_eval(int argc, char **argv) {
         cJSON_AddNumberToObject(j, "atom_stability", pct(a.stable_atoms, a.atoms) / 100);
         cJSON_AddNumberToObject(j, "molecule_stability", pct(a.stable, a.n) / 100);
         cJSON_AddNumberToObject(j, "validity", pct(a.valid, a.n) / 100);
+        cJSON_AddNumberToObject(j, "validity_edm", pct(a.valid_edm, a.n) / 100);
         cJSON_AddNumberToObject(j, "uniqueness", pct(a.unique, a.valid) / 100);
         if (train) {
             cJSON_AddNumberToObject(j, "novelty", pct(a.novel, a.unique) / 100);
@@ -568,6 +600,7 @@ static int mol_eval(int argc, char **argv) {
             cJSON_AddNumberToObject(t, "atom_stability", pct(b.stable_atoms, b.atoms) / 100);
             cJSON_AddNumberToObject(t, "molecule_stability", pct(b.stable, b.n) / 100);
             cJSON_AddNumberToObject(t, "validity", pct(b.valid, b.n) / 100);
+            cJSON_AddNumberToObject(t, "validity_edm", pct(b.valid_edm, b.n) / 100);
             cJSON_AddNumberToObject(t, "uniqueness", pct(b.unique, b.valid) / 100);
         }
         char *txt = cJSON_Print(j);

@@ -161,16 +161,24 @@ typedef struct {
     int n_stable;    /* atoms whose valence is allowed */
     int stable;      /* every atom stable (EDM's molecule stability; true for 0 atoms) */
     int n_fragments; /* connected parts of the bond graph */
-    int valid;       /* stable and exactly one fragment */
+    int n_over;      /* atoms whose valence is above the largest allowed (or with none allowed) */
+    int valid;       /* one fragment, no atom over its valence (at least one atom) */
+    int valid_edm;   /* no atom over its valence, any number of fragments (at least one atom) */
 } dfs_mol_check;
 
 /* EDM's check_stability (qm9/analyze.py) on m's positions: the valence of an atom is the sum of
  * dfs_mol_bond_order over all other atoms; m->bonds and charges are not used (EDM ignores
  * formal charges, so NH4+ is unstable). Over a set of samples, EDM's atom stability is
  * sum n_stable / sum n_atoms and its molecule stability the share of stable molecules.
- * valid is this project's validity (issue 17): one connected fragment whose valences are all
- * allowed. EDM's own validity is RDKit sanitising the largest fragment, which accepts charged
- * atoms and several fragments; it is not reproduced here. */
+ * Validity reads "allowed" as RDKit does, which EDM's validity calls (rdkit_functions.py:
+ * build_molecule, then SanitizeMol): an atom may have fewer bonds than its valence, as RDKit
+ * completes it with implicit hydrogens, but not more ("Explicit valence ... is greater than
+ * permitted"). valid is this project's validity (issue 17): one connected fragment with no atom
+ * over. valid_edm is EDM's: no atom over, in any number of fragments (EDM keeps the largest).
+ * Not reproduced: RDKit's clean-up, which rewrites a nitro group N(=O)=O or an azide as charged
+ * forms and then accepts them; here their N counts as over (valence 5 or 4). A molecule with no
+ * atoms is neither. The largest allowed valences (H 1, C 4, N 3, O 2, F 1) are RDKit's for these
+ * five elements; for the others EDM's table is used. */
 dfs_status dfs_mol_check_edm(const dfs_mol *m, dfs_mol_check *out);
 /* The same on m's own bonds (from a file): valences in half units (aromatic 3, single 2, double
  * 4, triple 6), compared with twice the allowed valences. Positions are not used. */

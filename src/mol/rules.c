@@ -1,5 +1,5 @@
 /* mol/rules.c - EDM's chemistry rules: bond orders from distances, allowed valences, atom and
- * molecule stability, and this project's validity (one fragment, every valence allowed).
+ * molecule stability, and validity (no atom over its valence; one fragment for this project's).
  *
  * Source: Hoogeboom, Satorras, Vignac, Welling 2022, "Equivariant Diffusion for Molecule
  * Generation in 3D" (ICML), Sec. 5.1 and App. C; the rules are those of its code,
@@ -163,7 +163,15 @@ static void finish(const dfs_mol *m, const int *val2, int parts, dfs_mol_check *
     /* molecule_stable = (nr_stable_bonds == len(x)) in check_stability: true for no atoms */
     out->stable = out->n_stable == m->n;
     out->n_fragments = parts;
-    out->valid = out->stable && parts == 1;
+    out->n_over = 0;
+    for (int i = 0; i < m->n; i++) {
+        unsigned mask = allowed_mask(m->z[i]);
+        int top = 31;
+        while (top >= 0 && !(mask >> top & 1u)) top--;
+        out->n_over += val2[i] > 2 * top; /* top = -1: nothing allowed */
+    }
+    out->valid_edm = m->n > 0 && out->n_over == 0;
+    out->valid = out->valid_edm && parts == 1;
 }
 
 /* Workspace: val2 (n) zeroed, parent (n) each its own root. */

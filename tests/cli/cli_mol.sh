@@ -150,11 +150,13 @@ check "eval exits 0: $(tail -n 1 "$T/e")" [ $rc -eq 0 ]
 # atoms: 3 + 5 + 1 + 0 + 3 = 12 stable of 19
 check "atom stability 12/19 = 63.2%" grep -q "^atom stability *63.2%" "$T/o"
 check "molecule stability 3/5 = 60.0%" grep -q "^molecule stability *60.0%" "$T/o"
-check "validity 3/5 = 60.0%" grep -q "^validity *60.0%" "$T/o"
+check "validity 3/5 = 60.0% (broken water and stretched methane are in pieces)" grep -q "^validity *60.0%" "$T/o"
+check "validity (EDM) 5/5: no atom over its valence; pieces allowed" grep -q "^validity (EDM) *100.0%" "$T/o"
 check "uniqueness 2/3 = 66.7% (water twice)" grep -q "^uniqueness (of valid) *66.7%" "$T/o"
 check "novelty 0/2 (water and methane are in the set)" grep -q "^novelty (of unique) *0.0%" "$T/o"
 check "the training set scored beside (3 of 3 stable)" grep -q "^molecule stability *60.0% *100.0%" "$T/o"
 check "the JSON has the figures" grep -q '"validity":	0.6' "$T/ev.json"
+check "the JSON has EDM's validity" grep -q '"validity_edm":	1' "$T/ev.json"
 "$D" mol eval --samples "$T/ev.xyz" --train "$T/ev.xyz" >"$T/o2" 2>"$T/e"
 check "against itself nothing is novel" grep -q "^novelty (of unique) *0.0%" "$T/o2"
 printf '3\nformaldehyde-ish\nC 0 0 0\nO 1.21 0 0\nH -0.55 0.95 0\n' >"$T/new.xyz"
@@ -173,5 +175,6 @@ expect_error "train without --data refused" "--data" "$D" mol train --out "$T/x"
 expect_error "a series checkpoint is not a molecule model" "not a molecule model" \
     "$D" mol sample --model models/weather-daily.safetensors --out "$T/x.xyz"
 expect_error "eval without --samples refused" "--samples" "$D" mol eval
+expect_error "eval --table into a missing folder refused" "--table" "$D" mol eval --samples "$T/ev.xyz" --table "$T/no/t.csv"
 expect_error "an unknown subcommand refused" "unknown subcommand" "$D" mol frobnicate
 summary

@@ -231,15 +231,17 @@ static void test_bond_order(void) {
 
 /* ---- stability and validity -------------------------------------------------------------- */
 
-static void expect(const char *name, const geom *g, int n_stable, int stable, int parts,
-                   int valid) {
+/* valid: one fragment, no atom over its valence; valid_edm: no atom over (RDKit's check) */
+static void expect(const char *name, const geom *g, int n_stable, int stable, int parts, int over,
+                   int valid, int valid_edm) {
     dfs_mol_check c = check_of(g);
     CHECK(c.n_atoms == g->n && c.n_stable == n_stable && c.stable == stable &&
-              c.n_fragments == parts && c.valid == valid,
+              c.n_fragments == parts && c.n_over == over && c.valid == valid &&
+              c.valid_edm == valid_edm,
           "%s: atoms %d, stable %d (want %d), molecule stable %d (want %d), fragments %d "
-          "(want %d), valid %d (want %d)",
-          name, c.n_atoms, c.n_stable, n_stable, c.stable, stable, c.n_fragments, parts, c.valid,
-          valid);
+          "(want %d), over %d (want %d), valid %d (want %d), EDM valid %d (want %d)",
+          name, c.n_atoms, c.n_stable, n_stable, c.stable, stable, c.n_fragments, parts, c.n_over,
+          over, c.valid, valid, c.valid_edm, valid_edm);
 }
 
 static void test_stability(void) {
@@ -247,7 +249,7 @@ static void test_stability(void) {
                  benzene(1.34, 1.46), methyl()};
     const char *names[9] = {"methane", "water", "ethane", "ethene", "ethyne", "HCN", "PF5",
                             "Kekule benzene", "CH3"};
-    for (int k = 0; k < 8; k++) expect(names[k], &g[k], g[k].n, 1, 1, 1);
+    for (int k = 0; k < 8; k++) expect(names[k], &g[k], g[k].n, 1, 1, 0, 1, 1);
     /* orders: C=C in ethene, C#C in ethyne, C#N in HCN, alternating in the Kekule ring */
     CHECK(!strcmp(orders(&g[3]), "0-1:2 0-2:1 0-3:1 1-4:1 1-5:1"), "ethene: %s", orders(&g[3]));
     CHECK(!strcmp(orders(&g[4]), "0-1:1 1-2:3 2-3:1"), "ethyne: %s", orders(&g[4]));
@@ -257,24 +259,43 @@ static void test_stability(void) {
     CHECK(!strcmp(orders(&g[7]), "0-1:2 0-5:1 0-6:1 1-2:1 1-7:1 2-3:2 2-8:1 3-4:1 3-9:1 "
                                  "4-5:2 4-10:1 5-11:1"),
           "Kekule benzene: %s", orders(&g[7]));
-    /* the methyl radical: its C has 3 bonds; the H are fine */
-    expect("CH3", &g[8], 3, 0, 1, 0);
+    /* the methyl radical: its C has 3 bonds, so it is not stable; but it is valid, as RDKit
+     * gives an atom under its valence implicit hydrogens (here CH4) */
+    expect("CH3", &g[8], 3, 0, 1, 0, 1, 1);
     /* benzene with six equal C-C bonds of 1.397 A: 139.7 pm is not below 134 + 5, so EDM's
      * rule sees six single C-C bonds and every C with valence 3 (a known blind spot of the
      * rule for aromatic rings; QM9 has few of them) */
     geom d6h = benzene(1.397, 1.397);
-    expect("benzene D6h", &d6h, 6, 0, 1, 0);
-    /* two molecules in one: every atom stable, but two fragments: not valid */
+    expect("benzene D6h", &d6h, 6, 0, 1, 0, 1, 1);
+    /* two molecules in one: every atom stable, but two fragments: not valid; EDM's validity
+     * keeps the largest fragment */
     geom two = methane();
     geom w = water();
     for (int i = 0; i < w.n; i++) add(&two, w.z[i], w.p[i][0] + 10, w.p[i][1], w.p[i][2]);
-    expect("methane + water", &two, two.n, 1, 2, 0);
-    /* one atom; no atoms (EDM: stable; no fragment, so not valid) */
+    expect("methane + water", &two, two.n, 1, 2, 0, 0, 1);
+    /* one atom (under its valence: valid, as H2 to RDKit); no atoms (EDM: stable; neither
+     * valid) */
     geom h = {0};
     add(&h, 1, 0, 0, 0);
-    expect("a lone H", &h, 0, 0, 1, 0);
+    expect("a lone H", &h, 0, 0, 1, 0, 1, 1);
     geom none = {0};
-    expect("no atoms", &none, 0, 1, 0, 0);
+    expect("no atoms", &none, 0, 1, 0, 0, 0, 0);
+    /* over the valence: CH5 (a fifth H 1.09 A from the C) and NH4 without its charge (EDM
+     * ignores charges, and RDKit refuses a neutral N with 4 bonds): invalid, in any reading;
+     * beside water, still invalid to EDM */
+    geom ch5 = methane();
+    const double back[3] = {-1 / sqrt(3), -1 / sqrt(3), -1 / sqrt(3)}; /* 1.26 A from 3 H */
+    add_from(&ch5, 1, 0, 1.09, back);
+    {
+        dfs_mol_check c5 = check_of(&ch5);
+        CHECK(c5.n_over == 1 && !c5.valid && !c5.valid_edm && c5.n_fragments == 1,
+              "CH5: over %d, valid %d, EDM valid %d", c5.n_over, c5.valid, c5.valid_edm);
+    }
+    geom nh4 = methane();
+    nh4.z[0] = 7;
+    expect("NH4 (no charge)", &nh4, 4, 0, 1, 1, 0, 0);
+    for (int i = 0; i < w.n; i++) add(&nh4, w.z[i], w.p[i][0] + 10, w.p[i][1], w.p[i][2]);
+    expect("NH4 beside water", &nh4, 7, 0, 2, 1, 0, 0);
     /* EDM's two metrics over a set: atom stability = stable atoms / atoms, molecule
      * stability = stable molecules / molecules */
     const geom *set[3] = {&g[0], &g[8], &d6h};
