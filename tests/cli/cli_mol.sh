@@ -17,31 +17,7 @@ check "train --help names every option" sh -c 'for o in --data --out --hidden --
 check "sample --help names every option" sh -c 'for o in --model --out --n --atoms --fragment --resample --jump --sampler --steps --eta --variance --trajectory --seed --raw --threads; do grep -q -e "$o" "$1" || exit 1; done' - "$T/h_sample"
 
 # water, methane and ethanol (ethanol: the largest, 9 atoms)
-cat >"$T/set.xyz" <<'EOF'
-3
-water
-O 0.000 0.000 0.000
-H 0.757 0.586 0.000
-H -0.757 0.586 0.000
-5
-methane
-C 0.000 0.000 0.000
-H 0.629 0.629 0.629
-H -0.629 -0.629 0.629
-H -0.629 0.629 -0.629
-H 0.629 -0.629 -0.629
-9
-ethanol
-C -0.0077 -0.0073 0.0063
-C 1.5093 0.0081 -0.0099
-O 1.9652 1.3476 -0.0057
-H -0.4027 -1.0254 -0.0166
-H -0.3840 0.5042 -0.8921
-H -0.3845 0.4745 0.9160
-H 1.8793 -0.5190 0.8800
-H 1.8751 -0.4890 -0.9174
-H 2.9270 1.3140 -0.0164
-EOF
+cp "$(dirname "$0")/../data/water-methane-ethanol.xyz" "$T/set.xyz"
 TINY="--hidden 16 --layers 1 --T 20 --batch 4 --threads 2"
 "$D" mol train --data "$T/set.xyz" --out "$T/run" $TINY --steps 6 --save-every 3 --log-every 2 2>"$T/e"; rc=$?
 check "train exits 0: $(tail -n 1 "$T/e")" [ $rc -eq 0 ]

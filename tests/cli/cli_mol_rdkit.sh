@@ -7,13 +7,13 @@
 # elements and diffuse's bonds (--table) and compares diffuse's two validities with RDKit's,
 # molecule by molecule. The one known difference, RDKit's clean-up of nitro and azide groups,
 # is counted apart. A table with one flag flipped must be caught (the check can fail).
-NAME=cli_mol_rdkit.sh; BUILD=${1:-build}; . "$(dirname "$0")/../lib.sh"
+NAME=cli_mol_rdkit; BUILD=${1:-build}; . "$(dirname "$0")/../lib.sh"
 skip_under_sanitizer
 if ! "$PY" -c "import rdkit, numpy" >/dev/null 2>&1; then
     bad "$PY cannot import rdkit and numpy; install python3-rdkit python3-numpy (make setup does)"
     summary; exit 1
 fi
-CMP=tests/cli/rdkit_validity.py
+CMP=$(dirname "$0")/rdkit_validity.py
 
 "$D" data build molecules --sources g2,chemical-structures,avogadro --out "$T/set" >/dev/null 2>"$T/e"
 check "the set builds: $(tail -n 1 "$T/e")" [ -s "$T/set/molecules.xyz" ]

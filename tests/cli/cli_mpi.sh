@@ -132,31 +132,7 @@ check "series: rank 0 alone speaks" [ "$(grep -c '^done at step 8' "$T/sr2.err")
 # checkpoint, and a resume across a change in the number of ranks: 2 steps on 2 ranks, then 1
 # process of 2 threads to step 4, against 4 steps at once. (1 thread differs from 2 from the
 # second step on, so this compares the split of the batch, not one worker's numbers twice.)
-cat >"$T/mol.xyz" <<'EOF'
-3
-water
-O 0.000 0.000 0.000
-H 0.757 0.586 0.000
-H -0.757 0.586 0.000
-5
-methane
-C 0.000 0.000 0.000
-H 0.629 0.629 0.629
-H -0.629 -0.629 0.629
-H -0.629 0.629 -0.629
-H 0.629 -0.629 -0.629
-9
-ethanol
-C -0.0077 -0.0073 0.0063
-C 1.5093 0.0081 -0.0099
-O 1.9652 1.3476 -0.0057
-H -0.4027 -1.0254 -0.0166
-H -0.3840 0.5042 -0.8921
-H -0.3845 0.4745 0.9160
-H 1.8793 -0.5190 0.8800
-H 1.8751 -0.4890 -0.9174
-H 2.9270 1.3140 -0.0164
-EOF
+cp "$(dirname "$0")/../data/water-methane-ethanol.xyz" "$T/mol.xyz"
 MOL="--data $T/mol.xyz --hidden 16 --layers 1 --T 20 --batch 4 --log-every 1 --save-every 2"
 "$D" mol train $MOL --steps 4 --threads 2 --out "$T/m2" 2>"$T/m2.err"; rc=$?
 check "mol: 1 process x 2 threads trains (rc $rc): $(tail -n 1 "$T/m2.err")" [ $rc -eq 0 ]
