@@ -154,6 +154,16 @@ dfs_status dfs_params_write(dfs_st_writer *w, const dfs_params *p, dfs_ckpt_kind
 dfs_status dfs_params_read(const char *path, const dfs_safetensors *f, dfs_params *p, int *has_optim);
 char *dfs_train_state_json(const dfs_train_state *st);
 dfs_status dfs_train_state_parse(const char *path, const char *json, dfs_train_state *st);
+/* A whole checkpoint of another network (the time-series and molecule models), with every
+ * check of dfs_checkpoint_save: p's tensors (dfs_params_write), "format", the n_meta pairs
+ * {key, value} of meta in order (the network's and the data's JSON; a NULL value means its
+ * JSON could not be made: DFS_ERR_NOMEM), "diffusion" (schedule, T, eps prediction), "state"
+ * from st, "train" and "sampling" when given (its guidance written as 1: these networks take
+ * none). who names the model in messages. */
+dfs_status dfs_checkpoint_save_net(const char *path, const char *who, const dfs_params *p,
+                                   const char *const (*meta)[2], int n_meta, int schedule, int T,
+                                   const dfs_train_state *st, const char *train_json,
+                                   const dfs_sampling_recipe *sampling, dfs_ckpt_kind kind);
 /* The "sampling" metadata: {"sampler": NAME, "steps": N, "guidance": W} with "variance": "beta"
  * added when r->var_beta, written into buf (DFS_RECIPE_JSON bytes); parsed back with steps
  * checked against 1..T, guidance against [-100, 100] and nothing else allowed (DFS_ERR_FORMAT

@@ -236,6 +236,54 @@ dfs_status dfs_checkpoint_save(const char *path, const dfs_model *m, const dfs_t
     return s;
 }
 
+dfs_status dfs_checkpoint_save_net(const char *path, const char *who, const dfs_params *p,
+                                   const char *const (*meta)[2], int n_meta, int schedule, int T,
+                                   const dfs_train_state *st, const char *train_json,
+                                   const dfs_sampling_recipe *sampling, dfs_ckpt_kind kind) {
+    if (kind < 0 || kind >= DFS_CKPT_COUNT || (kind == DFS_CKPT_FULL && !st)) {
+        dfs_set_error("%s save: %s: bad kind %d, or a full checkpoint without the state", who, path, (int)kind);
+        return DFS_ERR_ARG;
+    }
+    if (st && !rng_seeded(&st->rng)) {
+        dfs_set_error("%s save: %s: the state's generator is all zero (never seeded: dfs_rng_seed)", who, path);
+        return DFS_ERR_ARG;
+    }
+    for (int i = 0; i < n_meta; i++)
+        if (!meta[i][1]) {
+            dfs_set_error("out of memory");
+            return DFS_ERR_NOMEM;
+        }
+    dfs_st_writer *w = dfs_st_writer_new();
+    char *stj = st ? dfs_train_state_json(st) : NULL;
+    if (!w || (st && !stj)) {
+        dfs_st_writer_free(w);
+        cJSON_free(stj);
+        dfs_set_error("out of memory");
+        return DFS_ERR_NOMEM;
+    }
+    uint16_t *half = NULL;
+    char diff[160];
+    dfs_status s = dfs_params_write(w, p, kind, &half, path);
+    snprintf(diff, sizeof diff, "{\"schedule\":\"%s\",\"T\":%d,\"prediction\":\"eps\"}", dfs_schedule_names[schedule], T);
+    if (s == DFS_OK) s = dfs_st_writer_meta(w, "format", FORMAT_NAME);
+    for (int i = 0; i < n_meta && s == DFS_OK; i++) s = dfs_st_writer_meta(w, meta[i][0], meta[i][1]);
+    if (s == DFS_OK) s = dfs_st_writer_meta(w, "diffusion", diff);
+    if (s == DFS_OK && stj) s = dfs_st_writer_meta(w, "state", stj);
+    if (s == DFS_OK && train_json) s = dfs_st_writer_meta(w, "train", train_json);
+    if (s == DFS_OK && sampling && sampling->set) {
+        char rec[DFS_RECIPE_JSON];
+        dfs_sampling_recipe r = *sampling;
+        r.guidance = 1.0f; /* these networks take no guidance */
+        dfs_sampling_recipe_json(&r, rec);
+        s = dfs_st_writer_meta(w, "sampling", rec);
+    }
+    if (s == DFS_OK) s = dfs_st_writer_write(w, path);
+    dfs_st_writer_free(w);
+    free(half);
+    cJSON_free(stj);
+    return s;
+}
+
 void dfs_sampling_recipe_json(const dfs_sampling_recipe *r, char *buf) {
     snprintf(buf, DFS_RECIPE_JSON, "{\"sampler\":\"%s\",\"steps\":%d,\"guidance\":%.9g%s}",
              dfs_sampler_names[r->kind], r->steps, (double)r->guidance, r->var_beta ? ",\"variance\":\"beta\"" : "");

@@ -202,44 +202,12 @@ static char *series_json(const dfs_series_model *m) {
 
 dfs_status dfs_series_save(const char *path, const dfs_series_model *m, const dfs_train_state *st,
                            const char *train_json, dfs_ckpt_kind kind) {
-    if (kind < 0 || kind >= DFS_CKPT_COUNT || (kind == DFS_CKPT_FULL && !st)) {
-        dfs_set_error("series save: %s: bad kind %d, or a full checkpoint without the state", path,
-                      (int)kind);
-        return DFS_ERR_ARG;
-    }
-    dfs_st_writer *w = dfs_st_writer_new();
-    if (!w) {
-        dfs_set_error("out of memory");
-        return DFS_ERR_NOMEM;
-    }
-    uint16_t *half = NULL;
-    char diff[160], *cj = csdi_json(m), *sj = series_json(m), *stj = st ? dfs_train_state_json(st) : NULL;
-    dfs_status s = dfs_params_write(w, dfs_csdi_params(m->net), kind, &half, path);
-    snprintf(diff, sizeof diff, "{\"schedule\":\"%s\",\"T\":%d,\"prediction\":\"eps\"}",
-             dfs_schedule_names[m->cfg.schedule], m->cfg.T);
-    if (s == DFS_OK && (!cj || !sj || (st && !stj))) {
-        dfs_set_error("out of memory");
-        s = DFS_ERR_NOMEM;
-    }
-    if (s == DFS_OK) s = dfs_st_writer_meta(w, "format", FORMAT_NAME);
-    if (s == DFS_OK) s = dfs_st_writer_meta(w, "csdi", cj);
-    if (s == DFS_OK) s = dfs_st_writer_meta(w, "series", sj);
-    if (s == DFS_OK) s = dfs_st_writer_meta(w, "diffusion", diff);
-    if (s == DFS_OK && stj) s = dfs_st_writer_meta(w, "state", stj);
-    if (s == DFS_OK && train_json) s = dfs_st_writer_meta(w, "train", train_json);
-    if (s == DFS_OK && m->sampling.set) {
-        char rec[DFS_RECIPE_JSON];
-        dfs_sampling_recipe r = m->sampling;
-        r.guidance = 1.0f; /* no guidance for these models */
-        dfs_sampling_recipe_json(&r, rec);
-        s = dfs_st_writer_meta(w, "sampling", rec);
-    }
-    if (s == DFS_OK) s = dfs_st_writer_write(w, path);
-    dfs_st_writer_free(w);
-    free(half);
-    cJSON_free(cj);
-    cJSON_free(sj);
-    cJSON_free(stj);
+    char *nj = csdi_json(m), *dj = series_json(m);
+    const char *const meta[2][2] = {{"csdi", nj}, {"series", dj}};
+    dfs_status s = dfs_checkpoint_save_net(path, "series", dfs_csdi_params(m->net), meta, 2, m->cfg.schedule, m->cfg.T, st,
+                                           train_json, &m->sampling, kind);
+    cJSON_free(nj);
+    cJSON_free(dj);
     return s;
 }
 

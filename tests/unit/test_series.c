@@ -210,6 +210,10 @@ static void test_model(void) {
     dfs_series_model_free(r);
     r = NULL;
     CHECK(dfs_series_save(P("bad.safetensors"), m, NULL, NULL, DFS_CKPT_FULL) == DFS_ERR_ARG, "a full checkpoint needs the state");
+    dfs_train_state z = {.step = 1};
+    CHECK(dfs_series_save(P("bad.safetensors"), m, &z, NULL, DFS_CKPT_FULL) == DFS_ERR_ARG &&
+              strstr(dfs_last_error(), "never seeded") && access(P("bad.safetensors"), F_OK) != 0,
+          "a state whose generator was never seeded is not written (load would refuse it): %s", dfs_last_error());
     CHECK(access(P("bad.safetensors"), F_OK) != 0, "and writes nothing");
 
     /* an image model's checkpoint is refused with what it is */
