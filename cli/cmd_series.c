@@ -84,24 +84,20 @@ static const char train_help[] =
 typedef struct {
     const char *data, *columns, *until, *out;
     dfs_series_config mc;
-    long steps, batch, seed, save_every, log_every, threads;
-    double minutes, lr;
-    int resume;
+    cli_train_args t;
 } strain_args;
 
 static int parse_train(strain_args *a, int argc, char **argv) {
     memset(a, 0, sizeof *a);
     dfs_series_config_default(&a->mc);
-    a->steps = 3000, a->batch = 16, a->seed = 1, a->save_every = 500, a->log_every = 10, a->lr = 1e-3;
+    a->t = (cli_train_args){.steps = 3000, .batch = 16, .seed = 1, .save_every = 500, .log_every = 10, .lr = 1e-3};
     static const struct option opts[] = {
         {"data", required_argument, 0, 'd'}, {"columns", required_argument, 0, 'c'}, {"until", required_argument, 0, 'u'},
         {"out", required_argument, 0, 'o'}, {"window", required_argument, 0, 'w'}, {"channels", required_argument, 0, 'C'},
         {"layers", required_argument, 0, 'L'}, {"heads", required_argument, 0, 'H'}, {"ff", required_argument, 0, 'F'},
         {"time-dim", required_argument, 0, 'E'}, {"feature-dim", required_argument, 0, 'G'}, {"T", required_argument, 0, 'T'},
-        {"schedule", required_argument, 0, 'S'}, {"steps", required_argument, 0, 's'}, {"minutes", required_argument, 0, 'm'},
-        {"batch", required_argument, 0, 'b'}, {"lr", required_argument, 0, 'r'}, {"seed", required_argument, 0, 'e'},
-        {"save-every", required_argument, 0, 'v'}, {"log-every", required_argument, 0, 'l'}, {"resume", no_argument, 0, 'R'},
-        {"threads", required_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"schedule", required_argument, 0, 'S'}, CLI_TRAIN_OPTIONS,
+        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int o;
     long v;
     dfs_csdi_config *n = &a->mc.net;
@@ -124,17 +120,15 @@ static int parse_train(strain_args *a, int argc, char **argv) {
             if ((a->mc.schedule = dfs_schedule_from_name(optarg)) < 0)
                 return cli_fail("--schedule must be quad, linear, cosine or poly2, not '%s'", optarg);
             break;
-        case 's': if (cli_int("--steps", optarg, 1, 100000000, &a->steps)) return 2; break;
-        case 'm': if (cli_float("--minutes", optarg, 0.001, 1e7, &a->minutes)) return 2; break;
-        case 'b': if (cli_int("--batch", optarg, 1, 4096, &a->batch)) return 2; break;
-        case 'r': if (cli_float("--lr", optarg, 1e-8, 0.999, &a->lr)) return 2; break;
-        case 'e': if (cli_int("--seed", optarg, 0, 1L << 62, &a->seed)) return 2; break;
-        case 'v': if (cli_int("--save-every", optarg, 1, 100000000, &a->save_every)) return 2; break;
-        case 'l': if (cli_int("--log-every", optarg, 1, 100000000, &a->log_every)) return 2; break;
-        case 'R': a->resume = 1; break;
-        case 'j': if (cli_int("--threads", optarg, 1, 1024, &a->threads)) return 2; break;
         case 'h': fputs(train_help, stdout); fputs(cli_mpi_help, stdout); return 0;
-        default: return cli_bad_option("series train", argv);
+        default: {
+            const int r = cli_train_option(o, optarg, &a->t);
+            if (r >= 0) {
+                if (r) return r;
+                break;
+            }
+            return cli_bad_option("series train", argv);
+        }
         }
     }
     if (optind < argc) return cli_fail("series train: unexpected argument '%s'", argv[optind]);
@@ -193,17 +187,8 @@ static int series_train_run(int argc, char **argv) {
     if (rc > 0) return cli_mpi_agree(rc);
     rc = 0;
     const int lead = cli_mpi_rank() == 0;
-    if (a.threads > 0) dfs_set_threads((int)a.threads);
-    { /* the run folder's parent must exist before minutes of work (the folder is made later) */
-        char parent[4200];
-        snprintf(parent, sizeof parent, "%s", a.out);
-        char *slash = strrchr(parent, '/');
-        if (slash == parent) slash[1] = 0;
-        else if (slash) *slash = 0;
-        else snprintf(parent, sizeof parent, ".");
-        if (lead && access(parent, W_OK) != 0) /* rank 0 alone writes */
-            rc = cli_fail("series train: cannot create --out %s: %s: %s", a.out, parent, strerror(errno));
-    }
+    if (a.t.threads > 0) dfs_set_threads((int)a.t.threads);
+    if (!rc) rc = cli_train_out_ok("series train", a.out);
     /* up to the first step a failure sets rc and skips the rest, so that every rank reaches
      * cli_mpi_agree below and a failure on one rank stops them all */
     dfs_series s;
@@ -221,7 +206,7 @@ static int series_train_run(int argc, char **argv) {
     dfs_status ds;
     struct stat sb;
     if (rc) {
-    } else if (a.resume) {
+    } else if (a.t.resume) {
         int has_optim = 0;
         if ((ds = dfs_series_load(ckpt, &m, &st, &has_optim, NULL)) != DFS_OK) rc = cli_fail_status(ds);
         else if (!has_optim) rc = cli_fail("series train: %s holds no optimiser state to resume", ckpt);
@@ -229,39 +214,39 @@ static int series_train_run(int argc, char **argv) {
         rc = cli_fail("series train: %s already holds a run (%s); continue it with --resume or choose another --out",
                       a.out, ckpt);
     } else {
-        if ((ds = dfs_series_model_new(&m, &a.mc, &s, train_end, (uint64_t)a.seed)) != DFS_OK) rc = cli_fail_status(ds);
-        st.seed = (uint64_t)a.seed;
-        dfs_rng_seed(&st.rng, (uint64_t)a.seed ^ 0x5eed5eedULL);
+        if ((ds = dfs_series_model_new(&m, &a.mc, &s, train_end, (uint64_t)a.t.seed)) != DFS_OK) rc = cli_fail_status(ds);
+        st.seed = (uint64_t)a.t.seed;
+        dfs_rng_seed(&st.rng, (uint64_t)a.t.seed ^ 0x5eed5eedULL);
     }
     dfs_series_train_config tc;
     dfs_series_train_config_default(&tc);
-    tc.batch = (int)a.batch;
-    tc.opt.lr = (float)a.lr;
+    tc.batch = (int)a.t.batch;
+    tc.opt.lr = (float)a.t.lr;
     dfs_series_trainer *tr = NULL;
     if (!rc && (ds = dfs_series_trainer_new(&tr, m, &tc, &s, train_end, &st)) != DFS_OK) rc = cli_fail_status(ds);
     FILE *mf = NULL;
     if (lead && !rc && mkdir(a.out, 0777) != 0 && errno != EEXIST) rc = cli_fail("cannot create %s: %s", a.out, strerror(errno));
-    if (lead && !rc && !(mf = fopen(csv, a.resume ? "a" : "w"))) rc = cli_fail("cannot write %s: %s", csv, strerror(errno));
+    if (lead && !rc && !(mf = fopen(csv, a.t.resume ? "a" : "w"))) rc = cli_fail("cannot write %s: %s", csv, strerror(errno));
     if (mf && !rc && ftell(mf) == 0) fputs("step,loss,lr,windows_seen,windows_per_s,elapsed_s\n", mf);
     /* the training record, "train" in the checkpoints */
     cJSON *tr_json = cJSON_CreateObject();
     cJSON_AddStringToObject(tr_json, "data", a.data ? a.data : "");
     cJSON_AddStringToObject(tr_json, "columns", a.columns ? a.columns : "");
     cJSON_AddStringToObject(tr_json, "until", a.until);
-    cJSON_AddNumberToObject(tr_json, "batch", (double)a.batch);
-    cJSON_AddNumberToObject(tr_json, "lr", a.lr);
-    cJSON_AddNumberToObject(tr_json, "steps", (double)a.steps);
+    cJSON_AddNumberToObject(tr_json, "batch", (double)a.t.batch);
+    cJSON_AddNumberToObject(tr_json, "lr", a.t.lr);
+    cJSON_AddNumberToObject(tr_json, "steps", (double)a.t.steps);
     char *tj = cJSON_PrintUnformatted(tr_json);
     cJSON_Delete(tr_json);
     if (!rc && !tj) rc = cli_fail("series train: out of memory");
     rc = cli_mpi_agree(rc); /* a rank that failed said why */
     if (!rc) rc = cli_mpi_same(series_checksum(m, &st, &s), "weights, training state or data");
     if (!lead) {
-    } else if (!rc && st.step >= a.steps)
-        fprintf(stderr, "series train: %s is already at step %ld (--steps %ld): nothing to train\n", a.out, st.step, a.steps);
-    else if (!rc && a.minutes > 0 && st.wall_seconds >= a.minutes * 60)
+    } else if (!rc && st.step >= a.t.steps)
+        fprintf(stderr, "series train: %s is already at step %ld (--steps %ld): nothing to train\n", a.out, st.step, a.t.steps);
+    else if (!rc && a.t.minutes > 0 && st.wall_seconds >= a.t.minutes * 60)
         fprintf(stderr, "series train: %s has trained %.1f minutes already (--minutes %g): nothing to train\n", a.out,
-                st.wall_seconds / 60, a.minutes);
+                st.wall_seconds / 60, a.t.minutes);
     if (!rc && lead)
         fprintf(stderr, "series train: %d features (%s%s), %d training rows to %s, %d windows of %d steps; CSDI %zu "
                         "parameters (%d channels, %d layers), %s schedule, T = %d\n",
@@ -270,8 +255,8 @@ static int series_train_run(int argc, char **argv) {
                 dfs_schedule_names[m->cfg.schedule], m->cfg.T);
     series_loop_user u = {m, tr, &st, tj};
     cli_train_loop L = {.unit = "windows", .ckpt = ckpt, .final = final, .csv = csv, .metrics = mf,
-                        .steps = a.steps, .batch = a.batch, .save_every = a.save_every, .log_every = a.log_every,
-                        .minutes = a.minutes, .lr = a.lr, .warmup = tc.opt.warmup, .user = &u,
+                        .steps = a.t.steps, .batch = a.t.batch, .save_every = a.t.save_every, .log_every = a.t.log_every,
+                        .minutes = a.t.minutes, .lr = a.t.lr, .warmup = tc.opt.warmup, .user = &u,
                         .step = series_loop_step, .save = series_loop_save};
     if (!rc) rc = cli_train_loop_run(&L, &st);
     if (mf && fclose(mf) != 0 && !rc) rc = cli_fail("cannot write %s: %s", csv, strerror(errno));

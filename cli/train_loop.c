@@ -6,6 +6,34 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
+
+int cli_train_option(int o, const char *arg, cli_train_args *t) {
+    switch (o - CLI_TRAIN_OPT) {
+    case 0: return cli_int("--steps", arg, 1, 100000000, &t->steps) ? 2 : 0;
+    case 1: return cli_float("--minutes", arg, 0.001, 1e7, &t->minutes) ? 2 : 0;
+    case 2: return cli_int("--batch", arg, 1, 4096, &t->batch) ? 2 : 0;
+    case 3: return cli_float("--lr", arg, 1e-8, 0.999, &t->lr) ? 2 : 0;
+    case 4: return cli_int("--seed", arg, 0, 1L << 62, &t->seed) ? 2 : 0;
+    case 5: return cli_int("--save-every", arg, 1, 100000000, &t->save_every) ? 2 : 0;
+    case 6: return cli_int("--log-every", arg, 1, 100000000, &t->log_every) ? 2 : 0;
+    case 7: t->resume = 1; return 0;
+    case 8: return cli_int("--threads", arg, 1, 1024, &t->threads) ? 2 : 0;
+    default: return -1;
+    }
+}
+
+int cli_train_out_ok(const char *cmd, const char *out) {
+    char parent[4200];
+    snprintf(parent, sizeof parent, "%s", out);
+    char *slash = strrchr(parent, '/');
+    if (slash == parent) slash[1] = 0;
+    else if (slash) *slash = 0;
+    else snprintf(parent, sizeof parent, ".");
+    if (cli_mpi_rank() == 0 && access(parent, W_OK) != 0)
+        return cli_fail("%s: cannot create --out %s: %s: %s", cmd, out, parent, strerror(errno));
+    return 0;
+}
 
 float cli_train_lr(const cli_train_loop *L, long step, double minutes) {
     double done = (double)step / L->steps;

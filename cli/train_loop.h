@@ -23,6 +23,30 @@ typedef struct {
     dfs_status (*save)(void *user, const char *path, int full);
 } cli_train_loop;
 
+/* The options every training command shares, and their values. */
+typedef struct {
+    long steps, batch, seed, save_every, log_every, threads;
+    double minutes, lr;
+    int resume;
+} cli_train_args;
+
+/* Their getopt_long entries (the codes are CLI_TRAIN_OPT + 0..8), for a command's table. */
+enum { CLI_TRAIN_OPT = 1000 };
+#define CLI_TRAIN_OPTIONS                                                                                            \
+    {"steps", required_argument, 0, CLI_TRAIN_OPT + 0}, {"minutes", required_argument, 0, CLI_TRAIN_OPT + 1},      \
+        {"batch", required_argument, 0, CLI_TRAIN_OPT + 2}, {"lr", required_argument, 0, CLI_TRAIN_OPT + 3},       \
+        {"seed", required_argument, 0, CLI_TRAIN_OPT + 4}, {"save-every", required_argument, 0, CLI_TRAIN_OPT + 5}, \
+        {"log-every", required_argument, 0, CLI_TRAIN_OPT + 6}, {"resume", no_argument, 0, CLI_TRAIN_OPT + 7},     \
+        {"threads", required_argument, 0, CLI_TRAIN_OPT + 8}
+
+/* Takes option o with its argument when it is one of CLI_TRAIN_OPTIONS: 0 when taken, 2 after
+ * a message when the value is bad, -1 when o is not one of them. */
+int cli_train_option(int o, const char *arg, cli_train_args *t);
+
+/* Whether the folder that will hold run folder out exists and can be written, checked on rank 0
+ * before minutes of work (the run folder itself is made later): 0, or 2 after a message. */
+int cli_train_out_ok(const char *cmd, const char *out);
+
 /* CSDI's MultiStepLR: lr x0.1 at 75% and again at 90% of the run, the run's progress being
  * the larger of its share of steps and of minutes (so that a run stopped by the clock still
  * anneals). */
