@@ -113,7 +113,23 @@ D, P = f"diffuse_t{threads}", f"torch_t{threads}"
 nt = f"{threads} thread{'s' if threads != 1 else ''}"
 print(f"\nReference U-Net (fmnist preset), batch {batch}, {nt}, {steps} timed steps "
       f"after 2 warm-ups, float32")
-print(f"params: diffuse {by[D][0]['params']}, PyTorch {by[P][0]['params']}\n")
+print(f"params: diffuse {by[D][0]['params']}, PyTorch {by[P][0]['params']}")
+# the CPU every figure below comes from, the features the kernels care about, and the path taken
+cpu, flags = "unknown CPU", set()
+try:
+    for ln in open("/proc/cpuinfo"):
+        k, _, v = ln.partition(":")
+        if k.strip() == "model name" and cpu == "unknown CPU":
+            cpu = v.strip()
+        elif k.strip() == "flags" and not flags:
+            flags = set(v.split())
+except OSError:
+    pass
+want = ["avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "amx_bf16"]
+print(f"CPU: {cpu}, {os.cpu_count()} logical CPUs; features: "
+      + " ".join(f if f in flags else f"-{f}" for f in want))
+print(f"diffuse kernels: {by[D][0]['kernels']} ({by[D][0].get('path', '?')}); "
+      "-f: the CPU lacks f\n")
 hdr = f"{'round':>6} | {'diffuse train':>13} {'forward':>9} {'DDIM-50 s':>9} {'RSS MB':>7} | " \
       f"{'torch train':>11} {'forward':>9} {'RSS MB':>7}"
 print(hdr)

@@ -532,17 +532,18 @@ int cmd_bench(int argc, char **argv) {
     double train_ips = batch / train_s, fwd_ips = batch / fwd_s;
     double rss = cli_peak_rss_mb();
     if (json) {
-        printf("{\"preset\": \"%s\", \"kernels\": \"%s\", \"batch\": %ld, \"threads\": %ld, \"params\": %zu, "
+        printf("{\"preset\": \"%s\", \"kernels\": \"%s\", \"path\": \"%s\", \"batch\": %ld, \"threads\": %ld, \"params\": %zu, "
                "\"train_img_per_s\": %.3f, \"forward_img_per_s\": %.3f, "
                "\"train_gflops\": %.3f, \"forward_gflops\": %.3f, \"gflop_per_image_forward\": %.4f, "
                "\"peak_rss_mb\": %.1f",
-               preset, dfs_kernels_names[kernels], batch, threads, m->net->params->n, train_ips, fwd_ips, train_ips * 3 * flops * 1e-9,
+               preset, dfs_kernels_names[kernels], dfs_kernels_path(), batch, threads, m->net->params->n, train_ips, fwd_ips,
+               train_ips * 3 * flops * 1e-9,
                fwd_ips * flops * 1e-9, flops * 1e-9, rss);
         if (sample_s >= 0) printf(", \"ddim50_sample_s\": %.3f", sample_s);
         printf("}\n");
     } else {
-        printf("preset %s, %s kernels, batch %ld, %ld threads, %zu parameters, %.3f GFLOP per image forward\n",
-               preset, dfs_kernels_names[kernels], batch, threads, m->net->params->n, flops * 1e-9);
+        printf("preset %s, %s kernels (%s), batch %ld, %ld threads, %zu parameters, %.3f GFLOP per image forward\n",
+               preset, dfs_kernels_names[kernels], dfs_kernels_path(), batch, threads, m->net->params->n, flops * 1e-9);
         printf("train:    %8.2f img/s  (%.1f ms/step, ~%.1f GFLOP/s counting backward as 2x forward)\n", train_ips,
                train_s * 1e3, train_ips * 3 * flops * 1e-9);
         printf("forward:  %8.2f img/s  (%.1f ms/batch, %.1f GFLOP/s)\n", fwd_ips, fwd_s * 1e3, fwd_ips * flops * 1e-9);

@@ -23,6 +23,10 @@ typedef enum { DFS_KERNELS_FAST, DFS_KERNELS_BLAS, DFS_KERNELS_COUNT } dfs_kerne
 extern const char *const dfs_kernels_names[DFS_KERNELS_COUNT];
 void dfs_set_kernels(dfs_kernels k);
 dfs_kernels dfs_get_kernels(void);
+/* What the convolutions run on, as chosen above (for bench and info): "avx512" (FAST on the
+ * library's AVX-512 kernels), "portable" (FAST's portable loops: no AVX-512, or DFS_CPU=avx2)
+ * or "blas" (im2col + OpenBLAS sgemm), with "+winograd" when DFS_CONV=winograd. */
+const char *dfs_kernels_path(void);
 
 
 #ifdef __cplusplus

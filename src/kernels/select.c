@@ -28,6 +28,13 @@ dfs_kernels dfs_get_kernels(void) {
 }
 
 
+const char *dfs_kernels_path(void) {
+    const int fast = dfs_get_kernels() == DFS_KERNELS_FAST, w = dfs_winograd_enabled();
+    if (!fast) return w ? "blas+winograd" : "blas";
+    if (dfs_igemm_avx512()) return w ? "avx512+winograd" : "avx512";
+    return w ? "portable+winograd" : "portable";
+}
+
 static int winograd = -1; /* -1: not chosen yet, read DFS_CONV */
 
 int dfs_winograd_enabled(void) {
