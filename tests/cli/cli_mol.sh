@@ -15,6 +15,7 @@ for sub in train sample eval render; do
 done
 check "train --help names every option" sh -c 'for o in --data --out --hidden --layers --sublayers --attention --T --schedule --steps --minutes --batch --lr --seed --save-every --log-every --resume --threads; do grep -q -e "$o" "$1" || exit 1; done' - "$T/h_train"
 check "sample --help names every option" sh -c 'for o in --model --out --n --atoms --fragment --resample --jump --sampler --steps --eta --variance --trajectory --seed --raw --threads; do grep -q -e "$o" "$1" || exit 1; done' - "$T/h_sample"
+check "eval --help names every option" sh -c 'for o in --samples --train --json --table "validity (EDM)"; do grep -q -e "$o" "$1" || exit 1; done' - "$T/h_eval"
 
 # water, methane and ethanol (ethanol: the largest, 9 atoms)
 cp "$(dirname "$0")/../data/water-methane-ethanol.xyz" "$T/set.xyz"
