@@ -454,9 +454,10 @@ static const char eval_help[] =
     "  --samples FILE      the molecules: .xyz, .sdf, or a folder with molecules.xyz\n"
     "  --train SET         the training molecules (a folder or a file), for novelty\n"
     "  --json FILE         also write the figures as JSON\n"
-    "  --table FILE.csv    also write one row per sample: atoms, stable atoms, stable, fragments,\n"
-    "                      atoms over their valence, valid, valid (EDM), the bonds (i-j:order,\n"
-    "                      atoms counted from 0)\n";
+    "  --table FILE.csv    also write one row per sample: its index, atoms, stable atoms, stable,\n"
+    "                      fragments, atoms over their valence, valid, valid (EDM), and the bonds\n"
+    "                      the rule finds from the distances (i-j:order, atoms counted from 0;\n"
+    "                      an SDF's own bonds are not used)\n";
 
 typedef struct {
     int n, atoms, stable_atoms, stable, valid, valid_edm, unique, novel;
@@ -536,9 +537,10 @@ static int mol_eval(int argc, char **argv) {
     if (!rc && table && !(tab = open_memstream(&tab_buf, &tab_len))) rc = cli_fail("mol eval: out of memory");
     if (tab) fputs("sample,atoms,stable_atoms,stable,fragments,over_valence,valid,valid_edm,bonds\n", tab);
     if (!rc) rc = score_set(&S, &a, fs, tab);
-    if (tab && fclose(tab) != 0 && !rc) rc = cli_fail("mol eval: out of memory");
-    if (!rc && table && dfs_write_atomic(table, tab_buf, tab_len) != DFS_OK) rc = cli_fail("mol eval: %s", dfs_last_error());
-    free(tab_buf);
+    if (tab) {
+        const int bad = ferror(tab);
+        if ((fclose(tab) != 0 || bad) && !rc) rc = cli_fail("mol eval: out of memory");
+    }
     if (!rc && train) rc = score_set(&Tr, &b, ft, NULL);
     if (!rc && train) {
         /* novelty over the valid unique samples: count each distinct form once */
@@ -594,6 +596,9 @@ static int mol_eval(int argc, char **argv) {
         if (!txt || dfs_write_atomic(json, txt, len) != DFS_OK) rc = cli_fail("mol eval: %s", txt ? dfs_last_error() : "out of memory");
         cJSON_free(txt);
     }
+    /* the table last, as the JSON: no file from a run that failed */
+    if (!rc && table && dfs_write_atomic(table, tab_buf, tab_len) != DFS_OK) rc = cli_fail("mol eval: %s", dfs_last_error());
+    free(tab_buf);
     for (int i = 0; fs && i < S.n; i++) free(fs[i]);
     for (int i = 0; ft && i < Tr.n; i++) free(ft[i]);
     free(fs);

@@ -30,8 +30,9 @@ typedef struct {
     int resume;
 } cli_train_args;
 
-/* Their getopt_long entries (the codes are CLI_TRAIN_OPT + 0..8), for a command's table. */
-enum { CLI_TRAIN_OPT = 1000 };
+/* Their getopt_long entries (the codes are CLI_TRAIN_OPT + 0..8), for a command's table; clear
+ * of the series task options' 1000..1019 (cli/series.h). */
+enum { CLI_TRAIN_OPT = 1100 };
 #define CLI_TRAIN_OPTIONS                                                                                            \
     {"steps", required_argument, 0, CLI_TRAIN_OPT + 0}, {"minutes", required_argument, 0, CLI_TRAIN_OPT + 1},      \
         {"batch", required_argument, 0, CLI_TRAIN_OPT + 2}, {"lr", required_argument, 0, CLI_TRAIN_OPT + 3},       \

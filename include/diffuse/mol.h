@@ -181,7 +181,9 @@ typedef struct {
  * five elements; for the others EDM's table is used. */
 dfs_status dfs_mol_check_edm(const dfs_mol *m, dfs_mol_check *out);
 /* The same on m's own bonds (from a file): valences in half units (aromatic 3, single 2, double
- * 4, triple 6), compared with twice the allowed valences. Positions are not used. */
+ * 4, triple 6), compared with twice the allowed valences. Positions are not used. With aromatic
+ * bonds n_over and the validities are not RDKit's reading, which kekulises first: a fused-ring
+ * C with three aromatic bonds (4.5) or a pyrrole N-H (3 + 3 + 2) counts as over here. */
 dfs_status dfs_mol_check_bonds(const dfs_mol *m, dfs_mol_check *out);
 
 /* A canonical form of m's labelled bond graph (element and formal charge of each atom, m->bonds

@@ -392,18 +392,18 @@ check "noise strip" [ -s "$T/noise.png" ]
 check "noise from a PNG" [ -s "$T/noise2.png" ]
 
 # bench JSON
-"$D" bench --preset small --batch 4 --steps 1 --json >"$T/bench.json"
+env -u DFS_KERNELS -u DFS_CPU -u DFS_CONV "$D" bench --preset small --batch 4 --steps 1 --json >"$T/bench.json"
 for k in train_img_per_s forward_img_per_s params peak_rss_mb; do
     check "bench json has $k" grep -q "\"$k\"" "$T/bench.json"
 done
-# the path the kernels take follows the CPU's features and the overrides
+# the path the kernels take follows the CPU's features and the overrides (none inherited)
 if grep -qw avx512f /proc/cpuinfo; then want=avx512; else want=blas; fi
 check "bench reports the kernel path this CPU gets ($want)" grep -q "\"path\": \"$want\"" "$T/bench.json"
-DFS_CPU=avx2 "$D" bench --preset small --batch 2 --steps 1 --json >"$T/bench2.json"
+env -u DFS_KERNELS -u DFS_CPU -u DFS_CONV DFS_CPU=avx2 "$D" bench --preset small --batch 2 --steps 1 --json >"$T/bench2.json"
 check "DFS_CPU=avx2: the BLAS path" grep -q '"kernels": "blas", "path": "blas"' "$T/bench2.json"
-DFS_CPU=avx2 "$D" bench --preset small --batch 2 --steps 1 --kernels fast --json >"$T/bench3.json"
+env -u DFS_KERNELS -u DFS_CPU -u DFS_CONV DFS_CPU=avx2 "$D" bench --preset small --batch 2 --steps 1 --kernels fast --json >"$T/bench3.json"
 check "DFS_CPU=avx2 --kernels fast: the portable loops" grep -q '"path": "portable"' "$T/bench3.json"
-DFS_CONV=winograd "$D" bench --preset small --batch 2 --steps 1 --kernels blas --json >"$T/bench4.json"
+env -u DFS_KERNELS -u DFS_CPU -u DFS_CONV DFS_CONV=winograd "$D" bench --preset small --batch 2 --steps 1 --kernels blas --json >"$T/bench4.json"
 check "DFS_CONV=winograd is shown" grep -q '"path": "blas+winograd"' "$T/bench4.json"
 
 summary

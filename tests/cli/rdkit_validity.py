@@ -9,8 +9,9 @@ and compares, molecule by molecule:
   valid      with SanitizeMol accepting it and GetMolFrags finding one fragment.
 RDKit's clean-up step rewrites a neutral N(=O)=O (nitro) and N=N#N (azide) as charged forms
 before checking valences, so it accepts them where diffuse counts the N as over its valence.
-Such molecules (SanitizeMol leaves a formal charge) are counted apart, as a known difference.
-Prints one line per disagreement, then 'checked N: agree A, clean-up C, disagree D' and exits 1
+Such molecules (SanitizeMol leaves N+ with O- or N-, and no other charge) are counted apart, as
+the known difference, and listed.
+Prints one line per disagreement and per clean-up, then 'checked N: agree A, clean-up C, disagree D' and exits 1
 if D > 0."""
 import sys
 
@@ -41,8 +42,11 @@ def rdkit_says(elements, bonds):
         Chem.SanitizeMol(m)
     except Exception:
         return False, False, False
-    charged = any(a.GetFormalCharge() for a in m.GetAtoms())
-    return True, len(Chem.GetMolFrags(m)) == 1, charged
+    # RDKit's clean-up leaves N+ beside O- (nitro) or N- (azide), and charges nothing else
+    charges = [(a.GetSymbol(), a.GetFormalCharge()) for a in m.GetAtoms() if a.GetFormalCharge()]
+    cleaned = bool(charges) and all(c in (("N", 1), ("O", -1), ("N", -1)) for c in charges) \
+        and ("N", 1) in charges
+    return True, len(Chem.GetMolFrags(m)) == 1, cleaned
 
 
 def main():
@@ -61,6 +65,8 @@ def main():
             agree += 1
         elif ok and charged and not valid_edm:
             cleanup += 1
+            print(f"molecule {k}: RDKit's clean-up charged it and accepted it; diffuse counts an N over "
+                  f"({''.join(el)}: {bonds})")
         else:
             bad += 1
             print(f"molecule {k}: diffuse valid {valid}, EDM valid {valid_edm}; RDKit sanitises {ok}, "
