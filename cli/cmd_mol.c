@@ -116,14 +116,10 @@ static int parse_train(mtrain_args *a, int argc, char **argv) {
                 return cli_fail("--schedule must be poly2, linear, cosine or quad, not '%s'", optarg);
             break;
         case 'h': fputs(train_help, stdout); fputs(cli_mpi_help, stdout); return 0;
-        default: {
-            const int r = cli_train_option(o, optarg, &a->t);
-            if (r >= 0) {
-                if (r) return r;
-                break;
-            }
-            return cli_bad_option("mol train", argv);
-        }
+        default:
+            if ((v = cli_train_option(o, optarg, &a->t)) < 0) return cli_bad_option("mol train", argv);
+            if (v) return (int)v;
+            break;
         }
     }
     if (optind < argc) return cli_fail("mol train: unexpected argument '%s'", argv[optind]);
