@@ -59,8 +59,12 @@ diffuse_bench() { # threads [--sample]
 base_bench() { # threads
     run "base_t$1" "$BASE" bench --preset fmnist --batch "$BATCH" --threads "$1" --steps "$STEPS" --json --sample
 }
-torch_bench() { # threads
-    run "torch_t$1" "$PY" "$HERE/torch_bench.py" --batch "$BATCH" --threads "$1" --steps "$STEPS" --mode both
+torch_bench() { # threads [bf16]
+    if [ "${2:-}" = bf16 ]; then
+        run "torchbf16_t$1" "$PY" "$HERE/torch_bench.py" --batch "$BATCH" --threads "$1" --steps "$STEPS" --mode both --dtype bf16
+    else
+        run "torch_t$1" "$PY" "$HERE/torch_bench.py" --batch "$BATCH" --threads "$1" --steps "$STEPS" --mode both
+    fi
 }
 
 # Rounds of pairs; the order flips each round so that drift in machine load hits both alike.
@@ -69,9 +73,11 @@ while [ "$r" -le "$ROUNDS" ]; do
     if [ $((r % 2)) -eq 1 ]; then
         diffuse_bench "$THREADS" --sample
         torch_bench "$THREADS"
+        torch_bench "$THREADS" bf16
         [ -z "$BASE" ] || base_bench "$THREADS"
     else
         [ -z "$BASE" ] || base_bench "$THREADS"
+        torch_bench "$THREADS" bf16
         torch_bench "$THREADS"
         diffuse_bench "$THREADS" --sample
     fi
@@ -109,7 +115,7 @@ for r in rows:
 def med(tag, key):
     return statistics.median(r[key] for r in by[tag])
 
-D, P = f"diffuse_t{threads}", f"torch_t{threads}"
+D, P, PB = f"diffuse_t{threads}", f"torch_t{threads}", f"torchbf16_t{threads}"
 nt = f"{threads} thread{'s' if threads != 1 else ''}"
 print(f"\nReference U-Net (fmnist preset), batch {batch}, {nt}, {steps} timed steps "
       f"after 2 warm-ups, float32")
@@ -131,19 +137,23 @@ print(f"CPU: {cpu}, {os.cpu_count()} logical CPUs; features: "
 print(f"diffuse kernels: {by[D][0]['kernels']} ({by[D][0].get('path', '?')}); "
       "-f: the CPU lacks f\n")
 hdr = f"{'round':>6} | {'diffuse train':>13} {'forward':>9} {'DDIM-50 s':>9} {'RSS MB':>7} | " \
-      f"{'torch train':>11} {'forward':>9} {'RSS MB':>7}"
+      f"{'torch train':>11} {'forward':>9} {'RSS MB':>7} | {'torch bf16 train':>16} {'forward':>9}"
 print(hdr)
 print("-" * len(hdr))
-for i, (d, p) in enumerate(zip(by[D], by[P])):
+for i, (d, p, pb) in enumerate(zip(by[D], by[P], by[PB])):
     print(f"{i + 1:>6} | {d['train_img_per_s']:>13.2f} {d['forward_img_per_s']:>9.2f} "
           f"{d['ddim50_sample_s']:>9.2f} {d['peak_rss_mb']:>7.1f} | {p['train_img_per_s']:>11.2f} "
-          f"{p['forward_img_per_s']:>9.2f} {p['peak_rss_mb']:>7.1f}")
+          f"{p['forward_img_per_s']:>9.2f} {p['peak_rss_mb']:>7.1f} | {pb['train_img_per_s']:>16.2f} "
+          f"{pb['forward_img_per_s']:>9.2f}")
 print(f"{'median':>6} | {med(D, 'train_img_per_s'):>13.2f} {med(D, 'forward_img_per_s'):>9.2f} "
       f"{med(D, 'ddim50_sample_s'):>9.2f} {med(D, 'peak_rss_mb'):>7.1f} | "
       f"{med(P, 'train_img_per_s'):>11.2f} {med(P, 'forward_img_per_s'):>9.2f} "
-      f"{med(P, 'peak_rss_mb'):>7.1f}")
+      f"{med(P, 'peak_rss_mb'):>7.1f} | {med(PB, 'train_img_per_s'):>16.2f} "
+      f"{med(PB, 'forward_img_per_s'):>9.2f}")
 print("(img/s; RSS is each process's peak over its whole run: diffuse = train + forward + "
-      "sampling, PyTorch = train + forward)\n")
+      "sampling, PyTorch = train + forward; torch bf16 = torch.autocast(\"cpu\", bfloat16) with "
+      "GroupNorm in float32, " + ("on the CPU's AVX512_BF16" if by[PB][0].get("cpu_bf16")
+                                  else "emulated by oneDNN: this CPU has no AVX512_BF16") + ")\n")
 B = f"base_t{threads}"
 if base and B in by:
     print(f"baseline {base} in the same rounds:")
@@ -173,6 +183,11 @@ line("diffuse / PyTorch, train img/s",
      f"{med(D, 'train_img_per_s') / med(P, 'train_img_per_s'):.2f}x")
 line("diffuse / PyTorch, forward img/s",
      f"{med(D, 'forward_img_per_s') / med(P, 'forward_img_per_s'):.2f}x")
+line("diffuse / PyTorch bf16, train, fwd",
+     f"{med(D, 'train_img_per_s') / med(PB, 'train_img_per_s'):.2f}x, "
+     f"{med(D, 'forward_img_per_s') / med(PB, 'forward_img_per_s'):.2f}x "
+     f"(PyTorch bf16 / fp32: {med(PB, 'train_img_per_s') / med(P, 'train_img_per_s'):.2f}x, "
+     f"{med(PB, 'forward_img_per_s') / med(P, 'forward_img_per_s'):.2f}x)")
 if peak != default_peak:
     line("SGEMM peak (OpenBLAS AVX-512 kernel)", f"{peak:.1f} GFLOP/s at {nt}, {peak1:.1f} at 1 thread "
          f"(OPENBLAS_CORETYPE=SkylakeX; the kernel OpenBLAS picks here reaches {default_peak:.1f})")
@@ -199,7 +214,8 @@ if threads != 1:
            med(P, "forward_img_per_s") / p1["forward_img_per_s"]) < 1:
         print("warning: more threads ran slower: other processes were competing for the cores, "
               "so these figures are disturbed")
-line("peak RSS (median)", f"diffuse {med(D, 'peak_rss_mb'):.1f} MB, PyTorch {med(P, 'peak_rss_mb'):.1f} MB")
+line("peak RSS (median)", f"diffuse {med(D, 'peak_rss_mb'):.1f} MB, PyTorch {med(P, 'peak_rss_mb'):.1f} MB "
+     f"(bf16 {med(PB, 'peak_rss_mb'):.1f} MB)")
 line(f"DDIM-50 sampling, {batch} images", f"{med(D, 'ddim50_sample_s'):.2f} s (diffuse, median)")
 line("1-minute load average at the start", f"{load0} (on {os.cpu_count()} cores; other work "
      "running then disturbs the figures)")
