@@ -56,6 +56,15 @@ print(json.dumps(d))' "$OUT/last.json" "$tag" >>"$RAW"
 diffuse_bench() { # threads [--sample]
     run "diffuse_t$1" "$BUILD/diffuse" bench --preset fmnist --batch "$BATCH" --threads "$1" --steps "$STEPS" --json ${2:-}
 }
+# diffuse's bf16 forward and sampling (training stays float32), where the CPU has AVX512_BF16;
+# elsewhere it would run float32 (or, emulated, slower than float32), which times nothing new
+BF16=0
+grep -qw avx512_bf16 /proc/cpuinfo 2>/dev/null && BF16=1
+diffuse_bf16() { # threads
+    [ "$BF16" -eq 1 ] || return 0
+    run "diffusebf16_t$1" env -u DFS_BF16 "$BUILD/diffuse" bench --preset fmnist --batch "$BATCH" --threads "$1" \
+        --steps "$STEPS" --json --sample --precision bf16
+}
 base_bench() { # threads
     run "base_t$1" "$BASE" bench --preset fmnist --batch "$BATCH" --threads "$1" --steps "$STEPS" --json --sample
 }
@@ -72,6 +81,7 @@ r=1
 while [ "$r" -le "$ROUNDS" ]; do
     if [ $((r % 2)) -eq 1 ]; then
         diffuse_bench "$THREADS" --sample
+        diffuse_bf16 "$THREADS"
         torch_bench "$THREADS"
         torch_bench "$THREADS" bf16
         [ -z "$BASE" ] || base_bench "$THREADS"
@@ -79,6 +89,7 @@ while [ "$r" -le "$ROUNDS" ]; do
         [ -z "$BASE" ] || base_bench "$THREADS"
         torch_bench "$THREADS" bf16
         torch_bench "$THREADS"
+        diffuse_bf16 "$THREADS"
         diffuse_bench "$THREADS" --sample
     fi
     r=$((r + 1))
@@ -214,6 +225,18 @@ if threads != 1:
            med(P, "forward_img_per_s") / p1["forward_img_per_s"]) < 1:
         print("warning: more threads ran slower: other processes were competing for the cores, "
               "so these figures are disturbed")
+DB = f"diffusebf16_t{threads}"
+if DB in by:
+    fb = med(DB, "forward_img_per_s")
+    line("diffuse bf16 forward img/s", f"{fb:.2f} = {fb / med(D, 'forward_img_per_s'):.2f}x diffuse fp32, "
+         f"{fb / med(P, 'forward_img_per_s'):.2f}x PyTorch fp32, {fb / med(PB, 'forward_img_per_s'):.2f}x "
+         f"PyTorch bf16 (path {by[DB][0]['path']}, precision {by[DB][0]['precision']}; rounds: "
+         + ", ".join(f"{r['forward_img_per_s']:.1f}" for r in by[DB]) + ")")
+    line("diffuse bf16 DDIM-50 sampling", f"{med(DB, 'ddim50_sample_s'):.2f} s against {med(D, 'ddim50_sample_s'):.2f} "
+         f"in fp32 ({med(D, 'ddim50_sample_s') / med(DB, 'ddim50_sample_s'):.2f}x faster); peak RSS "
+         f"{med(DB, 'peak_rss_mb'):.1f} MB")
+else:
+    line("diffuse bf16", "not timed: this CPU has no AVX512_BF16 (DFS_BF16=emulate checks results, not speed)")
 line("peak RSS (median)", f"diffuse {med(D, 'peak_rss_mb'):.1f} MB, PyTorch {med(P, 'peak_rss_mb'):.1f} MB "
      f"(bf16 {med(PB, 'peak_rss_mb'):.1f} MB)")
 line(f"DDIM-50 sampling, {batch} images", f"{med(D, 'ddim50_sample_s'):.2f} s (diffuse, median)")

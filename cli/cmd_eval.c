@@ -100,6 +100,7 @@ static int write_json(const char *path, const eval_opts *o, const eval_results *
         cJSON_AddBoolToObject(j, "raw", o->so.raw);
         cJSON_AddNumberToObject(j, "seed", (double)o->seed);
         cJSON_AddNumberToObject(j, "sample_seconds", r->sample_seconds);
+        cJSON_AddStringToObject(j, "precision", cli_precision_name(o->so.bf16));
     }
     if (r->have_nll) {
         cJSON_AddNumberToObject(j, "nll_bpd", r->nll);
@@ -432,8 +433,13 @@ static int eval_quality(const eval_opts *o, dfs_model *m, eval_results *r) {
     if (o->nfiles) {
         if ((rc = load_samples(o, &ss))) goto done;
         if (o->n > 0 && o->n < ss.n) ss.n = o->n; /* the first N */
-    } else if ((rc = draw_samples(o, m, &ss, &r->sample_seconds))) {
-        goto done;
+    } else {
+        /* --precision covers drawing the samples; the metric (classifier features) and --nll
+         * stay float32, so that two precisions are measured by the same yardstick */
+        if (o->so.bf16) dfs_set_bf16(1);
+        rc = draw_samples(o, m, &ss, &r->sample_seconds);
+        dfs_set_bf16(0);
+        if (rc) goto done;
     }
     const int cc = clf->cfg.in_channels, ch = clf->cfg.image_size, cw = clf->cfg.image_size;
     if (ss.c != cc || ss.h != ch || ss.w != cw) {
@@ -592,6 +598,7 @@ int cmd_eval(int argc, char **argv) {
         }
     }
     if (optind < argc) return cli_fail("eval: unexpected argument '%s'", argv[optind]);
+    dfs_set_bf16(0); /* until the samples are drawn (o.so.bf16 keeps the mode --precision got) */
     if (!o.nll && !o.fd && !o.acc) return cli_fail("eval: say what to measure: --nll, --fd and/or --acc");
     if (o.nll && !o.model) return cli_fail("eval: --nll needs --model CKPT");
     if ((o.fd || o.acc) && !o.model && !o.nfiles)

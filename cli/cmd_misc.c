@@ -1,5 +1,6 @@
 /* cmd_misc.c - diffuse noise, info and bench. */
 #include "common.h"
+#include "sampling.h"
 
 #include <getopt.h>
 #include <stdlib.h>
@@ -396,7 +397,7 @@ int cmd_export(int argc, char **argv) {
 
 static const char *bench_help =
     "usage: diffuse bench [--preset fmnist] [--batch 64] [--threads 2] [--steps 5] [--kernels fast]\n"
-    "                     [--sample] [--json]\n"
+    "                     [--precision fp32] [--sample] [--json]\n"
     "\n"
     "After two warm-up steps, time full training steps (forward, backward, AdamW) and no-grad\n"
     "forward passes on random data, and print images/s for each, the parameter count, the\n"
@@ -410,6 +411,9 @@ static const char *bench_help =
     "                  blas (im2col + OpenBLAS, one op per step: the default elsewhere). The\n"
     "                  environment's DFS_KERNELS sets the default; DFS_CPU=avx2 makes an\n"
     "                  AVX-512 CPU count as one without it\n"
+    "  --precision NAME  fp32 (default) or bf16: the forward passes and sampling with bfloat16\n"
+    "                  convolutions (AVX512_BF16; without it, float32 and a note, or under\n"
+    "                  DFS_BF16=emulate bf16's results more slowly). Training steps stay float32\n"
     "  --sample        also time DDIM sampling of --batch images in 50 steps\n"
     "  --json          print one JSON object instead of text\n";
 
@@ -417,13 +421,14 @@ int cmd_bench(int argc, char **argv) {
     const char *preset = "fmnist";
     long batch = 64, threads = 2, steps = 5;
     int json = 0, sample = 0;
+    const char *precision = "fp32";
     dfs_kernels kernels = dfs_get_kernels();
-    enum { O_PRESET = 256, O_BATCH, O_THREADS, O_STEPS, O_JSON, O_SAMPLE, O_KERNELS };
+    enum { O_PRESET = 256, O_BATCH, O_THREADS, O_STEPS, O_JSON, O_SAMPLE, O_KERNELS, O_PRECISION };
     static const struct option opts[] = {
         {"preset", required_argument, 0, O_PRESET}, {"batch", required_argument, 0, O_BATCH},
         {"threads", required_argument, 0, O_THREADS}, {"steps", required_argument, 0, O_STEPS},
         {"json", no_argument, 0, O_JSON}, {"sample", no_argument, 0, O_SAMPLE},
-        {"kernels", required_argument, 0, O_KERNELS},
+        {"kernels", required_argument, 0, O_KERNELS}, {"precision", required_argument, 0, O_PRECISION},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int o;
     optind = 1;
@@ -431,6 +436,11 @@ int cmd_bench(int argc, char **argv) {
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (o) {
         case 'h': fputs(bench_help, stdout); return 0;
+        case O_PRECISION:
+            if (strcmp(optarg, "fp32") && strcmp(optarg, "bf16"))
+                return cli_fail("--precision must be fp32 or bf16, not '%s'", optarg);
+            precision = optarg;
+            break;
         case O_PRESET: preset = optarg; break;
         case O_JSON: json = 1; break;
         case O_SAMPLE: sample = 1; break;
@@ -448,6 +458,8 @@ int cmd_bench(int argc, char **argv) {
     if (optind < argc) return cli_fail("bench: unexpected argument '%s'", argv[optind]);
     dfs_set_threads((int)threads);
     dfs_set_kernels(kernels);
+    dfs_bf16_mode bf16 = DFS_BF16_OFF; /* after the kernels: bf16 needs FAST */
+    if (cli_precision_option(precision, &bf16)) return 2;
     dfs_model_config mc;
     memset(&mc, 0, sizeof mc);
     dfs_status s = dfs_unet_config_preset(&mc.unet, preset);
@@ -488,6 +500,7 @@ int cmd_bench(int argc, char **argv) {
     dfs_trainer *tr;
     if ((s = dfs_trainer_new(&tr, m, &tc, &d, &st)) != DFS_OK) return cli_fail_status(s);
     float loss;
+    /* training is float32 whatever --precision says (bf16 covers no-grad passes only) */
     /* warm-up: the arena grows in the first step and is laid out as one block in the second */
     int rc = 0;
     if ((s = dfs_trainer_step(tr, &loss)) != DFS_OK || (s = dfs_trainer_step(tr, &loss)) != DFS_OK) {
@@ -532,19 +545,22 @@ int cmd_bench(int argc, char **argv) {
     double train_ips = batch / train_s, fwd_ips = batch / fwd_s;
     double rss = cli_peak_rss_mb();
     if (json) {
-        printf("{\"preset\": \"%s\", \"kernels\": \"%s\", \"path\": \"%s\", \"batch\": %ld, \"threads\": %ld, \"params\": %zu, "
+        printf("{\"preset\": \"%s\", \"kernels\": \"%s\", \"path\": \"%s\", \"precision\": \"%s\", "
+               "\"train_precision\": \"fp32\", \"batch\": %ld, \"threads\": %ld, \"params\": %zu, "
                "\"train_img_per_s\": %.3f, \"forward_img_per_s\": %.3f, "
                "\"train_gflops\": %.3f, \"forward_gflops\": %.3f, \"gflop_per_image_forward\": %.4f, "
                "\"peak_rss_mb\": %.1f",
-               preset, dfs_kernels_names[kernels], dfs_kernels_path(), batch, threads, m->net->params->n, train_ips, fwd_ips,
+               preset, dfs_kernels_names[kernels], dfs_kernels_path(), cli_precision_name(bf16), batch, threads,
+               m->net->params->n, train_ips, fwd_ips,
                train_ips * 3 * flops * 1e-9,
                fwd_ips * flops * 1e-9, flops * 1e-9, rss);
         if (sample_s >= 0) printf(", \"ddim50_sample_s\": %.3f", sample_s);
         printf("}\n");
     } else {
-        printf("preset %s, %s kernels (%s), batch %ld, %ld threads, %zu parameters, %.3f GFLOP per image forward\n",
-               preset, dfs_kernels_names[kernels], dfs_kernels_path(), batch, threads, m->net->params->n, flops * 1e-9);
-        printf("train:    %8.2f img/s  (%.1f ms/step, ~%.1f GFLOP/s counting backward as 2x forward)\n", train_ips,
+        printf("preset %s, %s kernels (%s), %s forward, batch %ld, %ld threads, %zu parameters, %.3f GFLOP per image forward\n",
+               preset, dfs_kernels_names[kernels], dfs_kernels_path(), cli_precision_name(bf16), batch, threads,
+               m->net->params->n, flops * 1e-9);
+        printf("train:    %8.2f img/s  (%.1f ms/step, ~%.1f GFLOP/s counting backward as 2x forward; fp32)\n", train_ips,
                train_s * 1e3, train_ips * 3 * flops * 1e-9);
         printf("forward:  %8.2f img/s  (%.1f ms/batch, %.1f GFLOP/s)\n", fwd_ips, fwd_s * 1e3, fwd_ips * flops * 1e-9);
         if (sample_s >= 0) printf("sampling: %ld images, DDIM 50 steps: %.2f s\n", batch, sample_s);

@@ -45,8 +45,40 @@ int cli_sampling_option(cli_sampling *o, int opt, const char *arg) {
         if (o->dthr <= 0) return cli_fail("--dynamic-threshold expects a percentile in (0, 100], got '%s'", arg);
         return 0;
     case CLI_O_RAW: o->raw = 1; return 0;
+    case CLI_O_PRECISION: return cli_precision_option(arg, &o->bf16);
     default: return -1;
     }
+}
+
+int cli_precision_option(const char *arg, dfs_bf16_mode *mode) {
+    if (!strcmp(arg, "fp32")) *mode = dfs_set_bf16(0);
+    else if (!strcmp(arg, "bf16")) {
+        *mode = dfs_set_bf16(1);
+        if (*mode == DFS_BF16_OFF)
+            fprintf(stderr, "diffuse: --precision bf16: %s, so this runs in float32%s\n",
+                    dfs_get_kernels() != DFS_KERNELS_FAST ? "the BLAS kernels have no bf16 path"
+                                                          : "this CPU has no AVX512_BF16",
+                    dfs_get_kernels() != DFS_KERNELS_FAST ? ""
+                        : " (DFS_BF16=emulate gives bf16's results without it, more slowly than float32)");
+        else if (*mode == DFS_BF16_EMULATED)
+            fprintf(stderr, "diffuse: --precision bf16 emulated (DFS_BF16=emulate): bf16's results, "
+                            "more slowly than float32\n");
+    } else
+        return cli_fail("--precision must be fp32 or bf16, not '%s'", arg);
+    return 0;
+}
+
+const char *cli_precision_name(dfs_bf16_mode mode) {
+    return mode == DFS_BF16_NATIVE ? "bf16" : mode == DFS_BF16_EMULATED ? "bf16 (emulated)" : "fp32";
+}
+
+void cli_precision_help(FILE *f) {
+    fprintf(f, "  --precision NAME    fp32 (default) or bf16: the stride-1 convolutions of sampling take\n"
+               "                      bfloat16 inputs and weights and sum in float32 (AVX512_BF16);\n"
+               "                      norms, attention, linear layers and the sampler stay float32.\n"
+               "                      In eval it covers drawing the samples; the metrics stay float32.\n"
+               "                      Without AVX512_BF16 it says so and runs float32;\n"
+               "                      DFS_BF16=emulate then gives bf16's results, more slowly\n");
 }
 
 void cli_sampling_help(FILE *f, const cli_sampling *o) {
@@ -72,6 +104,7 @@ void cli_sampling_help(FILE *f, const cli_sampling *o) {
             "                      [-1, 1]; P in (0, 100], e.g. 99.5. Any model, any sampler\n"
             "  --raw               use the raw weights instead of the EMA weights\n",
             dfs_sampler_names[o->default_sampler], o->default_steps);
+    cli_precision_help(f);
 }
 
 int cli_sampling_resolve(cli_sampling *o, const char *cmd, const char *model_path, const dfs_model *m,

@@ -15,13 +15,15 @@
 #include <getopt.h>
 
 /* getopt_long values of the shared options: below the commands' own (256 and up) */
-enum { CLI_O_SAMPLER = 200, CLI_O_STEPS, CLI_O_ETA, CLI_O_VARIANCE, CLI_O_GUIDANCE, CLI_O_DTHR, CLI_O_RAW };
+enum { CLI_O_SAMPLER = 200, CLI_O_STEPS, CLI_O_ETA, CLI_O_VARIANCE, CLI_O_GUIDANCE, CLI_O_DTHR, CLI_O_RAW,
+       CLI_O_PRECISION };
 
 #define CLI_SAMPLING_LONGOPTS                                                                              \
     {"sampler", required_argument, 0, CLI_O_SAMPLER}, {"steps", required_argument, 0, CLI_O_STEPS},       \
         {"eta", required_argument, 0, CLI_O_ETA}, {"variance", required_argument, 0, CLI_O_VARIANCE},     \
         {"guidance", required_argument, 0, CLI_O_GUIDANCE},                                               \
-        {"dynamic-threshold", required_argument, 0, CLI_O_DTHR}, {"raw", no_argument, 0, CLI_O_RAW}
+        {"dynamic-threshold", required_argument, 0, CLI_O_DTHR}, {"raw", no_argument, 0, CLI_O_RAW},    \
+        {"precision", required_argument, 0, CLI_O_PRECISION}
 
 typedef struct {
     dfs_sampler_kind sampler;
@@ -31,12 +33,23 @@ typedef struct {
     double guidance;
     double dthr;           /* dynamic thresholding percentile; 0 = off */
     int raw;               /* the live weights instead of the EMA weights */
+    dfs_bf16_mode bf16;    /* --precision bf16: what runs (OFF: float32) */
     int set_sampler, set_guidance, set_variance; /* given on the command line */
     int used_recipe;       /* cli_sampling_resolve took the model's recommended settings */
     /* the command's defaults, for cli_sampling_resolve and the help */
     dfs_sampler_kind default_sampler;
     int default_steps;     /* for every sampler but ddpm (which visits all T steps): min(T, this) */
 } cli_sampling;
+
+/* --precision NAME (sample, eval, bench): "fp32" or "bf16" (dfs_set_bf16, process-wide). bf16
+ * on a CPU without AVX512_BF16 says on stderr that float32 runs instead (or, under
+ * DFS_BF16=emulate, that bf16 is emulated). The mode in force goes to *mode. 0, or 2 after a
+ * one-line message when NAME is neither. */
+int cli_precision_option(const char *arg, dfs_bf16_mode *mode);
+/* "fp32", "bf16" or "bf16 (emulated)": for JSON and the run's summary. */
+const char *cli_precision_name(dfs_bf16_mode mode);
+/* The help lines of --precision. */
+void cli_precision_help(FILE *f);
 
 /* The options' defaults, and the command's own sampler and step count. */
 void cli_sampling_init(cli_sampling *o, dfs_sampler_kind sampler, int default_steps);

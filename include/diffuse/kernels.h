@@ -25,8 +25,26 @@ void dfs_set_kernels(dfs_kernels k);
 dfs_kernels dfs_get_kernels(void);
 /* What the convolutions run on, as chosen above (for bench and info): "avx512" (FAST on the
  * library's AVX-512 kernels), "portable" (FAST's portable loops: no AVX-512, or DFS_CPU=avx2)
- * or "blas" (im2col + OpenBLAS sgemm), with "+winograd" when DFS_CONV=winograd. */
+ * or "blas" (im2col + OpenBLAS sgemm), with "+winograd" when DFS_CONV=winograd, and
+ * "+bf16" or "+bf16-emulated" when dfs_set_bf16 turned bfloat16 on (FAST only). */
 const char *dfs_kernels_path(void);
+
+/* --- bfloat16 ----------------------------------------------------------------------------- */
+/* bf16 mixed precision for inference: the no-grad forward of the stride-1 "same" convolutions
+ * on the FAST path (all but the U-Net's two downsampling convolutions) rounds its inputs and
+ * weights to bfloat16 (to nearest, ties to even) and sums their products in float32; every
+ * other op (GroupNorm, SiLU, attention, the linear layers, the strided convolutions, the adds)
+ * and everything recorded for training stay float32. NATIVE runs AVX512_BF16's vdpbf16ps, two
+ * multiply-adds per lane per instruction. EMULATED gives the same results with AVX-512F
+ * instructions (or portable loops without AVX-512), more slowly than float32: it is how a
+ * machine without AVX512_BF16 checks bf16's results and quality. dfs_set_bf16(1) turns bf16 on
+ * for the process and returns the mode in force: NATIVE on a CPU with AVX512_BF16, EMULATED
+ * when the environment variable DFS_BF16=emulate is set at the call (on any CPU), else OFF (float32 goes
+ * on; the caller should say so). Under the BLAS kernels it is always OFF. dfs_set_bf16(0) returns to float32. */
+typedef enum { DFS_BF16_OFF, DFS_BF16_NATIVE, DFS_BF16_EMULATED } dfs_bf16_mode;
+extern const char *const dfs_bf16_names[3]; /* "off", "native", "emulated" */
+dfs_bf16_mode dfs_set_bf16(int on);
+dfs_bf16_mode dfs_get_bf16(void);
 
 
 #ifdef __cplusplus

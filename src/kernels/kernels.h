@@ -176,4 +176,44 @@ int dfs_winograd_enabled(void);
 /* Turn it on or off for the process (tests, bench); returns the previous setting. */
 int dfs_winograd_set(int on);
 
+/* ---- bfloat16 inputs and weights, float32 sums (bf16.c) ----
+ * Size key: R rows, Q positions (nq) as above; C channels, C2 = ceil(C / 2) pairs of them,
+ * K2 = C2 KHW pairs of the reduction. A word holds a pair: channel 2 c2 in its low 16 bits,
+ * 2 c2 + 1 in its high 16 (zero past C). */
+
+/* x rounded to bfloat16, to nearest with ties to even (a NaN stays a quiet NaN, an overflow
+ * becomes infinity); and a bfloat16 widened back (exact). */
+uint16_t dfs_bf16_round(float x);
+float dfs_bf16_float(uint16_t h);
+/* dst[i] = bf16(hi[i]) << 16 | bf16(lo[i]) for i < n; hi NULL: zeros. */
+void dfs_bf16_pairs(uint32_t *dst, const float *lo, const float *hi, size_t n);
+/* Pack w (R, C, KHW) as A (R, K2) of pair words, in dfs_igemm_pack's layout: row r, column
+ * c2 KHW + t is the pair (w[r][2 c2][t], w[r][2 c2 + 1][t]); dfs_igemm_pack_floats(R, K2) words. */
+void dfs_igemm_bf16_pack(uint32_t *ap, const float *w, int rows, int C, int KHW);
+
+/* dfs_igemm_fwd with words: Y (R, Q) = sum over kp of both halves of A[r][kp] times both
+ * halves of src[kp][q], the odd halves' product first, each added with one rounding to float32,
+ * then + bias (+ res), stored as dfs_igemm_fwd does. */
+typedef struct {
+    int rows, K, nq;            /* K: pairs (K2) */
+    const uint32_t *apack;      /* A packed by dfs_igemm_bf16_pack */
+    const uint32_t *const *src; /* (K) pair planes, shifted by the tap */
+    const uint16_t *vmask;
+    const int *vdst;
+    float *const *dst;
+    const float *bias;
+    const float *const *res;
+    int accumulate;
+} dfs_igemm_bf16_fwd;
+
+/* The version that dfs_get_bf16 names: native, else emulated on AVX-512, else portable. */
+void dfs_igemm_bf16_run(const dfs_igemm_bf16_fwd *p);
+/* A given version (tests): 0, or -1 when this CPU cannot run it. All give the same bits. */
+typedef enum { DFS_BF16_KERNEL_PORTABLE, DFS_BF16_KERNEL_EMULATED, DFS_BF16_KERNEL_NATIVE } dfs_bf16_kernel;
+int dfs_igemm_bf16_run_as(const dfs_igemm_bf16_fwd *p, dfs_bf16_kernel k);
+/* 1 if the CPU has AVX512_BF16 (and AVX-512 is not turned off by DFS_CPU=avx2). */
+int dfs_bf16_cpu(void);
+/* Read the CPU's features now (dfs_get_kernels calls it before any threads). */
+void dfs_bf16_read_env(void);
+
 #endif

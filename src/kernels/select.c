@@ -18,6 +18,7 @@ dfs_kernels dfs_get_kernels(void) {
     if (kernels < 0) {
         (void)dfs_igemm_avx512(); /* reads DFS_CPU once, before the threads do */
         (void)dfs_winograd_enabled(); /* and DFS_CONV */
+        dfs_bf16_read_env();          /* and AVX512_BF16 */
         /* without AVX-512 the fast path would run its portable loops: slower than BLAS */
         const char *e = getenv("DFS_KERNELS");
         if (e && strcmp(e, "blas") == 0) kernels = DFS_KERNELS_BLAS;
@@ -31,7 +32,12 @@ dfs_kernels dfs_get_kernels(void) {
 const char *dfs_kernels_path(void) {
     const int fast = dfs_get_kernels() == DFS_KERNELS_FAST, w = dfs_winograd_enabled();
     if (!fast) return w ? "blas+winograd" : "blas";
-    if (dfs_igemm_avx512()) return w ? "avx512+winograd" : "avx512";
+    const dfs_bf16_mode b = dfs_get_bf16(); /* bf16 takes the convolutions Winograd would */
+    if (dfs_igemm_avx512()) {
+        if (b) return b == DFS_BF16_NATIVE ? "avx512+bf16" : "avx512+bf16-emulated";
+        return w ? "avx512+winograd" : "avx512";
+    }
+    if (b) return "portable+bf16-emulated";
     return w ? "portable+winograd" : "portable";
 }
 

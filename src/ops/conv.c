@@ -578,6 +578,85 @@ static void winograd_forward(dfs_graph *g, const fgeom *G0, float *out, const df
     }
 }
 
+/* ---- bfloat16 (dfs_set_bf16; src/kernels/bf16.c) -------------------------------------------
+ * The no-grad forward of the fused op with bfloat16 inputs and weights: as fused_fast, one
+ * image per thread at a time, pre(x) into the float32 padded planes (one more, zero, when C is
+ * odd), then rounded into pair planes (C2, Hp, Wp) of words, and the pair kernel computes all
+ * Co planes, adding bias, tadd and res in float32. The weights are rounded and packed once per
+ * call. A 1x1 convolution without pre-op goes through the planes too (they are unpadded). */
+static void bf16_forward(dfs_graph *g, const fgeom *G0, float *out, const dfs_tensor *x,
+                         const dfs_tensor *w, const dfs_tensor *b, const dfs_conv_fused *f,
+                         int act, float *stats, const uint8_t *mask, float scale) {
+    fgeom G = *G0;
+    G.direct = 0;
+    G.nq = (G.Hc - 1) * G.Wp + G.Wc;
+    const int N = G.N, C = G.C, Co = G.Co, C2 = (C + 1) / 2, K2 = C2 * G.KHW, groups = f->groups;
+    const int T = dfs_op_threads(), nvec = (G.nq + 15) / 16;
+    carver cv = {NULL, 0};
+    carve(&cv, dfs_igemm_pack_floats(Co, K2) * sizeof(uint32_t));
+    carve(&cv, (size_t)nvec * sizeof(uint16_t));
+    carve(&cv, (size_t)nvec * sizeof(int));
+    const size_t shared = cv.used;
+    cv.used = 0;
+    carve(&cv, (size_t)2 * C2 * G.plane * sizeof(float));
+    carve(&cv, ((size_t)C2 * G.plane + G.slack) * sizeof(uint32_t));
+    carve(&cv, (size_t)K2 * sizeof(uint32_t *));
+    carve(&cv, (size_t)Co * 2 * sizeof(float *));
+    carve(&cv, (size_t)Co * sizeof(float));
+    carve(&cv, (size_t)C * 2 * sizeof(float));
+    carve(&cv, (size_t)G.H * G.W * sizeof(float));
+    const size_t per_thread = cv.used;
+    unsigned char *mem = dfs_graph_scratch(g, 0, shared + (size_t)T * per_thread);
+    cv = (carver){mem, 0};
+    uint32_t *apack = carve(&cv, dfs_igemm_pack_floats(Co, K2) * sizeof(uint32_t));
+    uint16_t *vmask = carve(&cv, (size_t)nvec * sizeof(uint16_t));
+    int *vdst = carve(&cv, (size_t)nvec * sizeof(int));
+    dfs_igemm_bf16_pack(apack, w->data, Co, C, G.KHW);
+    dfs_igemm_vecmap(vmask, vdst, G.nq, G.Wp, G.Wc);
+
+    const float *gm = f->gamma ? f->gamma->data : NULL, *bt = f->beta ? f->beta->data : NULL;
+    const size_t HW = (size_t)G.H * G.W;
+#pragma omp parallel num_threads(T) if (T > 1 && N > 1 && fused_worth_threads(&G))
+    {
+        carver tc = {mem + shared + (size_t)conv_thread_id() * per_thread, 0};
+        float *xp = carve(&tc, (size_t)2 * C2 * G.plane * sizeof(float));
+        uint32_t *xb = carve(&tc, ((size_t)C2 * G.plane + G.slack) * sizeof(uint32_t));
+        const uint32_t **src = carve(&tc, (size_t)K2 * sizeof(uint32_t *));
+        float **dst = carve(&tc, (size_t)Co * 2 * sizeof(float *));
+        const float **res = (const float **)(dst + Co);
+        float *rowbias = carve(&tc, (size_t)Co * sizeof(float));
+        float *coef = carve(&tc, (size_t)C * 2 * sizeof(float));
+        float *tmp = carve(&tc, (size_t)G.H * G.W * sizeof(float));
+        if (C % 2) memset(xp + (size_t)C * G.plane, 0, G.plane * sizeof(float));
+        memset(xb + (size_t)C2 * G.plane, 0, G.slack * sizeof(uint32_t));
+        for (int c2 = 0; c2 < C2; c2++)
+            for (int kh = 0; kh < G.KH; kh++)
+                for (int kw = 0; kw < G.KW; kw++)
+                    src[(c2 * G.KH + kh) * G.KW + kw] = xb + (size_t)c2 * G.plane + (size_t)kh * G.Wp + kw;
+#pragma omp for schedule(static)
+        for (int n = 0; n < N; n++) {
+            const dfs_planes xpl = {x->data + (size_t)n * G.C1 * HW,
+                                    f->x2 ? f->x2->data + (size_t)n * (C - G.C1) * HW : NULL, G.C1, HW};
+            if (act)
+                gn_image(&G, &xpl, groups, f->eps, gm, bt, stats + (size_t)n * groups,
+                         stats + (size_t)N * groups + (size_t)n * groups, coef);
+            fill_padded(xp, G.plane, &G, &xpl, n, act, coef, mask, scale, tmp);
+            for (int c2 = 0; c2 < C2; c2++)
+                dfs_bf16_pairs(xb + (size_t)c2 * G.plane, xp + (size_t)2 * c2 * G.plane,
+                               xp + (size_t)(2 * c2 + 1) * G.plane, G.plane);
+            for (int co = 0; co < Co; co++) {
+                dst[co] = out + ((size_t)n * Co + co) * G.P;
+                res[co] = f->res ? f->res->data + ((size_t)n * Co + co) * G.P : NULL;
+                rowbias[co] = (b ? b->data[co] : 0.0f) + (f->tadd ? f->tadd->data[(size_t)n * Co + co] : 0.0f);
+            }
+            const dfs_igemm_bf16_fwd p = {.rows = Co, .K = K2, .nq = G.nq, .apack = apack, .src = src,
+                                          .vmask = vmask, .vdst = vdst, .dst = dst, .bias = rowbias,
+                                          .res = f->res ? res : NULL, .accumulate = 0};
+            dfs_igemm_bf16_run(&p);
+        }
+    }
+}
+
 static void fused_backward(dfs_graph *g, dfs_node *nd);
 
 static dfs_tensor *fused_fast(dfs_graph *g, dfs_tensor *x, dfs_tensor *w, dfs_tensor *b,
@@ -611,6 +690,10 @@ static dfs_tensor *fused_fast(dfs_graph *g, dfs_tensor *x, dfs_tensor *w, dfs_te
         sv->stats = stats;
         sv->mask = mask;
         nd->saved = sv;
+    }
+    if (!nd && dfs_get_bf16() != DFS_BF16_OFF) {
+        bf16_forward(g, &G, out->data, x, w, b, f, act, stats, mask, scale);
+        return out;
     }
     if (!nd && winograd_ok(&G)) {
         winograd_forward(g, &G, out->data, x, w, b, f, act, stats, mask, scale);

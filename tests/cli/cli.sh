@@ -405,5 +405,25 @@ env -u DFS_KERNELS -u DFS_CPU -u DFS_CONV DFS_CPU=avx2 "$D" bench --preset small
 check "DFS_CPU=avx2 --kernels fast: the portable loops" grep -q '"path": "portable"' "$T/bench3.json"
 env -u DFS_KERNELS -u DFS_CPU -u DFS_CONV DFS_CONV=winograd "$D" bench --preset small --batch 2 --steps 1 --kernels blas --json >"$T/bench4.json"
 check "DFS_CONV=winograd is shown" grep -q '"path": "blas+winograd"' "$T/bench4.json"
+# --precision bf16: native where the CPU has AVX512_BF16; elsewhere float32 and one line that
+# says so; DFS_BF16=emulate: bf16's results by emulation, on any CPU; a bad name refused
+env -u DFS_KERNELS -u DFS_CPU -u DFS_CONV -u DFS_BF16 "$D" bench --preset small --batch 2 --steps 1 --precision bf16 \
+    --json >"$T/bench5.json" 2>"$T/bench5.err"
+if grep -qw avx512_bf16 /proc/cpuinfo; then
+    check "bf16 on a CPU with AVX512_BF16: native" grep -q '"path": "avx512+bf16", "precision": "bf16"' "$T/bench5.json"
+elif grep -qw avx512f /proc/cpuinfo; then
+    check "bf16 without AVX512_BF16: float32" grep -q '"path": "avx512", "precision": "fp32"' "$T/bench5.json"
+    check "and it says so" grep -q 'this CPU has no AVX512_BF16, so this runs in float32' "$T/bench5.err"
+else
+    check "bf16 on the BLAS kernels: float32" grep -q '"path": "blas", "precision": "fp32"' "$T/bench5.json"
+    check "and it says so" grep -q 'the BLAS kernels have no bf16 path' "$T/bench5.err"
+fi
+env -u DFS_KERNELS -u DFS_CPU -u DFS_CONV DFS_BF16=emulate "$D" bench --preset small --batch 2 --steps 1 --kernels fast \
+    --precision bf16 --json >"$T/bench6.json" 2>"$T/bench6.err"
+check "DFS_BF16=emulate: bf16 emulated, training in float32" \
+    grep -q '+bf16-emulated", "precision": "bf16 (emulated)", "train_precision": "fp32"' "$T/bench6.json"
+check "and it says so" grep -q 'bf16 emulated (DFS_BF16=emulate)' "$T/bench6.err"
+expect_error "--precision fp16 refused" "--precision must be fp32 or bf16, not 'fp16'" \
+    "$D" bench --preset small --precision fp16
 
 summary

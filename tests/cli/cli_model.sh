@@ -33,6 +33,21 @@ else
     echo "$NAME: skipped under the sanitizer run: FD and class accuracy of $M's samples"
 fi
 
+# bf16 sampling (emulated here unless the CPU has AVX512_BF16: the same bits either way):
+# other samples than float32's, the same at 1 and 2 threads (each image runs on one thread);
+# test_bf16 bounds the difference and docs/PERFORMANCE.md measures its FD and accuracy
+if [ -z "$DFS_SANITIZE" ]; then
+    for p in fp32:2 bf16:1 bf16:2; do
+        DFS_BF16=emulate "$D" sample --model "$M" --n 4 --class all --sampler ddim --steps 4 --seed 3 \
+            --threads "${p#*:}" --precision "${p%:*}" --out "$T/p-${p%:*}-${p#*:}.npy" 2>/dev/null
+    done
+    other_files "bf16 samples differ from float32's" "$T/p-fp32-2.npy" "$T/p-bf16-2.npy"
+    same_files "bf16 samples at 1 and 2 threads" "$T/p-bf16-1.npy" "$T/p-bf16-2.npy"
+    DFS_BF16=emulate "$D" eval --model "$M" --fd --n 2 --steps 2 --sampler ddim --precision bf16 \
+        --json "$T/p.json" >/dev/null 2>&1
+    check "eval's JSON records the precision" grep -q '"precision":[[:space:]]*"bf16 (emulated)"' "$T/p.json"
+fi
+
 # the settings the model is documented at travel in the file, and a plain sample uses them:
 # byte for byte the samples of the explicit options
 check "info shows the recommended settings" \
