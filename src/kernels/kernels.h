@@ -63,7 +63,7 @@ void dfs_gn_stats(const dfs_planes *x, int C, int G, int g, float eps, float *mu
 /* y[i] = silu(a x[i] + b) (silu set) or a x[i] + b, for i < n. */
 void dfs_affine_act(float *y, const float *x, size_t n, float a, float b, int silu);
 /* Where the input gradient of a GroupNorm goes: planes like dfs_planes, each part stored
- * (fresh) or added. */
+ * (fresh) or added, or skipped when NULL. */
 typedef struct {
     float *a, *b;
     int ca;
@@ -206,11 +206,34 @@ typedef struct {
     int accumulate;
 } dfs_igemm_bf16_fwd;
 
-/* The version that dfs_get_bf16 names: native, else emulated on AVX-512, else portable. */
+/* Pack the flipped, transposed kernel of w (Co, Ci, KHW) as dfs_igemm_pack_flip does, pairing
+ * output channels: row ci, column co2 KHW + t is the pair (w[2 co2][ci][KHW-1-t],
+ * w[2 co2 + 1][ci][KHW-1-t]) (the input gradient's kernel, over pairs of dY's channels). */
+void dfs_igemm_bf16_pack_flip(uint32_t *ap, const float *w, int Co, int Ci, int KHW);
+/* dst[i] = bf16(src[i]) for i < n. */
+void dfs_bf16_round_n(uint16_t *dst, const float *src, size_t n);
+
+/* dfs_igemm_dw with bfloat16 rows: dw (R, K) += dy (R, Q) B (K, Q)^T over nseg segments, the
+ * positions taken in pairs (q, q + 1) from even q of each segment: 16 lane sums per (r, k), each
+ * adding the high position's product then the low one's with one rounding each, summed at the
+ * end as halves of 8, 4, 2 and 1 lanes. */
+typedef struct {
+    int rows, K, nq;
+    const uint16_t *const *dy;  /* (R) */
+    const uint16_t *const *src; /* (K) */
+    float *dw;                  /* (R, K), accumulated */
+    int nseg;
+    size_t seg_stride;
+} dfs_igemm_bf16_dw;
+
+/* The version that dfs_get_bf16 names: native, else emulated on AVX-512 (with AVX512BW), else
+ * portable. */
 void dfs_igemm_bf16_run(const dfs_igemm_bf16_fwd *p);
+void dfs_igemm_bf16_dw_run(const dfs_igemm_bf16_dw *p);
 /* A given version (tests): 0, or -1 when this CPU cannot run it. All give the same bits. */
 typedef enum { DFS_BF16_KERNEL_PORTABLE, DFS_BF16_KERNEL_EMULATED, DFS_BF16_KERNEL_NATIVE } dfs_bf16_kernel;
 int dfs_igemm_bf16_run_as(const dfs_igemm_bf16_fwd *p, dfs_bf16_kernel k);
+int dfs_igemm_bf16_dw_run_as(const dfs_igemm_bf16_dw *p, dfs_bf16_kernel k);
 /* 1 if the CPU has AVX512_BF16 (and AVX-512 is not turned off by DFS_CPU=avx2). */
 int dfs_bf16_cpu(void);
 /* Read the CPU's features now (dfs_get_kernels calls it before any threads). */

@@ -98,6 +98,7 @@ void dfs_gn_backward_group(const dfs_planes_grad *dx, float *gz, const float *dy
         const float *xc = dfs_plane(x, c);
         const float *dz = (silu ? gz : dy) + (size_t)c * S;
         const int in_a = c < dx->ca;
+        if (!(in_a ? dx->a : dx->b)) continue; /* that part needs no gradient (x2 of a concat, say) */
         float *dxc = in_a ? dx->a + (size_t)c * dx->s : dx->b + (size_t)(c - dx->ca) * dx->s;
         if (in_a ? dx->fresh_a : dx->fresh_b) {
 #pragma omp simd
