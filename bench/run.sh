@@ -56,7 +56,7 @@ print(json.dumps(d))' "$OUT/last.json" "$tag" >>"$RAW"
 diffuse_bench() { # threads [--sample]
     run "diffuse_t$1" "$BUILD/diffuse" bench --preset fmnist --batch "$BATCH" --threads "$1" --steps "$STEPS" --json ${2:-}
 }
-# diffuse's bf16 forward and sampling (training stays float32), where the CPU has AVX512_BF16;
+# diffuse's bf16 training, forward and sampling, where the CPU has AVX512_BF16;
 # elsewhere it would run float32 (or, emulated, slower than float32), which times nothing new
 BF16=0
 grep -qw avx512_bf16 /proc/cpuinfo 2>/dev/null && BF16=1
@@ -227,7 +227,10 @@ if threads != 1:
               "so these figures are disturbed")
 DB = f"diffusebf16_t{threads}"
 if DB in by:
-    fb = med(DB, "forward_img_per_s")
+    fb, tb = med(DB, "forward_img_per_s"), med(DB, "train_img_per_s")
+    line("diffuse bf16 train img/s", f"{tb:.2f} = {tb / med(D, 'train_img_per_s'):.2f}x diffuse fp32, "
+         f"{tb / med(P, 'train_img_per_s'):.2f}x PyTorch fp32, {tb / med(PB, 'train_img_per_s'):.2f}x PyTorch bf16 "
+         "(rounds: " + ", ".join(f"{r['train_img_per_s']:.1f}" for r in by[DB]) + ")")
     line("diffuse bf16 forward img/s", f"{fb:.2f} = {fb / med(D, 'forward_img_per_s'):.2f}x diffuse fp32, "
          f"{fb / med(P, 'forward_img_per_s'):.2f}x PyTorch fp32, {fb / med(PB, 'forward_img_per_s'):.2f}x "
          f"PyTorch bf16 (path {by[DB][0]['path']}, precision {by[DB][0]['precision']}; rounds: "

@@ -411,9 +411,9 @@ static const char *bench_help =
     "                  blas (im2col + OpenBLAS, one op per step: the default elsewhere). The\n"
     "                  environment's DFS_KERNELS sets the default; DFS_CPU=avx2 makes an\n"
     "                  AVX-512 CPU count as one without it\n"
-    "  --precision NAME  fp32 (default) or bf16: the forward passes and sampling with bfloat16\n"
-    "                  convolutions (AVX512_BF16; without it, float32 and a note, or under\n"
-    "                  DFS_BF16=emulate bf16's results more slowly). Training steps stay float32\n"
+    "  --precision NAME  fp32 (default) or bf16: training steps, forward passes and sampling\n"
+    "                  with bfloat16 convolutions (AVX512_BF16; without it, float32 and a note,\n"
+    "                  or under DFS_BF16=emulate bf16's results more slowly)\n"
     "  --sample        also time DDIM sampling of --batch images in 50 steps\n"
     "  --json          print one JSON object instead of text\n";
 
@@ -500,7 +500,6 @@ int cmd_bench(int argc, char **argv) {
     dfs_trainer *tr;
     if ((s = dfs_trainer_new(&tr, m, &tc, &d, &st)) != DFS_OK) return cli_fail_status(s);
     float loss;
-    /* training is float32 whatever --precision says (bf16 covers no-grad passes only) */
     /* warm-up: the arena grows in the first step and is laid out as one block in the second */
     int rc = 0;
     if ((s = dfs_trainer_step(tr, &loss)) != DFS_OK || (s = dfs_trainer_step(tr, &loss)) != DFS_OK) {
@@ -546,7 +545,7 @@ int cmd_bench(int argc, char **argv) {
     double rss = cli_peak_rss_mb();
     if (json) {
         printf("{\"preset\": \"%s\", \"kernels\": \"%s\", \"path\": \"%s\", \"precision\": \"%s\", "
-               "\"train_precision\": \"fp32\", \"batch\": %ld, \"threads\": %ld, \"params\": %zu, "
+               "\"batch\": %ld, \"threads\": %ld, \"params\": %zu, "
                "\"train_img_per_s\": %.3f, \"forward_img_per_s\": %.3f, "
                "\"train_gflops\": %.3f, \"forward_gflops\": %.3f, \"gflop_per_image_forward\": %.4f, "
                "\"peak_rss_mb\": %.1f",
@@ -557,10 +556,10 @@ int cmd_bench(int argc, char **argv) {
         if (sample_s >= 0) printf(", \"ddim50_sample_s\": %.3f", sample_s);
         printf("}\n");
     } else {
-        printf("preset %s, %s kernels (%s), %s forward, batch %ld, %ld threads, %zu parameters, %.3f GFLOP per image forward\n",
+        printf("preset %s, %s kernels (%s), %s, batch %ld, %ld threads, %zu parameters, %.3f GFLOP per image forward\n",
                preset, dfs_kernels_names[kernels], dfs_kernels_path(), cli_precision_name(bf16), batch, threads,
                m->net->params->n, flops * 1e-9);
-        printf("train:    %8.2f img/s  (%.1f ms/step, ~%.1f GFLOP/s counting backward as 2x forward; fp32)\n", train_ips,
+        printf("train:    %8.2f img/s  (%.1f ms/step, ~%.1f GFLOP/s counting backward as 2x forward)\n", train_ips,
                train_s * 1e3, train_ips * 3 * flops * 1e-9);
         printf("forward:  %8.2f img/s  (%.1f ms/batch, %.1f GFLOP/s)\n", fwd_ips, fwd_s * 1e3, fwd_ips * flops * 1e-9);
         if (sample_s >= 0) printf("sampling: %ld images, DDIM 50 steps: %.2f s\n", batch, sample_s);

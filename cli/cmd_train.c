@@ -3,6 +3,7 @@
 #include "common.h"
 #include "mpi.h"
 #include "progress.h"
+#include "sampling.h"
 #include "t2i.h"
 
 #include <cjson/cJSON.h>
@@ -79,6 +80,11 @@ static const char *train_help =
     "                      --text model from a class-conditional one of the same preset)\n"
     "  --seed S            random seed (default 0)\n"
     "  --threads N         threads (default 2)\n"
+    "  --precision NAME    fp32 (default) or bf16: the stride-1 convolutions, forward and\n"
+    "                      backward, take bfloat16 inputs and sum in float32 (AVX512_BF16);\n"
+    "                      weights, AdamW, norms, attention and the loss stay float32.\n"
+    "                      Without AVX512_BF16 it says so and trains in float32;\n"
+    "                      DFS_BF16=emulate then gives bf16's results, more slowly\n"
     "  --sample-every N    write a sample grid every N steps (default 1000, 0 = never); for a\n"
     "                      text model its columns are captions of the data (listed in\n"
     "                      RUNDIR/samples-captions.txt), drawn with guidance 3\n"
@@ -92,7 +98,7 @@ static const char *train_help =
     "  process of --threads N gives, bit for bit. A failed rank stops them all.\n";
 
 typedef struct {
-    const char *data, *labels, *out, *resume, *preset, *init;
+    const char *data, *labels, *out, *resume, *preset, *init, *precision;
     long limit, steps, batch, warmup, sample_every, sample_steps, save_every, log_every, threads, T, channels;
     double minutes, lr, wd, clip, ema, cond_drop, dropout;
     uint64_t seed;
@@ -319,7 +325,7 @@ enum { O_IMG = 300, O_BASE, O_MULT, O_BLOCKS, O_ATTN, O_GROUPS, O_CLASSES };
 enum { O_TEXT = 400, O_TDIM, O_TLAYERS, O_THEADS, O_TLEN, O_MINCOUNT };
 enum { O_LABELS = 256, O_LIMIT, O_UNCOND, O_CHANNELS, O_DROPOUT, O_SCHEDULE, O_T, O_PRED,
        O_STEPS, O_MINUTES, O_BATCH, O_LR, O_WARMUP, O_WD, O_CLIP, O_EMA, O_CDROP, O_RESUME, O_INIT,
-       O_SEED, O_THREADS, O_SEVERY, O_SSTEPS, O_SAVE, O_LOG, O_PRESET, O_DATA, O_OUT };
+       O_SEED, O_THREADS, O_SEVERY, O_SSTEPS, O_SAVE, O_LOG, O_PRESET, O_DATA, O_OUT, O_PRECISION };
 
 /* One training run: the options, and what cmd_train sets up, owns and frees (run_free). */
 typedef struct {
@@ -369,6 +375,7 @@ static int parse_args(train_run *r, int argc, char **argv) {
         {"cond-drop", required_argument, 0, O_CDROP}, {"out", required_argument, 0, O_OUT},
         {"resume", required_argument, 0, O_RESUME}, {"init", required_argument, 0, O_INIT}, {"seed", required_argument, 0, O_SEED},
         {"threads", required_argument, 0, O_THREADS}, {"sample-every", required_argument, 0, O_SEVERY},
+        {"precision", required_argument, 0, O_PRECISION},
         {"sample-steps", required_argument, 0, O_SSTEPS},
         {"save-every", required_argument, 0, O_SAVE}, {"log-every", required_argument, 0, O_LOG},
         {"image-size", required_argument, 0, O_IMG}, {"base-channels", required_argument, 0, O_BASE},
@@ -430,6 +437,11 @@ static int parse_args(train_run *r, int argc, char **argv) {
         case O_CDROP: if (cli_float("--cond-drop", optarg, 0, 1, &a->cond_drop)) return 2; break;
         case O_SEED: if (cli_u64("--seed", optarg, &a->seed)) return 2; break;
         case O_THREADS: if (cli_int("--threads", optarg, 1, 256, &a->threads)) return 2; break;
+        case O_PRECISION:
+            if (strcmp(optarg, "fp32") && strcmp(optarg, "bf16"))
+                return cli_fail("--precision must be fp32 or bf16, not '%s'", optarg);
+            a->precision = optarg;
+            break;
         case O_SEVERY: if (cli_int("--sample-every", optarg, 0, 1000000000, &a->sample_every)) return 2; break;
         case O_SSTEPS: if (cli_int("--sample-steps", optarg, 1, 100000, &a->sample_steps)) return 2; break;
         case O_SAVE: if (cli_int("--save-every", optarg, 1, 1000000000, &a->save_every)) return 2; break;
@@ -784,6 +796,11 @@ static int train_main(int argc, char **argv) {
     }
     const train_args *a = &r->a;
     dfs_set_threads((int)a->threads);
+    dfs_bf16_mode bf16 = DFS_BF16_OFF;
+    if (cli_precision_option(a->precision ? a->precision : "fp32", &bf16)) {
+        run_free(r);
+        return cli_mpi_agree(2);
+    }
     dfs_train_config_default(&r->tc);
     r->tc.batch = (int)a->batch;
     r->tc.opt.lr = (float)a->lr;
@@ -813,9 +830,10 @@ static int train_main(int argc, char **argv) {
                 r->m->net->params->n, dfs_schedule_names[r->m->cfg.schedule], u->text.dim, u->text.layers,
                 u->text.vocab, u->text.max_len, dp->n, dp->c, dp->h, dp->w, a->data, r->tc.batch, a->threads);
     else
-        fprintf(stderr, "training %s U-Net (%zu parameters, %s) on %d images of %s, batch %d, %ld threads\n",
+        fprintf(stderr, "training %s U-Net (%zu parameters, %s) on %d images of %s, batch %d, %ld threads%s%s\n",
                 u->num_classes ? "class-conditional" : "unconditional", r->m->net->params->n,
-                dfs_schedule_names[r->m->cfg.schedule], dp->n, a->data, r->tc.batch, a->threads);
+                dfs_schedule_names[r->m->cfg.schedule], dp->n, a->data, r->tc.batch, a->threads,
+                dfs_get_bf16() ? ", " : "", dfs_get_bf16() ? cli_precision_name(dfs_get_bf16()) : "");
     if (cli_mpi_rank() == 0 && cli_mpi_ranks() > 1)
         fprintf(stderr, "data-parallel over %d ranks: %ld threads each, %d images of every batch per thread\n",
                 cli_mpi_ranks(), a->threads, r->tc.batch / (cli_mpi_ranks() * (int)a->threads));

@@ -73,9 +73,9 @@ const char *cli_precision_name(dfs_bf16_mode mode) {
 }
 
 void cli_precision_help(FILE *f) {
-    fprintf(f, "  --precision NAME    fp32 (default) or bf16: the stride-1 convolutions of sampling take\n"
-               "                      bfloat16 inputs and weights and sum in float32 (AVX512_BF16);\n"
-               "                      norms, attention, linear layers and the sampler stay float32.\n"
+    fprintf(f, "  --precision NAME    fp32 (default) or bf16: the stride-1 convolutions take bfloat16\n"
+               "                      inputs and weights and sum in float32 (AVX512_BF16); norms,\n"
+               "                      attention, linear layers and the sampler stay float32.\n"
                "                      In eval it covers drawing the samples; the metrics stay float32.\n"
                "                      Without AVX512_BF16 it says so and runs float32;\n"
                "                      DFS_BF16=emulate then gives bf16's results, more slowly\n");

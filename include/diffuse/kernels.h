@@ -30,17 +30,20 @@ dfs_kernels dfs_get_kernels(void);
 const char *dfs_kernels_path(void);
 
 /* --- bfloat16 ----------------------------------------------------------------------------- */
-/* bf16 mixed precision for inference: the no-grad forward of the stride-1 "same" convolutions
- * on the FAST path (all but the U-Net's two downsampling convolutions) rounds its inputs and
- * weights to bfloat16 (to nearest, ties to even) and sums their products in float32; every
- * other op (GroupNorm, SiLU, attention, the linear layers, the strided convolutions, the adds)
- * and everything recorded for training stay float32. NATIVE runs AVX512_BF16's vdpbf16ps, two
- * multiply-adds per lane per instruction. EMULATED gives the same results with AVX-512F
- * instructions (or portable loops without AVX-512), more slowly than float32: it is how a
- * machine without AVX512_BF16 checks bf16's results and quality. dfs_set_bf16(1) turns bf16 on
- * for the process and returns the mode in force: NATIVE on a CPU with AVX512_BF16, EMULATED
- * when the environment variable DFS_BF16=emulate is set at the call (on any CPU), else OFF (float32 goes
- * on; the caller should say so). Under the BLAS kernels it is always OFF. dfs_set_bf16(0) returns to float32. */
+/* bf16 mixed precision: every stride-1 "same" convolution on the FAST path (all but the
+ * U-Net's two downsampling convolutions), forward and backward, rounds its inputs and weights
+ * (and in backward the output gradient) to bfloat16, to nearest with ties to even, and sums
+ * their products in float32. Every other op (GroupNorm, SiLU, attention, the linear layers,
+ * the strided convolutions, the adds, the loss) stays float32, and so do the parameters, their
+ * gradients' sums and the optimiser's state: the mixed precision of GPU training. NATIVE runs
+ * AVX512_BF16's vdpbf16ps, two multiply-adds per lane per instruction. EMULATED gives the same
+ * results with AVX-512 F/BW instructions (or portable loops without them), more slowly than
+ * float32: it is how a machine without AVX512_BF16 checks bf16's results and quality.
+ * dfs_set_bf16(1) turns bf16 on for the process and returns the mode in force: NATIVE on a CPU
+ * with AVX512_BF16, EMULATED when the environment variable DFS_BF16=emulate is set at the call
+ * (on any CPU), else OFF (float32 goes on; the caller should say so). Under the BLAS kernels
+ * it is always OFF. dfs_set_bf16(0) returns to float32. A backward runs in the precision its
+ * forward ran in. */
 typedef enum { DFS_BF16_OFF, DFS_BF16_NATIVE, DFS_BF16_EMULATED } dfs_bf16_mode;
 extern const char *const dfs_bf16_names[3]; /* "off", "native", "emulated" */
 dfs_bf16_mode dfs_set_bf16(int on);

@@ -21,6 +21,8 @@
 #include <string.h>
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
+
+#include "tile.h"
 #define IGEMM_X86 1
 #define AVX512 __attribute__((target("avx512f")))
 #define INLINE static inline __attribute__((always_inline))
@@ -28,6 +30,9 @@
 
 #define MR 8  /* rows of a forward tile */
 #define NVB 3 /* 16-lane vectors of a forward tile */
+#ifdef IGEMM_X86
+_Static_assert(MR == DFS_TILE_MR && NVB == DFS_TILE_NVB, "the tile of tile.h");
+#endif
 #define WR 4  /* rows of a dW tile */
 #define WK 6  /* reduction columns of a dW tile */
 
@@ -167,28 +172,7 @@ AVX512 INLINE void fwd_tile(const dfs_igemm_fwd *p, int rb, int v0, const int NV
             for (int v = 0; v < NV; v++) acc[r][v] = _mm512_fmadd_ps(ar, b[v], acc[r][v]);
         }
     }
-    const int rows = p->rows - MR * rb < MR ? p->rows - MR * rb : MR;
-    #pragma GCC unroll 8
-    for (int r = 0; r < MR; r++) {
-        if (r >= rows) break;
-        const int row = MR * rb + r;
-        const __m512 bias = _mm512_set1_ps(p->bias ? p->bias[row] : 0.0f);
-        float *d = p->dst[row];
-        const float *rs = p->res ? p->res[row] : NULL;
-        #pragma GCC unroll 8
-        for (int v = 0; v < NV; v++) {
-            const unsigned m = p->vmask[v0 + v];
-            if (!m) continue;
-            const int o = p->vdst[v0 + v];
-            /* the output lanes, packed to the low end: they are consecutive outputs */
-            __m512 y = m == 0xffffu ? acc[r][v] : _mm512_maskz_compress_ps((__mmask16)m, acc[r][v]);
-            const __mmask16 cm = (__mmask16)((1u << __builtin_popcount(m)) - 1u);
-            y = _mm512_add_ps(y, bias);
-            if (rs) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(cm, rs + o));
-            if (p->accumulate) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(cm, d + o));
-            _mm512_mask_storeu_ps(d + o, cm, y);
-        }
-    }
+    dfs_tile_store(p->rows, MR * rb, p->bias, p->dst, p->res, p->accumulate, p->vmask, p->vdst, v0, NV, acc);
 }
 
 AVX512 static void fwd_avx512(const dfs_igemm_fwd *p) {

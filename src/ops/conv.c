@@ -359,6 +359,7 @@ typedef struct {
     float eps, scale;       /* scale: 1/(1-p) of dropout */
     float *stats;           /* mu (N*groups), rstd (N*groups), or NULL */
     uint8_t *mask;          /* dropout bits (N, C, H, W), or NULL */
+    int bf16;               /* the forward ran in bf16: so does the backward's arithmetic */
 } fused_saved;
 
 static int same_conv_ok(int KH, int KW, int ph, int pw, int stride) {
@@ -578,92 +579,19 @@ static void winograd_forward(dfs_graph *g, const fgeom *G0, float *out, const df
     }
 }
 
-/* ---- bfloat16 (dfs_set_bf16; src/kernels/bf16.c) -------------------------------------------
- * The no-grad forward of the fused op with bfloat16 inputs and weights: as fused_fast, one
- * image per thread at a time, pre(x) into the float32 padded planes (one more, zero, when C is
- * odd), then rounded into pair planes (C2, Hp, Wp) of words, and the pair kernel computes all
- * Co planes, adding bias, tadd and res in float32. The weights are rounded and packed once per
- * call. A 1x1 convolution without pre-op goes through the planes too (they are unpadded). */
-static void bf16_forward(dfs_graph *g, const fgeom *G0, float *out, const dfs_tensor *x,
-                         const dfs_tensor *w, const dfs_tensor *b, const dfs_conv_fused *f,
-                         int act, float *stats, const uint8_t *mask, float scale) {
-    fgeom G = *G0;
-    G.direct = 0;
-    G.nq = (G.Hc - 1) * G.Wp + G.Wc;
-    const int N = G.N, C = G.C, Co = G.Co, C2 = (C + 1) / 2, K2 = C2 * G.KHW, groups = f->groups;
-    const int T = dfs_op_threads(), nvec = (G.nq + 15) / 16;
-    carver cv = {NULL, 0};
-    carve(&cv, dfs_igemm_pack_floats(Co, K2) * sizeof(uint32_t));
-    carve(&cv, (size_t)nvec * sizeof(uint16_t));
-    carve(&cv, (size_t)nvec * sizeof(int));
-    const size_t shared = cv.used;
-    cv.used = 0;
-    carve(&cv, (size_t)2 * C2 * G.plane * sizeof(float));
-    carve(&cv, ((size_t)C2 * G.plane + G.slack) * sizeof(uint32_t));
-    carve(&cv, (size_t)K2 * sizeof(uint32_t *));
-    carve(&cv, (size_t)Co * 2 * sizeof(float *));
-    carve(&cv, (size_t)Co * sizeof(float));
-    carve(&cv, (size_t)C * 2 * sizeof(float));
-    carve(&cv, (size_t)G.H * G.W * sizeof(float));
-    const size_t per_thread = cv.used;
-    unsigned char *mem = dfs_graph_scratch(g, 0, shared + (size_t)T * per_thread);
-    cv = (carver){mem, 0};
-    uint32_t *apack = carve(&cv, dfs_igemm_pack_floats(Co, K2) * sizeof(uint32_t));
-    uint16_t *vmask = carve(&cv, (size_t)nvec * sizeof(uint16_t));
-    int *vdst = carve(&cv, (size_t)nvec * sizeof(int));
-    dfs_igemm_bf16_pack(apack, w->data, Co, C, G.KHW);
-    dfs_igemm_vecmap(vmask, vdst, G.nq, G.Wp, G.Wc);
-
-    const float *gm = f->gamma ? f->gamma->data : NULL, *bt = f->beta ? f->beta->data : NULL;
-    const size_t HW = (size_t)G.H * G.W;
-#pragma omp parallel num_threads(T) if (T > 1 && N > 1 && fused_worth_threads(&G))
-    {
-        carver tc = {mem + shared + (size_t)conv_thread_id() * per_thread, 0};
-        float *xp = carve(&tc, (size_t)2 * C2 * G.plane * sizeof(float));
-        uint32_t *xb = carve(&tc, ((size_t)C2 * G.plane + G.slack) * sizeof(uint32_t));
-        const uint32_t **src = carve(&tc, (size_t)K2 * sizeof(uint32_t *));
-        float **dst = carve(&tc, (size_t)Co * 2 * sizeof(float *));
-        const float **res = (const float **)(dst + Co);
-        float *rowbias = carve(&tc, (size_t)Co * sizeof(float));
-        float *coef = carve(&tc, (size_t)C * 2 * sizeof(float));
-        float *tmp = carve(&tc, (size_t)G.H * G.W * sizeof(float));
-        if (C % 2) memset(xp + (size_t)C * G.plane, 0, G.plane * sizeof(float));
-        memset(xb + (size_t)C2 * G.plane, 0, G.slack * sizeof(uint32_t));
-        for (int c2 = 0; c2 < C2; c2++)
-            for (int kh = 0; kh < G.KH; kh++)
-                for (int kw = 0; kw < G.KW; kw++)
-                    src[(c2 * G.KH + kh) * G.KW + kw] = xb + (size_t)c2 * G.plane + (size_t)kh * G.Wp + kw;
-#pragma omp for schedule(static)
-        for (int n = 0; n < N; n++) {
-            const dfs_planes xpl = {x->data + (size_t)n * G.C1 * HW,
-                                    f->x2 ? f->x2->data + (size_t)n * (C - G.C1) * HW : NULL, G.C1, HW};
-            if (act)
-                gn_image(&G, &xpl, groups, f->eps, gm, bt, stats + (size_t)n * groups,
-                         stats + (size_t)N * groups + (size_t)n * groups, coef);
-            fill_padded(xp, G.plane, &G, &xpl, n, act, coef, mask, scale, tmp);
-            for (int c2 = 0; c2 < C2; c2++)
-                dfs_bf16_pairs(xb + (size_t)c2 * G.plane, xp + (size_t)2 * c2 * G.plane,
-                               xp + (size_t)(2 * c2 + 1) * G.plane, G.plane);
-            for (int co = 0; co < Co; co++) {
-                dst[co] = out + ((size_t)n * Co + co) * G.P;
-                res[co] = f->res ? f->res->data + ((size_t)n * Co + co) * G.P : NULL;
-                rowbias[co] = (b ? b->data[co] : 0.0f) + (f->tadd ? f->tadd->data[(size_t)n * Co + co] : 0.0f);
-            }
-            const dfs_igemm_bf16_fwd p = {.rows = Co, .K = K2, .nq = G.nq, .apack = apack, .src = src,
-                                          .vmask = vmask, .vdst = vdst, .dst = dst, .bias = rowbias,
-                                          .res = f->res ? res : NULL, .accumulate = 0};
-            dfs_igemm_bf16_run(&p);
-        }
-    }
-}
-
 static void fused_backward(dfs_graph *g, dfs_node *nd);
 
 static dfs_tensor *fused_fast(dfs_graph *g, dfs_tensor *x, dfs_tensor *w, dfs_tensor *b,
                               const dfs_conv_fused *f) {
     const int act = f->norm, training_drop = f->dropout > 0.0f && dfs_graph_training(g);
-    const fgeom G = fgeom_make(x, f->x2, w, f->up, !act && !training_drop);
+    /* bf16 (dfs_set_bf16, src/kernels/bf16.c): pre(x) goes into the float32 padded planes as
+     * below (one more, zero, when C is odd), is rounded into pair planes (C2, Hp, Wp) of words,
+     * and the pair kernel runs on the weights rounded and packed in pairs; a 1x1 convolution
+     * without pre-op goes through the planes too (they are unpadded) */
+    const int bf = dfs_get_bf16() != DFS_BF16_OFF;
+    const fgeom G = fgeom_make(x, f->x2, w, f->up, !act && !training_drop && !bf);
     const int N = G.N, C = G.C, Co = G.Co, K = G.K, groups = f->groups;
+    const int C2 = (C + 1) / 2, KB = bf ? C2 * G.KHW : K; /* the kernel's reduction: pairs in bf16 */
     dfs_tensor *out = G.is1d ? dfs_tensor_new(g, 3, (int[]){N, Co, G.Wc})
                              : dfs_tensor_new(g, 4, (int[]){N, Co, G.Hc, G.Wc});
     dfs_node *nd = dfs_record(g, fused_backward, out, 8,
@@ -689,27 +617,28 @@ static dfs_tensor *fused_fast(dfs_graph *g, dfs_tensor *x, dfs_tensor *w, dfs_te
         sv->scale = scale;
         sv->stats = stats;
         sv->mask = mask;
+        sv->bf16 = bf;
         nd->saved = sv;
     }
-    if (!nd && dfs_get_bf16() != DFS_BF16_OFF) {
-        bf16_forward(g, &G, out->data, x, w, b, f, act, stats, mask, scale);
-        return out;
-    }
-    if (!nd && winograd_ok(&G)) {
+    if (!nd && !bf && winograd_ok(&G)) {
         winograd_forward(g, &G, out->data, x, w, b, f, act, stats, mask, scale);
         return out;
     }
 
     const int T = dfs_op_threads(), nvec = (G.nq + 15) / 16;
-    /* shared: packed weights, vector map; per thread: padded input, pointer tables, coefs */
+    /* shared: packed weights (floats, or pair words: 4 bytes either way), vector map; per
+     * thread: padded input (and its pair planes), pointer tables, coefs */
+    const size_t xp_floats = bf ? (size_t)2 * C2 * G.plane : G.direct ? 0 : (size_t)C * G.plane + G.slack;
+    const size_t xb_words = bf ? (size_t)C2 * G.plane + G.slack : 0;
     carver cv = {NULL, 0};
-    carve(&cv, dfs_igemm_pack_floats(Co, K) * sizeof(float));
+    carve(&cv, dfs_igemm_pack_floats(Co, KB) * sizeof(float));
     carve(&cv, (size_t)nvec * sizeof(uint16_t));
     carve(&cv, (size_t)nvec * sizeof(int));
     const size_t shared = cv.used;
     cv.used = 0;
-    carve(&cv, G.direct ? 0 : ((size_t)C * G.plane + G.slack) * sizeof(float));
-    carve(&cv, (size_t)K * sizeof(float *));
+    carve(&cv, xp_floats * sizeof(float));
+    carve(&cv, xb_words * sizeof(uint32_t));
+    carve(&cv, (size_t)KB * sizeof(float *));
     carve(&cv, (size_t)Co * 2 * sizeof(float *));
     carve(&cv, (size_t)Co * sizeof(float));
     carve(&cv, (size_t)C * 2 * sizeof(float));
@@ -717,10 +646,11 @@ static dfs_tensor *fused_fast(dfs_graph *g, dfs_tensor *x, dfs_tensor *w, dfs_te
     const size_t per_thread = cv.used;
     unsigned char *mem = dfs_graph_scratch(g, 0, shared + (size_t)T * per_thread);
     cv = (carver){mem, 0};
-    float *apack = carve(&cv, dfs_igemm_pack_floats(Co, K) * sizeof(float));
+    float *apack = carve(&cv, dfs_igemm_pack_floats(Co, KB) * sizeof(float));
     uint16_t *vmask = carve(&cv, (size_t)nvec * sizeof(uint16_t));
     int *vdst = carve(&cv, (size_t)nvec * sizeof(int));
-    dfs_igemm_pack(apack, w->data, Co, K);
+    if (bf) dfs_igemm_bf16_pack((uint32_t *)apack, w->data, Co, C, G.KHW);
+    else dfs_igemm_pack(apack, w->data, Co, K);
     dfs_igemm_vecmap(vmask, vdst, G.nq, G.direct ? G.Wc : G.Wp, G.Wc);
 
     const float *gm = f->gamma ? f->gamma->data : NULL, *bt = f->beta ? f->beta->data : NULL;
@@ -728,13 +658,22 @@ static dfs_tensor *fused_fast(dfs_graph *g, dfs_tensor *x, dfs_tensor *w, dfs_te
 #pragma omp parallel num_threads(T) if (T > 1 && N > 1 && fused_worth_threads(&G))
     {
         carver tc = {mem + shared + (size_t)conv_thread_id() * per_thread, 0};
-        float *xp = carve(&tc, G.direct ? 0 : ((size_t)C * G.plane + G.slack) * sizeof(float));
-        const float **src = carve(&tc, (size_t)K * sizeof(float *));
+        float *xp = carve(&tc, xp_floats * sizeof(float));
+        uint32_t *xb = carve(&tc, xb_words * sizeof(uint32_t));
+        const float **src = carve(&tc, (size_t)KB * sizeof(float *));
         float **dst = carve(&tc, (size_t)Co * 2 * sizeof(float *));
         const float **res = (const float **)(dst + Co);
         float *rowbias = carve(&tc, (size_t)Co * sizeof(float));
         float *coef = carve(&tc, (size_t)C * 2 * sizeof(float));
         float *tmp = carve(&tc, (size_t)G.H * G.W * sizeof(float));
+        if (bf) { /* the zero plane of an odd C, the pair planes' slack, the taps' pointers */
+            const uint32_t **s32 = (const uint32_t **)src;
+            if (C % 2) memset(xp + (size_t)C * G.plane, 0, G.plane * sizeof(float));
+            memset(xb + (size_t)C2 * G.plane, 0, G.slack * sizeof(uint32_t));
+            for (int c2 = 0; c2 < C2; c2++)
+                for (int t = 0; t < G.KHW; t++)
+                    s32[c2 * G.KHW + t] = xb + (size_t)c2 * G.plane + (size_t)(t / G.KW) * G.Wp + t % G.KW;
+        }
 #pragma omp for schedule(static)
         for (int n = 0; n < N; n++) {
             const dfs_planes xpl = {x->data + (size_t)n * G.C1 * HW,
@@ -744,6 +683,11 @@ static dfs_tensor *fused_fast(dfs_graph *g, dfs_tensor *x, dfs_tensor *w, dfs_te
                          stats + (size_t)N * groups + (size_t)n * groups, coef);
             if (G.direct) {
                 for (int c = 0; c < C; c++) src[c] = dfs_plane(&xpl, c);
+            } else if (bf) {
+                fill_padded(xp, G.plane, &G, &xpl, n, act, coef, mask, scale, tmp);
+                for (int c2 = 0; c2 < C2; c2++)
+                    dfs_bf16_pairs(xb + (size_t)c2 * G.plane, xp + (size_t)2 * c2 * G.plane,
+                                   xp + (size_t)(2 * c2 + 1) * G.plane, G.plane);
             } else {
                 fill_padded(xp, G.plane, &G, &xpl, n, act, coef, mask, scale, tmp);
                 memset(xp + (size_t)C * G.plane, 0, G.slack * sizeof(float));
@@ -757,10 +701,18 @@ static dfs_tensor *fused_fast(dfs_graph *g, dfs_tensor *x, dfs_tensor *w, dfs_te
                 res[co] = f->res ? f->res->data + ((size_t)n * Co + co) * G.P : NULL;
                 rowbias[co] = (b ? b->data[co] : 0.0f) + (f->tadd ? f->tadd->data[(size_t)n * Co + co] : 0.0f);
             }
-            const dfs_igemm_fwd p = {.rows = Co, .K = K, .nq = G.nq, .apack = apack, .src = src,
-                                     .vmask = vmask, .vdst = vdst, .dst = dst, .bias = rowbias,
-                                     .res = f->res ? res : NULL, .accumulate = 0};
-            dfs_igemm_fwd_run(&p);
+            if (bf) {
+                const dfs_igemm_bf16_fwd p = {.rows = Co, .K = KB, .nq = G.nq, .apack = (const uint32_t *)apack,
+                                              .src = (const uint32_t *const *)src, .vmask = vmask, .vdst = vdst,
+                                              .dst = dst, .bias = rowbias, .res = f->res ? res : NULL,
+                                              .accumulate = 0};
+                dfs_igemm_bf16_run(&p);
+            } else {
+                const dfs_igemm_fwd p = {.rows = Co, .K = K, .nq = G.nq, .apack = apack, .src = src,
+                                         .vmask = vmask, .vdst = vdst, .dst = dst, .bias = rowbias,
+                                         .res = f->res ? res : NULL, .accumulate = 0};
+                dfs_igemm_fwd_run(&p);
+            }
         }
     }
     return out;
@@ -800,8 +752,11 @@ static void fused_backward(dfs_graph *g, dfs_node *nd) {
     const int T = dfs_op_threads(), m = fused_chunk(G, T), nchunks = (N + m - 1) / m;
     const int nq = (G->Hc - 1) * G->Wp + G->Wc, nvec = (nq + 15) / 16;
     const size_t mplane = (size_t)m * plane;
+    /* bf16: dA from pair planes of dY (Co2 of them) and pairs of the flipped weights; dW from
+     * bfloat16 copies of the padded pre(x) and dY (src/kernels/bf16.c) */
+    const int bf = sv->bf16, Co2 = (Co + 1) / 2, KA = bf ? Co2 * KHW : Co * KHW;
     carver cv = {NULL, 0};
-    carve(&cv, need_da ? dfs_igemm_pack_floats(C, Co * KHW) * sizeof(float) : 0);
+    carve(&cv, need_da ? dfs_igemm_pack_floats(C, KA) * sizeof(float) : 0);
     carve(&cv, (size_t)nvec * sizeof(uint16_t));
     carve(&cv, (size_t)nvec * sizeof(int));
     carve(&cv, (size_t)N * Co * sizeof(double));
@@ -817,6 +772,12 @@ static void fused_backward(dfs_graph *g, dfs_node *nd) {
     carve(&cv, need_da ? (size_t)C * P * sizeof(float) : 0);
     const size_t o_wp = cv.used;
     carve(&cv, dw ? (size_t)Co * K * sizeof(float) : 0);
+    const size_t o_dyb = cv.used; /* bf16: dY's pair planes (Co2, m, Hp, Wp) */
+    carve(&cv, bf && need_da ? ((size_t)Co2 * mplane + G->slack) * sizeof(uint32_t) : 0);
+    const size_t o_xh = cv.used;  /* bf16: pre(x) and dY rounded, 16 bits each */
+    carve(&cv, bf && dw ? ((size_t)C * mplane + G->slack) * sizeof(uint16_t) : 0);
+    const size_t o_dyh = cv.used;
+    carve(&cv, bf && dw ? ((size_t)Co * mplane + G->slack) * sizeof(uint16_t) : 0);
     const size_t o_src = cv.used;
     carve(&cv, (size_t)(K > Co * KHW ? K : Co * KHW) * sizeof(float *));
     const size_t o_rows = cv.used;
@@ -828,12 +789,13 @@ static void fused_backward(dfs_graph *g, dfs_node *nd) {
     const size_t per_thread = cv.used;
     unsigned char *mem = dfs_graph_scratch(g, 0, shared + (size_t)T * per_thread);
     cv = (carver){mem, 0};
-    float *apack = carve(&cv, need_da ? dfs_igemm_pack_floats(C, Co * KHW) * sizeof(float) : 0);
+    float *apack = carve(&cv, need_da ? dfs_igemm_pack_floats(C, KA) * sizeof(float) : 0);
     uint16_t *vmask = carve(&cv, (size_t)nvec * sizeof(uint16_t));
     int *vdst = carve(&cv, (size_t)nvec * sizeof(int));
     double *sums = carve(&cv, (size_t)N * Co * sizeof(double));                 // (N, Co)
     double *ab = carve(&cv, act ? 2 * (size_t)N * C * sizeof(double) : 0);      // (N, C, 2)
-    if (need_da) dfs_igemm_pack_flip(apack, w->data, Co, C, KHW);
+    if (need_da && bf) dfs_igemm_bf16_pack_flip((uint32_t *)apack, w->data, Co, C, KHW);
+    else if (need_da) dfs_igemm_pack_flip(apack, w->data, Co, C, KHW);
     dfs_igemm_vecmap(vmask, vdst, nq, G->Wp, G->Wc);
     const float *gm = gamma ? gamma->data : NULL, *bt = beta ? beta->data : NULL;
     const float *mu = sv->stats, *rstd = sv->stats ? sv->stats + (size_t)N * groups : NULL;
@@ -849,6 +811,8 @@ static void fused_backward(dfs_graph *g, dfs_node *nd) {
         unsigned char *tm = mem + shared + (size_t)tid * per_thread;
         float *xp = (float *)(tm + o_xp), *dyp = (float *)(tm + o_dy), *da = (float *)(tm + o_da);
         float *wpart = dw ? (float *)(tm + o_wp) : NULL;
+        uint32_t *dyb = (uint32_t *)(tm + o_dyb);
+        uint16_t *xh = (uint16_t *)(tm + o_xh), *dyh = (uint16_t *)(tm + o_dyh);
         const float **src = (const float **)(tm + o_src);
         float **rows = (float **)(tm + o_rows);
         float *coef = (float *)(tm + o_coef), *tmp = (float *)(tm + o_tmp);
@@ -899,31 +863,63 @@ static void fused_backward(dfs_graph *g, dfs_node *nd) {
                     fill_padded(xp + (size_t)j * plane, mplane, G, &xpl, n, act, coef, sv->mask, sv->scale, tmp);
                 }
                 memset(xp + (size_t)C * mplane, 0, G->slack * sizeof(float));
-                for (int c = 0; c < C; c++)
-                    for (int kh = 0; kh < G->KH; kh++)
-                        for (int kw = 0; kw < G->KW; kw++)
-                            src[(c * G->KH + kh) * G->KW + kw] = xp + (size_t)c * mplane + (size_t)kh * G->Wp + kw;
-                for (int co = 0; co < Co; co++)
-                    rows[co] = dyp + (size_t)co * mplane + (size_t)G->ph * G->Wp + G->pw;
-                /* one segment per image: its output rows only (the rows between are zero) */
-                const dfs_igemm_dw p = {.rows = Co, .K = K, .nq = nq, .dy = (const float *const *)rows,
-                                        .src = src, .dw = wpart, .nseg = mm, .seg_stride = plane};
-                dfs_igemm_dw_run(&p);
+                if (bf) { /* the same products on bfloat16 copies (slack included) */
+                    dfs_bf16_round_n(xh, xp, (size_t)C * mplane + G->slack);
+                    dfs_bf16_round_n(dyh, dyp, (size_t)Co * mplane + G->slack);
+                    const uint16_t **s16 = (const uint16_t **)src, **r16 = (const uint16_t **)rows;
+                    for (int c = 0; c < C; c++)
+                        for (int t = 0; t < KHW; t++)
+                            s16[c * KHW + t] = xh + (size_t)c * mplane + (size_t)(t / G->KW) * G->Wp + t % G->KW;
+                    for (int co = 0; co < Co; co++)
+                        r16[co] = dyh + (size_t)co * mplane + (size_t)G->ph * G->Wp + G->pw;
+                    const dfs_igemm_bf16_dw p = {.rows = Co, .K = K, .nq = nq, .dy = r16, .src = s16,
+                                                 .dw = wpart, .nseg = mm, .seg_stride = plane};
+                    dfs_igemm_bf16_dw_run(&p);
+                } else {
+                    for (int c = 0; c < C; c++)
+                        for (int kh = 0; kh < G->KH; kh++)
+                            for (int kw = 0; kw < G->KW; kw++)
+                                src[(c * G->KH + kh) * G->KW + kw] = xp + (size_t)c * mplane + (size_t)kh * G->Wp + kw;
+                    for (int co = 0; co < Co; co++)
+                        rows[co] = dyp + (size_t)co * mplane + (size_t)G->ph * G->Wp + G->pw;
+                    /* one segment per image: its output rows only (the rows between are zero) */
+                    const dfs_igemm_dw p = {.rows = Co, .K = K, .nq = nq, .dy = (const float *const *)rows,
+                                            .src = src, .dw = wpart, .nseg = mm, .seg_stride = plane};
+                    dfs_igemm_dw_run(&p);
+                }
             }
             if (!need_da) continue;
+            if (bf) { /* dY's channels in pairs, the slack cleared */
+                for (int co2 = 0; co2 < Co2; co2++)
+                    dfs_bf16_pairs(dyb + (size_t)co2 * mplane, dyp + (size_t)2 * co2 * mplane,
+                                   2 * co2 + 1 < Co ? dyp + (size_t)(2 * co2 + 1) * mplane : NULL, mplane);
+                memset(dyb + (size_t)Co2 * mplane, 0, G->slack * sizeof(uint32_t));
+            }
             for (int j = 0; j < mm; j++) {
                 const int n = n0 + j;
                 /* dA = same conv of the padded dY with the flipped, transposed kernel */
-                for (int co = 0; co < Co; co++)
-                    for (int kh = 0; kh < G->KH; kh++)
-                        for (int kw = 0; kw < G->KW; kw++)
-                            src[(co * G->KH + kh) * G->KW + kw] =
-                                dyp + (size_t)co * mplane + (size_t)j * plane + (size_t)kh * G->Wp + kw;
                 for (int c = 0; c < C; c++) rows[c] = da + (size_t)c * P;
-                const dfs_igemm_fwd p = {.rows = C, .K = Co * KHW, .nq = nq, .apack = apack,
-                                         .src = src, .vmask = vmask, .vdst = vdst, .dst = rows,
-                                         .bias = NULL, .res = NULL, .accumulate = 0};
-                dfs_igemm_fwd_run(&p);
+                if (bf) {
+                    const uint32_t **s32 = (const uint32_t **)src;
+                    for (int co2 = 0; co2 < Co2; co2++)
+                        for (int t = 0; t < KHW; t++)
+                            s32[co2 * KHW + t] = dyb + (size_t)co2 * mplane + (size_t)j * plane +
+                                                 (size_t)(t / G->KW) * G->Wp + t % G->KW;
+                    const dfs_igemm_bf16_fwd p = {.rows = C, .K = KA, .nq = nq, .apack = (const uint32_t *)apack,
+                                                  .src = s32, .vmask = vmask, .vdst = vdst, .dst = rows,
+                                                  .bias = NULL, .res = NULL, .accumulate = 0};
+                    dfs_igemm_bf16_run(&p);
+                } else {
+                    for (int co = 0; co < Co; co++)
+                        for (int kh = 0; kh < G->KH; kh++)
+                            for (int kw = 0; kw < G->KW; kw++)
+                                src[(co * G->KH + kh) * G->KW + kw] =
+                                    dyp + (size_t)co * mplane + (size_t)j * plane + (size_t)kh * G->Wp + kw;
+                    const dfs_igemm_fwd p = {.rows = C, .K = Co * KHW, .nq = nq, .apack = apack,
+                                             .src = src, .vmask = vmask, .vdst = vdst, .dst = rows,
+                                             .bias = NULL, .res = NULL, .accumulate = 0};
+                    dfs_igemm_fwd_run(&p);
+                }
                 /* back through pre: upsample, dropout, GroupNorm (+SiLU) */
                 float *o1 = dx1 ? dx1 + (size_t)n * C1 * HW : NULL;
                 float *o2 = dx2 ? dx2 + (size_t)n * (C - C1) * HW : NULL;

@@ -293,6 +293,156 @@ static void test_ops(dfs_rng *rng) {
     (void)over;
 }
 
+/* ---- backward ---------------------------------------------------------------------------- */
+
+/* The weight-gradient kernel: random rows, columns, lengths and segments; the versions bit for
+ * bit, and within gamma_{L + 4} sum |a||b| of the exact sum (L products per lane: two per pair
+ * of positions, ceil(nq / 32) pairs per lane per segment; then the 4 levels of the lane tree). */
+static void test_dw_kernel(dfs_rng *rng) {
+    const int native = dfs_bf16_cpu();
+    int over = 0, differ = 0, native_differ = 0, ran_emu = 0;
+    double worst = 0;
+    for (int s = 0; s < 40; s++) {
+        const int R = 1 + (int)(dfs_rng_uniform(rng) * 9), K = 1 + (int)(dfs_rng_uniform(rng) * 13);
+        const int nq = 1 + (int)(dfs_rng_uniform(rng) * 100), nseg = 1 + (int)(dfs_rng_uniform(rng) * 3);
+        const size_t stride = (size_t)nq + (size_t)(dfs_rng_uniform(rng) * 40), len = stride * nseg + 64;
+        uint16_t *dy = malloc((size_t)R * len * sizeof(uint16_t)), *b = malloc((size_t)K * len * sizeof(uint16_t));
+        for (size_t i = 0; i < (size_t)R * len; i++) dy[i] = dfs_bf16_round((float)dfs_rng_normal(rng));
+        for (size_t i = 0; i < (size_t)K * len; i++) b[i] = dfs_bf16_round((float)dfs_rng_normal(rng) * 0.01f);
+        const uint16_t **rows = malloc((size_t)R * sizeof *rows), **cols = malloc((size_t)K * sizeof *cols);
+        for (int r = 0; r < R; r++) rows[r] = dy + (size_t)r * len + (size_t)(r % 3); /* odd offsets too */
+        for (int k = 0; k < K; k++) cols[k] = b + (size_t)k * len + (size_t)(k % 5);
+        float *dw[3];
+        for (int v = 0; v < 3; v++) dw[v] = calloc((size_t)R * K, sizeof(float));
+        dfs_igemm_bf16_dw p = {.rows = R, .K = K, .nq = nq, .dy = rows, .src = cols, .nseg = nseg, .seg_stride = stride};
+        p.dw = dw[0];
+        CHECK(dfs_igemm_bf16_dw_run_as(&p, DFS_BF16_KERNEL_PORTABLE) == 0, "portable runs");
+        p.dw = dw[1];
+        if (dfs_igemm_bf16_dw_run_as(&p, DFS_BF16_KERNEL_EMULATED) == 0) {
+            ran_emu = 1;
+            if (memcmp(dw[0], dw[1], (size_t)R * K * sizeof(float))) differ++;
+        }
+        p.dw = dw[2];
+        if (native && dfs_igemm_bf16_dw_run_as(&p, DFS_BF16_KERNEL_NATIVE) == 0 &&
+            memcmp(dw[0], dw[2], (size_t)R * K * sizeof(float)))
+            native_differ++;
+        const int L = 2 * nseg * ((nq + 31) / 32);
+        for (int r = 0; r < R; r++)
+            for (int k = 0; k < K; k++) {
+                double sum = 0, mag = 0;
+                for (int sg = 0; sg < nseg; sg++)
+                    for (int q = 0; q < nq; q++) {
+                        const double t = (double)dfs_bf16_float(rows[r][sg * stride + q]) *
+                                         dfs_bf16_float(cols[k][sg * stride + q]);
+                        sum += t, mag += fabs(t);
+                    }
+                const double err = fabs((double)dw[0][r * K + k] - sum), bound = gam(L + 4) * mag;
+                if (!(err <= bound)) over++;
+                worst = max_err(worst, bound > 0 ? err / bound : err);
+            }
+        free(dy), free(b), free(rows), free(cols), free(dw[0]), free(dw[1]), free(dw[2]);
+    }
+    CHECK(over == 0, "%d weight-gradient sums over gamma_{L+4} sum |a||b| (worst %.3g)", over, worst);
+    CHECK(differ == 0, "the emulated weight-gradient kernel differs from the portable one on %d shapes", differ);
+    CHECK(native_differ == 0, "the native weight-gradient kernel differs from the portable one on %d shapes", native_differ);
+    printf("  weight-gradient kernel: 40 random shapes, worst error / bound %.3g; %s%s\n", worst,
+           ran_emu ? "emulated == portable bit for bit" : "emulated not run (no AVX512BW)",
+           native ? "; native == portable bit for bit" : "; native not run: no AVX512_BF16");
+}
+
+/* The gradients of a convolution (plain, or fused with concat and GroupNorm + SiLU) in bf16
+ * against float32, for a random output gradient dy: dW within (2 ub + ub^2 + 2 gamma)
+ * sum_q |dy||h| and, for the plain op, dx within the same factor of sum |w||dy| (both sums by
+ * the reference backward on magnitudes); through GroupNorm, dx's relative L2 difference within
+ * 4 ub. */
+static void check_backward(dfs_rng *rng, int N, int C1, int C2, int Co, int H, int W, int k, int fused,
+                           double *worst_w, double *worst_x) {
+    const int C = C1 + C2, groups = 2;
+    const size_t nx = (size_t)N * C1 * H * W, nx2 = (size_t)N * C2 * H * W, nw = (size_t)Co * C * k * k;
+    const size_t ny = (size_t)N * Co * H * W;
+    float *x = malloc(nx * sizeof(float)), *x2 = malloc((nx2 + 1) * sizeof(float)), *w = malloc(nw * sizeof(float));
+    float *b = calloc((size_t)Co, sizeof(float)), *gm = malloc((size_t)C * sizeof(float)), *bt = malloc((size_t)C * sizeof(float));
+    float *dy = malloc(ny * sizeof(float)), *gw[2], *gx[2];
+    for (size_t i = 0; i < nx; i++) x[i] = (float)(dfs_rng_normal(rng) + 0.3);
+    for (size_t i = 0; i < nx2; i++) x2[i] = (float)dfs_rng_normal(rng);
+    for (size_t i = 0; i < nw; i++) w[i] = (float)(dfs_rng_normal(rng) / sqrt((double)C * k * k));
+    for (int i = 0; i < C; i++) gm[i] = 1.0f + 0.2f * (float)dfs_rng_normal(rng), bt[i] = 0.1f * (float)dfs_rng_normal(rng);
+    for (size_t i = 0; i < ny; i++) dy[i] = (float)dfs_rng_normal(rng);
+    for (int m = 0; m < 2; m++) {
+        if (m) dfs_set_bf16(1);
+        dfs_graph *g = dfs_graph_new();
+        dfs_tensor *xt = dfs_tensor_wrap(g, x, 4, (int[]){N, C1, H, W});
+        dfs_tensor *wt = dfs_tensor_wrap(g, w, 4, (int[]){Co, C, k, k});
+        xt->requires_grad = wt->requires_grad = 1;
+        dfs_tensor *out;
+        if (!fused) out = dfs_conv2d(g, xt, wt, dfs_tensor_wrap(g, b, 1, (int[]){Co}), 1, k / 2);
+        else {
+            const dfs_conv_fused f = {.x2 = dfs_tensor_wrap(g, x2, 4, (int[]){N, C2, H, W}), .norm = 2,
+                                      .gamma = dfs_tensor_wrap(g, gm, 1, (int[]){C}),
+                                      .beta = dfs_tensor_wrap(g, bt, 1, (int[]){C}), .groups = groups,
+                                      .eps = 1e-5f, .up = 1};
+            out = dfs_conv2d_fused(g, xt, wt, NULL, &f);
+        }
+        dfs_backward_grad(g, out, dy);
+        gw[m] = malloc(nw * sizeof(float));
+        gx[m] = malloc(nx * sizeof(float));
+        memcpy(gw[m], wt->grad, nw * sizeof(float));
+        memcpy(gx[m], xt->grad, nx * sizeof(float));
+        dfs_graph_free(g);
+        dfs_set_bf16(0);
+    }
+    /* the magnitudes: h = pre(x), then |dy| x |h| and |w| x |dy| by the reference backward */
+    dfs_graph *g = dfs_graph_new();
+    dfs_graph_set_grad(g, 0);
+    dfs_tensor *h = dfs_tensor_wrap(g, x, 4, (int[]){N, C1, H, W});
+    if (fused) {
+        h = dfs_concat(g, h, dfs_tensor_wrap(g, x2, 4, (int[]){N, C2, H, W}), 1);
+        h = dfs_group_norm_silu(g, h, dfs_tensor_wrap(g, gm, 1, (int[]){C}), dfs_tensor_wrap(g, bt, 1, (int[]){C}),
+                                groups, 1e-5f);
+    }
+    float *ah = malloc(h->n * sizeof(float)), *aw = malloc(nw * sizeof(float)), *ady = malloc(ny * sizeof(float));
+    for (size_t i = 0; i < h->n; i++) ah[i] = fabsf(h->data[i]);
+    for (size_t i = 0; i < nw; i++) aw[i] = fabsf(w[i]);
+    for (size_t i = 0; i < ny; i++) ady[i] = fabsf(dy[i]);
+    float *Mw = calloc(nw, sizeof(float)), *Mx = calloc(h->n, sizeof(float));
+    dfs_conv2d_reference_backward(Mx, Mw, NULL, ady, ah, aw, N, C, H, W, Co, k, k, 1, k / 2);
+    dfs_graph_free(g);
+    const double c = 2 * UB + UB * UB + 2 * gam(N * (H + k) * (W + k) + Co * k * k + 16);
+    int over = 0;
+    for (size_t i = 0; i < nw; i++) {
+        const double d = fabs((double)gw[1][i] - gw[0][i]), bound = c * 1.0000001 * Mw[i];
+        if (!(d <= bound)) over++;
+        *worst_w = max_err(*worst_w, d / bound);
+    }
+    CHECK(over == 0, "dW of %s N%d C%d Co%d %dx%d k%d: %d over the bound (worst %.3g)", fused ? "fused" : "conv2d",
+          N, C, Co, H, W, k, over, *worst_w);
+    double num = 0, den = 0;
+    over = 0;
+    for (size_t i = 0; i < nx; i++) {
+        const double d = fabs((double)gx[1][i] - gx[0][i]);
+        num += d * d, den += (double)gx[0][i] * gx[0][i];
+        if (!fused) {
+            const double bound = c * 1.0000001 * Mx[i];
+            if (!(d <= bound)) over++;
+            *worst_x = max_err(*worst_x, d / bound);
+        }
+    }
+    if (fused) CHECK(sqrt(num / den) < 4 * UB, "dx through GroupNorm: relative L2 difference %.3g", sqrt(num / den));
+    else CHECK(over == 0, "dx of conv2d N%d C%d Co%d: %d over the bound (worst %.3g)", N, C, Co, over, *worst_x);
+    CHECK(num > 0, "bf16 changed no input gradient: is it running?");
+    free(x), free(x2), free(w), free(b), free(gm), free(bt), free(dy), free(gw[0]), free(gw[1]), free(gx[0]),
+        free(gx[1]), free(ah), free(aw), free(ady), free(Mw), free(Mx);
+}
+
+static void test_backward(dfs_rng *rng) {
+    double ww = 0, wx = 0;
+    check_backward(rng, 2, 5, 0, 7, 6, 9, 3, 0, &ww, &wx);   /* odd C */
+    check_backward(rng, 3, 4, 0, 9, 5, 5, 1, 0, &ww, &wx);   /* 1x1, odd Co */
+    check_backward(rng, 2, 6, 4, 8, 7, 7, 3, 1, &ww, &wx);   /* concat, GroupNorm + SiLU */
+    check_backward(rng, 2, 32, 32, 16, 14, 14, 3, 1, &ww, &wx); /* U-Net-sized */
+    printf("  backward: 4 cases; worst |dW_bf16 - dW_fp32| / bound %.3g, |dx| (plain) %.3g\n", ww, wx);
+}
+
 /* ---- the mode, and a U-Net --------------------------------------------------------------------- */
 
 static void test_mode(void) {
@@ -369,9 +519,11 @@ int main(void) {
     test_round(&rng);
     test_pairs(&rng);
     test_kernel(&rng);
+    test_dw_kernel(&rng);
     test_mode(); /* leaves DFS_BF16=emulate set, for what follows */
     if (dfs_get_kernels() == DFS_KERNELS_FAST) {
         test_ops(&rng);
+        test_backward(&rng);
         test_unet();
     } else {
         printf("test_bf16: the op and U-Net checks need the FAST kernels (DFS_KERNELS=blas here)\n");
