@@ -267,7 +267,7 @@ static int series_train_run(int argc, char **argv) {
 
 typedef struct {
     const char *model, *input, *times, *out;
-    long horizon, samples, steps, use_context, seed, chunk;
+    long horizon, samples, steps, use_context, seed, chunk, block;
     double eta;
     int sampler, raw, var_beta;
 } ssample_args;
@@ -301,6 +301,11 @@ static const char forecast_help[] =
     "  --context CTX\n"
     "  --horizon H\n"
     "  --use-context N     context steps the model sees (default: its window - H)\n"
+    "  --block B           draw the horizon B steps at a time: every sample path goes on from\n"
+    "                      its own past, each block seeing the last (window - B) steps of the\n"
+    "                      context and of the path's earlier blocks (autoregressive rollout:\n"
+    "                      more context than one pass of a long horizon allows, at H / B\n"
+    "                      passes). Default: the whole horizon in one pass\n"
     "  --out F\n";
 
 static const char impute_help[] =
@@ -325,6 +330,7 @@ static int parse_sampling(ssample_args *a, int argc, char **argv, int forecast) 
         {"steps", required_argument, 0, 's'}, {"eta", required_argument, 0, 'e'}, {"seed", required_argument, 0, 'S'},
         {"raw", no_argument, 0, 'r'}, {"times", required_argument, 0, 't'}, {"use-context", required_argument, 0, 'u'},
         {"chunk", required_argument, 0, 'C'}, {"out", required_argument, 0, 'o'}, {"variance", required_argument, 0, 'v'},
+        {"block", required_argument, 0, 'B'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *cmd = forecast ? "series forecast" : "series impute";
     int o;
@@ -350,6 +356,10 @@ static int parse_sampling(ssample_args *a, int argc, char **argv, int forecast) 
         case 't': a->times = optarg; break;
         case 'u': if (cli_int("--use-context", optarg, 1, 100000, &a->use_context)) return 2; break;
         case 'C': if (cli_int("--chunk", optarg, 1, 100000, &a->chunk)) return 2; break;
+        case 'B':
+            if (!forecast) return cli_fail("%s: --block is forecast's", cmd);
+            if (cli_int("--block", optarg, 1, 100000, &a->block)) return 2;
+            break;
         case 'v':
             if (strcmp(optarg, "beta-tilde") && strcmp(optarg, "tilde") && strcmp(optarg, "beta"))
                 return cli_fail("%s: --variance must be beta-tilde (or tilde) or beta, not '%s'", cmd, optarg);
@@ -363,6 +373,7 @@ static int parse_sampling(ssample_args *a, int argc, char **argv, int forecast) 
     if (optind < argc) return cli_fail("%s: unexpected argument '%s'", cmd, argv[optind]);
     if (!a->model || !a->input || !a->out) return cli_fail("%s: --model, --%s and --out are required", cmd, forecast ? "context" : "values");
     if (forecast && !a->horizon) return cli_fail("%s: --horizon is required", cmd);
+    if (a->block && a->use_context) return cli_fail("%s: --block and --use-context do not go together", cmd);
     if (cli_out_ok(cmd, "--out", a->out)) return 2;
     return -1;
 }
@@ -491,6 +502,68 @@ static int write_output(const char *cmd, const char *out, const float *F, int W,
     return st == DFS_OK ? 0 : cli_fail_status(st);
 }
 
+/* --block: the forecast of W windows drawn B steps at a time, every one of the S sample paths a
+ * window of its own (one sample each), its history the context's L rows and the blocks drawn
+ * so far; each block sees the last min(window - B, rows so far) of them. out (W, S, H, K) and
+ * TH (W, H), the horizon's times. 0 or 2. */
+static int forecast_blocks(const char *cmd, const ssample_args *a, dfs_series_model *m, const float *X,
+                           const int64_t *T, int W, int L, float *out, int64_t *TH) {
+    const int K = m->K, S = (int)a->samples, H = (int)a->horizon, B = (int)a->block, P = W * S;
+    const int Cm = m->cfg.window - B;
+    if (Cm < 1) return cli_fail("%s: --block %d leaves no context in the model's window of %d", cmd, B, m->cfg.window);
+    const size_t Lh = (size_t)L + H, Lw = (size_t)m->cfg.window;
+    float *hist = malloc((size_t)P * Lh * K * sizeof(float)), *V = malloc((size_t)P * Lw * K * sizeof(float));
+    float *F = malloc((size_t)P * Lw * K * sizeof(float));
+    int64_t *ht = malloc((size_t)W * Lh * sizeof(int64_t)), *TW = malloc((size_t)P * Lw * sizeof(int64_t));
+    uint8_t *known = malloc((size_t)P * Lw * K);
+    int rc = !hist || !V || !F || !ht || !TW || !known ? cli_fail("%s: out of memory for %d x %d paths", cmd, W, S) : 0;
+    for (int p = 0; !rc && p < P; p++)
+        memcpy(hist + (size_t)p * Lh * K, X + (size_t)(p / S) * L * K, (size_t)L * K * sizeof(float));
+    for (int w = 0; !rc && w < W; w++)
+        for (size_t l = 0; l < Lh; l++)
+            ht[w * Lh + l] = l < (size_t)L ? T[(size_t)w * L + l] : T[(size_t)w * L + L - 1] + (int64_t)(l - L + 1) * m->step;
+    dfs_series_request r;
+    dfs_series_request_default(&r);
+    sampler_of(a, m, &r.sampler);
+    const int nblocks = (H + B - 1) / B, per = 4096 > P ? 1 : (P + 4095) / 4096;
+    sample_progress pr = {0};
+    cli_progress_start(&pr.bar, "sampler steps", (long)nblocks * per * r.sampler.steps, 0, 10);
+    fprintf(stderr, "%s: %d window(s) x %d samples, %d block(s) of up to %d steps, each seeing up to %d steps; %s, %d steps%s\n",
+            cmd, W, S, nblocks, B, Cm, dfs_sampler_names[r.sampler.kind], r.sampler.steps,
+            r.sampler.kind != DFS_SAMPLER_DDPM ? "" : r.sampler.var_beta_tilde ? ", variance beta-tilde" : ", variance beta");
+    dfs_rng rng;
+    dfs_rng_seed(&rng, (uint64_t)a->seed);
+    const double t0 = cli_now();
+    for (int h0 = 0; !rc && h0 < H; h0 += B) {
+        const int b = H - h0 < B ? H - h0 : B, C = L + h0 < Cm ? L + h0 : Cm, Lm = C + b;
+        const size_t D = (size_t)Lm * K;
+        for (int p = 0; p < P; p++) {
+            const int w = p / S, r0 = L + h0 - C; /* the first history row the block sees */
+            for (int l = 0; l < Lm; l++) {
+                for (int k = 0; k < K; k++) {
+                    const float v = l < C ? hist[((size_t)p * Lh + r0 + l) * K + k] : NAN;
+                    V[p * D + (size_t)l * K + k] = v;
+                    known[p * D + (size_t)l * K + k] = isfinite(v);
+                }
+                TW[(size_t)p * Lm + l] = ht[(size_t)w * Lh + r0 + l];
+            }
+        }
+        r.values = V, r.known = known, r.times = TW, r.W = P, r.L = Lm, r.S = 1, r.raw = a->raw;
+        r.cb = on_step, r.cb_user = &pr;
+        dfs_status ds = dfs_series_sample(m, &r, &rng, F);
+        if (ds != DFS_OK) rc = cli_fail_status(ds);
+        for (int p = 0; !rc && p < P; p++) /* the block's new steps join the path */
+            memcpy(hist + ((size_t)p * Lh + L + h0) * K, F + (p * D + (size_t)C * K), (size_t)b * K * sizeof(float));
+    }
+    cli_progress_end(&pr.bar);
+    if (!rc) fprintf(stderr, "%s: %.1f s\n", cmd, cli_now() - t0);
+    for (int p = 0; !rc && p < P; p++)
+        memcpy(out + (size_t)p * H * K, hist + ((size_t)p * Lh + L) * K, (size_t)H * K * sizeof(float));
+    for (int w = 0; !rc && w < W; w++) memcpy(TH + (size_t)w * H, ht + (size_t)w * Lh + L, (size_t)H * sizeof(int64_t));
+    free(hist), free(V), free(F), free(ht), free(TW), free(known);
+    return rc;
+}
+
 static int series_sampling(int argc, char **argv, int forecast) {
     const char *cmd = forecast ? "series forecast" : "series impute";
     ssample_args a;
@@ -506,6 +579,16 @@ static int series_sampling(int argc, char **argv, int forecast) {
     uint8_t *known = NULL;
     int W = 0, L = 0;
     rc = read_input(cmd, &a, m, &X, &T, &W, &L);
+    if (!rc && forecast && a.block && a.block < a.horizon) { /* in blocks (a block of H is one pass) */
+        out = malloc((size_t)W * S * a.horizon * K * sizeof(float));
+        int64_t *TH = malloc((size_t)W * a.horizon * sizeof(int64_t));
+        rc = !out || !TH ? cli_fail("%s: out of memory", cmd) : forecast_blocks(cmd, &a, m, X, T, W, L, out, TH);
+        if (!rc) rc = write_output(cmd, a.out, out, W, S, (int)a.horizon, m, TH);
+        if (!rc) fprintf(stderr, "wrote %s\n", a.out);
+        free(TH), free(X), free(T), free(out);
+        dfs_series_model_free(m);
+        return rc;
+    }
     /* the windows the model sees: forecast: the last C context steps and H new ones; impute:
      * the input itself, a CSV cut into chunks */
     int C = 0, H = (int)a.horizon, Lm = L, nwin = W;

@@ -333,6 +333,26 @@ check "the CSV's header is window,sample,time,temp_max,temp_min" [ "$(head -n 1 
 check "with 10 x 5 x 5 rows ($(($(wc -l <"$T/F.csv") - 1)))" [ "$(wc -l <"$T/F.csv")" -eq 251 ]
 check "each the .npy's values and the day after the context: $(npy csv-out "$T/F.csv" "$T/F.npy" 2015-01-01 2>&1)" \
     npy csv-out "$T/F.csv" "$T/F.npy" 2015-01-01
+# --block: the horizon in blocks, every path going on from its own past
+"$D" series forecast --model "$M" --context "$T/fc-context.npy" --horizon 5 --block 2 --samples 5 $SAMP \
+    --out "$T/Fb.npy" 2>"$T/fb.err"; rc=$?
+check "forecast --block 2 exits 0 (got $rc): $(tail -n 1 "$T/fb.err")" [ $rc -eq 0 ]
+check "F is (10, 5, 5, 2) ($(npy shape "$T/Fb.npy" 2>&1))" shape_is "$T/Fb.npy" "<f4 10x5x5x2"
+check "of finite values: $(npy finite "$T/Fb.npy" 2>&1)" npy finite "$T/Fb.npy"
+check "3 blocks, each seeing 10 steps" grep -q "3 block(s) of up to 2 steps, each seeing up to 10 steps" "$T/fb.err"
+"$D" series forecast --model "$M" --context "$T/fc-context.npy" --horizon 5 --block 2 --samples 5 $SAMP \
+    --out "$T/Fb2.npy" 2>/dev/null
+same_files "--block: the same seed draws the same samples" "$T/Fb.npy" "$T/Fb2.npy"
+other_files "and others than one pass" "$T/F.npy" "$T/Fb.npy"
+"$D" series forecast --model "$M" --context "$T/fc-context.npy" --horizon 5 --block 5 --samples 5 $SAMP \
+    --out "$T/Fb5.npy" 2>/dev/null
+same_files "a block of the whole horizon is one pass" "$T/F.npy" "$T/Fb5.npy"
+expect_error "--block with --use-context" "--block and --use-context do not go together" \
+    "$D" series forecast --model "$M" --context "$T/fc-context.npy" --horizon 5 --block 2 --use-context 3 --out "$T/x.npy"
+expect_error "--block of the whole window" "--block 12 leaves no context in the model's window of 12" \
+    "$D" series forecast --model "$M" --context "$T/fc-context.npy" --horizon 20 --block 12 --out "$T/x.npy"
+expect_error "impute --block" "--block is forecast's" \
+    "$D" series impute --model "$M" --values "$T/fc-context.npy" --block 2 --out "$T/x.npy"
 # a CSV context: window 0's 20 days, the columns in another order with one more beside them
 { echo "wind,temp_min,date,temp_max"
   awk -F, '$1 >= "2014/12/12" && $1 <= "2014/12/31" { print $5 "," $4 "," $1 "," $3 }' "$CSV"; } >"$T/ctx.csv"
