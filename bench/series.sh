@@ -5,7 +5,9 @@
 # the samples and the scores go to OUTDIR (default runs/series-TRACK); a task whose samples are
 # there already is not drawn again, so an interrupted run resumes.
 # Environment: DIFFUSE (the binary, default build/diffuse), SAMPLES (100), SAMPLERS (the model
-# rows, default "ddpm:50 ddim:10"; KIND:STEPS[:VARIANCE], e.g. ddpm:50:beta), TASKS (a subset of the track's task names); OMP_NUM_THREADS.
+# rows, default "ddpm:50 ddim:10"; KIND:STEPS[:VARIANCE], e.g. ddpm:50:beta), TASKS (a subset of the track's task names),
+# BLOCK (forecast tasks drawn --block BLOCK steps at a time; their rows and files get "-bBLOCK";
+# default: one pass); OMP_NUM_THREADS.
 #
 #   daily   seattle-weather temp_max,temp_min, trained to 2014-12-31:
 #           f7     a 56-day context, the next 7 days, origins every day 2015-01-01..2015-12-25
@@ -23,6 +25,8 @@ TRACK=${1:?usage: bench/series.sh daily|hourly [MODEL] [OUTDIR]}
 D=${DIFFUSE:-build/diffuse}
 S=${SAMPLES:-100}
 SAMPLERS=${SAMPLERS:-"ddpm:50 ddim:10"}
+BLOCK=${BLOCK:-}
+case $BLOCK in '' | *[!0-9]* | 0) [ -z "$BLOCK" ] || { echo "series.sh: BLOCK must be a positive integer, not '$BLOCK'" >&2; exit 2; } ;; esac
 case $TRACK in
 daily)
     MODEL=${2:-models/weather-daily.safetensors}
@@ -62,22 +66,24 @@ for t in $TASKS; do
     for s in $SAMPLERS; do
         kind=${s%%:*}; rest=${s#*:}; steps=${rest%%:*}; var=""; vopt=""
         case $rest in *:*) var=${rest#*:}; vopt="--variance $var" ;; esac
-        f="$w-$kind$steps${var:+-$var}.npy"
+        b=""
+        [ $forecast = 1 ] && [ -n "$BLOCK" ] && b="-b$BLOCK"
+        f="$w-$kind$steps${var:+-$var}$b.npy"
         if [ ! -s "$f" ]; then
             start=$(date +%s)
             if [ $forecast = 1 ]; then
                 h=$(echo "$opts" | sed 's/.*--horizon \([0-9]*\).*/\1/')
                 $D series forecast --model "$MODEL" --context "$w-context.npy" --horizon "$h" --samples "$S" \
-                    --sampler "$kind" --steps "$steps" $vopt --out "$f" 2>"$f.log" || { cat "$f.log"; exit 1; }
+                    --sampler "$kind" --steps "$steps" $vopt ${b:+--block $BLOCK} --out "$f" 2>"$f.log" || { cat "$f.log"; exit 1; }
             else
                 $D series impute --model "$MODEL" --values "$w-values.npy" --samples "$S" \
                     --sampler "$kind" --steps "$steps" $vopt --out "$f" 2>"$f.log" || { cat "$f.log"; exit 1; }
             fi
-            echo "   $kind $steps steps: $(( $(date +%s) - start )) s (diffuse series $([ $forecast = 1 ] && echo forecast || echo impute) --model $MODEL ... --sampler $kind --steps $steps ${vopt:+$vopt }--samples $S)"
+            echo "   $kind $steps steps: $(( $(date +%s) - start )) s (diffuse series $([ $forecast = 1 ] && echo forecast || echo impute) --model $MODEL ... --sampler $kind --steps $steps ${vopt:+$vopt }${b:+--block $BLOCK }--samples $S)"
         fi
         mask=""
         [ $forecast = 0 ] && mask="--mask $w-mask.npy"
-        $D series eval --samples "$f" --truth "$w-truth.npy" $mask | sed "s|^$f |model $kind-$steps${var:+-$var}|"
+        $D series eval --samples "$f" --truth "$w-truth.npy" $mask | sed "s|^$f |model $kind-$steps${var:+-$var}$b|"
     done
     echo "   baselines: diffuse series baselines $DATA --until $UNTIL $opts --samples $S"
     $D series baselines $DATA --until $UNTIL $opts --samples "$S" 2>/dev/null | tail -n +2
