@@ -67,8 +67,11 @@ static int cpu_bw(void) {
 
 int dfs_bf16_cpu(void) {
 #ifdef BF16_X86
-    if (cpu_bf16 < 0)
-        cpu_bf16 = dfs_igemm_avx512() && cpu_bw() && __builtin_cpu_supports("avx512bf16");
+    if (cpu_bf16 < 0) { /* the CPU itself (as DFS_CPU says), not the tests' dfs_igemm_force_portable */
+        const char *e = getenv("DFS_CPU");
+        cpu_bf16 = __builtin_cpu_supports("avx512f") && !(e && strcmp(e, "avx2") == 0) && cpu_bw() &&
+                   __builtin_cpu_supports("avx512bf16");
+    }
     return cpu_bf16;
 #else
     return 0;
@@ -87,6 +90,7 @@ void dfs_bf16_read_env(void) {
 }
 
 dfs_bf16_mode dfs_set_bf16(int on) {
+    dfs_bf16_read_env(); /* the CPU's features, read here in serial code rather than in a kernel */
     /* only the FAST path has the kernel; under BLAS everything stays float32 */
     if (!on || dfs_get_kernels() != DFS_KERNELS_FAST) bf16_mode = DFS_BF16_OFF;
     /* DFS_BF16=emulate emulates even on a CPU that has the instruction, so that the two can be
@@ -96,7 +100,10 @@ dfs_bf16_mode dfs_set_bf16(int on) {
     return (dfs_bf16_mode)bf16_mode;
 }
 
-dfs_bf16_mode dfs_get_bf16(void) { return (dfs_bf16_mode)bf16_mode; }
+/* OFF under the BLAS kernels, even when they were chosen after dfs_set_bf16 */
+dfs_bf16_mode dfs_get_bf16(void) {
+    return dfs_get_kernels() == DFS_KERNELS_FAST ? (dfs_bf16_mode)bf16_mode : DFS_BF16_OFF;
+}
 
 /* ---- conversions ------------------------------------------------------------------------- */
 
@@ -451,7 +458,8 @@ static int can_run(dfs_bf16_kernel k) {
 
 /* The version dfs_get_bf16 asks for, on this CPU. */
 static dfs_bf16_kernel chosen(void) {
-    if (bf16_mode == DFS_BF16_NATIVE) return DFS_BF16_KERNEL_NATIVE;
+    if (bf16_mode == DFS_BF16_NATIVE && can_run(DFS_BF16_KERNEL_NATIVE) && dfs_igemm_avx512())
+        return DFS_BF16_KERNEL_NATIVE;
     return can_run(DFS_BF16_KERNEL_EMULATED) ? DFS_BF16_KERNEL_EMULATED : DFS_BF16_KERNEL_PORTABLE;
 }
 
@@ -468,7 +476,10 @@ int dfs_igemm_bf16_dw_run_as(const dfs_igemm_bf16_dw *p, dfs_bf16_kernel k) {
     return 0;
 }
 
-void dfs_igemm_bf16_dw_run(const dfs_igemm_bf16_dw *p) { (void)dfs_igemm_bf16_dw_run_as(p, chosen()); }
+void dfs_igemm_bf16_dw_run(const dfs_igemm_bf16_dw *p) {
+    const int rc = dfs_igemm_bf16_dw_run_as(p, chosen());
+    DFS_ASSERT(rc == 0); /* chosen() picks a version this CPU runs */
+}
 
 int dfs_igemm_bf16_run_as(const dfs_igemm_bf16_fwd *p, dfs_bf16_kernel k) {
     if (!can_run(k)) return -1;
@@ -483,4 +494,7 @@ int dfs_igemm_bf16_run_as(const dfs_igemm_bf16_fwd *p, dfs_bf16_kernel k) {
     return 0;
 }
 
-void dfs_igemm_bf16_run(const dfs_igemm_bf16_fwd *p) { (void)dfs_igemm_bf16_run_as(p, chosen()); }
+void dfs_igemm_bf16_run(const dfs_igemm_bf16_fwd *p) {
+    const int rc = dfs_igemm_bf16_run_as(p, chosen());
+    DFS_ASSERT(rc == 0);
+}

@@ -863,9 +863,11 @@ static void fused_backward(dfs_graph *g, dfs_node *nd) {
                     fill_padded(xp + (size_t)j * plane, mplane, G, &xpl, n, act, coef, sv->mask, sv->scale, tmp);
                 }
                 memset(xp + (size_t)C * mplane, 0, G->slack * sizeof(float));
-                if (bf) { /* the same products on bfloat16 copies (slack included) */
-                    dfs_bf16_round_n(xh, xp, (size_t)C * mplane + G->slack);
-                    dfs_bf16_round_n(dyh, dyp, (size_t)Co * mplane + G->slack);
+                if (bf) { /* the same products on bfloat16 copies of the chunk's mm images */
+                    for (int c = 0; c < C; c++)
+                        dfs_bf16_round_n(xh + (size_t)c * mplane, xp + (size_t)c * mplane, (size_t)mm * plane);
+                    for (int co = 0; co < Co; co++)
+                        dfs_bf16_round_n(dyh + (size_t)co * mplane, dyp + (size_t)co * mplane, (size_t)mm * plane);
                     const uint16_t **s16 = (const uint16_t **)src, **r16 = (const uint16_t **)rows;
                     for (int c = 0; c < C; c++)
                         for (int t = 0; t < KHW; t++)
@@ -889,12 +891,10 @@ static void fused_backward(dfs_graph *g, dfs_node *nd) {
                 }
             }
             if (!need_da) continue;
-            if (bf) { /* dY's channels in pairs, the slack cleared */
+            if (bf) /* dY's channels in pairs, the chunk's mm images */
                 for (int co2 = 0; co2 < Co2; co2++)
                     dfs_bf16_pairs(dyb + (size_t)co2 * mplane, dyp + (size_t)2 * co2 * mplane,
-                                   2 * co2 + 1 < Co ? dyp + (size_t)(2 * co2 + 1) * mplane : NULL, mplane);
-                memset(dyb + (size_t)Co2 * mplane, 0, G->slack * sizeof(uint32_t));
-            }
+                                   2 * co2 + 1 < Co ? dyp + (size_t)(2 * co2 + 1) * mplane : NULL, (size_t)mm * plane);
             for (int j = 0; j < mm; j++) {
                 const int n = n0 + j;
                 /* dA = same conv of the padded dY with the flipped, transposed kernel */

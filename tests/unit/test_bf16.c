@@ -431,6 +431,7 @@ static void check_backward(dfs_rng *rng, int N, int C1, int C2, int Co, int H, i
     if (fused) CHECK(sqrt(num / den) < 4 * UB, "dx through GroupNorm: relative L2 difference %.3g", sqrt(num / den));
     else CHECK(over == 0, "dx of conv2d N%d C%d Co%d: %d over the bound (worst %.3g)", N, C, Co, over, *worst_x);
     CHECK(num > 0, "bf16 changed no input gradient: is it running?");
+    CHECK(memcmp(gw[0], gw[1], nw * sizeof(float)) != 0, "bf16 changed no weight gradient: is it running?");
     free(x), free(x2), free(w), free(b), free(gm), free(bt), free(dy), free(gw[0]), free(gw[1]), free(gx[0]),
         free(gx[1]), free(ah), free(aw), free(ady), free(Mw), free(Mx);
 }
@@ -501,6 +502,19 @@ static void test_unet(void) {
     }
     dfs_set_bf16(0);
     dfs_set_threads(1);
+    if (dfs_bf16_cpu()) { /* the whole forward on vdpbf16ps: the emulation's bits */
+        unsetenv("DFS_BF16");
+        CHECK(dfs_set_bf16(1) == DFS_BF16_NATIVE, "native where the CPU has AVX512_BF16");
+        dfs_graph *g = dfs_graph_new();
+        dfs_graph_set_grad(g, 0);
+        dfs_tensor *out = dfs_unet_forward(u, g, dfs_tensor_wrap(g, x, 4, (int[]){N, 1, S, S}), t, labels);
+        CHECK(memcmp(out->data, y[1], n * sizeof(float)) == 0, "the U-Net on vdpbf16ps gives the emulation's bits");
+        dfs_graph_free(g);
+        dfs_set_bf16(0);
+        setenv("DFS_BF16", "emulate", 1);
+    } else {
+        printf("  fmnist U-Net on vdpbf16ps: not run, this CPU has no AVX512_BF16\n");
+    }
     double num = 0, den = 0;
     for (size_t i = 0; i < n; i++) {
         const double d = (double)y[1][i] - y[0][i];
