@@ -525,9 +525,15 @@ static int forecast_blocks(const char *cmd, const ssample_args *a, dfs_series_mo
     dfs_series_request r;
     dfs_series_request_default(&r);
     sampler_of(a, m, &r.sampler);
-    const int nblocks = (H + B - 1) / B, per = 4096 > P ? 1 : (P + 4095) / 4096;
+    const int nblocks = (H + B - 1) / B;
+    long total = 0; /* groups of every block: the first blocks see fewer steps */
+    for (int h0 = 0; h0 < H; h0 += B) {
+        const int b = H - h0 < B ? H - h0 : B, Lm = (L + h0 < Cm ? L + h0 : Cm) + b;
+        const int G = dfs_series_group_windows(m, P, Lm, 1);
+        total += (P + G - 1) / G;
+    }
     sample_progress pr = {0};
-    cli_progress_start(&pr.bar, "sampler steps", (long)nblocks * per * r.sampler.steps, 0, 10);
+    cli_progress_start(&pr.bar, "sampler steps", total * r.sampler.steps, 0, 10);
     fprintf(stderr, "%s: %d window(s) x %d samples, %d block(s) of up to %d steps, each seeing up to %d steps; %s, %d steps%s\n",
             cmd, W, S, nblocks, B, Cm, dfs_sampler_names[r.sampler.kind], r.sampler.steps,
             r.sampler.kind != DFS_SAMPLER_DDPM ? "" : r.sampler.var_beta_tilde ? ", variance beta-tilde" : ", variance beta");
@@ -635,7 +641,8 @@ static int series_sampling(int argc, char **argv, int forecast) {
         r.values = V, r.known = known, r.times = TW, r.W = nwin, r.L = Lm, r.S = S, r.raw = a.raw;
         sampler_of(&a, m, &r.sampler);
         sample_progress pr = {0};
-        const long groups = (nwin + (4096 / S > 0 ? 4096 / S : 1) - 1) / (4096 / S > 0 ? 4096 / S : 1);
+        const int G = dfs_series_group_windows(m, nwin, Lm, S);
+        const long groups = (nwin + G - 1) / G;
         cli_progress_start(&pr.bar, "sampler steps", groups * r.sampler.steps, 0, 10);
         r.cb = on_step, r.cb_user = &pr;
         fprintf(stderr, "%s: %d window(s) of %d steps (%ld given, %ld to draw) x %d samples, %s, %d steps%s\n", cmd, nwin, Lm,

@@ -135,6 +135,10 @@ void dfs_series_request_default(dfs_series_request *r);
  * config); DFS_ERR_NOMEM; DFS_ERR_NAN when a sample is not finite. */
 dfs_status dfs_series_sample(dfs_series_model *m, const dfs_series_request *r, dfs_rng *rng,
                              float *out);
+/* Windows per group of dfs_series_sample for W windows of L steps and S samples each (at most
+ * 4096 / S, and a bounded memory for the side projections): a run has ceil(W / this) groups,
+ * and its callback is called at every sampler step of each. */
+int dfs_series_group_windows(const dfs_series_model *m, int W, int L, int S);
 
 /* BASELINES BEGIN -------------------------------------------------------------------------- */
 /* Baselines (src/series/baselines.c). Each writes S sample paths per window to out

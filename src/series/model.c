@@ -673,6 +673,15 @@ static dfs_status side_projections(dfs_series_model *m, dfs_graph *g, int W, int
     return DFS_OK;
 }
 
+int dfs_series_group_windows(const dfs_series_model *m, int W, int L, int S) {
+    const size_t side_n = dfs_csdi_side_floats(m->net, L, m->K);
+    int G = S > 0 ? (int)(4096 / S) : 1;
+    if ((size_t)G * side_n > ((size_t)64 << 20)) G = (int)(((size_t)64 << 20) / side_n); /* 256 MiB */
+    if (G < 1) G = 1;
+    if (G > W) G = W;
+    return G < 1 ? 1 : G;
+}
+
 dfs_status dfs_series_sample(dfs_series_model *m, const dfs_series_request *r, dfs_rng *rng,
                              float *out) {
     if (!m || !r || !rng || !out || !r->values || !r->known || !r->times || r->W < 1 || r->L < 1 ||
@@ -696,10 +705,7 @@ dfs_status dfs_series_sample(dfs_series_model *m, const dfs_series_request *r, d
     /* windows go through the sampler in groups, so that memory stays bounded and the
      * progress callback sees each group */
     const size_t side_n = dfs_csdi_side_floats(m->net, L, K);
-    int G = (int)(4096 / S);
-    if ((size_t)G * side_n > ((size_t)64 << 20)) G = (int)(((size_t)64 << 20) / side_n); /* 256 MiB */
-    if (G < 1) G = 1;
-    if (G > W) G = W;
+    const int G = dfs_series_group_windows(m, W, L, S);
     const size_t rows = (size_t)G * S;
     int nt = 1;
 #ifdef _OPENMP
