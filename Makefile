@@ -66,7 +66,7 @@ EXAMPLE_BIN := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
 # make already runs in parallel (make -jN test), whose job slots they then share.
 JOBS = $(if $(findstring jobserver,$(MAKEFLAGS)),,-j$(shell nproc))
 
-.PHONY: all setup test test-asan test-cpus demo bench sgemm-peak shared install uninstall \
+.PHONY: all setup test test-asan test-cpus demo bench sgemm-peak fma-peak shared install uninstall \
         clean format fuzz
 
 all: $(LIBS) $(LIB_REF) $(BUILD)/diffuse $(TEST_BIN) $(PARITY_BIN) $(TOOL_BIN) $(EXAMPLE_BIN) \
@@ -123,6 +123,13 @@ $(BUILD)/sgemm_peak: bench/sgemm_peak.c
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) $(OMP) $(CPPFLAGS) -o $@ $< $(LIBS_BLAS)
 
+# The CPU's float32 FMA and bfloat16 (vdpbf16ps) instruction peaks, register-only loops
+# (bench/fma_peak.c; x86-64 with AVX-512: bench/run.sh runs it only there).
+fma-peak: $(BUILD)/fma_peak
+$(BUILD)/fma_peak: bench/fma_peak.c
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) $(OMP) -o $@ $<
+
 # The whole suite: unit tests, PyTorch parity, CLI tests, the examples, an install into a
 # temporary prefix (tests/build/install.sh). Prints "N passed, N failed".
 test: setup
@@ -152,7 +159,7 @@ demo: setup
 	@sh scripts/demo.sh $(BUILD)
 
 bench: setup
-	@$(MAKE) --no-print-directory $(JOBS) $(BUILD)/diffuse $(BUILD)/sgemm_peak
+	@$(MAKE) --no-print-directory $(JOBS) $(BUILD)/diffuse $(BUILD)/sgemm_peak $(BUILD)/fma_peak
 	@sh bench/run.sh $(BUILD)
 
 # ---- Shared libraries and installation ---------------------------------------------------------

@@ -34,6 +34,10 @@ done
 SGEMM=$BUILD/sgemm_peak
 [ -x "$SGEMM" ] || { echo "bench/run.sh: $SGEMM not found; run make BUILD=$BUILD sgemm-peak (make bench does)" >&2; exit 1; }
 [ "$SGEMM" -nt "$HERE/sgemm_peak.c" ] || { echo "bench/run.sh: $SGEMM is older than $HERE/sgemm_peak.c; run make BUILD=$BUILD sgemm-peak" >&2; exit 1; }
+if grep -qw avx512f /proc/cpuinfo 2>/dev/null; then
+    [ -x "$BUILD/fma_peak" ] && [ "$BUILD/fma_peak" -nt "$HERE/fma_peak.c" ] ||
+        { echo "bench/run.sh: $BUILD/fma_peak is missing or older than $HERE/fma_peak.c; run make BUILD=$BUILD fma-peak (make bench does)" >&2; exit 1; }
+fi
 
 OUT=$BUILD/bench
 mkdir -p "$OUT"
@@ -102,6 +106,9 @@ grep -qw avx512f /proc/cpuinfo 2>/dev/null && AVX512=1
 if [ "$AVX512" -eq 1 ]; then
     OPENBLAS_CORETYPE=SkylakeX run "sgemm512_t$THREADS" "$SGEMM" "$THREADS"
     [ "$THREADS" -eq 1 ] || OPENBLAS_CORETYPE=SkylakeX run sgemm512_t1 "$SGEMM" 1
+    # the instruction ceiling (bench/fma_peak.c): register-only FMA and vdpbf16ps loops; the
+    # bf16 figures are read against it, as Debian's OpenBLAS has no bf16 GEMM
+    run "fma_t$THREADS" "$BUILD/fma_peak" "$THREADS"
 fi
 # One round at one thread, for the scaling figure (no sampling: it is not needed there).
 if [ "$THREADS" -ne 1 ]; then
@@ -204,6 +211,12 @@ if peak != default_peak:
          f"(OPENBLAS_CORETYPE=SkylakeX; the kernel OpenBLAS picks here reaches {default_peak:.1f})")
 else:
     line("SGEMM peak (OpenBLAS)", f"{peak:.1f} GFLOP/s at {nt}, {peak1:.1f} at 1 thread")
+FM = f"fma_t{threads}"
+fpk, bpk = (by[FM][0]["fma_gflops"], by[FM][0]["bf16_gflops"]) if FM in by else (0.0, 0.0)
+if fpk:
+    line("instruction peak (registers only)", f"float32 FMA {fpk:.1f} GFLOP/s, bf16 vdpbf16ps "
+         + (f"{bpk:.1f}" if bpk else "- (no AVX512_BF16)") + f" at {nt} (bench/fma_peak.c); "
+         f"OpenBLAS SGEMM reaches {100 * peak / fpk:.0f}% of the float32 one")
 line("diffuse train GFLOP/s", f"{tr:.1f} = {100 * tr / peak:.0f}% of the SGEMM peak "
      f"({by[D][0]['gflop_per_image_forward']:.4f} GFLOP/image forward, x3 per training step)")
 line("diffuse forward GFLOP/s", f"{fw:.1f} = {100 * fw / peak:.0f}% of the SGEMM peak")
@@ -235,6 +248,10 @@ if DB in by:
          f"{fb / med(P, 'forward_img_per_s'):.2f}x PyTorch fp32, {fb / med(PB, 'forward_img_per_s'):.2f}x "
          f"PyTorch bf16 (path {by[DB][0]['path']}, precision {by[DB][0]['precision']}; rounds: "
          + ", ".join(f"{r['forward_img_per_s']:.1f}" for r in by[DB]) + ")")
+    if bpk:
+        line("diffuse bf16 GFLOP/s", f"train {med(DB, 'train_gflops'):.1f}, forward {med(DB, 'forward_gflops'):.1f} = "
+             f"{100 * med(DB, 'train_gflops') / bpk:.0f}%, {100 * med(DB, 'forward_gflops') / bpk:.0f}% of the "
+             "bf16 instruction peak (fp32: " f"{100 * tr / fpk:.0f}%, {100 * fw / fpk:.0f}% of the FMA one)")
     line("diffuse bf16 DDIM-50 sampling", f"{med(DB, 'ddim50_sample_s'):.2f} s against {med(D, 'ddim50_sample_s'):.2f} "
          f"in fp32 ({med(D, 'ddim50_sample_s') / med(DB, 'ddim50_sample_s'):.2f}x faster); peak RSS "
          f"{med(DB, 'peak_rss_mb'):.1f} MB")
