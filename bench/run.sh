@@ -69,6 +69,13 @@ diffuse_bf16() { # threads
     run "diffusebf16_t$1" env -u DFS_BF16 "$BUILD/diffuse" bench --preset fmnist --batch "$BATCH" --threads "$1" \
         --steps "$STEPS" --json --sample --precision bf16
 }
+# diffuse fp32 with --conv auto: the forward passes' and sampling's 3x3 convolutions on Winograd
+# or the direct kernel, per shape, whichever a timing at its first call found faster
+# (training is the same as diffuse_bench's: auto applies to no-grad passes only)
+diffuse_auto() { # threads
+    run "diffuseauto_t$1" env -u DFS_CONV "$BUILD/diffuse" bench --preset fmnist --batch "$BATCH" --threads "$1" \
+        --steps "$STEPS" --json --sample --conv auto
+}
 base_bench() { # threads
     run "base_t$1" "$BASE" bench --preset fmnist --batch "$BATCH" --threads "$1" --steps "$STEPS" --json --sample
 }
@@ -85,6 +92,7 @@ r=1
 while [ "$r" -le "$ROUNDS" ]; do
     if [ $((r % 2)) -eq 1 ]; then
         diffuse_bench "$THREADS" --sample
+        diffuse_auto "$THREADS"
         diffuse_bf16 "$THREADS"
         torch_bench "$THREADS"
         torch_bench "$THREADS" bf16
@@ -94,6 +102,7 @@ while [ "$r" -le "$ROUNDS" ]; do
         torch_bench "$THREADS" bf16
         torch_bench "$THREADS"
         diffuse_bf16 "$THREADS"
+        diffuse_auto "$THREADS"
         diffuse_bench "$THREADS" --sample
     fi
     r=$((r + 1))
@@ -238,6 +247,15 @@ if threads != 1:
            med(P, "forward_img_per_s") / p1["forward_img_per_s"]) < 1:
         print("warning: more threads ran slower: other processes were competing for the cores, "
               "so these figures are disturbed")
+DA = f"diffuseauto_t{threads}"
+if DA in by:
+    fa = med(DA, "forward_img_per_s")
+    line("diffuse fp32 --conv auto, forward", f"{fa:.2f} img/s = {fa / med(D, 'forward_img_per_s'):.2f}x diffuse "
+         f"fp32 direct, {fa / med(P, 'forward_img_per_s'):.2f}x PyTorch fp32 ({100 * med(DA, 'forward_gflops') / peak:.0f}% "
+         "of the SGEMM peak, counting direct FLOPs; rounds: " + ", ".join(f"{r['forward_img_per_s']:.1f}" for r in by[DA])
+         + "; 3x3 shapes on Winograd / direct: " + ", ".join(f"{r['auto_winograd_shapes']}/{r['auto_direct_shapes']}" for r in by[DA]) + ")")
+    line("diffuse fp32 --conv auto, DDIM-50", f"{med(DA, 'ddim50_sample_s'):.2f} s against {med(D, 'ddim50_sample_s'):.2f} "
+         f"direct ({med(D, 'ddim50_sample_s') / med(DA, 'ddim50_sample_s'):.2f}x faster)")
 DB = f"diffusebf16_t{threads}"
 if DB in by:
     fb, tb = med(DB, "forward_img_per_s"), med(DB, "train_img_per_s")

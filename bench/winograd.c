@@ -35,7 +35,7 @@ static double now(void) {
 }
 
 static double time_conv(dfs_graph *g, dfs_tensor *x, dfs_tensor *w, dfs_tensor *b, int wino) {
-    dfs_winograd_set(wino);
+    dfs_set_conv_algo(wino);
     double t0 = now();
     dfs_tensor *y = dfs_conv2d(g, x, w, b, 1, 1);
     double t = now() - t0;

@@ -101,6 +101,7 @@ static int write_json(const char *path, const eval_opts *o, const eval_results *
         cJSON_AddNumberToObject(j, "seed", (double)o->seed);
         cJSON_AddNumberToObject(j, "sample_seconds", r->sample_seconds);
         cJSON_AddStringToObject(j, "precision", cli_precision_name(o->so.bf16));
+        cJSON_AddStringToObject(j, "conv", dfs_conv_algo_names[dfs_get_conv_algo()]);
     }
     if (r->have_nll) {
         cJSON_AddNumberToObject(j, "nll_bpd", r->nll);

@@ -397,7 +397,7 @@ int cmd_export(int argc, char **argv) {
 
 static const char *bench_help =
     "usage: diffuse bench [--preset fmnist] [--batch 64] [--threads 2] [--steps 5] [--kernels fast]\n"
-    "                     [--precision fp32] [--sample] [--json]\n"
+    "                     [--precision fp32] [--conv direct] [--sample] [--json]\n"
     "\n"
     "After two warm-up steps, time full training steps (forward, backward, AdamW) and no-grad\n"
     "forward passes on random data, and print images/s for each, the parameter count, the\n"
@@ -414,6 +414,11 @@ static const char *bench_help =
     "  --precision NAME  fp32 (default) or bf16: training steps, forward passes and sampling\n"
     "                  with bfloat16 convolutions (AVX512_BF16; without it, float32 and a note,\n"
     "                  or under DFS_BF16=emulate bf16's results more slowly)\n"
+    "  --conv NAME     the 3x3 convolutions of the forward passes and sampling (never of\n"
+    "                  training): direct (default), winograd or auto (per shape, the faster\n"
+    "                  of the two by a timing at its first call; the warm-up passes make\n"
+    "                  those calls, and the output says how many shapes took each). float32\n"
+    "                  only; the environment's DFS_CONV sets the default\n"
     "  --sample        also time DDIM sampling of --batch images in 50 steps\n"
     "  --json          print one JSON object instead of text\n";
 
@@ -423,13 +428,13 @@ int cmd_bench(int argc, char **argv) {
     int json = 0, sample = 0;
     const char *precision = "fp32";
     dfs_kernels kernels = dfs_get_kernels();
-    enum { O_PRESET = 256, O_BATCH, O_THREADS, O_STEPS, O_JSON, O_SAMPLE, O_KERNELS, O_PRECISION };
+    enum { O_PRESET = 256, O_BATCH, O_THREADS, O_STEPS, O_JSON, O_SAMPLE, O_KERNELS, O_PRECISION, O_CONV };
     static const struct option opts[] = {
         {"preset", required_argument, 0, O_PRESET}, {"batch", required_argument, 0, O_BATCH},
         {"threads", required_argument, 0, O_THREADS}, {"steps", required_argument, 0, O_STEPS},
         {"json", no_argument, 0, O_JSON}, {"sample", no_argument, 0, O_SAMPLE},
         {"kernels", required_argument, 0, O_KERNELS}, {"precision", required_argument, 0, O_PRECISION},
-        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"conv", required_argument, 0, O_CONV}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int o;
     optind = 1;
     opterr = 0;
@@ -442,6 +447,7 @@ int cmd_bench(int argc, char **argv) {
             precision = optarg;
             break;
         case O_PRESET: preset = optarg; break;
+        case O_CONV: if (cli_conv_option(optarg)) return 2; break;
         case O_JSON: json = 1; break;
         case O_SAMPLE: sample = 1; break;
         case O_KERNELS:
@@ -540,6 +546,10 @@ int cmd_bench(int argc, char **argv) {
             goto done;
         }
     }
+    int auto_w = 0, auto_d = 0;
+    const int conv_auto = dfs_get_conv_algo() == DFS_CONV_AUTO && dfs_get_kernels() == DFS_KERNELS_FAST &&
+                          !dfs_get_bf16();
+    dfs_conv_auto_count(&auto_w, &auto_d);
     double flops = dfs_unet_flops(u);
     double train_ips = batch / train_s, fwd_ips = batch / fwd_s;
     double rss = cli_peak_rss_mb();
@@ -554,6 +564,8 @@ int cmd_bench(int argc, char **argv) {
                train_ips * 3 * flops * 1e-9,
                fwd_ips * flops * 1e-9, flops * 1e-9, rss);
         if (sample_s >= 0) printf(", \"ddim50_sample_s\": %.3f", sample_s);
+        printf(", \"conv\": \"%s\"", dfs_conv_algo_names[dfs_get_conv_algo()]);
+        if (conv_auto) printf(", \"auto_winograd_shapes\": %d, \"auto_direct_shapes\": %d", auto_w, auto_d);
         printf("}\n");
     } else {
         printf("preset %s, %s kernels (%s), %s, batch %ld, %ld threads, %zu parameters, %.3f GFLOP per image forward\n",
@@ -563,6 +575,7 @@ int cmd_bench(int argc, char **argv) {
                train_s * 1e3, train_ips * 3 * flops * 1e-9);
         printf("forward:  %8.2f img/s  (%.1f ms/batch, %.1f GFLOP/s)\n", fwd_ips, fwd_s * 1e3, fwd_ips * flops * 1e-9);
         if (sample_s >= 0) printf("sampling: %ld images, DDIM 50 steps: %.2f s\n", batch, sample_s);
+        if (conv_auto) printf("conv auto: %d shapes on Winograd, %d on the direct kernel\n", auto_w, auto_d);
         printf("peak RSS: %.1f MB\n", rss);
     }
 done:

@@ -46,6 +46,7 @@ int cli_sampling_option(cli_sampling *o, int opt, const char *arg) {
         return 0;
     case CLI_O_RAW: o->raw = 1; return 0;
     case CLI_O_PRECISION: return cli_precision_option(arg, &o->bf16);
+    case CLI_O_CONV: return cli_conv_option(arg);
     default: return -1;
     }
 }
@@ -66,6 +67,24 @@ int cli_precision_option(const char *arg, dfs_bf16_mode *mode) {
     } else
         return cli_fail("--precision must be fp32 or bf16, not '%s'", arg);
     return 0;
+}
+
+int cli_conv_option(const char *arg) {
+    for (int a = 0; a < 3; a++)
+        if (!strcmp(arg, dfs_conv_algo_names[a])) {
+            dfs_set_conv_algo((dfs_conv_algo)a);
+            return 0;
+        }
+    return cli_fail("--conv must be direct, winograd or auto, not '%s'", arg);
+}
+
+void cli_conv_help(FILE *f) {
+    fprintf(f, "  --conv NAME         3x3 convolutions of the network's forward passes: direct\n"
+               "                      (the default), winograd (Winograd F(2x2,3x3): fewer multiplies,\n"
+               "                      slower at small sizes) or auto (each shape's first call times\n"
+               "                      both and keeps the faster, like PyTorch's cudnn.benchmark:\n"
+               "                      faster, but two runs may round differently). float32 only;\n"
+               "                      the environment's DFS_CONV sets the default\n");
 }
 
 const char *cli_precision_name(dfs_bf16_mode mode) {
@@ -105,6 +124,7 @@ void cli_sampling_help(FILE *f, const cli_sampling *o) {
             "  --raw               use the raw weights instead of the EMA weights\n",
             dfs_sampler_names[o->default_sampler], o->default_steps);
     cli_precision_help(f);
+    cli_conv_help(f);
 }
 
 int cli_sampling_resolve(cli_sampling *o, const char *cmd, const char *model_path, const dfs_model *m,

@@ -16,14 +16,14 @@
 
 /* getopt_long values of the shared options: below the commands' own (256 and up) */
 enum { CLI_O_SAMPLER = 200, CLI_O_STEPS, CLI_O_ETA, CLI_O_VARIANCE, CLI_O_GUIDANCE, CLI_O_DTHR, CLI_O_RAW,
-       CLI_O_PRECISION };
+       CLI_O_PRECISION, CLI_O_CONV };
 
 #define CLI_SAMPLING_LONGOPTS                                                                              \
     {"sampler", required_argument, 0, CLI_O_SAMPLER}, {"steps", required_argument, 0, CLI_O_STEPS},       \
         {"eta", required_argument, 0, CLI_O_ETA}, {"variance", required_argument, 0, CLI_O_VARIANCE},     \
         {"guidance", required_argument, 0, CLI_O_GUIDANCE},                                               \
         {"dynamic-threshold", required_argument, 0, CLI_O_DTHR}, {"raw", no_argument, 0, CLI_O_RAW},    \
-        {"precision", required_argument, 0, CLI_O_PRECISION}
+        {"precision", required_argument, 0, CLI_O_PRECISION}, {"conv", required_argument, 0, CLI_O_CONV}
 
 typedef struct {
     dfs_sampler_kind sampler;
@@ -50,6 +50,11 @@ int cli_precision_option(const char *arg, dfs_bf16_mode *mode);
 const char *cli_precision_name(dfs_bf16_mode mode);
 /* The help lines of --precision. */
 void cli_precision_help(FILE *f);
+/* --conv NAME (sample, eval, bench): "direct", "winograd" or "auto" (dfs_set_conv_algo,
+ * process-wide); 0, or 2 after a one-line message. */
+int cli_conv_option(const char *arg);
+/* The help lines of --conv. */
+void cli_conv_help(FILE *f);
 
 /* The options' defaults, and the command's own sampler and step count. */
 void cli_sampling_init(cli_sampling *o, dfs_sampler_kind sampler, int default_steps);

@@ -25,9 +25,28 @@ void dfs_set_kernels(dfs_kernels k);
 dfs_kernels dfs_get_kernels(void);
 /* What the convolutions run on, as chosen above (for bench and info): "avx512" (FAST on the
  * library's AVX-512 kernels), "portable" (FAST's portable loops: no AVX-512, or DFS_CPU=avx2)
- * or "blas" (im2col + OpenBLAS sgemm), with "+winograd" when DFS_CONV=winograd, and
+ * or "blas" (im2col + OpenBLAS sgemm), with "+winograd" or "+winograd-auto" (dfs_set_conv_algo, under FAST), and
  * "+bf16" or "+bf16-emulated" when dfs_set_bf16 turned bfloat16 on (FAST only). */
 const char *dfs_kernels_path(void);
+
+/* --- 3x3 convolutions: direct or Winograd ----------------------------------------------- */
+/* The no-grad forward of stride-1, pad-1 3x3 convolutions (sampling, eval, bench's forward
+ * passes; never training) runs on the direct kernel (DIRECT, the default), on Winograd
+ * F(2x2,3x3) (WINOGRAD: 2.25x fewer multiplies, more transforms; slower at small sizes and
+ * channel counts), or AUTO: per shape (channels, size, batch, pre-op), the first call times
+ * both paths on its own data and that shape keeps the faster for the rest of the process, as
+ * PyTorch's torch.backends.cudnn.benchmark does; AUTO is on the FAST kernels only (BLAS runs
+ * it as DIRECT). Like cudnn.benchmark, AUTO trades bit-reproducibility for speed: two runs may
+ * pick differently where the paths are close, and the paths round differently (within float32
+ * accuracy). Until dfs_set_conv_algo is called, the environment variable DFS_CONV (direct,
+ * winograd, auto) chooses, read once at the first call. dfs_set_conv_algo returns the previous
+ * choice. dfs_conv_auto_count gives how many shapes AUTO has timed, by the path each got
+ * (either pointer may be NULL). Process-wide. */
+typedef enum { DFS_CONV_DIRECT, DFS_CONV_WINOGRAD, DFS_CONV_AUTO } dfs_conv_algo;
+extern const char *const dfs_conv_algo_names[3]; /* "direct", "winograd", "auto" */
+dfs_conv_algo dfs_get_conv_algo(void);
+dfs_conv_algo dfs_set_conv_algo(dfs_conv_algo a);
+void dfs_conv_auto_count(int *winograd, int *direct);
 
 /* --- bfloat16 ----------------------------------------------------------------------------- */
 /* bf16 mixed precision: every stride-1 "same" convolution on the FAST path (all but the

@@ -170,11 +170,7 @@ void dfs_winograd_run(const dfs_winograd_fwd *p);
 /* Tests only: add eps to the entry G[1][0] = 1/2 of the filter transform (0 restores it);
  * returns the previous eps. */
 float dfs_winograd_test_perturb(float eps);
-/* 1 when DFS_CONV=winograd (read once, at the first call) or dfs_winograd_set(1): the no-grad
- * forward of stride-1, pad-1 3x3 convolutions runs Winograd F(2x2,3x3). Off by default. */
-int dfs_winograd_enabled(void);
-/* Turn it on or off for the process (tests, bench); returns the previous setting. */
-int dfs_winograd_set(int on);
+/* dfs_get_conv_algo, dfs_set_conv_algo, dfs_conv_auto_count: include/diffuse/kernels.h */
 
 /* ---- bfloat16 inputs and weights, float32 sums (bf16.c) ----
  * Size key: R rows, Q positions (nq) as above; C channels, C2 = ceil(C / 2) pairs of them,

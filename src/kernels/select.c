@@ -17,7 +17,7 @@ void dfs_set_kernels(dfs_kernels k) {
 dfs_kernels dfs_get_kernels(void) {
     if (kernels < 0) {
         (void)dfs_igemm_avx512(); /* reads DFS_CPU once, before the threads do */
-        (void)dfs_winograd_enabled(); /* and DFS_CONV */
+        (void)dfs_get_conv_algo(); /* and DFS_CONV */
         dfs_bf16_read_env();          /* and AVX512_BF16 */
         /* without AVX-512 the fast path would run its portable loops: slower than BLAS */
         const char *e = getenv("DFS_KERNELS");
@@ -30,29 +30,35 @@ dfs_kernels dfs_get_kernels(void) {
 
 
 const char *dfs_kernels_path(void) {
-    const int fast = dfs_get_kernels() == DFS_KERNELS_FAST, w = dfs_winograd_enabled();
-    if (!fast) return w ? "blas+winograd" : "blas";
+    const int fast = dfs_get_kernels() == DFS_KERNELS_FAST, w = dfs_get_conv_algo();
+    if (!fast) return w == DFS_CONV_WINOGRAD ? "blas+winograd" : "blas"; /* no auto under BLAS */
     const dfs_bf16_mode b = dfs_get_bf16(); /* bf16 takes the convolutions Winograd would */
     if (dfs_igemm_avx512()) {
         if (b) return b == DFS_BF16_NATIVE ? "avx512+bf16" : "avx512+bf16-emulated";
-        return w ? "avx512+winograd" : "avx512";
+        return w == DFS_CONV_AUTO ? "avx512+winograd-auto" : w ? "avx512+winograd" : "avx512";
     }
     if (b) return "portable+bf16-emulated";
-    return w ? "portable+winograd" : "portable";
+    return w == DFS_CONV_AUTO ? "portable+winograd-auto" : w ? "portable+winograd" : "portable";
 }
 
 static int winograd = -1; /* -1: not chosen yet, read DFS_CONV */
 
-int dfs_winograd_enabled(void) {
+const char *const dfs_conv_algo_names[3] = {"direct", "winograd", "auto"};
+
+dfs_conv_algo dfs_get_conv_algo(void) {
     if (winograd < 0) {
         const char *e = getenv("DFS_CONV");
-        winograd = e && strcmp(e, "winograd") == 0;
+        winograd = !e ? DFS_CONV_DIRECT
+                   : strcmp(e, "winograd") == 0 ? DFS_CONV_WINOGRAD
+                   : strcmp(e, "auto") == 0     ? DFS_CONV_AUTO
+                                                : DFS_CONV_DIRECT;
     }
-    return winograd;
+    return (dfs_conv_algo)winograd;
 }
 
-int dfs_winograd_set(int on) {
-    int old = dfs_winograd_enabled();
-    winograd = on ? 1 : 0;
+dfs_conv_algo dfs_set_conv_algo(dfs_conv_algo a) {
+    DFS_ASSERT(a >= DFS_CONV_DIRECT && a <= DFS_CONV_AUTO);
+    const dfs_conv_algo old = dfs_get_conv_algo();
+    winograd = (int)a;
     return old;
 }

@@ -35,6 +35,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <stdlib.h>
+#include <time.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -484,7 +485,7 @@ static void gn_image(const fgeom *G, const dfs_planes *x, int groups, float eps,
  * nothing is recorded: the backward of these ops stays on the other paths. */
 
 static int winograd_ok(const fgeom *G) {
-    return dfs_winograd_enabled() && !G->is1d && G->KH == 3 && G->KW == 3 && G->N > 0 &&
+    return dfs_get_conv_algo() && !G->is1d && G->KH == 3 && G->KW == 3 && G->N > 0 &&
            G->C > 0 && G->Co > 0;
 }
 
@@ -580,6 +581,75 @@ static void winograd_forward(dfs_graph *g, const fgeom *G0, float *out, const df
 }
 
 static void fused_backward(dfs_graph *g, dfs_node *nd);
+static void fused_direct(dfs_graph *g, const fgeom *G0, float *outd, const dfs_tensor *x,
+                         const dfs_tensor *w, const dfs_tensor *b, const dfs_conv_fused *f, int act,
+                         float *stats, const uint8_t *mask, float scale, int bf);
+
+/* ---- DFS_CONV=auto: Winograd or the direct kernel, per shape, by timing ----
+ * Which is faster depends on the CPU and the shape (bench/winograd.sh: on a Zen 4, Winograd
+ * 1.3-1.5x at 28x28 and 14x14 with 64+ channels, 0.4x at 7x7, 0.3x with one input channel).
+ * The first no-grad call of a shape (channels, size, batch, pre-op) runs both paths on its own
+ * data, twice each, alternating (the first run of each also pays its page faults), and the
+ * faster best-of-two is used for that shape from then on in this process; the call's output is
+ * the last run's, the direct one. PyTorch's torch.backends.cudnn.benchmark makes the same kind
+ * of choice, with the same cost: two runs of a process may pick differently where the paths are
+ * close, and their outputs then differ in rounding. dfs_conv_auto_count says what was picked. */
+typedef struct {
+    int C, Co, Hc, Wc, N, act, pick; /* pick: 1 Winograd, 0 direct */
+} auto_entry;
+#define AUTO_MAX 256
+static auto_entry auto_table[AUTO_MAX];
+static int auto_n = 0;
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+void dfs_conv_auto_count(int *winograd, int *direct) {
+    int wn = 0, dn = 0;
+#pragma omp critical(dfs_winograd_auto)
+    for (int i = 0; i < auto_n; i++) {
+        if (auto_table[i].pick) wn++;
+        else dn++;
+    }
+    if (winograd) *winograd = wn;
+    if (direct) *direct = dn;
+}
+
+/* 1: run Winograd for this call (DFS_CONV=winograd, or auto and it won); 0: run the direct path;
+ * 2: done (auto mode, a shape seen for the first time: timed here, the direct result in out). */
+static int winograd_pick(dfs_graph *g, const fgeom *G, float *out, const dfs_tensor *x,
+                         const dfs_tensor *w, const dfs_tensor *b, const dfs_conv_fused *f, int act,
+                         float *stats, const uint8_t *mask, float scale) {
+    if (dfs_get_conv_algo() != DFS_CONV_AUTO) return 1;
+    const auto_entry key = {G->C, G->Co, G->Hc, G->Wc, G->N, act, 0};
+    int found = -1;
+#pragma omp critical(dfs_winograd_auto)
+    for (int i = 0; i < auto_n && found < 0; i++) {
+        const auto_entry *e = &auto_table[i];
+        if (e->C == key.C && e->Co == key.Co && e->Hc == key.Hc && e->Wc == key.Wc && e->N == key.N &&
+            e->act == key.act)
+            found = e->pick;
+    }
+    if (found >= 0) return found;
+    double tw = 1e30, td = 1e30;
+    for (int r = 0; r < 2; r++) {
+        double t0 = now_s();
+        winograd_forward(g, G, out, x, w, b, f, act, stats, mask, scale);
+        double t1 = now_s();
+        fused_direct(g, G, out, x, w, b, f, act, stats, mask, scale, 0);
+        double t2 = now_s();
+        if (t1 - t0 < tw) tw = t1 - t0;
+        if (t2 - t1 < td) td = t2 - t1;
+    }
+    auto_entry e = key;
+    e.pick = tw < td;
+#pragma omp critical(dfs_winograd_auto)
+    if (auto_n < AUTO_MAX) auto_table[auto_n++] = e; /* a full table: later shapes re-time */
+    return 2;
+}
 
 static dfs_tensor *fused_fast(dfs_graph *g, dfs_tensor *x, dfs_tensor *w, dfs_tensor *b,
                               const dfs_conv_fused *f) {
@@ -590,8 +660,7 @@ static dfs_tensor *fused_fast(dfs_graph *g, dfs_tensor *x, dfs_tensor *w, dfs_te
      * without pre-op goes through the planes too (they are unpadded) */
     const int bf = dfs_get_bf16() != DFS_BF16_OFF;
     const fgeom G = fgeom_make(x, f->x2, w, f->up, !act && !training_drop && !bf);
-    const int N = G.N, C = G.C, Co = G.Co, K = G.K, groups = f->groups;
-    const int C2 = (C + 1) / 2, KB = bf ? C2 * G.KHW : K; /* the kernel's reduction: pairs in bf16 */
+    const int N = G.N, C = G.C, Co = G.Co, groups = f->groups;
     dfs_tensor *out = G.is1d ? dfs_tensor_new(g, 3, (int[]){N, Co, G.Wc})
                              : dfs_tensor_new(g, 4, (int[]){N, Co, G.Hc, G.Wc});
     dfs_node *nd = dfs_record(g, fused_backward, out, 8,
@@ -620,11 +689,22 @@ static dfs_tensor *fused_fast(dfs_graph *g, dfs_tensor *x, dfs_tensor *w, dfs_te
         sv->bf16 = bf;
         nd->saved = sv;
     }
-    if (!nd && !bf && winograd_ok(&G)) {
-        winograd_forward(g, &G, out->data, x, w, b, f, act, stats, mask, scale);
-        return out;
-    }
+    const int path = !nd && !bf && winograd_ok(&G)
+                         ? winograd_pick(g, &G, out->data, x, w, b, f, act, stats, mask, scale)
+                         : 0;
+    if (path == 1) winograd_forward(g, &G, out->data, x, w, b, f, act, stats, mask, scale);
+    else if (path == 0) fused_direct(g, &G, out->data, x, w, b, f, act, stats, mask, scale, bf);
+    return out;
+}
 
+/* The direct path of fused_fast: pre(x) of each image into padded planes (bf: and their pair
+ * words), then the implicit-GEMM kernel, float32 or bf16, into out (N, Co, Hc, Wc). */
+static void fused_direct(dfs_graph *g, const fgeom *G0, float *outd, const dfs_tensor *x,
+                         const dfs_tensor *w, const dfs_tensor *b, const dfs_conv_fused *f, int act,
+                         float *stats, const uint8_t *mask, float scale, int bf) {
+    const fgeom G = *G0;
+    const int N = G.N, C = G.C, Co = G.Co, K = G.K, groups = f->groups;
+    const int C2 = (C + 1) / 2, KB = bf ? C2 * G.KHW : K; /* the kernel's reduction: pairs in bf16 */
     const int T = dfs_op_threads(), nvec = (G.nq + 15) / 16;
     /* shared: packed weights (floats, or pair words: 4 bytes either way), vector map; per
      * thread: padded input (and its pair planes), pointer tables, coefs */
@@ -697,7 +777,7 @@ static dfs_tensor *fused_fast(dfs_graph *g, dfs_tensor *x, dfs_tensor *w, dfs_te
                             src[(c * G.KH + kh) * G.KW + kw] = xp + (size_t)c * G.plane + (size_t)kh * G.Wp + kw;
             }
             for (int co = 0; co < Co; co++) {
-                dst[co] = out->data + ((size_t)n * Co + co) * G.P;
+                dst[co] = outd + ((size_t)n * Co + co) * G.P;
                 res[co] = f->res ? f->res->data + ((size_t)n * Co + co) * G.P : NULL;
                 rowbias[co] = (b ? b->data[co] : 0.0f) + (f->tadd ? f->tadd->data[(size_t)n * Co + co] : 0.0f);
             }
@@ -715,7 +795,6 @@ static dfs_tensor *fused_fast(dfs_graph *g, dfs_tensor *x, dfs_tensor *w, dfs_te
             }
         }
     }
-    return out;
 }
 
 /* Images per backward chunk: enough padded positions (about 768) that a dW dot product is long
@@ -1078,8 +1157,10 @@ static dfs_tensor *conv_op(dfs_graph *g, dfs_tensor *x, dfs_tensor *w, dfs_tenso
                                    : dfs_tensor_new(g, 3, (int[]){c.N, c.Co, c.Wo});
     dfs_node *n = dfs_record(g, conv_backward, out, 3, (dfs_tensor *[]){x, w, b});
     const fgeom G = fgeom_make(x, NULL, w, 1, 0);
-    if (!n && x->ndim == 4 && same_conv_ok(c.KH, c.KW, c.ph, c.pw, stride) && winograd_ok(&G)) {
-        const dfs_conv_fused none = {.up = 1}; /* under BLAS kernels: FAST took it above */
+    if (!n && x->ndim == 4 && same_conv_ok(c.KH, c.KW, c.ph, c.pw, stride) && winograd_ok(&G) &&
+        dfs_get_conv_algo() == DFS_CONV_WINOGRAD) {
+        /* under BLAS kernels (FAST took it above), where auto mode is not offered */
+        const dfs_conv_fused none = {.up = 1};
         winograd_forward(g, &G, out->data, x, w, b, &none, 0, NULL, NULL, 1.0f);
     } else if (dfs_get_kernels() == DFS_KERNELS_FAST && c.N > 0 && c.Ci > 0 && c.Co > 0)
         phased_forward(g, &c, out->data, x->data, w->data, b ? b->data : NULL);

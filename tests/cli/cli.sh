@@ -405,6 +405,20 @@ env -u DFS_KERNELS -u DFS_CPU -u DFS_CONV DFS_CPU=avx2 "$D" bench --preset small
 check "DFS_CPU=avx2 --kernels fast: the portable loops" grep -q '"path": "portable"' "$T/bench3.json"
 env -u DFS_KERNELS -u DFS_CPU -u DFS_CONV DFS_CONV=winograd "$D" bench --preset small --batch 2 --steps 1 --kernels blas --json >"$T/bench4.json"
 check "DFS_CONV=winograd is shown" grep -q '"path": "blas+winograd"' "$T/bench4.json"
+# --conv auto (FAST kernels, even on the portable loops): the path, and the shapes it timed, all
+# of them (the small preset has 3x3 convs at 3 sizes), each counted once for the path it took
+env -u DFS_KERNELS -u DFS_CPU -u DFS_CONV "$D" bench --preset small --batch 2 --steps 1 --kernels fast --conv auto \
+    --json >"$T/bench7.json"
+check "--conv auto is shown" grep -q '+winograd-auto"' "$T/bench7.json"
+check "--conv auto counts the shapes it timed" python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+sys.exit(not (d["conv"] == "auto" and d["auto_winograd_shapes"] >= 0 and d["auto_direct_shapes"] >= 0
+              and d["auto_winograd_shapes"] + d["auto_direct_shapes"] >= 3))' "$T/bench7.json"
+env -u DFS_KERNELS -u DFS_CPU -u DFS_CONV DFS_CONV=auto "$D" bench --preset small --batch 2 --steps 1 --kernels blas --json >"$T/bench8.json"
+check "DFS_CONV=auto under BLAS kernels: direct" grep -q '"path": "blas"' "$T/bench8.json"
+expect_error "--conv fft refused" "--conv must be direct, winograd or auto, not 'fft'" "$D" bench --conv fft
+expect_error "sample --conv fft refused" "--conv must be direct, winograd or auto, not 'fft'" \
+    "$D" sample --model models/fmnist.safetensors --out "$T/x.png" --conv fft
 # --precision bf16: native where the CPU has AVX512_BF16; elsewhere float32 and one line that
 # says so; DFS_BF16=emulate: bf16's results by emulation, on any CPU; a bad name refused
 env -u DFS_KERNELS -u DFS_CPU -u DFS_CONV -u DFS_BF16 "$D" bench --preset small --batch 2 --steps 1 --precision bf16 \

@@ -62,9 +62,9 @@ static void wino_conv(float *out, float *x, float *w, float *b, int N, int Ci, i
     dfs_tensor *xt = dfs_tensor_wrap(g, x, 4, (int[]){N, Ci, H, W});
     dfs_tensor *wt = dfs_tensor_wrap(g, w, 4, (int[]){Co, Ci, 3, 3});
     dfs_tensor *bt = dfs_tensor_wrap(g, b, 1, (int[]){Co});
-    int old = dfs_winograd_set(1);
+    int old = dfs_set_conv_algo(1);
     dfs_tensor *y = dfs_conv2d(g, xt, wt, bt, 1, 1);
-    dfs_winograd_set(old);
+    dfs_set_conv_algo(old);
     memcpy(out, y->data, y->n * sizeof(float));
     dfs_graph_free(g);
 }
@@ -202,7 +202,7 @@ static void test_unet(void) {
     dfs_rng_fill_normal(&rng, x, n);
     const int t[3] = {1, 500, 999}, labels[3] = {0, 7, 10};
     for (int k = 0; k < 2; k++) {
-        int old = dfs_winograd_set(k);
+        int old = dfs_set_conv_algo(k);
         dfs_graph *g = dfs_graph_new();
         dfs_graph_set_grad(g, 0);
         dfs_tensor *xt = dfs_tensor_wrap(g, x, 4, (int[]){N, 1, S, S});
@@ -210,7 +210,7 @@ static void test_unet(void) {
         y[k] = malloc(out->n * sizeof(float));
         memcpy(y[k], out->data, out->n * sizeof(float));
         dfs_graph_free(g);
-        dfs_winograd_set(old);
+        dfs_set_conv_algo(old);
     }
     double num = 0, den = 0, mx = 0, my = 0;
     for (size_t i = 0; i < n; i++) {
@@ -233,14 +233,80 @@ static void test_unet(void) {
 /* DFS_CONV=winograd is read once, at the first call (nothing here has called it yet). */
 static void test_env(void) {
     setenv("DFS_CONV", "winograd", 1);
-    CHECK(dfs_winograd_enabled() == 1, "DFS_CONV=winograd turns it on");
+    CHECK(dfs_get_conv_algo() == 1, "DFS_CONV=winograd turns it on");
     unsetenv("DFS_CONV");
-    CHECK(dfs_winograd_enabled() == 1, "read once: unsetting the variable later changes nothing");
-    CHECK(dfs_winograd_set(0) == 1 && dfs_winograd_enabled() == 0, "dfs_winograd_set(0) turns it off");
+    CHECK(dfs_get_conv_algo() == 1, "read once: unsetting the variable later changes nothing");
+    CHECK(dfs_set_conv_algo(0) == 1 && dfs_get_conv_algo() == 0, "dfs_set_conv_algo(0) turns it off");
+}
+
+/* DFS_CONV_AUTO: one conv through the op with the given choice, out (N, Co, H, W). */
+static void conv_with(float *out, float *x, float *w, float *b, int N, int Ci, int H, int Co, int algo) {
+    dfs_graph *g = dfs_graph_new();
+    dfs_graph_set_grad(g, 0);
+    dfs_tensor *xt = dfs_tensor_wrap(g, x, 4, (int[]){N, Ci, H, H});
+    dfs_tensor *wt = dfs_tensor_wrap(g, w, 4, (int[]){Co, Ci, 3, 3});
+    dfs_tensor *bt = dfs_tensor_wrap(g, b, 1, (int[]){Co});
+    int old = dfs_set_conv_algo(algo);
+    dfs_tensor *y = dfs_conv2d(g, xt, wt, bt, 1, 1);
+    dfs_set_conv_algo(old);
+    memcpy(out, y->data, y->n * sizeof(float));
+    dfs_graph_free(g);
+}
+
+/* Auto mode: a shape's first call times both paths and returns the direct result, and counts
+ * one more shape for the path it picked; every later call of that shape runs that path (its
+ * bits exactly), the same each time, and is not timed again. Which path wins depends on the CPU
+ * and the load, so the test checks that the pick, the count and the results agree, on a shape
+ * where Winograd usually wins (64 channels, 28 x 28) and one where it usually loses (7 x 7). */
+static void test_auto(void) {
+    dfs_rng rng;
+    dfs_rng_seed(&rng, 11);
+    const int shapes[2][4] = {{2, 64, 28, 64}, {2, 8, 7, 4}}; /* N, Ci, H, Co */
+    for (int s = 0; s < 2; s++) {
+        const int N = shapes[s][0], Ci = shapes[s][1], H = shapes[s][2], Co = shapes[s][3];
+        const size_t nx = (size_t)N * Ci * H * H, nw = (size_t)Co * Ci * 9, ny = (size_t)N * Co * H * H;
+        float *x = malloc(nx * sizeof(float)), *w = malloc(nw * sizeof(float)), *b = malloc(Co * sizeof(float));
+        float *yd = malloc(ny * sizeof(float)), *yw = malloc(ny * sizeof(float));
+        float *y1 = malloc(ny * sizeof(float)), *y2 = malloc(ny * sizeof(float)), *y3 = malloc(ny * sizeof(float));
+        dfs_rng_fill_normal(&rng, x, nx);
+        dfs_rng_fill_normal(&rng, w, nw);
+        dfs_rng_fill_normal(&rng, b, (size_t)Co);
+        conv_with(yd, x, w, b, N, Ci, H, Co, DFS_CONV_DIRECT);
+        conv_with(yw, x, w, b, N, Ci, H, Co, DFS_CONV_WINOGRAD);
+        CHECK(memcmp(yd, yw, ny * sizeof(float)) != 0, "shape %d: Winograd and direct differ in rounding", s);
+        int w0 = 0, d0 = 0, w1 = 0, d1 = 0, w2 = 0, d2 = 0;
+        dfs_conv_auto_count(&w0, &d0);
+        conv_with(y1, x, w, b, N, Ci, H, Co, DFS_CONV_AUTO);
+        dfs_conv_auto_count(&w1, &d1);
+        if (dfs_get_kernels() == DFS_KERNELS_BLAS) { /* auto is FAST's: BLAS runs it as direct */
+            conv_with(y2, x, w, b, N, Ci, H, Co, DFS_CONV_AUTO);
+            CHECK(w1 == w0 && d1 == d0, "shape %d: BLAS kernels time nothing", s);
+            CHECK(memcmp(y1, yd, ny * sizeof(float)) == 0 && memcmp(y2, yd, ny * sizeof(float)) == 0,
+                  "shape %d: BLAS kernels run auto as direct", s);
+            free(x), free(w), free(b), free(yd), free(yw), free(y1), free(y2), free(y3);
+            continue;
+        }
+        CHECK(w1 + d1 == w0 + d0 + 1, "shape %d: the first call is timed (%d shapes, want %d)", s, w1 + d1,
+              w0 + d0 + 1);
+        CHECK(memcmp(y1, yd, ny * sizeof(float)) == 0, "shape %d: the timing call returns the direct result", s);
+        conv_with(y2, x, w, b, N, Ci, H, Co, DFS_CONV_AUTO);
+        conv_with(y3, x, w, b, N, Ci, H, Co, DFS_CONV_AUTO);
+        dfs_conv_auto_count(&w2, &d2);
+        const int is_w = memcmp(y2, yw, ny * sizeof(float)) == 0, is_d = memcmp(y2, yd, ny * sizeof(float)) == 0;
+        CHECK(is_w != is_d, "shape %d: a later call runs exactly one of the paths (winograd %d, direct %d)",
+              s, is_w, is_d);
+        CHECK(memcmp(y2, y3, ny * sizeof(float)) == 0, "shape %d: and the same one every time", s);
+        CHECK(w2 == w1 && d2 == d1, "shape %d: not timed again (%d+%d shapes, was %d+%d)", s, w2, d2, w1, d1);
+        CHECK(is_w == (w1 > w0), "shape %d: the count names the path that runs (Winograd runs: %d, counted: %d)",
+              s, is_w, w1 > w0);
+        printf("  auto: N=%d Ci=%d H=%d Co=%d picked %s\n", N, Ci, H, Co, is_w ? "winograd" : "direct");
+        free(x), free(w), free(b), free(yd), free(yw), free(y1), free(y2), free(y3);
+    }
 }
 
 int main(void) {
     test_env();
+    test_auto();
     init_cw();
     test_shapes();
     test_broken_transform();
