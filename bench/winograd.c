@@ -2,8 +2,9 @@
  * B, timed on the direct kernel (the default path: dfs_conv2d on the implicit-GEMM kernel, or
  * im2col + BLAS under DFS_KERNELS=blas) and on Winograd F(2x2,3x3) (src/kernels/winograd.c),
  * side by side in one run: for each shape both, alternating, and the best of R repetitions of
- * each (the least disturbed by other work on the machine). No-grad forward, plain conv (the
- * fused pre-op costs the same on both paths).
+ * each (the least disturbed by other work on the machine); on a CPU with AVX512_BF16 also the
+ * direct kernel in bf16 (dfs_set_bf16), the rate of the bf16 convolutions alone. No-grad
+ * forward, plain conv (the fused pre-op costs the same on both paths).
  *
  *   winograd [B=64] [R=5] [threads=2]      (bench/winograd.sh builds and runs it)
  *
@@ -34,12 +35,15 @@ static double now(void) {
     return t.tv_sec + 1e-9 * t.tv_nsec;
 }
 
-static double time_conv(dfs_graph *g, dfs_tensor *x, dfs_tensor *w, dfs_tensor *b, int wino) {
-    dfs_set_conv_algo(wino);
+/* path 0: the direct kernel, 1: Winograd, 2: the direct kernel in bf16 (where it runs natively) */
+static double time_conv(dfs_graph *g, dfs_tensor *x, dfs_tensor *w, dfs_tensor *b, int path) {
+    dfs_set_conv_algo(path == 1 ? DFS_CONV_WINOGRAD : DFS_CONV_DIRECT);
+    dfs_set_bf16(path == 2);
     double t0 = now();
     dfs_tensor *y = dfs_conv2d(g, x, w, b, 1, 1);
     double t = now() - t0;
     dfs_tensor_release(g, y);
+    dfs_set_bf16(0);
     return t;
 }
 
@@ -47,11 +51,14 @@ int main(int argc, char **argv) {
     const int B = argc > 1 ? atoi(argv[1]) : 64, R = argc > 2 ? atoi(argv[2]) : 5;
     dfs_set_threads(argc > 3 ? atoi(argv[3]) : 2);
     if (B < 1 || R < 1) return 2;
+    /* the bf16 column only where vdpbf16ps runs: emulated bf16 times nothing of interest */
+    const int np = dfs_set_bf16(1) == DFS_BF16_NATIVE ? 3 : 2;
+    dfs_set_bf16(0);
     printf("batch %d, best of %d, %d threads, kernels %s\n", B, R, dfs_get_threads(),
            dfs_kernels_names[dfs_get_kernels()]);
-    printf("%5s %5s %4s %5s %12s %12s %7s\n", "Ci", "Co", "H=W", "count", "direct ms", "winograd ms",
-           "ratio");
-    double tot[2] = {0, 0};
+    printf("%5s %5s %4s %5s %12s %12s %7s %12s\n", "Ci", "Co", "H=W", "count", "direct ms", "winograd ms",
+           "ratio", np == 3 ? "bf16 ms" : "");
+    double tot[3] = {0, 0, 0}, flops = 0;
     dfs_rng rng;
     dfs_rng_seed(&rng, 1);
     for (size_t s = 0; s < sizeof SHAPES / sizeof *SHAPES; s++) {
@@ -64,20 +71,24 @@ int main(int argc, char **argv) {
         dfs_rng_fill_normal(&rng, x->data, x->n);
         dfs_rng_fill_normal(&rng, w->data, w->n);
         dfs_rng_fill_normal(&rng, b->data, b->n);
-        double best[2] = {1e30, 1e30};
-        for (int k = 0; k < 2; k++) (void)time_conv(g, x, w, b, k); /* warm-up: scratch, pages */
+        double best[3] = {1e30, 1e30, 1e30};
+        for (int k = 0; k < np; k++) (void)time_conv(g, x, w, b, k); /* warm-up: scratch, pages */
         for (int r = 0; r < R; r++)
-            for (int k = 0; k < 2; k++) {
+            for (int k = 0; k < np; k++) {
                 double t = time_conv(g, x, w, b, k);
                 if (t < best[k]) best[k] = t;
             }
-        printf("%5d %5d %4d %5d %12.3f %12.3f %7.2f\n", Ci, Co, H, cnt, 1e3 * best[0], 1e3 * best[1],
+        printf("%5d %5d %4d %5d %12.3f %12.3f %7.2f", Ci, Co, H, cnt, 1e3 * best[0], 1e3 * best[1],
                best[0] / best[1]);
-        tot[0] += cnt * best[0];
-        tot[1] += cnt * best[1];
+        if (np == 3) printf(" %12.3f", 1e3 * best[2]);
+        printf("\n");
+        for (int k = 0; k < np; k++) tot[k] += cnt * best[k];
+        flops += cnt * 2.0 * B * Co * Ci * 9.0 * H * H; /* multiply-adds of the direct method, x2 */
         dfs_graph_free(g);
     }
-    printf("one U-Net forward's 3x3 stride-1 convs: direct %.1f ms, winograd %.1f ms, ratio %.2f\n",
-           1e3 * tot[0], 1e3 * tot[1], tot[0] / tot[1]);
+    printf("one U-Net forward's 3x3 stride-1 convs: direct %.1f ms (%.1f GFLOP/s), winograd %.1f ms, ratio %.2f",
+           1e3 * tot[0], flops / tot[0] * 1e-9, 1e3 * tot[1], tot[0] / tot[1]);
+    if (np == 3) printf("; bf16 direct %.1f ms (%.1f GFLOP/s, %.2fx fp32)", 1e3 * tot[2], flops / tot[2] * 1e-9, tot[0] / tot[2]);
+    printf("\n(GFLOP/s count the direct method's 2 Ci Co 9 H W per image: Winograd does fewer)\n");
     return 0;
 }
