@@ -55,14 +55,16 @@ static float xat(const float *x, int H, int W, int ih, int iw) {
     return ih < 0 || ih >= H || iw < 0 || iw >= W ? 0.0f : x[(size_t)ih * W + iw];
 }
 
-/* Winograd through the op (dfs_conv2d on a graph without a tape) with the current kernels. */
-static void wino_conv(float *out, float *x, float *w, float *b, int N, int Ci, int H, int W, int Co) {
+/* One 3x3 conv through the op (dfs_conv2d on a graph without a tape) with the current kernels
+ * and the given choice of path (DFS_CONV_*), out (N, Co, H, W). */
+static void conv_with(float *out, float *x, float *w, float *b, int N, int Ci, int H, int W, int Co,
+                      int algo) {
     dfs_graph *g = dfs_graph_new();
     dfs_graph_set_grad(g, 0);
     dfs_tensor *xt = dfs_tensor_wrap(g, x, 4, (int[]){N, Ci, H, W});
     dfs_tensor *wt = dfs_tensor_wrap(g, w, 4, (int[]){Co, Ci, 3, 3});
     dfs_tensor *bt = dfs_tensor_wrap(g, b, 1, (int[]){Co});
-    int old = dfs_set_conv_algo(1);
+    int old = dfs_set_conv_algo(algo);
     dfs_tensor *y = dfs_conv2d(g, xt, wt, bt, 1, 1);
     dfs_set_conv_algo(old);
     memcpy(out, y->data, y->n * sizeof(float));
@@ -87,7 +89,7 @@ static shape_stats check_shape(dfs_rng *rng, int N, int Ci, int Co, int H, int W
     for (size_t i = 0; i < nw; i++) w[i] *= 1.0f / sqrtf(9.0f * Ci);
     dfs_rng_fill_normal(rng, b, (size_t)Co);
     dfs_conv2d_reference(yr, x, w, b, N, Ci, H, W, Co, 3, 3, 1, 1);
-    wino_conv(yw, x, w, b, N, Ci, H, W, Co);
+    conv_with(yw, x, w, b, N, Ci, H, W, Co, DFS_CONV_WINOGRAD);
     const double gam = (Ci + 14) * U_ROUND / (1 - (Ci + 14) * U_ROUND);
     shape_stats st = {0, 0, 0, 0};
     for (int n = 0; n < N; n++)
@@ -239,20 +241,6 @@ static void test_env(void) {
     CHECK(dfs_set_conv_algo(0) == 1 && dfs_get_conv_algo() == 0, "dfs_set_conv_algo(0) turns it off");
 }
 
-/* DFS_CONV_AUTO: one conv through the op with the given choice, out (N, Co, H, W). */
-static void conv_with(float *out, float *x, float *w, float *b, int N, int Ci, int H, int Co, int algo) {
-    dfs_graph *g = dfs_graph_new();
-    dfs_graph_set_grad(g, 0);
-    dfs_tensor *xt = dfs_tensor_wrap(g, x, 4, (int[]){N, Ci, H, H});
-    dfs_tensor *wt = dfs_tensor_wrap(g, w, 4, (int[]){Co, Ci, 3, 3});
-    dfs_tensor *bt = dfs_tensor_wrap(g, b, 1, (int[]){Co});
-    int old = dfs_set_conv_algo(algo);
-    dfs_tensor *y = dfs_conv2d(g, xt, wt, bt, 1, 1);
-    dfs_set_conv_algo(old);
-    memcpy(out, y->data, y->n * sizeof(float));
-    dfs_graph_free(g);
-}
-
 /* Auto mode: a shape's first call times both paths and returns the direct result, and counts
  * one more shape for the path it picked; every later call of that shape runs that path (its
  * bits exactly), the same each time, and is not timed again. Which path wins depends on the CPU
@@ -271,15 +259,15 @@ static void test_auto(void) {
         dfs_rng_fill_normal(&rng, x, nx);
         dfs_rng_fill_normal(&rng, w, nw);
         dfs_rng_fill_normal(&rng, b, (size_t)Co);
-        conv_with(yd, x, w, b, N, Ci, H, Co, DFS_CONV_DIRECT);
-        conv_with(yw, x, w, b, N, Ci, H, Co, DFS_CONV_WINOGRAD);
+        conv_with(yd, x, w, b, N, Ci, H, H, Co, DFS_CONV_DIRECT);
+        conv_with(yw, x, w, b, N, Ci, H, H, Co, DFS_CONV_WINOGRAD);
         CHECK(memcmp(yd, yw, ny * sizeof(float)) != 0, "shape %d: Winograd and direct differ in rounding", s);
         int w0 = 0, d0 = 0, w1 = 0, d1 = 0, w2 = 0, d2 = 0;
         dfs_conv_auto_count(&w0, &d0);
-        conv_with(y1, x, w, b, N, Ci, H, Co, DFS_CONV_AUTO);
+        conv_with(y1, x, w, b, N, Ci, H, H, Co, DFS_CONV_AUTO);
         dfs_conv_auto_count(&w1, &d1);
         if (dfs_get_kernels() == DFS_KERNELS_BLAS) { /* auto is FAST's: BLAS runs it as direct */
-            conv_with(y2, x, w, b, N, Ci, H, Co, DFS_CONV_AUTO);
+            conv_with(y2, x, w, b, N, Ci, H, H, Co, DFS_CONV_AUTO);
             CHECK(w1 == w0 && d1 == d0, "shape %d: BLAS kernels time nothing", s);
             CHECK(memcmp(y1, yd, ny * sizeof(float)) == 0 && memcmp(y2, yd, ny * sizeof(float)) == 0,
                   "shape %d: BLAS kernels run auto as direct", s);
@@ -289,8 +277,8 @@ static void test_auto(void) {
         CHECK(w1 + d1 == w0 + d0 + 1, "shape %d: the first call is timed (%d shapes, want %d)", s, w1 + d1,
               w0 + d0 + 1);
         CHECK(memcmp(y1, yd, ny * sizeof(float)) == 0, "shape %d: the timing call returns the direct result", s);
-        conv_with(y2, x, w, b, N, Ci, H, Co, DFS_CONV_AUTO);
-        conv_with(y3, x, w, b, N, Ci, H, Co, DFS_CONV_AUTO);
+        conv_with(y2, x, w, b, N, Ci, H, H, Co, DFS_CONV_AUTO);
+        conv_with(y3, x, w, b, N, Ci, H, H, Co, DFS_CONV_AUTO);
         dfs_conv_auto_count(&w2, &d2);
         const int is_w = memcmp(y2, yw, ny * sizeof(float)) == 0, is_d = memcmp(y2, yd, ny * sizeof(float)) == 0;
         CHECK(is_w != is_d, "shape %d: a later call runs exactly one of the paths (winograd %d, direct %d)",
