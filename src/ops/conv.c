@@ -588,18 +588,29 @@ static void fused_direct(dfs_graph *g, const fgeom *G0, float *outd, const dfs_t
 /* ---- DFS_CONV=auto: Winograd or the direct kernel, per shape, by timing ----
  * Which is faster depends on the CPU and the shape (bench/winograd.sh: on a Zen 4, Winograd
  * 1.3-1.5x at 28x28 and 14x14 with 64+ channels, 0.4x at 7x7, 0.3x with one input channel).
- * The first no-grad call of a shape (channels, size, batch, pre-op) runs both paths on its own
- * data, twice each, alternating (the first run of each also pays its page faults), and the
- * faster best-of-two is used for that shape from then on in this process; the call's output is
- * the last run's, the direct one. PyTorch's torch.backends.cudnn.benchmark makes the same kind
+ * The first no-grad call of a shape (channels, size, batch, pre-op, threads) runs both paths on
+ * its own data, twice each, alternating (the first run of each also pays its page faults), and
+ * the faster best-of-two is used for that shape from then on in this process; the call's output
+ * is the last run's, the direct one. Past AUTO_MAX shapes, new ones run direct, untimed. PyTorch's torch.backends.cudnn.benchmark makes the same kind
  * of choice, with the same cost: two runs of a process may pick differently where the paths are
  * close, and their outputs then differ in rounding. dfs_conv_auto_count says what was picked. */
 typedef struct {
-    int C, Co, Hc, Wc, N, act, pick; /* pick: 1 Winograd, 0 direct */
+    int C, Co, Hc, Wc, N, act, T, pick; /* T: the op's threads; pick: 1 Winograd, 0 direct */
 } auto_entry;
 #define AUTO_MAX 256
 static auto_entry auto_table[AUTO_MAX];
 static int auto_n = 0;
+
+/* The pick stored for key (-1: none); the caller holds the critical section. */
+static int auto_find(const auto_entry *key) {
+    for (int i = 0; i < auto_n; i++) {
+        const auto_entry *e = &auto_table[i];
+        if (e->C == key->C && e->Co == key->Co && e->Hc == key->Hc && e->Wc == key->Wc &&
+            e->N == key->N && e->act == key->act && e->T == key->T)
+            return e->pick;
+    }
+    return -1;
+}
 
 static double now_s(void) {
     struct timespec t;
@@ -624,16 +635,15 @@ static int winograd_pick(dfs_graph *g, const fgeom *G, float *out, const dfs_ten
                          const dfs_tensor *w, const dfs_tensor *b, const dfs_conv_fused *f, int act,
                          float *stats, const uint8_t *mask, float scale) {
     if (dfs_get_conv_algo() != DFS_CONV_AUTO) return 1;
-    const auto_entry key = {G->C, G->Co, G->Hc, G->Wc, G->N, act, 0};
-    int found = -1;
+    const auto_entry key = {G->C, G->Co, G->Hc, G->Wc, G->N, act, dfs_op_threads(), 0};
+    int found = -1, full = 0;
 #pragma omp critical(dfs_winograd_auto)
-    for (int i = 0; i < auto_n && found < 0; i++) {
-        const auto_entry *e = &auto_table[i];
-        if (e->C == key.C && e->Co == key.Co && e->Hc == key.Hc && e->Wc == key.Wc && e->N == key.N &&
-            e->act == key.act)
-            found = e->pick;
+    {
+        found = auto_find(&key);
+        full = auto_n >= AUTO_MAX;
     }
     if (found >= 0) return found;
+    if (full) return 0; /* no room to remember a pick: the direct kernel, untimed */
     double tw = 1e30, td = 1e30;
     for (int r = 0; r < 2; r++) {
         double t0 = now_s();
@@ -646,8 +656,10 @@ static int winograd_pick(dfs_graph *g, const fgeom *G, float *out, const dfs_ten
     }
     auto_entry e = key;
     e.pick = tw < td;
+    /* threads with graphs of their own (dfs_model_predict) may have timed the same shape at
+     * once: the first pick stored is the one kept */
 #pragma omp critical(dfs_winograd_auto)
-    if (auto_n < AUTO_MAX) auto_table[auto_n++] = e; /* a full table: later shapes re-time */
+    if (auto_find(&key) < 0 && auto_n < AUTO_MAX) auto_table[auto_n++] = e;
     return 2;
 }
 

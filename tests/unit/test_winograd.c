@@ -23,6 +23,7 @@
 #include "check.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -292,8 +293,48 @@ static void test_auto(void) {
     }
 }
 
+/* Auto mode from threads with graphs of their own (as dfs_model_predict runs them): a new
+ * shape met by every thread at once is stored once, and each thread's output is the direct
+ * kernel's bits (the timing call's result). */
+static void test_auto_threads(void) {
+    enum { T = 2, N = 1, Ci = 16, H = 14, Co = 16 };
+    dfs_rng rng;
+    dfs_rng_seed(&rng, 12);
+    const size_t nx = (size_t)N * Ci * H * H, nw = (size_t)Co * Ci * 9, ny = (size_t)N * Co * H * H;
+    float *x = malloc(nx * sizeof(float)), *w = malloc(nw * sizeof(float)), *b = malloc(Co * sizeof(float));
+    float *yd = malloc(ny * sizeof(float)), *y = malloc(T * ny * sizeof(float));
+    dfs_rng_fill_normal(&rng, x, nx);
+    dfs_rng_fill_normal(&rng, w, nw);
+    dfs_rng_fill_normal(&rng, b, (size_t)Co);
+    int w0 = 0, d0 = 0, w1 = 0, d1 = 0;
+    dfs_conv_auto_count(&w0, &d0);
+    const int old = dfs_set_conv_algo(DFS_CONV_AUTO);
+#pragma omp parallel num_threads(T)
+    {
+        const int t = omp_get_thread_num();
+        dfs_graph *g = dfs_graph_new();
+        dfs_graph_set_grad(g, 0);
+        dfs_tensor *xt = dfs_tensor_wrap(g, x, 4, (int[]){N, Ci, H, H});
+        dfs_tensor *wt = dfs_tensor_wrap(g, w, 4, (int[]){Co, Ci, 3, 3});
+        dfs_tensor *bt = dfs_tensor_wrap(g, b, 1, (int[]){Co});
+        dfs_tensor *yt = dfs_conv2d(g, xt, wt, bt, 1, 1);
+        memcpy(y + (size_t)t * ny, yt->data, ny * sizeof(float));
+        dfs_graph_free(g);
+    }
+    dfs_set_conv_algo(old);
+    dfs_conv_auto_count(&w1, &d1);
+    CHECK(w1 + d1 == w0 + d0 + 1, "threads timing one shape at once store it once (%d shapes, want %d)",
+          w1 + d1, w0 + d0 + 1);
+    conv_with(yd, x, w, b, N, Ci, H, H, Co, DFS_CONV_DIRECT);
+    for (int t = 0; t < T; t++)
+        CHECK(memcmp(y + (size_t)t * ny, yd, ny * sizeof(float)) == 0,
+              "thread %d: the timing call returns the direct result", t);
+    free(x), free(w), free(b), free(yd), free(y);
+}
+
 int main(void) {
     test_env();
+    test_auto_threads();
     test_auto();
     init_cw();
     test_shapes();
