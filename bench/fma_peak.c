@@ -27,14 +27,6 @@ static double now(void) {
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* AVX512_BF16: CPUID leaf 7, sub-leaf 1, EAX bit 5 (with AVX-512 F usable, which the OS check
- * of __builtin_cpu_supports covers) */
-static int has_bf16(void) {
-    unsigned a = 7, b, c = 1, d;
-    __asm__ volatile("cpuid" : "+a"(a), "=b"(b), "+c"(c), "=d"(d));
-    return __builtin_cpu_supports("avx512f") && (a >> 5 & 1);
-}
-
 /* The sum of the accumulators keeps the loop from being optimised away. */
 __attribute__((target("avx512f"))) static float fma_loop(long iters) {
     __m512 acc[NACC];
@@ -103,7 +95,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     const double f = peak(threads, 0, 32.0);
-    const double b = has_bf16() ? peak(threads, 1, 64.0) : 0.0;
+    const double b = __builtin_cpu_supports("avx512bf16") ? peak(threads, 1, 64.0) : 0.0;
     printf("{\"fma_gflops\": %.2f, \"bf16_gflops\": %.2f, \"threads\": %d}\n", f, b, threads);
     return 0;
 }

@@ -2,8 +2,8 @@
 # bench/run.sh BUILD - diffuse against PyTorch on the reference U-Net (fmnist preset), and
 # against the machine's SGEMM peak. See bench/README.md for what each figure means.
 #
-#   make bench                      (builds BUILD/diffuse and BUILD/sgemm_peak, then runs this)
-#   sh bench/run.sh build            (after make all, or make build/diffuse sgemm-peak)
+#   make bench                      (builds BUILD/diffuse, sgemm_peak and fma_peak, then runs this)
+#   sh bench/run.sh build            (after make all fma-peak, or make build/diffuse sgemm-peak fma-peak)
 #
 # Environment: BENCH_ROUNDS (default 3), BENCH_BATCH (64), BENCH_THREADS (2), BENCH_STEPS (5),
 # BENCH_BASELINE (path of another diffuse binary, e.g. an older build, timed in every round as a

@@ -547,8 +547,7 @@ int cmd_bench(int argc, char **argv) {
         }
     }
     int auto_w = 0, auto_d = 0;
-    const int conv_auto = dfs_get_conv_algo() == DFS_CONV_AUTO && dfs_get_kernels() == DFS_KERNELS_FAST &&
-                          !dfs_get_bf16();
+    const int conv_auto = dfs_get_conv_algo() == DFS_CONV_AUTO; /* 0 shapes where it has no say (BLAS, bf16) */
     dfs_conv_auto_count(&auto_w, &auto_d);
     double flops = dfs_unet_flops(u);
     double train_ips = batch / train_s, fwd_ips = batch / fwd_s;

@@ -67,11 +67,8 @@ static int cpu_bw(void) {
 
 int dfs_bf16_cpu(void) {
 #ifdef BF16_X86
-    if (cpu_bf16 < 0) { /* the CPU itself (as DFS_CPU says), not the tests' dfs_igemm_force_portable */
-        const char *e = getenv("DFS_CPU");
-        cpu_bf16 = __builtin_cpu_supports("avx512f") && !(e && strcmp(e, "avx2") == 0) && cpu_bw() &&
-                   __builtin_cpu_supports("avx512bf16");
-    }
+    if (cpu_bf16 < 0) /* the CPU itself (as DFS_CPU says), not the tests' dfs_igemm_force_portable */
+        cpu_bf16 = dfs_cpu_avx512() && cpu_bw() && __builtin_cpu_supports("avx512bf16");
     return cpu_bf16;
 #else
     return 0;

@@ -42,14 +42,16 @@ static int cpu_avx512 = -1; /* -1: not read yet */
 /* Whether the AVX-512 kernels run: the CPU has AVX-512F, and DFS_CPU=avx2 does not ask to
  * behave as an AVX2-only CPU (how the tests cover that path on an AVX-512 machine). Read once;
  * dfs_get_kernels calls this before any parallel region. */
-int dfs_igemm_avx512(void) {
+int dfs_igemm_avx512(void) { return dfs_cpu_avx512() && !force_portable; }
+
+int dfs_cpu_avx512(void) {
 #ifdef IGEMM_X86
     if (cpu_avx512 < 0) {
         const char *e = getenv("DFS_CPU");
         /* libgcc fills in the CPU model before main; this only reads it */
         cpu_avx512 = __builtin_cpu_supports("avx512f") && !(e && strcmp(e, "avx2") == 0);
     }
-    return cpu_avx512 && !force_portable;
+    return cpu_avx512;
 #else
     return 0;
 #endif

@@ -134,6 +134,9 @@ void dfs_act_pad_rows(float *dst, const float *src, int rows, int W, int pw, flo
                       int silu);
 /* 1 if the AVX-512 kernels run (the CPU has AVX-512F and the portable loops are not forced). */
 int dfs_igemm_avx512(void);
+/* 1 if the CPU has AVX-512F and DFS_CPU=avx2 does not hide it, whatever the tests force (read
+ * once). */
+int dfs_cpu_avx512(void);
 /* Force the portable loops (tests); returns the previous setting. */
 int dfs_igemm_force_portable(int on);
 

@@ -591,9 +591,10 @@ static void fused_direct(dfs_graph *g, const fgeom *G0, float *outd, const dfs_t
  * The first no-grad call of a shape (channels, size, batch, pre-op, threads) runs both paths on
  * its own data, twice each, alternating (the first run of each also pays its page faults), and
  * the faster best-of-two is used for that shape from then on in this process; the call's output
- * is the last run's, the direct one. Past AUTO_MAX shapes, new ones run direct, untimed. PyTorch's torch.backends.cudnn.benchmark makes the same kind
- * of choice, with the same cost: two runs of a process may pick differently where the paths are
- * close, and their outputs then differ in rounding. dfs_conv_auto_count says what was picked. */
+ * is the last run's, the direct one. Past AUTO_MAX shapes, new ones run direct, untimed.
+ * PyTorch's torch.backends.cudnn.benchmark makes the same kind of choice, with the same cost:
+ * two runs of a process may pick differently where the paths are close, and their outputs then
+ * differ in rounding. dfs_conv_auto_count says what was picked. */
 typedef struct {
     int C, Co, Hc, Wc, N, act, T, pick; /* T: the op's threads; pick: 1 Winograd, 0 direct */
 } auto_entry;
