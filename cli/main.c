@@ -283,8 +283,31 @@ static const cli_command *find_command(const char *name) {
     return NULL;
 }
 
+/* The library reads its DFS_* switches on first use and takes a value it does not know for
+ * the default; the command line refuses one instead, before any work, so that a typo
+ * (DFS_CONV=winogard) does not silently time the wrong path. Empty counts as unset. */
+static int check_env(void) {
+    static const struct {
+        const char *name, *values[4], *say;
+    } vars[] = {
+        {"DFS_KERNELS", {"fast", "blas"}, "fast or blas"},
+        {"DFS_CONV", {"direct", "winograd", "auto"}, "direct, winograd or auto"},
+        {"DFS_CPU", {"avx2"}, "avx2 (an AVX-512 CPU taken as one without it)"},
+        {"DFS_BF16", {"emulate"}, "emulate"},
+    };
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) {
+        const char *e = getenv(vars[i].name);
+        if (!e || !*e) continue;
+        int ok = 0;
+        for (int k = 0; k < 4 && vars[i].values[k]; k++) ok |= !strcmp(e, vars[i].values[k]);
+        if (!ok) return cli_fail("the environment's %s must be %s, not '%s'", vars[i].name, vars[i].say, e);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     dfs_set_log(cli_log, NULL);
+    if (check_env()) return 2;
     if (argc < 2) {
         usage(stderr);
         return 2;

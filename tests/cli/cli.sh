@@ -419,6 +419,16 @@ check "DFS_CONV=auto under BLAS kernels: direct" grep -q '"path": "blas"' "$T/be
 expect_error "--conv fft refused" "--conv must be direct, winograd or auto, not 'fft'" "$D" bench --conv fft
 expect_error "sample --conv fft refused" "--conv must be direct, winograd or auto, not 'fft'" \
     "$D" sample --model models/fmnist.safetensors --out "$T/x.png" --conv fft
+# the library's DFS_* switches: an unknown value is refused by the command line before any work
+# (the library alone would take it for the default); empty counts as unset
+expect_error "DFS_CONV=winogard refused" "the environment's DFS_CONV must be direct, winograd or auto, not 'winogard'" \
+    env DFS_CONV=winogard "$D" info models/fmnist.safetensors
+expect_error "DFS_KERNELS=gpu refused" "the environment's DFS_KERNELS must be fast or blas, not 'gpu'" \
+    env DFS_KERNELS=gpu "$D" --help
+expect_error "DFS_CPU=avx512 refused" "the environment's DFS_CPU must be avx2" env DFS_CPU=avx512 "$D" info models/fmnist.safetensors
+expect_error "DFS_BF16=1 refused" "the environment's DFS_BF16 must be emulate, not '1'" env DFS_BF16=1 "$D" info models/fmnist.safetensors
+env DFS_CONV= DFS_KERNELS=blas "$D" info models/fmnist.safetensors >/dev/null 2>&1
+check "DFS_CONV empty counts as unset, DFS_KERNELS=blas is taken" [ $? -eq 0 ]
 # --precision bf16: native where the CPU has AVX512_BF16; elsewhere float32 and one line that
 # says so; DFS_BF16=emulate: bf16's results by emulation, on any CPU; a bad name refused
 env -u DFS_KERNELS -u DFS_CPU -u DFS_CONV -u DFS_BF16 "$D" bench --preset small --batch 2 --steps 1 --precision bf16 \
