@@ -119,14 +119,14 @@ $(BUILD)/examples/%: examples/%.c $(PUB_HDR) $(LIBS)
 
 # The machine's SGEMM peak through the same OpenBLAS, the yardstick of bench/run.sh.
 sgemm-peak: $(BUILD)/sgemm_peak
-$(BUILD)/sgemm_peak: bench/sgemm_peak.c
+$(BUILD)/sgemm_peak: bench/sgemm_peak.c bench/peak_args.h
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) $(OMP) $(CPPFLAGS) -o $@ $< $(LIBS_BLAS)
 
 # The CPU's float32 FMA and bfloat16 (vdpbf16ps) instruction peaks, register-only loops
 # (bench/fma_peak.c; x86-64 with AVX-512: bench/run.sh runs it only there).
 fma-peak: $(BUILD)/fma_peak
-$(BUILD)/fma_peak: bench/fma_peak.c
+$(BUILD)/fma_peak: bench/fma_peak.c bench/peak_args.h
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) $(OMP) -o $@ $<
 

@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "peak_args.h"
+
 #define NACC 24
 #define ITERS 4000000L /* per repetition and thread: ~96M instructions, ~0.05-0.1 s */
 
@@ -76,20 +78,8 @@ static double peak(int threads, int bf16, double flops_per_insn) {
 }
 
 int main(int argc, char **argv) {
-    int threads = 2;
-    if (argc > 2) {
-        fprintf(stderr, "usage: fma_peak [threads]\n");
-        return 2;
-    }
-    if (argc == 2) {
-        char *end;
-        long v = strtol(argv[1], &end, 10);
-        if (end == argv[1] || *end || v < 1 || v > 256) {
-            fprintf(stderr, "fma_peak: threads must be an integer in 1..256, not '%s'\n", argv[1]);
-            return 2;
-        }
-        threads = (int)v;
-    }
+    const int threads = peak_threads_arg("fma_peak", argc, argv);
+    if (threads < 0) return 2;
     if (!__builtin_cpu_supports("avx512f")) {
         fprintf(stderr, "fma_peak: this CPU has no AVX-512 F; nothing to measure\n");
         return 1;

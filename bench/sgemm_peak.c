@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "peak_args.h"
+
 static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -20,20 +22,8 @@ static double now(void) {
 }
 
 int main(int argc, char **argv) {
-    int threads = 2;
-    if (argc > 2) {
-        fprintf(stderr, "usage: sgemm_peak [threads]\n");
-        return 2;
-    }
-    if (argc == 2) {
-        char *end;
-        long v = strtol(argv[1], &end, 10);
-        if (end == argv[1] || *end || v < 1 || v > 256) {
-            fprintf(stderr, "sgemm_peak: threads must be an integer in 1..256, not '%s'\n", argv[1]);
-            return 2;
-        }
-        threads = (int)v;
-    }
+    const int threads = peak_threads_arg("sgemm_peak", argc, argv);
+    if (threads < 0) return 2;
     openblas_set_num_threads(threads);
 
     static const int sizes[] = {2048, 4096};
