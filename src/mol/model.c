@@ -348,7 +348,10 @@ void dfs_mol_train_config_default(dfs_mol_train_config *c) {
  * molecule is padded to it), so a batch drawn at random from the set pays for about 29 x 29
  * pairs where its molecules have 16 atoms on average. The epoch order is cut into groups of
  * BUCKET batches; each group is sorted by size (then by its order) and cut into its batches, so
- * every molecule is still seen once an epoch, and a batch pads only to its own largest. */
+ * every molecule is still seen once an epoch, and a batch pads only to its own largest. The
+ * group's batches then run in an order drawn for the group (from the seed): in size order,
+ * every BUCKET steps would sweep from the smallest molecules to the largest, a periodic drift
+ * that Adam's momentum (about 10 steps) would follow (since stop 29). */
 enum { BUCKET = 8 };
 
 /* a molecule k, its size and its place: sorted by size, then place */
@@ -368,6 +371,7 @@ struct dfs_mol_trainer {
     long perm_epoch;
     int *size;            /* (n) atoms of each training molecule */
     by_size *grp;         /* (BUCKET B) the molecules of batch group grp_id, by size */
+    int grp_order[BUCKET];  /* the order its batches run in */
     long grp_id;
     float *x0, *eps, *xt, *target, *tn; /* (B, M W) and (B) times for the net */
     uint8_t *present, *node;            /* (B, M W), (B, M) */
@@ -478,9 +482,11 @@ static int bucketed(dfs_mol_trainer *t, long pos) {
             t->grp[i] = (by_size){t->size[k], (int)i, k};
         }
         qsort(t->grp, (size_t)G, sizeof *t->grp, cmp_size);
+        dfs_epoch_order(t->grp_order, BUCKET, t->st->seed ^ 0x5bd1e995u, id);
         t->grp_id = id;
     }
-    return t->grp[pos % G].k;
+    const long B = t->c.batch, o = pos % G;
+    return t->grp[t->grp_order[o / B] * B + o % B].k;
 }
 
 int dfs_mol_trainer_batch(dfs_mol_trainer *t, long seen, int *k) {

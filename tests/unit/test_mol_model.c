@@ -358,15 +358,17 @@ static void test_buckets(void) {
     tc.batch = BATCH;
     dfs_mol_trainer *tr = NULL;
     CHECK(m && dfs_mol_trainer_new(&tr, m, &tc, set, N, &st) == DFS_OK, "trainer: %s", dfs_last_error());
-    int same = 1, sorted = 1, pads = 1;
+    int same = 1, sorted = 1, pads = 1, blocks = 1, shuffled = 0;
     long pairs = 0, pairs_plain = 0;
     int perm[N], k[BATCH];
     long epoch = -1;
     for (long g0 = 0; tr && g0 < 5 * G; g0 += G) {
-        int seen[N] = {0}, want[N] = {0}, last = 0;
+        int seen[N] = {0}, want[N] = {0}, lo[G / BATCH], hi[G / BATCH];
         for (long b = g0; b < g0 + G; b += BATCH) {
             const int M = dfs_mol_trainer_batch(tr, b, k);
-            int big = 0, big_plain = 0;
+            int big = 0, big_plain = 0, last = 0;
+            lo[(b - g0) / BATCH] = set[k[0]].n;
+            hi[(b - g0) / BATCH] = set[k[BATCH - 1]].n;
             for (int i = 0; i < BATCH; i++) {
                 const long pos = b + i;
                 if (pos / N != epoch) dfs_epoch_order(perm, N, st.seed, epoch = pos / N);
@@ -382,9 +384,17 @@ static void test_buckets(void) {
             pairs_plain += (long)BATCH * big_plain * big_plain;
         }
         same &= memcmp(seen, want, sizeof seen) == 0;
+        /* the batches are blocks of the group's size order (no two overlap but at their ends),
+         * run in a drawn order: not always smallest first */
+        for (int a = 0; a < G / BATCH; a++)
+            for (int c = 0; c < G / BATCH; c++)
+                if (a != c && lo[a] <= lo[c]) blocks &= hi[a] <= lo[c] || lo[a] == lo[c];
+        for (int a = 1; a < G / BATCH; a++) shuffled |= lo[a] < hi[a - 1] && hi[a] < lo[a - 1];
     }
     CHECK(same, "each group of 64 places holds the molecules of those places of the epoch orders");
-    CHECK(sorted, "in order of size");
+    CHECK(sorted, "a batch in order of size");
+    CHECK(blocks, "a group's batches are blocks of its size order");
+    CHECK(shuffled, "a group's batches run in a drawn order, not smallest first");
     CHECK(pads, "a batch pads to its largest molecule");
     CHECK(pairs * 5 < pairs_plain * 3, "the padded pairs are under 60%% of those of unsorted batches (%ld, %ld; 48%% "
           "when written)", pairs, pairs_plain);
