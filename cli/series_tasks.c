@@ -363,7 +363,7 @@ int series_windows(int argc, char **argv) {
 /* ---- eval ---------------------------------------------------------------------------------- */
 
 static const char eval_help[] =
-    "usage: diffuse series eval --samples F.npy --truth Y.npy [--mask M.npy]\n"
+    "usage: diffuse series eval --samples F.npy --truth Y.npy [--mask M.npy] [--by-step N]\n"
     "\n"
     "Score sample forecasts (Tashiro et al. 2021's metrics). F is (windows, samples, ...) and Y\n"
     "(windows, ...) with the same trailing shape; an entry is scored where Y is not NaN and, with\n"
@@ -371,11 +371,14 @@ static const char eval_help[] =
     "  CRPS from 19 quantiles (0.05 ... 0.95) as CSDI computes it, and the exact CRPS of the\n"
     "  samples, E|X - y| - 1/2 E|X - X'|; each per entry and normalised (sum of CRPS over sum\n"
     "  of |y|, CSDI's 'CRPS'); the MAE of the median; the 50% and 90% central intervals'\n"
-    "  coverage.\n";
+    "  coverage.\n"
+    "  --by-step N   then the same scores for each stretch of N steps (Y's second dimension,\n"
+    "                the lead time of a forecast), with the median's mean signed error\n"
+    "                (bias: positive where the forecasts run high)\n";
 
 /* Read F, Y and the optional mask and check their shapes: W, S, P. 0 or 2. */
 static int read_scored(const char *fpath, const char *ypath, const char *mpath, float **F, float **Y,
-                       uint8_t **M, int *W, int *S, size_t *P) {
+                       uint8_t **M, int *W, int *S, size_t *P, size_t *L) {
     size_t fs[DFS_MAXDIM], ys[DFS_MAXDIM], ms[DFS_MAXDIM];
     int fd, yd, md;
     dfs_status st;
@@ -397,7 +400,7 @@ static int read_scored(const char *fpath, const char *ypath, const char *mpath, 
     }
     if (fs[0] < 1 || fs[1] < 1 || p < 1 || fs[0] > 100000000 || fs[1] > 100000)
         return cli_fail("series eval: empty or oversized arrays");
-    *W = (int)fs[0], *S = (int)fs[1], *P = p;
+    *W = (int)fs[0], *S = (int)fs[1], *P = p, *L = ys[1];
     return 0;
 }
 
@@ -409,10 +412,45 @@ static void print_scores(const char *name, const dfs_forecast_scores *c, int hea
            c->ncrps_quantile, c->ncrps_sample, c->mae_median, c->cover50, c->cover90, c->n);
 }
 
+/* The scores of each stretch of `by` steps (Y's second dimension) of P = L K entries a window:
+ * the mask (or all entries) restricted to the stretch. 0 or 2. */
+static int eval_by_step(const float *F, const float *Y, const uint8_t *M, int W, int S, size_t P, size_t L,
+                        long by) {
+    const size_t K = P / L;
+    uint8_t *mb = malloc((size_t)W * P);
+    if (!mb) return cli_fail("series eval: out of memory for a mask of %d x %zu entries", W, P);
+    printf("\n%-22s %10s %10s %10s %10s %8s %8s %8s\n", "steps", "CRPS(q)", "CRPS", "MAE(med)", "bias(med)",
+           "cov50", "cov90", "entries");
+    int rc = 0;
+    for (size_t l0 = 0; l0 < L && !rc; l0 += (size_t)by) {
+        const size_t l1 = l0 + (size_t)by < L ? l0 + (size_t)by : L;
+        for (int w = 0; w < W; w++)
+            for (size_t p = 0; p < P; p++) {
+                const size_t i = (size_t)w * P + p, l = p / K;
+                mb[i] = l >= l0 && l < l1 && (!M || M[i]);
+            }
+        char name[48];
+        snprintf(name, sizeof name, "%zu-%zu", l0 + 1, l1);
+        dfs_forecast_scores sc;
+        const dfs_status st = dfs_forecast_score(F, Y, mb, W, S, P, &sc);
+        if (st == DFS_OK)
+            printf("%-22s %10.4f %10.4f %10.4f %10.4f %8.3f %8.3f %8ld\n", name, sc.crps_quantile, sc.crps_sample,
+                   sc.mae_median, sc.bias_median, sc.cover50, sc.cover90, sc.n);
+        else if (st == DFS_ERR_ARG) /* nothing scored in this stretch (an imputation's mask) */
+            printf("%-22s %10s %10s %10s %10s %8s %8s %8d\n", name, "-", "-", "-", "-", "-", "-", 0);
+        else
+            rc = cli_fail_status(st);
+    }
+    free(mb);
+    return rc;
+}
+
 int series_eval(int argc, char **argv) {
     const char *fpath = NULL, *ypath = NULL, *mpath = NULL;
+    long by = 0;
     static const struct option opts[] = {{"samples", required_argument, 0, 's'}, {"truth", required_argument, 0, 't'},
-                                         {"mask", required_argument, 0, 'm'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+                                         {"mask", required_argument, 0, 'm'}, {"by-step", required_argument, 0, 'b'},
+                                         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int o;
     optind = 1;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -420,6 +458,7 @@ int series_eval(int argc, char **argv) {
         case 's': fpath = optarg; break;
         case 't': ypath = optarg; break;
         case 'm': mpath = optarg; break;
+        case 'b': if (cli_int("--by-step", optarg, 1, 1000000, &by)) return 2; break;
         case 'h': fputs(eval_help, stdout); return 0;
         default: return cli_bad_option("series eval", argv);
         }
@@ -429,13 +468,14 @@ int series_eval(int argc, char **argv) {
     float *F, *Y;
     uint8_t *M;
     int W = 0, S = 0;
-    size_t P = 0;
-    int rc = read_scored(fpath, ypath, mpath, &F, &Y, &M, &W, &S, &P);
+    size_t P = 0, L = 0;
+    int rc = read_scored(fpath, ypath, mpath, &F, &Y, &M, &W, &S, &P, &L);
     if (!rc) {
         dfs_forecast_scores sc;
         dfs_status st = dfs_forecast_score(F, Y, M, W, S, P, &sc);
         if (st != DFS_OK) rc = cli_fail_status(st);
         else print_scores(fpath, &sc, 1);
+        if (!rc && by) rc = eval_by_step(F, Y, M, W, S, P, L, by);
     }
     free(F);
     free(Y);

@@ -67,6 +67,9 @@ typedef struct {
     /* fractions of the entries with Q(0.25) <= y <= Q(0.75), and Q(0.05) <= y <= Q(0.95) */
     double cover50, cover90;
     long n; /* scored entries */
+    /* mean Q(0.5) - y: the median's signed error (positive: the forecasts run high), which
+     * with mae_median tells a bias from a spread */
+    double bias_median;
 } dfs_forecast_scores;
 
 /* Scores S-sample forecasts of W windows (tasks) of P entries each (P = L K: steps x features).

@@ -68,6 +68,7 @@ typedef struct {
     double crps;    /* sum over entries of the sample CRPS */
     double abs_y;   /* sum of |y| */
     double abs_med; /* sum of |Q(0.5) - y| */
+    double med_err; /* sum of Q(0.5) - y */
     long n, in50, in90;
     size_t bad;     /* the first entry with a non-finite sample or an infinite truth, or P */
     int bad_sample; /* its first non-finite sample, or -1 for an infinite truth */
@@ -87,6 +88,7 @@ static void score_entry(const double *x, int S, double y, window_sums *ws) {
     ws->crps += dev / S - spread / ((double)S * S);
     ws->abs_y += fabs(y);
     ws->abs_med += fabs(Q[L50] - y);
+    ws->med_err += Q[L50] - y;
     ws->in50 += Q[L25] <= y && y <= Q[L75];
     ws->in90 += Q[L05] <= y && y <= Q[L95];
     ws->n++;
@@ -121,7 +123,7 @@ static void score_window(const float *samples, const float *truth, const uint8_t
 
 static void fill_nan(dfs_forecast_scores *out) {
     out->crps_quantile = out->crps_sample = out->ncrps_quantile = out->ncrps_sample = NAN;
-    out->mae_median = out->cover50 = out->cover90 = NAN;
+    out->mae_median = out->cover50 = out->cover90 = out->bias_median = NAN;
     out->n = 0;
 }
 
@@ -177,6 +179,7 @@ dfs_status dfs_forecast_score(const float *samples, const float *truth, const ui
         t.crps += ws[w].crps;
         t.abs_y += ws[w].abs_y;
         t.abs_med += ws[w].abs_med;
+        t.med_err += ws[w].med_err;
         t.n += ws[w].n;
         t.in50 += ws[w].in50;
         t.in90 += ws[w].in90;
@@ -194,6 +197,7 @@ dfs_status dfs_forecast_score(const float *samples, const float *truth, const ui
     out->ncrps_quantile = t.pinball / DFS_CRPS_LEVELS / t.abs_y;
     out->ncrps_sample = t.crps / t.abs_y;
     out->mae_median = t.abs_med / n;
+    out->bias_median = t.med_err / n;
     out->cover50 = (double)t.in50 / n;
     out->cover90 = (double)t.in90 / n;
     out->n = t.n;

@@ -74,6 +74,9 @@ elif cmd == 'ones':  # the number of ones in a uint8 mask
     print(sum(load(args[0])[3]))
 elif cmd == 'nans':  # the number of NaNs in a float array
     print(sum(1 for x in load(args[0])[3] if x != x))
+elif cmd == 'empty-steps':  # MASK (W, L, K): the steps l with no 1 in any window or feature
+    _, (W, L, K), _, v = load(args[0])
+    print(sum(1 for l in range(L) if not any(v[(w * L + l) * K + k] for w in range(W) for k in range(K))))
 elif cmd == 'forecast-task':  # CTX TRUTH TIMES SRC FIRST CONTEXT: the windows are the CSV's rows
     _, cs, _, c = load(args[0]); _, ys, _, y = load(args[1]); _, ts, _, t = load(args[2])
     src, first, C = source(args[3], ['temp_max', 'temp_min']), day(args[4]), int(args[5])
@@ -402,6 +405,20 @@ check "scoring all 100 entries" [ "$(awk 'NR == 2 { print $NF }' "$T/ev")" = 100
 ones=$(npy ones "$T/im_random-mask.npy")
 check "with --mask it scores the $ones hidden entries: $(tail -n 1 "$T/ev")" [ "$(awk 'NR == 2 { print $NF }' "$T/ev")" = "$ones" ]
 check "with finite numbers" finite_row "$T/ev" "$T/I_random.npy"
+# --by-step: the scores of each stretch of steps; their entries add up to the whole's, and the
+# bias column is the median's mean signed error (a number, of either sign)
+"$D" series eval --samples "$T/F.npy" --truth "$T/fc-truth.npy" --by-step 2 >"$T/ev" 2>"$T/ev.err"; rc=$?
+check "eval --by-step 2 exits 0 (got $rc): $(cat "$T/ev.err")" [ $rc -eq 0 ]
+check "its second table's header" grep -q "^steps  *CRPS(q)  *CRPS  *MAE(med)  *bias(med)  *cov50  *cov90  *entries$" "$T/ev"
+check "its stretches' entries add up to the 100: $(tr '\n' ' ' <"$T/ev")" \
+    [ "$(awk '/^steps/ { on = 1; next } on && NF == 8 { n += $NF } END { print n }' "$T/ev")" = 100 ]
+check "a stretch's row of 7 finite numbers" awk '$1 == "1-2" && NF == 8 { f = 1; for (i = 2; i <= 8; i++)
+    if ($i !~ /^-?[0-9]+(\.[0-9]+)?$/) f = 0; if (f) ok = 1 } END { exit !ok }' "$T/ev"
+"$D" series eval --samples "$T/I_gap.npy" --truth "$T/im_gap-truth.npy" --mask "$T/im_gap-mask.npy" --by-step 1 >"$T/ev" 2>&1
+empty=$(npy empty-steps "$T/im_gap-mask.npy")
+check "with a mask, each of the $empty steps with nothing to score gets dashes: $(tr '\n' ' ' <"$T/ev")" \
+    [ "$(grep -c '^[0-9]*-[0-9]*  *-  *-' "$T/ev")" = "$empty" ]
+expect_error "eval --by-step 0 refused" "by-step" "$D" series eval --samples "$T/F.npy" --truth "$T/fc-truth.npy" --by-step 0
 expect_error "eval of mismatched shapes" "series eval: .*F.npy and .*im_gap-truth.npy disagree in dimension 0 (10 and 3)" \
     "$D" series eval --samples "$T/F.npy" --truth "$T/im_gap-truth.npy"
 expect_error "eval with a mask of another shape" "series eval: the mask .*im_gap-mask.npy is not the shape of .*fc-truth.npy$" \

@@ -60,6 +60,7 @@ int main(int argc, char **argv) {
                  {"ncrps_quantile", o.ncrps_quantile},
                  {"ncrps_sample", o.ncrps_sample},
                  {"mae_median", o.mae_median},
+                 {"bias_median", o.bias_median},
                  {"cover50", o.cover50},
                  {"cover90", o.cover90},
                  {"n", (double)o.n}};

@@ -27,8 +27,8 @@ from torch_unet import read_safetensors  # noqa: E402
 
 check = Checks("torch_crps")
 U = 2.0 ** -53
-FIELDS = ("crps_quantile", "crps_sample", "ncrps_quantile", "ncrps_sample", "mae_median", "cover50",
-          "cover90", "n")
+FIELDS = ("crps_quantile", "crps_sample", "ncrps_quantile", "ncrps_sample", "mae_median", "bias_median",
+          "cover50", "cover90", "n")
 
 
 def csdi_ncrps(target, forecast, eval_points, as_written=False):
@@ -90,6 +90,9 @@ def main(path):
         tol = 4 * (n + 16) * U * mag
         check(abs(got["mae_median"] - mae) <= tol,
               f"{name}: mae_median {got['mae_median']:.17g} vs {mae:.17g}")
+        bias = ((q[10] - target) * ep).sum().item() / n
+        check(abs(got["bias_median"] - bias) <= tol,
+              f"{name}: bias_median {got['bias_median']:.17g} vs {bias:.17g}")
         in50 = (scored & (q[5] <= target) & (target <= q[15])).sum().item()
         in90 = (scored & (q[1] <= target) & (target <= q[19])).sum().item()
         check(got["cover50"] == in50 / n and got["cover90"] == in90 / n,

@@ -150,6 +150,8 @@ static void test_one_sample(void) {
     CHECK_NEAR(o.ncrps_quantile, 4 * mean / sum_y, round_tol(19 * 4, 4 * mean / sum_y),
                "S=1 ncrps_quantile");
     CHECK_NEAR(o.mae_median, mean, round_tol(4, mean), "S=1 mae_median");
+    /* x - y: -2, -0.5, 0, 2 */
+    CHECK_NEAR(o.bias_median, -0.125, round_tol(4, mean), "S=1 bias_median");
     CHECK(o.cover50 == 0.25 && o.cover90 == 0.25, "S=1 coverage %g %g, want 0.25 0.25 (y = x only)",
           o.cover50, o.cover90);
 }
@@ -175,6 +177,7 @@ static void test_two_samples(void) {
     CHECK_NEAR(o.ncrps_sample, 2 * cs / 2.5, round_tol(2, 1.5 / 2.5), "S=2 ncrps_sample");
     CHECK_NEAR(o.ncrps_quantile, 2 * cq / 2.5, round_tol(38, 2 * cq / 2.5), "S=2 ncrps_quantile");
     CHECK_NEAR(o.mae_median, 0.75, round_tol(2, 0.75), "S=2 mae_median");
+    CHECK_NEAR(o.bias_median, -0.75, round_tol(2, 0.75), "S=2 bias_median (0 and -1.5)");
     CHECK(o.cover50 == 0.5 && o.cover90 == 0.5 && o.n == 2, "S=2 coverage %g %g n %ld", o.cover50,
           o.cover90, o.n);
 }
@@ -232,6 +235,8 @@ static void test_coverage(void) {
     CHECK(o.cover90 == 7.0 / 10, "cover90 %.17g, want 0.7", o.cover90);
     CHECK(o.cover50 == 3.0 / 10, "cover50 %.17g, want 0.3", o.cover50);
     CHECK_NEAR(o.mae_median, 6.85, round_tol(P, 6.85), "21 samples mae_median");
+    /* 10 - y summed: 100 - 110.5 */
+    CHECK_NEAR(o.bias_median, -1.05, round_tol(P, 6.85), "21 samples bias_median");
 }
 
 /* ---- masks, NaN truths, errors --------------------------------------------------------------- */
@@ -273,6 +278,7 @@ static void test_mask_nan(void) {
     CHECK_NEAR(o.ncrps_quantile, op.ncrps_quantile, round_tol(19 * 5, mag / ymag),
                "mask: ncrps_quantile");
     CHECK_NEAR(o.mae_median, op.mae_median, round_tol(5, mag), "mask: mae_median");
+    CHECK_NEAR(o.bias_median, op.bias_median, round_tol(5, mag), "mask: bias_median");
     CHECK(o.cover50 == op.cover50 && o.cover90 == op.cover90, "mask: coverage %g %g vs %g %g",
           o.cover50, o.cover90, op.cover50, op.cover90);
 
@@ -313,7 +319,7 @@ static void test_errors(void) {
         CHECK(strstr(dfs_last_error(), "sample 1 of entry 2 of window 1") != NULL, "message '%s'",
               dfs_last_error());
         CHECK(isnan(o.crps_quantile) && isnan(o.crps_sample) && isnan(o.ncrps_quantile) &&
-                  isnan(o.ncrps_sample) && isnan(o.mae_median) && isnan(o.cover50) &&
+                  isnan(o.ncrps_sample) && isnan(o.mae_median) && isnan(o.bias_median) && isnan(o.cover50) &&
                   isnan(o.cover90) && o.n == 0,
               "fields after an error: %g %g n %ld", o.crps_quantile, o.crps_sample, o.n);
     }
