@@ -285,22 +285,32 @@ static const cli_command *find_command(const char *name) {
 
 /* The library reads its DFS_* switches on first use and takes a value it does not know for
  * the default; the command line refuses one instead, before any work, so that a typo
- * (DFS_CONV=winogard) does not silently time the wrong path. Empty counts as unset. */
+ * (DFS_CONV=winogard) does not silently time the wrong path. Empty counts as unset. The names
+ * are the library's own (dfs_kernels_names, dfs_conv_algo_names); DFS_CPU and DFS_BF16 each
+ * have one value. */
 static int check_env(void) {
-    static const struct {
-        const char *name, *values[4], *say;
+    static const char *const cpu[] = {"avx2"}, *const bf16[] = {"emulate"};
+    const struct {
+        const char *name;
+        const char *const *values;
+        int n;
     } vars[] = {
-        {"DFS_KERNELS", {"fast", "blas"}, "fast or blas"},
-        {"DFS_CONV", {"direct", "winograd", "auto"}, "direct, winograd or auto"},
-        {"DFS_CPU", {"avx2"}, "avx2 (an AVX-512 CPU taken as one without it)"},
-        {"DFS_BF16", {"emulate"}, "emulate"},
+        {"DFS_KERNELS", dfs_kernels_names, DFS_KERNELS_COUNT},
+        {"DFS_CONV", dfs_conv_algo_names, (int)(sizeof dfs_conv_algo_names / sizeof *dfs_conv_algo_names)},
+        {"DFS_CPU", cpu, 1},
+        {"DFS_BF16", bf16, 1},
     };
     for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) {
         const char *e = getenv(vars[i].name);
         if (!e || !*e) continue;
         int ok = 0;
-        for (int k = 0; k < 4 && vars[i].values[k]; k++) ok |= !strcmp(e, vars[i].values[k]);
-        if (!ok) return cli_fail("the environment's %s must be %s, not '%s'", vars[i].name, vars[i].say, e);
+        for (int k = 0; k < vars[i].n; k++) ok |= !strcmp(e, vars[i].values[k]);
+        if (ok) continue;
+        char say[128] = "";
+        for (int k = 0; k < vars[i].n; k++)
+            snprintf(say + strlen(say), sizeof say - strlen(say), "%s%s", k == 0 ? "" : k == vars[i].n - 1 ? " or " : ", ",
+                     vars[i].values[k]);
+        return cli_fail("the environment's %s must be %s, not '%s'", vars[i].name, say, e);
     }
     return 0;
 }

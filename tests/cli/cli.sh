@@ -425,7 +425,7 @@ expect_error "DFS_CONV=winogard refused" "the environment's DFS_CONV must be dir
     env DFS_CONV=winogard "$D" info models/fmnist.safetensors
 expect_error "DFS_KERNELS=gpu refused" "the environment's DFS_KERNELS must be fast or blas, not 'gpu'" \
     env DFS_KERNELS=gpu "$D" --help
-expect_error "DFS_CPU=avx512 refused" "the environment's DFS_CPU must be avx2" env DFS_CPU=avx512 "$D" info models/fmnist.safetensors
+expect_error "DFS_CPU=avx512 refused" "the environment's DFS_CPU must be avx2, not 'avx512'" env DFS_CPU=avx512 "$D" info models/fmnist.safetensors
 expect_error "DFS_BF16=1 refused" "the environment's DFS_BF16 must be emulate, not '1'" env DFS_BF16=1 "$D" info models/fmnist.safetensors
 env DFS_CONV= DFS_KERNELS=blas "$D" info models/fmnist.safetensors >/dev/null 2>&1
 check "DFS_CONV empty counts as unset, DFS_KERNELS=blas is taken" [ $? -eq 0 ]
