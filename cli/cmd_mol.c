@@ -49,6 +49,7 @@ static int read_set(const char *cmd, const char *spec, dfs_mol_set *set) {
 
 static const char train_help[] =
     "usage: diffuse mol train --data DIR|FILE.xyz|FILE.sdf --out RUNDIR [options]\n"
+    "       diffuse mol train --out RUNDIR --resume [options]\n"
     "\n"
     "Train an EDM model: positions and atom types diffused together (EDM's polynomial schedule),\n"
     "the noise predicted by an EGNN, the loss on every atom present. Writes\n"
@@ -75,7 +76,9 @@ static const char train_help[] =
     "  --seed N            (default 1)\n"
     "  --save-every N      checkpoint every N steps (default 500)\n"
     "  --log-every N       a metrics.csv line every N steps (default 10)\n"
-    "  --resume            continue RUNDIR/last.safetensors\n"
+    "  --resume            continue RUNDIR/last.safetensors with the run's own --data,\n"
+    "                      --batch, and (unless given) --lr, --steps, --minutes, --save-every\n"
+    "                      and --log-every, so that its learning-rate schedule goes on as it was\n"
     "  --threads N         OpenMP threads (default: all)\n"
     "several processes (docs/DISTRIBUTED.md):\n"
     "  mpirun -np N diffuse mol train ... trains data-parallel: every rank reads the data\n"
@@ -124,7 +127,7 @@ static int parse_train(mtrain_args *a, int argc, char **argv) {
     }
     if (optind < argc) return cli_fail("mol train: unexpected argument '%s'", argv[optind]);
     if (!a->out) return cli_fail("mol train: --out RUNDIR is required");
-    if (!a->data) return cli_fail("mol train: --data DIR|FILE (the training molecules) is required");
+    if (!a->data && !a->t.resume) return cli_fail("mol train: --data DIR|FILE (the training molecules) is required");
     return -1;
 }
 
@@ -173,9 +176,6 @@ static int mol_train_run(int argc, char **argv) {
     const int lead = cli_mpi_rank() == 0;
     if (a.t.threads > 0) dfs_set_threads((int)a.t.threads);
     if (!rc) rc = cli_train_out_ok("mol train", a.out);
-    dfs_mol_set set;
-    memset(&set, 0, sizeof set);
-    if (!rc && read_set("train", a.data, &set)) rc = 2;
     char ckpt[4200], final[4200], csv[4200];
     snprintf(ckpt, sizeof ckpt, "%s/last.safetensors", a.out);
     snprintf(final, sizeof final, "%s/model.safetensors", a.out);
@@ -185,15 +185,25 @@ static int mol_train_run(int argc, char **argv) {
     memset(&st, 0, sizeof st);
     dfs_status ds;
     struct stat sb;
+    cJSON *rec = NULL; /* a resumed run's record: its data and settings */
     if (rc) {
     } else if (a.t.resume) {
         int has_optim = 0;
-        if ((ds = dfs_mol_load(ckpt, &m, &st, &has_optim, NULL)) != DFS_OK) rc = cli_fail_status(ds);
+        char *json = NULL;
+        if ((ds = dfs_mol_load(ckpt, &m, &st, &has_optim, &json)) != DFS_OK) rc = cli_fail_status(ds);
         else if (!has_optim) rc = cli_fail("mol train: %s holds no optimiser state to resume", ckpt);
+        else if (cli_train_restore("mol train", json, &a.t, &rec)) rc = 2;
+        else cli_train_restore_text("mol train", rec, "data", "--data", &a.data);
+        free(json);
+        if (!rc && !a.data) rc = cli_fail("mol train: %s names no training data; give --data", ckpt);
     } else if (lead && stat(ckpt, &sb) == 0) {
         rc = cli_fail("mol train: %s already holds a run (%s); continue it with --resume or choose another --out",
                       a.out, ckpt);
-    } else {
+    }
+    dfs_mol_set set;
+    memset(&set, 0, sizeof set);
+    if (!rc && read_set("train", a.data, &set)) rc = 2;
+    if (!rc && !a.t.resume) {
         if ((ds = dfs_mol_model_new(&m, &a.mc, set.mols, set.n, (uint64_t)a.t.seed)) != DFS_OK)
             rc = cli_fail("mol train: %s: %s", a.data, dfs_last_error());
         st.seed = (uint64_t)a.t.seed;
@@ -211,12 +221,9 @@ static int mol_train_run(int argc, char **argv) {
     if (lead && !rc && !(mf = fopen(csv, a.t.resume ? "a" : "w"))) rc = cli_fail("cannot write %s: %s", csv, strerror(errno));
     if (mf && !rc && ftell(mf) == 0) fputs("step,loss,lr,molecules_seen,molecules_per_s,elapsed_s\n", mf);
     cJSON *tr_json = cJSON_CreateObject();
-    cJSON_AddStringToObject(tr_json, "data", a.data);
+    cJSON_AddStringToObject(tr_json, "data", a.data ? a.data : "");
     cJSON_AddNumberToObject(tr_json, "molecules", set.n);
-    cJSON_AddNumberToObject(tr_json, "batch", (double)a.t.batch);
-    cJSON_AddNumberToObject(tr_json, "lr", a.t.lr);
-    cJSON_AddNumberToObject(tr_json, "steps", (double)a.t.steps);
-    char *tj = cJSON_PrintUnformatted(tr_json);
+    char *tj = cli_train_record(tr_json, &a.t) ? NULL : cJSON_PrintUnformatted(tr_json);
     cJSON_Delete(tr_json);
     if (!rc && !tj) rc = cli_fail("mol train: out of memory");
     rc = cli_mpi_agree(rc); /* a rank that failed said why */
@@ -233,13 +240,15 @@ static int mol_train_run(int argc, char **argv) {
                 set.n, m->M, a.data, dfs_egnn_params(m->net)->n, m->cfg.net.hidden, m->cfg.net.layers,
                 dfs_schedule_names[m->cfg.schedule], m->cfg.T);
     mol_loop_user u = {m, tr, &st, tj};
-    cli_train_loop L = {.unit = "molecules", .ckpt = ckpt, .final = final, .csv = csv, .metrics = mf,
+    cli_train_loop L = {.cmd = "mol train", .unit = "molecules", .resumed = a.t.resume, .ckpt = ckpt, .final = final,
+                        .csv = csv, .metrics = mf,
                         .steps = a.t.steps, .batch = a.t.batch, .save_every = a.t.save_every, .log_every = a.t.log_every,
                         .minutes = a.t.minutes, .lr = a.t.lr, .warmup = tc.opt.warmup, .user = &u,
                         .step = mol_loop_step, .save = mol_loop_save};
     if (!rc) rc = cli_train_loop_run(&L, &st);
     if (mf && fclose(mf) != 0 && !rc) rc = cli_fail("cannot write %s: %s", csv, strerror(errno));
     cJSON_free(tj);
+    cJSON_Delete(rec);
     dfs_mol_trainer_free(tr);
     dfs_mol_model_free(m);
     dfs_mol_set_free(&set);

@@ -39,6 +39,7 @@ static const char series_help[] =
 
 static const char train_help[] =
     "usage: diffuse series train --data CSV --columns A,B --until DATE --out RUNDIR [options]\n"
+    "       diffuse series train --out RUNDIR --resume [options]\n"
     "\n"
     "Train a CSDI model (Tashiro et al. 2021) on the rows of a CSV up to --until: windows of\n"
     "--window steps, each split into given and target entries by random, forecast (the last\n"
@@ -74,7 +75,10 @@ static const char train_help[] =
     "  --seed N            (default 1)\n"
     "  --save-every N      checkpoint every N steps (default 500)\n"
     "  --log-every N       a metrics.csv line every N steps (default 10)\n"
-    "  --resume            continue RUNDIR/last.safetensors\n"
+    "  --resume            continue RUNDIR/last.safetensors with the run's own --data,\n"
+    "                      --columns, --until, --batch, and (unless given) --lr, --steps,\n"
+    "                      --minutes, --save-every and --log-every, so that its learning-rate\n"
+    "                      schedule goes on as it was\n"
     "  --threads N         OpenMP threads (default: all)\n"
     "several processes (docs/DISTRIBUTED.md):\n"
     "  mpirun -np N diffuse series train ... trains data-parallel: every rank reads the CSV\n"
@@ -129,7 +133,7 @@ static int parse_train(strain_args *a, int argc, char **argv) {
     }
     if (optind < argc) return cli_fail("series train: unexpected argument '%s'", argv[optind]);
     if (!a->out) return cli_fail("series train: --out RUNDIR is required");
-    if (!a->until) return cli_fail("series train: --until DATE (the end of the training span) is required");
+    if (!a->until && !a->t.resume) return cli_fail("series train: --until DATE (the end of the training span) is required");
     return -1;
 }
 
@@ -187,11 +191,6 @@ static int series_train_run(int argc, char **argv) {
     if (!rc) rc = cli_train_out_ok("series train", a.out);
     /* up to the first step a failure sets rc and skips the rest, so that every rank reaches
      * cli_mpi_agree below and a failure on one rank stops them all */
-    dfs_series s;
-    memset(&s, 0, sizeof s);
-    int train_end = 0;
-    if (!rc && series_load("train", a.data, a.columns, &s)) rc = 2;
-    if (!rc && series_rows_until("train", &s, a.until, &train_end)) rc = 2;
     char ckpt[4200], final[4200], csv[4200];
     snprintf(ckpt, sizeof ckpt, "%s/last.safetensors", a.out);
     snprintf(final, sizeof final, "%s/model.safetensors", a.out);
@@ -201,15 +200,36 @@ static int series_train_run(int argc, char **argv) {
     memset(&st, 0, sizeof st);
     dfs_status ds;
     struct stat sb;
+    cJSON *rec = NULL; /* a resumed run's record: its data, span and settings */
     if (rc) {
     } else if (a.t.resume) {
         int has_optim = 0;
-        if ((ds = dfs_series_load(ckpt, &m, &st, &has_optim, NULL)) != DFS_OK) rc = cli_fail_status(ds);
+        char *json = NULL;
+        if ((ds = dfs_series_load(ckpt, &m, &st, &has_optim, &json)) != DFS_OK) rc = cli_fail_status(ds);
         else if (!has_optim) rc = cli_fail("series train: %s holds no optimiser state to resume", ckpt);
+        else if (cli_train_restore("series train", json, &a.t, &rec)) rc = 2;
+        free(json);
+        if (!rc) {
+            cli_train_restore_text("series train", rec, "data", "--data", &a.data);
+            if (!a.columns) /* other columns: the model's check below says which it lacks */
+                cli_train_restore_text("series train", rec, "columns", "--columns", &a.columns);
+            cli_train_restore_text("series train", rec, "until", "--until", &a.until);
+            if (a.data && !*a.data) a.data = NULL; /* recorded as "" when the run had none */
+            if (a.columns && !*a.columns) a.columns = NULL; /* "": all of them */
+        }
+        if (!rc && !a.until) rc = cli_fail("series train: %s records no --until; give it", ckpt);
     } else if (lead && stat(ckpt, &sb) == 0) {
         rc = cli_fail("series train: %s already holds a run (%s); continue it with --resume or choose another --out",
                       a.out, ckpt);
-    } else {
+    }
+    /* up to the first step a failure sets rc and skips the rest, so that every rank reaches
+     * cli_mpi_agree below and a failure on one rank stops them all */
+    dfs_series s;
+    memset(&s, 0, sizeof s);
+    int train_end = 0;
+    if (!rc && series_load("train", a.data, a.columns, &s)) rc = 2;
+    if (!rc && series_rows_until("train", &s, a.until, &train_end)) rc = 2;
+    if (!rc && !a.t.resume) {
         if ((ds = dfs_series_model_new(&m, &a.mc, &s, train_end, (uint64_t)a.t.seed)) != DFS_OK) rc = cli_fail_status(ds);
         st.seed = (uint64_t)a.t.seed;
         dfs_rng_seed(&st.rng, (uint64_t)a.t.seed ^ 0x5eed5eedULL);
@@ -229,10 +249,7 @@ static int series_train_run(int argc, char **argv) {
     cJSON_AddStringToObject(tr_json, "data", a.data ? a.data : "");
     cJSON_AddStringToObject(tr_json, "columns", a.columns ? a.columns : "");
     cJSON_AddStringToObject(tr_json, "until", a.until);
-    cJSON_AddNumberToObject(tr_json, "batch", (double)a.t.batch);
-    cJSON_AddNumberToObject(tr_json, "lr", a.t.lr);
-    cJSON_AddNumberToObject(tr_json, "steps", (double)a.t.steps);
-    char *tj = cJSON_PrintUnformatted(tr_json);
+    char *tj = cli_train_record(tr_json, &a.t) ? NULL : cJSON_PrintUnformatted(tr_json);
     cJSON_Delete(tr_json);
     if (!rc && !tj) rc = cli_fail("series train: out of memory");
     rc = cli_mpi_agree(rc); /* a rank that failed said why */
@@ -250,13 +267,15 @@ static int series_train_run(int argc, char **argv) {
                 m->cfg.window, dfs_csdi_params(m->net)->n, m->cfg.net.channels, m->cfg.net.layers,
                 dfs_schedule_names[m->cfg.schedule], m->cfg.T);
     series_loop_user u = {m, tr, &st, tj};
-    cli_train_loop L = {.unit = "windows", .ckpt = ckpt, .final = final, .csv = csv, .metrics = mf,
+    cli_train_loop L = {.cmd = "series train", .unit = "windows", .resumed = a.t.resume, .ckpt = ckpt, .final = final,
+                        .csv = csv, .metrics = mf,
                         .steps = a.t.steps, .batch = a.t.batch, .save_every = a.t.save_every, .log_every = a.t.log_every,
                         .minutes = a.t.minutes, .lr = a.t.lr, .warmup = tc.opt.warmup, .user = &u,
                         .step = series_loop_step, .save = series_loop_save};
     if (!rc) rc = cli_train_loop_run(&L, &st);
     if (mf && fclose(mf) != 0 && !rc) rc = cli_fail("cannot write %s: %s", csv, strerror(errno));
     cJSON_free(tj);
+    cJSON_Delete(rec);
     dfs_series_trainer_free(tr);
     dfs_series_model_free(m);
     dfs_series_free(&s);

@@ -61,7 +61,8 @@ static const char *train_help =
     "  --schedule NAME     linear (default), cosine, quad (CSDI's) or poly2 (EDM's)\n"
     "  --T N               diffusion steps (default 1000)\n"
     "  --prediction NAME   eps (default), x0 or v\n"
-    "optimisation (with --resume, --batch to --cond-drop and --limit are the run's own):\n"
+    "optimisation (--resume keeps the run's --batch, --warmup to --cond-drop and --limit,\n"
+    "              and takes a given --lr):\n"
     "  --steps N           train until step N in total (default 10000)\n"
     "  --minutes M         stop after M minutes of this run (whichever comes first)\n"
     "  --batch N           images per step (default 64)\n"
@@ -492,13 +493,19 @@ static int resume_run(train_run *r) {
         int opt;
         const char *name;
         double v;
-    } kept[] = {{O_BATCH, "--batch", tc->batch},        {O_LR, "--lr", tc->opt.lr},
+    } kept[] = {{O_BATCH, "--batch", tc->batch},
                 {O_WARMUP, "--warmup", tc->opt.warmup}, {O_WD, "--weight-decay", tc->opt.weight_decay},
                 {O_CLIP, "--clip", tc->opt.clip},      {O_EMA, "--ema", tc->opt.ema_decay},
                 {O_CDROP, "--cond-drop", tc->cond_drop}, {O_LIMIT, "--limit", (double)a->limit}};
     for (size_t k = 0; k < sizeof kept / sizeof *kept && cli_mpi_rank() == 0; k++)
         if (r->given[kept[k].opt])
             fprintf(stderr, "diffuse: note: %s ignored; the resumed run keeps its %g\n", kept[k].name, kept[k].v);
+    /* but a given --lr is taken (a run whose loss went NaN resumes with a lower one) */
+    if (r->given[O_LR] && (float)a->lr != tc->opt.lr) {
+        if (cli_mpi_rank() == 0)
+            fprintf(stderr, "diffuse: note: the run trained at --lr %g; it continues at %g\n", tc->opt.lr, (double)(float)a->lr);
+        tc->opt.lr = (float)a->lr;
+    }
     if (cli_mpi_rank() == 0)
         fprintf(stderr, "resuming %s at step %ld (%ld images seen)\n", a->resume, r->st.step, r->st.images_seen);
     return 0;

@@ -3,12 +3,15 @@
 #include "mpi.h"
 #include "progress.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 int cli_train_option(int o, const char *arg, cli_train_args *t) {
+    if (o >= CLI_TRAIN_OPT && o <= CLI_TRAIN_OPT + 8) t->given |= 1u << (o - CLI_TRAIN_OPT);
     switch (o - CLI_TRAIN_OPT) {
     case 0: return cli_int("--steps", arg, 1, 100000000, &t->steps) ? 2 : 0;
     case 1: return cli_float("--minutes", arg, 0.001, 1e7, &t->minutes) ? 2 : 0;
@@ -21,6 +24,72 @@ int cli_train_option(int o, const char *arg, cli_train_args *t) {
     case 8: return cli_int("--threads", arg, 1, 1024, &t->threads) ? 2 : 0;
     default: return -1;
     }
+}
+
+int cli_train_record(cJSON *rec, const cli_train_args *t) {
+    const struct {
+        const char *key;
+        double v;
+    } f[] = {{"batch", (double)t->batch}, {"lr", t->lr},       {"steps", (double)t->steps}, {"minutes", t->minutes},
+             {"save_every", (double)t->save_every}, {"log_every", (double)t->log_every}};
+    for (size_t k = 0; k < sizeof f / sizeof *f; k++)
+        if (!cJSON_AddNumberToObject(rec, f[k].key, f[k].v)) return -1;
+    return 0;
+}
+
+int cli_train_restore(const char *cmd, const char *json, cli_train_args *t, cJSON **rec_out) {
+    if (rec_out) *rec_out = NULL;
+    cJSON *rec = json ? cJSON_Parse(json) : NULL;
+    if (!cJSON_IsObject(rec)) {
+        cJSON_Delete(rec);
+        return cli_fail("%s: the checkpoint holds no training record to resume from", cmd);
+    }
+    /* each within its option's range (the float32 of a bound, as the lr was once a float), a
+     * whole number where the option takes one */
+    const struct {
+        const char *key, *opt;
+        int bit, whole;
+        double lo, hi;
+        long *l;
+        double *d;
+    } f[] = {{"batch", "--batch", 2, 1, 1, 4096, &t->batch, NULL},
+             {"lr", "--lr", 3, 0, 1e-8, 0.999, NULL, &t->lr},
+             {"steps", "--steps", 0, 1, 1, 100000000, &t->steps, NULL},
+             {"minutes", "--minutes", 1, 0, 0, 1e7, NULL, &t->minutes},
+             {"save_every", "--save-every", 5, 1, 1, 100000000, &t->save_every, NULL},
+             {"log_every", "--log-every", 6, 1, 1, 100000000, &t->log_every, NULL}};
+    const int lead = cli_mpi_rank() == 0;
+    for (size_t k = 0; k < sizeof f / sizeof *f; k++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(rec, f[k].key);
+        if (!v) continue;
+        const double d = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+        if (!(d >= (double)(float)f[k].lo && d <= (double)(float)f[k].hi) || (f[k].whole && d != floor(d))) {
+            cJSON_Delete(rec);
+            return cli_fail("%s: the checkpoint's training setting \"%s\" is not a%s number in [%g, %g]", cmd,
+                            f[k].key, f[k].whole ? " whole" : "", f[k].lo, f[k].hi);
+        }
+        const int given = (t->given >> f[k].bit) & 1;
+        const double now = f[k].l ? (double)*f[k].l : *f[k].d;
+        if (given && f[k].bit == 2 && now != d && lead) /* the batch is the run's own */
+            fprintf(stderr, "diffuse: note: --batch ignored; the resumed run keeps its %g\n", d);
+        else if (given && f[k].bit == 3 && (float)now != (float)d && lead)
+            fprintf(stderr, "diffuse: note: the run trained at --lr %g; it continues at %g\n", d, now);
+        if (given && f[k].bit != 2) continue;
+        if (f[k].l) *f[k].l = (long)d;
+        else *f[k].d = d;
+    }
+    if (rec_out) *rec_out = rec;
+    else cJSON_Delete(rec);
+    return 0;
+}
+
+void cli_train_restore_text(const char *cmd, const cJSON *rec, const char *key, const char *opt, const char **v) {
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(rec, key);
+    if (!cJSON_IsString(r)) return;
+    if (!*v) *v = r->valuestring;
+    else if (strcmp(*v, r->valuestring) != 0 && cli_mpi_rank() == 0)
+        fprintf(stderr, "diffuse: note: %s: the run trained with %s %s; it continues with %s\n", cmd, opt,
+                r->valuestring, *v);
 }
 
 int cli_train_out_ok(const char *cmd, const char *out) {
@@ -46,6 +115,12 @@ int cli_train_loop_run(const cli_train_loop *L, dfs_train_state *st) {
     const int lead = cli_mpi_rank() == 0;
     int rc = 0, stop = 0;
     cli_catch_signals();
+    if (lead && L->resumed) {
+        fprintf(stderr, "%s: resuming with batch %ld, lr %g, steps %ld, ", L->cmd, L->batch, L->lr, L->steps);
+        if (L->minutes > 0) fprintf(stderr, "minutes %g", L->minutes);
+        else fprintf(stderr, "no time limit");
+        fprintf(stderr, ", save every %ld, log every %ld (the run's own unless given)\n", L->save_every, L->log_every);
+    }
     cli_progress bar;
     cli_progress_start(&bar, "step", L->steps, st->step, lead ? 100 : 0);
     const double t0 = cli_now(), wall0 = st->wall_seconds;

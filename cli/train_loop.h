@@ -7,8 +7,12 @@
 
 #include "common.h"
 
+struct cJSON; /* <cjson/cJSON.h> */
+
 typedef struct {
+    const char *cmd;              /* "series train", "mol train", for messages */
     const char *unit;             /* what a batch holds, for the bar: "windows", "molecules" */
+    int resumed;                  /* 1: say first what the resumed run continues with */
     const char *ckpt, *final;     /* RUNDIR/last.safetensors, RUNDIR/model.safetensors */
     const char *csv;              /* RUNDIR/metrics.csv, for messages */
     FILE *metrics;                /* open on rank 0 (a header line already there), else NULL */
@@ -28,6 +32,7 @@ typedef struct {
     long steps, batch, seed, save_every, log_every, threads;
     double minutes, lr;
     int resume;
+    unsigned given; /* bit k: option CLI_TRAIN_OPT + k was on the command line */
 } cli_train_args;
 
 /* Their getopt_long entries (the codes are CLI_TRAIN_OPT + 0..8), for a command's table; clear
@@ -43,6 +48,24 @@ enum { CLI_TRAIN_OPT = 1100 };
 /* Takes option o with its argument when it is one of CLI_TRAIN_OPTIONS: 0 when taken, 2 after
  * a message when the value is bad, -1 when o is not one of them. */
 int cli_train_option(int o, const char *arg, cli_train_args *t);
+
+/* The run's record (the "train" JSON of its checkpoints) gets t's settings: batch, lr, steps,
+ * minutes (0: no limit), save_every and log_every. 0, or -1 when out of memory. */
+int cli_train_record(struct cJSON *rec, const cli_train_args *t);
+
+/* A resumed run takes its record's settings (json, from its checkpoint): the batch always (a
+ * note names a --batch that says otherwise), and lr, steps, minutes, save_every and log_every
+ * unless given (a note names a given --lr that differs: a run whose loss went NaN resumes with
+ * a lower one). A setting the record lacks (an older run's) keeps the option's value
+ * (cli_train_loop_run then says what the run continues with). *rec_out (when rec_out is non-NULL) gets the parsed
+ * record, for the command's own settings, to be freed with cJSON_Delete. 0, or 2 after a
+ * message: no record, or a setting out of its option's range (a hand-edited record). */
+int cli_train_restore(const char *cmd, const char *json, cli_train_args *t, struct cJSON **rec_out);
+
+/* A text setting of a resumed run's record (rec from cli_train_restore) for an option the
+ * command line left out (*v NULL; it then points into rec); a given one that differs gets a
+ * note, as the run changes with it. */
+void cli_train_restore_text(const char *cmd, const struct cJSON *rec, const char *key, const char *opt, const char **v);
 
 /* Whether the folder that will hold run folder out exists and can be written, checked on rank 0
  * before minutes of work (the run folder itself is made later): 0, or 2 after a message. */

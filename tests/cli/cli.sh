@@ -82,26 +82,20 @@ check "resumed metrics.csv holds steps 1-14 once each" \
     [ "$(tail -n +2 "$T/run7/metrics.csv" | cut -d, -f1 | tr '\n' ' ')" = "1 2 3 4 5 6 7 8 9 10 11 12 13 14 " ]
 expect_error "a resume over another run" "already holds another run" "$D" train --resume "$T/run7/last.safetensors" \
     --steps 15 --threads 1 --out "$T/run2"
-# a resumed record edited out of its options' ranges, or naming no data, is refused
-# (rewritten with Python's json and struct: the header is JSON after an 8-byte length)
-edit_train() { # SRC DST KEY VALUE: set (or, VALUE "-", delete) a key of the "train" record
-    $PY - "$@" <<'EOF'
-import json, struct, sys
-src, dst, key, val = sys.argv[1:5]
-b = open(src, "rb").read(); n = struct.unpack("<Q", b[:8])[0]
-h = json.loads(b[8:8 + n]); t = json.loads(h["__metadata__"]["train"])
-if val == "-": del t[key]
-else: t[key] = json.loads(val)
-h["__metadata__"]["train"] = json.dumps(t)
-s = json.dumps(h).encode(); s += b" " * (-len(s) % 8)
-open(dst, "wb").write(struct.pack("<Q", len(s)) + s + b[8 + n:])
-EOF
-}
+# a resumed record edited out of its options' ranges, or naming no data, is refused (edit_train:
+# tests/lib.sh)
 # the record keeps the float32 lr: a run at the edge of --lr's range (0.99) resumes
 "$D" train --data fashion-mnist --limit 16 --preset small --steps 1 --batch 4 --lr 0.99 --sample-every 0 \
     --threads 1 --out "$T/edge" 2>/dev/null
 "$D" train --resume "$T/edge/last.safetensors" --steps 2 --sample-every 0 --threads 1 --out "$T/edge" 2>"$T/edge.err"
 check "a run at --lr 0.99 resumes" [ $? -eq 0 ]
+# a given --lr is taken, and said (a run whose loss went NaN resumes with a lower one)
+"$D" train --resume "$T/edge/last.safetensors" --steps 3 --lr 0.5 --sample-every 0 --threads 1 --out "$T/edge" \
+    2>"$T/edge2.err"
+check "a resume with --lr 0.5 exits 0: $(tail -n 1 "$T/edge2.err")" [ $? -eq 0 ]
+check "and says the run goes on at the given rate" grep -q "note: the run trained at --lr 0.99; it continues at 0.5" \
+    "$T/edge2.err"
+check "which its record keeps" sh -c "'$D' info '$T/edge/last.safetensors' | grep -q '\"lr\":0.5'"
 expect_error "--labels beside a missing IDX file" "no such file or folder" "$D" train --data "$T/typo.idx" \
     --labels "$T/typo.lab" --out "$T/typo"
 edit_train "$T/run2/last.safetensors" "$T/wd.safetensors" weight_decay 1e30

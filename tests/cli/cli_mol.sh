@@ -31,6 +31,25 @@ check "metrics.csv counts molecules" grep -q "^6,.*,24," "$T/run/metrics.csv"
 "$D" mol train --data "$T/set.xyz" --out "$T/r2" $TINY --steps 6 --save-every 3 --log-every 2 --resume 2>"$T/e"; rc=$?
 check "resume exits 0: $(tail -n 1 "$T/e")" [ $rc -eq 0 ]
 same_files "3 + 3 resumed steps give the model of 6 steps" "$T/run/model.safetensors" "$T/r2/model.safetensors"
+# --resume alone takes the run's own data, batch and lr (its schedule), and its steps and log
+# interval unless given: 3 + 3 steps at lr 3e-3 give the model of one run of 6 at 3e-3
+"$D" mol train --data "$T/set.xyz" --out "$T/r3" $TINY --steps 6 --lr 3e-3 --log-every 1 2>/dev/null
+"$D" mol train --data "$T/set.xyz" --out "$T/r4" $TINY --steps 3 --lr 3e-3 --log-every 1 2>/dev/null
+"$D" mol train --out "$T/r4" --resume --steps 6 --threads 2 2>"$T/e4"; rc=$?
+check "a resume given only --steps exits 0: $(tail -n 1 "$T/e4")" [ $rc -eq 0 ]
+check "and says what it continues with" grep -q "^mol train: resuming with batch 4, lr 0.003, steps 6, no time limit, save every 500, log every 1 " "$T/e4"
+check "and reads the run's data" grep -q "3 molecules of up to 9 atoms from $T/set.xyz" "$T/e4"
+same_files "3 + 3 steps resumed with the run's own settings give the model of 6" "$T/r3/model.safetensors" "$T/r4/model.safetensors"
+check "metrics.csv logs every step" [ "$(tail -n +2 "$T/r4/metrics.csv" | cut -d, -f1 | tr '\n' ' ')" = "1 2 3 4 5 6 " ]
+"$D" mol train --out "$T/r4" --resume --batch 8 --lr 1e-4 --threads 2 2>"$T/e5"; rc=$?
+check "a resume past the recorded --steps 6 trains nothing (exit $rc)" grep -q "is already at step 6 (--steps 6): nothing to train" "$T/e5"
+check "a given --batch is named as ignored" grep -q "note: --batch ignored; the resumed run keeps its 4" "$T/e5"
+check "a given --lr is named as taken" grep -q "note: the run trained at --lr 0.003; it continues at 0.0001" "$T/e5"
+edit_train "$T/r4/last.safetensors" "$T/r5.safetensors" lr 7
+mkdir -p "$T/r5"; cp "$T/r5.safetensors" "$T/r5/last.safetensors"
+expect_error "a resumed record with lr 7" '"lr" is not a number in \[1e-08, 0.999\]' "$D" mol train --out "$T/r5" --resume --steps 9
+edit_train "$T/r4/last.safetensors" "$T/r5/last.safetensors" data -
+expect_error "a resumed record without data" "names no training data; give --data" "$D" mol train --out "$T/r5" --resume --steps 9
 expect_error "a second run into the same folder refused" "already holds a run" \
     "$D" mol train --data "$T/set.xyz" --out "$T/run" $TINY --steps 6
 # SIGTERM saves once and exits 0

@@ -255,6 +255,18 @@ same_files "and leaves the checkpoint as it was" "$T/last.before2" "$R/last.safe
 expect_error "--resume of a folder without a run" "nothing/last.safetensors: cannot open" \
     "$D" series train $TRAIN --steps 10 --resume --out "$T/nothing"
 check "and creates no folder" [ ! -e "$T/nothing" ]
+# --resume alone takes the run's own data, span, batch and lr, and its steps and log interval
+# unless given: 3 + 3 steps at lr 3e-3 give the model of one run of 6 at 3e-3
+"$D" series train $TRAIN $TINY --steps 6 --lr 3e-3 --log-every 1 --out "$T/ra" 2>/dev/null
+"$D" series train $TRAIN $TINY --steps 3 --lr 3e-3 --log-every 1 --out "$T/rb" 2>/dev/null
+"$D" series train --out "$T/rb" --resume --steps 6 --threads 1 2>"$T/rb.err"; rc=$?
+check "a resume given only --steps exits 0 (got $rc): $(tail -n 1 "$T/rb.err")" [ $rc -eq 0 ]
+check "and says what it continues with" grep -q "^series train: resuming with batch 4, lr 0.003, steps 6, no time limit, save every 500, log every 1 " "$T/rb.err"
+check "on the run's rows" grep -q "1096 training rows to 2014-12-31" "$T/rb.err"
+same_files "3 + 3 steps resumed with the run's own settings give the model of 6" "$T/ra/model.safetensors" "$T/rb/model.safetensors"
+"$D" series train --out "$T/rb" --resume --until 2014-06-30 --steps 7 --threads 1 2>"$T/rb2.err"; rc=$?
+check "a resume with another --until exits 0 (got $rc)" [ $rc -eq 0 ]
+check "and says the run's span changes" grep -q "note: series train: the run trained with --until 2014-12-31; it continues with 2014-06-30" "$T/rb2.err"
 expect_error "--resume with other columns than the model's" "the data have no column 'temp_min', which the model was trained on" \
     "$D" series train --data seattle-weather --columns temp_max --until 2014-12-31 --steps 60 --resume --out "$R"
 
