@@ -67,7 +67,7 @@ static const char train_help[] =
     "training:\n"
     "  --steps N           optimiser steps (default 3000)\n"
     "  --minutes M         stop when the run has trained M minutes, counted over resumes as\n"
-    "                      --steps counts steps (default: no limit)\n"
+    "                      --steps counts steps (default: no limit; 0 lifts a resumed run's)\n"
     "  --batch N           windows per step (default 16)\n"
     "  --lr X              peak learning rate (default 1e-3), divided by 10 at 75% and at 90%\n"
     "                      of the run (CSDI's schedule; of --steps, or of --minutes when that\n"
@@ -75,8 +75,8 @@ static const char train_help[] =
     "  --seed N            (default 1)\n"
     "  --save-every N      checkpoint every N steps (default 500)\n"
     "  --log-every N       a metrics.csv line every N steps (default 10)\n"
-    "  --resume            continue RUNDIR/last.safetensors with the run's own --data,\n"
-    "                      --columns, --until, --batch, and (unless given) --lr, --steps,\n"
+    "  --resume            continue RUNDIR/last.safetensors with the run's own --batch and,\n"
+    "                      unless given, its --data, --columns, --until, --lr, --steps,\n"
     "                      --minutes, --save-every and --log-every, so that its learning-rate\n"
     "                      schedule goes on as it was\n"
     "  --threads N         OpenMP threads (default: all)\n"
@@ -189,8 +189,6 @@ static int series_train_run(int argc, char **argv) {
     const int lead = cli_mpi_rank() == 0;
     if (a.t.threads > 0) dfs_set_threads((int)a.t.threads);
     if (!rc) rc = cli_train_out_ok("series train", a.out);
-    /* up to the first step a failure sets rc and skips the rest, so that every rank reaches
-     * cli_mpi_agree below and a failure on one rank stops them all */
     char ckpt[4200], final[4200], csv[4200];
     snprintf(ckpt, sizeof ckpt, "%s/last.safetensors", a.out);
     snprintf(final, sizeof final, "%s/model.safetensors", a.out);
@@ -248,7 +246,7 @@ static int series_train_run(int argc, char **argv) {
     cJSON *tr_json = cJSON_CreateObject();
     cJSON_AddStringToObject(tr_json, "data", a.data ? a.data : "");
     cJSON_AddStringToObject(tr_json, "columns", a.columns ? a.columns : "");
-    cJSON_AddStringToObject(tr_json, "until", a.until);
+    cJSON_AddStringToObject(tr_json, "until", a.until ? a.until : "");
     char *tj = cli_train_record(tr_json, &a.t) ? NULL : cJSON_PrintUnformatted(tr_json);
     cJSON_Delete(tr_json);
     if (!rc && !tj) rc = cli_fail("series train: out of memory");

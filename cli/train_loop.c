@@ -14,7 +14,7 @@ int cli_train_option(int o, const char *arg, cli_train_args *t) {
     if (o >= CLI_TRAIN_OPT && o <= CLI_TRAIN_OPT + 8) t->given |= 1u << (o - CLI_TRAIN_OPT);
     switch (o - CLI_TRAIN_OPT) {
     case 0: return cli_int("--steps", arg, 1, 100000000, &t->steps) ? 2 : 0;
-    case 1: return cli_float("--minutes", arg, 0.001, 1e7, &t->minutes) ? 2 : 0;
+    case 1: return cli_float("--minutes", arg, 0, 1e7, &t->minutes) ? 2 : 0; /* 0: no limit */
     case 2: return cli_int("--batch", arg, 1, 4096, &t->batch) ? 2 : 0;
     case 3: return cli_float("--lr", arg, 1e-8, 0.999, &t->lr) ? 2 : 0;
     case 4: return cli_int("--seed", arg, 0, 1L << 62, &t->seed) ? 2 : 0;
@@ -39,10 +39,11 @@ int cli_train_record(cJSON *rec, const cli_train_args *t) {
 
 int cli_train_restore(const char *cmd, const char *json, cli_train_args *t, cJSON **rec_out) {
     if (rec_out) *rec_out = NULL;
-    cJSON *rec = json ? cJSON_Parse(json) : NULL;
+    /* the record is optional (docs/CHECKPOINTS.md): without one the options stand */
+    cJSON *rec = json ? cJSON_Parse(json) : cJSON_CreateObject();
     if (!cJSON_IsObject(rec)) {
         cJSON_Delete(rec);
-        return cli_fail("%s: the checkpoint holds no training record to resume from", cmd);
+        return cli_fail("%s: the checkpoint's training record is not a JSON object", cmd);
     }
     /* each within its option's range (the float32 of a bound, as the lr was once a float), a
      * whole number where the option takes one */

@@ -59,7 +59,8 @@ int cli_train_record(struct cJSON *rec, const cli_train_args *t);
  * a lower one). A setting the record lacks (an older run's) keeps the option's value
  * (cli_train_loop_run then says what the run continues with). *rec_out (when rec_out is non-NULL) gets the parsed
  * record, for the command's own settings, to be freed with cJSON_Delete. 0, or 2 after a
- * message: no record, or a setting out of its option's range (a hand-edited record). */
+ * message: a record that is not a JSON object, or a setting out of its option's range (a
+ * hand-edited record); without a record the options stand. */
 int cli_train_restore(const char *cmd, const char *json, cli_train_args *t, struct cJSON **rec_out);
 
 /* A text setting of a resumed run's record (rec from cli_train_restore) for an option the

@@ -98,16 +98,19 @@ parity() {
 }
 
 # edit_train SRC DST KEY VALUE: a copy of checkpoint SRC whose "train" record has KEY set to the
-# JSON VALUE (or, VALUE "-", deleted); the header is JSON after an 8-byte length
+# JSON VALUE (or, VALUE "-", deleted; KEY "*" and VALUE "-" delete the whole record); the header
+# is JSON after an 8-byte length
 edit_train() { # SRC DST KEY VALUE: set (or, VALUE "-", delete) a key of the "train" record
     $PY - "$@" <<'EOF'
 import json, struct, sys
 src, dst, key, val = sys.argv[1:5]
 b = open(src, "rb").read(); n = struct.unpack("<Q", b[:8])[0]
 h = json.loads(b[8:8 + n]); t = json.loads(h["__metadata__"]["train"])
-if val == "-": del t[key]
+if key == "*" and val == "-": t = None
+elif val == "-": del t[key]
 else: t[key] = json.loads(val)
-h["__metadata__"]["train"] = json.dumps(t)
+if t is None: del h["__metadata__"]["train"]
+else: h["__metadata__"]["train"] = json.dumps(t)
 s = json.dumps(h).encode(); s += b" " * (-len(s) % 8)
 open(dst, "wb").write(struct.pack("<Q", len(s)) + s + b[8 + n:])
 EOF

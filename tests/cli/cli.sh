@@ -91,8 +91,8 @@ expect_error "a resume over another run" "already holds another run" "$D" train 
 check "a run at --lr 0.99 resumes" [ $? -eq 0 ]
 # a given --lr is taken, and said (a run whose loss went NaN resumes with a lower one)
 "$D" train --resume "$T/edge/last.safetensors" --steps 3 --lr 0.5 --sample-every 0 --threads 1 --out "$T/edge" \
-    2>"$T/edge2.err"
-check "a resume with --lr 0.5 exits 0: $(tail -n 1 "$T/edge2.err")" [ $? -eq 0 ]
+    2>"$T/edge2.err"; rc=$?
+check "a resume with --lr 0.5 exits 0: $(tail -n 1 "$T/edge2.err")" [ $rc -eq 0 ]
 check "and says the run goes on at the given rate" grep -q "note: the run trained at --lr 0.99; it continues at 0.5" \
     "$T/edge2.err"
 check "which its record keeps" sh -c "'$D' info '$T/edge/last.safetensors' | grep -q '\"lr\":0.5'"

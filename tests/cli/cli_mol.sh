@@ -45,6 +45,17 @@ check "metrics.csv logs every step" [ "$(tail -n +2 "$T/r4/metrics.csv" | cut -d
 check "a resume past the recorded --steps 6 trains nothing (exit $rc)" grep -q "is already at step 6 (--steps 6): nothing to train" "$T/e5"
 check "a given --batch is named as ignored" grep -q "note: --batch ignored; the resumed run keeps its 4" "$T/e5"
 check "a given --lr is named as taken" grep -q "note: the run trained at --lr 0.003; it continues at 0.0001" "$T/e5"
+# a recorded --minutes goes on, and --minutes 0 lifts it
+"$D" mol train --data "$T/set.xyz" --out "$T/r6" $TINY --steps 2 --minutes 1000 2>/dev/null
+"$D" mol train --out "$T/r6" --resume --steps 3 2>"$T/e6"; rc=$?
+check "a resume of a run of --minutes 1000 exits 0 ($rc) and keeps the limit" grep -q "^mol train: resuming with batch 4, lr 0.001, steps 3, minutes 1000," "$T/e6"
+"$D" mol train --out "$T/r6" --resume --steps 4 --minutes 0 2>"$T/e6"; rc=$?
+check "--minutes 0 lifts it (exit $rc)" grep -q "^mol train: resuming with batch 4, lr 0.001, steps 4, no time limit," "$T/e6"
+# a checkpoint without a training record (optional, docs/CHECKPOINTS.md) resumes with the options
+mkdir -p "$T/r7"; edit_train "$T/r4/last.safetensors" "$T/r7/last.safetensors" "*" -
+"$D" mol train --out "$T/r7" --resume --data "$T/set.xyz" --batch 4 --steps 7 2>"$T/e7"; rc=$?
+check "a checkpoint without a record resumes with --data and --batch given (exit $rc): $(tail -n 1 "$T/e7")" [ $rc -eq 0 ]
+check "and says what it continues with" grep -q "^mol train: resuming with batch 4, lr 0.001, steps 7, no time limit, save every 500, log every 10 " "$T/e7"
 edit_train "$T/r4/last.safetensors" "$T/r5.safetensors" lr 7
 mkdir -p "$T/r5"; cp "$T/r5.safetensors" "$T/r5/last.safetensors"
 expect_error "a resumed record with lr 7" '"lr" is not a number in \[1e-08, 0.999\]' "$D" mol train --out "$T/r5" --resume --steps 9
