@@ -5,11 +5,11 @@
 #include "progress.h"
 #include "sampling.h"
 #include "t2i.h"
+#include "train_loop.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <getopt.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -192,17 +192,11 @@ static int restore_train(const char *json, train_args *a, dfs_train_config *tc, 
     if (!o) return cli_fail("the checkpoint has no training settings to resume from");
     const cJSON *v;
     int bad = 0;
-    /* each setting within the bounds of its option (a whole number where the option takes one),
-     * checked before it is converted: a hand-edited record is refused, not run */
+    /* each setting within the bounds of its option, checked before it is converted */
 #define NUM(key, dst, lo, hi, whole)                                                           \
-    if (!bad && (v = cJSON_GetObjectItemCaseSensitive(o, key))) {                               \
-        double d_ = cJSON_IsNumber(v) ? v->valuedouble : NAN;                                  \
-        /* the record holds float settings: the bounds as floats, so that --lr 0.99 resumes */  \
-        if (!(d_ >= (double)(float)(lo) && d_ <= (double)(float)(hi)) || ((whole) && d_ != floor(d_))) \
-            bad = cli_fail("the checkpoint's training setting \"%s\" is not a%s number in [%g, %g]", key, \
-                           (whole) ? " whole" : "", (double)(lo), (double)(hi));              \
-        else                                                                                  \
-            dst = d_;                                                                         \
+    if (!bad) {                                                                               \
+        double d_ = (dst);                                                                    \
+        if (!(bad = cli_record_number(o, key, lo, hi, whole, &d_))) dst = d_;                 \
     }
     NUM("batch", tc->batch, 1, 4096, 1);
     NUM("lr", tc->opt.lr, 1e-9, 0.99, 0);
@@ -501,11 +495,7 @@ static int resume_run(train_run *r) {
         if (r->given[kept[k].opt])
             fprintf(stderr, "diffuse: note: %s ignored; the resumed run keeps its %g\n", kept[k].name, kept[k].v);
     /* but a given --lr is taken (a run whose loss went NaN resumes with a lower one) */
-    if (r->given[O_LR] && (float)a->lr != tc->opt.lr) {
-        if (cli_mpi_rank() == 0)
-            fprintf(stderr, "diffuse: note: the run trained at --lr %g; it continues at %g\n", tc->opt.lr, (double)(float)a->lr);
-        tc->opt.lr = (float)a->lr;
-    }
+    if (r->given[O_LR] && cli_train_lr_note(tc->opt.lr, (float)a->lr)) tc->opt.lr = (float)a->lr;
     if (cli_mpi_rank() == 0)
         fprintf(stderr, "resuming %s at step %ld (%ld images seen)\n", a->resume, r->st.step, r->st.images_seen);
     return 0;

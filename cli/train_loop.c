@@ -37,6 +37,24 @@ int cli_train_record(cJSON *rec, const cli_train_args *t) {
     return 0;
 }
 
+int cli_record_number(const cJSON *rec, const char *key, double lo, double hi, int whole, double *out) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(rec, key);
+    if (!v) return 0;
+    const double d = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+    if (!(d >= (double)(float)lo && d <= (double)(float)hi) || (whole && d != floor(d)))
+        return cli_fail("the checkpoint's training setting \"%s\" is not a%s number in [%g, %g]", key,
+                        whole ? " whole" : "", lo, hi);
+    *out = d;
+    return 0;
+}
+
+int cli_train_lr_note(double recorded, double given) {
+    if ((float)recorded == (float)given) return 0;
+    if (cli_mpi_rank() == 0)
+        fprintf(stderr, "diffuse: note: the run trained at --lr %g; it continues at %g\n", recorded, given);
+    return 1;
+}
+
 int cli_train_restore(const char *cmd, const char *json, cli_train_args *t, cJSON **rec_out) {
     if (rec_out) *rec_out = NULL;
     /* the record is optional (docs/CHECKPOINTS.md): without one the options stand */
@@ -45,8 +63,6 @@ int cli_train_restore(const char *cmd, const char *json, cli_train_args *t, cJSO
         cJSON_Delete(rec);
         return cli_fail("%s: the checkpoint's training record is not a JSON object", cmd);
     }
-    /* each within its option's range (the float32 of a bound, as the lr was once a float), a
-     * whole number where the option takes one */
     const struct {
         const char *key, *opt;
         int bit, whole;
@@ -61,20 +77,18 @@ int cli_train_restore(const char *cmd, const char *json, cli_train_args *t, cJSO
              {"log_every", "--log-every", 6, 1, 1, 100000000, &t->log_every, NULL}};
     const int lead = cli_mpi_rank() == 0;
     for (size_t k = 0; k < sizeof f / sizeof *f; k++) {
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(rec, f[k].key);
-        if (!v) continue;
-        const double d = cJSON_IsNumber(v) ? v->valuedouble : NAN;
-        if (!(d >= (double)(float)f[k].lo && d <= (double)(float)f[k].hi) || (f[k].whole && d != floor(d))) {
+        if (!cJSON_GetObjectItemCaseSensitive(rec, f[k].key)) continue;
+        double d = 0;
+        if (cli_record_number(rec, f[k].key, f[k].lo, f[k].hi, f[k].whole, &d)) {
             cJSON_Delete(rec);
-            return cli_fail("%s: the checkpoint's training setting \"%s\" is not a%s number in [%g, %g]", cmd,
-                            f[k].key, f[k].whole ? " whole" : "", f[k].lo, f[k].hi);
+            return 2;
         }
         const int given = (t->given >> f[k].bit) & 1;
         const double now = f[k].l ? (double)*f[k].l : *f[k].d;
         if (given && f[k].bit == 2 && now != d && lead) /* the batch is the run's own */
             fprintf(stderr, "diffuse: note: --batch ignored; the resumed run keeps its %g\n", d);
-        else if (given && f[k].bit == 3 && (float)now != (float)d && lead)
-            fprintf(stderr, "diffuse: note: the run trained at --lr %g; it continues at %g\n", d, now);
+        else if (given && f[k].bit == 3)
+            cli_train_lr_note(d, now);
         if (given && f[k].bit != 2) continue;
         if (f[k].l) *f[k].l = (long)d;
         else *f[k].d = d;

@@ -53,14 +53,24 @@ int cli_train_option(int o, const char *arg, cli_train_args *t);
  * minutes (0: no limit), save_every and log_every. 0, or -1 when out of memory. */
 int cli_train_record(struct cJSON *rec, const cli_train_args *t);
 
+/* A number of a run's record (key in rec), checked against the range of the option it stands
+ * for (the float32 of each bound, as records held float settings, so that --lr 0.99 resumes;
+ * a whole number where the option takes one): *out gets it, or keeps its value when the record
+ * has no key. 0, or 2 after a message: a hand-edited record is refused, not run. */
+int cli_record_number(const struct cJSON *rec, const char *key, double lo, double hi, int whole, double *out);
+
+/* The note of a resume given an --lr other than the run's (as float32, which records held),
+ * on rank 0; whether they differ. */
+int cli_train_lr_note(double recorded, double given);
+
 /* A resumed run takes its record's settings (json, from its checkpoint): the batch always (a
  * note names a --batch that says otherwise), and lr, steps, minutes, save_every and log_every
  * unless given (a note names a given --lr that differs: a run whose loss went NaN resumes with
  * a lower one). A setting the record lacks (an older run's) keeps the option's value
- * (cli_train_loop_run then says what the run continues with). *rec_out (when rec_out is non-NULL) gets the parsed
- * record, for the command's own settings, to be freed with cJSON_Delete. 0, or 2 after a
- * message: a record that is not a JSON object, or a setting out of its option's range (a
- * hand-edited record); without a record the options stand. */
+ * (cli_train_loop_run then says what the run continues with). *rec_out (when rec_out is
+ * non-NULL) gets the parsed record, for the command's own settings, to be freed with
+ * cJSON_Delete. 0, or 2 after a message: a record that is not a JSON object, or a setting out
+ * of its option's range (cli_record_number); without a record the options stand. */
 int cli_train_restore(const char *cmd, const char *json, cli_train_args *t, struct cJSON **rec_out);
 
 /* A text setting of a resumed run's record (rec from cli_train_restore) for an option the
