@@ -55,7 +55,12 @@ static const char train_help[] =
     "  --columns A,B       the value columns (default: all)\n"
     "  --until DATE        the last row of the training span (a date: its whole day)\n"
     "model (ignored with --resume):\n"
-    "  --window N          steps per training window (default 63)\n"
+    "  --init M            start from the weights, network, T and schedule of the series model\n"
+    "                      M (a model.safetensors or last.safetensors of the same columns),\n"
+    "                      with a fresh optimiser and learning-rate schedule: fine-tuning, for\n"
+    "                      one at a longer --window (the net has no weight per time step).\n"
+    "                      The other model options are refused with it\n"
+    "  --window N          steps per training window (default 63; with --init, M's)\n"
     "  --channels N        residual channels (default 64)\n"
     "  --layers N          residual layers (default 4)\n"
     "  --heads N           attention heads, dividing --channels (default 8)\n"
@@ -86,9 +91,10 @@ static const char train_help[] =
     "  RUNDIR. N ranks of --threads 1 give what one process of --threads N gives, bit for bit.\n";
 
 typedef struct {
-    const char *data, *columns, *until, *out;
+    const char *data, *columns, *until, *out, *init;
     dfs_series_config mc;
     cli_train_args t;
+    int window_given, net_given; /* --window; another model option (refused with --init) */
 } strain_args;
 
 static int parse_train(strain_args *a, int argc, char **argv) {
@@ -100,7 +106,7 @@ static int parse_train(strain_args *a, int argc, char **argv) {
         {"out", required_argument, 0, 'o'}, {"window", required_argument, 0, 'w'}, {"channels", required_argument, 0, 'C'},
         {"layers", required_argument, 0, 'L'}, {"heads", required_argument, 0, 'H'}, {"ff", required_argument, 0, 'F'},
         {"time-dim", required_argument, 0, 'E'}, {"feature-dim", required_argument, 0, 'G'}, {"T", required_argument, 0, 'T'},
-        {"schedule", required_argument, 0, 'S'}, CLI_TRAIN_OPTIONS,
+        {"schedule", required_argument, 0, 'S'}, {"init", required_argument, 0, 'i'}, CLI_TRAIN_OPTIONS,
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int o;
     long v;
@@ -112,15 +118,17 @@ static int parse_train(strain_args *a, int argc, char **argv) {
         case 'c': a->columns = optarg; break;
         case 'u': a->until = optarg; break;
         case 'o': a->out = optarg; break;
-        case 'w': if (cli_int("--window", optarg, 2, 100000, &v)) return 2; a->mc.window = (int)v; break;
-        case 'C': if (cli_int("--channels", optarg, 1, 4096, &v)) return 2; n->channels = (int)v; break;
-        case 'L': if (cli_int("--layers", optarg, 1, 64, &v)) return 2; n->layers = (int)v; break;
-        case 'H': if (cli_int("--heads", optarg, 1, 4096, &v)) return 2; n->heads = (int)v; break;
-        case 'F': if (cli_int("--ff", optarg, 1, 16384, &v)) return 2; n->ff = (int)v; break;
-        case 'E': if (cli_int("--time-dim", optarg, 0, 4096, &v)) return 2; n->time_dim = (int)v; break; /* 1: refused by the config check */
-        case 'G': if (cli_int("--feature-dim", optarg, 0, 4096, &v)) return 2; n->feature_dim = (int)v; break;
-        case 'T': if (cli_int("--T", optarg, 1, 100000, &v)) return 2; a->mc.T = (int)v; break;
+        case 'i': a->init = optarg; break;
+        case 'w': if (cli_int("--window", optarg, 2, 100000, &v)) return 2; a->mc.window = (int)v; a->window_given = 1; break;
+        case 'C': a->net_given = 1; if (cli_int("--channels", optarg, 1, 4096, &v)) return 2; n->channels = (int)v; break;
+        case 'L': a->net_given = 1; if (cli_int("--layers", optarg, 1, 64, &v)) return 2; n->layers = (int)v; break;
+        case 'H': a->net_given = 1; if (cli_int("--heads", optarg, 1, 4096, &v)) return 2; n->heads = (int)v; break;
+        case 'F': a->net_given = 1; if (cli_int("--ff", optarg, 1, 16384, &v)) return 2; n->ff = (int)v; break;
+        case 'E': a->net_given = 1; if (cli_int("--time-dim", optarg, 0, 4096, &v)) return 2; n->time_dim = (int)v; break; /* 1: refused by the config check */
+        case 'G': a->net_given = 1; if (cli_int("--feature-dim", optarg, 0, 4096, &v)) return 2; n->feature_dim = (int)v; break;
+        case 'T': a->net_given = 1; if (cli_int("--T", optarg, 1, 100000, &v)) return 2; a->mc.T = (int)v; break;
         case 'S':
+            a->net_given = 1;
             if ((a->mc.schedule = dfs_schedule_from_name(optarg)) < 0)
                 return cli_fail("--schedule must be quad, linear, cosine or poly2, not '%s'", optarg);
             break;
@@ -134,6 +142,10 @@ static int parse_train(strain_args *a, int argc, char **argv) {
     if (optind < argc) return cli_fail("series train: unexpected argument '%s'", argv[optind]);
     if (!a->out) return cli_fail("series train: --out RUNDIR is required");
     if (!a->until && !a->t.resume) return cli_fail("series train: --until DATE (the end of the training span) is required");
+    if (a->init && a->t.resume)
+        return cli_fail("series train: --init starts a new run and --resume continues one; give one of them");
+    if (a->init && a->net_given)
+        return cli_fail("series train: --init takes the network, T and schedule from %s; only --window may change", a->init);
     return -1;
 }
 
@@ -178,6 +190,45 @@ static dfs_status series_loop_step(void *user, float lr, float *loss) {
 static dfs_status series_loop_save(void *user, const char *path, int full) {
     series_loop_user *u = user;
     return dfs_series_save(path, u->m, full ? u->st : NULL, u->train_json, full ? DFS_CKPT_FULL : DFS_CKPT_SAMPLING);
+}
+
+/* --init: a new model of the configuration of a->init (its window replaced by --window when
+ * given), normalised on this run's own training span, with the weights and EMA of a->init. */
+static int init_model(const strain_args *a, const dfs_series *s, int train_end, dfs_series_model **out) {
+    dfs_series_model *m0 = NULL, *m = NULL;
+    dfs_status ds = dfs_series_load(a->init, &m0, NULL, NULL, NULL);
+    if (ds != DFS_OK) return cli_fail_status(ds);
+    dfs_series_config c = m0->cfg;
+    if (a->window_given) c.window = a->mc.window;
+    int rc = 0;
+    if (m0->K != s->n_features) rc = cli_fail("series train: %s has %d feature(s), and --columns gives %d", a->init, m0->K, s->n_features);
+    for (int k = 0; !rc && k < m0->K; k++)
+        if (strcmp(m0->names[k], s->names[k]))
+            rc = cli_fail("series train: feature %d of %s is '%s', and of --columns '%s'", k + 1, a->init, m0->names[k], s->names[k]);
+    if (!rc && m0->step != s->step)
+        rc = cli_fail("series train: %s was trained at a step of %lld s, and %s has %lld s", a->init, (long long)m0->step,
+                      a->data ? a->data : "the data", (long long)s->step);
+    if (!rc && (ds = dfs_series_model_new(&m, &c, s, train_end, (uint64_t)a->t.seed)) != DFS_OK) rc = cli_fail_status(ds);
+    if (!rc) {
+        dfs_params *p = dfs_csdi_params(m->net);
+        const dfs_params *p0 = dfs_csdi_params(m0->net);
+        if (p->n != p0->n) {
+            rc = cli_fail("series train: %s has %zu parameters, a window of %d %zu", a->init, p0->n, c.window, p->n);
+        } else {
+            memcpy(p->data, p0->data, p->n * sizeof(float));
+            memcpy(p->ema, p0->ema, p->n * sizeof(float));
+            m->sampling = m0->sampling;
+        }
+        for (int k = 0; !rc && k < m->K; k++)
+            if (fabs(m->mean[k] - m0->mean[k]) > 1e-9 * m0->sd[k] || fabs(m->sd[k] - m0->sd[k]) > 1e-9 * m0->sd[k])
+                fprintf(stderr, "series train: note: %s's normalisation of %s (mean %g, sd %g) becomes this span's (%g, %g)\n",
+                        a->init, m->names[k], m0->mean[k], m0->sd[k], m->mean[k], m->sd[k]);
+    }
+    if (!rc) fprintf(stderr, "series train: starting from the weights of %s (window %d -> %d)\n", a->init, m0->cfg.window, c.window);
+    dfs_series_model_free(m0);
+    if (rc) dfs_series_model_free(m);
+    else *out = m;
+    return rc;
 }
 
 static int series_train_run(int argc, char **argv) {
@@ -227,8 +278,12 @@ static int series_train_run(int argc, char **argv) {
     int train_end = 0;
     if (!rc && series_load("train", a.data, a.columns, &s)) rc = 2;
     if (!rc && series_rows_until("train", &s, a.until, &train_end)) rc = 2;
-    if (!rc && !a.t.resume) {
+    if (!rc && !a.t.resume && a.init) {
+        if (init_model(&a, &s, train_end, &m)) rc = 2;
+    } else if (!rc && !a.t.resume) {
         if ((ds = dfs_series_model_new(&m, &a.mc, &s, train_end, (uint64_t)a.t.seed)) != DFS_OK) rc = cli_fail_status(ds);
+    }
+    if (!rc && !a.t.resume) {
         st.seed = (uint64_t)a.t.seed;
         dfs_rng_seed(&st.rng, (uint64_t)a.t.seed ^ 0x5eed5eedULL);
     }
@@ -247,6 +302,7 @@ static int series_train_run(int argc, char **argv) {
     cJSON_AddStringToObject(tr_json, "data", a.data ? a.data : "");
     cJSON_AddStringToObject(tr_json, "columns", a.columns ? a.columns : "");
     cJSON_AddStringToObject(tr_json, "until", a.until ? a.until : "");
+    if (a.init) cJSON_AddStringToObject(tr_json, "init", a.init);
     char *tj = cli_train_record(tr_json, &a.t) ? NULL : cJSON_PrintUnformatted(tr_json);
     cJSON_Delete(tr_json);
     if (!rc && !tj) rc = cli_fail("series train: out of memory");

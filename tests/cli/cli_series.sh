@@ -181,6 +181,20 @@ elif cmd == 'window':  # A WA B WB: window WA of A and window WB of B agree to 1
         x, y = a[wa * n + j], b[wb * n + j]
         if not abs(x - y) <= 1e-5 * max(1.0, abs(x), abs(y)):
             sys.exit('window %d of %s and window %d of %s differ at %d: %r and %r' % (wa, args[0], wb, args[2], j, x, y))
+elif cmd == 'weights':  # A B: the largest difference between the float32 tensors of two safetensors
+    import json
+    def tensors(path):
+        b = open(path, 'rb').read()
+        n = struct.unpack('<Q', b[:8])[0]
+        h = json.loads(b[8:8 + n])
+        h.pop('__metadata__', None)
+        return {k: struct.unpack('<%df' % ((v['data_offsets'][1] - v['data_offsets'][0]) // 4),
+                                 b[8 + n + v['data_offsets'][0]:8 + n + v['data_offsets'][1]])
+                for k, v in h.items() if v['dtype'] == 'F32'}
+    a, b = tensors(args[0]), tensors(args[1])
+    if sorted(a) != sorted(b) or not a:
+        sys.exit('the tensors differ: %r against %r' % (sorted(a)[:5], sorted(b)[:5]))
+    print('%.3g' % max(abs(x - y) for k in a for x, y in zip(a[k], b[k])))
 elif cmd == 'metadata':  # CKPT: every metadata value of a safetensors file but 'format' is JSON
     import json
     b = open(args[0], 'rb').read()
@@ -270,6 +284,31 @@ check "a resume with another --until exits 0 (got $rc)" [ $rc -eq 0 ]
 check "and says the run's span changes" grep -q "note: series train: the run trained with --until 2014-12-31; it continues with 2014-06-30" "$T/rb2.err"
 expect_error "--resume with other columns than the model's" "the data have no column 'temp_min', which the model was trained on" \
     "$D" series train --data seattle-weather --columns temp_max --until 2014-12-31 --steps 60 --resume --out "$R"
+
+# --init: a new run from a model's weights at another window; the model options are refused
+"$D" series train $TRAIN --init "$T/ra/model.safetensors" --window 20 --steps 1 --lr 1e-8 --batch 4 --threads 1 \
+    --out "$T/init" 2>"$T/init.err"; rc=$?
+check "--init with a longer --window trains (exit $rc): $(tail -n 1 "$T/init.err")" [ $rc -eq 0 ]
+check "and says from what" grep -q "^series train: starting from the weights of $T/ra/model.safetensors (window 12 -> 20)" "$T/init.err"
+check "at the new window" grep -q "windows of 20 steps" "$T/init.err"
+d=$(npy weights "$T/ra/model.safetensors" "$T/init/model.safetensors" 2>&1)
+check "one step at lr 1e-8 keeps the weights of the model it started from (largest change $d)" \
+    "$PY" -c "import sys; sys.exit(not float('$d') < 1e-6)"
+"$D" series train $TRAIN $TINY --window 20 --steps 1 --lr 1e-8 --seed 2 --out "$T/noinit" 2>/dev/null
+d=$(npy weights "$T/ra/model.safetensors" "$T/noinit/model.safetensors" 2>&1)
+check "where a run of another seed without --init has weights of its own (largest difference $d)" \
+    "$PY" -c "import sys; sys.exit(not float('$d') > 1e-2)"
+"$D" info "$T/init/last.safetensors" >"$T/init.info" 2>&1
+check "the run records what it started from" grep -q "\"init\":\"$T/ra/model.safetensors\"" "$T/init.info"
+expect_error "--init with another model option" "series train: --init takes the network, T and schedule from $T/ra/model.safetensors; only --window may change" \
+    "$D" series train $TRAIN --init "$T/ra/model.safetensors" --channels 16 --out "$T/init2"
+expect_error "--init and --resume together" "series train: --init starts a new run and --resume continues one; give one of them" \
+    "$D" series train $TRAIN --init "$T/ra/model.safetensors" --resume --out "$T/init"
+expect_error "--init with its columns in another order" "series train: feature 1 of $T/ra/model.safetensors is 'temp_max', and of --columns 'temp_min'" \
+    "$D" series train --data seattle-weather --columns temp_min,temp_max --until 2014-12-31 --init "$T/ra/model.safetensors" --out "$T/init2"
+expect_error "--init of a file that is no model" "cannot open" \
+    "$D" series train $TRAIN --init "$T/nothing.safetensors" --out "$T/init2"
+check "and the refusals create no folder" [ ! -e "$T/init2" ]
 
 # --- SIGINT and SIGTERM save a checkpoint and exit 0; the run resumes from it -----------------------
 S=$T/sig
