@@ -658,6 +658,15 @@ static int series_sampling(int argc, char **argv, int forecast) {
     uint8_t *known = NULL;
     int W = 0, L = 0;
     rc = read_input(cmd, &a, m, &X, &T, &W, &L);
+    if (!rc && forecast && (!a.block || a.block < m->cfg.window)) { /* a horizon (or block) past the training masks' */
+        const long h = a.block && a.block < a.horizon ? a.block : a.horizon;
+        const int hmax = dfs_series_forecast_max(&m->cfg);
+        if (h > hmax)
+            fprintf(stderr, "%s: note: the model was trained on windows of %d steps, whose forecast masks hide at most the "
+                            "last %d; %s of %ld is longer (train at a window of %ld or more: --init lets a run start "
+                            "from this model)\n",
+                    cmd, m->cfg.window, hmax, a.block && a.block < a.horizon ? "a block" : "a horizon", h, (h * 10 + 2) / 3);
+    }
     if (!rc && forecast && a.block && a.block < a.horizon) { /* in blocks (a block of H is one pass) */
         out = malloc((size_t)W * S * a.horizon * K * sizeof(float));
         int64_t *TH = malloc((size_t)W * a.horizon * sizeof(int64_t));

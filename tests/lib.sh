@@ -46,6 +46,8 @@ wait_until() {
 }
 # has_rows CSV: the CSV file has a row under its header
 has_rows() { [ -n "$(tail -n +2 "$1" 2>/dev/null)" ]; }
+# lacks PATTERN FILE: no line of FILE matches PATTERN
+lacks() { ! grep -q -e "$1" "$2"; }
 
 # expect_error DESC PATTERN CMD...: exit status 2, exactly one line on stderr matching PATTERN
 expect_error() {

@@ -51,6 +51,10 @@ typedef struct {
 } dfs_series_config;
 
 void dfs_series_config_default(dfs_series_config *c);
+/* The longest forecast the training masks hide: the last H steps of a window, H uniform in
+ * 1..dfs_series_forecast_max(c) = 3 window / 10 (at least 1). A longer horizon in one pass is
+ * a task the model was not trained on. */
+int dfs_series_forecast_max(const dfs_series_config *c);
 
 /* A trained (or training) CSDI model of one kind of series: K features with their names and
  * their normalisation (each feature's mean and standard deviation over the observed entries

@@ -52,6 +52,8 @@ void dfs_series_config_default(dfs_series_config *c) {
     c->window = 63;
 }
 
+int dfs_series_forecast_max(const dfs_series_config *c) { return c->window * 3 / 10 > 1 ? c->window * 3 / 10 : 1; }
+
 void dfs_series_model_free(dfs_series_model *m) {
     if (!m) return;
     dfs_csdi_free(m->net);
@@ -495,7 +497,7 @@ static void training_mask(dfs_series_trainer *t, const uint8_t *obs, uint8_t *kn
         const float r = dfs_rng_uniform(rng);
         for (size_t j = 0; j < D; j++) known[j] = obs[j] && dfs_rng_uniform(rng) >= r;
     } else if (u < c->p_random + c->p_forecast) { /* forecast: the last H steps */
-        const int hmax = L * 3 / 10 > 1 ? L * 3 / 10 : 1;
+        const int hmax = dfs_series_forecast_max(&t->m->cfg);
         const int H = 1 + (int)dfs_rng_below(rng, (uint32_t)hmax);
         for (int l = 0; l < L; l++)
             for (int k = 0; k < K; k++) known[(size_t)l * K + k] = obs[(size_t)l * K + k] && l < L - H;

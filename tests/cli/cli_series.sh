@@ -378,6 +378,9 @@ check "forecast exits 0 (got $rc): $(tail -n 1 "$T/f.err")" [ $rc -eq 0 ]
 check "F.npy is (10, 5, 5, 2) float32 ($(npy shape "$T/F.npy" 2>&1))" shape_is "$T/F.npy" "<f4 10x5x5x2"
 check "of finite values: $(npy finite "$T/F.npy" 2>&1)" npy finite "$T/F.npy"
 check "it says what it drew" grep -q "^series forecast: 10 window(s) of 12 steps (140 given, 100 to draw) x 5 samples, ddim, 5 steps$" "$T/f.err"
+check "and that 5 steps is past the 3 its training windows of 12 hid" grep -q "^series forecast: note: the model was trained on windows of 12 steps, whose forecast masks hide at most the last 3; a horizon of 5 is longer (train at a window of 17 or more: --init lets a run start from this model)$" "$T/f.err"
+"$D" series forecast --model "$M" --context "$T/fc-context.npy" --horizon 3 --samples 1 $SAMP --out "$T/F1.npy" 2>"$T/f3.err"
+check "a horizon of 3 is within them: no note" lacks "note:" "$T/f3.err"
 "$D" series forecast --model "$M" --context "$T/fc-context.npy" --horizon 5 --samples 5 $SAMP --out "$T/F2.npy" 2>/dev/null
 same_files "the same seed draws the same samples" "$T/F.npy" "$T/F2.npy"
 "$D" series forecast --model "$M" --context "$T/fc-context.npy" --horizon 5 --samples 5 $SAMP --seed 2 --out "$T/F3.npy" 2>/dev/null
@@ -395,6 +398,7 @@ check "forecast --block 2 exits 0 (got $rc): $(tail -n 1 "$T/fb.err")" [ $rc -eq
 check "F is (10, 5, 5, 2) ($(npy shape "$T/Fb.npy" 2>&1))" shape_is "$T/Fb.npy" "<f4 10x5x5x2"
 check "of finite values: $(npy finite "$T/Fb.npy" 2>&1)" npy finite "$T/Fb.npy"
 check "3 blocks, each seeing 10 steps" grep -q "3 block(s) of up to 2 steps, each seeing up to 10 steps" "$T/fb.err"
+check "blocks of 2 are within the training masks' 3: no note" lacks "note:" "$T/fb.err"
 "$D" series forecast --model "$M" --context "$T/fc-context.npy" --horizon 5 --block 2 --samples 5 $SAMP \
     --out "$T/Fb2.npy" 2>/dev/null
 same_files "--block: the same seed draws the same samples" "$T/Fb.npy" "$T/Fb2.npy"
