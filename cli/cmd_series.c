@@ -263,6 +263,7 @@ static int series_train_run(int argc, char **argv) {
             if (!a.columns) /* other columns: the model's check below says which it lacks */
                 cli_train_restore_text("series train", rec, "columns", "--columns", &a.columns);
             cli_train_restore_text("series train", rec, "until", "--until", &a.until);
+            cli_train_restore_text("series train", rec, "init", "--init", &a.init); /* kept in the record */
             if (a.data && !*a.data) a.data = NULL; /* recorded as "" when the run had none */
             if (a.columns && !*a.columns) a.columns = NULL; /* "": all of them */
         }

@@ -300,6 +300,9 @@ check "where a run of another seed without --init has weights of its own (larges
     "$PY" -c "import sys; sys.exit(not float('$d') > 1e-2)"
 "$D" info "$T/init/last.safetensors" >"$T/init.info" 2>&1
 check "the run records what it started from" grep -q "\"init\":\"$T/ra/model.safetensors\"" "$T/init.info"
+"$D" series train --out "$T/init" --resume --steps 2 2>/dev/null
+"$D" info "$T/init/last.safetensors" >"$T/init2.info" 2>&1
+check "and keeps it when resumed" grep -q "\"init\":\"$T/ra/model.safetensors\"" "$T/init2.info"
 expect_error "--init with another model option" "series train: --init takes the network, T and schedule from $T/ra/model.safetensors; only --window may change" \
     "$D" series train $TRAIN --init "$T/ra/model.safetensors" --channels 16 --out "$T/init2"
 expect_error "--init and --resume together" "series train: --init starts a new run and --resume continues one; give one of them" \
