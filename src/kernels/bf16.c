@@ -123,12 +123,21 @@ static inline uint32_t pair_of(float lo, float hi) {
 }
 
 #ifdef BF16_X86
+/* The rounded bfloat16 of each lane, in the lane's top 16 bits (the low 16 are garbage). */
+AVX512 INLINE __m512i round16(__m512 x) {
+    const __m512i u = _mm512_castps_si512(x);
+    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    const __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff)));
+    const __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+    return _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(u, _mm512_set1_epi32(0x00400000)));
+}
+
 AVX512 static void pairs_avx512(uint32_t *dst, const float *lo, const float *hi, size_t n) {
     const __m512i top = _mm512_set1_epi32((int)0xffff0000u);
     for (size_t i = 0; i < n; i += 16) {
         const __mmask16 m = (__mmask16)(n - i >= 16 ? 0xffffu : (1u << (n - i)) - 1u);
-        const __m512i l = _mm512_srli_epi32(dfs_round16(_mm512_maskz_loadu_ps(m, lo + i)), 16);
-        const __m512i h = hi ? _mm512_and_si512(dfs_round16(_mm512_maskz_loadu_ps(m, hi + i)), top)
+        const __m512i l = _mm512_srli_epi32(round16(_mm512_maskz_loadu_ps(m, lo + i)), 16);
+        const __m512i h = hi ? _mm512_and_si512(round16(_mm512_maskz_loadu_ps(m, hi + i)), top)
                              : _mm512_setzero_si512();
         _mm512_mask_storeu_epi32(dst + i, m, _mm512_or_si512(l, h));
     }
@@ -187,7 +196,7 @@ void dfs_igemm_bf16_pack_flip(uint32_t *ap, const float *w, int Co, int Ci, int 
 AVX512 static void round_avx512(uint16_t *dst, const float *src, size_t n) {
     for (size_t i = 0; i < n; i += 16) {
         const __mmask16 m = (__mmask16)(n - i >= 16 ? 0xffffu : (1u << (n - i)) - 1u);
-        const __m512i r = _mm512_srli_epi32(dfs_round16(_mm512_maskz_loadu_ps(m, src + i)), 16);
+        const __m512i r = _mm512_srli_epi32(round16(_mm512_maskz_loadu_ps(m, src + i)), 16);
         _mm512_mask_cvtepi32_storeu_epi16(dst + i, m, r);
     }
 }

@@ -246,11 +246,38 @@ AVX512 static void dw_avx512(const dfs_igemm_dw *p) {
     for (; r0 < p->rows; r0++) DW_COLS(1)
 }
 
+/* exp(x): the polynomial of dfs_expf (src/kernels/kernels.h), scaled by 2^n with vscalefps. */
+AVX512 INLINE __m512 exp16(__m512 x) {
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(88.0f));
+    /* n = round(x log2 e) by adding and subtracting 1.5 * 2^23, as dfs_expf does */
+    const __m512 big = _mm512_set1_ps(12582912.0f);
+    const __m512 n = _mm512_sub_ps(_mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), big), big);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    /* 2^n built in the exponent field (n in [-126, 127] after the clamp) */
+    const __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+    return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
+}
+
 AVX512 static void act_avx512(float *y, const float *x, size_t n, float a, float b, int silu) {
-    const __m512 va = _mm512_set1_ps(a), vb = _mm512_set1_ps(b);
+    const __m512 va = _mm512_set1_ps(a), vb = _mm512_set1_ps(b), one = _mm512_set1_ps(1.0f);
     for (size_t i = 0; i < n; i += 16) {
         const __mmask16 m = (__mmask16)(n - i >= 16 ? 0xffffu : (1u << (n - i)) - 1u);
-        const __m512 z = dfs_act16(_mm512_maskz_loadu_ps(m, x + i), va, vb, silu);
+        __m512 z = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x + i), va, vb);
+        if (silu) {
+            /* z / (1 + exp(-z)): reciprocal estimate (2^-14) and one Newton step (2^-28) */
+            const __m512 d = _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), z)));
+            __m512 r = _mm512_rcp14_ps(d);
+            r = _mm512_mul_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(2.0f)));
+            z = _mm512_mul_ps(z, r);
+        }
         if (m == 0xffff) _mm512_storeu_ps(y + i, z);
         else _mm512_mask_storeu_ps(y + i, m, z);
     }
@@ -275,7 +302,7 @@ AVX512 static void pad_rows_avx512(float *dst, const float *src, int rows, int W
 AVX512 static void act_pad_avx512(float *dst, const float *src, int rows, int W, int pw, float a,
                                   float b, int silu) {
     const int Wp = W + 2 * pw;
-    const __m512 va = _mm512_set1_ps(a), vb = _mm512_set1_ps(b);
+    const __m512 va = _mm512_set1_ps(a), vb = _mm512_set1_ps(b), one = _mm512_set1_ps(1.0f);
     for (int h = 0; h < rows; h++) {
         float *d = dst + (size_t)h * Wp;
         const float *s = src + (size_t)h * W - pw;
@@ -283,34 +310,14 @@ AVX512 static void act_pad_avx512(float *dst, const float *src, int rows, int W,
             const int n = Wp - l0, lo = pw - l0 > 0 ? pw - l0 : 0, hi = pw + W - l0 < 16 ? pw + W - l0 : 16;
             const __mmask16 st = (__mmask16)(n >= 16 ? 0xffffu : (1u << n) - 1u);
             const __mmask16 in = (__mmask16)(hi > lo ? ((1u << hi) - 1u) & ~((1u << lo) - 1u) : 0u);
-            const __m512 z = dfs_act16(_mm512_maskz_loadu_ps(in, s + l0), va, vb, silu);
-            _mm512_mask_storeu_ps(d + l0, st, _mm512_maskz_mov_ps(in, z)); /* padding: 0 */
-        }
-    }
-}
-
-/* act_pad_avx512 of two channels at once, rounded to bfloat16 and paired in one word per
- * position (lo in the low half): what act_pad_avx512 of each, then dfs_bf16_pairs, give. */
-AVX512 static void act_pad_pairs_avx512(uint32_t *dst, const float *lo, const float *hi, int rows, int W, int pw,
-                                        const float ab[4], int silu) {
-    const int Wp = W + 2 * pw;
-    const __m512 a0 = _mm512_set1_ps(ab[0]), b0 = _mm512_set1_ps(ab[1]);
-    const __m512 a1 = _mm512_set1_ps(ab[2]), b1 = _mm512_set1_ps(ab[3]);
-    const __m512i top = _mm512_set1_epi32((int)0xffff0000u);
-    for (int h = 0; h < rows; h++) {
-        uint32_t *d = dst + (size_t)h * Wp;
-        const float *s0 = lo + (size_t)h * W - pw, *s1 = hi ? hi + (size_t)h * W - pw : NULL;
-        for (int l0 = 0; l0 < Wp; l0 += 16) {
-            const int n = Wp - l0, a = pw - l0 > 0 ? pw - l0 : 0, b = pw + W - l0 < 16 ? pw + W - l0 : 16;
-            const __mmask16 st = (__mmask16)(n >= 16 ? 0xffffu : (1u << n) - 1u);
-            const __mmask16 in = (__mmask16)(b > a ? ((1u << b) - 1u) & ~((1u << a) - 1u) : 0u);
-            const __m512 z0 = _mm512_maskz_mov_ps(in, dfs_act16(_mm512_maskz_loadu_ps(in, s0 + l0), a0, b0, silu));
-            __m512i w = _mm512_srli_epi32(dfs_round16(z0), 16);
-            if (s1) {
-                const __m512 z1 = _mm512_maskz_mov_ps(in, dfs_act16(_mm512_maskz_loadu_ps(in, s1 + l0), a1, b1, silu));
-                w = _mm512_or_si512(w, _mm512_and_si512(dfs_round16(z1), top));
+            __m512 z = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(in, s + l0), va, vb);
+            if (silu) {
+                const __m512 e = _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), z)));
+                __m512 r = _mm512_rcp14_ps(e);
+                r = _mm512_mul_ps(r, _mm512_fnmadd_ps(e, r, _mm512_set1_ps(2.0f)));
+                z = _mm512_mul_ps(z, r);
             }
-            _mm512_mask_storeu_epi32(d + l0, st, w);
+            _mm512_mask_storeu_ps(d + l0, st, _mm512_maskz_mov_ps(in, z)); /* padding: 0 */
         }
     }
 }
@@ -330,18 +337,6 @@ void dfs_act_pad_rows(float *dst, const float *src, int rows, int W, int pw, flo
         for (int i = 0; i < pw; i++) d[i] = d[pw + W + i] = 0.0f;
         dfs_affine_act(d + pw, src + (size_t)h * W, (size_t)W, a, b, silu);
     }
-}
-
-int dfs_act_pad_pairs(uint32_t *dst, const float *lo, const float *hi, int rows, int W, int pw, const float ab[4],
-                      int silu) {
-#ifdef IGEMM_X86
-    if (dfs_igemm_avx512()) {
-        act_pad_pairs_avx512(dst, lo, hi, rows, W, pw, ab, silu);
-        return 1;
-    }
-#endif
-    (void)dst, (void)lo, (void)hi, (void)rows, (void)W, (void)pw, (void)ab, (void)silu;
-    return 0;
 }
 
 void dfs_pad_rows(float *dst, const float *src, int rows, int W, int pw) {

@@ -132,12 +132,6 @@ void dfs_pad_rows(float *dst, const float *src, int rows, int W, int pw);
 /* The same with y = a x + b (silu: then silu(y)) on the way: dfs_pad_rows of dfs_affine_act. */
 void dfs_act_pad_rows(float *dst, const float *src, int rows, int W, int pw, float a, float b,
                       int silu);
-/* dfs_act_pad_rows of two channels, lo with y = ab[0] x + ab[1] and hi (NULL: zeros) with
- * ab[2] x + ab[3], rounded to bfloat16 and paired per position as dfs_bf16_pairs pairs them, in
- * one pass: the same words as those two calls, without the float32 planes between. 1 if done,
- * 0 where the AVX-512 kernels do not run (the caller then makes the planes and pairs them). */
-int dfs_act_pad_pairs(uint32_t *dst, const float *lo, const float *hi, int rows, int W, int pw, const float ab[4],
-                      int silu);
 /* 1 if the AVX-512 kernels run (the CPU has AVX-512F and the portable loops are not forced). */
 int dfs_igemm_avx512(void);
 /* 1 if the CPU has AVX-512F and DFS_CPU=avx2 does not hide it, whatever the tests force (read

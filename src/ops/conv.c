@@ -462,26 +462,6 @@ static void fill_padded(float *dst, size_t cstride, const fgeom *G, const dfs_pl
     }
 }
 
-/* The bfloat16 pair planes of image x straight from GroupNorm (+ SiLU), without the float32
- * planes that fill_padded makes and dfs_bf16_pairs rounds: the same words (dfs_act_pad_pairs).
- * Only for a normalised input that is neither dropped out nor upsampled; 0 (nothing done)
- * otherwise, and where the AVX-512 kernels do not run. */
-static int fill_pairs(uint32_t *xb, const fgeom *G, const dfs_planes *x, int act, const float *coef,
-                      const uint8_t *mask) {
-    if (!act || mask || G->up != 1 || !dfs_igemm_avx512()) return 0;
-    const int Wp = G->Wp, C2 = (G->C + 1) / 2;
-    for (int c2 = 0; c2 < C2; c2++) {
-        uint32_t *pl = xb + (size_t)c2 * G->plane;
-        const int c = 2 * c2, two = c + 1 < G->C;
-        const float ab[4] = {coef[2 * c], coef[2 * c + 1], two ? coef[2 * c + 2] : 0.0f, two ? coef[2 * c + 3] : 0.0f};
-        memset(pl, 0, (size_t)G->ph * Wp * sizeof(uint32_t));
-        memset(pl + (size_t)(G->ph + G->Hc) * Wp, 0, (size_t)G->ph * Wp * sizeof(uint32_t));
-        dfs_act_pad_pairs(pl + (size_t)G->ph * Wp, dfs_plane(x, c), two ? dfs_plane(x, c + 1) : NULL, G->H, G->W, G->pw,
-                          ab, act == 2);
-    }
-    return 1;
-}
-
 /* GroupNorm of image n: stats into mu, rstd (G each), per-channel y = a x + b into coef (C, 2). */
 static void gn_image(const fgeom *G, const dfs_planes *x, int groups, float eps, const float *gamma,
                      const float *beta, float *mu, float *rstd, float *coef) {
@@ -796,12 +776,12 @@ static void fused_direct(dfs_graph *g, const fgeom *G0, float *outd, const dfs_t
                          stats + (size_t)N * groups + (size_t)n * groups, coef);
             if (G.direct) {
                 for (int c = 0; c < C; c++) src[c] = dfs_plane(&xpl, c);
-            } else if (bf && !fill_pairs(xb, &G, &xpl, act, coef, mask)) {
+            } else if (bf) {
                 fill_padded(xp, G.plane, &G, &xpl, n, act, coef, mask, scale, tmp);
                 for (int c2 = 0; c2 < C2; c2++)
                     dfs_bf16_pairs(xb + (size_t)c2 * G.plane, xp + (size_t)2 * c2 * G.plane,
                                    xp + (size_t)(2 * c2 + 1) * G.plane, G.plane);
-            } else if (!bf) {
+            } else {
                 fill_padded(xp, G.plane, &G, &xpl, n, act, coef, mask, scale, tmp);
                 memset(xp + (size_t)C * G.plane, 0, G.slack * sizeof(float));
                 for (int c = 0; c < C; c++)

@@ -118,45 +118,6 @@ static void test_pairs(dfs_rng *rng) {
     CHECK(bad == 0, "%d pair words differ from bf16(hi) << 16 | bf16(lo) (or were written past n)", bad);
 }
 
-/* dfs_act_pad_pairs against dfs_act_pad_rows of each channel, then dfs_bf16_pairs: the same words,
- * for widths around the vector length, padding 0 to 2, GroupNorm alone and with SiLU, a second
- * channel or none (odd C), NaN and infinity among the data; nothing written past the rows. */
-static void test_act_pad_pairs(dfs_rng *rng) {
-    if (!dfs_igemm_avx512()) {
-        printf("  dfs_act_pad_pairs: not run, the AVX-512 kernels do not run here (the caller falls back)\n");
-        CHECK(dfs_act_pad_pairs(NULL, NULL, NULL, 1, 1, 0, (const float[4]){1, 0, 1, 0}, 0) == 0,
-              "dfs_act_pad_pairs says it did nothing where the AVX-512 kernels do not run");
-        return;
-    }
-    enum { R = 3, WMAX = 40, PMAX = 2, CAP = R * (WMAX + 2 * PMAX) + 8 };
-    float lo[R * WMAX], hi[R * WMAX], plo[CAP], phi[CAP];
-    uint32_t a[CAP], b[CAP];
-    int bad = 0, cases = 0;
-    for (int W = 1; W <= WMAX; W += (W < 20 ? 1 : 7))
-        for (int pw = 0; pw <= PMAX; pw++)
-            for (int silu = 0; silu < 2; silu++)
-                for (int two = 0; two < 2; two++) {
-                    const int Wp = W + 2 * pw, n = R * Wp;
-                    for (int i = 0; i < R * W; i++) {
-                        lo[i] = (float)dfs_rng_normal(rng) * 4.0f;
-                        hi[i] = (float)dfs_rng_normal(rng) * 0.01f;
-                    }
-                    lo[(R * W) / 2] = NAN;
-                    hi[R * W - 1] = -INFINITY;
-                    const float ab[4] = {1.7f, -0.3f, 40.0f, 0.25f};
-                    memset(a, 0xab, sizeof a);
-                    memset(b, 0xab, sizeof b);
-                    CHECK(dfs_act_pad_pairs(a, lo, two ? hi : NULL, R, W, pw, ab, silu) == 1, "it runs");
-                    dfs_act_pad_rows(plo, lo, R, W, pw, ab[0], ab[1], silu);
-                    dfs_act_pad_rows(phi, hi, R, W, pw, ab[2], ab[3], silu);
-                    dfs_bf16_pairs(b, plo, two ? phi : NULL, (size_t)n);
-                    bad += memcmp(a, b, sizeof a) != 0;
-                    cases++;
-                }
-    CHECK(bad == 0, "dfs_act_pad_pairs differs from dfs_act_pad_rows + dfs_bf16_pairs (or wrote past its rows) in %d of %d cases",
-          bad, cases);
-}
-
 /* ---- the kernel ---------------------------------------------------------------------------- */
 
 /* One image through the kernel version v: x (C, H, W), w (Co, C, k, k), b (Co); y (Co, H, W). */
@@ -572,7 +533,6 @@ int main(void) {
     dfs_rng_seed(&rng, 11);
     test_round(&rng);
     test_pairs(&rng);
-    test_act_pad_pairs(&rng);
     test_kernel(&rng);
     test_dw_kernel(&rng);
     test_mode(); /* leaves DFS_BF16=emulate set, for what follows */
