@@ -173,8 +173,9 @@ static int info_series(const char *path) {
     const dfs_csdi_config *c = &m->cfg.net;
     printf("checkpoint:   %s (%s)\n", path, has_optim ? "resumable: weights, EMA, AdamW state" : "sampling weights");
     printf("model:        CSDI time series, %d channels, %d layers, %d heads, feed-forward %d, embeddings: "
-           "step %d, time %d, feature %d, %d calendar values\n",
-           c->channels, c->layers, c->heads, c->ff, c->step_dim, c->time_dim, c->feature_dim, c->calendar);
+           "step %d, time %d, feature %d, %d calendar values%s\n",
+           c->channels, c->layers, c->heads, c->ff, c->step_dim, c->time_dim, c->feature_dim, c->calendar,
+           m->cfg.no_day_of_year ? " (the day of the year held at 0: --no-day-of-year)" : "");
     printf("features:     ");
     for (int k = 0; k < m->K; k++) printf("%s%s (mean %.6g, sd %.6g)", k ? ", " : "", m->names[k], m->mean[k], m->sd[k]);
     printf("\nstep:         %lld s between rows; trained on windows of %d steps\n", (long long)m->step, m->cfg.window);

@@ -70,6 +70,10 @@ static const char train_help[] =
     "  --time-dim N        the time position embedding's width (default 128)\n"
     "  --feature-dim N     the feature embedding's width (default 16)\n"
     "  --T N               diffusion steps (default 50)\n"
+    "  --no-day-of-year    hold the day-of-year calendar values at 0: the model reads the hour\n"
+    "                      of the day but must take the season from the values it is given\n"
+    "                      (for test months the training span never shows; allowed with\n"
+    "                      --init)\n"
     "  --schedule NAME     quad (CSDI's, default), linear, cosine or poly2 (EDM's)\n"
     "training:\n"
     "  --steps N           optimiser steps (default 3000)\n"
@@ -108,7 +112,8 @@ static int parse_train(strain_args *a, int argc, char **argv) {
         {"out", required_argument, 0, 'o'}, {"window", required_argument, 0, 'w'}, {"channels", required_argument, 0, 'C'},
         {"layers", required_argument, 0, 'L'}, {"heads", required_argument, 0, 'H'}, {"ff", required_argument, 0, 'F'},
         {"time-dim", required_argument, 0, 'E'}, {"feature-dim", required_argument, 0, 'G'}, {"T", required_argument, 0, 'T'},
-        {"schedule", required_argument, 0, 'S'}, {"init", required_argument, 0, 'i'}, CLI_TRAIN_OPTIONS,
+        {"schedule", required_argument, 0, 'S'}, {"init", required_argument, 0, 'i'},
+        {"no-day-of-year", no_argument, 0, 'Y'}, CLI_TRAIN_OPTIONS,
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int o;
     long v;
@@ -121,6 +126,7 @@ static int parse_train(strain_args *a, int argc, char **argv) {
         case 'u': a->until = optarg; break;
         case 'o': a->out = optarg; break;
         case 'i': a->init = optarg; break;
+        case 'Y': a->mc.no_day_of_year = 1; break;
         case 'w': if (cli_int("--window", optarg, 2, 100000, &v)) return 2; a->mc.window = (int)v; a->window_given = 1; break;
         case 'C': a->net_given = 1; if (cli_int("--channels", optarg, 1, 4096, &v)) return 2; n->channels = (int)v; break;
         case 'L': a->net_given = 1; if (cli_int("--layers", optarg, 1, 64, &v)) return 2; n->layers = (int)v; break;
@@ -202,6 +208,7 @@ static int init_model(const strain_args *a, const dfs_series *s, int train_end, 
     if (ds != DFS_OK) return cli_fail_status(ds);
     dfs_series_config c = m0->cfg;
     if (a->window_given) c.window = a->mc.window;
+    if (a->mc.no_day_of_year) c.no_day_of_year = 1;
     int rc = 0;
     if (m0->K != s->n_features) rc = cli_fail("series train: %s has %d feature(s), and --columns gives %d", a->init, m0->K, s->n_features);
     for (int k = 0; !rc && k < m0->K; k++)

@@ -48,6 +48,8 @@ typedef struct {
     dfs_schedule_kind schedule; /* (quad) */
     int T;                      /* (50) */
     int window;                 /* L of the training windows (63) */
+    int no_day_of_year;         /* 1: the day-of-year calendar values are 0, so the model knows
+                                   the hour of the day and not the season (0) */
 } dfs_series_config;
 
 void dfs_series_config_default(dfs_series_config *c);

@@ -42,6 +42,14 @@ void dfs_series_calendar(const int64_t *times, int n, float *out) {
     }
 }
 
+/* The calendar values of n steps as model m reads them: without the day of the year when its
+ * configuration says so. */
+static void model_calendar(const dfs_series_model *m, const int64_t *times, int n, float *out) {
+    dfs_series_calendar(times, n, out);
+    if (m->cfg.no_day_of_year)
+        for (int i = 0; i < n; i++) out[(size_t)i * DFS_SERIES_CALENDAR + 2] = out[(size_t)i * DFS_SERIES_CALENDAR + 3] = 0.0f;
+}
+
 /* ---- the model ----------------------------------------------------------------------------- */
 
 void dfs_series_config_default(dfs_series_config *c) {
@@ -197,6 +205,7 @@ static char *series_json(const dfs_series_model *m) {
     }
     cJSON_AddNumberToObject(o, "step", (double)m->step);
     cJSON_AddNumberToObject(o, "window", m->cfg.window);
+    if (m->cfg.no_day_of_year) cJSON_AddNumberToObject(o, "day_of_year", 0); /* absent: 1 */
     char *j = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return j;
@@ -248,6 +257,9 @@ static dfs_status parse_meta(const char *path, const dfs_safetensors *f, dfs_ser
              get_int(n, "feature_dim", 0, 4096, &k->feature_dim) &&
              get_int(n, "calendar", DFS_SERIES_CALENDAR, DFS_SERIES_CALENDAR, &k->calendar) &&
              get_int(d, "T", 1, 100000, &c->T) && get_int(s, "window", 1, 100000, &c->window);
+    int doy = 1;
+    if (ok && cJSON_GetObjectItemCaseSensitive(s, "day_of_year")) ok = get_int(s, "day_of_year", 0, 1, &doy);
+    c->no_day_of_year = !doy;
     const cJSON *sc = cJSON_GetObjectItemCaseSensitive(d, "schedule");
     const cJSON *pr = cJSON_GetObjectItemCaseSensitive(d, "prediction");
     int sk = cJSON_IsString(sc) ? dfs_schedule_from_name(sc->valuestring) : -1;
@@ -445,7 +457,7 @@ dfs_status dfs_series_trainer_new(dfs_series_trainer **out, dfs_series_model *m,
             t->obs[(size_t)i * K + k] = (uint8_t)o;
             t->data[(size_t)i * K + k] = o ? (float)((s->values[j] - m->mean[k]) / m->sd[k]) : 0.0f;
         }
-    dfs_series_calendar(s->times, train_end, t->cal);
+    model_calendar(m, s->times, train_end, t->cal);
     for (int w = 0; w + L <= train_end; w++) {
         int any = 0;
         for (size_t j = 0; j < D && !any; j++) any = t->obs[(size_t)w * K + j];
@@ -750,7 +762,7 @@ dfs_status dfs_series_sample(dfs_series_model *m, const dfs_series_request *r, d
                     s = DFS_ERR_ARG;
                 }
             }
-            dfs_series_calendar(r->times + (size_t)(w0 + w) * L, L, cal + (size_t)w * L * DFS_SERIES_CALENDAR);
+            model_calendar(m, r->times + (size_t)(w0 + w) * L, L, cal + (size_t)w * L * DFS_SERIES_CALENDAR);
             for (int q = 0; q < S; q++) {
                 memcpy(kv + ((size_t)w * S + q) * D, cond + w * D, D * sizeof(float));
                 memcpy(km + ((size_t)w * S + q) * D, known + w * D, D);

@@ -195,6 +195,12 @@ elif cmd == 'weights':  # A B: the largest difference between the float32 tensor
     if sorted(a) != sorted(b) or not a:
         sys.exit('the tensors differ: %r against %r' % (sorted(a)[:5], sorted(b)[:5]))
     print('%.3g' % max(abs(x - y) for k in a for x, y in zip(a[k], b[k])))
+elif cmd == 'shift':  # IN OUT SECONDS: a float64 times .npy with every value moved by SECONDS
+    d, sh, raw, v = load(args[0])
+    if d != '<f8':
+        sys.exit('%s: %s, not <f8' % (args[0], d))
+    b = open(args[0], 'rb').read()
+    open(args[1], 'wb').write(b[:len(b) - len(raw)] + struct.pack('<%dd' % len(v), *[x + float(args[2]) for x in v]))
 elif cmd == 'metadata':  # CKPT: every metadata value of a safetensors file but 'format' is JSON
     import json
     b = open(args[0], 'rb').read()
@@ -394,6 +400,30 @@ check "the CSV's header is window,sample,time,temp_max,temp_min" [ "$(head -n 1 
 check "with 10 x 5 x 5 rows ($(($(wc -l <"$T/F.csv") - 1)))" [ "$(wc -l <"$T/F.csv")" -eq 251 ]
 check "each the .npy's values and the day after the context: $(npy csv-out "$T/F.csv" "$T/F.npy" 2015-01-01 2>&1)" \
     npy csv-out "$T/F.csv" "$T/F.npy" 2015-01-01
+# --no-day-of-year: the model reads the hour, not the season; its forecasts do not move when
+# the dates move by whole days (29: another day of the year), where a model with it does
+"$D" series train $TRAIN $TINY --no-day-of-year --steps 3 --out "$T/nodoy" 2>"$T/nodoy.err"; rc=$?
+check "--no-day-of-year trains (exit $rc): $(tail -n 1 "$T/nodoy.err")" [ $rc -eq 0 ]
+"$D" info "$T/nodoy/model.safetensors" >"$T/nodoy.info" 2>&1
+check "info says the day of the year is held at 0" grep -q "(the day of the year held at 0: --no-day-of-year)" "$T/nodoy.info"
+"$D" info "$M" >"$T/doy.info" 2>&1
+check "and of a model without it says nothing" lacks "day of the year held" "$T/doy.info"
+npy shift "$T/fc-times.npy" "$T/fc-times29.npy" $((29 * 86400))
+for m in nodoy ra; do
+    for tf in fc-times fc-times29; do
+        "$D" series forecast --model "$T/$m/model.safetensors" --context "$T/fc-context.npy" --times "$T/$tf.npy" \
+            --horizon 3 --samples 2 $SAMP --out "$T/doy-$m-$tf.npy" 2>/dev/null
+    done
+done
+same_files "without the day of the year, dates 29 days later give the same forecasts" "$T/doy-nodoy-fc-times.npy" "$T/doy-nodoy-fc-times29.npy"
+other_files "with it, other forecasts" "$T/doy-ra-fc-times.npy" "$T/doy-ra-fc-times29.npy"
+"$D" series train $TRAIN --init "$T/ra/model.safetensors" --no-day-of-year --steps 1 --batch 4 --threads 1 --out "$T/initdoy" 2>/dev/null
+"$D" info "$T/initdoy/last.safetensors" >"$T/initdoy.info" 2>&1
+check "--init takes --no-day-of-year" grep -q "day of the year held at 0" "$T/initdoy.info"
+"$D" series train --out "$T/nodoy" --resume --steps 4 2>/dev/null
+"$D" info "$T/nodoy/last.safetensors" >"$T/nodoy2.info" 2>&1
+check "and a resumed run keeps it" grep -q "day of the year held at 0" "$T/nodoy2.info"
+
 # --block: the horizon in blocks, every path going on from its own past
 "$D" series forecast --model "$M" --context "$T/fc-context.npy" --horizon 5 --block 2 --samples 5 $SAMP \
     --out "$T/Fb.npy" 2>"$T/fb.err"; rc=$?
