@@ -222,7 +222,9 @@ static int init_model(const strain_args *a, const dfs_series *s, int train_end, 
         dfs_params *p = dfs_csdi_params(m->net);
         const dfs_params *p0 = dfs_csdi_params(m0->net);
         if (p->n != p0->n) {
-            rc = cli_fail("series train: %s has %zu parameters, a window of %d %zu", a->init, p0->n, c.window, p->n);
+            /* the net has no weight per time step, so a window does not change the count */
+            rc = cli_fail("series train: %s has %zu parameters and the model at --window %d %zu: they cannot be copied",
+                          a->init, p0->n, c.window, p->n);
         } else {
             memcpy(p->data, p0->data, p->n * sizeof(float));
             memcpy(p->ema, p0->ema, p->n * sizeof(float));

@@ -229,10 +229,12 @@ static void test_model(void) {
         {"series", "{\"names\":[\"a\"],\"mean\":[0],\"std\":[1],\"step\":86400,\"window\":8}", "names, mean, std"},
         {"series", "{\"names\":[\"a\",\"b\"],\"mean\":[0,0],\"std\":[1,0],\"step\":86400,\"window\":8}", "names, mean, std"},
         {"series", "{\"names\":[\"a\",\"b\"],\"mean\":[0,0],\"std\":[1,1],\"step\":86400}", "metadata"},
+        /* day_of_year is 0 or 1 (absent: 1) */
+        {"series", "{\"names\":[\"a\",\"b\"],\"mean\":[0,0],\"std\":[1,1],\"step\":86400,\"window\":8,\"day_of_year\":2}", "metadata"},
         /* a hostile header: 4096 channels in 64 layers (tens of GB) for a file of a few KB */
         {"csdi", "{\"features\":2,\"channels\":4096,\"layers\":64,\"heads\":8,\"ff\":64,\"step_dim\":8,"
                  "\"time_dim\":4,\"feature_dim\":2,\"calendar\":4}", "too many parameters"}};
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < (int)(sizeof bad / sizeof *bad); i++) {
         /* the good file's tensors and metadata, with "series" replaced */
         dfs_safetensors f;
         CHECK(dfs_st_load(&f, P("samp.safetensors")) == DFS_OK, "reload");
