@@ -154,8 +154,8 @@ static int info_mol(const char *path) {
     printf("diffusion:    %s schedule, T = %d, predicts eps\n", dfs_schedule_names[m->cfg.schedule], m->cfg.T);
     printf("flops:        %.3f MFLOP per molecule of %d slots forward\n", dfs_egnn_flops(c, m->M) * 1e-6, m->M);
     if (m->sampling.set)
-        printf("sampling:     %s, %d steps%s (recommended)\n", dfs_sampler_names[m->sampling.kind], m->sampling.steps,
-               m->sampling.var_beta ? ", variance beta" : "");
+        printf("sampling:     %s, %d steps%s%s (recommended)\n", dfs_sampler_names[m->sampling.kind], m->sampling.steps,
+               m->sampling.var_beta ? ", variance beta" : "", cli_recipe_noise(&m->sampling));
     if (st.step > 0) printf("step:         %ld\nmolecules:    %ld seen\ntrain time:   %.1f s\n", st.step, st.images_seen, st.wall_seconds);
     if (tj) printf("training:     %s\n", tj);
     free(tj);
@@ -183,8 +183,8 @@ static int info_series(const char *path) {
     printf("diffusion:    %s schedule, T = %d, predicts eps\n", dfs_schedule_names[m->cfg.schedule], m->cfg.T);
     printf("flops:        %.3f MFLOP per window of %d steps forward\n", dfs_csdi_flops(c, m->cfg.window, m->K) * 1e-6, m->cfg.window);
     if (m->sampling.set)
-        printf("sampling:     %s, %d steps%s (recommended)\n", dfs_sampler_names[m->sampling.kind], m->sampling.steps,
-               m->sampling.var_beta ? ", variance beta" : "");
+        printf("sampling:     %s, %d steps%s%s (recommended)\n", dfs_sampler_names[m->sampling.kind], m->sampling.steps,
+               m->sampling.var_beta ? ", variance beta" : "", cli_recipe_noise(&m->sampling));
     if (st.step > 0) printf("step:         %ld\nwindows seen: %ld\ntrain time:   %.1f s\n", st.step, st.images_seen, st.wall_seconds);
     if (tj) printf("training:     %s\n", tj);
     free(tj);
@@ -225,9 +225,9 @@ int cmd_info(int argc, char **argv) {
     printf("diffusion:    %s schedule, T = %d, predicts %s\n", dfs_schedule_names[m->cfg.schedule], m->cfg.T, dfs_prediction_names[m->cfg.prediction]);
     printf("flops:        %.3f GFLOP per image forward\n", dfs_unet_flops(u) * 1e-9);
     if (m->sampling.set)
-        printf("sampling:     %s, %d steps, guidance %g%s (recommended; sample and eval use it by default)\n",
+        printf("sampling:     %s, %d steps, guidance %g%s%s (recommended; sample and eval use it by default)\n",
                dfs_sampler_names[m->sampling.kind], m->sampling.steps, (double)m->sampling.guidance,
-               m->sampling.var_beta ? ", variance beta" : "");
+               m->sampling.var_beta ? ", variance beta" : "", cli_recipe_noise(&m->sampling));
     if (st.step > 0 || st.images_seen > 0) {
         printf("step:         %ld\n", st.step);
         printf("images seen:  %ld\n", st.images_seen);
@@ -290,13 +290,14 @@ int cmd_export(int argc, char **argv) {
     long steps = -1;
     double guidance = 1.0;
     int set_guidance = 0, var_beta = -1;
-    enum { O_MODEL = 256, O_OUT, O_F16, O_F32, O_SAMPLER, O_STEPS, O_GUID, O_VAR };
+    double noise_scale = 0; /* 0: not given */
+    enum { O_MODEL = 256, O_OUT, O_F16, O_F32, O_SAMPLER, O_STEPS, O_GUID, O_VAR, O_NOISE };
     static const struct option opts[] = {
         {"model", required_argument, 0, O_MODEL}, {"out", required_argument, 0, O_OUT},
         {"f16", no_argument, 0, O_F16}, {"f32", no_argument, 0, O_F32},
         {"sampler", required_argument, 0, O_SAMPLER}, {"steps", required_argument, 0, O_STEPS},
         {"guidance", required_argument, 0, O_GUID}, {"variance", required_argument, 0, O_VAR},
-        {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"noise-scale", required_argument, 0, O_NOISE}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int o;
     optind = 1;
     opterr = 0;
@@ -304,7 +305,8 @@ int cmd_export(int argc, char **argv) {
         switch (o) {
         case 'h':
             fputs("usage: diffuse export --model CKPT --out FILE.safetensors [--f16 | --f32]\n"
-                  "                      [--sampler NAME --steps N [--guidance W] [--variance V]]\n\n"
+                  "                      [--sampler NAME --steps N [--guidance W] [--variance V]\n"
+                  "                       [--noise-scale S]]\n\n"
                   "Write the EMA weights of a training checkpoint as a sampling-only model (no\n"
                   "optimiser state), in float16 (default, half the size) or float32. The training\n"
                   "record, step, images seen and training time go with it (diffuse info shows them).\n"
@@ -322,7 +324,10 @@ int cmd_export(int argc, char **argv) {
                   "                      are not given. Without\n"
                   "                      these, the settings CKPT carries (if any) go with it\n"
                   "  --variance V        with --sampler ddpm: the reverse variance to record, beta-tilde\n"
-                  "                      (default) or beta\n", stdout);
+                  "                      (default) or beta\n"
+                  "  --noise-scale S     with --sampler ddpm: the noise scale to record, in (0, 1]\n"
+                  "                      (default 1: the plain ancestral sampler); below 1 each step\n"
+                  "                      adds S times its noise (a lower-temperature sampler)\n", stdout);
             return 0;
         case O_SAMPLER:
             if ((sampler = dfs_sampler_from_name(optarg)) < 0)
@@ -335,6 +340,10 @@ int cmd_export(int argc, char **argv) {
                 return cli_fail("export: --variance must be beta or beta-tilde, not '%s'", optarg);
             var_beta = !strcmp(optarg, "beta");
             break;
+        case O_NOISE:
+            if (cli_float("--noise-scale", optarg, 0, 1, &noise_scale)) return 2;
+            if (!(noise_scale > 0)) return cli_fail("export: --noise-scale must be in (0, 1], not '%s'", optarg);
+            break;
         case O_MODEL: model = optarg; break;
         case O_OUT: out = optarg; break;
         case O_F16: kind = DFS_CKPT_SAMPLING_F16; break;
@@ -345,10 +354,12 @@ int cmd_export(int argc, char **argv) {
     if (optind < argc) return cli_fail("export: unexpected argument '%s'", argv[optind]);
     if (!model || !out) return cli_fail("export: --model CKPT and --out FILE are required");
     if (!ends_with(out, ".safetensors")) return cli_fail("export: --out must end in .safetensors: '%s'", out);
-    if ((sampler >= 0) != (steps > 0) || (set_guidance && sampler < 0) || (var_beta >= 0 && sampler < 0))
-        return cli_fail("export: --sampler and --steps go together (and --guidance and --variance with them)");
+    if ((sampler >= 0) != (steps > 0) || (set_guidance && sampler < 0) || ((var_beta >= 0 || noise_scale > 0) && sampler < 0))
+        return cli_fail("export: --sampler and --steps go together (and --guidance, --variance and --noise-scale with them)");
     if (var_beta >= 0 && sampler != DFS_SAMPLER_DDPM)
         return cli_fail("export: --variance is ddpm's; the sampler is %s", dfs_sampler_names[sampler]);
+    if (noise_scale > 0 && sampler != DFS_SAMPLER_DDPM)
+        return cli_fail("export: --noise-scale is ddpm's; the sampler is %s", dfs_sampler_names[sampler]);
     /* never over a training checkpoint (its own input, or another run's): that would throw away
      * the optimiser state and EMA that resuming needs. Over a sampling model is fine. */
     struct stat so, sm;
@@ -363,7 +374,7 @@ int cmd_export(int argc, char **argv) {
         if (full) return cli_fail("export: %s holds a resumable training checkpoint; write to a new file", out);
     }
     const dfs_sampling_recipe rec = {sampler >= 0, (dfs_sampler_kind)(sampler >= 0 ? sampler : 0), (int)steps,
-                                     (float)guidance, var_beta == 1};
+                                     (float)guidance, var_beta == 1, noise_scale > 0 ? (float)noise_scale : 1.0f};
     if (has_meta(model, "series")) {
         if (set_guidance) return cli_fail("export: %s is a time-series model: no --guidance", model);
         return export_series(model, out, &rec, (dfs_ckpt_kind)kind);

@@ -3,6 +3,7 @@
 #include "common.h"
 #include "mpi.h"
 #include "progress.h"
+#include "sampling.h"
 #include "train_loop.h"
 
 #include <cjson/cJSON.h>
@@ -285,6 +286,9 @@ static const char sample_help[] =
     "  --steps N           timesteps visited (default: the recorded ones, else all T)\n"
     "  --eta X             DDIM noise (default 0)\n"
     "  --variance V        ddpm's reverse variance: beta-tilde (default) or beta\n"
+    "  --noise-scale S     ddpm: multiply the noise each step adds by S in [0, 1] (default:\n"
+    "                      the recorded one, else 1); below 1 a lower-temperature sampler,\n"
+    "                      as protein diffusion's noise scale: less varied molecules\n"
     "  --trajectory FILE   also write molecule 1's states at 10 steps of the run as an XYZ\n"
     "                      file (one frame each, the last the result): diffuse mol render\n"
     "                      --trajectory draws it\n"
@@ -320,13 +324,14 @@ static void on_mol_step(void *user, int first, int i, int steps, const float *x,
 static int mol_sample(int argc, char **argv) {
     const char *model = NULL, *out = NULL, *fragment = NULL, *traj = NULL;
     long n = 100, atoms = 0, steps = -1, seed = 1, threads = 0, resample = 1, jump = 5;
-    double eta = 0;
+    double eta = 0, noise_scale = -1;
     int sampler = -1, raw = 0, var = -1;
     static const struct option opts[] = {
         {"model", required_argument, 0, 'M'}, {"out", required_argument, 0, 'o'}, {"n", required_argument, 0, 'n'},
         {"atoms", required_argument, 0, 'a'}, {"fragment", required_argument, 0, 'f'},
         {"sampler", required_argument, 0, 'S'}, {"steps", required_argument, 0, 's'}, {"eta", required_argument, 0, 'E'},
         {"variance", required_argument, 0, 'V'}, {"trajectory", required_argument, 0, 'J'},
+        {"noise-scale", required_argument, 0, 'N'},
         {"seed", required_argument, 0, 'e'}, {"raw", no_argument, 0, 'R'}, {"threads", required_argument, 0, 'j'},
         {"resample", required_argument, 0, 'P'}, {"jump", required_argument, 0, 'U'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
@@ -345,6 +350,7 @@ static int mol_sample(int argc, char **argv) {
             break;
         case 's': if (cli_int("--steps", optarg, 1, 100000, &steps)) return 2; break;
         case 'E': if (cli_float("--eta", optarg, 0, 100, &eta)) return 2; break;
+        case 'N': if (cli_float("--noise-scale", optarg, 0, 1, &noise_scale)) return 2; break;
         case 'V':
             if (!strcmp(optarg, "beta-tilde") || !strcmp(optarg, "tilde")) var = 1;
             else if (!strcmp(optarg, "beta")) var = 0;
@@ -389,6 +395,7 @@ static int mol_sample(int argc, char **argv) {
     r.sampler.resample = (int)resample;
     r.sampler.jump = resample > 1 ? (int)(jump < r.sampler.steps ? jump : r.sampler.steps) : 0;
     r.sampler.var_beta_tilde = var >= 0 ? var : rec->set ? !rec->var_beta : 1;
+    if (!rc && cli_noise_scale("mol sample", noise_scale, r.sampler.kind, rec, &r.sampler.noise_scale)) rc = 2;
     if (!rc && r.sampler.steps > m->cfg.T)
         rc = cli_fail("mol sample: --steps %d is more than the model's T = %d", r.sampler.steps, m->cfg.T);
     dfs_mol *mols = rc ? NULL : calloc((size_t)n, sizeof *mols);
@@ -408,8 +415,8 @@ static int mol_sample(int argc, char **argv) {
             for (int k = 0; k < 10; k++) cb.frames_at[k] = (int)((long)(k + 1) * r.sampler.steps / 10) - 1;
         }
         r.cb = on_mol_step, r.cb_user = &cb, r.group = G;
-        fprintf(stderr, "mol sample: %ld molecules, %s, %d steps%s%s\n", n, dfs_sampler_names[r.sampler.kind],
-                r.sampler.steps, r.fragment ? ", completing the fragment of " : "", r.fragment ? fragment : "");
+        fprintf(stderr, "mol sample: %ld molecules, %s, %d steps%s%s%s\n", n, dfs_sampler_names[r.sampler.kind],
+                r.sampler.steps, cli_noise_note(r.sampler.noise_scale), r.fragment ? ", completing the fragment of " : "", r.fragment ? fragment : "");
         cli_progress_start(&cb.bar, "sampler steps", cb.total, 0, 10);
         dfs_rng rng;
         dfs_rng_seed(&rng, (uint64_t)seed);

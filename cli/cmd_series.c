@@ -1,6 +1,7 @@
 /* cmd_series.c - diffuse series: probabilistic forecasting and imputation of time series with
  * CSDI models (train, forecast, impute); windows, eval, baselines and plot are in
  * series_tasks.c. */
+#include "sampling.h"
 #include "series.h"
 #include "mpi.h"
 #include "progress.h"
@@ -353,7 +354,7 @@ static int series_train_run(int argc, char **argv) {
 typedef struct {
     const char *model, *input, *times, *out;
     long horizon, samples, steps, use_context, seed, chunk, block;
-    double eta;
+    double eta, noise_scale; /* noise_scale -1: not given */
     int sampler, raw, var_beta;
 } ssample_args;
 
@@ -367,6 +368,8 @@ static const char sampling_help[] =
     "  --variance V        ddpm's reverse-step variance: beta-tilde (or tilde; the posterior's,\n"
     "                      CSDI's) or beta (beta_t, larger: wider samples); default the\n"
     "                      model's recipe, else beta-tilde\n"
+    "  --noise-scale S     ddpm: multiply the noise each step adds by S in [0, 1] (default:\n"
+    "                      the model's recipe, else 1); below 1 a lower-temperature sampler\n"
     "  --seed N            (default 1)\n"
     "  --raw               the live weights instead of the EMA (a training checkpoint)\n"
     "  --times T.npy       (windows, steps) float64 seconds since 1970 UTC of the input's steps\n"
@@ -408,14 +411,14 @@ static const char impute_help[] =
 
 static int parse_sampling(ssample_args *a, int argc, char **argv, int forecast) {
     memset(a, 0, sizeof *a);
-    a->samples = 100, a->seed = 1, a->sampler = -1, a->var_beta = -1;
+    a->samples = 100, a->seed = 1, a->sampler = -1, a->var_beta = -1, a->noise_scale = -1;
     static const struct option opts[] = {
         {"model", required_argument, 0, 'M'}, {"context", required_argument, 0, 'c'}, {"values", required_argument, 0, 'V'},
         {"horizon", required_argument, 0, 'H'}, {"samples", required_argument, 0, 'n'}, {"sampler", required_argument, 0, 'k'},
         {"steps", required_argument, 0, 's'}, {"eta", required_argument, 0, 'e'}, {"seed", required_argument, 0, 'S'},
         {"raw", no_argument, 0, 'r'}, {"times", required_argument, 0, 't'}, {"use-context", required_argument, 0, 'u'},
         {"chunk", required_argument, 0, 'C'}, {"out", required_argument, 0, 'o'}, {"variance", required_argument, 0, 'v'},
-        {"block", required_argument, 0, 'B'},
+        {"block", required_argument, 0, 'B'}, {"noise-scale", required_argument, 0, 'N'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *cmd = forecast ? "series forecast" : "series impute";
     int o;
@@ -436,6 +439,7 @@ static int parse_sampling(ssample_args *a, int argc, char **argv, int forecast) 
             break;
         case 's': if (cli_int("--steps", optarg, 1, 100000, &a->steps)) return 2; break;
         case 'e': if (cli_float("--eta", optarg, 0, 10, &a->eta)) return 2; break;
+        case 'N': if (cli_float("--noise-scale", optarg, 0, 1, &a->noise_scale)) return 2; break;
         case 'S': if (cli_int("--seed", optarg, 0, 1L << 62, &a->seed)) return 2; break;
         case 'r': a->raw = 1; break;
         case 't': a->times = optarg; break;
@@ -538,8 +542,9 @@ static void on_step(void *user, int i, int steps, int t, const float *x, int n) 
     cli_progress_update(&p->bar, p->done, CLI_ETA_AUTO, NULL);
 }
 
-/* Fill the request's sampler from the options and the model's recipe. */
-static void sampler_of(const ssample_args *a, const dfs_series_model *m, dfs_sampler_config *c) {
+/* Fill the request's sampler from the options and the model's recipe: 0, or 2 after a one-line
+ * message (a noise scale with a sampler other than ddpm). */
+static int sampler_of(const char *cmd, const ssample_args *a, const dfs_series_model *m, dfs_sampler_config *c) {
     dfs_sampler_config_default(c);
     c->kind = a->sampler >= 0 ? (dfs_sampler_kind)a->sampler : m->sampling.set ? m->sampling.kind : DFS_SAMPLER_DDPM;
     c->steps = a->steps ? (int)a->steps : m->sampling.set && (a->sampler < 0 || a->sampler == (int)m->sampling.kind)
@@ -549,6 +554,7 @@ static void sampler_of(const ssample_args *a, const dfs_series_model *m, dfs_sam
     /* the recipe's variance goes with the recipe's sampler */
     const int recipe = m->sampling.set && c->kind == m->sampling.kind;
     c->var_beta_tilde = a->var_beta >= 0 ? !a->var_beta : !(recipe && m->sampling.var_beta);
+    return cli_noise_scale(cmd, a->noise_scale, c->kind, &m->sampling, &c->noise_scale);
 }
 
 static int write_output(const char *cmd, const char *out, const float *F, int W, int S, int H, const dfs_series_model *m,
@@ -609,7 +615,7 @@ static int forecast_blocks(const char *cmd, const ssample_args *a, dfs_series_mo
             ht[w * Lh + l] = l < (size_t)L ? T[(size_t)w * L + l] : T[(size_t)w * L + L - 1] + (int64_t)(l - L + 1) * m->step;
     dfs_series_request r;
     dfs_series_request_default(&r);
-    sampler_of(a, m, &r.sampler);
+    (void)sampler_of(cmd, a, m, &r.sampler); /* checked in series_sampling */
     const int nblocks = (H + B - 1) / B;
     long total = 0; /* groups of every block: the first blocks see fewer steps */
     for (int h0 = 0; h0 < H; h0 += B) {
@@ -619,9 +625,10 @@ static int forecast_blocks(const char *cmd, const ssample_args *a, dfs_series_mo
     }
     sample_progress pr = {0};
     cli_progress_start(&pr.bar, "sampler steps", total * r.sampler.steps, 0, 10);
-    fprintf(stderr, "%s: %d window(s) x %d samples, %d block(s) of up to %d steps, each seeing up to %d steps; %s, %d steps%s\n",
+    fprintf(stderr, "%s: %d window(s) x %d samples, %d block(s) of up to %d steps, each seeing up to %d steps; %s, %d steps%s%s\n",
             cmd, W, S, nblocks, B, Cm, dfs_sampler_names[r.sampler.kind], r.sampler.steps,
-            r.sampler.kind != DFS_SAMPLER_DDPM ? "" : r.sampler.var_beta_tilde ? ", variance beta-tilde" : ", variance beta");
+            r.sampler.kind != DFS_SAMPLER_DDPM ? "" : r.sampler.var_beta_tilde ? ", variance beta-tilde" : ", variance beta",
+            cli_noise_note(r.sampler.noise_scale));
     dfs_rng rng;
     dfs_rng_seed(&rng, (uint64_t)a->seed);
     const double t0 = cli_now();
@@ -669,7 +676,9 @@ static int series_sampling(int argc, char **argv, int forecast) {
     int64_t *T = NULL, *TW = NULL;
     uint8_t *known = NULL;
     int W = 0, L = 0;
-    rc = read_input(cmd, &a, m, &X, &T, &W, &L);
+    dfs_sampler_config sc;
+    rc = sampler_of(cmd, &a, m, &sc);
+    if (!rc) rc = read_input(cmd, &a, m, &X, &T, &W, &L);
     if (!rc && forecast && (!a.block || a.block < m->cfg.window)) { /* a horizon (or block) past the training masks' */
         const long h = a.block && a.block < a.horizon ? a.block : a.horizon;
         const int hmax = dfs_series_forecast_max(&m->cfg);
@@ -733,15 +742,16 @@ static int series_sampling(int argc, char **argv, int forecast) {
         dfs_series_request r;
         dfs_series_request_default(&r);
         r.values = V, r.known = known, r.times = TW, r.W = nwin, r.L = Lm, r.S = S, r.raw = a.raw;
-        sampler_of(&a, m, &r.sampler);
+        (void)sampler_of(cmd, &a, m, &r.sampler); /* checked above */
         sample_progress pr = {0};
         const int G = dfs_series_group_windows(m, nwin, Lm, S);
         const long groups = (nwin + G - 1) / G;
         cli_progress_start(&pr.bar, "sampler steps", groups * r.sampler.steps, 0, 10);
         r.cb = on_step, r.cb_user = &pr;
-        fprintf(stderr, "%s: %d window(s) of %d steps (%ld given, %ld to draw) x %d samples, %s, %d steps%s\n", cmd, nwin, Lm,
+        fprintf(stderr, "%s: %d window(s) of %d steps (%ld given, %ld to draw) x %d samples, %s, %d steps%s%s\n", cmd, nwin, Lm,
                 given, missing, S, dfs_sampler_names[r.sampler.kind], r.sampler.steps,
-                r.sampler.kind != DFS_SAMPLER_DDPM ? "" : r.sampler.var_beta_tilde ? ", variance beta-tilde" : ", variance beta");
+                r.sampler.kind != DFS_SAMPLER_DDPM ? "" : r.sampler.var_beta_tilde ? ", variance beta-tilde" : ", variance beta",
+            cli_noise_note(r.sampler.noise_scale));
         dfs_rng rng;
         dfs_rng_seed(&rng, (uint64_t)a.seed);
         double t0 = cli_now();

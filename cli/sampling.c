@@ -10,7 +10,26 @@ void cli_sampling_init(cli_sampling *o, dfs_sampler_kind sampler, int default_st
     o->default_steps = default_steps;
     o->steps = -1;
     o->var_tilde = 1;
+    o->noise_scale = -1;
     o->guidance = 1.0;
+}
+
+const char *cli_noise_note(float s) {
+    static char buf[48];
+    buf[0] = 0;
+    if (s != 1.0f) snprintf(buf, sizeof buf, ", noise scale %g", (double)s);
+    return buf;
+}
+
+const char *cli_recipe_noise(const dfs_sampling_recipe *r) {
+    return cli_noise_note(r->set && r->kind == DFS_SAMPLER_DDPM ? dfs_recipe_noise_scale(r) : 1.0f);
+}
+
+int cli_noise_scale(const char *cmd, double given, dfs_sampler_kind kind, const dfs_sampling_recipe *r, float *out) {
+    if (given >= 0 && given != 1 && kind != DFS_SAMPLER_DDPM)
+        return cli_fail("%s: --noise-scale acts on the ddpm sampler only, not %s", cmd, dfs_sampler_names[kind]);
+    *out = given >= 0 ? (float)given : r->set && r->kind == kind ? dfs_recipe_noise_scale(r) : 1.0f;
+    return 0;
 }
 
 int cli_sampling_option(cli_sampling *o, int opt, const char *arg) {
@@ -30,6 +49,7 @@ int cli_sampling_option(cli_sampling *o, int opt, const char *arg) {
     }
     case CLI_O_STEPS: return cli_int("--steps", arg, 1, 100000, &o->steps) ? 2 : 0;
     case CLI_O_ETA: return cli_float("--eta", arg, 0, 10, &o->eta) ? 2 : 0;
+    case CLI_O_NOISE: return cli_float("--noise-scale", arg, 0, 1, &o->noise_scale) ? 2 : 0;
     case CLI_O_GUIDANCE:
         if (cli_float("--guidance", arg, -100, 100, &o->guidance)) return 2;
         o->set_guidance = 1;
@@ -117,6 +137,9 @@ void cli_sampling_help(FILE *f, const cli_sampling *o) {
             "  --eta E             DDIM noise (0 = deterministic, default)\n"
             "  --variance NAME     DDPM variance: beta-tilde or beta (default: the model's\n"
             "                      recommendation, else beta-tilde)\n"
+            "  --noise-scale S     DDPM: multiply the noise each step adds by S in [0, 1]\n"
+            "                      (default: the model's recommendation, else 1); below 1 a\n"
+            "                      lower-temperature sampler: less varied samples\n"
             "  --dynamic-threshold P   Imagen's dynamic thresholding (Saharia et al. 2022, sec. 2.3):\n"
             "                      at every step s = the P-th percentile of |x0| of each sample,\n"
             "                      s = max(s, 1), x0 = clip(x0, -s, s) / s, instead of clipping x0 to\n"
@@ -138,8 +161,12 @@ int cli_sampling_resolve(cli_sampling *o, const char *cmd, const char *model_pat
         if (o->steps < 0 && o->sampler == r->kind) o->steps = r->steps;
         if (!o->set_guidance && conditioned) o->guidance = r->guidance;
         if (!o->set_variance && o->sampler == r->kind) o->var_tilde = !r->var_beta;
+        if (o->noise_scale < 0 && o->sampler == r->kind) o->noise_scale = dfs_recipe_noise_scale(r);
         o->used_recipe = !o->set_sampler || !o->set_guidance;
     }
+    float ns;
+    if (cli_noise_scale(cmd, o->noise_scale, o->sampler, sampling ? r : &(dfs_sampling_recipe){0}, &ns)) return 2;
+    o->noise_scale = ns;
     if (o->steps < 0)
         o->steps = o->sampler == DFS_SAMPLER_DDPM ? m->cfg.T : (m->cfg.T < o->default_steps ? m->cfg.T : o->default_steps);
     return 0;
@@ -147,10 +174,10 @@ int cli_sampling_resolve(cli_sampling *o, const char *cmd, const char *model_pat
 
 void cli_sampling_say_recipe(const cli_sampling *o, const dfs_model *m) {
     if (!o->used_recipe) return;
-    fprintf(stderr, "the model's recommended settings: %s, %d steps, guidance %g%s (--sampler, --steps, "
-                    "--guidance and --variance change them)\n",
+    fprintf(stderr, "the model's recommended settings: %s, %d steps, guidance %g%s%s (--sampler, --steps, "
+                    "--guidance, --variance and --noise-scale change them)\n",
             dfs_sampler_names[m->sampling.kind], m->sampling.steps, (double)m->sampling.guidance,
-            m->sampling.var_beta ? ", variance beta" : "");
+            m->sampling.var_beta ? ", variance beta" : "", cli_recipe_noise(&m->sampling));
 }
 
 void cli_sampling_request(const cli_sampling *o, dfs_sample_request *r, const int *labels, int n) {
@@ -159,6 +186,7 @@ void cli_sampling_request(const cli_sampling *o, dfs_sample_request *r, const in
     r->sampler.steps = (int)o->steps;
     r->sampler.eta = (float)o->eta;
     r->sampler.var_beta_tilde = o->var_tilde;
+    r->sampler.noise_scale = o->noise_scale >= 0 ? (float)o->noise_scale : 1.0f;
     r->sampler.guidance = (float)o->guidance;
     r->sampler.dynamic_threshold = (float)o->dthr;
     r->labels = labels;

@@ -16,20 +16,22 @@
 
 /* getopt_long values of the shared options: below the commands' own (256 and up) */
 enum { CLI_O_SAMPLER = 200, CLI_O_STEPS, CLI_O_ETA, CLI_O_VARIANCE, CLI_O_GUIDANCE, CLI_O_DTHR, CLI_O_RAW,
-       CLI_O_PRECISION, CLI_O_CONV };
+       CLI_O_PRECISION, CLI_O_CONV, CLI_O_NOISE };
 
 #define CLI_SAMPLING_LONGOPTS                                                                              \
     {"sampler", required_argument, 0, CLI_O_SAMPLER}, {"steps", required_argument, 0, CLI_O_STEPS},       \
         {"eta", required_argument, 0, CLI_O_ETA}, {"variance", required_argument, 0, CLI_O_VARIANCE},     \
         {"guidance", required_argument, 0, CLI_O_GUIDANCE},                                               \
         {"dynamic-threshold", required_argument, 0, CLI_O_DTHR}, {"raw", no_argument, 0, CLI_O_RAW},    \
-        {"precision", required_argument, 0, CLI_O_PRECISION}, {"conv", required_argument, 0, CLI_O_CONV}
+        {"precision", required_argument, 0, CLI_O_PRECISION}, {"conv", required_argument, 0, CLI_O_CONV},     \
+        {"noise-scale", required_argument, 0, CLI_O_NOISE}
 
 typedef struct {
     dfs_sampler_kind sampler;
     long steps;            /* -1 until given or resolved */
     double eta;            /* DDIM noise */
     int var_tilde;         /* DDPM variance: 1 beta-tilde, 0 beta */
+    double noise_scale;    /* DDPM noise scale in [0, 1]; -1 until given or resolved */
     double guidance;
     double dthr;           /* dynamic thresholding percentile; 0 = off */
     int raw;               /* the live weights instead of the EMA weights */
@@ -55,6 +57,16 @@ void cli_precision_help(FILE *f);
 int cli_conv_option(const char *arg);
 /* The help lines of --conv. */
 void cli_conv_help(FILE *f);
+
+/* ", noise scale S" when a recipe records a noise scale other than 1, else "" (a static buffer:
+ * one call per printf). */
+const char *cli_recipe_noise(const dfs_sampling_recipe *r);
+/* ", noise scale S" for a sampler's scale S other than 1, else "" (the same static buffer). */
+const char *cli_noise_note(float s);
+/* The noise scale to sample with: `given` (>= 0, from --noise-scale), else the recipe's when the
+ * sampler is the recipe's, else 1. A given scale other than 1 with a sampler other than ddpm:
+ * 2 after a one-line message naming cmd, else 0 with *out set. */
+int cli_noise_scale(const char *cmd, double given, dfs_sampler_kind kind, const dfs_sampling_recipe *r, float *out);
 
 /* The options' defaults, and the command's own sampler and step count. */
 void cli_sampling_init(cli_sampling *o, dfs_sampler_kind sampler, int default_steps);

@@ -200,6 +200,11 @@ typedef struct {
                             dfs_sampler_evals */
     float eta;           /* DDIM eta >= 0 (default 0): 0 deterministic, 1 ~ DDPM variance */
     int var_beta_tilde;  /* DDPM: 1 (default) uses beta-tilde_t, 0 uses beta_t (DDPM sec. 3.2) */
+    float noise_scale;   /* DDPM: the factor on each step's added noise, in [0, 1] (default 1,
+                            the ancestral sampler); below 1 a lower-temperature sampler (the
+                            "noise scale" of protein diffusion, e.g. FrameDiff, RFdiffusion):
+                            the mean of every step is unchanged, and 0 draws no noise after
+                            x_T. Other samplers need 1 (DFS_ERR_ARG) */
     float guidance;      /* guidance scale w (default 1): 1 = conditional only (no null pass),
                             0 = unconditional; acts only when dfs_sample gets labels */
     int clip_x0;         /* clip predicted x0 to [-1, 1] and recompute eps from it (default 1) */

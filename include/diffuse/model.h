@@ -23,7 +23,14 @@ typedef struct {
     float guidance;         /* classifier-free guidance scale (1 = conditional only); a loaded
                                one is within [-100, 100] */
     int var_beta;           /* DDPM's reverse variance: 1 beta_t, 0 beta-tilde_t (the default) */
+    float noise_scale;      /* DDPM's noise scale (dfs_sampler_config.noise_scale) in (0, 1];
+                               0: none recorded, which means 1 (dfs_recipe_noise_scale) */
 } dfs_sampling_recipe;
+
+/* The noise scale a recipe asks for: r->noise_scale, or 1 when none is recorded. */
+static inline float dfs_recipe_noise_scale(const dfs_sampling_recipe *r) {
+    return r->noise_scale > 0.0f ? r->noise_scale : 1.0f;
+}
 
 /* No _default function: diffuse train's defaults are given in brackets. */
 typedef struct {
@@ -165,7 +172,8 @@ dfs_status dfs_checkpoint_save_net(const char *path, const char *who, const dfs_
                                    const dfs_train_state *st, const char *train_json,
                                    const dfs_sampling_recipe *sampling, dfs_ckpt_kind kind);
 /* The "sampling" metadata: {"sampler": NAME, "steps": N, "guidance": W} with "variance": "beta"
- * added when r->var_beta, written into buf (DFS_RECIPE_JSON bytes); parsed back with steps
+ * added when r->var_beta and "noise_scale": S when a ddpm recipe's scale is not 1 (read back: a
+ * number in (0, 1], with ddpm only), written into buf (DFS_RECIPE_JSON bytes); parsed back with steps
  * checked against 1..T, guidance against [-100, 100] and nothing else allowed (DFS_ERR_FORMAT
  * naming path otherwise; json NULL: no recipe, r->set = 0). */
 #define DFS_RECIPE_JSON 192

@@ -54,6 +54,7 @@ void dfs_sampler_config_default(dfs_sampler_config *c) {
     c->steps = 1000;
     c->eta = 0.0f;
     c->var_beta_tilde = 1;
+    c->noise_scale = 1.0f;
     c->guidance = 1.0f;
     c->clip_x0 = 1;
     c->prediction = DFS_PRED_EPS;
@@ -291,7 +292,7 @@ static dfs_status step_ddpm(sampler_run *r, int i, double abar_t, double abar_p,
     double c0 = sqrt(abar_p) * b1 / (1.0 - abar_t);
     double ct = sqrt(a1) * (1.0 - abar_p) / (1.0 - abar_t);
     double var = r->c->var_beta_tilde ? (1.0 - abar_p) / (1.0 - abar_t) * b1 : b1;
-    return posterior_update(r, c0, ct, 0.0, last ? 0.0 : sqrt(var), x);
+    return posterior_update(r, c0, ct, 0.0, last ? 0.0 : r->c->noise_scale * sqrt(var), x);
 }
 
 static dfs_status step_ddim(sampler_run *r, int i, double abar_t, double abar_p, float *x) {
@@ -461,6 +462,15 @@ static dfs_status check_config(const dfs_schedule *s, const dfs_sampler_config *
     }
     if (!isfinite(c->eta) || c->eta < 0.0f) {
         dfs_set_error("dfs_sample: eta = %g must be finite and >= 0", (double)c->eta);
+        return DFS_ERR_ARG;
+    }
+    if (!(c->noise_scale >= 0.0f && c->noise_scale <= 1.0f)) {
+        dfs_set_error("dfs_sample: noise scale %g must be in [0, 1]", (double)c->noise_scale);
+        return DFS_ERR_ARG;
+    }
+    if (c->noise_scale != 1.0f && c->kind != DFS_SAMPLER_DDPM) {
+        dfs_set_error("dfs_sample: a noise scale (%g) acts on ddpm only, not %s", (double)c->noise_scale,
+                      dfs_sampler_names[c->kind]);
         return DFS_ERR_ARG;
     }
     if (!(c->dynamic_threshold >= 0.0f && c->dynamic_threshold <= 100.0f)) {

@@ -285,8 +285,11 @@ dfs_status dfs_checkpoint_save_net(const char *path, const char *who, const dfs_
 }
 
 void dfs_sampling_recipe_json(const dfs_sampling_recipe *r, char *buf) {
-    snprintf(buf, DFS_RECIPE_JSON, "{\"sampler\":\"%s\",\"steps\":%d,\"guidance\":%.9g%s}",
-             dfs_sampler_names[r->kind], r->steps, (double)r->guidance, r->var_beta ? ",\"variance\":\"beta\"" : "");
+    char ns[48] = "";
+    if (r->kind == DFS_SAMPLER_DDPM && dfs_recipe_noise_scale(r) != 1.0f)
+        snprintf(ns, sizeof ns, ",\"noise_scale\":%.9g", (double)r->noise_scale);
+    snprintf(buf, DFS_RECIPE_JSON, "{\"sampler\":\"%s\",\"steps\":%d,\"guidance\":%.9g%s%s}",
+             dfs_sampler_names[r->kind], r->steps, (double)r->guidance, r->var_beta ? ",\"variance\":\"beta\"" : "", ns);
 }
 
 dfs_status dfs_sampling_recipe_parse(const char *path, const char *json, int T, dfs_sampling_recipe *r) {
@@ -296,17 +299,21 @@ dfs_status dfs_sampling_recipe_parse(const char *path, const char *json, int T, 
     const cJSON *sm = cJSON_GetObjectItemCaseSensitive(o, "sampler");
     const cJSON *gw = cJSON_GetObjectItemCaseSensitive(o, "guidance");
     const cJSON *var = cJSON_GetObjectItemCaseSensitive(o, "variance");
+    const cJSON *ns = cJSON_GetObjectItemCaseSensitive(o, "noise_scale");
     int kind = cJSON_IsString(sm) ? dfs_sampler_from_name(sm->valuestring) : -1, steps = 0;
     const int beta = cJSON_IsString(var) && !strcmp(var->valuestring, "beta");
     int ok = cJSON_IsObject(o) && kind >= 0 && get_int(o, "steps", &steps) && steps >= 1 && steps <= T &&
              cJSON_IsNumber(gw) && isfinite(gw->valuedouble) && fabs(gw->valuedouble) <= 100 &&
              (!var || beta || (cJSON_IsString(var) && !strcmp(var->valuestring, "beta-tilde"))) &&
-             cJSON_GetArraySize(o) == 3 + (var != NULL);
-    if (ok) *r = (dfs_sampling_recipe){1, (dfs_sampler_kind)kind, steps, (float)gw->valuedouble, beta};
+             (!ns || (kind == DFS_SAMPLER_DDPM && cJSON_IsNumber(ns) && ns->valuedouble > 0 && ns->valuedouble <= 1)) &&
+             cJSON_GetArraySize(o) == 3 + (var != NULL) + (ns != NULL);
+    if (ok)
+        *r = (dfs_sampling_recipe){1, (dfs_sampler_kind)kind, steps, (float)gw->valuedouble, beta,
+                                   ns ? (float)ns->valuedouble : 1.0f};
     cJSON_Delete(o);
     if (!ok) {
         dfs_set_error("%s: malformed \"sampling\" metadata (a sampler name, steps in 1..%d, a "
-                      "guidance in [-100, 100], a variance beta or beta-tilde)", path, T);
+                      "guidance in [-100, 100], a variance beta or beta-tilde, a noise scale in (0, 1] with ddpm)", path, T);
         return DFS_ERR_FORMAT;
     }
     return DFS_OK;

@@ -81,7 +81,11 @@ EOF
 for bad in '{"sampler": "dpm++2m", "steps": 5000, "guidance": 1.2}' \
            '{"sampler": "ddpm", "steps": 5, "guidance": 1, "variance": "wide"}' \
            '{"sampler": "ddpm", "steps": 5, "guidance": 1, "variance": 1}' \
-           '{"sampler": "ddpm", "steps": 5, "guidance": 1, "extra": 1}'; do
+           '{"sampler": "ddpm", "steps": 5, "guidance": 1, "extra": 1}' \
+           '{"sampler": "ddpm", "steps": 5, "guidance": 1, "noise_scale": 0}' \
+           '{"sampler": "ddpm", "steps": 5, "guidance": 1, "noise_scale": 1.5}' \
+           '{"sampler": "ddpm", "steps": 5, "guidance": 1, "noise_scale": "low"}' \
+           '{"sampler": "ddim", "steps": 5, "guidance": 1, "noise_scale": 0.5}'; do
     "$PY" "$T/rec.py" "$M" "$T/badrec.safetensors" "$bad"
     expect_error "a recommendation $bad is refused" 'malformed "sampling" metadata' "$D" info "$T/badrec.safetensors"
 done
@@ -92,6 +96,21 @@ check "a recommendation with variance beta is read" \
 "$D" export --model "$T/varrec.safetensors" --out "$T/varrec2.safetensors" 2>/dev/null
 "$D" info "$T/varrec2.safetensors" >"$T/varrec2.info" 2>&1
 check "and export carries it" grep -q "^sampling:     ddpm, 5 steps, guidance 1.5, variance beta" "$T/varrec2.info"
+"$PY" "$T/rec.py" "$M" "$T/nsrec.safetensors" '{"sampler": "ddpm", "steps": 5, "guidance": 1.5, "noise_scale": 0.25}'
+"$D" export --model "$T/nsrec.safetensors" --out "$T/nsrec2.safetensors" 2>/dev/null
+"$D" info "$T/nsrec2.safetensors" >"$T/nsrec.info" 2>&1
+check "a recommendation with a noise scale is read, and export carries it" \
+    grep -q "^sampling:     ddpm, 5 steps, guidance 1.5, noise scale 0.25 (recommended" "$T/nsrec.info"
+if [ -z "$DFS_SANITIZE" ]; then
+    "$D" sample --model "$T/nsrec.safetensors" --n 2 --seed 4 --out "$T/ns-rec.npy" 2>"$T/ns.err"
+    check "a plain sample says it uses the noise scale" grep -q "^the model's recommended settings: ddpm, 5 steps, guidance 1.5, noise scale 0.25" "$T/ns.err"
+    "$D" sample --model "$M" --n 2 --seed 4 --sampler ddpm --steps 5 --guidance 1.5 --noise-scale 0.25 --out "$T/ns-exp.npy" 2>/dev/null
+    same_files "and samples as the explicit --noise-scale 0.25" "$T/ns-rec.npy" "$T/ns-exp.npy"
+    "$D" sample --model "$M" --n 2 --seed 4 --sampler ddpm --steps 5 --guidance 1.5 --out "$T/ns-one.npy" 2>/dev/null
+    other_files "which differs from the plain ancestral sampler" "$T/ns-rec.npy" "$T/ns-one.npy"
+fi
+expect_error "sample refuses --noise-scale with ddim" "ddpm sampler only, not ddim" \
+    "$D" sample --model "$M" --n 1 --sampler ddim --steps 2 --noise-scale 0.5 --out "$T/x.npy"
 
 F=models/fashion-text.safetensors
 "$D" info "$F" >"$T/finfo" 2>&1

@@ -14,7 +14,7 @@ for sub in train sample eval render; do
     "$D" mol $sub --help >"$T/h_$sub" 2>&1; check "mol $sub --help exits 0" [ $? -eq 0 ]
 done
 check "train --help names every option" sh -c 'for o in --data --out --hidden --layers --sublayers --attention --T --schedule --steps --minutes --batch --lr --seed --save-every --log-every --resume --threads; do grep -q -e "$o" "$1" || exit 1; done' - "$T/h_train"
-check "sample --help names every option" sh -c 'for o in --model --out --n --atoms --fragment --resample --jump --sampler --steps --eta --variance --trajectory --seed --raw --threads; do grep -q -e "$o" "$1" || exit 1; done' - "$T/h_sample"
+check "sample --help names every option" sh -c 'for o in --model --out --n --atoms --fragment --resample --jump --sampler --steps --eta --variance --noise-scale --trajectory --seed --raw --threads; do grep -q -e "$o" "$1" || exit 1; done' - "$T/h_sample"
 check "eval --help names every option" sh -c 'for o in --samples --train --json --table "validity (EDM)"; do grep -q -e "$o" "$1" || exit 1; done' - "$T/h_eval"
 
 # water, methane and ethanol (ethanol: the largest, 9 atoms)
@@ -84,6 +84,28 @@ check "the recipe and float16 weights go with it" sh -c 'grep -q "^sampling: *dd
 check "mol sample uses the recipe: $(grep 'mol sample:' "$T/e")" sh -c '[ $0 -eq 0 ] && grep -q "ddim, 5 steps" "$1"' $rc "$T/e"
 expect_error "export refuses --guidance for a molecule model" "molecule model: no --guidance" \
     "$D" export --model "$T/run/last.safetensors" --out "$T/exp2.safetensors" --sampler ddim --steps 5 --guidance 2
+# a recorded noise scale: info shows it, a plain sample uses it (the same file as the explicit
+# option), and an explicit --noise-scale 1 returns to the plain ancestral sampler
+"$D" export --model "$T/run/last.safetensors" --out "$T/expn.safetensors" --f32 --sampler ddpm --steps 10 --noise-scale 0.5 2>"$T/e"; rc=$?
+check "export --noise-scale 0.5 with ddpm: $(tail -n 1 "$T/e")" [ $rc -eq 0 ]
+"$D" info "$T/expn.safetensors" >"$T/infon" 2>&1
+check "info shows the recorded noise scale" grep -q "^sampling: *ddpm, 10 steps, noise scale 0.5 (recommended)" "$T/infon"
+"$D" mol sample --model "$T/expn.safetensors" --n 3 --seed 2 --out "$T/n-rec.xyz" 2>"$T/e"
+check "mol sample says it: $(grep 'mol sample:' "$T/e")" grep -q "ddpm, 10 steps, noise scale 0.5" "$T/e"
+"$D" mol sample --model "$T/run/model.safetensors" --n 3 --seed 2 --steps 10 --noise-scale 0.5 --out "$T/n-exp.xyz" 2>/dev/null
+same_files "the recorded noise scale samples as --noise-scale 0.5" "$T/n-rec.xyz" "$T/n-exp.xyz"
+"$D" mol sample --model "$T/expn.safetensors" --n 3 --seed 2 --noise-scale 1 --out "$T/n-one.xyz" 2>/dev/null
+"$D" mol sample --model "$T/run/model.safetensors" --n 3 --seed 2 --steps 10 --out "$T/n-plain.xyz" 2>/dev/null
+same_files "--noise-scale 1 is the plain sampler" "$T/n-one.xyz" "$T/n-plain.xyz"
+other_files "and 0.5 differs from it" "$T/n-rec.xyz" "$T/n-plain.xyz"
+expect_error "export refuses --noise-scale with ddim" "noise-scale is ddpm's" \
+    "$D" export --model "$T/run/last.safetensors" --out "$T/exp3.safetensors" --sampler ddim --steps 5 --noise-scale 0.5
+expect_error "export refuses --noise-scale 0" "must be in (0, 1]" \
+    "$D" export --model "$T/run/last.safetensors" --out "$T/exp3.safetensors" --sampler ddpm --steps 5 --noise-scale 0
+expect_error "mol sample refuses --noise-scale with ddim" "ddpm sampler only, not ddim" \
+    "$D" mol sample --model "$T/run/model.safetensors" --sampler ddim --steps 5 --noise-scale 0.5 --out "$T/x.xyz"
+expect_error "mol sample refuses --noise-scale 1.5" "noise-scale" \
+    "$D" mol sample --model "$T/run/model.safetensors" --noise-scale 1.5 --out "$T/x.xyz"
 
 # sampling
 M="$T/run/model.safetensors"

@@ -641,6 +641,16 @@ check "the recipe's variance and steps are used: the samples of --steps 5 --vari
 "$D" series forecast --model "$T/rec.safetensors" --context "$T/fc-context.npy" --horizon 5 --samples 3 \
     --variance beta-tilde --out "$T/vr2.npy" 2>/dev/null
 check "--variance beta-tilde overrides the recipe" cmp -s "$T/vr2.npy" "$T/vt.npy"
+# a lower-temperature ddpm (--noise-scale): named, other samples, and 1 is the plain sampler
+"$D" series forecast --model "$M" --context "$T/fc-context.npy" --horizon 5 --samples 3 --steps 5 --noise-scale 0.5 \
+    --out "$T/vn.npy" 2>"$T/vn.err"
+check "it names the noise scale it samples with" grep -q "x 3 samples, ddpm, 5 steps, variance beta-tilde, noise scale 0.5$" "$T/vn.err"
+check "--noise-scale 0.5 draws other samples than the default" sh -c "[ -s '$T/vn.npy' ] && ! cmp -s '$T/vn.npy' '$T/vt.npy'"
+"$D" series forecast --model "$M" --context "$T/fc-context.npy" --horizon 5 --samples 3 --steps 5 --noise-scale 1 \
+    --out "$T/vn1.npy" 2>/dev/null
+check "--noise-scale 1 is the default sampler" cmp -s "$T/vn1.npy" "$T/vt.npy"
+expect_error "--noise-scale with ddim" "series forecast: --noise-scale acts on the ddpm sampler only, not ddim" \
+    "$D" series forecast --model "$M" --context "$T/fc-context.npy" --horizon 5 --sampler ddim --noise-scale 0.5 --out "$T/bad.npy"
 expect_error "export --variance with ddim" "export: --variance is ddpm's; the sampler is ddim" \
     "$D" export --model "$M" --out "$T/bad.safetensors" --sampler ddim --steps 5 --variance beta
 expect_error "export --guidance of a series model" "is a time-series model: no --guidance" \

@@ -280,7 +280,7 @@ static void test_validation(void) {
     dfs_sampler_config c;
     dfs_sampler_config_default(&c);
     CHECK(c.kind == DFS_SAMPLER_DDPM && c.steps == 1000 && c.eta == 0.0f &&
-              c.var_beta_tilde == 1 && c.guidance == 1.0f && c.clip_x0 == 1 &&
+              c.var_beta_tilde == 1 && c.noise_scale == 1.0f && c.guidance == 1.0f && c.clip_x0 == 1 &&
               c.prediction == DFS_PRED_EPS && c.null_label == 0,
           "sampler defaults");
 
@@ -308,6 +308,20 @@ static void test_validation(void) {
     CHECK(dfs_sample(&s, &c, gauss_fn, &m, NULL, 4, 1, &rng, x, NULL, NULL) == DFS_ERR_ARG,
           "eta < 0");
     c.eta = 0.0f;
+    const float bad_scales[] = {-0.1f, 1.5f, NAN};
+    for (int k = 0; k < 3; k++) {
+        c.noise_scale = bad_scales[k];
+        dfs_set_error("%s", "");
+        CHECK(dfs_sample(&s, &c, gauss_fn, &m, NULL, 4, 1, &rng, x, NULL, NULL) == DFS_ERR_ARG &&
+                  strstr(dfs_last_error(), "noise scale"),
+              "noise scale %g refused: %s", (double)bad_scales[k], dfs_last_error());
+    }
+    c.noise_scale = 0.5f;
+    c.kind = DFS_SAMPLER_DDIM;
+    CHECK(dfs_sample(&s, &c, gauss_fn, &m, NULL, 4, 1, &rng, x, NULL, NULL) == DFS_ERR_ARG &&
+              strstr(dfs_last_error(), "ddpm only"),
+          "a noise scale with ddim refused: %s", dfs_last_error());
+    c.noise_scale = 1.0f;
     c.kind = DFS_SAMPLER_COUNT;
     CHECK(dfs_sample(&s, &c, gauss_fn, &m, NULL, 4, 1, &rng, x, NULL, NULL) == DFS_ERR_ARG,
           "bad sampler kind");
@@ -899,6 +913,7 @@ static void exact_moments(const dfs_schedule *s, const dfs_sampler_config *c, do
             A = c0 * pz + ct;
             B = c0 * qz;
             sig2 = last ? 0 : c->var_beta_tilde ? (1 - ap) / (1 - a) * b : b;
+            sig2 *= (double)c->noise_scale * c->noise_scale;
         } else {
             sig2 = last ? 0 : c->eta * c->eta * (1 - ap) / (1 - a) * (1 - a / ap);
             double ce = sqrt(fmax(0.0, 1 - ap - sig2));
@@ -1107,6 +1122,65 @@ static void test_gaussian_recovery(void) {
     CHECK(shrinks && prev + prev_tol < 0.005 * sd, "DDIM std error decreases with steps (1000: %g)", prev);
     for (int k = 0; k < DFS_SCHEDULE_COUNT; k++) dfs_schedule_free(&sch[k]);
     free(x);
+}
+
+/* ---- DDPM's noise scale: the law of a lower-temperature sampler ----------------------------- */
+
+/* With the exact Gaussian model, DDPM with noise scale g is affine in x_T plus Gaussian noise,
+ * so its output law is N(m, v) with m, v from exact_moments (each step's noise variance times
+ * g^2). The real sampler's samples match that law within 5 standard errors plus rounding, as in
+ * test_gaussian_recovery; g < 1 narrows the law below the data's (the price of the lower
+ * temperature, by a margin far outside the Monte Carlo error), and g = 1 is the plain sampler,
+ * bit for bit. */
+static void test_noise_scale(void) {
+    const double mu = 0.3, sd = 0.5;
+    enum { NS = 20000 };
+    float *x = malloc(NS * sizeof(float)), *y = malloc(NS * sizeof(float));
+    dfs_schedule s;
+    dfs_schedule_init(&s, DFS_SCHEDULE_LINEAR, 1000);
+    gauss_model m = gauss(&s, DFS_PRED_EPS, mu, sd);
+    const float scales[] = {1.0f, 0.5f, 0.0f};
+    double es1 = 0;
+    for (int k = 0; k < 3; k++) {
+        dfs_sampler_config c;
+        dfs_sampler_config_default(&c);
+        c.steps = 200;
+        c.clip_x0 = 0;
+        c.noise_scale = scales[k];
+        dfs_rng rng;
+        dfs_rng_seed(&rng, 7);
+        dfs_rng_fill_normal(&rng, y, NS);
+        const double xT_max = max_abs(y, NS);
+        dfs_rng_seed(&rng, 7);
+        dfs_status st = dfs_sample(&s, &c, gauss_fn, &m, NULL, NS, 1, &rng, x, NULL, NULL);
+        double mean, std, em, ev;
+        mean_std(x, NS, &mean, &std);
+        exact_moments(&s, &c, mu, sd, &em, &ev);
+        const double es = sqrt(ev), se_m = es / sqrt(NS), se_s = es / sqrt(2.0 * (NS - 1));
+        const double rnd = run_round_bound(c.steps, max_abs(x, NS) + xT_max + mu + 1);
+        CHECK(st == DFS_OK, "noise scale %g: status %d", (double)scales[k], st);
+        CHECK(fabs(mean - em) <= 5 * se_m + rnd, "noise scale %g: mean %.4f, exact %.4f", (double)scales[k], mean, em);
+        CHECK(fabs(std - es) <= 5 * se_s + rnd, "noise scale %g: std %.4f, exact %.4f", (double)scales[k], std, es);
+        if (k == 0) {
+            es1 = es;
+            CHECK(fabs(es - sd) <= 0.04 * sd, "noise scale 1 recovers the data's std: %.4f", es);
+            dfs_sampler_config d;
+            dfs_sampler_config_default(&d);
+            d.steps = 200;
+            d.clip_x0 = 0;
+            dfs_rng_seed(&rng, 7);
+            dfs_sample(&s, &d, gauss_fn, &m, NULL, NS, 1, &rng, y, NULL, NULL);
+            CHECK(!memcmp(x, y, NS * sizeof(float)), "noise scale 1 is the default sampler, bit for bit");
+        } else {
+            CHECK(es < es1 - 0.05 * sd && std < es1 - 0.05 * sd + 5 * se_s + rnd,
+                  "noise scale %g narrows the law: std %.4f (exact %.4f) against %.4f at 1", (double)scales[k],
+                  std, es, es1);
+            CHECK(fabs(em - mu) <= 0.02 * sd, "noise scale %g keeps the mean: exact %.4f", (double)scales[k], em);
+        }
+    }
+    dfs_schedule_free(&s);
+    free(x);
+    free(y);
 }
 
 /* ---- higher-order solvers: accuracy vs DDIM and convergence ------------------------------- */
@@ -1415,6 +1489,7 @@ int main(void) {
     test_first_order_is_ddim();
     test_one_step();
     test_gaussian_recovery();
+    test_noise_scale();
     test_higher_order();
     test_guidance();
     return check_summary("test_diffusion");
