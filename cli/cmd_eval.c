@@ -96,6 +96,7 @@ static int write_json(const char *path, const eval_opts *o, const eval_results *
         cJSON_AddNumberToObject(j, "guidance", o->so.guidance);
         cJSON_AddNumberToObject(j, "eta", o->so.eta);
         cJSON_AddStringToObject(j, "variance", o->so.var_tilde ? "beta-tilde" : "beta");
+        cJSON_AddNumberToObject(j, "noise_scale", o->so.noise_scale);
         cJSON_AddNumberToObject(j, "dynamic_threshold", o->so.dthr);
         cJSON_AddBoolToObject(j, "raw", o->so.raw);
         cJSON_AddNumberToObject(j, "seed", (double)o->seed);

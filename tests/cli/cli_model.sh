@@ -108,6 +108,8 @@ if [ -z "$DFS_SANITIZE" ]; then
     same_files "and samples as the explicit --noise-scale 0.25" "$T/ns-rec.npy" "$T/ns-exp.npy"
     "$D" sample --model "$M" --n 2 --seed 4 --sampler ddpm --steps 5 --guidance 1.5 --out "$T/ns-one.npy" 2>/dev/null
     other_files "which differs from the plain ancestral sampler" "$T/ns-rec.npy" "$T/ns-one.npy"
+    "$D" eval --model "$M" --fd --n 2 --steps 2 --sampler ddpm --noise-scale 0.5 --json "$T/ns.json" >/dev/null 2>&1
+    check "eval's JSON records the noise scale" grep -q '"noise_scale":[[:space:]]*0.5' "$T/ns.json"
 fi
 expect_error "sample refuses --noise-scale with ddim" "ddpm sampler only, not ddim" \
     "$D" sample --model "$M" --n 1 --sampler ddim --steps 2 --noise-scale 0.5 --out "$T/x.npy"
