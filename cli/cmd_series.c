@@ -596,9 +596,9 @@ static int write_output(const char *cmd, const char *out, const float *F, int W,
 /* --block: the forecast of W windows drawn B steps at a time, every one of the S sample paths a
  * window of its own (one sample each), its history the context's L rows and the blocks drawn
  * so far; each block sees the last min(window - B, rows so far) of them. out (W, S, H, K) and
- * TH (W, H), the horizon's times. 0 or 2. */
-static int forecast_blocks(const char *cmd, const ssample_args *a, dfs_series_model *m, const float *X,
-                           const int64_t *T, int W, int L, float *out, int64_t *TH) {
+ * TH (W, H), the horizon's times; sc the sampler (sampler_of). 0 or 2. */
+static int forecast_blocks(const char *cmd, const ssample_args *a, const dfs_sampler_config *sc, dfs_series_model *m,
+                           const float *X, const int64_t *T, int W, int L, float *out, int64_t *TH) {
     const int K = m->K, S = (int)a->samples, H = (int)a->horizon, B = (int)a->block, P = W * S;
     const int Cm = m->cfg.window - B;
     if (Cm < 1) return cli_fail("%s: --block %d leaves no context in the model's window of %d", cmd, B, m->cfg.window);
@@ -615,7 +615,7 @@ static int forecast_blocks(const char *cmd, const ssample_args *a, dfs_series_mo
             ht[w * Lh + l] = l < (size_t)L ? T[(size_t)w * L + l] : T[(size_t)w * L + L - 1] + (int64_t)(l - L + 1) * m->step;
     dfs_series_request r;
     dfs_series_request_default(&r);
-    (void)sampler_of(cmd, a, m, &r.sampler); /* checked in series_sampling */
+    r.sampler = *sc;
     const int nblocks = (H + B - 1) / B;
     long total = 0; /* groups of every block: the first blocks see fewer steps */
     for (int h0 = 0; h0 < H; h0 += B) {
@@ -691,7 +691,7 @@ static int series_sampling(int argc, char **argv, int forecast) {
     if (!rc && forecast && a.block && a.block < a.horizon) { /* in blocks (a block of H is one pass) */
         out = malloc((size_t)W * S * a.horizon * K * sizeof(float));
         int64_t *TH = malloc((size_t)W * a.horizon * sizeof(int64_t));
-        rc = !out || !TH ? cli_fail("%s: out of memory", cmd) : forecast_blocks(cmd, &a, m, X, T, W, L, out, TH);
+        rc = !out || !TH ? cli_fail("%s: out of memory", cmd) : forecast_blocks(cmd, &a, &sc, m, X, T, W, L, out, TH);
         if (!rc) rc = write_output(cmd, a.out, out, W, S, (int)a.horizon, m, TH);
         if (!rc) fprintf(stderr, "wrote %s\n", a.out);
         free(TH), free(X), free(T), free(out);
@@ -742,7 +742,7 @@ static int series_sampling(int argc, char **argv, int forecast) {
         dfs_series_request r;
         dfs_series_request_default(&r);
         r.values = V, r.known = known, r.times = TW, r.W = nwin, r.L = Lm, r.S = S, r.raw = a.raw;
-        (void)sampler_of(cmd, &a, m, &r.sampler); /* checked above */
+        r.sampler = sc;
         sample_progress pr = {0};
         const int G = dfs_series_group_windows(m, nwin, Lm, S);
         const long groups = (nwin + G - 1) / G;

@@ -161,7 +161,6 @@ int cli_sampling_resolve(cli_sampling *o, const char *cmd, const char *model_pat
         if (o->steps < 0 && o->sampler == r->kind) o->steps = r->steps;
         if (!o->set_guidance && conditioned) o->guidance = r->guidance;
         if (!o->set_variance && o->sampler == r->kind) o->var_tilde = !r->var_beta;
-        if (o->noise_scale < 0 && o->sampler == r->kind) o->noise_scale = dfs_recipe_noise_scale(r);
         o->used_recipe = !o->set_sampler || !o->set_guidance;
     }
     float ns;

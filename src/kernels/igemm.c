@@ -266,18 +266,24 @@ AVX512 INLINE __m512 exp16(__m512 x) {
     return _mm512_mul_ps(p, _mm512_castsi512_ps(e));
 }
 
+/* z = a x + b, then silu(z) = z / (1 + exp(-z)) when silu: a reciprocal estimate (2^-14) and one
+ * Newton step (2^-28). The pre-op of act_avx512 and act_pad_avx512. */
+AVX512 INLINE __m512 act16(__m512 x, __m512 va, __m512 vb, int silu) {
+    __m512 z = _mm512_fmadd_ps(x, va, vb);
+    if (silu) {
+        const __m512 d = _mm512_add_ps(_mm512_set1_ps(1.0f), exp16(_mm512_sub_ps(_mm512_setzero_ps(), z)));
+        __m512 r = _mm512_rcp14_ps(d);
+        r = _mm512_mul_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(2.0f)));
+        z = _mm512_mul_ps(z, r);
+    }
+    return z;
+}
+
 AVX512 static void act_avx512(float *y, const float *x, size_t n, float a, float b, int silu) {
-    const __m512 va = _mm512_set1_ps(a), vb = _mm512_set1_ps(b), one = _mm512_set1_ps(1.0f);
+    const __m512 va = _mm512_set1_ps(a), vb = _mm512_set1_ps(b);
     for (size_t i = 0; i < n; i += 16) {
         const __mmask16 m = (__mmask16)(n - i >= 16 ? 0xffffu : (1u << (n - i)) - 1u);
-        __m512 z = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, x + i), va, vb);
-        if (silu) {
-            /* z / (1 + exp(-z)): reciprocal estimate (2^-14) and one Newton step (2^-28) */
-            const __m512 d = _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), z)));
-            __m512 r = _mm512_rcp14_ps(d);
-            r = _mm512_mul_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(2.0f)));
-            z = _mm512_mul_ps(z, r);
-        }
+        const __m512 z = act16(_mm512_maskz_loadu_ps(m, x + i), va, vb, silu);
         if (m == 0xffff) _mm512_storeu_ps(y + i, z);
         else _mm512_mask_storeu_ps(y + i, m, z);
     }
@@ -302,7 +308,7 @@ AVX512 static void pad_rows_avx512(float *dst, const float *src, int rows, int W
 AVX512 static void act_pad_avx512(float *dst, const float *src, int rows, int W, int pw, float a,
                                   float b, int silu) {
     const int Wp = W + 2 * pw;
-    const __m512 va = _mm512_set1_ps(a), vb = _mm512_set1_ps(b), one = _mm512_set1_ps(1.0f);
+    const __m512 va = _mm512_set1_ps(a), vb = _mm512_set1_ps(b);
     for (int h = 0; h < rows; h++) {
         float *d = dst + (size_t)h * Wp;
         const float *s = src + (size_t)h * W - pw;
@@ -310,13 +316,7 @@ AVX512 static void act_pad_avx512(float *dst, const float *src, int rows, int W,
             const int n = Wp - l0, lo = pw - l0 > 0 ? pw - l0 : 0, hi = pw + W - l0 < 16 ? pw + W - l0 : 16;
             const __mmask16 st = (__mmask16)(n >= 16 ? 0xffffu : (1u << n) - 1u);
             const __mmask16 in = (__mmask16)(hi > lo ? ((1u << hi) - 1u) & ~((1u << lo) - 1u) : 0u);
-            __m512 z = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(in, s + l0), va, vb);
-            if (silu) {
-                const __m512 e = _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), z)));
-                __m512 r = _mm512_rcp14_ps(e);
-                r = _mm512_mul_ps(r, _mm512_fnmadd_ps(e, r, _mm512_set1_ps(2.0f)));
-                z = _mm512_mul_ps(z, r);
-            }
+            const __m512 z = act16(_mm512_maskz_loadu_ps(in, s + l0), va, vb, silu);
             _mm512_mask_storeu_ps(d + l0, st, _mm512_maskz_mov_ps(in, z)); /* padding: 0 */
         }
     }
