@@ -74,12 +74,16 @@ static const char train_help[] =
     "  --lr X              peak learning rate (default 1e-3), divided by 10 at 75% and at 90%\n"
     "                      of the run (of --steps, or of --minutes when that comes first),\n"
     "                      after 100 warm-up steps\n"
+    "  --ema DECAY         EMA decay of the weights that model.safetensors holds; 0 keeps none,\n"
+    "                      so it holds the last weights (default 0.999; EDM's QM9 model used\n"
+    "                      0.9999)\n"
     "  --seed N            (default 1)\n"
     "  --save-every N      checkpoint every N steps (default 500)\n"
     "  --log-every N       a metrics.csv line every N steps (default 10)\n"
     "  --resume            continue RUNDIR/last.safetensors with the run's own --batch and,\n"
-    "                      unless given, its --data, --lr, --steps, --minutes, --save-every and\n"
-    "                      --log-every, so that its learning-rate schedule goes on as it was\n"
+    "                      unless given, its --data, --lr, --ema, --steps, --minutes,\n"
+    "                      --save-every and --log-every, so that its learning-rate schedule\n"
+    "                      goes on as it was\n"
     "  --threads N         OpenMP threads (default: all)\n"
     "several processes (docs/DISTRIBUTED.md):\n"
     "  mpirun -np N diffuse mol train ... trains data-parallel: every rank reads the data\n"
@@ -95,7 +99,7 @@ typedef struct {
 static int parse_train(mtrain_args *a, int argc, char **argv) {
     memset(a, 0, sizeof *a);
     dfs_mol_config_default(&a->mc);
-    a->t = (cli_train_args){.steps = 20000, .batch = 64, .seed = 1, .save_every = 500, .log_every = 10, .lr = 1e-3};
+    a->t = (cli_train_args){.steps = 20000, .batch = 64, .seed = 1, .save_every = 500, .log_every = 10, .lr = 1e-3, .ema = 0.999};
     static const struct option opts[] = {
         {"data", required_argument, 0, 'd'}, {"out", required_argument, 0, 'o'}, {"hidden", required_argument, 0, 'C'},
         {"layers", required_argument, 0, 'L'}, {"sublayers", required_argument, 0, 'U'},
@@ -214,6 +218,7 @@ static int mol_train_run(int argc, char **argv) {
     dfs_mol_train_config_default(&tc);
     tc.batch = (int)a.t.batch;
     tc.opt.lr = (float)a.t.lr;
+    tc.opt.ema_decay = (float)a.t.ema;
     dfs_mol_trainer *tr = NULL;
     if (!rc && (ds = dfs_mol_trainer_new(&tr, m, &tc, set.mols, set.n, &st)) != DFS_OK)
         rc = cli_fail("mol train: %s: %s", a.data, dfs_last_error());
@@ -244,7 +249,7 @@ static int mol_train_run(int argc, char **argv) {
     cli_train_loop L = {.cmd = "mol train", .unit = "molecules", .resumed = a.t.resume, .ckpt = ckpt, .final = final,
                         .csv = csv, .metrics = mf,
                         .steps = a.t.steps, .batch = a.t.batch, .save_every = a.t.save_every, .log_every = a.t.log_every,
-                        .minutes = a.t.minutes, .lr = a.t.lr, .warmup = tc.opt.warmup, .user = &u,
+                        .minutes = a.t.minutes, .lr = a.t.lr, .ema = a.t.ema, .warmup = tc.opt.warmup, .user = &u,
                         .step = mol_loop_step, .save = mol_loop_save};
     if (!rc) rc = cli_train_loop_run(&L, &st);
     if (mf && fclose(mf) != 0 && !rc) rc = cli_fail("cannot write %s: %s", csv, strerror(errno));

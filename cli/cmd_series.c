@@ -84,13 +84,15 @@ static const char train_help[] =
     "  --lr X              peak learning rate (default 1e-3), divided by 10 at 75% and at 90%\n"
     "                      of the run (CSDI's schedule; of --steps, or of --minutes when that\n"
     "                      comes first), after 100 warm-up steps\n"
+    "  --ema DECAY         EMA decay of the weights that model.safetensors holds; 0 keeps none,\n"
+    "                      so it holds the last weights (default 0.999)\n"
     "  --seed N            (default 1)\n"
     "  --save-every N      checkpoint every N steps (default 500)\n"
     "  --log-every N       a metrics.csv line every N steps (default 10)\n"
     "  --resume            continue RUNDIR/last.safetensors with the run's own --batch and,\n"
-    "                      unless given, its --data, --columns, --until, --lr, --steps,\n"
-    "                      --minutes, --save-every and --log-every, so that its learning-rate\n"
-    "                      schedule goes on as it was\n"
+    "                      unless given, its --data, --columns, --until, --lr, --ema,\n"
+    "                      --steps, --minutes, --save-every and --log-every, so that its\n"
+    "                      learning-rate schedule goes on as it was\n"
     "  --threads N         OpenMP threads (default: all)\n"
     "several processes (docs/DISTRIBUTED.md):\n"
     "  mpirun -np N diffuse series train ... trains data-parallel: every rank reads the CSV\n"
@@ -107,7 +109,7 @@ typedef struct {
 static int parse_train(strain_args *a, int argc, char **argv) {
     memset(a, 0, sizeof *a);
     dfs_series_config_default(&a->mc);
-    a->t = (cli_train_args){.steps = 3000, .batch = 16, .seed = 1, .save_every = 500, .log_every = 10, .lr = 1e-3};
+    a->t = (cli_train_args){.steps = 3000, .batch = 16, .seed = 1, .save_every = 500, .log_every = 10, .lr = 1e-3, .ema = 0.999};
     static const struct option opts[] = {
         {"data", required_argument, 0, 'd'}, {"columns", required_argument, 0, 'c'}, {"until", required_argument, 0, 'u'},
         {"out", required_argument, 0, 'o'}, {"window", required_argument, 0, 'w'}, {"channels", required_argument, 0, 'C'},
@@ -304,6 +306,7 @@ static int series_train_run(int argc, char **argv) {
     dfs_series_train_config_default(&tc);
     tc.batch = (int)a.t.batch;
     tc.opt.lr = (float)a.t.lr;
+    tc.opt.ema_decay = (float)a.t.ema;
     dfs_series_trainer *tr = NULL;
     if (!rc && (ds = dfs_series_trainer_new(&tr, m, &tc, &s, train_end, &st)) != DFS_OK) rc = cli_fail_status(ds);
     FILE *mf = NULL;
@@ -337,7 +340,7 @@ static int series_train_run(int argc, char **argv) {
     cli_train_loop L = {.cmd = "series train", .unit = "windows", .resumed = a.t.resume, .ckpt = ckpt, .final = final,
                         .csv = csv, .metrics = mf,
                         .steps = a.t.steps, .batch = a.t.batch, .save_every = a.t.save_every, .log_every = a.t.log_every,
-                        .minutes = a.t.minutes, .lr = a.t.lr, .warmup = tc.opt.warmup, .user = &u,
+                        .minutes = a.t.minutes, .lr = a.t.lr, .ema = a.t.ema, .warmup = tc.opt.warmup, .user = &u,
                         .step = series_loop_step, .save = series_loop_save};
     if (!rc) rc = cli_train_loop_run(&L, &st);
     if (mf && fclose(mf) != 0 && !rc) rc = cli_fail("cannot write %s: %s", csv, strerror(errno));

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 int cli_train_option(int o, const char *arg, cli_train_args *t) {
-    if (o >= CLI_TRAIN_OPT && o <= CLI_TRAIN_OPT + 8) t->given |= 1u << (o - CLI_TRAIN_OPT);
+    if (o >= CLI_TRAIN_OPT && o <= CLI_TRAIN_OPT + 9) t->given |= 1u << (o - CLI_TRAIN_OPT);
     switch (o - CLI_TRAIN_OPT) {
     case 0: return cli_int("--steps", arg, 1, 100000000, &t->steps) ? 2 : 0;
     case 1: return cli_float("--minutes", arg, 0, 1e7, &t->minutes) ? 2 : 0; /* 0: no limit */
@@ -22,6 +22,7 @@ int cli_train_option(int o, const char *arg, cli_train_args *t) {
     case 6: return cli_int("--log-every", arg, 1, 100000000, &t->log_every) ? 2 : 0;
     case 7: t->resume = 1; return 0;
     case 8: return cli_int("--threads", arg, 1, 1024, &t->threads) ? 2 : 0;
+    case 9: return cli_float("--ema", arg, 0, 0.999999, &t->ema) ? 2 : 0; /* 0: no EMA */
     default: return -1;
     }
 }
@@ -30,7 +31,7 @@ int cli_train_record(cJSON *rec, const cli_train_args *t) {
     const struct {
         const char *key;
         double v;
-    } f[] = {{"batch", (double)t->batch}, {"lr", t->lr},       {"steps", (double)t->steps}, {"minutes", t->minutes},
+    } f[] = {{"batch", (double)t->batch}, {"lr", t->lr}, {"ema", t->ema}, {"steps", (double)t->steps}, {"minutes", t->minutes},
              {"save_every", (double)t->save_every}, {"log_every", (double)t->log_every}};
     for (size_t k = 0; k < sizeof f / sizeof *f; k++)
         if (!cJSON_AddNumberToObject(rec, f[k].key, f[k].v)) return -1;
@@ -71,6 +72,7 @@ int cli_train_restore(const char *cmd, const char *json, cli_train_args *t, cJSO
         double *d;
     } f[] = {{"batch", "--batch", 2, 1, 1, 4096, &t->batch, NULL},
              {"lr", "--lr", 3, 0, 1e-8, 0.999, NULL, &t->lr},
+             {"ema", "--ema", 9, 0, 0, 0.999999, NULL, &t->ema},
              {"steps", "--steps", 0, 1, 1, 100000000, &t->steps, NULL},
              {"minutes", "--minutes", 1, 0, 0, 1e7, NULL, &t->minutes},
              {"save_every", "--save-every", 5, 1, 1, 100000000, &t->save_every, NULL},
@@ -89,6 +91,8 @@ int cli_train_restore(const char *cmd, const char *json, cli_train_args *t, cJSO
             fprintf(stderr, "diffuse: note: --batch ignored; the resumed run keeps its %g\n", d);
         else if (given && f[k].bit == 3)
             cli_train_lr_note(d, now);
+        else if (given && f[k].bit == 9 && (float)d != (float)now && lead)
+            fprintf(stderr, "diffuse: note: the run kept an EMA of decay %g; it continues with %g\n", d, now);
         if (given && f[k].bit != 2) continue;
         if (f[k].l) *f[k].l = (long)d;
         else *f[k].d = d;
@@ -131,7 +135,8 @@ int cli_train_loop_run(const cli_train_loop *L, dfs_train_state *st) {
     int rc = 0, stop = 0;
     cli_catch_signals();
     if (lead && L->resumed) {
-        fprintf(stderr, "%s: resuming with batch %ld, lr %g, steps %ld, ", L->cmd, L->batch, L->lr, L->steps);
+        fprintf(stderr, "%s: resuming with batch %ld, lr %g, ema %g, steps %ld, ", L->cmd, L->batch, L->lr, L->ema,
+                L->steps);
         if (L->minutes > 0) fprintf(stderr, "minutes %g", L->minutes);
         else fprintf(stderr, "no time limit");
         fprintf(stderr, ", save every %ld, log every %ld (the run's own unless given)\n", L->save_every, L->log_every);

@@ -19,6 +19,7 @@ typedef struct {
     long steps, batch, save_every, log_every;
     double minutes;               /* 0: no limit; else the run's total over resumes */
     double lr;                    /* the peak rate */
+    double ema;                   /* the EMA decay, for the message of a resume */
     int warmup;                   /* the optimiser's warm-up steps (metrics.csv shows the ramp) */
     void *user;
     /* one optimiser step at learning rate lr */
@@ -31,11 +32,12 @@ typedef struct {
 typedef struct {
     long steps, batch, seed, save_every, log_every, threads;
     double minutes, lr;
+    double ema;     /* the EMA decay of the weights; the command sets its default */
     int resume;
     unsigned given; /* bit k: option CLI_TRAIN_OPT + k was on the command line */
 } cli_train_args;
 
-/* Their getopt_long entries (the codes are CLI_TRAIN_OPT + 0..8), for a command's table; clear
+/* Their getopt_long entries (the codes are CLI_TRAIN_OPT + 0..9), for a command's table; clear
  * of the series task options' 1000..1019 (cli/series.h). */
 enum { CLI_TRAIN_OPT = 1100 };
 #define CLI_TRAIN_OPTIONS                                                                                            \
@@ -43,14 +45,14 @@ enum { CLI_TRAIN_OPT = 1100 };
         {"batch", required_argument, 0, CLI_TRAIN_OPT + 2}, {"lr", required_argument, 0, CLI_TRAIN_OPT + 3},       \
         {"seed", required_argument, 0, CLI_TRAIN_OPT + 4}, {"save-every", required_argument, 0, CLI_TRAIN_OPT + 5}, \
         {"log-every", required_argument, 0, CLI_TRAIN_OPT + 6}, {"resume", no_argument, 0, CLI_TRAIN_OPT + 7},     \
-        {"threads", required_argument, 0, CLI_TRAIN_OPT + 8}
+        {"threads", required_argument, 0, CLI_TRAIN_OPT + 8}, {"ema", required_argument, 0, CLI_TRAIN_OPT + 9}
 
 /* Takes option o with its argument when it is one of CLI_TRAIN_OPTIONS: 0 when taken, 2 after
  * a message when the value is bad, -1 when o is not one of them. */
 int cli_train_option(int o, const char *arg, cli_train_args *t);
 
-/* The run's record (the "train" JSON of its checkpoints) gets t's settings: batch, lr, steps,
- * minutes (0: no limit), save_every and log_every. 0, or -1 when out of memory. */
+/* The run's record (the "train" JSON of its checkpoints) gets t's settings: batch, lr, ema,
+ * steps, minutes (0: no limit), save_every and log_every. 0, or -1 when out of memory. */
 int cli_train_record(struct cJSON *rec, const cli_train_args *t);
 
 /* A number of a run's record (key in rec), checked against the range of the option it stands
@@ -64,8 +66,8 @@ int cli_record_number(const struct cJSON *rec, const char *key, double lo, doubl
 int cli_train_lr_note(double recorded, double given);
 
 /* A resumed run takes its record's settings (json, from its checkpoint): the batch always (a
- * note names a --batch that says otherwise), and lr, steps, minutes, save_every and log_every
- * unless given (a note names a given --lr that differs: a run whose loss went NaN resumes with
+ * note names a --batch that says otherwise), and lr, ema, steps, minutes, save_every and
+ * log_every unless given (a note names a given --lr that differs: a run whose loss went NaN resumes with
  * a lower one). A setting the record lacks (an older run's) keeps the option's value
  * (cli_train_loop_run then says what the run continues with). *rec_out (when rec_out is
  * non-NULL) gets the parsed record, for the command's own settings, to be freed with

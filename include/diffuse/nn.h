@@ -42,7 +42,8 @@ typedef struct {
     float weight_decay; /* decoupled (Loshchilov & Hutter 2019), default 0 */
     int warmup;         /* linear warm-up steps (default 500) */
     float clip;         /* global grad-norm clip, <= 0 disables (default 1.0) */
-    float ema_decay;    /* 0.9999 with warm-up min(decay, (1+s)/(10+s)); <= 0 disables */
+    float ema_decay;    /* 0.9999 with warm-up min(decay, (1+s)/(10+s)); <= 0: the EMA is
+                         * the weights themselves */
 } dfs_adamw_config;
 
 void dfs_adamw_config_default(dfs_adamw_config *c);

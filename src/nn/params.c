@@ -129,8 +129,12 @@ dfs_status dfs_adamw_step(dfs_params *p, const dfs_adamw_config *c, long step, f
         w[i] = w[i] * decay - step_size * m[i] / (sqrtf(v[i]) / bc2s + eps);
     }
 
-    /* EMA of the weights with warm-up (Tan & Le 2019; as in the DDPM reference code). */
-    if (c->ema_decay > 0.0f) {
+    /* EMA of the weights with warm-up (Tan & Le 2019; as in the DDPM reference code). A decay
+     * of 0 keeps the weights themselves, so that a sampling checkpoint (which holds the EMA)
+     * holds the last weights rather than the first. */
+    if (c->ema_decay <= 0.0f) {
+        memcpy(p->ema, w, n * sizeof(float));
+    } else {
         float d = c->ema_decay;
         float warm = (1.0f + (float)step) / (10.0f + (float)step);
         if (warm < d) d = warm;

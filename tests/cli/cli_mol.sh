@@ -13,7 +13,7 @@ for sub in train sample eval render; do
     check "mol --help lists $sub" grep -q "^  $sub " "$T/h"
     "$D" mol $sub --help >"$T/h_$sub" 2>&1; check "mol $sub --help exits 0" [ $? -eq 0 ]
 done
-check "train --help names every option" sh -c 'for o in --data --out --hidden --layers --sublayers --attention --T --schedule --steps --minutes --batch --lr --seed --save-every --log-every --resume --threads; do grep -q -e "$o" "$1" || exit 1; done' - "$T/h_train"
+check "train --help names every option" sh -c 'for o in --data --out --hidden --layers --sublayers --attention --T --schedule --steps --minutes --batch --lr --ema --seed --save-every --log-every --resume --threads; do grep -q -e "$o" "$1" || exit 1; done' - "$T/h_train"
 check "sample --help names every option" sh -c 'for o in --model --out --n --atoms --fragment --resample --jump --sampler --steps --eta --variance --noise-scale --trajectory --seed --raw --threads; do grep -q -e "$o" "$1" || exit 1; done' - "$T/h_sample"
 check "eval --help names every option" sh -c 'for o in --samples --train --json --table "validity (EDM)"; do grep -q -e "$o" "$1" || exit 1; done' - "$T/h_eval"
 
@@ -37,7 +37,7 @@ same_files "3 + 3 resumed steps give the model of 6 steps" "$T/run/model.safeten
 "$D" mol train --data "$T/set.xyz" --out "$T/r4" $TINY --steps 3 --lr 3e-3 --log-every 1 2>/dev/null
 "$D" mol train --out "$T/r4" --resume --steps 6 --threads 2 2>"$T/e4"; rc=$?
 check "a resume given only --steps exits 0: $(tail -n 1 "$T/e4")" [ $rc -eq 0 ]
-check "and says what it continues with" grep -q "^mol train: resuming with batch 4, lr 0.003, steps 6, no time limit, save every 500, log every 1 " "$T/e4"
+check "and says what it continues with" grep -q "^mol train: resuming with batch 4, lr 0.003, ema 0.999, steps 6, no time limit, save every 500, log every 1 " "$T/e4"
 check "and reads the run's data" grep -q "3 molecules of up to 9 atoms from $T/set.xyz" "$T/e4"
 same_files "3 + 3 steps resumed with the run's own settings give the model of 6" "$T/r3/model.safetensors" "$T/r4/model.safetensors"
 check "metrics.csv logs every step" [ "$(tail -n +2 "$T/r4/metrics.csv" | cut -d, -f1 | tr '\n' ' ')" = "1 2 3 4 5 6 " ]
@@ -45,17 +45,32 @@ check "metrics.csv logs every step" [ "$(tail -n +2 "$T/r4/metrics.csv" | cut -d
 check "a resume past the recorded --steps 6 trains nothing (exit $rc)" grep -q "is already at step 6 (--steps 6): nothing to train" "$T/e5"
 check "a given --batch is named as ignored" grep -q "note: --batch ignored; the resumed run keeps its 4" "$T/e5"
 check "a given --lr is named as taken" grep -q "note: the run trained at --lr 0.003; it continues at 0.0001" "$T/e5"
+# --ema: recorded and resumed; a given one is named; 0 makes model.safetensors the last
+# weights (before stop 33 it held the first), so it samples as the raw weights do
+"$D" mol train --data "$T/set.xyz" --out "$T/r8" $TINY --steps 2 --ema 0.9 2>/dev/null
+"$D" mol train --out "$T/r8" --resume --steps 3 2>"$T/e8"; rc=$?
+check "a resume keeps the run's --ema 0.9 (exit $rc)" grep -q "^mol train: resuming with batch 4, lr 0.001, ema 0.9, steps 3," "$T/e8"
+"$D" mol train --out "$T/r8" --resume --steps 4 --ema 0.5 2>"$T/e8"; rc=$?
+check "a given --ema is named as taken (exit $rc)" grep -q "note: the run kept an EMA of decay 0.9; it continues with 0.5" "$T/e8"
+"$D" mol train --data "$T/set.xyz" --out "$T/r9" $TINY --steps 3 --ema 0 2>/dev/null
+"$D" mol sample --model "$T/r9/model.safetensors" --n 2 --steps 20 --out "$T/r9-ema.xyz" 2>/dev/null
+"$D" mol sample --model "$T/r9/last.safetensors" --raw --n 2 --steps 20 --out "$T/r9-raw.xyz" 2>/dev/null
+same_files "--ema 0: the sampling model is the last weights" "$T/r9-ema.xyz" "$T/r9-raw.xyz"
+"$D" mol sample --model "$T/r9/last.safetensors" --n 2 --steps 20 --out "$T/r9-init.xyz" 2>/dev/null
+check "and its EMA copy in last.safetensors too" cmp -s "$T/r9-ema.xyz" "$T/r9-init.xyz"
+expect_error "--ema 1 refused" "--ema" "$D" mol train --data "$T/set.xyz" --out "$T/x" $TINY --ema 1
+expect_error "--ema -0.1 refused" "--ema" "$D" mol train --data "$T/set.xyz" --out "$T/x" $TINY --ema -0.1
 # a recorded --minutes goes on, and --minutes 0 lifts it
 "$D" mol train --data "$T/set.xyz" --out "$T/r6" $TINY --steps 2 --minutes 1000 2>/dev/null
 "$D" mol train --out "$T/r6" --resume --steps 3 2>"$T/e6"; rc=$?
-check "a resume of a run of --minutes 1000 exits 0 ($rc) and keeps the limit" grep -q "^mol train: resuming with batch 4, lr 0.001, steps 3, minutes 1000," "$T/e6"
+check "a resume of a run of --minutes 1000 exits 0 ($rc) and keeps the limit" grep -q "^mol train: resuming with batch 4, lr 0.001, ema 0.999, steps 3, minutes 1000," "$T/e6"
 "$D" mol train --out "$T/r6" --resume --steps 4 --minutes 0 2>"$T/e6"; rc=$?
-check "--minutes 0 lifts it (exit $rc)" grep -q "^mol train: resuming with batch 4, lr 0.001, steps 4, no time limit," "$T/e6"
+check "--minutes 0 lifts it (exit $rc)" grep -q "^mol train: resuming with batch 4, lr 0.001, ema 0.999, steps 4, no time limit," "$T/e6"
 # a checkpoint without a training record (optional, docs/CHECKPOINTS.md) resumes with the options
 mkdir -p "$T/r7"; edit_train "$T/r4/last.safetensors" "$T/r7/last.safetensors" "*" -
 "$D" mol train --out "$T/r7" --resume --data "$T/set.xyz" --batch 4 --steps 7 2>"$T/e7"; rc=$?
 check "a checkpoint without a record resumes with --data and --batch given (exit $rc): $(tail -n 1 "$T/e7")" [ $rc -eq 0 ]
-check "and says what it continues with" grep -q "^mol train: resuming with batch 4, lr 0.001, steps 7, no time limit, save every 500, log every 10 " "$T/e7"
+check "and says what it continues with" grep -q "^mol train: resuming with batch 4, lr 0.001, ema 0.999, steps 7, no time limit, save every 500, log every 10 " "$T/e7"
 edit_train "$T/r4/last.safetensors" "$T/r5.safetensors" lr 7
 mkdir -p "$T/r5"; cp "$T/r5.safetensors" "$T/r5/last.safetensors"
 expect_error "a resumed record with lr 7" '"lr" is not a number in \[1e-08, 0.999\]' "$D" mol train --out "$T/r5" --resume --steps 9

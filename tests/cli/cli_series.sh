@@ -282,7 +282,7 @@ check "and creates no folder" [ ! -e "$T/nothing" ]
 "$D" series train $TRAIN $TINY --steps 3 --lr 3e-3 --log-every 1 --out "$T/rb" 2>/dev/null
 "$D" series train --out "$T/rb" --resume --steps 6 --threads 1 2>"$T/rb.err"; rc=$?
 check "a resume given only --steps exits 0 (got $rc): $(tail -n 1 "$T/rb.err")" [ $rc -eq 0 ]
-check "and says what it continues with" grep -q "^series train: resuming with batch 4, lr 0.003, steps 6, no time limit, save every 500, log every 1 " "$T/rb.err"
+check "and says what it continues with" grep -q "^series train: resuming with batch 4, lr 0.003, ema 0.999, steps 6, no time limit, save every 500, log every 1 " "$T/rb.err"
 check "on the run's rows" grep -q "1096 training rows to 2014-12-31" "$T/rb.err"
 same_files "3 + 3 steps resumed with the run's own settings give the model of 6" "$T/ra/model.safetensors" "$T/rb/model.safetensors"
 "$D" series train --out "$T/rb" --resume --until 2014-06-30 --steps 7 --threads 1 2>"$T/rb2.err"; rc=$?

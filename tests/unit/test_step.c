@@ -195,7 +195,46 @@ static void test_reducer(void) {
     CHECK(dfs_set_reducer(&bad) == DFS_ERR_ARG, "a reducer without a sum refused");
 }
 
+/* The EMA of dfs_adamw_step: with its warm-up, e_s = d e_{s-1} + (1 - d) w_s where
+ * d = min(decay, (1 + s) / (10 + s)), the same float operations bit for bit; decay 0 makes it
+ * the weights themselves (before stop 33 the EMA was left at the first weights, so that a
+ * sampling checkpoint of a run with --ema 0 held its initialisation). */
+static void test_ema(void) {
+    const float decays[3] = {0.0f, 0.9f, 0.05f};
+    for (int k = 0; k < 3; k++) {
+        dfs_params *p = dfs_params_new();
+        dfs_tensor *t = dfs_params_add(p, "w", 1, (int[]){5});
+        CHECK(t && dfs_params_finalize(p) == DFS_OK, "params");
+        if (!t) return;
+        for (int i = 0; i < 5; i++) p->data[i] = 0.25f * (float)(i - 2);
+        dfs_params_ema_init(p);
+        dfs_adamw_config c;
+        dfs_adamw_config_default(&c);
+        c.ema_decay = decays[k];
+        c.warmup = 0;
+        c.lr = 0.1f;
+        int same = 1;
+        for (long s = 1; s <= 30; s++) {
+            float before[5];
+            memcpy(before, p->ema, sizeof before);
+            for (int i = 0; i < 5; i++) p->grad[i] = (float)((i + s) % 3) - 1.0f;
+            CHECK(dfs_adamw_step(p, &c, s, NULL) == DFS_OK, "step %ld", s);
+            float d = (1.0f + (float)s) / (10.0f + (float)s);
+            if (decays[k] < d) d = decays[k];
+            for (int i = 0; i < 5; i++) {
+                const float want = decays[k] > 0 ? d * before[i] + (1.0f - d) * p->data[i] : p->data[i];
+                same &= memcmp(&want, &p->ema[i], sizeof want) == 0;
+            }
+        }
+        int moved = p->data[0] != -0.5f;
+        CHECK(same && moved, "EMA of decay %g: the warm-up formula bit for bit over 30 steps (weights moved: %d)",
+              (double)decays[k], moved);
+        dfs_params_free(p);
+    }
+}
+
 int main(void) {
+    test_ema();
     test_reducer(); /* first, before other tests leave work to OpenMP (its child runs one-thread teams only) */
     test_masked_step(1);
     test_masked_step(2);
