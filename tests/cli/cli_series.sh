@@ -285,6 +285,14 @@ check "a resume given only --steps exits 0 (got $rc): $(tail -n 1 "$T/rb.err")" 
 check "and says what it continues with" grep -q "^series train: resuming with batch 4, lr 0.003, ema 0.999, steps 6, no time limit, save every 500, log every 1 " "$T/rb.err"
 check "on the run's rows" grep -q "1096 training rows to 2014-12-31" "$T/rb.err"
 same_files "3 + 3 steps resumed with the run's own settings give the model of 6" "$T/ra/model.safetensors" "$T/rb/model.safetensors"
+# with --ema 0.3 the same 3 + 3 steps: the resume keeps the run's EMA, and its model differs (the
+# warm-up min(decay, (1 + s) / (10 + s)) makes any decay above 0.44 the same over 6 steps)
+"$D" series train $TRAIN $TINY --steps 3 --lr 3e-3 --ema 0.3 --log-every 1 --out "$T/re" 2>/dev/null
+"$D" series train --out "$T/re" --resume --steps 6 --threads 1 2>"$T/re.err"; rc=$?
+check "a resume of an --ema 0.3 run keeps it (exit $rc)" grep -q "^series train: resuming with batch 4, lr 0.003, ema 0.3, steps 6," "$T/re.err"
+check "and its sampling weights are other than the default EMA's (the files' last 4 KB)" \
+    sh -c '[ -s "$0" ] && [ "$(tail -c 4096 "$0" | od -An -tx1)" != "$(tail -c 4096 "$1" | od -An -tx1)" ]' \
+    "$T/ra/model.safetensors" "$T/re/model.safetensors"
 "$D" series train --out "$T/rb" --resume --until 2014-06-30 --steps 7 --threads 1 2>"$T/rb2.err"; rc=$?
 check "a resume with another --until exits 0 (got $rc)" [ $rc -eq 0 ]
 check "and says the run's span changes" grep -q "note: series train: the run trained with --until 2014-12-31; it continues with 2014-06-30" "$T/rb2.err"
