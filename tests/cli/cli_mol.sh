@@ -60,6 +60,15 @@ same_files "--ema 0: the sampling model is the last weights" "$T/r9-ema.xyz" "$T
 check "and its EMA copy in last.safetensors too" cmp -s "$T/r9-ema.xyz" "$T/r9-init.xyz"
 expect_error "--ema 1 refused" "--ema" "$D" mol train --data "$T/set.xyz" --out "$T/x" $TINY --ema 1
 expect_error "--ema -0.1 refused" "--ema" "$D" mol train --data "$T/set.xyz" --out "$T/x" $TINY --ema -0.1
+# bench/mol_cc.sh, the C-C distance table of docs/MOLECULES.md: two C-C pairs, 1.33 and 1.54 A (and
+# a C-H pair, not counted), fall in their bins; a file that ends inside a molecule is refused
+printf '3\nethene part\nC 0 0 0\nC 1.33 0 0\nH 0 1.08 0\n2\nethane part\nC 0 0 0\nC 0 0 1.54\n' >"$T/cc.xyz"
+sh "$(dirname "$0")/../../bench/mol_cc.sh" "$T/cc.xyz" >"$T/cc.out" 2>&1
+check "mol_cc.sh bins 1.33 and 1.54 A: $(tail -n 1 "$T/cc.out")" \
+    sh -c 'tail -n 1 "$0" | awk "{ exit !(\$2 == 2 && \$3 == 2 && \$5 == 50 && \$10 == 50 && \$4 + \$6 + \$7 + \$8 + \$9 + \$11 == 0) }"' "$T/cc.out"
+head -n 4 "$T/cc.xyz" >"$T/cc-cut.xyz"
+sh "$(dirname "$0")/../../bench/mol_cc.sh" "$T/cc-cut.xyz" >/dev/null 2>"$T/cc.err"; rc=$?
+check "and refuses a file cut inside a molecule (exit $rc)" sh -c '[ $0 -ne 0 ] && grep -q "ends inside a molecule" "$1"' $rc "$T/cc.err"
 # a recorded --minutes goes on, and --minutes 0 lifts it
 "$D" mol train --data "$T/set.xyz" --out "$T/r6" $TINY --steps 2 --minutes 1000 2>/dev/null
 "$D" mol train --out "$T/r6" --resume --steps 3 2>"$T/e6"; rc=$?
