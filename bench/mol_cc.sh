@@ -23,14 +23,15 @@ for f in "$@"; do
             k = 0
         }
         BEGIN { split("1.30 1.35 1.375 1.425 1.475 1.525 1.575", edge, " "); for (b = 1; b <= 7; b++) edge[b] += 0 }
-        left == 0 { if (NF == 0) next; if ($1 !~ /^[0-9]+$/) { print name ": line " NR ": not an atom count" > "/dev/stderr"; exit 2 }
+        left == 0 { if (NF == 0) next; if ($1 !~ /^[0-9]+$/) { print name ": line " NR ": not an atom count" > "/dev/stderr"; bad = 1; exit 2 }
                     n = $1; left = -1; mols++; next }
-        left == -1 { left = n; if (!left) left = 0; next }
+        left == -1 { left = n; next }
         { k++; el[k] = $1; x[k] = $2; y[k] = $3; z[k] = $4; if (--left == 0) flush() }
         END {
+            if (bad) exit 2
             if (left != 0) { print name ": ends inside a molecule" > "/dev/stderr"; exit 2 }
             printf "%-34s %5d %6d ", name, mols, pairs
             for (b = 1; b <= 8; b++) printf " %5.1f", pairs ? 100 * h[b] / pairs : 0
             printf "\n"
-        }' "$f" || exit 1
+        }' "$f" || exit $?
 done

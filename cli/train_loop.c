@@ -31,7 +31,7 @@ int cli_train_record(cJSON *rec, const cli_train_args *t) {
     const struct {
         const char *key;
         double v;
-    } f[] = {{"batch", (double)t->batch}, {"lr", t->lr}, {"ema", t->ema}, {"steps", (double)t->steps}, {"minutes", t->minutes},
+    } f[] = {{"batch", (double)t->batch}, {"lr", t->lr}, {"ema", (double)(float)t->ema}, {"steps", (double)t->steps}, {"minutes", t->minutes},
              {"save_every", (double)t->save_every}, {"log_every", (double)t->log_every}};
     for (size_t k = 0; k < sizeof f / sizeof *f; k++)
         if (!cJSON_AddNumberToObject(rec, f[k].key, f[k].v)) return -1;

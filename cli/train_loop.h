@@ -67,8 +67,8 @@ int cli_train_lr_note(double recorded, double given);
 
 /* A resumed run takes its record's settings (json, from its checkpoint): the batch always (a
  * note names a --batch that says otherwise), and lr, ema, steps, minutes, save_every and
- * log_every unless given (a note names a given --lr that differs: a run whose loss went NaN resumes with
- * a lower one). A setting the record lacks (an older run's) keeps the option's value
+ * log_every unless given (a note names a given --lr or --ema that differs: a run whose loss went
+ * NaN resumes with a lower --lr). A setting the record lacks (an older run's) keeps the option's value
  * (cli_train_loop_run then says what the run continues with). *rec_out (when rec_out is
  * non-NULL) gets the parsed record, for the command's own settings, to be freed with
  * cJSON_Delete. 0, or 2 after a message: a record that is not a JSON object, or a setting out

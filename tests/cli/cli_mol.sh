@@ -58,6 +58,10 @@ check "a given --ema is named as taken (exit $rc)" grep -q "note: the run kept a
 same_files "--ema 0: the sampling model is the last weights" "$T/r9-ema.xyz" "$T/r9-raw.xyz"
 "$D" mol sample --model "$T/r9/last.safetensors" --n 2 --steps 20 --out "$T/r9-init.xyz" 2>/dev/null
 check "and its EMA copy in last.safetensors too" cmp -s "$T/r9-ema.xyz" "$T/r9-init.xyz"
+"$D" mol train --data "$T/set.xyz" --out "$T/r10" $TINY --steps 1 --ema 0.999999 2>/dev/null
+"$D" mol train --out "$T/r10" --resume --steps 2 2>"$T/e10"; rc=$?
+check "a run at the largest --ema, 0.999999, resumes (exit $rc): $(tail -n 1 "$T/e10")" \
+    sh -c '[ $0 -eq 0 ] && grep -q "lr 0.001, ema 0.999999, steps 2," "$1"' $rc "$T/e10"
 expect_error "--ema 1 refused" "--ema" "$D" mol train --data "$T/set.xyz" --out "$T/x" $TINY --ema 1
 expect_error "--ema -0.1 refused" "--ema" "$D" mol train --data "$T/set.xyz" --out "$T/x" $TINY --ema -0.1
 # bench/mol_cc.sh, the C-C distance table of docs/MOLECULES.md: two C-C pairs, 1.33 and 1.54 A (and

@@ -290,8 +290,10 @@ same_files "3 + 3 steps resumed with the run's own settings give the model of 6"
 "$D" series train $TRAIN $TINY --steps 3 --lr 3e-3 --ema 0.3 --log-every 1 --out "$T/re" 2>/dev/null
 "$D" series train --out "$T/re" --resume --steps 6 --threads 1 2>"$T/re.err"; rc=$?
 check "a resume of an --ema 0.3 run keeps it (exit $rc)" grep -q "^series train: resuming with batch 4, lr 0.003, ema 0.3, steps 6," "$T/re.err"
-check "and its sampling weights are other than the default EMA's (the files' last 4 KB)" \
-    sh -c '[ -s "$0" ] && [ "$(tail -c 4096 "$0" | od -An -tx1)" != "$(tail -c 4096 "$1" | od -An -tx1)" ]' \
+"$D" series train $TRAIN $TINY --steps 6 --lr 3e-3 --ema 0.3 --log-every 1 --out "$T/rf" 2>/dev/null
+same_files "3 + 3 steps resumed give the model of one run of 6 at --ema 0.3" "$T/rf/model.safetensors" "$T/re/model.safetensors"
+check "whose sampling weights are other than the default EMA's (the files' last 4 KB)" \
+    sh -c '[ -s "$0" ] && [ -s "$1" ] && [ "$(tail -c 4096 "$0" | od -An -tx1)" != "$(tail -c 4096 "$1" | od -An -tx1)" ]' \
     "$T/ra/model.safetensors" "$T/re/model.safetensors"
 "$D" series train --out "$T/rb" --resume --until 2014-06-30 --steps 7 --threads 1 2>"$T/rb2.err"; rc=$?
 check "a resume with another --until exits 0 (got $rc)" [ $rc -eq 0 ]

@@ -234,8 +234,8 @@ static void test_ema(void) {
 }
 
 int main(void) {
-    test_ema();
     test_reducer(); /* first, before other tests leave work to OpenMP (its child runs one-thread teams only) */
+    test_ema();
     test_masked_step(1);
     test_masked_step(2);
     test_errors();
