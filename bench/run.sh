@@ -71,7 +71,7 @@ diffuse_bf16() { # threads
 }
 # diffuse fp32 with --conv auto: the forward passes' and sampling's 3x3 convolutions on Winograd
 # or the direct kernel, per shape, whichever a timing at its first call found faster
-# (training is the same as diffuse_bench's: auto applies to no-grad passes only)
+# (training too: the forward and the backward's input gradients; weight gradients stay direct)
 diffuse_auto() { # threads
     run "diffuseauto_t$1" env -u DFS_CONV "$BUILD/diffuse" bench --preset fmnist --batch "$BATCH" --threads "$1" \
         --steps "$STEPS" --json --sample --conv auto
@@ -249,7 +249,10 @@ if threads != 1:
               "so these figures are disturbed")
 DA = f"diffuseauto_t{threads}"
 if DA in by:
-    fa = med(DA, "forward_img_per_s")
+    fa, ta = med(DA, "forward_img_per_s"), med(DA, "train_img_per_s")
+    line("diffuse fp32 --conv auto, train", f"{ta:.2f} img/s = {ta / med(D, 'train_img_per_s'):.2f}x diffuse "
+         f"fp32 direct, {ta / med(P, 'train_img_per_s'):.2f}x PyTorch fp32 (rounds: "
+         + ", ".join(f"{r['train_img_per_s']:.1f}" for r in by[DA]) + ")")
     line("diffuse fp32 --conv auto, forward", f"{fa:.2f} img/s = {fa / med(D, 'forward_img_per_s'):.2f}x diffuse "
          f"fp32 direct, {fa / med(P, 'forward_img_per_s'):.2f}x PyTorch fp32 ({100 * med(DA, 'forward_gflops') / peak:.0f}% "
          "of the SGEMM peak, counting direct FLOPs; rounds: " + ", ".join(f"{r['forward_img_per_s']:.1f}" for r in by[DA])

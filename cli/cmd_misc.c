@@ -426,11 +426,11 @@ static const char *bench_help =
     "  --precision NAME  fp32 (default) or bf16: training steps, forward passes and sampling\n"
     "                  with bfloat16 convolutions (AVX512_BF16; without it, float32 and a note,\n"
     "                  or under DFS_BF16=emulate bf16's results more slowly)\n"
-    "  --conv NAME     the 3x3 convolutions of the forward passes and sampling (never of\n"
-    "                  training): direct (default), winograd or auto (per shape, the faster\n"
-    "                  of the two by a timing at its first call; the warm-up passes make\n"
-    "                  those calls, and the output says how many shapes took each). float32\n"
-    "                  only; the environment's DFS_CONV sets the default\n"
+    "  --conv NAME     the 3x3 convolutions of the forward passes, sampling and training\n"
+    "                  (all but the weights' gradients): direct (default), winograd or auto\n"
+    "                  (per shape, the faster of the two by a timing at its first call; the\n"
+    "                  warm-up passes make those calls, and the output says how many shapes\n"
+    "                  took each). float32 only; the environment's DFS_CONV sets the default\n"
     "  --sample        also time DDIM sampling of --batch images in 50 steps\n"
     "  --json          print one JSON object instead of text\n";
 

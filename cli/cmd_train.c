@@ -87,6 +87,12 @@ static const char *train_help =
     "                      weights, AdamW, norms, attention and the loss stay float32.\n"
     "                      Without AVX512_BF16 it says so and trains in float32;\n"
     "                      DFS_BF16=emulate then gives bf16's results, more slowly\n"
+    "  --conv NAME         the 3x3 convolutions of the forward pass and of the input's\n"
+    "                      gradient (even sizes; the weights' gradients stay direct): direct\n"
+    "                      (the default), winograd (Winograd F(2x2,3x3)) or auto (each shape's\n"
+    "                      first call times both and keeps the faster: faster, but two runs\n"
+    "                      may round differently). float32 on the FAST kernels only (the\n"
+    "                      BLAS ones train direct); the environment's DFS_CONV sets the default\n"
     "  --sample-every N    write a sample grid every N steps (default 1000, 0 = never); for a\n"
     "                      text model its columns are captions of the data (listed in\n"
     "                      RUNDIR/samples-captions.txt), drawn with guidance 3\n"
@@ -321,7 +327,8 @@ enum { O_IMG = 300, O_BASE, O_MULT, O_BLOCKS, O_ATTN, O_GROUPS, O_CLASSES };
 enum { O_TEXT = 400, O_TDIM, O_TLAYERS, O_THEADS, O_TLEN, O_MINCOUNT };
 enum { O_LABELS = 256, O_LIMIT, O_UNCOND, O_CHANNELS, O_DROPOUT, O_SCHEDULE, O_T, O_PRED,
        O_STEPS, O_MINUTES, O_BATCH, O_LR, O_WARMUP, O_WD, O_CLIP, O_EMA, O_CDROP, O_RESUME, O_INIT,
-       O_SEED, O_THREADS, O_SEVERY, O_SSTEPS, O_SAVE, O_LOG, O_PRESET, O_DATA, O_OUT, O_PRECISION };
+       O_SEED, O_THREADS, O_SEVERY, O_SSTEPS, O_SAVE, O_LOG, O_PRESET, O_DATA, O_OUT, O_PRECISION,
+       O_CONV };
 
 /* One training run: the options, and what cmd_train sets up, owns and frees (run_free). */
 typedef struct {
@@ -372,6 +379,7 @@ static int parse_args(train_run *r, int argc, char **argv) {
         {"resume", required_argument, 0, O_RESUME}, {"init", required_argument, 0, O_INIT}, {"seed", required_argument, 0, O_SEED},
         {"threads", required_argument, 0, O_THREADS}, {"sample-every", required_argument, 0, O_SEVERY},
         {"precision", required_argument, 0, O_PRECISION},
+        {"conv", required_argument, 0, O_CONV},
         {"sample-steps", required_argument, 0, O_SSTEPS},
         {"save-every", required_argument, 0, O_SAVE}, {"log-every", required_argument, 0, O_LOG},
         {"image-size", required_argument, 0, O_IMG}, {"base-channels", required_argument, 0, O_BASE},
@@ -437,6 +445,9 @@ static int parse_args(train_run *r, int argc, char **argv) {
             if (strcmp(optarg, "fp32") && strcmp(optarg, "bf16"))
                 return cli_fail("--precision must be fp32 or bf16, not '%s'", optarg);
             a->precision = optarg;
+            break;
+        case O_CONV:
+            if (cli_conv_option(optarg)) return 2;
             break;
         case O_SEVERY: if (cli_int("--sample-every", optarg, 0, 1000000000, &a->sample_every)) return 2; break;
         case O_SSTEPS: if (cli_int("--sample-steps", optarg, 1, 100000, &a->sample_steps)) return 2; break;
@@ -821,6 +832,8 @@ static int train_main(int argc, char **argv) {
     }
     const dfs_unet_config *u = &r->m->cfg.unet;
     const dfs_dataset *dp = r->dp;
+    /* --conv applies to training on the FAST kernels in float32 only */
+    const int conv = dfs_get_kernels() == DFS_KERNELS_FAST && !dfs_get_bf16() ? (int)dfs_get_conv_algo() : 0;
     if (cli_mpi_rank() != 0) {
     } else if (r->text)
         fprintf(stderr, "training text-to-image U-Net (%zu parameters, %s; text encoder %d wide, %d layers, %d words, "
@@ -828,10 +841,11 @@ static int train_main(int argc, char **argv) {
                 r->m->net->params->n, dfs_schedule_names[r->m->cfg.schedule], u->text.dim, u->text.layers,
                 u->text.vocab, u->text.max_len, dp->n, dp->c, dp->h, dp->w, a->data, r->tc.batch, a->threads);
     else
-        fprintf(stderr, "training %s U-Net (%zu parameters, %s) on %d images of %s, batch %d, %ld threads%s%s\n",
+        fprintf(stderr, "training %s U-Net (%zu parameters, %s) on %d images of %s, batch %d, %ld threads%s%s%s%s\n",
                 u->num_classes ? "class-conditional" : "unconditional", r->m->net->params->n,
                 dfs_schedule_names[r->m->cfg.schedule], dp->n, a->data, r->tc.batch, a->threads,
-                dfs_get_bf16() ? ", " : "", dfs_get_bf16() ? cli_precision_name(dfs_get_bf16()) : "");
+                dfs_get_bf16() ? ", " : "", dfs_get_bf16() ? cli_precision_name(dfs_get_bf16()) : "",
+                conv ? ", conv " : "", conv ? dfs_conv_algo_names[conv] : "");
     if (cli_mpi_rank() == 0 && cli_mpi_ranks() > 1)
         fprintf(stderr, "data-parallel over %d ranks: %ld threads each, %d images of every batch per thread\n",
                 cli_mpi_ranks(), a->threads, r->tc.batch / (cli_mpi_ranks() * (int)a->threads));

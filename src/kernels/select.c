@@ -1,5 +1,5 @@
 /* select.c - which kernels the ops run: FAST (src/kernels/igemm.c) or BLAS (diffuse/kernels.h),
- * and whether no-grad 3x3 convolutions use Winograd (DFS_CONV=winograd, src/kernels/winograd.c). */
+ * and whether 3x3 convolutions use Winograd (DFS_CONV=winograd, src/kernels/winograd.c). */
 #include "diffuse/kernels.h"
 #include "kernels.h"
 

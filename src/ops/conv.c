@@ -477,12 +477,14 @@ static void gn_image(const fgeom *G, const dfs_planes *x, int groups, float eps,
 }
 
 /* ---- Winograd F(2x2,3x3) (DFS_CONV=winograd; src/kernels/winograd.c) ----------------------
- * The no-grad forward of a stride-1, pad-1 3x3 convolution, plain or fused: pre(x) of each
+ * The forward of a stride-1, pad-1 3x3 convolution, plain or fused: pre(x) of each
  * image goes into zero-padded planes (C, Hq, Wq) as on the fast path (fill_padded), the
  * filters are transformed once per call (U (16, Co, C); not cached across calls: Co*C*~100
  * flops against the 32*Co*C*T per image of the products), and each thread runs whole chunks of
- * m images through dfs_winograd_run, which adds bias, tadd and res as it stores. Only when
- * nothing is recorded: the backward of these ops stays on the other paths. */
+ * m images through dfs_winograd_run, which adds bias, tadd and res as it stores. The fused op
+ * takes it in training too, where its backward takes Winograd for dA only (winograd_da below)
+ * and dW stays direct; the plain op (conv_op, under the BLAS kernels) only when nothing is
+ * recorded. */
 
 static int winograd_ok(const fgeom *G) {
     return dfs_get_conv_algo() && !G->is1d && G->KH == 3 && G->KW == 3 && G->N > 0 &&
@@ -588,7 +590,7 @@ static void fused_direct(dfs_graph *g, const fgeom *G0, float *outd, const dfs_t
 /* ---- DFS_CONV=auto: Winograd or the direct kernel, per shape, by timing ----
  * Which is faster depends on the CPU and the shape (bench/winograd.sh: on a Zen 4, Winograd
  * 1.3-1.5x at 28x28 and 14x14 with 64+ channels, 0.4x at 7x7, 0.3x with one input channel).
- * The first no-grad call of a shape (channels, size, batch, pre-op, threads) runs both paths on
+ * The first call of a shape (channels, size, batch, pre-op, threads) runs both paths on
  * its own data, twice each, alternating (the first run of each also pays its page faults), and
  * the faster best-of-two is used for that shape from then on in this process; the call's output
  * is the last run's, the direct one. Past AUTO_MAX shapes, new ones run direct, untimed.
@@ -702,7 +704,10 @@ static dfs_tensor *fused_fast(dfs_graph *g, dfs_tensor *x, dfs_tensor *w, dfs_te
         sv->bf16 = bf;
         nd->saved = sv;
     }
-    const int path = !nd && !bf && winograd_ok(&G)
+    /* Winograd serves the training forward too: fused_backward reads only x, the GroupNorm
+     * stats (winograd_forward writes them as fused_direct does) and the dropout mask (drawn
+     * above, read by either path) */
+    const int path = !bf && winograd_ok(&G)
                          ? winograd_pick(g, &G, out->data, x, w, b, f, act, stats, mask, scale)
                          : 0;
     if (path == 1) winograd_forward(g, &G, out->data, x, w, b, f, act, stats, mask, scale);
@@ -820,6 +825,82 @@ static int fused_chunk(const fgeom *G, int T) {
     return m < 1 ? 1 : m;
 }
 
+/* dA (C, P) of image j, float32, on the direct kernel: the same convolution of its padded dY
+ * planes (channel co at dyp + co mplane + j plane) with the flipped, transposed kernel apack. */
+static void direct_da(const fgeom *G, const float *apack, const float **src, float **rows,
+                      const uint16_t *vmask, const int *vdst, const float *dyp, size_t mplane, int j,
+                      float *da) {
+    const int nq = (G->Hc - 1) * G->Wp + G->Wc;
+    for (int c = 0; c < G->C; c++) rows[c] = da + (size_t)c * G->P;
+    for (int co = 0; co < G->Co; co++)
+        for (int kh = 0; kh < G->KH; kh++)
+            for (int kw = 0; kw < G->KW; kw++)
+                src[(co * G->KH + kh) * G->KW + kw] =
+                    dyp + (size_t)co * mplane + (size_t)j * G->plane + (size_t)kh * G->Wp + kw;
+    const dfs_igemm_fwd p = {.rows = G->C, .K = G->Co * G->KHW, .nq = nq, .apack = apack,
+                             .src = src, .vmask = vmask, .vdst = vdst, .dst = rows,
+                             .bias = NULL, .res = NULL, .accumulate = 0};
+    dfs_igemm_fwd_run(&p);
+}
+
+/* dA on Winograd (DFS_CONV=winograd, or auto and it won): a stride-1, pad-1 3x3 convolution
+ * of dY with the flipped, transposed filters, so the forward's algorithm serves it, with Co
+ * input and C output channels. Even sizes only: then dY's padded planes (Hc + 2 rows of
+ * Wc + 2) are exactly Winograd's, and one image's Co planes, mplane floats apart, are its
+ * input as they lie (m = 1, plane = mplane). The 7x7 level of the U-Net stays direct (Winograd
+ * loses there, 0.4x in bench/winograd.sh). */
+static int winograd_da_ok(const fgeom *G) {
+    return winograd_ok(G) && G->Hc % 2 == 0 && G->Wc % 2 == 0;
+}
+
+/* Tile rows per dfs_winograd_run of one image: about winograd_cols() columns. */
+static int winograd_da_rows(const fgeom *G) {
+    const int tw = dfs_winograd_tiles(G->Wc), th = dfs_winograd_tiles(G->Hc);
+    const int r = (winograd_cols() + tw - 1) / tw;
+    return r < th ? r : th;
+}
+
+/* U (16, C, Co) of the flipped, transposed filters w'[c][co][t] = w[co][c][8 - t]; tmp: 9 C Co
+ * floats. */
+static void winograd_da_filter(float *U, float *tmp, const float *w, int Co, int C) {
+    for (int co = 0; co < Co; co++)
+        for (int c = 0; c < C; c++)
+            for (int t = 0; t < 9; t++) tmp[((size_t)c * Co + co) * 9 + t] = w[((size_t)co * C + c) * 9 + 8 - t];
+    dfs_winograd_filter(U, tmp, C, Co);
+}
+
+static void winograd_da(const fgeom *G, const float *U, const float *dyp, size_t mplane, int j, float *da,
+                        float *scratch) {
+    dfs_winograd_fwd p = {.m = 1, .Ci = G->Co, .Co = G->C, .H = G->Hc, .W = G->Wc, .U = U,
+                          .xp = dyp + (size_t)j * G->plane, .plane = mplane, .out = da, .scratch = scratch};
+    const int th = dfs_winograd_tiles(G->Hc);
+    p.nty = winograd_da_rows(G);
+    for (p.ty0 = 0; p.ty0 < th; p.ty0 += p.nty) dfs_winograd_run(&p);
+}
+
+/* The dA path of a backward: 0 direct, 1 Winograd, 2 time both on the first image of thread
+ * 0 (auto, the shape's first backward; every result of that call is the direct one). Auto
+ * keys it apart from the forward's shapes by act = 3 (the channels swapped: Co in); the pre-op
+ * plays no part in dA. */
+static int winograd_da_pick(const fgeom *G) {
+    if (!winograd_da_ok(G)) return 0;
+    if (dfs_get_conv_algo() != DFS_CONV_AUTO) return 1;
+    const auto_entry key = {G->Co, G->C, G->Hc, G->Wc, G->N, 3, dfs_op_threads(), 0};
+    int found = -1, full = 0;
+#pragma omp critical(dfs_winograd_auto)
+    {
+        found = auto_find(&key);
+        full = auto_n >= AUTO_MAX;
+    }
+    return found >= 0 ? found : full ? 0 : 2;
+}
+
+static void winograd_da_store(const fgeom *G, int pick) {
+    auto_entry e = {G->Co, G->C, G->Hc, G->Wc, G->N, 3, dfs_op_threads(), pick};
+#pragma omp critical(dfs_winograd_auto)
+    if (auto_find(&e) < 0 && auto_n < AUTO_MAX) auto_table[auto_n++] = e;
+}
+
 static void fused_backward(dfs_graph *g, dfs_node *nd) {
     const fused_saved *sv = nd->saved;
     const fgeom *G = &sv->G;
@@ -847,8 +928,11 @@ static void fused_backward(dfs_graph *g, dfs_node *nd) {
     /* bf16: dA from pair planes of dY (Co2 of them) and pairs of the flipped weights; dW from
      * bfloat16 copies of the padded pre(x) and dY (src/kernels/bf16.c) */
     const int bf = sv->bf16, Co2 = (Co + 1) / 2, KA = bf ? Co2 * KHW : Co * KHW;
+    const int wda = need_da && !bf ? winograd_da_pick(G) : 0;
+    const size_t wscr = wda ? dfs_winograd_scratch_floats(Co, C, 2 * winograd_da_rows(G), G->Wc, 1) : 0;
     carver cv = {NULL, 0};
     carve(&cv, need_da ? dfs_igemm_pack_floats(C, KA) * sizeof(float) : 0);
+    carve(&cv, wda ? (size_t)25 * C * Co * sizeof(float) : 0); /* U (16, C, Co) and its 9 C Co input */
     carve(&cv, (size_t)nvec * sizeof(uint16_t));
     carve(&cv, (size_t)nvec * sizeof(int));
     carve(&cv, (size_t)N * Co * sizeof(double));
@@ -878,16 +962,23 @@ static void fused_backward(dfs_graph *g, dfs_node *nd) {
     carve(&cv, act ? (size_t)C * 2 * sizeof(float) : 0);
     const size_t o_tmp = cv.used;
     carve(&cv, HW * sizeof(float));
+    const size_t o_wscr = cv.used; /* Winograd dA: its scratch, and a second dA for the timing */
+    carve(&cv, wscr * sizeof(float));
+    const size_t o_da2 = cv.used;
+    carve(&cv, wda == 2 ? (size_t)C * P * sizeof(float) : 0);
     const size_t per_thread = cv.used;
     unsigned char *mem = dfs_graph_scratch(g, 0, shared + (size_t)T * per_thread);
     cv = (carver){mem, 0};
     float *apack = carve(&cv, need_da ? dfs_igemm_pack_floats(C, KA) * sizeof(float) : 0);
+    float *wU = carve(&cv, wda ? (size_t)25 * C * Co * sizeof(float) : 0);
     uint16_t *vmask = carve(&cv, (size_t)nvec * sizeof(uint16_t));
     int *vdst = carve(&cv, (size_t)nvec * sizeof(int));
     double *sums = carve(&cv, (size_t)N * Co * sizeof(double));                 // (N, Co)
     double *ab = carve(&cv, act ? 2 * (size_t)N * C * sizeof(double) : 0);      // (N, C, 2)
     if (need_da && bf) dfs_igemm_bf16_pack_flip((uint32_t *)apack, w->data, Co, C, KHW);
     else if (need_da) dfs_igemm_pack_flip(apack, w->data, Co, C, KHW);
+    if (wda) winograd_da_filter(wU, wU + (size_t)16 * C * Co, w->data, Co, C);
+    int wpick = -1; /* wda 2: what the timing found */
     dfs_igemm_vecmap(vmask, vdst, nq, G->Wp, G->Wc);
     const float *gm = gamma ? gamma->data : NULL, *bt = beta ? beta->data : NULL;
     const float *mu = sv->stats, *rstd = sv->stats ? sv->stats + (size_t)N * groups : NULL;
@@ -908,6 +999,8 @@ static void fused_backward(dfs_graph *g, dfs_node *nd) {
         const float **src = (const float **)(tm + o_src);
         float **rows = (float **)(tm + o_rows);
         float *coef = (float *)(tm + o_coef), *tmp = (float *)(tm + o_tmp);
+        float *wscratch = (float *)(tm + o_wscr), *da2 = (float *)(tm + o_da2);
+        int timed = 0;
         if (wpart) memset(wpart, 0, (size_t)Co * K * sizeof(float));
 #pragma omp for schedule(static)
         for (int ch = 0; ch < nchunks; ch++) {
@@ -1001,16 +1094,23 @@ static void fused_backward(dfs_graph *g, dfs_node *nd) {
                                                   .src = s32, .vmask = vmask, .vdst = vdst, .dst = rows,
                                                   .bias = NULL, .res = NULL, .accumulate = 0};
                     dfs_igemm_bf16_run(&p);
+                } else if (wda == 1) {
+                    winograd_da(G, wU, dyp, mplane, j, da, wscratch);
+                } else if (wda == 2 && tid == 0 && !timed) { /* best of two each, direct last */
+                    double tw = 1e30, td = 1e30;
+                    for (int r = 0; r < 2; r++) {
+                        const double t0 = now_s();
+                        winograd_da(G, wU, dyp, mplane, j, da2, wscratch);
+                        const double t1 = now_s();
+                        direct_da(G, apack, src, rows, vmask, vdst, dyp, mplane, j, da);
+                        const double t2 = now_s();
+                        if (t1 - t0 < tw) tw = t1 - t0;
+                        if (t2 - t1 < td) td = t2 - t1;
+                    }
+                    wpick = tw < td;
+                    timed = 1;
                 } else {
-                    for (int co = 0; co < Co; co++)
-                        for (int kh = 0; kh < G->KH; kh++)
-                            for (int kw = 0; kw < G->KW; kw++)
-                                src[(co * G->KH + kh) * G->KW + kw] =
-                                    dyp + (size_t)co * mplane + (size_t)j * plane + (size_t)kh * G->Wp + kw;
-                    const dfs_igemm_fwd p = {.rows = C, .K = Co * KHW, .nq = nq, .apack = apack,
-                                             .src = src, .vmask = vmask, .vdst = vdst, .dst = rows,
-                                             .bias = NULL, .res = NULL, .accumulate = 0};
-                    dfs_igemm_fwd_run(&p);
+                    direct_da(G, apack, src, rows, vmask, vdst, dyp, mplane, j, da);
                 }
                 /* back through pre: upsample, dropout, GroupNorm (+SiLU) */
                 float *o1 = dx1 ? dx1 + (size_t)n * C1 * HW : NULL;
@@ -1072,6 +1172,7 @@ static void fused_backward(dfs_graph *g, dfs_node *nd) {
             }
         }
     }
+    if (wda == 2 && wpick >= 0) winograd_da_store(G, wpick);
     if (db || dt)
         for (int co = 0; co < Co; co++) {
             double s = 0;

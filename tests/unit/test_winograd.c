@@ -233,6 +233,122 @@ static void test_unet(void) {
     dfs_unet_free(u);
 }
 
+/* Training takes Winograd in its forward and in the backward's dA (the gradient into the
+ * pre-activation, a 3x3 convolution of dY with the flipped filters) at even sizes; dW stays
+ * direct. One recorded forward and backward of the fmnist U-Net, in training mode (dropout
+ * drawn from the same seed each time), as algo gives: the output, every parameter's gradient
+ * and the input's gradient into y, g, dx (y and dx N*S*S floats, g the parameters'); algo_bwd
+ * is the backward's. */
+static void train_pass(dfs_unet *u, int algo, int algo_bwd, const float *x, const float *R, int N, float *y,
+                       float *g, float *dx) {
+    const int S = u->cfg.image_size;
+    const size_t n = (size_t)N * S * S;
+    const int t[2] = {30, 700}, labels[2] = {2, 10};
+    int old = dfs_set_conv_algo(algo);
+    dfs_rng drop;
+    dfs_rng_seed(&drop, 11);
+    dfs_graph *gr = dfs_graph_new();
+    dfs_graph_set_training(gr, 1, &drop);
+    dfs_params_zero_grad(u->params);
+    dfs_tensor xin = {.data = (float *)x, .grad = calloc(n, sizeof(float)), .ndim = 4,
+                      .shape = {N, 1, S, S}, .n = n, .requires_grad = 1};
+    dfs_tensor *out = dfs_unet_forward(u, gr, &xin, t, labels);
+    memcpy(y, out->data, n * sizeof(float));
+    dfs_set_conv_algo(algo_bwd);
+    dfs_backward_grad(gr, out, R);
+    memcpy(g, u->params->grad, u->params->n * sizeof(float));
+    memcpy(dx, xin.grad, n * sizeof(float));
+    free(xin.grad);
+    dfs_graph_free(gr);
+    dfs_set_conv_algo(old);
+}
+
+static double rel_l2(const float *a, const float *b, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        const double d = (double)b[i] - a[i];
+        num += d * d;
+        den += (double)a[i] * a[i];
+    }
+    return den > 0 ? sqrt(num / den) : 1;
+}
+
+/* The backward is the exact gradient of the direct convolution evaluated at activations that
+ * differ only by Winograd's rounding, and dA itself differs by the same rounding, so the output
+ * and both gradients agree with the direct path's to the U-Net check's relative 1e-4; they must
+ * differ at all (Winograd ran), and a wrong dA (say, unflipped filters) moves dx by O(1). Auto
+ * times the backward's shapes at their first call (that call's results are the direct ones) and
+ * keeps its picks. */
+static void test_train(void) {
+    if (getenv("DFS_SANITIZE")) {
+        printf("test_winograd: the training check skipped under the sanitizer (too slow)\n");
+        return;
+    }
+    dfs_unet_config c;
+    CHECK(dfs_unet_config_preset(&c, "fmnist") == DFS_OK, "preset");
+    dfs_rng rng;
+    dfs_rng_seed(&rng, 5);
+    dfs_unet *u = dfs_unet_new(&c, &rng);
+    CHECK(u != NULL, "U-Net: %s", dfs_last_error());
+    if (!u) return;
+    const int N = 2, S = c.image_size;
+    const size_t n = (size_t)N * S * S, np = u->params->n;
+    float *x = malloc(n * sizeof(float)), *R = malloc(n * sizeof(float));
+    dfs_rng_fill_normal(&rng, x, n);
+    dfs_rng_fill_normal(&rng, R, n);
+    float *y[4], *g[4], *dx[4];
+    for (int k = 0; k < 4; k++) {
+        y[k] = malloc(n * sizeof(float)), g[k] = malloc(np * sizeof(float)), dx[k] = malloc(n * sizeof(float));
+    }
+    int w0, d0, w1, d1, w2, d2;
+    const dfs_kernels kern = dfs_get_kernels();
+    /* the BLAS kernels take Winograd for no-grad passes only: training is the direct path */
+    dfs_set_kernels(DFS_KERNELS_BLAS);
+    train_pass(u, DFS_CONV_DIRECT, DFS_CONV_DIRECT, x, R, N, y[0], g[0], dx[0]);
+    train_pass(u, DFS_CONV_WINOGRAD, DFS_CONV_WINOGRAD, x, R, N, y[1], g[1], dx[1]);
+    CHECK(memcmp(y[1], y[0], n * sizeof(float)) == 0 && memcmp(g[1], g[0], np * sizeof(float)) == 0 &&
+              memcmp(dx[1], dx[0], n * sizeof(float)) == 0,
+          "BLAS kernels: training with DFS_CONV=winograd is the direct path, bit for bit");
+    /* the FAST kernels (AVX-512, or the portable loops) */
+    dfs_set_kernels(DFS_KERNELS_FAST);
+    train_pass(u, DFS_CONV_DIRECT, DFS_CONV_DIRECT, x, R, N, y[0], g[0], dx[0]);
+    /* dA alone: the forward direct (y the same bits), the backward's dA on Winograd */
+    train_pass(u, DFS_CONV_DIRECT, DFS_CONV_WINOGRAD, x, R, N, y[1], g[1], dx[1]);
+    const double sy = rel_l2(y[0], y[1], n), sx = rel_l2(dx[0], dx[1], n), sg = rel_l2(g[0], g[1], np);
+    printf("  the backward's dA alone on Winograd: input's gradient rel %.3g, parameters' %.3g\n", sx, sg);
+    CHECK(sy == 0 && sx > 0 && sx < 1e-4 && sg > 0 && sg < 1e-4,
+          "dA alone on Winograd: output rel %.3g (want 0), dx %.3g, gradients %.3g (want in (0, 1e-4))", sy, sx, sg);
+    train_pass(u, DFS_CONV_WINOGRAD, DFS_CONV_WINOGRAD, x, R, N, y[1], g[1], dx[1]);
+    dfs_conv_auto_count(&w0, &d0);
+    train_pass(u, DFS_CONV_AUTO, DFS_CONV_AUTO, x, R, N, y[2], g[2], dx[2]);
+    dfs_conv_auto_count(&w1, &d1);
+    train_pass(u, DFS_CONV_AUTO, DFS_CONV_AUTO, x, R, N, y[3], g[3], dx[3]);
+    dfs_conv_auto_count(&w2, &d2);
+    const double ry = rel_l2(y[0], y[1], n), rg = rel_l2(g[0], g[1], np), rx = rel_l2(dx[0], dx[1], n);
+    printf("  fmnist U-Net training step, N=%d, Winograd against direct: relative L2 difference of the "
+           "output %.3g, of the %zu parameters' gradients %.3g, of the input's gradient %.3g\n",
+           N, ry, np, rg, rx);
+    CHECK(ry < 1e-4 && rg < 1e-4 && rx < 1e-4, "training on Winograd: output rel %.3g, gradients %.3g, dx %.3g",
+          ry, rg, rx);
+    CHECK(ry > 0 && rg > 0 && rx > 0, "Winograd changed nothing in training: does it run there? (%.3g, %.3g, %.3g)",
+          ry, rg, rx);
+    /* auto: the first call times each new shape (a shape met again in the same pass already
+     * runs its pick), the second times nothing; both within the bound */
+    CHECK(w1 + d1 > w0 + d0, "auto timed the training shapes (%d shapes, was %d)", w1 + d1, w0 + d0);
+    CHECK(w2 == w1 && d2 == d1, "auto's second call times nothing (%d+%d shapes, was %d+%d)", w2, d2, w1, d1);
+    for (int k = 2; k < 4; k++) {
+        const double ay = rel_l2(y[0], y[k], n), ag = rel_l2(g[0], g[k], np), ax = rel_l2(dx[0], dx[k], n);
+        printf("  auto's call %d against direct: %.3g, %.3g, %.3g (%d of %d shapes on Winograd)\n", k - 1, ay,
+               ag, ax, w2 - w0, w2 + d2 - w0 - d0);
+        CHECK(ay < 1e-4 && ag < 1e-4 && ax < 1e-4, "training on auto, call %d: output rel %.3g, gradients %.3g, dx %.3g",
+              k - 1, ay, ag, ax);
+    }
+    dfs_set_kernels(kern);
+    free(x), free(R);
+    for (int k = 0; k < 4; k++) free(y[k]), free(g[k]), free(dx[k]);
+    dfs_unet_free(u);
+}
+
 /* DFS_CONV=winograd is read once, at the first call (nothing here has called it yet). */
 static void test_env(void) {
     setenv("DFS_CONV", "winograd", 1);
@@ -352,5 +468,6 @@ int main(void) {
     test_shapes();
     test_broken_transform();
     test_unet();
+    test_train();
     return check_summary("test_winograd");
 }
