@@ -187,18 +187,26 @@ static void test_broken_transform(void) {
 /* The fused ops of the U-Net (GroupNorm+SiLU, concatenated skip, 2x upsampling, time bias,
  * residual, odd 7x7 level) through Winograd: a whole no-grad forward of the fmnist U-Net
  * against the default path. */
-static void test_unet(void) {
+/* The fmnist U-Net from seed (rng left after its weights), or NULL: under the sanitizer (too
+ * slow; what names the check skipped), or after a failed CHECK. */
+static dfs_unet *fmnist_unet(dfs_rng *rng, uint64_t seed, const char *what) {
     if (getenv("DFS_SANITIZE")) {
-        printf("test_winograd: the U-Net check skipped under the sanitizer (too slow)\n");
-        return;
+        printf("test_winograd: the %s check skipped under the sanitizer (too slow)\n", what);
+        return NULL;
     }
     dfs_unet_config c;
     CHECK(dfs_unet_config_preset(&c, "fmnist") == DFS_OK, "preset");
-    dfs_rng rng;
-    dfs_rng_seed(&rng, 3);
-    dfs_unet *u = dfs_unet_new(&c, &rng);
+    dfs_rng_seed(rng, seed);
+    dfs_unet *u = dfs_unet_new(&c, rng);
     CHECK(u != NULL, "U-Net: %s", dfs_last_error());
+    return u;
+}
+
+static void test_unet(void) {
+    dfs_rng rng;
+    dfs_unet *u = fmnist_unet(&rng, 3, "U-Net");
     if (!u) return;
+    const dfs_unet_config c = u->cfg;
     const int N = 3, S = c.image_size;
     const size_t n = (size_t)N * S * S;
     float *x = malloc(n * sizeof(float)), *y[2];
@@ -280,18 +288,10 @@ static double rel_l2(const float *a, const float *b, size_t n) {
  * times the backward's shapes at their first call (that call's results are the direct ones) and
  * keeps its picks. */
 static void test_train(void) {
-    if (getenv("DFS_SANITIZE")) {
-        printf("test_winograd: the training check skipped under the sanitizer (too slow)\n");
-        return;
-    }
-    dfs_unet_config c;
-    CHECK(dfs_unet_config_preset(&c, "fmnist") == DFS_OK, "preset");
     dfs_rng rng;
-    dfs_rng_seed(&rng, 5);
-    dfs_unet *u = dfs_unet_new(&c, &rng);
-    CHECK(u != NULL, "U-Net: %s", dfs_last_error());
+    dfs_unet *u = fmnist_unet(&rng, 5, "training");
     if (!u) return;
-    const int N = 2, S = c.image_size;
+    const int N = 2, S = u->cfg.image_size;
     const size_t n = (size_t)N * S * S, np = u->params->n;
     float *x = malloc(n * sizeof(float)), *R = malloc(n * sizeof(float));
     dfs_rng_fill_normal(&rng, x, n);
