@@ -71,7 +71,7 @@ diffuse_bf16() { # threads
 }
 # diffuse fp32 with --conv auto: the forward passes' and sampling's 3x3 convolutions on Winograd
 # or the direct kernel, per shape, whichever a timing at its first call found faster
-# (training too: the forward and the backward's input gradients; weight gradients stay direct)
+# (training too: the forward, and the backward's input and weight gradients at even sizes)
 diffuse_auto() { # threads
     run "diffuseauto_t$1" env -u DFS_CONV "$BUILD/diffuse" bench --preset fmnist --batch "$BATCH" --threads "$1" \
         --steps "$STEPS" --json --sample --conv auto

@@ -427,7 +427,7 @@ static const char *bench_help =
     "                  with bfloat16 convolutions (AVX512_BF16; without it, float32 and a note,\n"
     "                  or under DFS_BF16=emulate bf16's results more slowly)\n"
     "  --conv NAME     the 3x3 convolutions of the forward passes, sampling and training\n"
-    "                  (all but the weights' gradients): direct (default), winograd or auto\n"
+    "                  (forward and backward): direct (default), winograd or auto\n"
     "                  (per shape, the faster of the two by a timing at its first call; the\n"
     "                  warm-up passes make those calls, and the output says how many shapes\n"
     "                  took each). float32 only; the environment's DFS_CONV sets the default\n"

@@ -31,8 +31,8 @@ const char *dfs_kernels_path(void);
 
 /* --- 3x3 convolutions: direct or Winograd ----------------------------------------------- */
 /* The forward of stride-1, pad-1 3x3 convolutions (sampling, eval, training's forward pass,
- * and in training's backward the gradient into the input at even sizes; the weights' gradient
- * stays direct; under BLAS, no-grad passes only) runs on the direct kernel (DIRECT, the default), on Winograd
+ * and at even sizes training's backward, both the input's and the weights' gradients; under
+ * BLAS, no-grad passes only) runs on the direct kernel (DIRECT, the default), on Winograd
  * F(2x2,3x3) (WINOGRAD: 2.25x fewer multiplies, more transforms; slower at small sizes and
  * channel counts), or AUTO: per shape (channels, size, batch, pre-op), the first call times
  * both paths on its own data and that shape keeps the faster for the rest of the process, as

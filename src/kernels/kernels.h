@@ -170,6 +170,23 @@ void dfs_winograd_filter(float *U, const float *w, int Co, int Ci);
 /* Floats of the scratch of a chunk of m images: V (16, Ci, L) and M (16, Co, L). */
 size_t dfs_winograd_scratch_floats(int Ci, int Co, int H, int W, int m);
 void dfs_winograd_run(const dfs_winograd_fwd *p);
+/* The weights' gradient of one image (winograd.c explains it): M (16, Co, Ci) += the products
+ * of its input tiles (padded planes xp, as in dfs_winograd_fwd with m = 1) with its output
+ * gradient's 2x2 tiles (dy: Co planes of H x W, dy_plane floats apart); only tile rows
+ * [ty0, ty0 + nty) (nty 0: all). Even H and W. scratch: dfs_winograd_scratch_floats(Ci, Co,
+ * 2 nty (or H), W, 1) floats. dfs_winograd_dw_finish then adds G^T M_k G to dw (Co, Ci, 3, 3). */
+typedef struct {
+    int Ci, Co, H, W;
+    const float *xp;
+    size_t plane;
+    const float *dy;
+    size_t dy_plane;
+    float *M;
+    float *scratch;
+    int ty0, nty;
+} dfs_winograd_dw;
+void dfs_winograd_dw_run(const dfs_winograd_dw *p);
+void dfs_winograd_dw_finish(float *dw, const float *M, int Co, int Ci);
 /* Tests only: add eps to the entry G[1][0] = 1/2 of the filter transform (0 restores it);
  * returns the previous eps. */
 float dfs_winograd_test_perturb(float eps);

@@ -482,8 +482,8 @@ static void gn_image(const fgeom *G, const dfs_planes *x, int groups, float eps,
  * filters are transformed once per call (U (16, Co, C); not cached across calls: Co*C*~100
  * flops against the 32*Co*C*T per image of the products), and each thread runs whole chunks of
  * m images through dfs_winograd_run, which adds bias, tadd and res as it stores. The fused op
- * takes it in training too, where its backward takes Winograd for dA only (winograd_da below)
- * and dW stays direct; the plain op (conv_op, under the BLAS kernels) only when nothing is
+ * takes it in training too, where its backward takes Winograd for dA and dW at even sizes
+ * (winograd_da, winograd_dw below); the plain op (conv_op, under the BLAS kernels) only when nothing is
  * recorded. */
 
 static int winograd_ok(const fgeom *G) {
@@ -843,6 +843,23 @@ static void direct_da(const fgeom *G, const float *apack, const float **src, flo
     dfs_igemm_fwd_run(&p);
 }
 
+/* dW partial sums (Co, K) += the chunk's mm images, float32, on the direct kernel: the padded
+ * pre(x) planes xp and dY planes dyp, channel-major (c or co, m, Hp, Wp). */
+static void direct_dw(const fgeom *G, const float *xp, const float *dyp, size_t mplane, int mm,
+                      const float **src, float **rows, float *wpart) {
+    const int nq = (G->Hc - 1) * G->Wp + G->Wc;
+    for (int c = 0; c < G->C; c++)
+        for (int kh = 0; kh < G->KH; kh++)
+            for (int kw = 0; kw < G->KW; kw++)
+                src[(c * G->KH + kh) * G->KW + kw] = xp + (size_t)c * mplane + (size_t)kh * G->Wp + kw;
+    for (int co = 0; co < G->Co; co++)
+        rows[co] = (float *)dyp + (size_t)co * mplane + (size_t)G->ph * G->Wp + G->pw;
+    /* one segment per image: its output rows only (the rows between are zero) */
+    const dfs_igemm_dw p = {.rows = G->Co, .K = G->K, .nq = nq, .dy = (const float *const *)rows,
+                            .src = src, .dw = wpart, .nseg = mm, .seg_stride = G->plane};
+    dfs_igemm_dw_run(&p);
+}
+
 /* dA on Winograd (DFS_CONV=winograd, or auto and it won): a stride-1, pad-1 3x3 convolution
  * of dY with the flipped, transposed filters, so the forward's algorithm serves it, with Co
  * input and C output channels. Even sizes only: then dY's padded planes (Hc + 2 rows of
@@ -895,6 +912,42 @@ static int winograd_da_pick(const fgeom *G) {
     return found >= 0 ? found : full ? 0 : 2;
 }
 
+/* dW on Winograd (dfs_winograd_dw_run): M (16, Co, C) += the chunk's mm images, from the
+ * padded pre(x) planes xp (channel-major, as for dA: m = 1, plane = mplane) and dY (dout, the
+ * chunk's first image's (Co, P)). Even sizes, like dA. */
+static void winograd_dw(const fgeom *G, const float *xp, const float *dout, size_t mplane, int mm, float *M,
+                        float *scratch) {
+    dfs_winograd_dw p = {.Ci = G->C, .Co = G->Co, .H = G->Hc, .W = G->Wc, .plane = mplane,
+                         .dy_plane = G->P, .M = M, .scratch = scratch};
+    const int th = dfs_winograd_tiles(G->Hc);
+    p.nty = winograd_da_rows(G);
+    for (int j = 0; j < mm; j++) {
+        p.xp = xp + (size_t)j * G->plane;
+        p.dy = dout + (size_t)j * G->Co * G->P;
+        for (p.ty0 = 0; p.ty0 < th; p.ty0 += p.nty) dfs_winograd_dw_run(&p);
+    }
+}
+
+/* The dW path, as winograd_da_pick (auto keys it by act = 4). */
+static int winograd_dw_pick(const fgeom *G) {
+    if (!winograd_da_ok(G)) return 0;
+    if (dfs_get_conv_algo() != DFS_CONV_AUTO) return 1;
+    const auto_entry key = {G->C, G->Co, G->Hc, G->Wc, G->N, 4, dfs_op_threads(), 0};
+    int found = -1, full = 0;
+#pragma omp critical(dfs_winograd_auto)
+    {
+        found = auto_find(&key);
+        full = auto_n >= AUTO_MAX;
+    }
+    return found >= 0 ? found : full ? 0 : 2;
+}
+
+static void winograd_dw_store(const fgeom *G, int pick) {
+    auto_entry e = {G->C, G->Co, G->Hc, G->Wc, G->N, 4, dfs_op_threads(), pick};
+#pragma omp critical(dfs_winograd_auto)
+    if (auto_find(&e) < 0 && auto_n < AUTO_MAX) auto_table[auto_n++] = e;
+}
+
 static void winograd_da_store(const fgeom *G, int pick) {
     auto_entry e = {G->Co, G->C, G->Hc, G->Wc, G->N, 3, dfs_op_threads(), pick};
 #pragma omp critical(dfs_winograd_auto)
@@ -929,7 +982,9 @@ static void fused_backward(dfs_graph *g, dfs_node *nd) {
      * bfloat16 copies of the padded pre(x) and dY (src/kernels/bf16.c) */
     const int bf = sv->bf16, Co2 = (Co + 1) / 2, KA = bf ? Co2 * KHW : Co * KHW;
     const int wda = need_da && !bf ? winograd_da_pick(G) : 0;
-    const size_t wscr = wda ? dfs_winograd_scratch_floats(Co, C, 2 * winograd_da_rows(G), G->Wc, 1) : 0;
+    const int wdw = dw && !bf ? winograd_dw_pick(G) : 0; /* as wda, for dW */
+    const size_t wscr = wda || wdw ? dfs_winograd_scratch_floats(Co, C, 2 * winograd_da_rows(G), G->Wc, 1) : 0;
+    const size_t CCo = (size_t)16 * C * Co; /* Winograd dW's M (16, Co, C) */
     carver cv = {NULL, 0};
     carve(&cv, need_da ? dfs_igemm_pack_floats(C, KA) * sizeof(float) : 0);
     carve(&cv, wda ? (size_t)25 * C * Co * sizeof(float) : 0); /* U (16, C, Co) and its 9 C Co input */
@@ -966,6 +1021,10 @@ static void fused_backward(dfs_graph *g, dfs_node *nd) {
     carve(&cv, wscr * sizeof(float));
     const size_t o_da2 = cv.used;
     carve(&cv, wda == 2 ? (size_t)C * P * sizeof(float) : 0);
+    const size_t o_wm = cv.used; /* Winograd dW: M, and for the timing a second M and dW */
+    carve(&cv, wdw ? CCo * sizeof(float) : 0);
+    const size_t o_wm2 = cv.used;
+    carve(&cv, wdw == 2 ? (CCo + (size_t)Co * K) * sizeof(float) : 0);
     const size_t per_thread = cv.used;
     unsigned char *mem = dfs_graph_scratch(g, 0, shared + (size_t)T * per_thread);
     cv = (carver){mem, 0};
@@ -978,7 +1037,7 @@ static void fused_backward(dfs_graph *g, dfs_node *nd) {
     if (need_da && bf) dfs_igemm_bf16_pack_flip((uint32_t *)apack, w->data, Co, C, KHW);
     else if (need_da) dfs_igemm_pack_flip(apack, w->data, Co, C, KHW);
     if (wda) winograd_da_filter(wU, wU + (size_t)16 * C * Co, w->data, Co, C);
-    int wpick = -1; /* wda 2: what the timing found */
+    int wpick = -1, wpick_dw = -1; /* wda, wdw 2: what the timings found */
     dfs_igemm_vecmap(vmask, vdst, nq, G->Wp, G->Wc);
     const float *gm = gamma ? gamma->data : NULL, *bt = beta ? beta->data : NULL;
     const float *mu = sv->stats, *rstd = sv->stats ? sv->stats + (size_t)N * groups : NULL;
@@ -1000,8 +1059,10 @@ static void fused_backward(dfs_graph *g, dfs_node *nd) {
         float **rows = (float **)(tm + o_rows);
         float *coef = (float *)(tm + o_coef), *tmp = (float *)(tm + o_tmp);
         float *wscratch = (float *)(tm + o_wscr), *da2 = (float *)(tm + o_da2);
-        int timed = 0;
-        if (wpart) memset(wpart, 0, (size_t)Co * K * sizeof(float));
+        float *wm = (float *)(tm + o_wm), *wm2 = (float *)(tm + o_wm2);
+        int timed = 0, timed_dw = 0;
+        if (wpart && wdw != 1) memset(wpart, 0, (size_t)Co * K * sizeof(float));
+        if (wdw == 1) memset(wm, 0, CCo * sizeof(float));
 #pragma omp for schedule(static)
         for (int ch = 0; ch < nchunks; ch++) {
             const int n0 = ch * m, mm = N - n0 < m ? N - n0 : m;
@@ -1062,17 +1123,27 @@ static void fused_backward(dfs_graph *g, dfs_node *nd) {
                     const dfs_igemm_bf16_dw p = {.rows = Co, .K = K, .nq = nq, .dy = r16, .src = s16,
                                                  .dw = wpart, .nseg = mm, .seg_stride = plane};
                     dfs_igemm_bf16_dw_run(&p);
+                } else if (wdw == 1) {
+                    winograd_dw(G, xp, dout + (size_t)n0 * Co * P, mplane, mm, wm, wscratch);
                 } else {
-                    for (int c = 0; c < C; c++)
-                        for (int kh = 0; kh < G->KH; kh++)
-                            for (int kw = 0; kw < G->KW; kw++)
-                                src[(c * G->KH + kh) * G->KW + kw] = xp + (size_t)c * mplane + (size_t)kh * G->Wp + kw;
-                    for (int co = 0; co < Co; co++)
-                        rows[co] = dyp + (size_t)co * mplane + (size_t)G->ph * G->Wp + G->pw;
-                    /* one segment per image: its output rows only (the rows between are zero) */
-                    const dfs_igemm_dw p = {.rows = Co, .K = K, .nq = nq, .dy = (const float *const *)rows,
-                                            .src = src, .dw = wpart, .nseg = mm, .seg_stride = plane};
-                    dfs_igemm_dw_run(&p);
+                    if (wdw == 2 && tid == 0 && !timed_dw) { /* best of two each, into throwaway sums */
+                        float *w2 = wm2 + CCo;
+                        double tw = 1e30, td = 1e30;
+                        for (int r = 0; r < 2; r++) {
+                            memset(wm2, 0, CCo * sizeof(float));
+                            memset(w2, 0, (size_t)Co * K * sizeof(float));
+                            const double t0 = now_s();
+                            winograd_dw(G, xp, dout + (size_t)n0 * Co * P, mplane, mm, wm2, wscratch);
+                            const double t1 = now_s();
+                            direct_dw(G, xp, dyp, mplane, mm, src, rows, w2);
+                            const double t2 = now_s();
+                            if (t1 - t0 < tw) tw = t1 - t0;
+                            if (t2 - t1 < td) td = t2 - t1;
+                        }
+                        wpick_dw = tw < td;
+                        timed_dw = 1;
+                    }
+                    direct_dw(G, xp, dyp, mplane, mm, src, rows, wpart);
                 }
             }
             if (!need_da) continue;
@@ -1163,7 +1234,14 @@ static void fused_backward(dfs_graph *g, dfs_node *nd) {
             }
         }
         /* the implicit barrier above: every partial is complete */
-        if (dw) {
+        if (wdw == 1) { /* the threads' M summed into thread 0's, then the filter transform back */
+            float *m0 = (float *)(mem + shared + o_wm);
+#pragma omp for schedule(static)
+            for (long i = 0; i < (long)CCo; i++)
+                for (int t = 1; t < nt; t++) m0[i] += ((const float *)(mem + shared + (size_t)t * per_thread + o_wm))[i];
+#pragma omp single
+            dfs_winograd_dw_finish(dw, m0, Co, C);
+        } else if (dw) {
 #pragma omp for schedule(static)
             for (long i = 0; i < (long)Co * K; i++) {
                 float s = 0.0f;
@@ -1173,6 +1251,7 @@ static void fused_backward(dfs_graph *g, dfs_node *nd) {
         }
     }
     if (wda == 2 && wpick >= 0) winograd_da_store(G, wpick);
+    if (wdw == 2 && wpick_dw >= 0) winograd_dw_store(G, wpick_dw);
     if (db || dt)
         for (int co = 0; co < Co; co++) {
             double s = 0;

@@ -401,15 +401,15 @@ env -u DFS_KERNELS -u DFS_CPU -u DFS_CONV DFS_CONV=winograd "$D" bench --preset 
 check "DFS_CONV=winograd is shown" grep -q '"path": "blas+winograd"' "$T/bench4.json"
 # --conv auto (FAST kernels, even on the portable loops): the path, and the shapes it timed: the
 # small preset's forward meets 10 distinct 3x3 stride-1 shapes (channels, size, pre-op), and its
-# training step's backward 9 more, the input gradients of all but the first (the image needs
-# none; both levels, 28 and 14, are even), each counted once for the path it took, however many
-# threads met it at once
+# training step's backward 19 more: the input gradients of all but the first (the image needs
+# none) and the weight gradients of all 10 (both levels, 28 and 14, are even), each counted once
+# for the path it took, however many threads met it at once
 env -u DFS_KERNELS -u DFS_CPU -u DFS_CONV "$D" bench --preset small --batch 2 --steps 1 --kernels fast --conv auto \
     --json >"$T/bench7.json"
 check "--conv auto is shown" grep -q '+winograd-auto"' "$T/bench7.json"
 check "--conv auto counts the shapes it timed" python3 -c 'import json, sys
 d = json.load(open(sys.argv[1]))
-sys.exit(not (d["conv"] == "auto" and d["auto_winograd_shapes"] + d["auto_direct_shapes"] == 19))' "$T/bench7.json"
+sys.exit(not (d["conv"] == "auto" and d["auto_winograd_shapes"] + d["auto_direct_shapes"] == 29))' "$T/bench7.json"
 env -u DFS_KERNELS -u DFS_CPU -u DFS_CONV DFS_CONV=auto "$D" bench --preset small --batch 2 --steps 1 --kernels blas --json >"$T/bench8.json"
 check "DFS_CONV=auto under BLAS kernels: direct" grep -q '"path": "blas"' "$T/bench8.json"
 expect_error "--conv fft refused" "--conv must be direct, winograd or auto, not 'fft'" "$D" bench --conv fft
@@ -456,7 +456,7 @@ other_files "bf16 training: another first loss than float32's" "$T/bt-fp32.loss"
 check "and within 1% of it ($(cat "$T/bt-fp32.loss") and $(cat "$T/bt-bf16.loss"))" \
     awk -v a="$(cat "$T/bt-fp32.loss")" -v b="$(cat "$T/bt-bf16.loss")" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a > 0 && d < 0.01 * a) }'
 # train --conv winograd from the same seed (the FAST kernels: the BLAS ones train on the direct
-# path whatever --conv says). Winograd's forward and input gradients round differently
+# path whatever --conv says). Winograd's forward and gradients round differently
 # (test_winograd: relative 1e-6 over a U-Net step): the weights and AdamW state of the
 # checkpoint differ from direct's, which two direct runs reproduce bit for bit, while the losses
 # of both steps agree to 1e-4 (printed to 9 digits, a mean over 3,136 pixels: mostly equal)

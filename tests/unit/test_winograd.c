@@ -241,9 +241,9 @@ static void test_unet(void) {
     dfs_unet_free(u);
 }
 
-/* Training takes Winograd in its forward and in the backward's dA (the gradient into the
- * pre-activation, a 3x3 convolution of dY with the flipped filters) at even sizes; dW stays
- * direct. One recorded forward and backward of the fmnist U-Net, in training mode (dropout
+/* Training takes Winograd in its forward and, at even sizes, in the backward: dA (the gradient
+ * into the pre-activation, a 3x3 convolution of dY with the flipped filters) and dW (G^T [sum
+ * of (A dY A^T) (.) (B^T d B)] G, src/kernels/winograd.c). One recorded forward and backward of the fmnist U-Net, in training mode (dropout
  * drawn from the same seed each time), as algo gives: the output, every parameter's gradient
  * and the input's gradient into y, g, dx (y and dx N*S*S floats, g the parameters'); algo_bwd
  * is the backward's. */
@@ -282,11 +282,12 @@ static double rel_l2(const float *a, const float *b, size_t n) {
 }
 
 /* The backward is the exact gradient of the direct convolution evaluated at activations that
- * differ only by Winograd's rounding, and dA itself differs by the same rounding, so the output
- * and both gradients agree with the direct path's to the U-Net check's relative 1e-4; they must
- * differ at all (Winograd ran), and a wrong dA (say, unflipped filters) moves dx by O(1). Auto
- * times the backward's shapes at their first call (that call's results are the direct ones) and
- * keeps its picks. */
+ * differ only by Winograd's rounding, and dA and dW themselves differ by the same kind of
+ * rounding, so the output and both gradients agree with the direct path's to the U-Net check's
+ * relative 1e-4; they must differ at all (Winograd ran), and a wrong dA (say, unflipped
+ * filters) or dW (one sign of its dY transform) moves the gradients by O(1). Auto times the
+ * backward's shapes at their first call (that call's results are the direct ones) and keeps
+ * its picks. */
 static void test_train(void) {
     dfs_rng rng;
     dfs_unet *u = fmnist_unet(&rng, 5, "training");
@@ -312,12 +313,22 @@ static void test_train(void) {
     /* the FAST kernels (AVX-512, or the portable loops) */
     dfs_set_kernels(DFS_KERNELS_FAST);
     train_pass(u, DFS_CONV_DIRECT, DFS_CONV_DIRECT, x, R, N, y[0], g[0], dx[0]);
-    /* dA alone: the forward direct (y the same bits), the backward's dA on Winograd */
+    /* the backward alone: the forward direct (y the same bits), dA and dW on Winograd. The
+     * output convolution's weight gradient depends only on R and its input, both direct's, so
+     * it moves only if dW itself ran on Winograd */
     train_pass(u, DFS_CONV_DIRECT, DFS_CONV_WINOGRAD, x, R, N, y[1], g[1], dx[1]);
     const double sy = rel_l2(y[0], y[1], n), sx = rel_l2(dx[0], dx[1], n), sg = rel_l2(g[0], g[1], np);
-    printf("  the backward's dA alone on Winograd: input's gradient rel %.3g, parameters' %.3g\n", sx, sg);
+    const dfs_tensor *ow = dfs_params_find(u->params, "out_conv.weight");
+    CHECK(ow != NULL && ow->grad, "the output convolution's weight");
+    const size_t off = ow ? (size_t)(ow->grad - u->params->grad) : 0, on = ow ? ow->n : 0;
+    const double so = ow ? rel_l2(g[0] + off, g[1] + off, on) : 1;
+    printf("  the backward alone on Winograd: input's gradient rel %.3g, parameters' %.3g, the output "
+           "convolution's weight's %.3g\n", sx, sg, so);
     CHECK(sy == 0 && sx > 0 && sx < 1e-4 && sg > 0 && sg < 1e-4,
-          "dA alone on Winograd: output rel %.3g (want 0), dx %.3g, gradients %.3g (want in (0, 1e-4))", sy, sx, sg);
+          "the backward alone on Winograd: output rel %.3g (want 0), dx %.3g, gradients %.3g (want in (0, 1e-4))",
+          sy, sx, sg);
+    CHECK(so > 0 && so < 1e-4, "dW on Winograd: the output convolution's weight gradient rel %.3g (want in (0, 1e-4))",
+          so);
     train_pass(u, DFS_CONV_WINOGRAD, DFS_CONV_WINOGRAD, x, R, N, y[1], g[1], dx[1]);
     dfs_conv_auto_count(&w0, &d0);
     train_pass(u, DFS_CONV_AUTO, DFS_CONV_AUTO, x, R, N, y[2], g[2], dx[2]);
