@@ -84,6 +84,14 @@ same_ckpt "2 ranks x 1 thread: the weights, EMA, moments and state of 1 process 
 check "rank 0 alone speaks: one 'done' line" [ "$(grep -c '^done: step 6' "$T/r2.err")" -eq 1 ]
 check "rank 0 alone speaks: one 'training' line" [ "$(grep -c '^training ' "$T/r2.err")" -eq 1 ]
 check "it reports the gradient sum's cost" grep -q "^2 ranks: the gradient sum took .* ms per step" "$T/r2.err"
+# --conv winograd keeps it (each worker's graph, a rank's or a thread's, runs the same path on
+# the same images; the FAST kernels, where training takes Winograd); --conv auto need not
+env -u DFS_CONV DFS_KERNELS=fast "$D" train $IMG --steps 3 --threads 2 --conv winograd --out "$T/t2w" 2>"$T/t2w.err"
+env -u DFS_CONV DFS_KERNELS=fast $MPIRUN -np 2 "$D" train $IMG --steps 3 --threads 1 --conv winograd --out "$T/r2w" \
+    >/dev/null 2>"$T/r2w.err"; rc=$?
+check "2 ranks x 1 thread, --conv winograd, train (rc $rc): $(tail -n 3 "$T/r2w.err")" [ $rc -eq 0 ]
+same_ckpt "--conv winograd: 2 ranks x 1 thread give the checkpoint of 1 process x 2 threads" \
+    "$T/t2w/last.safetensors" "$T/r2w/last.safetensors"
 
 "$D" train $IMG --steps 4 --threads 3 --out "$T/t3" 2>"$T/t3.err"
 $MPIRUN -np 3 "$D" train $IMG --steps 4 --threads 1 --out "$T/r3" >/dev/null 2>"$T/r3.err"; rc=$?
