@@ -870,7 +870,8 @@ static int winograd_da_ok(const fgeom *G) {
     return winograd_ok(G) && G->Hc % 2 == 0 && G->Wc % 2 == 0;
 }
 
-/* Tile rows per dfs_winograd_run of one image: about winograd_cols() columns. */
+/* Tile rows per dfs_winograd_run or dfs_winograd_dw_run of one image: about winograd_cols()
+ * columns. */
 static int winograd_da_rows(const fgeom *G) {
     const int tw = dfs_winograd_tiles(G->Wc), th = dfs_winograd_tiles(G->Hc);
     const int r = (winograd_cols() + tw - 1) / tw;
@@ -1017,12 +1018,12 @@ static void fused_backward(dfs_graph *g, dfs_node *nd) {
     carve(&cv, act ? (size_t)C * 2 * sizeof(float) : 0);
     const size_t o_tmp = cv.used;
     carve(&cv, HW * sizeof(float));
-    const size_t o_wscr = cv.used; /* Winograd dA: its scratch, and a second dA for the timing */
+    const size_t o_wscr = cv.used; /* Winograd dA and dW: their scratch; a second dA for the timing */
     carve(&cv, wscr * sizeof(float));
     const size_t o_da2 = cv.used;
     carve(&cv, wda == 2 ? (size_t)C * P * sizeof(float) : 0);
-    const size_t o_wm = cv.used; /* Winograd dW: M, and for the timing a second M and dW */
-    carve(&cv, wdw ? CCo * sizeof(float) : 0);
+    const size_t o_wm = cv.used; /* Winograd dW: M, or for the timing a second M and dW */
+    carve(&cv, wdw == 1 ? CCo * sizeof(float) : 0);
     const size_t o_wm2 = cv.used;
     carve(&cv, wdw == 2 ? (CCo + (size_t)Co * K) * sizeof(float) : 0);
     const size_t per_thread = cv.used;
