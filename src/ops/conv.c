@@ -615,6 +615,25 @@ static int auto_find(const auto_entry *key) {
     return -1;
 }
 
+/* The pick stored for key; -1 when the shape is new and there is room to time it; 0 (the
+ * direct kernel, untimed) when the table is full. */
+static int auto_lookup(const auto_entry *key) {
+    int found = -1, full = 0;
+#pragma omp critical(dfs_winograd_auto)
+    {
+        found = auto_find(key);
+        full = auto_n >= AUTO_MAX;
+    }
+    return found >= 0 ? found : full ? 0 : -1;
+}
+
+/* Store e (its pick set). Threads with graphs of their own (dfs_model_predict) may have timed
+ * the same shape at once: the first pick stored is the one kept. */
+static void auto_store(const auto_entry *e) {
+#pragma omp critical(dfs_winograd_auto)
+    if (auto_find(e) < 0 && auto_n < AUTO_MAX) auto_table[auto_n++] = *e;
+}
+
 static double now_s(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -638,15 +657,9 @@ static int winograd_pick(dfs_graph *g, const fgeom *G, float *out, const dfs_ten
                          const dfs_tensor *w, const dfs_tensor *b, const dfs_conv_fused *f, int act,
                          float *stats, const uint8_t *mask, float scale) {
     if (dfs_get_conv_algo() != DFS_CONV_AUTO) return 1;
-    const auto_entry key = {G->C, G->Co, G->Hc, G->Wc, G->N, act, dfs_op_threads(), 0};
-    int found = -1, full = 0;
-#pragma omp critical(dfs_winograd_auto)
-    {
-        found = auto_find(&key);
-        full = auto_n >= AUTO_MAX;
-    }
+    auto_entry e = {G->C, G->Co, G->Hc, G->Wc, G->N, act, dfs_op_threads(), 0};
+    const int found = auto_lookup(&e);
     if (found >= 0) return found;
-    if (full) return 0; /* no room to remember a pick: the direct kernel, untimed */
     double tw = 1e30, td = 1e30;
     for (int r = 0; r < 2; r++) {
         double t0 = now_s();
@@ -657,12 +670,8 @@ static int winograd_pick(dfs_graph *g, const fgeom *G, float *out, const dfs_ten
         if (t1 - t0 < tw) tw = t1 - t0;
         if (t2 - t1 < td) td = t2 - t1;
     }
-    auto_entry e = key;
     e.pick = tw < td;
-    /* threads with graphs of their own (dfs_model_predict) may have timed the same shape at
-     * once: the first pick stored is the one kept */
-#pragma omp critical(dfs_winograd_auto)
-    if (auto_find(&key) < 0 && auto_n < AUTO_MAX) auto_table[auto_n++] = e;
+    auto_store(&e);
     return 2;
 }
 
@@ -896,21 +905,23 @@ static void winograd_da(const fgeom *G, const float *U, const float *dyp, size_t
     for (p.ty0 = 0; p.ty0 < th; p.ty0 += p.nty) dfs_winograd_run(&p);
 }
 
-/* The dA path of a backward: 0 direct, 1 Winograd, 2 time both on the first image of thread
- * 0 (auto, the shape's first backward; every result of that call is the direct one). Auto
- * keys it apart from the forward's shapes by act = 3 (the channels swapped: Co in); the pre-op
- * plays no part in dA. */
-static int winograd_da_pick(const fgeom *G) {
+/* The auto table's key of a backward's dA (kind 3: a convolution with Co in and C out) or dW
+ * (kind 4), apart from the forward's shapes (act 0 to 2); the pre-op plays no part in either. */
+enum { BWD_DA = 3, BWD_DW = 4 };
+static auto_entry bwd_key(const fgeom *G, int kind, int pick) {
+    const int in = kind == BWD_DA ? G->Co : G->C, out = kind == BWD_DA ? G->C : G->Co;
+    return (auto_entry){in, out, G->Hc, G->Wc, G->N, kind, dfs_op_threads(), pick};
+}
+
+/* The path of a backward's dA or dW: 0 direct, 1 Winograd, 2 time both on thread 0's first
+ * image (dA) or chunk (dW) (auto, the shape's first backward; every result of that call is
+ * the direct one). Even sizes only (winograd_da_ok). */
+static int winograd_bwd_pick(const fgeom *G, int kind) {
     if (!winograd_da_ok(G)) return 0;
     if (dfs_get_conv_algo() != DFS_CONV_AUTO) return 1;
-    const auto_entry key = {G->Co, G->C, G->Hc, G->Wc, G->N, 3, dfs_op_threads(), 0};
-    int found = -1, full = 0;
-#pragma omp critical(dfs_winograd_auto)
-    {
-        found = auto_find(&key);
-        full = auto_n >= AUTO_MAX;
-    }
-    return found >= 0 ? found : full ? 0 : 2;
+    const auto_entry key = bwd_key(G, kind, 0);
+    const int found = auto_lookup(&key);
+    return found >= 0 ? found : 2;
 }
 
 /* dW on Winograd (dfs_winograd_dw_run): M (16, Co, C) += the chunk's mm images, from the
@@ -927,32 +938,6 @@ static void winograd_dw(const fgeom *G, const float *xp, const float *dout, size
         p.dy = dout + (size_t)j * G->Co * G->P;
         for (p.ty0 = 0; p.ty0 < th; p.ty0 += p.nty) dfs_winograd_dw_run(&p);
     }
-}
-
-/* The dW path, as winograd_da_pick (auto keys it by act = 4). */
-static int winograd_dw_pick(const fgeom *G) {
-    if (!winograd_da_ok(G)) return 0;
-    if (dfs_get_conv_algo() != DFS_CONV_AUTO) return 1;
-    const auto_entry key = {G->C, G->Co, G->Hc, G->Wc, G->N, 4, dfs_op_threads(), 0};
-    int found = -1, full = 0;
-#pragma omp critical(dfs_winograd_auto)
-    {
-        found = auto_find(&key);
-        full = auto_n >= AUTO_MAX;
-    }
-    return found >= 0 ? found : full ? 0 : 2;
-}
-
-static void winograd_dw_store(const fgeom *G, int pick) {
-    auto_entry e = {G->C, G->Co, G->Hc, G->Wc, G->N, 4, dfs_op_threads(), pick};
-#pragma omp critical(dfs_winograd_auto)
-    if (auto_find(&e) < 0 && auto_n < AUTO_MAX) auto_table[auto_n++] = e;
-}
-
-static void winograd_da_store(const fgeom *G, int pick) {
-    auto_entry e = {G->Co, G->C, G->Hc, G->Wc, G->N, 3, dfs_op_threads(), pick};
-#pragma omp critical(dfs_winograd_auto)
-    if (auto_find(&e) < 0 && auto_n < AUTO_MAX) auto_table[auto_n++] = e;
 }
 
 static void fused_backward(dfs_graph *g, dfs_node *nd) {
@@ -982,8 +967,8 @@ static void fused_backward(dfs_graph *g, dfs_node *nd) {
     /* bf16: dA from pair planes of dY (Co2 of them) and pairs of the flipped weights; dW from
      * bfloat16 copies of the padded pre(x) and dY (src/kernels/bf16.c) */
     const int bf = sv->bf16, Co2 = (Co + 1) / 2, KA = bf ? Co2 * KHW : Co * KHW;
-    const int wda = need_da && !bf ? winograd_da_pick(G) : 0;
-    const int wdw = dw && !bf ? winograd_dw_pick(G) : 0; /* as wda, for dW */
+    const int wda = need_da && !bf ? winograd_bwd_pick(G, BWD_DA) : 0;
+    const int wdw = dw && !bf ? winograd_bwd_pick(G, BWD_DW) : 0;
     const size_t wscr = wda || wdw ? dfs_winograd_scratch_floats(Co, C, 2 * winograd_da_rows(G), G->Wc, 1) : 0;
     const size_t CCo = (size_t)16 * C * Co; /* Winograd dW's M (16, Co, C) */
     carver cv = {NULL, 0};
@@ -1251,8 +1236,14 @@ static void fused_backward(dfs_graph *g, dfs_node *nd) {
             }
         }
     }
-    if (wda == 2 && wpick >= 0) winograd_da_store(G, wpick);
-    if (wdw == 2 && wpick_dw >= 0) winograd_dw_store(G, wpick_dw);
+    if (wda == 2 && wpick >= 0) {
+        const auto_entry e = bwd_key(G, BWD_DA, wpick);
+        auto_store(&e);
+    }
+    if (wdw == 2 && wpick_dw >= 0) {
+        const auto_entry e = bwd_key(G, BWD_DW, wpick_dw);
+        auto_store(&e);
+    }
     if (db || dt)
         for (int co = 0; co < Co; co++) {
             double s = 0;
