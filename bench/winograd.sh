@@ -1,6 +1,7 @@
 #!/bin/sh
-# bench/winograd.sh [BUILD] [B] [R] [THREADS] - direct kernel against Winograd F(2x2,3x3) on
-# each stride-1 3x3 convolution shape of the reference U-Net (bench/winograd.c), in one run,
+# bench/winograd.sh [BUILD] [B] [R] [THREADS] - direct kernel against Winograd F(2x2,3x3) and
+# F(4x4,3x3) (AVX-512 only) on each stride-1 3x3 convolution shape of the reference U-Net
+# (bench/winograd.c), in one run,
 # with the CPU model. Needs `make all` in BUILD first. A loaded machine gives noisy figures:
 # read the ratios, not the milliseconds, and rerun on an idle machine before deciding.
 set -eu

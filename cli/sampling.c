@@ -100,8 +100,9 @@ int cli_conv_option(const char *arg) {
 
 void cli_conv_help(FILE *f) {
     fprintf(f, "  --conv NAME         3x3 convolutions of the network's forward passes: direct\n"
-               "                      (the default), winograd (Winograd F(2x2,3x3): fewer multiplies,\n"
-               "                      slower at small sizes) or auto (each shape's first call times\n"
+               "                      (the default), winograd (Winograd F(4x4,3x3) with AVX-512, else\n"
+               "                      F(2x2,3x3): fewer multiplies, slower with few input channels)\n"
+               "                      or auto (each shape's first call times\n"
                "                      both and keeps the faster, like PyTorch's cudnn.benchmark:\n"
                "                      faster, but two runs may round differently). float32 only;\n"
                "                      the environment's DFS_CONV sets the default\n");

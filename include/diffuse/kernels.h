@@ -31,10 +31,10 @@ const char *dfs_kernels_path(void);
 
 /* --- 3x3 convolutions: direct or Winograd ----------------------------------------------- */
 /* The forward of stride-1, pad-1 3x3 convolutions (sampling, eval, training's forward pass,
- * and at even sizes training's backward, both the input's and the weights' gradients; under
- * BLAS, no-grad passes only) runs on the direct kernel (DIRECT, the default), on Winograd
- * F(2x2,3x3) (WINOGRAD: 2.25x fewer multiplies, more transforms; slower at small sizes and
- * channel counts), or AUTO: per shape (channels, size, batch, pre-op), the first call times
+ * and training's backward, both the input's and the weights' gradients (at even sizes only
+ * without AVX-512); under BLAS, no-grad passes only) runs on the direct kernel (DIRECT, the
+ * default), on Winograd (WINOGRAD: F(4x4,3x3) where AVX-512 runs, 4x fewer multiplies, else
+ * F(2x2,3x3), 2.25x fewer; more transforms, slower with one input channel), or AUTO: per shape (channels, size, batch, pre-op), the first call times
  * both paths on its own data and that shape keeps the faster for the rest of the process, as
  * PyTorch's torch.backends.cudnn.benchmark does; AUTO is on the FAST kernels only (BLAS runs
  * it as DIRECT). Like cudnn.benchmark, AUTO trades bit-reproducibility for speed: two runs may

@@ -140,10 +140,11 @@ int dfs_cpu_avx512(void);
 /* Force the portable loops (tests); returns the previous setting. */
 int dfs_igemm_force_portable(int on);
 
-/* ---- Winograd F(2x2,3x3) for stride-1, pad-1 3x3 convolutions (winograd.c) ----
- * Size key: m images of a chunk, th = ceil(H/2) x tw = ceil(W/2) tiles each, L = m th tw,
- * Hq = 2 th + 2 rows of W + 2 floats: the zero-padded input planes (interior at row 1, column
- * 1; every other entry zero, including the extra bottom row of an odd H). */
+/* ---- Winograd F(2x2,3x3) and F(4x4,3x3) for stride-1, pad-1 3x3 convolutions (winograd.c) ----
+ * Size key: m images of a chunk, th = ceil(H/t) x tw = ceil(W/t) tiles of t x t outputs each
+ * (t = 2 or 4), L = m th tw, Hq = 2 th + 2 (F(2x2)) or H + 2 (F(4x4)) rows of W + 2 floats: the
+ * zero-padded input planes (interior at row 1, column 1; every other entry zero, including the
+ * extra bottom row of an odd H for F(2x2)). */
 
 /* One chunk: out (m, Co, H, W) = conv3x3(x) + bias + rowbias + res, from the padded planes xp
  * (m, Ci) of plane floats each (plane >= Hq (W + 2), row stride W + 2), followed by at least
@@ -161,20 +162,29 @@ typedef struct {
     float *scratch;
     int ty0, nty;         /* only tile rows [ty0, ty0 + nty) (output rows 2 ty0 ..), nty 0: all;
                              a block of rows keeps V and M in cache when one image is large */
+    int tile;             /* 2 (or 0): F(2x2,3x3) as above; 4: F(4x4,3x3) (AVX-512 only: see
+                             dfs_winograd_tile), tiles of 4 outputs, planes of H + 2 rows and no
+                             slack (nothing outside them is read), any H and W */
 } dfs_winograd_fwd;
 
-/* ceil(n / 2): tiles along a side of n outputs. */
-int dfs_winograd_tiles(int n);
-/* U (16, Co, Ci) = G g G^T of every 3x3 filter g of w (Co, Ci, 3, 3). */
-void dfs_winograd_filter(float *U, const float *w, int Co, int Ci);
-/* Floats of the scratch of a chunk of m images: V (16, Ci, L) and M (16, Co, L). */
-size_t dfs_winograd_scratch_floats(int Ci, int Co, int H, int W, int m);
+/* The forward's and dA's tile: 4 (F(4x4,3x3)) where the AVX-512 kernels run
+ * (dfs_igemm_avx512), else 2. */
+int dfs_winograd_tile(void);
+/* ceil(n / t): tiles of t outputs along a side of n. */
+int dfs_winograd_tiles(int n, int t);
+/* U (16, Co, Ci) = G g G^T of every 3x3 filter g of w (Co, Ci, 3, 3); tile 4: F(4x4,3x3)'s
+ * U (36, Co, Ci). */
+void dfs_winograd_filter(float *U, const float *w, int Co, int Ci, int tile);
+/* Floats of the scratch of a chunk of m images: V (16, Ci, L) and M (16, Co, L); tile 4:
+ * V (Ci, 36, L) and M (Co, 36, L). */
+size_t dfs_winograd_scratch_floats(int Ci, int Co, int H, int W, int m, int tile);
 void dfs_winograd_run(const dfs_winograd_fwd *p);
-/* The weights' gradient of one image (winograd.c explains it): M (16, Co, Ci) += the products
- * of its input tiles (padded planes xp, as in dfs_winograd_fwd with m = 1) with its output
- * gradient's 2x2 tiles (dy: Co planes of H x W, dy_plane floats apart); only tile rows
- * [ty0, ty0 + nty) (nty 0: all). Even H and W. scratch: dfs_winograd_scratch_floats(Ci, Co,
- * 2 nty (or H), W, 1) floats. dfs_winograd_dw_finish then adds G^T M_k G to dw (Co, Ci, 3, 3). */
+/* The weights' gradient of one image (winograd.c explains it): M ((t + 2)^2, Co, Ci) += the
+ * products of its input tiles (padded planes xp, as in dfs_winograd_fwd with m = 1) with its
+ * output gradient's t x t tiles (dy: Co planes of H x W, dy_plane floats apart); only tile rows
+ * [ty0, ty0 + nty) (nty 0: all). F(2x2): even H and W. scratch: dfs_winograd_scratch_floats(Ci,
+ * Co, t nty (or H), W, 1, t) floats. dfs_winograd_dw_finish then adds G^T M_k G to dw
+ * (Co, Ci, 3, 3). */
 typedef struct {
     int Ci, Co, H, W;
     const float *xp;
@@ -184,12 +194,16 @@ typedef struct {
     float *M;
     float *scratch;
     int ty0, nty;
+    int tile; /* 2 (or 0), or 4 (F(4x4), AVX-512 only; any H and W, M (36, Co, Ci)) */
 } dfs_winograd_dw;
 void dfs_winograd_dw_run(const dfs_winograd_dw *p);
-void dfs_winograd_dw_finish(float *dw, const float *M, int Co, int Ci);
-/* Tests only: add eps to the entry G[1][0] = 1/2 of the filter transform (0 restores it);
- * returns the previous eps. */
+void dfs_winograd_dw_finish(float *dw, const float *M, int Co, int Ci, int tile);
+/* Tests only: add eps to the entry G[1][0] of the filter transforms (1/2 in F(2x2), -1/6 in
+ * F(4x4); 0 restores them); returns the previous eps. */
 float dfs_winograd_test_perturb(float eps);
+/* Tests only: dfs_winograd_tile returns t (2, or 4 where AVX-512 runs) from now on, 0 undoes
+ * it; returns the previous setting. */
+int dfs_winograd_test_tile(int t);
 /* dfs_get_conv_algo, dfs_set_conv_algo, dfs_conv_auto_count: include/diffuse/kernels.h */
 
 /* ---- bfloat16 inputs and weights, float32 sums (bf16.c) ----

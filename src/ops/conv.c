@@ -476,15 +476,16 @@ static void gn_image(const fgeom *G, const dfs_planes *x, int groups, float eps,
     }
 }
 
-/* ---- Winograd F(2x2,3x3) (DFS_CONV=winograd; src/kernels/winograd.c) ----------------------
- * The forward of a stride-1, pad-1 3x3 convolution, plain or fused: pre(x) of each
- * image goes into zero-padded planes (C, Hq, Wq) as on the fast path (fill_padded), the
- * filters are transformed once per call (U (16, Co, C); not cached across calls: Co*C*~100
- * flops against the 32*Co*C*T per image of the products), and each thread runs whole chunks of
- * m images through dfs_winograd_run, which adds bias, tadd and res as it stores. The fused op
- * takes it in training too, where its backward takes Winograd for dA and dW at even sizes
- * (winograd_da, winograd_dw below); the plain op (conv_op, under the BLAS kernels) only when nothing is
- * recorded. */
+/* ---- Winograd (DFS_CONV=winograd; src/kernels/winograd.c) ----------------------------------
+ * F(4x4,3x3) where its AVX-512 transforms run, else F(2x2,3x3) (dfs_winograd_tile). The
+ * forward of a stride-1, pad-1 3x3 convolution, plain or fused: pre(x) of each image goes into
+ * zero-padded planes (C, Hq, Wq) as on the fast path (fill_padded), the filters are transformed
+ * once per call (U ((t + 2)^2, Co, C); not cached across calls: a few hundred flops per filter
+ * against the products' (t + 2)^2 Co C per tile and image), and each thread runs whole chunks
+ * of m images through dfs_winograd_run, which adds bias, tadd and res as it stores. The fused
+ * op takes it in training too, where its backward takes Winograd for dA and dW (winograd_da,
+ * winograd_dw below; F(2x2) at even sizes only); the plain op (conv_op, under the BLAS
+ * kernels) only when nothing is recorded. */
 
 static int winograd_ok(const fgeom *G) {
     return dfs_get_conv_algo() && !G->is1d && G->KH == 3 && G->KW == 3 && G->N > 0 &&
@@ -506,12 +507,12 @@ static int winograd_cols(void) {
 
 /* Images per chunk: about winograd_cols() GEMM columns, at most what a thread gets, and
  * per-thread scratch under 2^21 floats unless one image needs more. */
-static int winograd_chunk(const fgeom *G, size_t plane, int T) {
-    const size_t tiles = (size_t)dfs_winograd_tiles(G->Hc) * dfs_winograd_tiles(G->Wc);
+static int winograd_chunk(const fgeom *G, size_t plane, int T, int t) {
+    const size_t tiles = (size_t)dfs_winograd_tiles(G->Hc, t) * dfs_winograd_tiles(G->Wc, t);
     int m = (int)((winograd_cols() + tiles - 1) / tiles);
     const int per = (G->N + T - 1) / T;
     if (m > per) m = per;
-    while (m > 1 && (size_t)m * G->C * plane + dfs_winograd_scratch_floats(G->C, G->Co, G->Hc, G->Wc, m) >
+    while (m > 1 && (size_t)m * G->C * plane + dfs_winograd_scratch_floats(G->C, G->Co, G->Hc, G->Wc, m, t) >
                         ((size_t)1 << 21))
         m--;
     return m < 1 ? 1 : m;
@@ -522,32 +523,33 @@ static int winograd_chunk(const fgeom *G, size_t plane, int T) {
 static void winograd_forward(dfs_graph *g, const fgeom *G0, float *out, const dfs_tensor *x,
                              const dfs_tensor *w, const dfs_tensor *b, const dfs_conv_fused *f,
                              int act, float *stats, const uint8_t *mask, float scale) {
-    fgeom G = *G0; /* the padded planes of winograd.c: 2 ceil(Hc/2) + 2 rows of Wc + 2 */
-    G.Hp = 2 * dfs_winograd_tiles(G.Hc) + 2;
+    const int t = dfs_winograd_tile();
+    fgeom G = *G0; /* winograd.c's planes: F(2x2) 2 ceil(Hc/2) + 2 rows, F(4x4) Hc + 2, of Wc + 2 */
+    if (t == 2) G.Hp = 2 * dfs_winograd_tiles(G.Hc, 2) + 2;
     G.plane = (size_t)G.Hp * G.Wp;
     const int N = G.N, C = G.C, Co = G.Co, T = dfs_op_threads(), groups = f->groups;
-    const int m = winograd_chunk(&G, G.plane, T), nchunks = (N + m - 1) / m;
-    const int th = dfs_winograd_tiles(G.Hc), tw = dfs_winograd_tiles(G.Wc);
+    const int m = winograd_chunk(&G, G.plane, T, t), nchunks = (N + m - 1) / m;
+    const int th = dfs_winograd_tiles(G.Hc, t), tw = dfs_winograd_tiles(G.Wc, t);
     const size_t HW = (size_t)G.H * G.W, P = G.P;
     carver cv = {NULL, 0};
-    carve(&cv, (size_t)16 * Co * C * sizeof(float));
+    carve(&cv, (size_t)(t + 2) * (t + 2) * Co * C * sizeof(float));
     const size_t shared = cv.used;
     cv.used = 0;
     carve(&cv, ((size_t)m * C * G.plane + 16) * sizeof(float));
-    carve(&cv, dfs_winograd_scratch_floats(C, Co, G.Hc, G.Wc, m) * sizeof(float));
+    carve(&cv, dfs_winograd_scratch_floats(C, Co, G.Hc, G.Wc, m, t) * sizeof(float));
     carve(&cv, (size_t)C * 2 * sizeof(float));
     carve(&cv, HW * sizeof(float));
     const size_t per_thread = cv.used;
     unsigned char *mem = dfs_graph_scratch(g, 0, shared + (size_t)T * per_thread);
     float *U = (float *)mem; // (16, Co, C)
-    dfs_winograd_filter(U, w->data, Co, C);
+    dfs_winograd_filter(U, w->data, Co, C, t);
     const float *gm = f->gamma ? f->gamma->data : NULL, *bt = f->beta ? f->beta->data : NULL;
     const double work = (double)N * Co * C * (double)P;
 #pragma omp parallel num_threads(T) if (T > 1 && nchunks > 1 && work >= (double)(1 << 20))
     {
         carver tc = {mem + shared + (size_t)conv_thread_id() * per_thread, 0};
         float *xp = carve(&tc, ((size_t)m * C * G.plane + 16) * sizeof(float)); // (m, C, Hq, Wc + 2)
-        float *scratch = carve(&tc, dfs_winograd_scratch_floats(C, Co, G.Hc, G.Wc, m) * sizeof(float));
+        float *scratch = carve(&tc, dfs_winograd_scratch_floats(C, Co, G.Hc, G.Wc, m, t) * sizeof(float));
         float *coef = carve(&tc, (size_t)C * 2 * sizeof(float));
         float *tmp = carve(&tc, HW * sizeof(float));
 #pragma omp for schedule(static)
@@ -574,7 +576,8 @@ static void winograd_forward(dfs_graph *g, const fgeom *G0, float *out, const df
                 .m = mm, .Ci = C, .Co = Co, .H = G.Hc, .W = G.Wc, .U = U, .xp = xp,
                 .plane = G.plane, .out = out + (size_t)n0 * Co * P, .bias = b ? b->data : NULL,
                 .rowbias = f->tadd ? f->tadd->data + (size_t)n0 * Co : NULL,
-                .res = f->res ? f->res->data + (size_t)n0 * Co * P : NULL, .scratch = scratch};
+                .res = f->res ? f->res->data + (size_t)n0 * Co * P : NULL, .scratch = scratch,
+                .tile = t};
             /* one image of more tiles than winograd_cols(): blocks of tile rows */
             p.nty = mm == 1 ? (winograd_cols() + tw - 1) / tw : 0;
             for (p.ty0 = 0; p.ty0 < th; p.ty0 += p.nty ? p.nty : th) dfs_winograd_run(&p);
@@ -588,8 +591,9 @@ static void fused_direct(dfs_graph *g, const fgeom *G0, float *outd, const dfs_t
                          float *stats, const uint8_t *mask, float scale, int bf);
 
 /* ---- DFS_CONV=auto: Winograd or the direct kernel, per shape, by timing ----
- * Which is faster depends on the CPU and the shape (bench/winograd.sh: on a Zen 4, Winograd
- * 1.3-1.5x at 28x28 and 14x14 with 64+ channels, 0.4x at 7x7, 0.3x with one input channel).
+ * Which is faster depends on the CPU and the shape (bench/winograd.sh on a Zen 4: F(2x2)
+ * 1.3-1.5x at 28x28 and 14x14 with 64+ channels, 0.4x at 7x7, 0.3x with one input channel;
+ * F(4x4) 1.5-3.8x at 28x28, 1.0-1.8x at 14x14, 1.1x at 7x7, 0.6x with one input channel).
  * The first call of a shape (channels, size, batch, pre-op, threads) runs both paths on
  * its own data, twice each, alternating (the first run of each also pays its page faults), and
  * the faster best-of-two is used for that shape from then on in this process; the call's output
@@ -871,37 +875,40 @@ static void direct_dw(const fgeom *G, const float *xp, const float *dyp, size_t 
 
 /* dA on Winograd (DFS_CONV=winograd, or auto and it won): a stride-1, pad-1 3x3 convolution
  * of dY with the flipped, transposed filters, so the forward's algorithm serves it, with Co
- * input and C output channels. Even sizes only: then dY's padded planes (Hc + 2 rows of
- * Wc + 2) are exactly Winograd's, and one image's Co planes, mplane floats apart, are its
- * input as they lie (m = 1, plane = mplane). The 7x7 level of the U-Net stays direct (Winograd
- * loses there, 0.4x in bench/winograd.sh). */
+ * input and C output channels, on the forward's tile (dfs_winograd_tile). One image's Co
+ * padded planes of dY (Hc + 2 rows of Wc + 2), mplane floats apart, are its input as they lie
+ * (m = 1, plane = mplane): F(4x4) reads nothing outside them, at any size; F(2x2) needs even
+ * sizes (its planes then are exactly these). dW takes the same tile and sizes. */
 static int winograd_da_ok(const fgeom *G) {
-    return winograd_ok(G) && G->Hc % 2 == 0 && G->Wc % 2 == 0;
+    return winograd_ok(G) && (dfs_winograd_tile() == 4 || (G->Hc % 2 == 0 && G->Wc % 2 == 0));
 }
 
-/* Tile rows per dfs_winograd_run or dfs_winograd_dw_run of one image: about winograd_cols()
- * columns. */
-static int winograd_da_rows(const fgeom *G) {
-    const int tw = dfs_winograd_tiles(G->Wc), th = dfs_winograd_tiles(G->Hc);
+static int winograd_dw_ok(const fgeom *G) { return winograd_da_ok(G); }
+
+/* Tile rows (of tile t) per dfs_winograd_run or dfs_winograd_dw_run of one image: about
+ * winograd_cols() columns. */
+static int winograd_da_rows(const fgeom *G, int t) {
+    const int tw = dfs_winograd_tiles(G->Wc, t), th = dfs_winograd_tiles(G->Hc, t);
     const int r = (winograd_cols() + tw - 1) / tw;
     return r < th ? r : th;
 }
 
-/* U (16, C, Co) of the flipped, transposed filters w'[c][co][t] = w[co][c][8 - t]; tmp: 9 C Co
- * floats. */
-static void winograd_da_filter(float *U, float *tmp, const float *w, int Co, int C) {
+/* U ((t + 2)^2, C, Co) of the flipped, transposed filters w'[c][co][k] = w[co][c][8 - k]; tmp:
+ * 9 C Co floats. */
+static void winograd_da_filter(float *U, float *tmp, const float *w, int Co, int C, int t) {
     for (int co = 0; co < Co; co++)
         for (int c = 0; c < C; c++)
-            for (int t = 0; t < 9; t++) tmp[((size_t)c * Co + co) * 9 + t] = w[((size_t)co * C + c) * 9 + 8 - t];
-    dfs_winograd_filter(U, tmp, C, Co);
+            for (int k = 0; k < 9; k++) tmp[((size_t)c * Co + co) * 9 + k] = w[((size_t)co * C + c) * 9 + 8 - k];
+    dfs_winograd_filter(U, tmp, C, Co, t);
 }
 
 static void winograd_da(const fgeom *G, const float *U, const float *dyp, size_t mplane, int j, float *da,
-                        float *scratch) {
+                        float *scratch, int t) {
     dfs_winograd_fwd p = {.m = 1, .Ci = G->Co, .Co = G->C, .H = G->Hc, .W = G->Wc, .U = U,
-                          .xp = dyp + (size_t)j * G->plane, .plane = mplane, .out = da, .scratch = scratch};
-    const int th = dfs_winograd_tiles(G->Hc);
-    p.nty = winograd_da_rows(G);
+                          .xp = dyp + (size_t)j * G->plane, .plane = mplane, .out = da, .scratch = scratch,
+                          .tile = t};
+    const int th = dfs_winograd_tiles(G->Hc, t);
+    p.nty = winograd_da_rows(G, t);
     for (p.ty0 = 0; p.ty0 < th; p.ty0 += p.nty) dfs_winograd_run(&p);
 }
 
@@ -915,9 +922,9 @@ static auto_entry bwd_key(const fgeom *G, int kind, int pick) {
 
 /* The path of a backward's dA or dW: 0 direct, 1 Winograd, 2 time both on thread 0's first
  * image (dA) or chunk (dW) (auto, the shape's first backward; every result of that call is
- * the direct one). Even sizes only (winograd_da_ok). */
+ * the direct one). Where the tile allows (winograd_da_ok, winograd_dw_ok). */
 static int winograd_bwd_pick(const fgeom *G, int kind) {
-    if (!winograd_da_ok(G)) return 0;
+    if (!(kind == BWD_DA ? winograd_da_ok(G) : winograd_dw_ok(G))) return 0;
     if (dfs_get_conv_algo() != DFS_CONV_AUTO) return 1;
     const auto_entry key = bwd_key(G, kind, 0);
     const int found = auto_lookup(&key);
@@ -928,11 +935,11 @@ static int winograd_bwd_pick(const fgeom *G, int kind) {
  * padded pre(x) planes xp (channel-major, as for dA: m = 1, plane = mplane) and dY (dout, the
  * chunk's first image's (Co, P)). Even sizes, like dA. */
 static void winograd_dw(const fgeom *G, const float *xp, const float *dout, size_t mplane, int mm, float *M,
-                        float *scratch) {
+                        float *scratch, int t) {
     dfs_winograd_dw p = {.Ci = G->C, .Co = G->Co, .H = G->Hc, .W = G->Wc, .plane = mplane,
-                         .dy_plane = G->P, .M = M, .scratch = scratch};
-    const int th = dfs_winograd_tiles(G->Hc);
-    p.nty = winograd_da_rows(G);
+                         .dy_plane = G->P, .M = M, .scratch = scratch, .tile = t};
+    const int th = dfs_winograd_tiles(G->Hc, t);
+    p.nty = winograd_da_rows(G, t);
     for (int j = 0; j < mm; j++) {
         p.xp = xp + (size_t)j * G->plane;
         p.dy = dout + (size_t)j * G->Co * G->P;
@@ -969,11 +976,12 @@ static void fused_backward(dfs_graph *g, dfs_node *nd) {
     const int bf = sv->bf16, Co2 = (Co + 1) / 2, KA = bf ? Co2 * KHW : Co * KHW;
     const int wda = need_da && !bf ? winograd_bwd_pick(G, BWD_DA) : 0;
     const int wdw = dw && !bf ? winograd_bwd_pick(G, BWD_DW) : 0;
-    const size_t wscr = wda || wdw ? dfs_winograd_scratch_floats(Co, C, 2 * winograd_da_rows(G), G->Wc, 1) : 0;
-    const size_t CCo = (size_t)16 * C * Co; /* Winograd dW's M (16, Co, C) */
+    const int wt = dfs_winograd_tile(), wtp = (wt + 2) * (wt + 2); /* dA's and dW's tile */
+    const size_t wscr = wda || wdw ? dfs_winograd_scratch_floats(Co, C, wt * winograd_da_rows(G, wt), G->Wc, 1, wt) : 0;
+    const size_t CCo = (size_t)wtp * C * Co; /* Winograd dW's M (wtp, Co, C) */
     carver cv = {NULL, 0};
     carve(&cv, need_da ? dfs_igemm_pack_floats(C, KA) * sizeof(float) : 0);
-    carve(&cv, wda ? (size_t)25 * C * Co * sizeof(float) : 0); /* U (16, C, Co) and its 9 C Co input */
+    carve(&cv, wda ? (size_t)(wtp + 9) * C * Co * sizeof(float) : 0); /* U (wtp, C, Co), its 9 C Co input */
     carve(&cv, (size_t)nvec * sizeof(uint16_t));
     carve(&cv, (size_t)nvec * sizeof(int));
     carve(&cv, (size_t)N * Co * sizeof(double));
@@ -1015,14 +1023,14 @@ static void fused_backward(dfs_graph *g, dfs_node *nd) {
     unsigned char *mem = dfs_graph_scratch(g, 0, shared + (size_t)T * per_thread);
     cv = (carver){mem, 0};
     float *apack = carve(&cv, need_da ? dfs_igemm_pack_floats(C, KA) * sizeof(float) : 0);
-    float *wU = carve(&cv, wda ? (size_t)25 * C * Co * sizeof(float) : 0);
+    float *wU = carve(&cv, wda ? (size_t)(wtp + 9) * C * Co * sizeof(float) : 0);
     uint16_t *vmask = carve(&cv, (size_t)nvec * sizeof(uint16_t));
     int *vdst = carve(&cv, (size_t)nvec * sizeof(int));
     double *sums = carve(&cv, (size_t)N * Co * sizeof(double));                 // (N, Co)
     double *ab = carve(&cv, act ? 2 * (size_t)N * C * sizeof(double) : 0);      // (N, C, 2)
     if (need_da && bf) dfs_igemm_bf16_pack_flip((uint32_t *)apack, w->data, Co, C, KHW);
     else if (need_da) dfs_igemm_pack_flip(apack, w->data, Co, C, KHW);
-    if (wda) winograd_da_filter(wU, wU + (size_t)16 * C * Co, w->data, Co, C);
+    if (wda) winograd_da_filter(wU, wU + (size_t)wtp * C * Co, w->data, Co, C, wt);
     int wpick = -1, wpick_dw = -1; /* wda, wdw 2: what the timings found */
     dfs_igemm_vecmap(vmask, vdst, nq, G->Wp, G->Wc);
     const float *gm = gamma ? gamma->data : NULL, *bt = beta ? beta->data : NULL;
@@ -1110,7 +1118,7 @@ static void fused_backward(dfs_graph *g, dfs_node *nd) {
                                                  .dw = wpart, .nseg = mm, .seg_stride = plane};
                     dfs_igemm_bf16_dw_run(&p);
                 } else if (wdw == 1) {
-                    winograd_dw(G, xp, dout + (size_t)n0 * Co * P, mplane, mm, wm, wscratch);
+                    winograd_dw(G, xp, dout + (size_t)n0 * Co * P, mplane, mm, wm, wscratch, wt);
                 } else {
                     if (wdw == 2 && tid == 0 && !timed_dw) { /* best of two each, into throwaway sums */
                         float *w2 = wm2 + CCo;
@@ -1119,7 +1127,7 @@ static void fused_backward(dfs_graph *g, dfs_node *nd) {
                             memset(wm2, 0, CCo * sizeof(float));
                             memset(w2, 0, (size_t)Co * K * sizeof(float));
                             const double t0 = now_s();
-                            winograd_dw(G, xp, dout + (size_t)n0 * Co * P, mplane, mm, wm2, wscratch);
+                            winograd_dw(G, xp, dout + (size_t)n0 * Co * P, mplane, mm, wm2, wscratch, wt);
                             const double t1 = now_s();
                             direct_dw(G, xp, dyp, mplane, mm, src, rows, w2);
                             const double t2 = now_s();
@@ -1152,12 +1160,12 @@ static void fused_backward(dfs_graph *g, dfs_node *nd) {
                                                   .bias = NULL, .res = NULL, .accumulate = 0};
                     dfs_igemm_bf16_run(&p);
                 } else if (wda == 1) {
-                    winograd_da(G, wU, dyp, mplane, j, da, wscratch);
+                    winograd_da(G, wU, dyp, mplane, j, da, wscratch, wt);
                 } else if (wda == 2 && tid == 0 && !timed) { /* best of two each, direct last */
                     double tw = 1e30, td = 1e30;
                     for (int r = 0; r < 2; r++) {
                         const double t0 = now_s();
-                        winograd_da(G, wU, dyp, mplane, j, da2, wscratch);
+                        winograd_da(G, wU, dyp, mplane, j, da2, wscratch, wt);
                         const double t1 = now_s();
                         direct_da(G, apack, src, rows, vmask, vdst, dyp, mplane, j, da);
                         const double t2 = now_s();
@@ -1226,7 +1234,7 @@ static void fused_backward(dfs_graph *g, dfs_node *nd) {
             for (long i = 0; i < (long)CCo; i++)
                 for (int t = 1; t < nt; t++) m0[i] += ((const float *)(mem + shared + (size_t)t * per_thread + o_wm))[i];
 #pragma omp single
-            dfs_winograd_dw_finish(dw, m0, Co, C);
+            dfs_winograd_dw_finish(dw, m0, Co, C, wt);
         } else if (dw) {
 #pragma omp for schedule(static)
             for (long i = 0; i < (long)Co * K; i++) {

@@ -1,23 +1,30 @@
-/* test_winograd.c - Winograd F(2x2,3x3) (src/kernels/winograd.c, DFS_CONV=winograd) against the
- * reference convolution (src/ref/conv.c), with an error bound derived from the algorithm, and a
- * U-Net forward with and without it.
+/* test_winograd.c - Winograd F(2x2,3x3) and F(4x4,3x3) (src/kernels/winograd.c,
+ * DFS_CONV=winograd) against the reference convolution (src/ref/conv.c), with an error bound
+ * derived from the algorithm, and a U-Net forward and training step with and without it.
  *
  * The bound. Y = A^T [U (.) V] A summed over channels, U = G g G^T, V = B^T d B (Lavin & Gray
  * 2016, eq. 8), every stage in float. Each output is a sum of products of the data, and by the
  * standard model fl(a op b) = (a op b)(1 + delta), |delta| <= u = 2^-24, each term of the
- * exact expansion is perturbed by at most n roundings along its path (Higham 2002, Lemma 3.1):
- *   filter transform 2 + 2 (rows of G have up to three non-zeros: two additions, twice; the
- *   factors 1/2 and 1 are exact), input transform 1 + 1, the product 1, the sum over Ci in the
- *   GEMM Ci (any order), output transform 2 + 2, bias, time bias and the add into y 3:
- *   n = Ci + 14. So
+ * exact expansion is perturbed by at most n roundings along its path (Higham 2002, Lemma 3.1).
+ *   F(2x2): filter transform 2 + 2 (rows of G have up to three non-zeros: two additions,
+ *   twice; the factors 1/2 and 1 are exact), input transform 1 + 1, the product 1, the sum over
+ *   Ci in the GEMM Ci (any order), output transform 2 + 2, bias, time bias and the add into y
+ *   3: n = Ci + 14.
+ *   F(4x4): the filter transform runs in double and rounds once to float: 1, and 1 more covers
+ *   double's own error (under 8 2^-53 of |G||g||G^T|, far below one u); input transform 2 + 2
+ *   and output transform 3 + 3 (as winograd.c writes them: 4 (d0 - d2) + (d4 - d2), and
+ *   (m0 + p) + r with the factors 2, 4 and 8 exact, an FMA one rounding), the product 1, the
+ *   sum Ci, the biases 3: n = Ci + 16.
+ * So
  *     |y_wino - y| <= gamma_n (S + |b|),   gamma_n = n u / (1 - n u),
  *     S = sum_ci |A^T| ( (|G||g||G^T|) (.) (|B^T||d||B|) ) |A|   (the same expression on |.|),
  *   and the reference, exact to double and rounded to float, adds u |y|. S is computed here in
  *   double for every output. In the terms the issue asks for, S <= c sum_rf |w||x| does not hold
- *   as such: the transforms mix each weight with the whole 4x4 tile, not only the pixel it
- *   multiplies. For data of one magnitude S / sum_rf |w||x| = (8/3)^2 = 64/9 = 7.1 (in 1-D the
- *   row of |A^T| |G| . |B^T| sums to 8 per output against 3 of the direct sum), so the bound
- *   reads c = 7.1 (Ci + 14) u sum |w||x| there; the test prints the measured ratios.
+ *   as such: the transforms mix each weight with the whole tile, not only the pixel it
+ *   multiplies. For data of one magnitude S / sum_rf |w||x| is at most 64/9 = 7.1 for F(2x2)
+ *   (in 1-D the row of |A^T| |G| . |B^T| sums to 8 per output against 3 of the direct sum) and
+ *   larger for F(4x4) (its B^T and A^T hold 4, 5 and 8; equal_ratio() computes it), so the
+ *   bound reads c = 7.1 (Ci + 14) u sum |w||x| for F(2x2); the test prints the measured ratios.
  *
  * Size key: N batch, Ci/Co channels, H W the image. */
 #include "check.h"
@@ -36,20 +43,48 @@
 static const double U_ROUND = 5.9604644775390625e-8; /* 2^-24 */
 
 /* C[r][k][l] = sum_i |A^T[r][i]| |G[i][k]| |B^T[i][l]|: the 1-D weight of |g_k| |d_l| in S for
- * output r of a tile. */
-static double Cw[2][3][4];
+ * output r of a tile; Cw2 for F(2x2,3x3), Cw4 for F(4x4,3x3). */
+static double Cw2[2][3][4], Cw4[4][3][6];
 
 static void init_cw(void) {
     const double At[2][4] = {{1, 1, 1, 0}, {0, 1, -1, -1}};
     const double G[4][3] = {{1, 0, 0}, {.5, .5, .5}, {.5, -.5, .5}, {0, 0, 1}};
     const double Bt[4][4] = {{1, 0, -1, 0}, {0, 1, 1, 0}, {0, -1, 1, 0}, {0, 1, 0, -1}};
+    const double At4[4][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}};
+    const double G4[6][3] = {{1. / 4, 0, 0},         {-1. / 6, -1. / 6, -1. / 6}, {-1. / 6, 1. / 6, -1. / 6},
+                             {1. / 24, 1. / 12, 1. / 6}, {1. / 24, -1. / 12, 1. / 6}, {0, 0, 1}};
+    const double Bt4[6][6] = {{4, 0, -5, 0, 1, 0},  {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0},
+                              {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
     for (int r = 0; r < 2; r++)
         for (int k = 0; k < 3; k++)
             for (int l = 0; l < 4; l++) {
                 double s = 0;
                 for (int i = 0; i < 4; i++) s += fabs(At[r][i]) * fabs(G[i][k]) * fabs(Bt[i][l]);
-                Cw[r][k][l] = s;
+                Cw2[r][k][l] = s;
             }
+    for (int r = 0; r < 4; r++)
+        for (int k = 0; k < 3; k++)
+            for (int l = 0; l < 6; l++) {
+                double s = 0;
+                for (int i = 0; i < 6; i++) s += fabs(At4[r][i]) * fabs(G4[i][k]) * fabs(Bt4[i][l]);
+                Cw4[r][k][l] = s;
+            }
+}
+
+/* The weight of |g_k| |d_l| for output r of a tile of t (2 or 4). */
+static double cw(int t, int r, int k, int l) { return t == 4 ? Cw4[r][k][l] : Cw2[r][k][l]; }
+
+/* S / sum_rf |w||x| for data of one magnitude: the largest over a tile's outputs of the 1-D
+ * ratio sum_kl C[r][k][l] / 3, squared (64/9 for F(2x2)). */
+static double equal_ratio(int t) {
+    double worst = 0;
+    for (int r = 0; r < t; r++) {
+        double s = 0;
+        for (int k = 0; k < 3; k++)
+            for (int l = 0; l < t + 2; l++) s += cw(t, r, k, l);
+        worst = fmax(worst, s / 3);
+    }
+    return worst * worst;
 }
 
 static float xat(const float *x, int H, int W, int ih, int iw) {
@@ -81,6 +116,7 @@ typedef struct {
 
 /* One shape: returns the statistics; prints the first output over the bound. */
 static shape_stats check_shape(dfs_rng *rng, int N, int Ci, int Co, int H, int W, int verbose) {
+    const int t = dfs_winograd_tile();
     const size_t nx = (size_t)N * Ci * H * W, nw = (size_t)Co * Ci * 9, ny = (size_t)N * Co * H * W;
     float *x = malloc(nx * sizeof(float)), *w = malloc(nw * sizeof(float));
     float *b = malloc((size_t)Co * sizeof(float));
@@ -91,13 +127,14 @@ static shape_stats check_shape(dfs_rng *rng, int N, int Ci, int Co, int H, int W
     dfs_rng_fill_normal(rng, b, (size_t)Co);
     dfs_conv2d_reference(yr, x, w, b, N, Ci, H, W, Co, 3, 3, 1, 1);
     conv_with(yw, x, w, b, N, Ci, H, W, Co, DFS_CONV_WINOGRAD);
-    const double gam = (Ci + 14) * U_ROUND / (1 - (Ci + 14) * U_ROUND);
+    const int nr = Ci + (t == 4 ? 16 : 14); /* roundings along a term's path (the header) */
+    const double gam = nr * U_ROUND / (1 - nr * U_ROUND);
     shape_stats st = {0, 0, 0, 0};
     for (int n = 0; n < N; n++)
         for (int co = 0; co < Co; co++)
             for (int oy = 0; oy < H; oy++)
                 for (int ox = 0; ox < W; ox++) {
-                    const int r = oy % 2, s = ox % 2, y0 = oy - r - 1, x0 = ox - s - 1; /* tile origin */
+                    const int r = oy % t, s = ox % t, y0 = oy - r - 1, x0 = ox - s - 1; /* tile origin */
                     double S = 0, rf = 0;
                     for (int ci = 0; ci < Ci; ci++) {
                         const float *xc = x + ((size_t)n * Ci + ci) * H * W;  // (H, W)
@@ -106,9 +143,9 @@ static shape_stats check_shape(dfs_rng *rng, int N, int Ci, int Co, int H, int W
                             for (int kw = 0; kw < 3; kw++) {
                                 const double ag = fabs(g[3 * kh + kw]);
                                 rf += ag * fabs(xat(xc, H, W, oy - 1 + kh, ox - 1 + kw));
-                                for (int dy = 0; dy < 4; dy++)
-                                    for (int dx = 0; dx < 4; dx++)
-                                        S += Cw[r][kh][dy] * Cw[s][kw][dx] * ag *
+                                for (int dy = 0; dy < t + 2; dy++)
+                                    for (int dx = 0; dx < t + 2; dx++)
+                                        S += cw(t, r, kh, dy) * cw(t, s, kw, dx) * ag *
                                              fabs(xat(xc, H, W, y0 + dy, x0 + dx));
                             }
                     }
@@ -131,13 +168,15 @@ static shape_stats check_shape(dfs_rng *rng, int N, int Ci, int Co, int H, int W
     return st;
 }
 
-/* Many shapes, under the FAST kernels (fused op) and the BLAS kernels (plain conv op). */
-static void test_shapes(void) {
+/* Many shapes, under the FAST kernels (fused op) and the BLAS kernels (plain conv op), on each
+ * tile this CPU runs (F(4x4) needs AVX-512). */
+static void test_shapes_tile(int tile) {
     static const int sides[] = {1, 2, 3, 4, 5, 7, 8, 13, 14, 16, 17, 28, 33};
     static const int chans[] = {1, 2, 3, 8, 15, 16, 17, 31, 32, 33, 48, 64};
     const int ns = sizeof sides / sizeof *sides, nc = sizeof chans / sizeof *chans;
     dfs_rng rng;
     dfs_rng_seed(&rng, 19);
+    const int old_tile = dfs_winograd_test_tile(tile);
     double wob = 0, werr = 0, wS = 0;
     int shapes = 0;
     for (int kern = 0; kern < 2; kern++) {
@@ -153,8 +192,8 @@ static void test_shapes(void) {
             if (t == 1) N = 1, Ci = 1, Co = 1, H = 1, W = 1;     /* the smallest */
             if (t == 2) N = 2, Ci = 17, Co = 33, H = 7, W = 28;  /* odd x even */
             shape_stats st = check_shape(&rng, N, Ci, Co, H, W, 1);
-            CHECK(st.bad == 0, "%s kernels: N%d Ci%d Co%d %dx%d: %d outputs over the bound (worst err/bound %.3g)",
-                  kern == 0 ? "fast" : "blas", N, Ci, Co, H, W, st.bad, st.worst_over_bound);
+            CHECK(st.bad == 0, "F(%dx%d), %s kernels: N%d Ci%d Co%d %dx%d: %d outputs over the bound (worst err/bound %.3g)",
+                  tile, tile, kern == 0 ? "fast" : "blas", N, Ci, Co, H, W, st.bad, st.worst_over_bound);
             wob = max_err(wob, st.worst_over_bound);
             werr = max_err(werr, st.worst_err_rf);
             wS = max_err(wS, st.worst_s_rf);
@@ -162,23 +201,33 @@ static void test_shapes(void) {
         }
     }
     dfs_set_kernels(DFS_KERNELS_FAST);
-    printf("  %d shapes: max err/bound %.3g; max err / (u sum_rf |w||x|) %.3g; "
-           "max S / sum_rf |w||x| %.3g (64/9 = %.3g for equal magnitudes)\n",
-           shapes, wob, werr, wS, 64.0 / 9);
-    CHECK(wob < 1, "the bound holds on every shape (%.3g)", wob);
+    dfs_winograd_test_tile(old_tile);
+    printf("  F(%dx%d,3x3), %d shapes: max err/bound %.3g; max err / (u sum_rf |w||x|) %.3g; "
+           "max S / sum_rf |w||x| %.3g (%.3g for equal magnitudes)\n",
+           tile, tile, shapes, wob, werr, wS, equal_ratio(tile));
+    CHECK(wob < 1, "F(%dx%d): the bound holds on every shape (%.3g)", tile, tile, wob);
 }
 
-/* A wrong transform must be caught: G[1][0] = 1/2 + 2^-10, and the finest break that the
- * bound still sees (printed). */
+static void test_shapes(void) {
+    test_shapes_tile(2);
+    dfs_winograd_test_tile(4);
+    if (dfs_winograd_tile() == 4) test_shapes_tile(4);
+    else printf("  F(4x4,3x3) not checked: this CPU runs F(2x2) only (no AVX-512, or DFS_CPU=avx2)\n");
+    dfs_winograd_test_tile(0);
+}
+
+/* A wrong transform must be caught: G[1][0] (1/2 in F(2x2), -1/6 in F(4x4)) off by 2^-10,
+ * on the tile this CPU runs. */
 static void test_broken_transform(void) {
     dfs_rng rng;
     dfs_rng_seed(&rng, 7);
+    const int t = dfs_winograd_tile();
     dfs_winograd_test_perturb(1.0f / 1024);
     shape_stats st = check_shape(&rng, 2, 16, 16, 9, 9, 0);
     dfs_winograd_test_perturb(0.0f);
-    CHECK(st.bad > 0, "G[1][0] off by 2^-10: %d outputs over the bound (worst err/bound %.3g)", st.bad,
-          st.worst_over_bound);
-    printf("  G[1][0] off by 2^-10: %d of %d outputs over the bound (worst err/bound %.3g)\n",
+    CHECK(st.bad > 0, "F(%dx%d): G[1][0] off by 2^-10: %d outputs over the bound (worst err/bound %.3g)", t, t,
+          st.bad, st.worst_over_bound);
+    printf("  F(%dx%d): G[1][0] off by 2^-10: %d of %d outputs over the bound (worst err/bound %.3g)\n", t, t,
            st.bad, 2 * 16 * 81, st.worst_over_bound);
     st = check_shape(&rng, 2, 16, 16, 9, 9, 0);
     CHECK(st.bad == 0, "restored: %d over the bound", st.bad);
