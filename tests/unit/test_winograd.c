@@ -11,7 +11,8 @@
  *   Ci in the GEMM Ci (any order), output transform 2 + 2, bias, time bias and the add into y
  *   3: n = Ci + 14.
  *   F(4x4): the filter transform runs in double and rounds once to float: 1, and 1 more covers
- *   double's own error (under 8 2^-53 of |G||g||G^T|, far below one u); input transform 2 + 2
+ *   double's own error (9 products summed, a few 2^-53 of |G||g||G^T|, far below one u);
+ *   input transform 2 + 2
  *   and output transform 3 + 3 (as winograd.c writes them: 4 (d0 - d2) + (d4 - d2), and
  *   (m0 + p) + r with the factors 2, 4 and 8 exact, an FMA one rounding), the product 1, the
  *   sum Ci, the biases 3: n = Ci + 16.
