@@ -258,7 +258,8 @@ if DA in by:
          "of the SGEMM peak, counting direct FLOPs; rounds: " + ", ".join(f"{r['forward_img_per_s']:.1f}" for r in by[DA])
          + "; 3x3 shapes on Winograd / direct: " + ", ".join(f"{r['auto_winograd_shapes']}/{r['auto_direct_shapes']}" for r in by[DA]) + ")")
     line("diffuse fp32 --conv auto, DDIM-50", f"{med(DA, 'ddim50_sample_s'):.2f} s against {med(D, 'ddim50_sample_s'):.2f} "
-         f"direct ({med(D, 'ddim50_sample_s') / med(DA, 'ddim50_sample_s'):.2f}x faster)")
+         f"direct ({med(D, 'ddim50_sample_s') / med(DA, 'ddim50_sample_s'):.2f}x faster); peak RSS "
+         f"{med(DA, 'peak_rss_mb'):.1f} MB")
 DB = f"diffusebf16_t{threads}"
 if DB in by:
     fb, tb = med(DB, "forward_img_per_s"), med(DB, "train_img_per_s")
