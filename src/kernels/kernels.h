@@ -201,7 +201,7 @@ void dfs_winograd_dw_finish(float *dw, const float *M, int Co, int Ci, int tile)
 /* Tests only: add eps to the entry G[1][0] of the filter transforms (1/2 in F(2x2), -1/6 in
  * F(4x4); 0 restores them); returns the previous eps. */
 float dfs_winograd_test_perturb(float eps);
-/* Tests only: dfs_winograd_tile returns t (2, or 4 where AVX-512 runs) from now on, 0 undoes
+/* Tests and bench/winograd.c only: dfs_winograd_tile returns t (2, or 4 where AVX-512 runs) from now on, 0 undoes
  * it; returns the previous setting. */
 int dfs_winograd_test_tile(int t);
 /* dfs_get_conv_algo, dfs_set_conv_algo, dfs_conv_auto_count: include/diffuse/kernels.h */

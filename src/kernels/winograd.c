@@ -298,8 +298,9 @@ static void finish4(float *dw, const float *M, size_t CC) {
  * its tile (tiles in lanes 0..6). The output transform goes the other way: A^T down the rows
  * with tiles in lanes, A across, and four permutes interleave the 4 outputs of each tile into
  * the output row. Masked loads read nothing past the padded plane (zeros instead) and masked
- * stores write nothing past H x W. Same operations and roundings as the portable loops, with
- * FMA where one of them was a multiply by 2, 4 or 8 (exact) followed by an addition. */
+ * stores write nothing past H x W. The operations are the ones the header above writes out,
+ * with an FMA where a multiply by 2, 4 or 8 (exact) meets an addition, so each term passes
+ * no more roundings than it counts. */
 #define BT6V(o, d0, d1, d2, d3, d4, d5)                                                           \
     const __m512 o##a = _mm512_sub_ps(d4, d2), o##b = _mm512_fnmadd_ps(four, d2, d4),            \
                  o##c = _mm512_fnmadd_ps(four, d1, d3),                                          \

@@ -593,7 +593,8 @@ static void fused_direct(dfs_graph *g, const fgeom *G0, float *outd, const dfs_t
 /* ---- DFS_CONV=auto: Winograd or the direct kernel, per shape, by timing ----
  * Which is faster depends on the CPU and the shape (bench/winograd.sh on a Zen 4: F(2x2)
  * 1.3-1.5x at 28x28 and 14x14 with 64+ channels, 0.4x at 7x7, 0.3x with one input channel;
- * F(4x4) 1.5-3.8x at 28x28, 1.0-1.8x at 14x14, 1.1x at 7x7, 0.6x with one input channel).
+ * F(4x4) 1.8-2.4x at 28x28, 1.5-1.7x at 14x14, 1.0-1.1x at 7x7, 0.4x with one input channel;
+ * docs/PERFORMANCE.md, stop 35).
  * The first call of a shape (channels, size, batch, pre-op, threads) runs both paths on
  * its own data, twice each, alternating (the first run of each also pays its page faults), and
  * the faster best-of-two is used for that shape from then on in this process; the call's output
@@ -879,11 +880,9 @@ static void direct_dw(const fgeom *G, const float *xp, const float *dyp, size_t 
  * padded planes of dY (Hc + 2 rows of Wc + 2), mplane floats apart, are its input as they lie
  * (m = 1, plane = mplane): F(4x4) reads nothing outside them, at any size; F(2x2) needs even
  * sizes (its planes then are exactly these). dW takes the same tile and sizes. */
-static int winograd_da_ok(const fgeom *G) {
+static int winograd_bwd_ok(const fgeom *G) {
     return winograd_ok(G) && (dfs_winograd_tile() == 4 || (G->Hc % 2 == 0 && G->Wc % 2 == 0));
 }
-
-static int winograd_dw_ok(const fgeom *G) { return winograd_da_ok(G); }
 
 /* Tile rows (of tile t) per dfs_winograd_run or dfs_winograd_dw_run of one image: about
  * winograd_cols() columns. */
@@ -922,9 +921,9 @@ static auto_entry bwd_key(const fgeom *G, int kind, int pick) {
 
 /* The path of a backward's dA or dW: 0 direct, 1 Winograd, 2 time both on thread 0's first
  * image (dA) or chunk (dW) (auto, the shape's first backward; every result of that call is
- * the direct one). Where the tile allows (winograd_da_ok, winograd_dw_ok). */
+ * the direct one). Where the tile allows (winograd_bwd_ok). */
 static int winograd_bwd_pick(const fgeom *G, int kind) {
-    if (!(kind == BWD_DA ? winograd_da_ok(G) : winograd_dw_ok(G))) return 0;
+    if (!winograd_bwd_ok(G)) return 0;
     if (dfs_get_conv_algo() != DFS_CONV_AUTO) return 1;
     const auto_entry key = bwd_key(G, kind, 0);
     const int found = auto_lookup(&key);
