@@ -21,7 +21,8 @@ struct dfs_step {
     size_t np;        /* parameters the workers' gradients were made for */
     struct worker {   /* data-parallel steps: one per thread */
         dfs_graph *g;
-        float *grad;  /* (params n) its own parameter gradients */
+        float *grad;  /* (params n) its own parameter gradients; NULL for worker 0, which
+                       * writes the parameters' own (one copy of the parameters fewer) */
         dfs_rng rng;  /* its dropout generator, seeded from the run's each step */
         float loss;   /* its share of the batch loss */
         dfs_tensor *out; /* its loss tensor (kept here, not in a local that a longjmp may clobber) */
@@ -152,8 +153,8 @@ static dfs_status ensure_workers(dfs_step *s, int n, size_t np) {
         struct worker *k = &s->w[s->nw];
         memset(k, 0, sizeof *k);
         k->g = dfs_graph_new();
-        k->grad = malloc(np * sizeof(float));
-        if (!k->g || !k->grad) {
+        k->grad = s->nw ? malloc(np * sizeof(float)) : NULL;
+        if (!k->g || (s->nw && !k->grad)) {
             dfs_graph_free(k->g);
             free(k->grad);
             return DFS_ERR_NOMEM;
@@ -206,8 +207,10 @@ static void worker_forward(dfs_step *s, int k, int j, int W, const dfs_denoiser 
     dfs_graph_reset(g);
     dfs_graph_set_grad(g, 1);
     dfs_graph_set_training(g, 1, &wk->rng);
-    dfs_graph_redirect_grads(g, p->grad, p->n, wk->grad);
-    memset(wk->grad, 0, p->n * sizeof(float));
+    if (k) { /* worker 0's go to the parameters' own, cleared in worker_backward */
+        dfs_graph_redirect_grads(g, p->grad, p->n, wk->grad);
+        memset(wk->grad, 0, p->n * sizeof(float));
+    }
     jmp_buf jb;
     wk->out = NULL;
     wk->failed = 0;
@@ -229,11 +232,14 @@ static void worker_forward(dfs_step *s, int k, int j, int W, const dfs_denoiser 
     dfs_graph_set_oom_jump(g, NULL);
 }
 
-/* Backward of worker k when the batch loss is finite, seeded with its share. */
-static void worker_backward(dfs_step *s, int k, float L) {
+/* Backward of worker k when the batch loss is finite, seeded with its share. Worker 0 writes
+ * the parameters' gradients p->grad, cleared here, so that a step whose loss is not finite
+ * leaves them as they were, as serial_step does. */
+static void worker_backward(dfs_step *s, int k, float L, dfs_params *p) {
     struct worker *wk = &s->w[k];
     dfs_graph *g = wk->g;
     jmp_buf jb;
+    if (k == 0 && isfinite(L)) memset(p->grad, 0, p->n * sizeof(float));
     if (!wk->failed && wk->out && isfinite(L)) {
         if (setjmp(jb) == 0) {
             dfs_graph_set_oom_jump(g, &jb);
@@ -298,7 +304,7 @@ static dfs_status parallel_step(dfs_step *s, int n, const dfs_denoiser *d, int B
         for (int j = 0; j < n; j++) L += s->w[j].loss;
     }
 #pragma omp parallel for num_threads(n) schedule(static, 1)
-    for (int k = 0; k < n; k++) worker_backward(s, k, L);
+    for (int k = 0; k < n; k++) worker_backward(s, k, L, p);
     int oom = -1; /* the first worker that ran out of memory */
     for (int k = 0; k < n && oom < 0; k++)
         if (s->w[k].failed) oom = k;
@@ -306,9 +312,9 @@ static dfs_status parallel_step(dfs_step *s, int n, const dfs_denoiser *d, int B
     /* a NaN loss (a worker out of memory in forward included) is every process's: no sum */
     if (!isfinite(L) || (oom >= 0 && !R)) goto done;
 #pragma omp parallel for schedule(static)
-    for (long i = 0; i < (long)p->n; i++) {
-        float sum = 0.0f;
-        for (int j = 0; j < n; j++) sum += s->w[j].grad[i];
+    for (long i = 0; i < (long)p->n; i++) { /* worker 0's sums are p->grad already */
+        float sum = p->grad[i];
+        for (int j = 1; j < n; j++) sum += s->w[j].grad[i];
         p->grad[i] = oom >= 0 ? NAN : sum;
     }
     if (R && (st = R->sum(R->user, p->grad, p->n)) != DFS_OK) return st;

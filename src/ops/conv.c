@@ -978,9 +978,14 @@ static void fused_backward(dfs_graph *g, dfs_node *nd) {
     const int wt = dfs_winograd_tile(), wtp = (wt + 2) * (wt + 2); /* dA's and dW's tile */
     const size_t wscr = wda || wdw ? dfs_winograd_scratch_floats(Co, C, wt * winograd_da_rows(G, wt), G->Wc, 1, wt) : 0;
     const size_t CCo = (size_t)wtp * C * Co; /* Winograd dW's M (wtp, Co, C) */
+    /* Winograd dA: U (wtp, C, Co), and its 9 C Co input after it, or, with Winograd dW, in
+     * thread 0's M, which the filter transform is done with before M is cleared. The direct
+     * kernel's packed weights only where it runs: those and the direct dW's per-thread sums
+     * cost about 0.3 MB each at the U-Net's largest backward. */
+    const int da_packed = need_da && wda != 1, u_tmp = wda && wdw != 1 ? 9 : 0;
     carver cv = {NULL, 0};
-    carve(&cv, need_da ? dfs_igemm_pack_floats(C, KA) * sizeof(float) : 0);
-    carve(&cv, wda ? (size_t)(wtp + 9) * C * Co * sizeof(float) : 0); /* U (wtp, C, Co), its 9 C Co input */
+    carve(&cv, da_packed ? dfs_igemm_pack_floats(C, KA) * sizeof(float) : 0);
+    carve(&cv, wda ? (size_t)(wtp + u_tmp) * C * Co * sizeof(float) : 0);
     carve(&cv, (size_t)nvec * sizeof(uint16_t));
     carve(&cv, (size_t)nvec * sizeof(int));
     carve(&cv, (size_t)N * Co * sizeof(double));
@@ -995,7 +1000,7 @@ static void fused_backward(dfs_graph *g, dfs_node *nd) {
     const size_t o_da = cv.used;
     carve(&cv, need_da ? (size_t)C * P * sizeof(float) : 0);
     const size_t o_wp = cv.used;
-    carve(&cv, dw ? (size_t)Co * K * sizeof(float) : 0);
+    carve(&cv, dw && wdw != 1 ? (size_t)Co * K * sizeof(float) : 0);
     const size_t o_dyb = cv.used; /* bf16: dY's pair planes (Co2, m, Hp, Wp) */
     carve(&cv, bf && need_da ? ((size_t)Co2 * mplane + G->slack) * sizeof(uint32_t) : 0);
     const size_t o_xh = cv.used;  /* bf16: pre(x) and dY rounded, 16 bits each */
@@ -1010,10 +1015,8 @@ static void fused_backward(dfs_graph *g, dfs_node *nd) {
     carve(&cv, act ? (size_t)C * 2 * sizeof(float) : 0);
     const size_t o_tmp = cv.used;
     carve(&cv, HW * sizeof(float));
-    const size_t o_wscr = cv.used; /* Winograd dA and dW: their scratch; a second dA for the timing */
+    const size_t o_wscr = cv.used; /* Winograd dA and dW: their scratch */
     carve(&cv, wscr * sizeof(float));
-    const size_t o_da2 = cv.used;
-    carve(&cv, wda == 2 ? (size_t)C * P * sizeof(float) : 0);
     const size_t o_wm = cv.used; /* Winograd dW: M, or for the timing a second M and dW */
     carve(&cv, wdw == 1 ? CCo * sizeof(float) : 0);
     const size_t o_wm2 = cv.used;
@@ -1021,15 +1024,16 @@ static void fused_backward(dfs_graph *g, dfs_node *nd) {
     const size_t per_thread = cv.used;
     unsigned char *mem = dfs_graph_scratch(g, 0, shared + (size_t)T * per_thread);
     cv = (carver){mem, 0};
-    float *apack = carve(&cv, need_da ? dfs_igemm_pack_floats(C, KA) * sizeof(float) : 0);
-    float *wU = carve(&cv, wda ? (size_t)(wtp + 9) * C * Co * sizeof(float) : 0);
+    float *apack = carve(&cv, da_packed ? dfs_igemm_pack_floats(C, KA) * sizeof(float) : 0);
+    float *wU = carve(&cv, wda ? (size_t)(wtp + u_tmp) * C * Co * sizeof(float) : 0);
     uint16_t *vmask = carve(&cv, (size_t)nvec * sizeof(uint16_t));
     int *vdst = carve(&cv, (size_t)nvec * sizeof(int));
     double *sums = carve(&cv, (size_t)N * Co * sizeof(double));                 // (N, Co)
     double *ab = carve(&cv, act ? 2 * (size_t)N * C * sizeof(double) : 0);      // (N, C, 2)
-    if (need_da && bf) dfs_igemm_bf16_pack_flip((uint32_t *)apack, w->data, Co, C, KHW);
-    else if (need_da) dfs_igemm_pack_flip(apack, w->data, Co, C, KHW);
-    if (wda) winograd_da_filter(wU, wU + (size_t)wtp * C * Co, w->data, Co, C, wt);
+    if (da_packed && bf) dfs_igemm_bf16_pack_flip((uint32_t *)apack, w->data, Co, C, KHW);
+    else if (da_packed) dfs_igemm_pack_flip(apack, w->data, Co, C, KHW);
+    if (wda)
+        winograd_da_filter(wU, u_tmp ? wU + (size_t)wtp * C * Co : (float *)(mem + shared + o_wm), w->data, Co, C, wt);
     int wpick = -1, wpick_dw = -1; /* wda, wdw 2: what the timings found */
     dfs_igemm_vecmap(vmask, vdst, nq, G->Wp, G->Wc);
     const float *gm = gamma ? gamma->data : NULL, *bt = beta ? beta->data : NULL;
@@ -1045,13 +1049,13 @@ static void fused_backward(dfs_graph *g, dfs_node *nd) {
 #endif
         unsigned char *tm = mem + shared + (size_t)tid * per_thread;
         float *xp = (float *)(tm + o_xp), *dyp = (float *)(tm + o_dy), *da = (float *)(tm + o_da);
-        float *wpart = dw ? (float *)(tm + o_wp) : NULL;
+        float *wpart = dw && wdw != 1 ? (float *)(tm + o_wp) : NULL;
         uint32_t *dyb = (uint32_t *)(tm + o_dyb);
         uint16_t *xh = (uint16_t *)(tm + o_xh), *dyh = (uint16_t *)(tm + o_dyh);
         const float **src = (const float **)(tm + o_src);
         float **rows = (float **)(tm + o_rows);
         float *coef = (float *)(tm + o_coef), *tmp = (float *)(tm + o_tmp);
-        float *wscratch = (float *)(tm + o_wscr), *da2 = (float *)(tm + o_da2);
+        float *wscratch = (float *)(tm + o_wscr);
         float *wm = (float *)(tm + o_wm), *wm2 = (float *)(tm + o_wm2);
         int timed = 0, timed_dw = 0;
         if (wpart && wdw != 1) memset(wpart, 0, (size_t)Co * K * sizeof(float));
@@ -1164,7 +1168,7 @@ static void fused_backward(dfs_graph *g, dfs_node *nd) {
                     double tw = 1e30, td = 1e30;
                     for (int r = 0; r < 2; r++) {
                         const double t0 = now_s();
-                        winograd_da(G, wU, dyp, mplane, j, da2, wscratch, wt);
+                        winograd_da(G, wU, dyp, mplane, j, da, wscratch, wt); /* direct's overwrites it */
                         const double t1 = now_s();
                         direct_da(G, apack, src, rows, vmask, vdst, dyp, mplane, j, da);
                         const double t2 = now_s();

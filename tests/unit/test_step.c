@@ -78,6 +78,23 @@ static void test_masked_step(int threads) {
     CHECK(worst <= 20 * 6e-8 * 7 * 0.4 * 4 + 1e-7, "gradient of the masked loss (%d threads): worst %.3g", threads, worst);
     /* the data-parallel step weights each worker's mean by its share of modelled entries: with
      * equal weights by rows instead, row 2 (nothing modelled) would pull the mean down */
+
+    /* the same batch again gives the same gradient bit for bit: the parameters' gradients,
+     * which worker 0 writes directly, are cleared first, not added to; a step whose loss is
+     * NaN leaves them as they were (AdamW is refused such a step: nothing reads them) */
+    float *g1 = malloc(p->n * sizeof(float));
+    memcpy(g1, p->grad, p->n * sizeof(float));
+    CHECK(dfs_step_run(st, &d, n, dim, target, &m, &r, &loss) == DFS_OK &&
+              memcmp(g1, p->grad, p->n * sizeof(float)) == 0,
+          "%d threads: a second step of the same batch, the same gradient bit for bit", threads);
+    float bad[7 * 12];
+    memcpy(bad, target, sizeof bad);
+    bad[0] = NAN; /* row 0: worker 0's rows */
+    for (int k = 0; k < dim; k++) known[k] = 0;
+    CHECK(dfs_step_run(st, &d, n, dim, bad, &m, &r, &loss) == DFS_OK && isnan(loss) &&
+              memcmp(g1, p->grad, p->n * sizeof(float)) == 0,
+          "%d threads: a NaN loss (%g) leaves the gradient as it was", threads, (double)loss);
+    free(g1);
     dfs_step_free(st);
     dfs_params_free(p);
 }
