@@ -1058,7 +1058,7 @@ static void fused_backward(dfs_graph *g, dfs_node *nd) {
         float *wscratch = (float *)(tm + o_wscr);
         float *wm = (float *)(tm + o_wm), *wm2 = (float *)(tm + o_wm2);
         int timed = 0, timed_dw = 0;
-        if (wpart && wdw != 1) memset(wpart, 0, (size_t)Co * K * sizeof(float));
+        if (wpart) memset(wpart, 0, (size_t)Co * K * sizeof(float)); /* NULL where dW runs on Winograd */
         if (wdw == 1) memset(wm, 0, CCo * sizeof(float));
 #pragma omp for schedule(static)
         for (int ch = 0; ch < nchunks; ch++) {
